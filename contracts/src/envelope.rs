@@ -1,0 +1,71 @@
+//! Success envelopes (`{data, request_id}` and `{data, pagination, request_id}`) and the
+//! per-request ID that every envelope carries.
+
+use poem_openapi::Object;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// Runs `fut` with `id` as the current request ID. The kernel's request pipeline calls this.
+pub async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+/// The ID of the request being served, or `req_unknown` outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "req_unknown".to_owned())
+}
+
+/// A single-object response.
+#[derive(Debug, Clone, Object)]
+pub struct Envelope<T: ParseFromJSON + ToJSON> {
+    /// The payload.
+    pub data: T,
+    /// The request this response answers.
+    pub request_id: String,
+}
+
+impl<T: ParseFromJSON + ToJSON> Envelope<T> {
+    /// Wraps `data`, stamped with the current request ID.
+    pub fn new(data: T) -> Self {
+        Self { data, request_id: current_request_id() }
+    }
+}
+
+/// Where a list stopped, and whether it goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+pub struct Pagination {
+    /// The page size that was applied.
+    pub limit: u32,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub cursor: Option<String>,
+    /// True exactly when more items follow this page.
+    pub has_more: bool,
+}
+
+impl Pagination {
+    /// A complete list in one page.
+    pub fn single_page(limit: u32) -> Self {
+        Self { limit, cursor: None, has_more: false }
+    }
+}
+
+/// A list response.
+#[derive(Debug, Clone, Object)]
+pub struct ListEnvelope<T: ParseFromJSON + ToJSON> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// How to get the next page.
+    pub pagination: Pagination,
+    /// The request this response answers.
+    pub request_id: String,
+}
+
+impl<T: ParseFromJSON + ToJSON> ListEnvelope<T> {
+    /// Wraps one page of items, stamped with the current request ID.
+    pub fn new(data: Vec<T>, pagination: Pagination) -> Self {
+        Self { data, pagination, request_id: current_request_id() }
+    }
+}

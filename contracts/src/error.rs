@@ -1,0 +1,315 @@
+//! The one error type every HTTP handler returns, its codes, and their mapping to HTTP statuses.
+//!
+//! [`ErrorCode::status`] is the only place where an error code becomes an HTTP status. Every
+//! error leaves the server in the upstream envelope `{error: {code, message, details,
+//! request_id}, request_id}` with an `X-Plystra-Error-Code` header.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Enum, Object};
+
+use crate::envelope::current_request_id;
+
+/// Structured error details: a JSON object.
+pub type Details = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// The response header that carries the error code.
+pub const ERROR_CODE_HEADER: &str = "X-Plystra-Error-Code";
+
+/// Every error code the API can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The request is malformed or a field is invalid; `details` names the fields.
+    ValidationFailed,
+    /// No credential, or one that is not valid.
+    AuthenticationRequired,
+    /// A valid credential without the permission the operation needs.
+    AdminPermissionRequired,
+    /// Inline authorization context was sent with a session instead of an API key.
+    InlineContextRequiresApiKey,
+    /// No route matches the path.
+    NotFound,
+    /// The feature is switched off by configuration.
+    FeatureDisabled,
+    /// The route exists, but not for this method.
+    MethodNotAllowed,
+    /// The request conflicts with the current state (a duplicate, a state transition).
+    Conflict,
+    /// Revoking this grant would leave no active super admin.
+    LastSuperAdmin,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The request body is not in a media type the operation accepts.
+    UnsupportedMediaType,
+    /// An unexpected failure; the message carries no internals.
+    InternalError,
+    /// The runtime is not ready: a required capability, the database or the schema is not.
+    NotReady,
+    /// The database cannot be reached.
+    DatabaseUnavailable,
+    /// The audit store cannot commit; audited operations fail closed.
+    AuditUnavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::ValidationFailed,
+        Self::AuthenticationRequired,
+        Self::AdminPermissionRequired,
+        Self::InlineContextRequiresApiKey,
+        Self::NotFound,
+        Self::FeatureDisabled,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::LastSuperAdmin,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InternalError,
+        Self::NotReady,
+        Self::DatabaseUnavailable,
+        Self::AuditUnavailable,
+    ];
+
+    /// The HTTP status of this code. This is the only mapping from codes to statuses.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationFailed => StatusCode::BAD_REQUEST,
+            Self::AuthenticationRequired => StatusCode::UNAUTHORIZED,
+            Self::AdminPermissionRequired | Self::InlineContextRequiresApiKey => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NotFound | Self::FeatureDisabled => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict | Self::LastSuperAdmin => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotReady | Self::DatabaseUnavailable | Self::AuditUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        // `Enum::to_json` would allocate a JSON value; names are fixed, so spell them out once.
+        match self {
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
+            Self::AdminPermissionRequired => "ADMIN_PERMISSION_REQUIRED",
+            Self::InlineContextRequiresApiKey => "INLINE_CONTEXT_REQUIRES_API_KEY",
+            Self::NotFound => "NOT_FOUND",
+            Self::FeatureDisabled => "FEATURE_DISABLED",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::LastSuperAdmin => "LAST_SUPER_ADMIN",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::NotReady => "NOT_READY",
+            Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
+        }
+    }
+}
+
+/// The body of an error.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Error")]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation. Never contains SQL, stack traces or secrets.
+    pub message: String,
+    /// Structured detail, for example `{"fields": {"limit": "must be between 1 and 200"}}`.
+    pub details: Details,
+    /// The request this error answers.
+    pub request_id: String,
+}
+
+/// The error envelope.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+    /// The request this error answers (same as `error.request_id`).
+    pub request_id: String,
+}
+
+/// An error on its way to the client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    /// The code, which fixes the status.
+    pub code: ErrorCode,
+    /// A message for people.
+    pub message: String,
+    /// Structured details.
+    pub details: Details,
+}
+
+impl ApiError {
+    /// An error with a code and a message and no details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: Details::new() }
+    }
+
+    /// Adds one detail entry.
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
+
+    /// A `VALIDATION_FAILED` error naming one bad field.
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        let mut fields = serde_json::Map::new();
+        fields.insert(field.to_owned(), serde_json::Value::String(problem.clone()));
+        Self::new(ErrorCode::ValidationFailed, format!("{field}: {problem}"))
+            .with_detail("fields", serde_json::Value::Object(fields))
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The envelope, stamped with the current request's ID.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        let request_id = current_request_id();
+        ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+                request_id: request_id.clone(),
+            },
+            request_id,
+        }
+    }
+
+    /// Maps an error that poem or poem-openapi produced (routing, parsing, limits) onto our codes.
+    /// Its text is kept only for client errors, where it describes the client's own input.
+    pub fn from_poem(err: &poem::Error) -> Self {
+        let status = err.status();
+        let code = match status {
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::UNAUTHORIZED => ErrorCode::AuthenticationRequired,
+            StatusCode::FORBIDDEN => ErrorCode::AdminPermissionRequired,
+            StatusCode::SERVICE_UNAVAILABLE => ErrorCode::NotReady,
+            s if s.is_client_error() => ErrorCode::ValidationFailed,
+            _ => ErrorCode::InternalError,
+        };
+        match code {
+            ErrorCode::NotFound => Self::new(code, "no route matches this path"),
+            ErrorCode::MethodNotAllowed => Self::new(code, "this path does not accept this method"),
+            ErrorCode::PayloadTooLarge => Self::new(code, "the request body is too large"),
+            ErrorCode::InternalError => Self::new(code, "internal error"),
+            ErrorCode::ValidationFailed | ErrorCode::UnsupportedMediaType => {
+                let reason = err.to_string();
+                Self::new(code, format!("invalid request: {reason}")).with_detail("reason", reason)
+            }
+            _ => Self::new(code, err.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.envelope().to_json().unwrap_or(serde_json::Value::Null);
+        Response::builder()
+            .status(self.status())
+            .header(ERROR_CODE_HEADER, self.code.as_str())
+            .content_type("application/json; charset=utf-8")
+            .body(body.to_string())
+    }
+}
+
+impl From<ApiError> for poem::Error {
+    fn from(err: ApiError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+/// The statuses every operation documents for its errors.
+const DOCUMENTED_ERRORS: &[(u16, &str)] = &[
+    (400, "The request is malformed or a field is invalid (`VALIDATION_FAILED`)."),
+    (401, "No valid credential (`AUTHENTICATION_REQUIRED`)."),
+    (403, "The credential lacks the permission (`ADMIN_PERMISSION_REQUIRED`)."),
+    (404, "The entity or route does not exist."),
+    (409, "The request conflicts with the current state."),
+    (413, "The request body is too large (`PAYLOAD_TOO_LARGE`)."),
+    (500, "An unexpected failure (`INTERNAL_ERROR`); no internals are exposed."),
+    (503, "The runtime, database or audit store is unavailable."),
+];
+
+impl ApiResponse for ApiError {
+    const BAD_REQUEST_HANDLER: bool = true;
+
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED_ERRORS
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: ErrorEnvelope::schema_ref(),
+                    }],
+                    headers: vec![MetaHeader {
+                        name: ERROR_CODE_HEADER.to_owned(),
+                        description: Some("The error code, as in the body.".to_owned()),
+                        required: true,
+                        deprecated: false,
+                        schema: String::schema_ref(),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorEnvelope::register(registry);
+    }
+
+    fn from_parse_request_error(err: poem::Error) -> Self {
+        Self::from_poem(&err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_distinct_wire_name_matching_the_schema() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            assert_eq!(code.to_json().unwrap(), serde_json::Value::String(code.as_str().into()));
+        }
+        let schema = ErrorCode::schema_ref();
+        let mut registry = Registry::new();
+        ErrorCode::register(&mut registry);
+        let documented = &registry.schemas[&schema.unwrap_reference().to_owned()].enum_items;
+        assert_eq!(documented.len(), ErrorCode::ALL.len(), "ErrorCode::ALL misses a variant");
+    }
+
+    #[test]
+    fn server_errors_never_carry_the_inner_text() {
+        let err = poem::Error::from_string("SELECT secret FROM t", StatusCode::INTERNAL_SERVER_ERROR);
+        let api = ApiError::from_poem(&err);
+        assert_eq!(api.code, ErrorCode::InternalError);
+        assert!(!api.message.contains("SELECT"));
+        assert!(api.details.is_empty());
+    }
+}

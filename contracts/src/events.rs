@@ -1,0 +1,57 @@
+//! The in-process event substrate's contract: event descriptors, collected at link time, and the
+//! publisher capabilities use.
+//!
+//! Descriptors live in a `linkme` distributed slice rather than `inventory`: they are plain static
+//! data with no constructor, and a slice gives the kernel a zero-cost, ordered view of them.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// Describes one event name somebody may publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventDescriptor {
+    /// The event name, for example `audit.event_recorded`.
+    pub name: &'static str,
+    /// The capability ID (or `kernel`) that publishes it.
+    pub publisher: &'static str,
+    /// What it means.
+    pub description: &'static str,
+}
+
+/// Every event descriptor linked into this binary.
+#[linkme::distributed_slice]
+pub static EVENT_DESCRIPTORS: [EventDescriptor];
+
+/// Declares an event descriptor. Capability crates call this once per event they publish.
+#[macro_export]
+macro_rules! declare_event {
+    ($ident:ident, name: $name:expr, publisher: $publisher:expr, description: $description:expr $(,)?) => {
+        #[$crate::__private::linkme::distributed_slice($crate::events::EVENT_DESCRIPTORS)]
+        #[linkme(crate = $crate::__private::linkme)]
+        static $ident: $crate::events::EventDescriptor = $crate::events::EventDescriptor {
+            name: $name,
+            publisher: $publisher,
+            description: $description,
+        };
+    };
+}
+
+/// One event on the substrate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// The event name.
+    pub name: String,
+    /// Who published it.
+    pub source: String,
+    /// Its payload.
+    pub payload: serde_json::Value,
+}
+
+/// Publishes events; the kernel provides it as `kernel.events`.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one event to every subscriber.
+    fn publish(&self, event: Event);
+    /// A receiver of every event published from now on.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event>;
+}

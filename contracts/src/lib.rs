@@ -1,0 +1,34 @@
+//! The contracts every Plystra crate shares: capability manifests and registration, the lifecycle
+//! trait, the service traits through which capabilities use each other, and the HTTP error and
+//! envelope types.
+//!
+//! The kernel depends on this crate only; capabilities depend on it and never on each other.
+
+pub mod envelope;
+pub mod error;
+pub mod events;
+pub mod lifecycle;
+pub mod manifest;
+pub mod registration;
+pub mod services;
+
+pub use envelope::{Envelope, ListEnvelope, Pagination, current_request_id};
+pub use error::{ApiError, ErrorCode};
+pub use lifecycle::{Capability, CapabilityError, CapabilityState, Health};
+pub use manifest::{
+    BusinessPluginSpec, CapabilityKind, CapabilityManifest, Events, Migrations, Provides, Requires,
+    RouteDecl, RouteMethod, Stability,
+};
+pub use registration::{Registration, RouteApi, RouteSet};
+pub use services::{ServiceError, ServiceRegistry};
+
+/// The version of the kernel API this crate describes; manifests' `requires.kernel` is matched
+/// against it.
+pub const KERNEL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Re-exports the macros need. Capability crates do not depend on these crates directly.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use linkme;
+}

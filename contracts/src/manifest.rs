@@ -1,0 +1,327 @@
+//! Capability manifests: the const-constructible declaration of what a capability is, needs and provides.
+//!
+//! A manifest's fields are private. The only public constructor, [`CapabilityManifest::business_plugin`],
+//! always yields a non-privileged `business_plugin`. System capabilities are built through the
+//! privileged path in `system/privileged`, which `cargo xtask privileged` and the kernel both guard.
+
+use serde::Serialize;
+
+/// What kind of capability a manifest declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityKind {
+    /// One of the five official governance capabilities.
+    SystemCapability,
+    /// Anything else: a plugin that must pass through the governance layer.
+    BusinessPlugin,
+}
+
+impl CapabilityKind {
+    /// The wire name of the kind.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SystemCapability => "system_capability",
+            Self::BusinessPlugin => "business_plugin",
+        }
+    }
+}
+
+/// How settled a capability's interface is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stability {
+    /// May change in any release.
+    Experimental,
+    /// Changes only with notice.
+    Beta,
+    /// Covered by semver.
+    Stable,
+}
+
+impl Stability {
+    /// The wire name of the stability level.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Experimental => "experimental",
+            Self::Beta => "beta",
+            Self::Stable => "stable",
+        }
+    }
+}
+
+/// An HTTP method a route may be served on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RouteMethod {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `PATCH`
+    Patch,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+}
+
+impl RouteMethod {
+    /// The method as written on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Patch => "PATCH",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// Parses an upper- or lower-case method name.
+    pub fn parse(method: &str) -> Option<Self> {
+        match method.to_ascii_uppercase().as_str() {
+            "GET" => Some(Self::Get),
+            "POST" => Some(Self::Post),
+            "PATCH" => Some(Self::Patch),
+            "PUT" => Some(Self::Put),
+            "DELETE" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One route a capability declares it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct RouteDecl {
+    /// The HTTP method.
+    pub method: RouteMethod,
+    /// The OpenAPI path template, for example `/api/v1/audit/logs/{audit_log_id}`.
+    pub path: &'static str,
+    /// The declared service that answers this route.
+    pub service: &'static str,
+    /// The OpenAPI operationId.
+    pub operation: &'static str,
+}
+
+impl RouteDecl {
+    /// A route declaration.
+    pub const fn new(
+        method: RouteMethod,
+        path: &'static str,
+        service: &'static str,
+        operation: &'static str,
+    ) -> Self {
+        Self { method, path, service, operation }
+    }
+}
+
+/// What a capability needs before it can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Requires {
+    /// A semver requirement the kernel version must satisfy, for example `^0.0.1`.
+    pub kernel: &'static str,
+    /// The IDs of the capabilities that must boot first.
+    pub capabilities: &'static [&'static str],
+}
+
+/// Events a capability publishes and subscribes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Events {
+    /// Event names this capability publishes.
+    pub publishes: &'static [&'static str],
+    /// Event names this capability listens to.
+    pub subscribes: &'static [&'static str],
+}
+
+impl Events {
+    /// No events at all.
+    pub const NONE: Events = Events { publishes: &[], subscribes: &[] };
+}
+
+/// The migration namespace a capability owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Migrations {
+    /// The namespace (`sys_audit`, …), or `None` for a capability that keeps no tables.
+    pub namespace: Option<&'static str>,
+}
+
+/// What a capability provides to the rest of the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Provides {
+    /// Names of the services it registers (`audit.service`, …).
+    pub services: &'static [&'static str],
+    /// The routes it serves; they must equal the operations of its route set.
+    pub routes: &'static [RouteDecl],
+    /// Events it publishes and subscribes to.
+    pub events: Events,
+    /// The migration namespace it owns.
+    pub migrations: Migrations,
+}
+
+/// The fields a business plugin author writes. Kind, privilege and requiredness are not among
+/// them: a business plugin is never privileged and never a system capability.
+#[derive(Debug, Clone, Copy)]
+pub struct BusinessPluginSpec {
+    /// Stable dotted ID, for example `example.notes`.
+    pub id: &'static str,
+    /// Human-readable name.
+    pub name: &'static str,
+    /// Semver version of the plugin.
+    pub version: &'static str,
+    /// What it needs.
+    pub requires: Requires,
+    /// What it provides.
+    pub provides: Provides,
+    /// How settled its interface is.
+    pub stability: Stability,
+}
+
+/// The fields of a system capability's manifest, as written in `system/`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SystemCapabilitySpec {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub version: &'static str,
+    pub requires: Requires,
+    pub provides: Provides,
+}
+
+/// A token that the privileged registration path passes to build a system capability manifest.
+///
+/// Holding one is not a permission: the kernel still refuses a privileged manifest registered by
+/// a package outside the system allowlist, and `cargo xtask privileged` flags any use of this type
+/// outside `system/`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct PrivilegedSeal(());
+
+impl PrivilegedSeal {
+    #[doc(hidden)]
+    pub const fn __new() -> Self {
+        Self(())
+    }
+}
+
+/// The declaration of a capability, checked by the kernel at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapabilityManifest {
+    pub(crate) id: &'static str,
+    pub(crate) kind: CapabilityKind,
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) requires: Requires,
+    pub(crate) provides: Provides,
+    pub(crate) privileged: bool,
+    pub(crate) required: bool,
+    pub(crate) stability: Stability,
+}
+
+impl CapabilityManifest {
+    /// A business plugin's manifest: never privileged, never required.
+    pub const fn business_plugin(spec: BusinessPluginSpec) -> Self {
+        Self {
+            id: spec.id,
+            kind: CapabilityKind::BusinessPlugin,
+            name: spec.name,
+            version: spec.version,
+            requires: spec.requires,
+            provides: spec.provides,
+            privileged: false,
+            required: false,
+            stability: spec.stability,
+        }
+    }
+
+    /// A system capability's manifest. Used only by `plystra-privileged`.
+    #[doc(hidden)]
+    pub const fn __system_capability(_seal: PrivilegedSeal, spec: SystemCapabilitySpec) -> Self {
+        Self {
+            id: spec.id,
+            kind: CapabilityKind::SystemCapability,
+            name: spec.name,
+            version: spec.version,
+            requires: spec.requires,
+            provides: spec.provides,
+            privileged: true,
+            required: true,
+            stability: Stability::Experimental,
+        }
+    }
+
+    /// Stable dotted ID.
+    pub const fn id(&self) -> &'static str {
+        self.id
+    }
+    /// System capability or business plugin.
+    pub const fn kind(&self) -> CapabilityKind {
+        self.kind
+    }
+    /// Human-readable name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+    /// Semver version string.
+    pub const fn version(&self) -> &'static str {
+        self.version
+    }
+    /// What it needs.
+    pub const fn requires(&self) -> &Requires {
+        &self.requires
+    }
+    /// What it provides.
+    pub const fn provides(&self) -> &Provides {
+        &self.provides
+    }
+    /// Whether it belongs to the privileged governance layer.
+    pub const fn privileged(&self) -> bool {
+        self.privileged
+    }
+    /// Whether the runtime is unready without it.
+    pub const fn required(&self) -> bool {
+        self.required
+    }
+    /// How settled its interface is.
+    pub const fn stability(&self) -> Stability {
+        self.stability
+    }
+}
+
+/// Test-only access to every manifest field, so the kernel's negative tests can build manifests
+/// that the public constructors refuse to produce. Compiled only with the `test-manifests` feature,
+/// which no shipped crate enables.
+#[cfg(feature = "test-manifests")]
+pub mod test_manifests {
+    use super::*;
+
+    /// Every field, settable.
+    #[derive(Debug, Clone, Copy)]
+    pub struct RawManifest {
+        pub id: &'static str,
+        pub kind: CapabilityKind,
+        pub name: &'static str,
+        pub version: &'static str,
+        pub requires: Requires,
+        pub provides: Provides,
+        pub privileged: bool,
+        pub required: bool,
+        pub stability: Stability,
+    }
+
+    impl RawManifest {
+        /// Builds the manifest as written, without any rule applied.
+        pub const fn build(self) -> CapabilityManifest {
+            CapabilityManifest {
+                id: self.id,
+                kind: self.kind,
+                name: self.name,
+                version: self.version,
+                requires: self.requires,
+                provides: self.provides,
+                privileged: self.privileged,
+                required: self.required,
+                stability: self.stability,
+            }
+        }
+    }
+}

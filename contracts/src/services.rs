@@ -1,0 +1,326 @@
+//! The typed service registry, and the service traits through which capabilities use each other.
+//!
+//! A capability provides `Arc<dyn SomeService>` under the service name its manifest declares;
+//! another capability requires it by type. Capabilities never reach into each other's crates.
+
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// A service lookup or registration went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// No service of this type was provided.
+    #[error("service {type_name} is not provided (is the capability that provides it linked and listed as a dependency?)")]
+    Missing {
+        /// The Rust type that was asked for.
+        type_name: &'static str,
+    },
+    /// Two providers for one type or name.
+    #[error("service {name} is provided twice")]
+    Duplicate {
+        /// The service name.
+        name: &'static str,
+    },
+}
+
+struct Entry {
+    name: &'static str,
+    value: Box<dyn Any + Send + Sync>,
+}
+
+/// Services by type, each under a declared name.
+#[derive(Default)]
+pub struct ServiceRegistry {
+    by_type: HashMap<TypeId, Entry>,
+    names: BTreeMap<&'static str, &'static str>,
+}
+
+impl std::fmt::Debug for ServiceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRegistry").field("services", &self.names).finish()
+    }
+}
+
+impl ServiceRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Provides `service` under `name`. Typically `T` is a `dyn Trait` from this module.
+    pub fn provide<T: ?Sized + Send + Sync + 'static>(
+        &mut self,
+        name: &'static str,
+        service: Arc<T>,
+    ) -> Result<(), ServiceError> {
+        let key = TypeId::of::<Arc<T>>();
+        if self.by_type.contains_key(&key) || self.names.contains_key(name) {
+            return Err(ServiceError::Duplicate { name });
+        }
+        self.names.insert(name, std::any::type_name::<T>());
+        self.by_type.insert(key, Entry { name, value: Box::new(service) });
+        Ok(())
+    }
+
+    /// The service of type `T`.
+    pub fn require<T: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<T>, ServiceError> {
+        self.by_type
+            .get(&TypeId::of::<Arc<T>>())
+            .and_then(|entry| entry.value.downcast_ref::<Arc<T>>())
+            .cloned()
+            .ok_or(ServiceError::Missing { type_name: std::any::type_name::<T>() })
+    }
+
+    /// The name under which `T` was provided.
+    pub fn name_of<T: ?Sized + Send + Sync + 'static>(&self) -> Option<&'static str> {
+        self.by_type.get(&TypeId::of::<Arc<T>>()).map(|entry| entry.name)
+    }
+
+    /// Whether a service was provided under `name`.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+
+    /// Every provided service name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.names.keys().copied()
+    }
+}
+
+/// The kernel's view of the runtime, offered to capabilities as a service (`kernel.runtime`).
+pub trait RuntimeInfo: Send + Sync {
+    /// Whether the process runs in production mode.
+    fn production(&self) -> bool;
+    /// Reads a configuration value by its environment name (`PLYSTRA_…`).
+    fn setting(&self, name: &str) -> Option<String>;
+}
+
+/// One audit record handed to the audit capability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// What kind of event this is (`authz.decision`, `users.create`, …).
+    pub event_type: String,
+    /// The request that caused it.
+    pub request_id: String,
+    /// The action, for example `approve` or `users.create`.
+    pub action: String,
+    /// The space it happened in, if any.
+    pub space_id: Option<String>,
+    /// The acting user, member and binding, if known.
+    pub actor_user_id: Option<String>,
+    /// The acting member.
+    pub actor_member_id: Option<String>,
+    /// The binding between them.
+    pub actor_user_member_id: Option<String>,
+    /// The target's type.
+    pub resource_type: Option<String>,
+    /// The target's ID.
+    pub resource_id: Option<String>,
+    /// `allow` or `deny`, for decisions.
+    pub decision: Option<String>,
+    /// The deny code of a deny.
+    pub deny_code: Option<String>,
+    /// The trace or snapshot; redacted before it is stored.
+    pub trace: serde_json::Value,
+}
+
+/// The audit service could not make a record durable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit unavailable: {0}")]
+pub struct AuditUnavailable(pub String);
+
+/// Records audit events durably (audit.explainable provides it as `audit.service`).
+#[async_trait]
+pub trait AuditRecorder: Send + Sync {
+    /// Returns the record's ID once it is durable.
+    async fn record(&self, record: AuditRecord) -> Result<String, AuditUnavailable>;
+}
+
+/// Who is acting, as the caller names them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ActorRef {
+    /// The user.
+    pub user_id: String,
+    /// The member the user acts as.
+    pub member_id: String,
+    /// The binding that lets the user act as the member.
+    pub user_member_id: String,
+    /// The space.
+    pub space_id: String,
+}
+
+/// The statuses and facts authorization needs about an actor, as values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ActorSnapshot {
+    /// The IDs resolved.
+    pub actor: ActorRef,
+    /// `active` or `disabled`.
+    pub user_status: String,
+    /// `active` or `disabled`.
+    pub member_status: String,
+    /// `active` or `revoked`.
+    pub user_member_status: String,
+    /// RFC 3339 expiry of the binding, if any.
+    pub user_member_expires_at: Option<String>,
+    /// `active` or `disabled`.
+    pub space_status: String,
+    /// The member's space.
+    pub member_space_id: String,
+}
+
+/// Why an actor could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// An ID names nothing.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The entity kind (`user`, `member`, …).
+        entity: &'static str,
+        /// The ID that was not found.
+        id: String,
+    },
+    /// The store could not answer.
+    #[error("identity store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Resolves actors (identity.business provides it as `identity.service`).
+#[async_trait]
+pub trait ActorResolver: Send + Sync {
+    /// The snapshot of the named actor.
+    async fn resolve(&self, actor: &ActorRef) -> Result<ActorSnapshot, ResolveError>;
+}
+
+/// The registry facts authorization needs about a target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LookupContext {
+    /// Whether the resource type is registered.
+    pub resource_type_known: bool,
+    /// Whether the action is registered for the type.
+    pub action_known: bool,
+    /// The target's space.
+    pub space_id: Option<String>,
+    /// The target's group ID and path.
+    pub group: Option<(String, String)>,
+    /// The owning member.
+    pub owner_member_id: Option<String>,
+}
+
+/// Looks up registry entries and targets (resource.registry provides it as `resource.registry`).
+#[async_trait]
+pub trait ResourceLookup: Send + Sync {
+    /// The registry entry for (type, action) and the target resource.
+    async fn lookup(
+        &self,
+        resource_type: &str,
+        action: &str,
+        resource_id: &str,
+    ) -> Result<LookupContext, ResolveError>;
+}
+
+/// The outcome of an authorization check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allowed or not.
+    pub allow: bool,
+    /// One of the 13 deny codes on a deny.
+    pub deny_code: Option<String>,
+    /// A sentence for people.
+    pub reason: String,
+    /// The trace's ID.
+    pub trace_id: String,
+    /// The durable audit record's ID.
+    pub audit_log_id: String,
+}
+
+/// A check request in managed mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRequest {
+    /// Who acts.
+    pub actor: ActorRef,
+    /// The target's type.
+    pub resource_type: String,
+    /// The target's ID.
+    pub resource_id: String,
+    /// The action.
+    pub action: String,
+}
+
+/// Why a check could not be decided. Never an allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// An input names nothing.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The decision could not be audited, so it is not given.
+    #[error(transparent)]
+    Audit(#[from] AuditUnavailable),
+}
+
+/// Decides (authorization.resource provides it as `authorization.service`).
+#[async_trait]
+pub trait Authorizer: Send + Sync {
+    /// Decides and audits one check.
+    async fn check(&self, request: &CheckRequest) -> Result<Decision, CheckError>;
+}
+
+/// A credential the kernel authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The environment bootstrap key (`PLYSTRA_API_KEY`).
+    BootstrapKey,
+    /// A managed API key.
+    ApiKey {
+        /// The key's ID.
+        id: String,
+    },
+    /// A user session.
+    Session {
+        /// The user.
+        user_id: String,
+    },
+}
+
+/// Decides whether a credential may call a management operation (admin.control_plane provides it
+/// as `admin.service`).
+#[async_trait]
+pub trait AdminAuthorizer: Send + Sync {
+    /// Whether `credential` holds `permission` (for example `users:read`).
+    async fn authorize(&self, credential: &Credential, permission: &str) -> Result<bool, ResolveError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    trait Greeter: Send + Sync {
+        fn greet(&self) -> &'static str;
+    }
+    struct English;
+    impl Greeter for English {
+        fn greet(&self) -> &'static str {
+            "hello"
+        }
+    }
+
+    #[test]
+    fn provides_and_requires_by_type() {
+        let mut registry = ServiceRegistry::new();
+        registry.provide::<dyn Greeter>("test.greeter", Arc::new(English)).unwrap();
+        assert_eq!(registry.require::<dyn Greeter>().unwrap().greet(), "hello");
+        assert_eq!(registry.name_of::<dyn Greeter>(), Some("test.greeter"));
+        assert!(registry.has_name("test.greeter"));
+    }
+
+    #[test]
+    fn missing_and_duplicate_services_are_typed_errors() {
+        let mut registry = ServiceRegistry::new();
+        assert!(matches!(registry.require::<dyn Greeter>(), Err(ServiceError::Missing { .. })));
+        registry.provide::<dyn Greeter>("test.greeter", Arc::new(English)).unwrap();
+        let again = registry.provide::<dyn Greeter>("test.other", Arc::new(English));
+        assert_eq!(again, Err(ServiceError::Duplicate { name: "test.other" }));
+    }
+}
