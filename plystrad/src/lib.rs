@@ -1,1 +1,52 @@
-//! stub
+//! plystrad, the Plystra HTTP server: configuration, logging, serving and offline introspection.
+//!
+//! It links the `plystra-system` bundle and serves whatever registered; it names no capability.
+
+pub mod cli;
+pub mod serve;
+
+// Links the five system capabilities; their registrations reach the kernel through inventory.
+extern crate plystra_system as _;
+
+pub use cli::{Cli, Command, ServerSettings};
+pub use serve::{ServeError, serve};
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("plystrad: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.clone().unwrap_or(Command::Serve);
+    // Offline commands print documents on stdout; only warnings belong on stderr.
+    let level = if matches!(command, Command::Serve) { "info" } else { "warn" };
+    cli::init_logging(settings.log_format, level);
+    match command {
+        Command::Serve => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("plystrad: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve::run_until_signal(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("plystrad: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Openapi { format } => cli::print_openapi(format),
+        Command::Capabilities { json } => cli::print_capabilities(json),
+    }
+}

@@ -1,0 +1,393 @@
+//! Assembly: the aggregator that makes every registered route set one poem-openapi `OpenApi`.
+//!
+//! `OpenApi::meta` and `OpenApi::register` are associated functions without `self`, so the
+//! aggregator reads the route sets from a thread-local that is set only for the duration of the
+//! synchronous calls that build the document and the routes. Operations that share a path are
+//! merged into one path item (poem-openapi would otherwise write duplicate JSON keys), paths are
+//! sorted, and every operation not on [`PUBLIC_OPERATIONS`] carries a security requirement, so
+//! the document is byte-stable and protected by default.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use plystra_contracts::registration::{Registration, RouteSet, RouteTable};
+use plystra_contracts::{ApiError, ErrorCode, RouteMethod};
+use poem::endpoint::{BoxEndpoint, make_sync};
+use poem::http::Method;
+use poem::{EndpointExt, IntoEndpoint, Route};
+use poem_openapi::OpenApiService;
+use poem_openapi::registry::{MetaApi, MetaOperation, MetaPath, MetaSecurityScheme, Registry};
+
+use crate::http::auth::{Authenticator, Protect};
+use crate::http::kernel_api::KernelApi;
+use crate::http::pipeline;
+use crate::runtime::{BootError, CapabilitySource, Runtime, resolve};
+use crate::validation::ManifestError;
+
+/// The operations anyone may call without a credential. Everything else is protected.
+pub const PUBLIC_OPERATIONS: &[(RouteMethod, &str)] = &[
+    (RouteMethod::Get, "/api/v1/health"),
+    (RouteMethod::Get, "/api/v1/ready"),
+    (RouteMethod::Get, "/api/v1/version"),
+    (RouteMethod::Post, "/api/v1/auth/login"),
+    (RouteMethod::Post, "/api/v1/auth/refresh"),
+    (RouteMethod::Post, "/api/v1/auth/logout"),
+    (RouteMethod::Post, "/api/v1/auth/register"),
+];
+
+/// The security schemes every protected operation accepts.
+const SECURITY_SCHEMES: &[&str] = &["ApiKeyAuth", "BearerAuth"];
+
+/// Whether `(method, path)` (an OpenAPI path template) is public.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    PUBLIC_OPERATIONS.iter().any(|(m, p)| m.as_str() == method.as_str() && *p == path)
+}
+
+/// A route set and who owns it (`kernel` or a capability ID).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnedRouteSet {
+    /// `kernel` or the capability ID.
+    pub owner: &'static str,
+    /// The route set.
+    pub routes: RouteSet,
+}
+
+impl OwnedRouteSet {
+    /// The kernel's own endpoints.
+    pub fn kernel() -> Self {
+        Self { owner: "kernel", routes: RouteSet::of::<KernelApi>() }
+    }
+
+    /// A capability's routes.
+    pub fn of(registration: &'static Registration) -> Self {
+        Self { owner: registration.manifest.id(), routes: registration.routes }
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Vec<OwnedRouteSet>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `sets` as the aggregator's route sets on this thread.
+fn with_sets<R>(sets: &[OwnedRouteSet], f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Vec<OwnedRouteSet>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+        }
+    }
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(sets.to_vec()));
+    let _restore = Restore(previous);
+    f()
+}
+
+fn current_sets() -> Vec<OwnedRouteSet> {
+    CURRENT.with(|c| c.borrow().clone()).expect("the aggregator is used only inside with_sets")
+}
+
+/// Every route set's operations, as one API: paths merged and sorted, security applied.
+fn merged_meta(sets: &[OwnedRouteSet]) -> Vec<MetaApi> {
+    let mut paths: BTreeMap<String, Vec<MetaOperation>> = BTreeMap::new();
+    for set in sets {
+        for api in (set.routes.meta)() {
+            for path in api.paths {
+                paths.entry(path.path).or_default().extend(path.operations);
+            }
+        }
+    }
+    let paths = paths
+        .into_iter()
+        .map(|(path, mut operations)| {
+            operations.sort_by_key(|op| method_rank(&op.method));
+            for op in &mut operations {
+                if !is_public(&op.method, &path) {
+                    op.security =
+                        SECURITY_SCHEMES.iter().map(|s| HashMap::from([(*s, Vec::new())])).collect();
+                }
+            }
+            MetaPath { path, operations }
+        })
+        .collect();
+    vec![MetaApi { paths }]
+}
+
+fn method_rank(method: &Method) -> u8 {
+    match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        _ => 5,
+    }
+}
+
+fn register_security(registry: &mut Registry) {
+    registry.create_security_scheme(
+        "ApiKeyAuth",
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some("An API key (`ply_ak_…`) or the bootstrap key, in the X-Plystra-API-Key header."),
+            name: Some("X-Plystra-API-Key"),
+            key_in: Some("header"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+    registry.create_security_scheme(
+        "BearerAuth",
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some("A session access token (`ply_at_…`) or an API key, as `Authorization: Bearer …`."),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("opaque Plystra token"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+/// The aggregator: implements `OpenApi` over the current route sets; owns the prebuilt tables.
+struct LinkedApis {
+    tables: Vec<RouteTable>,
+}
+
+impl poem_openapi::OpenApi for LinkedApis {
+    fn meta() -> Vec<MetaApi> {
+        merged_meta(&current_sets())
+    }
+
+    fn register(registry: &mut Registry) {
+        for set in current_sets() {
+            (set.routes.register)(registry);
+        }
+        register_security(registry);
+    }
+
+    fn add_routes(self, route_table: &mut RouteTable) {
+        for table in self.tables {
+            for (path, methods) in table {
+                route_table.entry(path).or_default().extend(methods);
+            }
+        }
+    }
+}
+
+fn service(tables: Vec<RouteTable>) -> OpenApiService<LinkedApis, ()> {
+    OpenApiService::new(LinkedApis { tables }, "Plystra Core API", "0.0.1").description(
+        "Plystra is a self-hosted governance runtime: identity, a resource registry, \
+         explainable authorization and a tamper-evident audit log behind one API. \
+         Authenticate with an API key in `X-Plystra-API-Key` or a session token as \
+         `Authorization: Bearer …`. Every response carries `request_id`; errors come in the \
+         envelope `{error: {code, message, details, request_id}, request_id}`.",
+    )
+}
+
+/// The document, as JSON, for the linked (or given) capabilities. Needs no database.
+pub fn openapi_json(source: &CapabilitySource) -> Result<String, BootError> {
+    let sets = document_sets(source)?;
+    Ok(with_sets(&sets, || service(Vec::new()).spec()))
+}
+
+/// The document, as YAML.
+pub fn openapi_yaml(source: &CapabilitySource) -> Result<String, BootError> {
+    let sets = document_sets(source)?;
+    Ok(with_sets(&sets, || service(Vec::new()).spec_yaml()))
+}
+
+fn document_sets(source: &CapabilitySource) -> Result<Vec<OwnedRouteSet>, BootError> {
+    let order = resolve(source)?;
+    Ok(std::iter::once(OwnedRouteSet::kernel()).chain(order.into_iter().map(OwnedRouteSet::of)).collect())
+}
+
+/// Builds the application: the merged API with protection on every non-public route, the
+/// document at `/openapi.json` and `/openapi.yaml`, Swagger UI at `/docs`, all behind the
+/// request pipeline.
+pub(crate) fn application(
+    runtime: Arc<Runtime>,
+    sets: &[OwnedRouteSet],
+    tables: Vec<RouteTable>,
+) -> BoxEndpoint<'static> {
+    let authenticator = Arc::new(Authenticator::new(runtime.config().bootstrap_api_key.clone()));
+    let tables = tables
+        .into_iter()
+        .map(|table| {
+            table
+                .into_iter()
+                .map(|(path, methods)| {
+                    let methods = methods
+                        .into_iter()
+                        .map(|(method, ep)| {
+                            // Public operations have no path parameters, so their route-table
+                            // keys equal the document's templates.
+                            let ep = if is_public(&method, &path) {
+                                ep
+                            } else {
+                                Protect::new(authenticator.clone()).wrap(ep)
+                            };
+                            (method, ep)
+                        })
+                        .collect();
+                    (path, methods)
+                })
+                .collect()
+        })
+        .collect();
+    let (api, json, yaml, docs) = with_sets(sets, || {
+        let service = service(tables);
+        let json = service.spec();
+        let yaml = service.spec_yaml();
+        let docs = service.swagger_ui_html();
+        (service.into_endpoint(), json, yaml, docs)
+    });
+    let route = Route::new()
+        .at("/openapi.json", make_sync(move |_| document_response(json.clone(), "application/json")))
+        .at("/openapi.yaml", make_sync(move |_| document_response(yaml.clone(), "application/x-yaml")))
+        .at("/docs", make_sync(move |_| poem::web::Html(docs.clone())))
+        .nest("/", api);
+    pipeline::wrap(route.into_endpoint().boxed(), runtime.config())
+}
+
+fn document_response(body: String, content_type: &'static str) -> poem::Response {
+    poem::Response::builder().content_type(content_type).body(body)
+}
+
+/// Endpoints answering 503 for every operation of a capability that is not available.
+pub(crate) fn unavailable_table(set: &OwnedRouteSet) -> RouteTable {
+    let mut table = RouteTable::new();
+    for api in (set.routes.meta)() {
+        for path in api.paths {
+            for op in path.operations {
+                let owner = set.owner;
+                let ep = make_sync(move |_| -> poem::Result<poem::Response> {
+                    Err(ApiError::new(ErrorCode::NotReady, format!("capability {owner} is not available"))
+                        .with_detail("capability", owner)
+                        .into())
+                });
+                table.entry(poem_route_path(&path.path)).or_default().insert(op.method, ep.boxed());
+            }
+        }
+    }
+    table
+}
+
+/// Converts an OpenAPI template (`/a/{x}/b/{y}`) into poem-openapi's route key (`/a/:param0/b/:param1`).
+fn poem_route_path(template: &str) -> String {
+    let mut count = 0;
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                let s = format!(":param{count}");
+                count += 1;
+                s
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Checks route metadata: declared routes equal served ones; no (method, path), operationId or
+/// differing schema is claimed twice.
+pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<ManifestError> {
+    let mut errors = Vec::new();
+    let mut routes: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut operations: BTreeMap<String, String> = BTreeMap::new();
+    let mut schemas: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let sets = std::iter::once(OwnedRouteSet::kernel()).chain(registrations.iter().map(|r| OwnedRouteSet::of(r)));
+    for set in sets {
+        let owner = set.owner.to_owned();
+        let mut served = std::collections::BTreeSet::new();
+        for api in (set.routes.meta)() {
+            for path in &api.paths {
+                for op in &path.operations {
+                    let method = op.method.as_str().to_owned();
+                    served.insert((method.clone(), path.path.clone(), op.operation_id.unwrap_or("").to_owned()));
+                    match op.operation_id {
+                        None => errors.push(ManifestError::MissingOperationId {
+                            id: owner.clone(),
+                            method: method.clone(),
+                            path: path.path.clone(),
+                        }),
+                        Some(operation) => {
+                            if let Some(first) = operations.insert(operation.to_owned(), owner.clone()) {
+                                errors.push(ManifestError::OperationIdCollision {
+                                    operation: operation.to_owned(),
+                                    first,
+                                    second: owner.clone(),
+                                });
+                            }
+                        }
+                    }
+                    if let Some(first) = routes.insert((method.clone(), path.path.clone()), owner.clone()) {
+                        errors.push(ManifestError::RouteCollision {
+                            method: RouteMethod::parse(&method).map_or("?", RouteMethod::as_str),
+                            path: path.path.clone(),
+                            first,
+                            second: owner.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(reg) = registrations.iter().find(|r| r.manifest.id() == set.owner) {
+            let declared: std::collections::BTreeSet<(String, String, String)> = reg
+                .manifest
+                .provides()
+                .routes
+                .iter()
+                .map(|r| (r.method.as_str().to_owned(), r.path.to_owned(), r.operation.to_owned()))
+                .collect();
+            for (m, p, o) in declared.difference(&served) {
+                errors.push(ManifestError::RouteMismatch {
+                    id: owner.clone(),
+                    detail: format!("declares {m} {p} ({o}) but its route set does not serve it"),
+                });
+            }
+            for (m, p, o) in served.difference(&declared) {
+                errors.push(ManifestError::RouteMismatch {
+                    id: owner.clone(),
+                    detail: format!("serves {m} {p} ({o}) but provides.routes does not declare it"),
+                });
+            }
+        }
+        let mut registry = Registry::new();
+        (set.routes.register)(&mut registry);
+        for (name, schema) in registry.schemas {
+            let json = serde_json::to_string(&schema).unwrap_or_default();
+            match schemas.get(&name) {
+                Some((first, first_json)) if *first_json != json => errors.push(ManifestError::SchemaCollision {
+                    schema: name.clone(),
+                    first: first.clone(),
+                    second: owner.clone(),
+                }),
+                Some(_) => {}
+                None => {
+                    schemas.insert(name, (owner.clone(), json));
+                }
+            }
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_templates_become_poem_route_keys() {
+        assert_eq!(poem_route_path("/api/v1/health"), "/api/v1/health");
+        assert_eq!(
+            poem_route_path("/api/v1/spaces/{space_id}/groups/{group_id}"),
+            "/api/v1/spaces/:param0/groups/:param1"
+        );
+    }
+}

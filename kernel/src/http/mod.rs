@@ -1,0 +1,9 @@
+//! The kernel's HTTP side: one OpenAPI document and one application assembled from every
+//! registered route set, behind one request pipeline.
+
+pub mod assembly;
+pub mod auth;
+pub mod kernel_api;
+pub mod pipeline;
+
+pub use assembly::{PUBLIC_OPERATIONS, openapi_json, openapi_yaml};

@@ -1,0 +1,146 @@
+//! The request pipeline around every route: request IDs, the error envelope for everything that
+//! fails (poem's plain-text errors never reach a client), panics as 500s, the body limit, security
+//! headers, CORS and one log line per request.
+
+use std::any::Any;
+use std::time::Instant;
+
+use plystra_contracts::ApiError;
+use plystra_contracts::envelope::with_request_id;
+use plystra_contracts::error::ERROR_CODE_HEADER;
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderName, HeaderValue, StatusCode};
+use poem::middleware::{CatchPanic, Cors, PanicHandler, SizeLimit};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use rand::RngCore;
+
+use crate::config::KernelConfig;
+
+/// Wraps the application in the pipeline.
+pub fn wrap(app: BoxEndpoint<'static>, config: &KernelConfig) -> BoxEndpoint<'static> {
+    let header = HeaderName::try_from(config.request_id_header.as_str())
+        .unwrap_or_else(|_| HeaderName::from_static("x-request-id"));
+    let app = app
+        .with(SizeLimit::new(config.max_body_bytes))
+        .with(CatchPanic::new().with_handler(PanicAsEnvelope))
+        .boxed();
+    let app = if config.cors_allowed_origins.is_empty() {
+        app
+    } else {
+        app.with(Cors::new().allow_origins(config.cors_allowed_origins.clone())).boxed()
+    };
+    app.around(move |ep, req| {
+        let header = header.clone();
+        async move { Ok(handle(ep, req, header).await) }
+    })
+    .boxed()
+}
+
+async fn handle(ep: std::sync::Arc<BoxEndpoint<'static>>, req: Request, header: HeaderName) -> Response {
+    let request_id = accepted_request_id(req.headers().get(&header)).unwrap_or_else(generate_request_id);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let mut response = with_request_id(request_id.clone(), async move {
+        match ep.call(req).await {
+            Ok(response) => into_envelope_if_bare(response).await,
+            Err(err) => ApiError::from_poem(&err).into_response(),
+        }
+    })
+    .await;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(header, value);
+    }
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if path.starts_with("/api/") {
+        headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    }
+    let status = response.status().as_u16();
+    let error_code = response.headers().get(ERROR_CODE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        error_code,
+        "request"
+    );
+    response
+}
+
+/// Rewrites an error response that did not come from [`ApiError`] into the envelope.
+async fn into_envelope_if_bare(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(ERROR_CODE_HEADER) {
+        return response;
+    }
+    let text = if status.is_client_error() {
+        response.into_body().into_string().await.unwrap_or_default()
+    } else {
+        String::new()
+    };
+    ApiError::from_poem(&poem::Error::from_string(text, status)).into_response()
+}
+
+/// Accepts a client's request ID when it is 1–128 visible ASCII characters.
+pub fn accepted_request_id(value: Option<&HeaderValue>) -> Option<String> {
+    let value = value?.to_str().ok()?;
+    let ok = (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| value.to_owned())
+}
+
+/// A fresh `req_…` ID: 128 random bits, hex.
+pub fn generate_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut id = String::with_capacity(36);
+    id.push_str("req_");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// Turns a panic into a 500 envelope with no internals.
+#[derive(Debug, Clone)]
+struct PanicAsEnvelope;
+
+impl PanicHandler for PanicAsEnvelope {
+    type Response = Response;
+
+    fn get_response(&self, _err: Box<dyn Any + Send + 'static>) -> Response {
+        tracing::error!("handler panicked");
+        ApiError::from_poem(&poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_accepted_only_when_short_visible_ascii() {
+        let ok = HeaderValue::from_static("abc-123_X");
+        assert_eq!(accepted_request_id(Some(&ok)).as_deref(), Some("abc-123_X"));
+        assert_eq!(accepted_request_id(None), None);
+        let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
+        assert_eq!(accepted_request_id(Some(&long)), None);
+        let max = HeaderValue::from_str(&"a".repeat(128)).unwrap();
+        assert!(accepted_request_id(Some(&max)).is_some());
+        let spaced = HeaderValue::from_static("has space");
+        assert_eq!(accepted_request_id(Some(&spaced)), None);
+        let empty = HeaderValue::from_static("");
+        assert_eq!(accepted_request_id(Some(&empty)), None);
+    }
+
+    #[test]
+    fn generated_ids_look_like_req_hex() {
+        let id = generate_request_id();
+        assert!(id.starts_with("req_") && id.len() == 36, "{id}");
+        assert_ne!(id, generate_request_id());
+    }
+}

@@ -1,0 +1,429 @@
+//! Boot and lifecycle: discovery, validation, ordering, service registration, route assembly,
+//! start, readiness and stop, with every capability's state visible at every step.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use plystra_contracts::events::{EVENT_DESCRIPTORS, EventPublisher};
+use plystra_contracts::registration::{self, BundleDeclaration, Registration, RouteTable};
+use plystra_contracts::services::RuntimeInfo;
+use plystra_contracts::{Capability, CapabilityState, Health, ServiceRegistry};
+use serde_json::json;
+
+use crate::config::KernelConfig;
+use crate::events::EventBus;
+use crate::graph::{GraphError, boot_order};
+use crate::http::assembly::{self, OwnedRouteSet};
+use crate::validation::{ManifestError, validate};
+
+/// The capabilities to boot: the linked ones, or an explicit list in tests.
+#[derive(Debug, Clone)]
+pub struct CapabilitySource {
+    registrations: Vec<&'static Registration>,
+    bundles: Vec<&'static BundleDeclaration>,
+}
+
+impl CapabilitySource {
+    /// Every registration and bundle declaration linked into this binary, sorted by ID.
+    pub fn linked() -> Self {
+        Self::new(registration::linked().collect(), registration::linked_bundles().collect())
+    }
+
+    /// An explicit set, for tests and tools.
+    pub fn new(
+        mut registrations: Vec<&'static Registration>,
+        mut bundles: Vec<&'static BundleDeclaration>,
+    ) -> Self {
+        registrations.sort_by_key(|r| (r.manifest.id(), r.package));
+        bundles.sort_by_key(|b| b.package);
+        Self { registrations, bundles }
+    }
+
+    /// The registrations, sorted by ID.
+    pub fn registrations(&self) -> &[&'static Registration] {
+        &self.registrations
+    }
+}
+
+/// Why the boot stopped. Static problems stop the boot; lifecycle failures do not (the runtime
+/// serves health, ready and version, and says why it is not ready).
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// Manifests broke rules.
+    #[error("invalid capability manifests:\n  {}", join(.0))]
+    Manifest(Vec<ManifestError>),
+    /// The dependency graph cannot be ordered.
+    #[error("unresolvable capability graph:\n  {}", join(.0))]
+    Graph(Vec<GraphError>),
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+}
+
+/// A capability's state and, when failed or degraded, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCell {
+    /// The lifecycle state.
+    pub state: CapabilityState,
+    /// Why it is failed or degraded.
+    pub reason: Option<String>,
+}
+
+/// One capability in the runtime.
+pub struct CapabilityEntry {
+    /// What it registered.
+    pub registration: &'static Registration,
+    instance: Box<dyn Capability>,
+    state: RwLock<StateCell>,
+}
+
+impl std::fmt::Debug for CapabilityEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapabilityEntry")
+            .field("id", &self.registration.manifest.id())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl CapabilityEntry {
+    /// The current state.
+    pub fn state(&self) -> StateCell {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, state: CapabilityState, reason: Option<String>) {
+        let id = self.registration.manifest.id();
+        match &reason {
+            Some(reason) => tracing::warn!(capability = id, state = state.as_str(), %reason, "capability state"),
+            None => tracing::info!(capability = id, state = state.as_str(), "capability state"),
+        }
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = StateCell { state, reason };
+    }
+
+    fn is(&self, state: CapabilityState) -> bool {
+        self.state().state == state
+    }
+}
+
+/// Something besides the capabilities that must hold for the runtime to be ready (the database,
+/// the schema). The storage layer adds these.
+#[async_trait::async_trait]
+pub trait ReadinessProbe: Send + Sync {
+    /// `None` when fine, otherwise why not.
+    async fn problem(&self) -> Option<String>;
+}
+
+/// The booted runtime: capabilities in boot order, their states, services and configuration.
+pub struct Runtime {
+    config: KernelConfig,
+    entries: Vec<CapabilityEntry>,
+    events: Arc<EventBus>,
+    probes: RwLock<Vec<Arc<dyn ReadinessProbe>>>,
+    schema_version: RwLock<(String, String)>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("entries", &self.entries).finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a readiness evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Every problem found; empty means ready.
+    pub problems: Vec<String>,
+    /// Each capability's state.
+    pub states: Vec<(&'static str, CapabilityState)>,
+}
+
+impl Runtime {
+    /// The configuration it booted with.
+    pub fn config(&self) -> &KernelConfig {
+        &self.config
+    }
+
+    /// The capabilities, in boot order.
+    pub fn entries(&self) -> &[CapabilityEntry] {
+        &self.entries
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
+    }
+
+    /// Adds a readiness condition.
+    pub fn add_probe(&self, probe: Arc<dyn ReadinessProbe>) {
+        self.probes.write().unwrap_or_else(|p| p.into_inner()).push(probe);
+    }
+
+    /// Records the schema version found in the database and the one the binary expects.
+    pub fn set_schema_versions(&self, current: String, expected: String) {
+        *self.schema_version.write().unwrap_or_else(|p| p.into_inner()) = (current, expected);
+    }
+
+    /// `(schema_version, expected_schema_version)`.
+    pub fn schema_versions(&self) -> (String, String) {
+        self.schema_version.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Asks every started capability for its health, then every probe, and says what is wrong.
+    pub async fn readiness(&self) -> Readiness {
+        let mut problems = Vec::new();
+        for entry in &self.entries {
+            let cell = entry.state();
+            if matches!(cell.state, CapabilityState::Ready | CapabilityState::Degraded) {
+                let health = tokio::time::timeout(Duration::from_secs(2), entry.instance.health())
+                    .await
+                    .unwrap_or_else(|_| Health::Unhealthy("health check timed out".to_owned()));
+                match health {
+                    Health::Healthy => entry.set(CapabilityState::Ready, None),
+                    Health::Degraded(reason) => entry.set(CapabilityState::Degraded, Some(reason)),
+                    Health::Unhealthy(reason) => entry.set(CapabilityState::Degraded, Some(reason)),
+                }
+            }
+            let cell = entry.state();
+            if entry.registration.manifest.required() && cell.state != CapabilityState::Ready {
+                problems.push(format!(
+                    "capability {} is {}{}",
+                    entry.registration.manifest.id(),
+                    cell.state.as_str(),
+                    cell.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ));
+            }
+        }
+        let probes: Vec<_> = self.probes.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for probe in probes {
+            if let Some(problem) = probe.problem().await {
+                problems.push(problem);
+            }
+        }
+        let states = self
+            .entries
+            .iter()
+            .map(|e| (e.registration.manifest.id(), e.state().state))
+            .collect();
+        Readiness { problems, states }
+    }
+
+    /// Stops every started capability in reverse boot order.
+    pub async fn stop(&self) {
+        for entry in self.entries.iter().rev() {
+            let cell = entry.state();
+            if matches!(
+                cell.state,
+                CapabilityState::Ready | CapabilityState::Degraded | CapabilityState::Starting
+            ) {
+                match entry.instance.stop().await {
+                    Ok(()) => entry.set(CapabilityState::Stopped, None),
+                    Err(e) => entry.set(CapabilityState::Stopped, Some(format!("stop failed: {e}"))),
+                }
+            }
+        }
+    }
+}
+
+/// The kernel's configuration, offered to capabilities as `kernel.runtime`.
+struct RuntimeSettings(KernelConfig);
+
+impl RuntimeInfo for RuntimeSettings {
+    fn production(&self) -> bool {
+        self.0.environment == crate::config::Environment::Production
+    }
+    fn setting(&self, name: &str) -> Option<String> {
+        self.0.settings.get(name).cloned()
+    }
+}
+
+/// A booted runtime and the HTTP application that serves it.
+pub struct Booted {
+    /// The runtime.
+    pub runtime: Arc<Runtime>,
+    /// The application: every route set behind the kernel's request pipeline.
+    pub app: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl std::fmt::Debug for Booted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booted").field("runtime", &self.runtime).finish_non_exhaustive()
+    }
+}
+
+/// The static half of the boot: discovery, validation, graph and route metadata. It needs no
+/// database and runs no hook, so `plystrad openapi` and `plystrad capabilities` use it offline.
+pub fn resolve(source: &CapabilitySource) -> Result<Vec<&'static Registration>, BootError> {
+    tracing::info!(step = "discover", count = source.registrations.len(), "discovered capabilities");
+    let event_names: BTreeSet<&'static str> = EVENT_DESCRIPTORS.iter().map(|d| d.name).collect();
+    let kernel_version = semver::Version::parse(plystra_contracts::KERNEL_VERSION)
+        .expect("the kernel's own version is semver");
+    let mut errors = validate(&source.registrations, &source.bundles, &event_names, &kernel_version);
+    errors.extend(assembly::check_route_sets(&source.registrations));
+    if !errors.is_empty() {
+        return Err(BootError::Manifest(errors));
+    }
+    tracing::info!(step = "validate", "manifests valid");
+    let order = boot_order(&source.registrations).map_err(BootError::Graph)?;
+    tracing::info!(
+        step = "resolve",
+        order = %order.iter().map(|r| r.manifest.id()).collect::<Vec<_>>().join(" -> "),
+        "dependency graph resolved"
+    );
+    Ok(order)
+}
+
+/// Boots: resolve, then register migrations, services and routes, start in dependency order, and
+/// build the application. Lifecycle failures leave the runtime serving but unready.
+pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Booted, BootError> {
+    tracing::info!(step = "config", environment = config.environment.as_str(), "configuration loaded");
+    let events = Arc::new(EventBus::new(1024));
+    tracing::info!(step = "events", "event substrate initialised");
+    let order = resolve(&source)?;
+
+    let runtime = Arc::new(Runtime {
+        entries: order
+            .iter()
+            .map(|reg| CapabilityEntry {
+                registration: reg,
+                instance: (reg.construct)(),
+                state: RwLock::new(StateCell { state: CapabilityState::Validated, reason: None }),
+            })
+            .collect(),
+        config,
+        events: events.clone(),
+        probes: RwLock::new(Vec::new()),
+        schema_version: RwLock::new(("none".to_owned(), "none".to_owned())),
+    });
+
+    for entry in &runtime.entries {
+        let ns = entry.registration.manifest.provides().migrations.namespace;
+        if let Some(namespace) = ns {
+            events.kernel("migration.registered", json!({"capability": entry.registration.manifest.id(), "namespace": namespace}));
+        }
+        entry.set(CapabilityState::Migrated, None);
+    }
+
+    let mut services = ServiceRegistry::new();
+    services
+        .provide::<dyn EventPublisher>("kernel.events", events.clone())
+        .expect("kernel services are provided first");
+    services
+        .provide::<dyn RuntimeInfo>("kernel.runtime", Arc::new(RuntimeSettings(runtime.config.clone())))
+        .expect("kernel services are provided first");
+    services
+        .provide::<Runtime>("kernel.state", runtime.clone())
+        .expect("kernel services are provided first");
+
+    for entry in &runtime.entries {
+        let id = entry.registration.manifest.id();
+        if let Some(dep) = failed_dependency(&runtime, entry) {
+            entry.set(CapabilityState::Failed, Some(format!("dependency {dep} is not available")));
+            continue;
+        }
+        let before: BTreeSet<&'static str> = services.names().collect();
+        let outcome = match entry.instance.init(&services).await {
+            Ok(()) => entry.instance.register(&mut services).map_err(|e| format!("register: {e}")),
+            Err(e) => Err(format!("init: {e}")),
+        };
+        let outcome = outcome.and_then(|()| {
+            let added: BTreeSet<&'static str> =
+                services.names().filter(|n| !before.contains(n)).collect();
+            let declared: BTreeSet<&'static str> =
+                entry.registration.manifest.provides().services.iter().copied().collect();
+            if added == declared {
+                Ok(())
+            } else {
+                Err(format!("declared services {declared:?} but provided {added:?}"))
+            }
+        });
+        match outcome {
+            Ok(()) => {
+                entry.set(CapabilityState::Registered, None);
+                events.kernel("capability.loaded", json!({"capability": id}));
+            }
+            Err(reason) => {
+                events.kernel("capability.failed", json!({"capability": id, "reason": reason}));
+                entry.set(CapabilityState::Failed, Some(reason));
+            }
+        }
+    }
+
+    let services = Arc::new(services);
+    let mut route_sets = vec![OwnedRouteSet::kernel()];
+    for entry in &runtime.entries {
+        route_sets.push(OwnedRouteSet::of(entry.registration));
+    }
+    let mut tables: Vec<RouteTable> = Vec::new();
+    for set in &route_sets {
+        let usable = set.owner == "kernel"
+            || runtime
+                .entries
+                .iter()
+                .any(|e| e.registration.manifest.id() == set.owner && e.is(CapabilityState::Registered));
+        let mut table = RouteTable::new();
+        let built = if usable { (set.routes.add_routes)(&services, &mut table).map_err(|e| e.to_string()) } else { Err("not registered".to_owned()) };
+        if let Err(reason) = built {
+            if let Some(entry) = runtime.entries.iter().find(|e| e.registration.manifest.id() == set.owner) {
+                if entry.is(CapabilityState::Registered) {
+                    entry.set(CapabilityState::Failed, Some(format!("routes: {reason}")));
+                }
+            }
+            table = assembly::unavailable_table(set);
+        }
+        tables.push(table);
+    }
+    tracing::info!(step = "routes", sets = route_sets.len(), "route metadata registered");
+
+    for entry in &runtime.entries {
+        let id = entry.registration.manifest.id();
+        if !entry.is(CapabilityState::Registered) {
+            continue;
+        }
+        if let Some(dep) = failed_dependency(&runtime, entry) {
+            entry.set(CapabilityState::Failed, Some(format!("dependency {dep} is not available")));
+            continue;
+        }
+        entry.set(CapabilityState::Starting, None);
+        match entry.instance.start(&services).await {
+            Err(e) => {
+                let reason = format!("start: {e}");
+                events.kernel("capability.failed", json!({"capability": id, "reason": reason}));
+                entry.set(CapabilityState::Failed, Some(reason));
+            }
+            Ok(()) => match entry.instance.health().await {
+                Health::Healthy => {
+                    entry.set(CapabilityState::Ready, None);
+                    events.kernel("capability.ready", json!({"capability": id}));
+                }
+                Health::Degraded(reason) | Health::Unhealthy(reason) => {
+                    entry.set(CapabilityState::Degraded, Some(reason));
+                }
+            },
+        }
+    }
+
+    let readiness = runtime.readiness().await;
+    events.kernel("kernel.started", json!({"ready": readiness.problems.is_empty(), "problems": readiness.problems}));
+    if readiness.problems.is_empty() {
+        tracing::info!(step = "ready", "runtime ready");
+    } else {
+        tracing::warn!(step = "ready", problems = ?readiness.problems, "runtime not ready");
+    }
+
+    let app = assembly::application(runtime.clone(), &route_sets, tables);
+    Ok(Booted { runtime, app })
+}
+
+/// A dependency of `entry` that is not registered or started, if any.
+fn failed_dependency(runtime: &Runtime, entry: &CapabilityEntry) -> Option<&'static str> {
+    entry.registration.manifest.requires().capabilities.iter().copied().find(|dep| {
+        runtime
+            .entries
+            .iter()
+            .find(|e| e.registration.manifest.id() == *dep)
+            .is_none_or(|e| e.is(CapabilityState::Failed))
+    })
+}
