@@ -10,7 +10,9 @@ pub mod events;
 pub mod lifecycle;
 pub mod manifest;
 pub mod registration;
+pub mod schema;
 pub mod services;
+pub mod storage;
 
 pub use envelope::{Envelope, ListEnvelope, Pagination, current_request_id};
 pub use error::{ApiError, ErrorCode};

@@ -15,3 +15,5 @@ pub mod validation;
 pub use config::{BuildInfo, Environment, KernelConfig};
 pub use runtime::{BootError, Booted, CapabilitySource, Runtime, boot, resolve};
 
+pub mod config_guards;
+pub mod storage;

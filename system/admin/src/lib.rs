@@ -156,3 +156,5 @@ fn construct() -> Box<dyn Capability> {
 }
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: AdminApi }
+
+pub mod schema;

@@ -151,3 +151,5 @@ fn construct() -> Box<dyn Capability> {
 }
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: AuditApi }
+
+pub mod schema;

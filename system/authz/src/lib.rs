@@ -194,3 +194,5 @@ mod tests {
         assert_eq!(codes.len(), 13);
     }
 }
+
+pub mod schema;

@@ -126,3 +126,5 @@ fn construct() -> Box<dyn Capability> {
 }
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: IdentityApi }
+
+pub mod schema;

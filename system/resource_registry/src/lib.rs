@@ -105,3 +105,5 @@ fn construct() -> Box<dyn Capability> {
 }
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: RegistryApi }
+
+pub mod schema;

@@ -1,0 +1,264 @@
+//! The migrated schema's constraints, through the capability-facing `Database` API: same-space
+//! foreign keys, unique keys as conflicts, the append-only audit log, and typed round trips.
+
+use plystra_contracts::ApiError;
+use plystra_contracts::error::ErrorCode;
+use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
+use plystra_contracts::storage::sqlx::types::Json;
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::{Database, StorageError};
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+
+async fn migrated() -> Option<TestDatabase> {
+    let t = TestDatabase::new().await?;
+    MigrationSet::embedded(t.db.dialect())
+        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    Some(t)
+}
+
+fn now() -> OffsetDateTime {
+    // Whole microseconds: both backends store at least that precision.
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap()
+}
+
+async fn insert(
+    db: &Database,
+    table: &str,
+    values: &[(&str, sea_query::Value)],
+) -> Result<u64, StorageError> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new(table))
+        .columns(values.iter().map(|(c, _)| Alias::new(*c)))
+        .values_panic(values.iter().map(|(_, v)| Expr::val(v.clone())));
+    db.execute(&insert).await
+}
+
+use plystra_contracts::storage::sea_query;
+
+async fn space(db: &Database, id: &str) {
+    let at = now();
+    insert(
+        db,
+        "sys_identity_spaces",
+        &[
+            ("id", id.into()),
+            ("name", id.into()),
+            ("slug", id.into()),
+            ("type", "team".into()),
+            ("status", "active".into()),
+            ("created_at", at.into()),
+            ("updated_at", at.into()),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn cross_space_references_are_invalid_and_duplicates_conflict() {
+    let Some(t) = migrated().await else { return };
+    let db = &t.db;
+    space(db, "s1").await;
+    space(db, "s2").await;
+    let at = now();
+    insert(
+        db,
+        "sys_identity_members",
+        &[
+            ("id", "m1".into()),
+            ("space_id", "s1".into()),
+            ("member_type", "person".into()),
+            ("display_name", "M".into()),
+            ("status", "active".into()),
+            ("created_at", at.into()),
+            ("updated_at", at.into()),
+        ],
+    )
+    .await
+    .unwrap();
+    let user = |id: &'static str, username: &'static str| {
+        vec![
+            ("id", id.into()),
+            ("username", username.into()),
+            ("status", "active".into()),
+            ("metadata", serde_json::json!({"k": 1}).into()),
+            ("created_at", at.into()),
+            ("updated_at", at.into()),
+        ]
+    };
+    insert(db, "sys_identity_users", &user("u1", "alice"))
+        .await
+        .unwrap();
+
+    let duplicate = insert(db, "sys_identity_users", &user("u2", "alice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(duplicate, StorageError::Conflict { .. }),
+        "{duplicate:?}"
+    );
+    let api: ApiError = duplicate.into();
+    assert_eq!(
+        (api.code, api.status().as_u16()),
+        (ErrorCode::Conflict, 409)
+    );
+    assert!(
+        !api.message.to_lowercase().contains("insert"),
+        "{}",
+        api.message
+    );
+
+    let link = |id: &'static str, space: &'static str| {
+        vec![
+            ("id", id.into()),
+            ("space_id", space.into()),
+            ("user_id", "u1".into()),
+            ("member_id", "m1".into()),
+            ("relation_type", "self".into()),
+            ("is_primary", true.into()),
+            ("status", "active".into()),
+            ("created_at", at.into()),
+            ("updated_at", at.into()),
+        ]
+    };
+    let cross = insert(db, "sys_identity_user_members", &link("um1", "s2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(cross, StorageError::InvalidReference { .. }),
+        "{cross:?}"
+    );
+    let api: ApiError = cross.into();
+    assert_eq!(
+        (api.code, api.status().as_u16()),
+        (ErrorCode::ValidationFailed, 400)
+    );
+    insert(db, "sys_identity_user_members", &link("um1", "s1"))
+        .await
+        .unwrap();
+
+    // Typed round trip: timestamps, JSON and booleans decode the same on both backends.
+    let select = Query::select()
+        .columns(["id", "created_at", "metadata"].map(Alias::new))
+        .from(Alias::new("sys_identity_users"))
+        .and_where(Expr::col(Alias::new("id")).eq("u1"))
+        .to_owned();
+    let (id, created_at, metadata): (String, OffsetDateTime, Option<Json<serde_json::Value>>) =
+        db.fetch_one(&select).await.unwrap();
+    assert_eq!(id, "u1");
+    assert_eq!(created_at, at);
+    assert_eq!(metadata.unwrap().0, serde_json::json!({"k": 1}));
+    let primary = Query::select()
+        .column(Alias::new("is_primary"))
+        .from(Alias::new("sys_identity_user_members"))
+        .to_owned();
+    let (is_primary,): (bool,) = db.fetch_one(&primary).await.unwrap();
+    assert!(is_primary);
+}
+
+#[tokio::test]
+async fn the_audit_log_is_append_only() {
+    let Some(t) = migrated().await else { return };
+    let db = &t.db;
+    let mut tx = db.begin().await.unwrap();
+    let mut entry = Query::insert();
+    entry
+        .into_table(Alias::new("sys_audit_audit_logs"))
+        .columns(
+            [
+                "id",
+                "seq",
+                "event_type",
+                "action",
+                "decision",
+                "trace",
+                "entry_hash",
+                "redaction_version",
+                "created_at",
+            ]
+            .map(Alias::new),
+        )
+        .values_panic([
+            "a1".into(),
+            1i64.into(),
+            "authz.decision".into(),
+            "read".into(),
+            "allow".into(),
+            serde_json::json!({"steps": []}).into(),
+            "h1".into(),
+            1i64.into(),
+            now().into(),
+        ]);
+    tx.execute(&entry).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let update = Query::update()
+        .table(Alias::new("sys_audit_audit_logs"))
+        .value(Alias::new("decision"), "deny")
+        .to_owned();
+    let err = db.execute(&update).await.unwrap_err();
+    assert!(matches!(err, StorageError::Database { .. }), "{err:?}");
+    let delete = Query::delete()
+        .from_table(Alias::new("sys_audit_audit_logs"))
+        .to_owned();
+    assert!(db.execute(&delete).await.is_err());
+
+    let count = Query::select()
+        .expr(Expr::col(Alias::new("id")).count())
+        .from(Alias::new("sys_audit_audit_logs"))
+        .to_owned();
+    let (n,): (i64,) = db.fetch_one(&count).await.unwrap();
+    assert_eq!(n, 1);
+    let decision = Query::select()
+        .column(Alias::new("decision"))
+        .from(Alias::new("sys_audit_audit_logs"))
+        .to_owned();
+    let (d,): (String,) = db.fetch_one(&decision).await.unwrap();
+    assert_eq!(d, "allow");
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_rolls_back() {
+    let Some(t) = migrated().await else { return };
+    {
+        let mut tx = t.db.begin().await.unwrap();
+        let at = now();
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("sys_authz_permissions"))
+            .columns(
+                [
+                    "id",
+                    "resource",
+                    "action",
+                    "scope",
+                    "status",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(Alias::new),
+            )
+            .values_panic([
+                "p1".into(),
+                "doc".into(),
+                "read".into(),
+                "space".into(),
+                "active".into(),
+                at.into(),
+                at.into(),
+            ]);
+        tx.execute(&insert).await.unwrap();
+    }
+    let count = Query::select()
+        .expr(Expr::col(Alias::new("id")).count())
+        .from(Alias::new("sys_authz_permissions"))
+        .to_owned();
+    let (n,): (i64,) = t.db.fetch_one(&count).await.unwrap();
+    assert_eq!(n, 0);
+}

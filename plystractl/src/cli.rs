@@ -1,0 +1,165 @@
+//! The command line: global flags, the sub-command tree, and dispatch.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use plystra_kernel::storage::{self, Database, DatabaseConfig, Dialect};
+
+use crate::{Outcome, doctor, ent, migrate};
+
+/// The Plystra operator CLI.
+#[derive(Debug, Parser)]
+#[command(name = "plystractl", version, about, long_about = None)]
+pub struct Cli {
+    /// Database URL [env: PLYSTRA_DATABASE_URL, DATABASE_URL] [default: sqlite://./data/plystra.db]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Versioned SQL migrations.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// The declared schema model against the live database.
+    #[command(subcommand, alias = "schema")]
+    Ent(EntCommand),
+    /// Check the environment, configuration, database, migrations, schema and capabilities.
+    Doctor,
+}
+
+/// Where migration files come from.
+#[derive(Debug, Clone, Args)]
+pub struct Source {
+    /// Read migrations from this directory (holding sqlite/ and postgres/) instead of the files
+    /// embedded in this binary.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `migrate` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Each migration file: applied, pending or checksum-mismatch.
+    Status(Source),
+    /// What `up` would apply, and whether every file respects its namespace.
+    Plan(Source),
+    /// Apply the pending migrations.
+    Up(Source),
+    /// Check that applied files are unchanged and plystra.sum matches.
+    Verify(Source),
+    /// Write (or with --check, verify) plystra.sum for each dialect, and check that every file
+    /// stays within a namespace a linked capability owns. Needs no database.
+    Hash {
+        /// Fail if a plystra.sum is out of date instead of writing it.
+        #[arg(long)]
+        check: bool,
+        /// The migrations directory.
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+    },
+    /// Create an empty migration for a namespace in every dialect.
+    New {
+        /// The namespace (a linked capability's provides.migrations.namespace).
+        namespace: String,
+        /// What the migration does, in snake_case.
+        name: String,
+        /// The migrations directory.
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+    },
+}
+
+/// `ent` (alias `schema`) sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum EntCommand {
+    /// Compare the live tables, columns, indexes and triggers with the schema model; exit 0 only
+    /// without drift.
+    Check,
+    /// Each modelled table and whether it matches, with the schema version.
+    Status,
+    /// Explains that schema changes are applied with `migrate up`.
+    Apply,
+}
+
+/// The database URL: the flag, else `PLYSTRA_DATABASE_URL`, else `DATABASE_URL`, else the default.
+pub fn database_url(flag: Option<&str>) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| {
+            plystra_kernel::config_guards::DATABASE_URL_VARS
+                .iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        })
+        .unwrap_or_else(|| storage::DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// Opens the database at `url`, with the pool settings of the environment.
+pub async fn open(url: &str) -> anyhow::Result<Database> {
+    let mut config = DatabaseConfig::from_lookup(&|name| std::env::var(name).ok())
+        .map_err(anyhow::Error::msg)?;
+    config.url = url.to_owned();
+    Ok(storage::connect(&config).await?)
+}
+
+/// The dialect of `url`, or a usage error.
+pub fn dialect_of(url: &str) -> anyhow::Result<Dialect> {
+    Dialect::from_url(url).with_context(|| {
+        format!(
+            "unsupported database URL `{}`: expected sqlite://… or postgres://…",
+            storage::redact_url(url)
+        )
+    })
+}
+
+/// The migration namespaces the linked capabilities own.
+pub fn owned_namespaces() -> Vec<&'static str> {
+    plystra_kernel::storage::migrations::linked_namespaces()
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let url = database_url(cli.database_url.as_deref());
+    match cli.command {
+        Command::Migrate(command) => migrate::run(command, &url, cli.json).await,
+        Command::Ent(command) => ent::run(command, &url, cli.json).await,
+        Command::Doctor => Ok(doctor::run(&url, cli.json).await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn schema_is_an_alias_of_ent() {
+        let cli = Cli::try_parse_from(["plystractl", "schema", "check"]).unwrap();
+        assert!(matches!(cli.command, Command::Ent(EntCommand::Check)));
+        let cli =
+            Cli::try_parse_from(["plystractl", "--json", "migrate", "hash", "--check"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(
+            cli.command,
+            Command::Migrate(MigrateCommand::Hash { check: true, .. })
+        ));
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_environment() {
+        assert_eq!(database_url(Some("sqlite::memory:")), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,296 @@
+//! `plystractl doctor`: one line per check, `name: ok|warn|fail — reason (fix: …)`; exit 1 when
+//! any check fails.
+//!
+//! Checks: environment, configuration (the production guards plystrad enforces), database
+//! connectivity, migrations (current and verified), schema drift, linked capabilities. Checking a
+//! live server (`--url`) is not implemented yet.
+
+use std::time::Duration;
+
+use plystra_contracts::schema::linked_models;
+use plystra_kernel::config_guards::check_production;
+use plystra_kernel::storage::migrations::{FileState, MigrationSet, schema_version};
+use plystra_kernel::storage::{self, DatabaseConfig, drift, redact_url};
+use serde_json::json;
+
+use crate::Outcome;
+use crate::cli::{dialect_of, owned_namespaces};
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+struct Check {
+    name: &'static str,
+    level: Level,
+    reason: String,
+    fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            name,
+            level: Level::Ok,
+            reason: reason.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(name: &'static str, reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            level: Level::Warn,
+            reason: reason.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(name: &'static str, reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            level: Level::Fail,
+            reason: reason.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn line(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!(
+                "{}: {} — {} (fix: {fix})",
+                self.name,
+                self.level.as_str(),
+                self.reason
+            ),
+            None => format!("{}: {} — {}", self.name, self.level.as_str(), self.reason),
+        }
+    }
+}
+
+/// Runs every check and prints the report.
+pub async fn run(url: &str, json: bool) -> Outcome {
+    let env = |name: &str| std::env::var(name).ok();
+    let checks = checks(url, &env).await;
+    if json {
+        let list: Vec<_> = checks
+            .iter()
+            .map(|c| json!({"name": c.name, "status": c.level.as_str(), "reason": c.reason, "fix": c.fix}))
+            .collect();
+        out!(
+            "{}",
+            json!({"ok": !checks.iter().any(|c| c.level == Level::Fail), "checks": list})
+        );
+    } else {
+        for c in &checks {
+            out!("{}", c.line());
+        }
+    }
+    if checks.iter().any(|c| c.level == Level::Fail) {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    }
+}
+
+async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    let mut out = Vec::new();
+
+    let environment = env("PLYSTRA_ENV").unwrap_or_else(|| "development".to_owned());
+    let production = match environment.as_str() {
+        "production" => true,
+        "development" => false,
+        other => {
+            out.push(Check::fail(
+                "environment",
+                format!("PLYSTRA_ENV={other} is neither development nor production"),
+                "set PLYSTRA_ENV to development or production",
+            ));
+            false
+        }
+    };
+    if out.is_empty() {
+        out.push(Check::ok("environment", environment.clone()));
+    }
+
+    let violations = check_production(env);
+    if violations.is_empty() {
+        out.push(Check::ok("configuration", "production guards pass"));
+    } else if production {
+        for v in &violations {
+            out.push(Check::fail(
+                "configuration",
+                format!("{}: {}", v.setting, v.problem),
+                v.fix.clone(),
+            ));
+        }
+    } else {
+        let settings: Vec<&str> = violations.iter().map(|v| v.setting).collect();
+        out.push(Check::warn(
+            "configuration",
+            format!(
+                "development mode; {} production guard(s) would fail: {}",
+                violations.len(),
+                settings.join(", ")
+            ),
+            "set them before running with PLYSTRA_ENV=production",
+        ));
+    }
+
+    let linked: Vec<&str> = plystra_contracts::registration::linked()
+        .map(|r| r.manifest.id())
+        .collect();
+    let capabilities = if linked.is_empty() {
+        Check::fail(
+            "capabilities",
+            "no capabilities are linked into this binary",
+            "build plystractl with the system bundle",
+        )
+    } else {
+        Check::ok("capabilities", format!("{} linked", linked.len()))
+    };
+
+    let shown = redact_url(url);
+    let dialect = match dialect_of(url) {
+        Ok(d) => d,
+        Err(e) => {
+            out.push(Check::fail(
+                "database",
+                format!("{e:#}"),
+                "set PLYSTRA_DATABASE_URL to sqlite://… or postgres://…",
+            ));
+            out.push(capabilities);
+            return out;
+        }
+    };
+    let mut config = DatabaseConfig::new(url);
+    config.acquire_timeout = Duration::from_secs(3);
+    let db = match storage::connect(&config).await {
+        Ok(db) => {
+            out.push(Check::ok(
+                "database",
+                format!("{dialect} at {shown} answers"),
+            ));
+            db
+        }
+        Err(e) => {
+            out.push(Check::fail(
+                "database",
+                e.to_string(),
+                "check PLYSTRA_DATABASE_URL and that the database is running and reachable",
+            ));
+            out.push(Check::warn(
+                "migrations",
+                "not checked: the database is unreachable",
+                "fix the database check first",
+            ));
+            out.push(Check::warn(
+                "schema",
+                "not checked: the database is unreachable",
+                "fix the database check first",
+            ));
+            out.push(capabilities);
+            return out;
+        }
+    };
+
+    let set = MigrationSet::embedded(dialect);
+    let expected = set.expected_schema_version().unwrap_or("none").to_owned();
+    let migrations = match (
+        set.check_ownership(&owned_namespaces()),
+        set.status(&db).await,
+        set.verify(&db).await,
+    ) {
+        (Err(e), _, _) => Check::fail(
+            "migrations",
+            e.to_string(),
+            "fix the migration files' namespaces",
+        ),
+        (_, Err(e), _) => Check::fail("migrations", e.to_string(), "check the database"),
+        (_, _, Err(e)) => Check::fail(
+            "migrations",
+            e.to_string(),
+            "restore the applied migration files as they were; write changes as new migrations",
+        ),
+        (Ok(_), Ok(status), Ok(())) => {
+            let pending: Vec<&str> = status
+                .iter()
+                .filter(|s| s.state == FileState::Pending)
+                .map(|s| s.file.as_str())
+                .collect();
+            if pending.is_empty() {
+                let version = schema_version(&db)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "none".to_owned());
+                Check::ok(
+                    "migrations",
+                    format!("current and verified (schema version {version})"),
+                )
+            } else {
+                Check::fail(
+                    "migrations",
+                    format!(
+                        "{} pending of {} (expected schema version {expected}): {}",
+                        pending.len(),
+                        status.len(),
+                        pending.join(", ")
+                    ),
+                    "run `plystractl migrate up`",
+                )
+            }
+        }
+    };
+    out.push(migrations);
+
+    let models = linked_models();
+    out.push(match drift::check(&db, &models).await {
+        Err(e) => Check::fail("schema", format!("cannot read the live schema: {e}"), "check the database"),
+        Ok(drifts) if drifts.is_empty() => {
+            let tables: usize = models.iter().map(|m| m.tables.len()).sum();
+            Check::ok("schema", format!("no drift across {tables} modelled tables"))
+        }
+        Ok(drifts) => Check::fail(
+            "schema",
+            format!("{} difference(s), first: {}", drifts.len(), drifts[0]),
+            "run `plystractl ent check` for the list; apply pending migrations or remove manual changes",
+        ),
+    });
+    db.close().await;
+    out.push(capabilities);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_report_format() {
+        assert_eq!(
+            Check::ok("database", "answers").line(),
+            "database: ok — answers"
+        );
+        assert_eq!(
+            Check::fail("migrations", "2 pending", "run `plystractl migrate up`").line(),
+            "migrations: fail — 2 pending (fix: run `plystractl migrate up`)"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! `plystractl` end to end: the built binary against a fresh database on the backend
+//! `PLYSTRA_TEST_BACKEND` selects.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use plystra_contracts::storage::Database;
+use plystra_kernel::storage::testing::{TestDatabase, backend};
+
+fn plystractl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plystractl"))
+        .args(args)
+        .env_remove("PLYSTRA_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("PLYSTRA_ENV")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run plystractl")
+}
+
+fn run(url: &str, args: &[&str]) -> (i32, String) {
+    let mut full = vec!["--database-url", url];
+    full.extend_from_slice(args);
+    let out = plystractl(&full);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn repo_migrations() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+}
+
+/// A copy of the repository's migrations directory.
+fn copy_migrations() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for dialect in ["sqlite", "postgres"] {
+        let target = dir.path().join(dialect);
+        std::fs::create_dir_all(&target).unwrap();
+        for entry in std::fs::read_dir(repo_migrations().join(dialect)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, target.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+async fn execute(db: &Database, sql: &str) {
+    let sql = plystra_contracts::storage::sqlx::AssertSqlSafe(sql.to_owned());
+    match db {
+        Database::Sqlite(pool) => plystra_contracts::storage::sqlx::raw_sql(sql)
+            .execute(pool)
+            .await
+            .map(drop),
+        Database::Postgres(pool) => plystra_contracts::storage::sqlx::raw_sql(sql)
+            .execute(pool)
+            .await
+            .map(drop),
+    }
+    .unwrap();
+}
+
+#[test]
+fn hash_check_needs_no_database_and_catches_edits() {
+    let repo = repo_migrations();
+    let (code, text) = run(
+        "mysql://no-such-database",
+        &[
+            "migrate",
+            "hash",
+            "--check",
+            "--dir",
+            repo.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+
+    let copy = copy_migrations();
+    let dir = copy.path().to_str().unwrap();
+    let file = copy.path().join("sqlite/0003_sys_resource_init.sql");
+    let sql = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{sql}\n-- edited\n")).unwrap();
+    let (code, text) = run("mysql://x", &["migrate", "hash", "--check", "--dir", dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("0003_sys_resource_init.sql does not match its hash"),
+        "{text}"
+    );
+
+    let (code, text) = run("mysql://x", &["migrate", "hash", "--dir", dir]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("written"), "{text}");
+    assert_eq!(
+        run("mysql://x", &["migrate", "hash", "--check", "--dir", dir]).0,
+        0
+    );
+
+    // A file outside its namespace fails the check even with a current sum.
+    std::fs::write(
+        copy.path().join("postgres/0006_sys_admin_grab.sql"),
+        "DROP TABLE sys_audit_audit_logs;\n",
+    )
+    .unwrap();
+    assert_eq!(run("mysql://x", &["migrate", "hash", "--dir", dir]).0, 1);
+    let (code, text) = run("mysql://x", &["migrate", "hash", "--check", "--dir", dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("0006_sys_admin_grab.sql line 1"), "{text}");
+}
+
+#[test]
+fn new_creates_a_file_per_dialect_and_keeps_the_sums_current() {
+    let copy = copy_migrations();
+    let dir = copy.path().to_str().unwrap();
+    let (code, text) = run(
+        "mysql://x",
+        &["migrate", "new", "sys_audit", "add_notes", "--dir", dir],
+    );
+    assert_eq!(code, 0, "{text}");
+    for dialect in ["sqlite", "postgres"] {
+        assert!(
+            copy.path()
+                .join(dialect)
+                .join("0006_sys_audit_add_notes.sql")
+                .exists()
+        );
+    }
+    assert_eq!(
+        run("mysql://x", &["migrate", "hash", "--check", "--dir", dir]).0,
+        0
+    );
+    let (code, _) = run(
+        "mysql://x",
+        &["migrate", "new", "Bad-Namespace", "x", "--dir", dir],
+    );
+    assert_eq!(code, 2);
+}
+
+#[tokio::test]
+async fn up_status_verify_and_a_modified_file() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let (code, text) = run(&t.url, &["migrate", "status"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("0001 0001_sys_audit_init.sql pending"),
+        "{text}"
+    );
+
+    let (code, text) = run(&t.url, &["migrate", "up"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "applied 0001 sys_audit_init",
+            "applied 0002 sys_identity_init",
+            "applied 0003 sys_resource_init",
+            "applied 0004 sys_authz_init",
+            "applied 0005 sys_admin_init",
+        ]
+    );
+    let (code, text) = run(&t.url, &["migrate", "up"]);
+    assert_eq!((code, text.trim()), (0, "no pending migrations"));
+    let (code, text) = run(&t.url, &["migrate", "verify"]);
+    assert_eq!((code, text.trim()), (0, "migrations verified"));
+    let (code, text) = run(&t.url, &["--json", "migrate", "status"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status["files"].as_array().unwrap().len(), 5);
+    assert_eq!(status["files"][4]["state"], "applied");
+
+    let copy = copy_migrations();
+    let file = copy
+        .path()
+        .join(backend().as_str())
+        .join("0004_sys_authz_init.sql");
+    let sql = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, sql.replace("CREATE TABLE", "CREATE TABLE  ")).unwrap();
+    let dir = copy.path().to_str().unwrap();
+    let (code, text) = run(&t.url, &["migrate", "verify", "--dir", dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("0004_sys_authz_init.sql"), "{text}");
+    let (code, text) = run(&t.url, &["migrate", "status", "--dir", dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("0004 0004_sys_authz_init.sql checksum-mismatch"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn up_refuses_a_file_touching_another_namespace() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let copy = copy_migrations();
+    let sub = copy.path().join(backend().as_str());
+    std::fs::write(
+        sub.join("0006_sys_admin_grab.sql"),
+        "DROP TABLE sys_audit_audit_logs;\n",
+    )
+    .unwrap();
+    let dir = copy.path().to_str().unwrap();
+    let (code, text) = run(&t.url, &["migrate", "up", "--dir", dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("0006_sys_admin_grab.sql line 1"), "{text}");
+    assert!(text.contains("sys_audit_audit_logs"), "{text}");
+    let (code, text) = run(&t.url, &["migrate", "plan", "--dir", dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("refused"), "{text}");
+}
+
+#[tokio::test]
+async fn ent_check_detects_injected_drift() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let (code, text) = run(&t.url, &["ent", "check"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("no drift: 17 tables"), "{text}");
+
+    execute(
+        &t.db,
+        "ALTER TABLE sys_identity_users ADD COLUMN nickname TEXT",
+    )
+    .await;
+    let (code, text) = run(&t.url, &["schema", "check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("sys_identity_users: extra column `nickname`"),
+        "{text}"
+    );
+
+    execute(&t.db, "DROP INDEX sys_admin_api_keys_prefix").await;
+    let (code, text) = run(&t.url, &["--json", "ent", "check"]);
+    assert_eq!(code, 1, "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let drift: Vec<&str> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        drift.contains(&"sys_admin_api_keys: index `sys_admin_api_keys_prefix` is missing"),
+        "{drift:?}"
+    );
+
+    let (code, text) = run(&t.url, &["ent", "status"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("sys_identity sys_identity_users drift"),
+        "{text}"
+    );
+    let (code, text) = run(&t.url, &["ent", "apply"]);
+    assert_eq!(code, 2);
+    assert!(text.contains("migrate up"), "{text}");
+}
+
+#[tokio::test]
+async fn doctor_fails_on_pending_migrations_and_passes_on_a_current_database() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let (code, text) = run(&t.url, &["doctor"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("migrations: fail — 5 pending"), "{text}");
+    assert!(
+        text.contains("(fix: run `plystractl migrate up`)"),
+        "{text}"
+    );
+
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let (code, text) = run(&t.url, &["doctor"]);
+    assert_eq!(code, 0, "{text}");
+    for line in [
+        "environment: ok",
+        "database: ok",
+        "migrations: ok",
+        "schema: ok",
+        "capabilities: ok — 5 linked",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(
+        text.lines()
+            .all(|l| l.contains(": ok") || l.contains(": warn")),
+        "{text}"
+    );
+}
+
+#[test]
+fn doctor_fails_on_an_unreachable_database() {
+    let (code, text) = run("postgres://nobody@127.0.0.1:1/none", &["doctor"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("database: fail — cannot connect"), "{text}");
+    assert!(text.contains("(fix: check PLYSTRA_DATABASE_URL"), "{text}");
+    let (code, text) = run("postgres://nobody@127.0.0.1:1/none", &["--json", "doctor"]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["ok"], false);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(plystractl(&["migrate", "bogus"]).status.code(), Some(2));
+    assert_eq!(plystractl(&[]).status.code(), Some(2));
+}

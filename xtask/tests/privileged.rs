@@ -1,0 +1,165 @@
+//! Fixture tests for `cargo xtask privileged`: each way around the privileged rule, built as a
+//! throwaway crate outside `system/` of a temporary workspace, makes the check fail with a
+//! located `path:line: rule-id: message`; the same workspace without it, and the real one, pass.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/privileged")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A temporary workspace: `base/` plus the crates of `cases/<case>`, all members.
+fn workspace(case: Option<&str>) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("base"), dir.path());
+    let mut members = vec![
+        "system".to_owned(),
+        "system/privileged".to_owned(),
+        "app".to_owned(),
+    ];
+    if let Some(case) = case {
+        let crates = fixtures().join("cases").join(case);
+        for entry in fs::read_dir(&crates).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            copy_dir(&path, &dir.path().join(&name));
+            members.push(name);
+        }
+    }
+    let members: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
+    let manifest = format!(
+        "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+        members.join(", ")
+    );
+    fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    dir
+}
+
+/// Runs `cargo xtask privileged --root <root>`: whether it passed, and what it printed.
+fn privileged(root: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["privileged", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Asserts that the check fails on `case` and prints a line starting with `located`.
+fn fails_with(case: &str, located: &[&str]) {
+    let dir = workspace(Some(case));
+    let (passed, output) = privileged(dir.path());
+    assert!(!passed, "case `{case}` passed:\n{output}");
+    for prefix in located {
+        assert!(
+            output.lines().any(|line| line.starts_with(prefix)),
+            "case `{case}`: no line starting with `{prefix}` in:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn the_base_fixture_is_clean() {
+    let dir = workspace(None);
+    let (passed, output) = privileged(dir.path());
+    assert!(passed, "{output}");
+    assert!(output.contains("privileged: ok"), "{output}");
+}
+
+#[test]
+fn the_real_workspace_is_clean() {
+    let (passed, output) = privileged(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    assert!(passed, "{output}");
+}
+
+#[test]
+fn a_direct_dependency_is_caught() {
+    fails_with(
+        "direct",
+        &[
+            "direct/Cargo.toml:8: privileged-dependency: `fixture-direct` depends on `plystra-privileged` as a normal dependency",
+        ],
+    );
+}
+
+#[test]
+fn a_renamed_dev_dependency_is_caught() {
+    fails_with(
+        "renamed",
+        &[
+            "renamed/Cargo.toml:8: privileged-dependency: `fixture-renamed` depends on `plystra-privileged` (renamed `seal`) as a dev dependency",
+        ],
+    );
+}
+
+#[test]
+fn a_transitive_dependency_through_a_non_system_crate_is_caught() {
+    fails_with(
+        "transitive",
+        &[
+            "consumer/Cargo.toml:8: privileged-dependency: `fixture-consumer` reaches `plystra-privileged` through a non-system crate (fixture-consumer -> fixture-shim -> plystra-privileged)",
+            "shim/Cargo.toml:8: privileged-dependency: `fixture-shim` depends on",
+        ],
+    );
+}
+
+#[test]
+fn a_hand_written_privileged_manifest_is_caught() {
+    fails_with("literal", &["literal/src/lib.rs:5: privileged-literal: "]);
+}
+
+#[test]
+fn a_macro_called_through_an_alias_is_caught() {
+    fails_with(
+        "alias",
+        &[
+            "alias/src/lib.rs:3: privileged-hidden-api: `plystra_privileged`",
+            "alias/src/lib.rs:3: privileged-hidden-api: `register_system_capability`",
+            "alias/src/lib.rs:5: privileged-macro: `reg!` (an alias of a privileged macro)",
+        ],
+    );
+}
+
+#[test]
+fn a_macro_nested_in_another_macro_is_caught() {
+    fails_with(
+        "nested",
+        &["nested/src/lib.rs:9: privileged-macro: `register_system_capability!`"],
+    );
+}
+
+#[test]
+fn a_file_that_does_not_parse_fails_the_check() {
+    let dir = workspace(None);
+    fs::write(dir.path().join("app/src/broken.rs"), "//! Broken.\nfn (\n").unwrap();
+    let (passed, output) = privileged(dir.path());
+    assert!(!passed, "{output}");
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("app/src/broken.rs:2: parse-error: ")),
+        "{output}"
+    );
+}
