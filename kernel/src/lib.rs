@@ -14,4 +14,3 @@ pub mod validation;
 
 pub use config::{BuildInfo, Environment, KernelConfig};
 pub use runtime::{BootError, Booted, CapabilitySource, Runtime, boot, resolve};
-
