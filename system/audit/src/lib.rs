@@ -3,6 +3,9 @@
 //! This crate registers the capability and serves its event-type catalog. The durable,
 //! hash-chained log and its query API arrive with the audit issue.
 
+pub mod chain;
+pub mod redaction;
+
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Events, ListEnvelope, Migrations,
     Pagination, Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError,
