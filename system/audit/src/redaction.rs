@@ -167,7 +167,7 @@ impl RedactionPolicy {
                         result.insert(key.clone(), Value::String(REDACTED.to_owned()));
                         continue;
                     }
-                    if in_metadata && !self.metadata_allowlist.iter().any(|k| *k == folded) {
+                    if in_metadata && !self.metadata_allowlist.contains(&folded) {
                         out.push(child_path);
                         result.insert(key.clone(), Value::String(REDACTED.to_owned()));
                         continue;
