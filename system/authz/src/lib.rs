@@ -4,6 +4,8 @@
 //! This crate registers the capability and serves the deny codes and scopes with their meaning.
 //! Grants, check and explain arrive with the authorization issue.
 
+pub mod engine;
+
 use std::sync::Arc;
 
 use plystra_contracts::{
