@@ -424,6 +424,8 @@ mod tests {
         }
     }
 
+    type Edit = Box<dyn Fn(&mut Facts)>;
+
     fn code(f: &Facts) -> Option<DenyCode> {
         let e = evaluate(f, false);
         assert_eq!(
@@ -478,7 +480,7 @@ mod tests {
 
     #[test]
     fn each_cross_space_mutation_denies() {
-        let mutations: Vec<Box<dyn Fn(&mut Facts)>> = vec![
+        let mutations: Vec<Edit> = vec![
             Box::new(|f| f.actor.member_space_id = "space_other".into()),
             Box::new(|f| f.target.space_id = "space_other".into()),
             Box::new(|f| f.target.group.as_mut().unwrap().space_id = Some("space_other".into())),
@@ -504,12 +506,7 @@ mod tests {
     fn scope_matrix() {
         use DenyCode::*;
         let own = |f: &mut Facts| f.target.owner_member_id = Some("member_finance_reviewer".into());
-        let cases: Vec<(
-            Scope,
-            Option<&str>,
-            Box<dyn Fn(&mut Facts)>,
-            Option<DenyCode>,
-        )> = vec![
+        let cases: Vec<(Scope, Option<&str>, Edit, Option<DenyCode>)> = vec![
             (Scope::OwnSelf, None, Box::new(own), None),
             (
                 Scope::OwnSelf,
