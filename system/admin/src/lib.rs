@@ -5,6 +5,9 @@
 //! per-route permissions arrive with the admin issue; until then the kernel protects every
 //! non-public route with the bootstrap key.
 
+pub mod api_key;
+pub mod permission;
+
 use std::sync::Arc;
 
 use plystra_contracts::{
