@@ -15,7 +15,9 @@ pub async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::O
 
 /// The ID of the request being served, or `req_unknown` outside a request.
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "req_unknown".to_owned())
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "req_unknown".to_owned())
 }
 
 /// A single-object response.
@@ -30,7 +32,10 @@ pub struct Envelope<T: ParseFromJSON + ToJSON> {
 impl<T: ParseFromJSON + ToJSON> Envelope<T> {
     /// Wraps `data`, stamped with the current request ID.
     pub fn new(data: T) -> Self {
-        Self { data, request_id: current_request_id() }
+        Self {
+            data,
+            request_id: current_request_id(),
+        }
     }
 }
 
@@ -48,7 +53,11 @@ pub struct Pagination {
 impl Pagination {
     /// A complete list in one page.
     pub fn single_page(limit: u32) -> Self {
-        Self { limit, cursor: None, has_more: false }
+        Self {
+            limit,
+            cursor: None,
+            has_more: false,
+        }
     }
 }
 
@@ -66,6 +75,10 @@ pub struct ListEnvelope<T: ParseFromJSON + ToJSON> {
 impl<T: ParseFromJSON + ToJSON> ListEnvelope<T> {
     /// Wraps one page of items, stamped with the current request ID.
     pub fn new(data: Vec<T>, pagination: Pagination) -> Self {
-        Self { data, pagination, request_id: current_request_id() }
+        Self {
+            data,
+            pagination,
+            request_id: current_request_id(),
+        }
     }
 }

@@ -155,11 +155,19 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a message and no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Details::new() }
+        Self {
+            code,
+            message: message.into(),
+            details: Details::new(),
+        }
     }
 
     /// Adds one detail entry.
-    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn with_detail(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.details.insert(key.into(), value.into());
         self
     }
@@ -240,13 +248,22 @@ impl From<ApiError> for poem::Error {
 
 /// The statuses every operation documents for its errors.
 const DOCUMENTED_ERRORS: &[(u16, &str)] = &[
-    (400, "The request is malformed or a field is invalid (`VALIDATION_FAILED`)."),
+    (
+        400,
+        "The request is malformed or a field is invalid (`VALIDATION_FAILED`).",
+    ),
     (401, "No valid credential (`AUTHENTICATION_REQUIRED`)."),
-    (403, "The credential lacks the permission (`ADMIN_PERMISSION_REQUIRED`)."),
+    (
+        403,
+        "The credential lacks the permission (`ADMIN_PERMISSION_REQUIRED`).",
+    ),
     (404, "The entity or route does not exist."),
     (409, "The request conflicts with the current state."),
     (413, "The request body is too large (`PAYLOAD_TOO_LARGE`)."),
-    (500, "An unexpected failure (`INTERNAL_ERROR`); no internals are exposed."),
+    (
+        500,
+        "An unexpected failure (`INTERNAL_ERROR`); no internals are exposed.",
+    ),
     (503, "The runtime, database or audit store is unavailable."),
 ];
 
@@ -295,18 +312,26 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
-            assert_eq!(code.to_json().unwrap(), serde_json::Value::String(code.as_str().into()));
+            assert_eq!(
+                code.to_json().unwrap(),
+                serde_json::Value::String(code.as_str().into())
+            );
         }
         let schema = ErrorCode::schema_ref();
         let mut registry = Registry::new();
         ErrorCode::register(&mut registry);
         let documented = &registry.schemas[&schema.unwrap_reference().to_owned()].enum_items;
-        assert_eq!(documented.len(), ErrorCode::ALL.len(), "ErrorCode::ALL misses a variant");
+        assert_eq!(
+            documented.len(),
+            ErrorCode::ALL.len(),
+            "ErrorCode::ALL misses a variant"
+        );
     }
 
     #[test]
     fn server_errors_never_carry_the_inner_text() {
-        let err = poem::Error::from_string("SELECT secret FROM t", StatusCode::INTERNAL_SERVER_ERROR);
+        let err =
+            poem::Error::from_string("SELECT secret FROM t", StatusCode::INTERNAL_SERVER_ERROR);
         let api = ApiError::from_poem(&err);
         assert_eq!(api.code, ErrorCode::InternalError);
         assert!(!api.message.contains("SELECT"));

@@ -7,8 +7,10 @@
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod lifecycle;
 pub mod manifest;
+pub mod pagination;
 pub mod registration;
 pub mod schema;
 pub mod services;

@@ -111,7 +111,12 @@ impl RouteDecl {
         service: &'static str,
         operation: &'static str,
     ) -> Self {
-        Self { method, path, service, operation }
+        Self {
+            method,
+            path,
+            service,
+            operation,
+        }
     }
 }
 
@@ -135,7 +140,10 @@ pub struct Events {
 
 impl Events {
     /// No events at all.
-    pub const NONE: Events = Events { publishes: &[], subscribes: &[] };
+    pub const NONE: Events = Events {
+        publishes: &[],
+        subscribes: &[],
+    };
 }
 
 /// The migration namespace a capability owns.

@@ -45,12 +45,19 @@ impl std::fmt::Debug for RouteSet {
 impl RouteSet {
     /// The route set of one API type.
     pub const fn of<A: RouteApi>() -> Self {
-        Self { meta: A::meta, register: A::register, add_routes: add_routes_of::<A> }
+        Self {
+            meta: A::meta,
+            register: A::register,
+            add_routes: add_routes_of::<A>,
+        }
     }
 
     /// A route set with no operations.
-    pub const EMPTY: RouteSet =
-        RouteSet { meta: Vec::new, register: register_nothing, add_routes: add_no_routes };
+    pub const EMPTY: RouteSet = RouteSet {
+        meta: Vec::new,
+        register: register_nothing,
+        add_routes: add_no_routes,
+    };
 }
 
 fn add_routes_of<A: RouteApi>(
@@ -122,7 +129,11 @@ pub fn linked_bundles() -> impl Iterator<Item = &'static BundleDeclaration> {
 #[macro_export]
 macro_rules! register_capability {
     (manifest: $manifest:path, capability: $construct:expr, routes: none $(,)?) => {
-        $crate::__register_business_plugin!($manifest, $construct, $crate::registration::RouteSet::EMPTY);
+        $crate::__register_business_plugin!(
+            $manifest,
+            $construct,
+            $crate::registration::RouteSet::EMPTY
+        );
     };
     (manifest: $manifest:path, capability: $construct:expr, routes: $api:ty $(,)?) => {
         $crate::__register_business_plugin!(

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
     /// No service of this type was provided.
-    #[error("service {type_name} is not provided (is the capability that provides it linked and listed as a dependency?)")]
+    #[error(
+        "service {type_name} is not provided (is the capability that provides it linked and listed as a dependency?)"
+    )]
     Missing {
         /// The Rust type that was asked for.
         type_name: &'static str,
@@ -40,7 +42,9 @@ pub struct ServiceRegistry {
 
 impl std::fmt::Debug for ServiceRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceRegistry").field("services", &self.names).finish()
+        f.debug_struct("ServiceRegistry")
+            .field("services", &self.names)
+            .finish()
     }
 }
 
@@ -61,7 +65,13 @@ impl ServiceRegistry {
             return Err(ServiceError::Duplicate { name });
         }
         self.names.insert(name, std::any::type_name::<T>());
-        self.by_type.insert(key, Entry { name, value: Box::new(service) });
+        self.by_type.insert(
+            key,
+            Entry {
+                name,
+                value: Box::new(service),
+            },
+        );
         Ok(())
     }
 
@@ -71,12 +81,16 @@ impl ServiceRegistry {
             .get(&TypeId::of::<Arc<T>>())
             .and_then(|entry| entry.value.downcast_ref::<Arc<T>>())
             .cloned()
-            .ok_or(ServiceError::Missing { type_name: std::any::type_name::<T>() })
+            .ok_or(ServiceError::Missing {
+                type_name: std::any::type_name::<T>(),
+            })
     }
 
     /// The name under which `T` was provided.
     pub fn name_of<T: ?Sized + Send + Sync + 'static>(&self) -> Option<&'static str> {
-        self.by_type.get(&TypeId::of::<Arc<T>>()).map(|entry| entry.name)
+        self.by_type
+            .get(&TypeId::of::<Arc<T>>())
+            .map(|entry| entry.name)
     }
 
     /// Whether a service was provided under `name`.
@@ -289,7 +303,11 @@ pub enum Credential {
 #[async_trait]
 pub trait AdminAuthorizer: Send + Sync {
     /// Whether `credential` holds `permission` (for example `users:read`).
-    async fn authorize(&self, credential: &Credential, permission: &str) -> Result<bool, ResolveError>;
+    async fn authorize(
+        &self,
+        credential: &Credential,
+        permission: &str,
+    ) -> Result<bool, ResolveError>;
 }
 
 #[cfg(test)]
@@ -309,7 +327,9 @@ mod tests {
     #[test]
     fn provides_and_requires_by_type() {
         let mut registry = ServiceRegistry::new();
-        registry.provide::<dyn Greeter>("test.greeter", Arc::new(English)).unwrap();
+        registry
+            .provide::<dyn Greeter>("test.greeter", Arc::new(English))
+            .unwrap();
         assert_eq!(registry.require::<dyn Greeter>().unwrap().greet(), "hello");
         assert_eq!(registry.name_of::<dyn Greeter>(), Some("test.greeter"));
         assert!(registry.has_name("test.greeter"));
@@ -318,8 +338,13 @@ mod tests {
     #[test]
     fn missing_and_duplicate_services_are_typed_errors() {
         let mut registry = ServiceRegistry::new();
-        assert!(matches!(registry.require::<dyn Greeter>(), Err(ServiceError::Missing { .. })));
-        registry.provide::<dyn Greeter>("test.greeter", Arc::new(English)).unwrap();
+        assert!(matches!(
+            registry.require::<dyn Greeter>(),
+            Err(ServiceError::Missing { .. })
+        ));
+        registry
+            .provide::<dyn Greeter>("test.greeter", Arc::new(English))
+            .unwrap();
         let again = registry.provide::<dyn Greeter>("test.other", Arc::new(English));
         assert_eq!(again, Err(ServiceError::Duplicate { name: "test.other" }));
     }

@@ -31,7 +31,11 @@ impl EventBus {
 
     /// Publishes a kernel event.
     pub fn kernel(&self, name: &str, payload: serde_json::Value) {
-        self.publish(Event { name: name.to_owned(), source: "kernel".to_owned(), payload });
+        self.publish(Event {
+            name: name.to_owned(),
+            source: "kernel".to_owned(),
+            payload,
+        });
     }
 }
 

@@ -54,8 +54,10 @@ pub fn boot_order(
     for scc in tarjan_scc(&graph) {
         let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
         if scc.len() > 1 || self_loop {
-            let mut members: Vec<String> =
-                scc.iter().map(|n| graph[*n].manifest.id().to_owned()).collect();
+            let mut members: Vec<String> = scc
+                .iter()
+                .map(|n| graph[*n].manifest.id().to_owned())
+                .collect();
             members.sort();
             errors.push(GraphError::Cycle { members });
         }
@@ -71,7 +73,14 @@ pub fn boot_order(
     };
     let mut indegree: BTreeMap<NodeIndex, usize> = graph
         .node_indices()
-        .map(|n| (n, graph.neighbors_directed(n, petgraph::Direction::Incoming).count()))
+        .map(|n| {
+            (
+                n,
+                graph
+                    .neighbors_directed(n, petgraph::Direction::Incoming)
+                    .count(),
+            )
+        })
         .collect();
     let mut ready: std::collections::BTreeSet<(bool, &str, NodeIndex)> = indegree
         .iter()

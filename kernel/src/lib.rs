@@ -6,14 +6,13 @@
 //! `plystra-contracts` only.
 
 pub mod config;
+pub mod config_guards;
 pub mod events;
 pub mod graph;
 pub mod http;
 pub mod runtime;
+pub mod storage;
 pub mod validation;
 
 pub use config::{BuildInfo, Environment, KernelConfig};
 pub use runtime::{BootError, Booted, CapabilitySource, Runtime, boot, resolve};
-
-pub mod config_guards;
-pub mod storage;

@@ -27,7 +27,10 @@ pub struct CapabilitySource {
 impl CapabilitySource {
     /// Every registration and bundle declaration linked into this binary, sorted by ID.
     pub fn linked() -> Self {
-        Self::new(registration::linked().collect(), registration::linked_bundles().collect())
+        Self::new(
+            registration::linked().collect(),
+            registration::linked_bundles().collect(),
+        )
     }
 
     /// An explicit set, for tests and tools.
@@ -37,7 +40,10 @@ impl CapabilitySource {
     ) -> Self {
         registrations.sort_by_key(|r| (r.manifest.id(), r.package));
         bundles.sort_by_key(|b| b.package);
-        Self { registrations, bundles }
+        Self {
+            registrations,
+            bundles,
+        }
     }
 
     /// The registrations, sorted by ID.
@@ -59,7 +65,11 @@ pub enum BootError {
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
 }
 
 /// A capability's state and, when failed or degraded, why.
@@ -97,7 +107,9 @@ impl CapabilityEntry {
     fn set(&self, state: CapabilityState, reason: Option<String>) {
         let id = self.registration.manifest.id();
         match &reason {
-            Some(reason) => tracing::warn!(capability = id, state = state.as_str(), %reason, "capability state"),
+            Some(reason) => {
+                tracing::warn!(capability = id, state = state.as_str(), %reason, "capability state")
+            }
             None => tracing::info!(capability = id, state = state.as_str(), "capability state"),
         }
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = StateCell { state, reason };
@@ -127,7 +139,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("entries", &self.entries).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,17 +172,26 @@ impl Runtime {
 
     /// Adds a readiness condition.
     pub fn add_probe(&self, probe: Arc<dyn ReadinessProbe>) {
-        self.probes.write().unwrap_or_else(|p| p.into_inner()).push(probe);
+        self.probes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(probe);
     }
 
     /// Records the schema version found in the database and the one the binary expects.
     pub fn set_schema_versions(&self, current: String, expected: String) {
-        *self.schema_version.write().unwrap_or_else(|p| p.into_inner()) = (current, expected);
+        *self
+            .schema_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = (current, expected);
     }
 
     /// `(schema_version, expected_schema_version)`.
     pub fn schema_versions(&self) -> (String, String) {
-        self.schema_version.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.schema_version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Asks every started capability for its health, then every probe, and says what is wrong.
@@ -176,7 +199,10 @@ impl Runtime {
         let mut problems = Vec::new();
         for entry in &self.entries {
             let cell = entry.state();
-            if matches!(cell.state, CapabilityState::Ready | CapabilityState::Degraded) {
+            if matches!(
+                cell.state,
+                CapabilityState::Ready | CapabilityState::Degraded
+            ) {
                 let health = tokio::time::timeout(Duration::from_secs(2), entry.instance.health())
                     .await
                     .unwrap_or_else(|_| Health::Unhealthy("health check timed out".to_owned()));
@@ -196,7 +222,11 @@ impl Runtime {
                 ));
             }
         }
-        let probes: Vec<_> = self.probes.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let probes: Vec<_> = self
+            .probes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for probe in probes {
             if let Some(problem) = probe.problem().await {
                 problems.push(problem);
@@ -220,7 +250,9 @@ impl Runtime {
             ) {
                 match entry.instance.stop().await {
                     Ok(()) => entry.set(CapabilityState::Stopped, None),
-                    Err(e) => entry.set(CapabilityState::Stopped, Some(format!("stop failed: {e}"))),
+                    Err(e) => {
+                        entry.set(CapabilityState::Stopped, Some(format!("stop failed: {e}")))
+                    }
                 }
             }
         }
@@ -249,18 +281,29 @@ pub struct Booted {
 
 impl std::fmt::Debug for Booted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Booted").field("runtime", &self.runtime).finish_non_exhaustive()
+        f.debug_struct("Booted")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
     }
 }
 
 /// The static half of the boot: discovery, validation, graph and route metadata. It needs no
 /// database and runs no hook, so `plystrad openapi` and `plystrad capabilities` use it offline.
 pub fn resolve(source: &CapabilitySource) -> Result<Vec<&'static Registration>, BootError> {
-    tracing::info!(step = "discover", count = source.registrations.len(), "discovered capabilities");
+    tracing::info!(
+        step = "discover",
+        count = source.registrations.len(),
+        "discovered capabilities"
+    );
     let event_names: BTreeSet<&'static str> = EVENT_DESCRIPTORS.iter().map(|d| d.name).collect();
     let kernel_version = semver::Version::parse(plystra_contracts::KERNEL_VERSION)
         .expect("the kernel's own version is semver");
-    let mut errors = validate(&source.registrations, &source.bundles, &event_names, &kernel_version);
+    let mut errors = validate(
+        &source.registrations,
+        &source.bundles,
+        &event_names,
+        &kernel_version,
+    );
     errors.extend(assembly::check_route_sets(&source.registrations));
     if !errors.is_empty() {
         return Err(BootError::Manifest(errors));
@@ -278,7 +321,11 @@ pub fn resolve(source: &CapabilitySource) -> Result<Vec<&'static Registration>, 
 /// Boots: resolve, then register migrations, services and routes, start in dependency order, and
 /// build the application. Lifecycle failures leave the runtime serving but unready.
 pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Booted, BootError> {
-    tracing::info!(step = "config", environment = config.environment.as_str(), "configuration loaded");
+    tracing::info!(
+        step = "config",
+        environment = config.environment.as_str(),
+        "configuration loaded"
+    );
     let events = Arc::new(EventBus::new(1024));
     tracing::info!(step = "events", "event substrate initialised");
     let order = resolve(&source)?;
@@ -289,7 +336,10 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
             .map(|reg| CapabilityEntry {
                 registration: reg,
                 instance: (reg.construct)(),
-                state: RwLock::new(StateCell { state: CapabilityState::Validated, reason: None }),
+                state: RwLock::new(StateCell {
+                    state: CapabilityState::Validated,
+                    reason: None,
+                }),
             })
             .collect(),
         config,
@@ -301,7 +351,10 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     for entry in &runtime.entries {
         let ns = entry.registration.manifest.provides().migrations.namespace;
         if let Some(namespace) = ns {
-            events.kernel("migration.registered", json!({"capability": entry.registration.manifest.id(), "namespace": namespace}));
+            events.kernel(
+                "migration.registered",
+                json!({"capability": entry.registration.manifest.id(), "namespace": namespace}),
+            );
         }
         entry.set(CapabilityState::Migrated, None);
     }
@@ -311,7 +364,10 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         .provide::<dyn EventPublisher>("kernel.events", events.clone())
         .expect("kernel services are provided first");
     services
-        .provide::<dyn RuntimeInfo>("kernel.runtime", Arc::new(RuntimeSettings(runtime.config.clone())))
+        .provide::<dyn RuntimeInfo>(
+            "kernel.runtime",
+            Arc::new(RuntimeSettings(runtime.config.clone())),
+        )
         .expect("kernel services are provided first");
     services
         .provide::<Runtime>("kernel.state", runtime.clone())
@@ -320,23 +376,37 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     for entry in &runtime.entries {
         let id = entry.registration.manifest.id();
         if let Some(dep) = failed_dependency(&runtime, entry) {
-            entry.set(CapabilityState::Failed, Some(format!("dependency {dep} is not available")));
+            entry.set(
+                CapabilityState::Failed,
+                Some(format!("dependency {dep} is not available")),
+            );
             continue;
         }
         let before: BTreeSet<&'static str> = services.names().collect();
         let outcome = match entry.instance.init(&services).await {
-            Ok(()) => entry.instance.register(&mut services).map_err(|e| format!("register: {e}")),
+            Ok(()) => entry
+                .instance
+                .register(&mut services)
+                .map_err(|e| format!("register: {e}")),
             Err(e) => Err(format!("init: {e}")),
         };
         let outcome = outcome.and_then(|()| {
             let added: BTreeSet<&'static str> =
                 services.names().filter(|n| !before.contains(n)).collect();
-            let declared: BTreeSet<&'static str> =
-                entry.registration.manifest.provides().services.iter().copied().collect();
+            let declared: BTreeSet<&'static str> = entry
+                .registration
+                .manifest
+                .provides()
+                .services
+                .iter()
+                .copied()
+                .collect();
             if added == declared {
                 Ok(())
             } else {
-                Err(format!("declared services {declared:?} but provided {added:?}"))
+                Err(format!(
+                    "declared services {declared:?} but provided {added:?}"
+                ))
             }
         });
         match outcome {
@@ -345,37 +415,42 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
                 events.kernel("capability.loaded", json!({"capability": id}));
             }
             Err(reason) => {
-                events.kernel("capability.failed", json!({"capability": id, "reason": reason}));
+                events.kernel(
+                    "capability.failed",
+                    json!({"capability": id, "reason": reason}),
+                );
                 entry.set(CapabilityState::Failed, Some(reason));
             }
         }
     }
 
     let services = Arc::new(services);
-    let mut route_sets = vec![OwnedRouteSet::kernel()];
-    for entry in &runtime.entries {
-        route_sets.push(OwnedRouteSet::of(entry.registration));
-    }
-    let mut tables: Vec<RouteTable> = Vec::new();
-    for set in &route_sets {
-        let usable = set.owner == "kernel"
-            || runtime
-                .entries
-                .iter()
-                .any(|e| e.registration.manifest.id() == set.owner && e.is(CapabilityState::Registered));
+    let build = |set: &OwnedRouteSet| {
         let mut table = RouteTable::new();
-        let built = if usable { (set.routes.add_routes)(&services, &mut table).map_err(|e| e.to_string()) } else { Err("not registered".to_owned()) };
-        if let Err(reason) = built {
-            if let Some(entry) = runtime.entries.iter().find(|e| e.registration.manifest.id() == set.owner) {
-                if entry.is(CapabilityState::Registered) {
-                    entry.set(CapabilityState::Failed, Some(format!("routes: {reason}")));
-                }
-            }
-            table = assembly::unavailable_table(set);
-        }
+        (set.routes.add_routes)(&services, &mut table).map(|()| table)
+    };
+    let kernel_set = OwnedRouteSet::kernel();
+    let mut tables =
+        vec![build(&kernel_set).expect("the kernel's routes need only kernel services")];
+    let mut route_sets = vec![kernel_set];
+    for entry in &runtime.entries {
+        let set = OwnedRouteSet::of(entry.registration);
+        let table = if entry.is(CapabilityState::Registered) {
+            build(&set).unwrap_or_else(|e| {
+                entry.set(CapabilityState::Failed, Some(format!("routes: {e}")));
+                assembly::unavailable_table(&set)
+            })
+        } else {
+            assembly::unavailable_table(&set)
+        };
+        route_sets.push(set);
         tables.push(table);
     }
-    tracing::info!(step = "routes", sets = route_sets.len(), "route metadata registered");
+    tracing::info!(
+        step = "routes",
+        sets = route_sets.len(),
+        "route metadata registered"
+    );
 
     for entry in &runtime.entries {
         let id = entry.registration.manifest.id();
@@ -383,14 +458,20 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
             continue;
         }
         if let Some(dep) = failed_dependency(&runtime, entry) {
-            entry.set(CapabilityState::Failed, Some(format!("dependency {dep} is not available")));
+            entry.set(
+                CapabilityState::Failed,
+                Some(format!("dependency {dep} is not available")),
+            );
             continue;
         }
         entry.set(CapabilityState::Starting, None);
         match entry.instance.start(&services).await {
             Err(e) => {
                 let reason = format!("start: {e}");
-                events.kernel("capability.failed", json!({"capability": id, "reason": reason}));
+                events.kernel(
+                    "capability.failed",
+                    json!({"capability": id, "reason": reason}),
+                );
                 entry.set(CapabilityState::Failed, Some(reason));
             }
             Ok(()) => match entry.instance.health().await {
@@ -406,7 +487,10 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     }
 
     let readiness = runtime.readiness().await;
-    events.kernel("kernel.started", json!({"ready": readiness.problems.is_empty(), "problems": readiness.problems}));
+    events.kernel(
+        "kernel.started",
+        json!({"ready": readiness.problems.is_empty(), "problems": readiness.problems}),
+    );
     if readiness.problems.is_empty() {
         tracing::info!(step = "ready", "runtime ready");
     } else {
@@ -419,11 +503,18 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
 
 /// A dependency of `entry` that is not registered or started, if any.
 fn failed_dependency(runtime: &Runtime, entry: &CapabilityEntry) -> Option<&'static str> {
-    entry.registration.manifest.requires().capabilities.iter().copied().find(|dep| {
-        runtime
-            .entries
-            .iter()
-            .find(|e| e.registration.manifest.id() == *dep)
-            .is_none_or(|e| e.is(CapabilityState::Failed))
-    })
+    entry
+        .registration
+        .manifest
+        .requires()
+        .capabilities
+        .iter()
+        .copied()
+        .find(|dep| {
+            runtime
+                .entries
+                .iter()
+                .find(|e| e.registration.manifest.id() == *dep)
+                .is_none_or(|e| e.is(CapabilityState::Failed))
+        })
 }

@@ -40,16 +40,30 @@ pub enum ManifestError {
     EmptyName { id: String },
     /// `version` is not semver.
     #[error("{id}: version {version:?} is not valid semver: {reason}")]
-    InvalidVersion { id: String, version: String, reason: String },
+    InvalidVersion {
+        id: String,
+        version: String,
+        reason: String,
+    },
     /// A system capability at another version.
-    #[error("{id}: version is {version}, system capabilities must be exactly {SYSTEM_CAPABILITY_VERSION}")]
+    #[error(
+        "{id}: version is {version}, system capabilities must be exactly {SYSTEM_CAPABILITY_VERSION}"
+    )]
     WrongSystemVersion { id: String, version: String },
     /// `requires.kernel` is not a semver requirement.
     #[error("{id}: requires.kernel {requirement:?} is not a valid semver requirement: {reason}")]
-    InvalidKernelRequirement { id: String, requirement: String, reason: String },
+    InvalidKernelRequirement {
+        id: String,
+        requirement: String,
+        reason: String,
+    },
     /// The kernel does not satisfy `requires.kernel`.
     #[error("{id}: requires.kernel {requirement} is not satisfied by kernel {kernel}")]
-    KernelVersionUnsatisfied { id: String, requirement: String, kernel: String },
+    KernelVersionUnsatisfied {
+        id: String,
+        requirement: String,
+        kernel: String,
+    },
     /// A dependency on itself.
     #[error("{id}: requires.capabilities lists itself")]
     SelfDependency { id: String },
@@ -60,49 +74,98 @@ pub enum ManifestError {
     #[error("{id}: provides.services is empty; a capability provides at least one service")]
     NoServices { id: String },
     /// A route naming an undeclared service.
-    #[error("{id}: route {method} {path} names service {service}, which provides.services does not declare")]
-    UndeclaredRouteService { id: String, method: &'static str, path: String, service: String },
+    #[error(
+        "{id}: route {method} {path} names service {service}, which provides.services does not declare"
+    )]
+    UndeclaredRouteService {
+        id: String,
+        method: &'static str,
+        path: String,
+        service: String,
+    },
     /// A route path not starting with `/`.
     #[error("{id}: route path {path:?} must start with /")]
     RoutePathNotAbsolute { id: String, path: String },
     /// A system capability with the wrong namespace.
     #[error("{id}: provides.migrations.namespace is {found:?}, it must be {expected}")]
-    WrongNamespace { id: String, found: Option<String>, expected: &'static str },
+    WrongNamespace {
+        id: String,
+        found: Option<String>,
+        expected: &'static str,
+    },
     /// A system capability that is not privileged, required and experimental.
-    #[error("{id}: system capabilities are privileged: true, required: true, stability: experimental ({field} is {found})")]
-    SystemFlags { id: String, field: &'static str, found: String },
+    #[error(
+        "{id}: system capabilities are privileged: true, required: true, stability: experimental ({field} is {found})"
+    )]
+    SystemFlags {
+        id: String,
+        field: &'static str,
+        found: String,
+    },
     /// Two registrations with one ID.
     #[error("{id}: registered twice (by {first} and {second})")]
-    DuplicateId { id: String, first: &'static str, second: &'static str },
+    DuplicateId {
+        id: String,
+        first: &'static str,
+        second: &'static str,
+    },
     /// A privileged manifest from a package outside the allowlist.
-    #[error("{id}: privileged manifest registered by package {package}, which is not in the system allowlist")]
+    #[error(
+        "{id}: privileged manifest registered by package {package}, which is not in the system allowlist"
+    )]
     PrivilegedOutsideSystem { id: String, package: &'static str },
     /// A business plugin reusing a system capability's name, service, route or event.
-    #[error("{id}: business plugin claims {what} {value}, which belongs to system capability {owner}")]
-    ShadowsSystem { id: String, what: &'static str, value: String, owner: String },
+    #[error(
+        "{id}: business plugin claims {what} {value}, which belongs to system capability {owner}"
+    )]
+    ShadowsSystem {
+        id: String,
+        what: &'static str,
+        value: String,
+        owner: String,
+    },
     /// A system capability depending on a business plugin.
     #[error("{id}: system capability depends on business plugin {dependency}")]
     SystemDependsOnPlugin { id: String, dependency: String },
     /// Two capabilities serving one (method, path).
     #[error("route {method} {path} is claimed by both {first} and {second}")]
-    RouteCollision { method: &'static str, path: String, first: String, second: String },
+    RouteCollision {
+        method: &'static str,
+        path: String,
+        first: String,
+        second: String,
+    },
     /// Two operations with one operationId.
     #[error("operationId {operation} is claimed by both {first} and {second}")]
-    OperationIdCollision { operation: String, first: String, second: String },
+    OperationIdCollision {
+        operation: String,
+        first: String,
+        second: String,
+    },
     /// Two capabilities defining one schema name differently.
     #[error("schema {schema} is defined differently by {first} and {second}")]
-    SchemaCollision { schema: String, first: String, second: String },
+    SchemaCollision {
+        schema: String,
+        first: String,
+        second: String,
+    },
     /// Declared routes differ from the served ones.
     #[error("{id}: {detail}")]
     RouteMismatch { id: String, detail: String },
     /// An operation without an operationId.
     #[error("{id}: operation {method} {path} has no operationId")]
-    MissingOperationId { id: String, method: String, path: String },
+    MissingOperationId {
+        id: String,
+        method: String,
+        path: String,
+    },
     /// A published event with no descriptor.
     #[error("{id}: publishes event {event}, which has no descriptor (declare_event!)")]
     UndescribedEvent { id: String, event: String },
     /// The bundle expects a capability that was not linked.
-    #[error("bundle {package} expects capability {id}, which is not linked (did the linker drop its crate?)")]
+    #[error(
+        "bundle {package} expects capability {id}, which is not linked (did the linker drop its crate?)"
+    )]
     BundleMissing { package: &'static str, id: String },
     /// A system capability that no bundle declares.
     #[error("system capability {id} is linked but no bundle declares it")]
@@ -144,7 +207,9 @@ fn validate_one(
     let m = reg.manifest;
     let id = m.id().to_owned();
     if m.id().trim().is_empty() {
-        errors.push(ManifestError::EmptyId { package: reg.package });
+        errors.push(ManifestError::EmptyId {
+            package: reg.package,
+        });
     }
     if m.name().trim().is_empty() {
         errors.push(ManifestError::EmptyName { id: id.clone() });
@@ -155,8 +220,9 @@ fn validate_one(
             version: m.version().to_owned(),
             reason: e.to_string(),
         }),
-        Ok(_) if m.kind() == CapabilityKind::SystemCapability
-            && m.version() != SYSTEM_CAPABILITY_VERSION =>
+        Ok(_)
+            if m.kind() == CapabilityKind::SystemCapability
+                && m.version() != SYSTEM_CAPABILITY_VERSION =>
         {
             errors.push(ManifestError::WrongSystemVersion {
                 id: id.clone(),
@@ -224,26 +290,38 @@ fn validate_one(
     }
     for event in provides.events.publishes {
         if !event_names.contains(event) {
-            errors.push(ManifestError::UndescribedEvent { id: id.clone(), event: (*event).to_owned() });
+            errors.push(ManifestError::UndescribedEvent {
+                id: id.clone(),
+                event: (*event).to_owned(),
+            });
         }
     }
     let privileged_kind = m.kind() == CapabilityKind::SystemCapability;
     if (m.privileged() || privileged_kind) && !SYSTEM_PACKAGE_ALLOWLIST.contains(&reg.package) {
-        errors.push(ManifestError::PrivilegedOutsideSystem { id: id.clone(), package: reg.package });
+        errors.push(ManifestError::PrivilegedOutsideSystem {
+            id: id.clone(),
+            package: reg.package,
+        });
     }
     if privileged_kind {
-        match SYSTEM_CAPABILITIES.iter().find(|(sys_id, _)| *sys_id == m.id()) {
+        match SYSTEM_CAPABILITIES
+            .iter()
+            .find(|(sys_id, _)| *sys_id == m.id())
+        {
             None => errors.push(ManifestError::UnofficialSystemId {
                 id: id.clone(),
-                official: SYSTEM_CAPABILITIES.iter().map(|(i, _)| *i).collect::<Vec<_>>().join(", "),
+                official: SYSTEM_CAPABILITIES
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
-            Some((_, namespace)) if provides.migrations.namespace != Some(namespace) => {
-                errors.push(ManifestError::WrongNamespace {
+            Some((_, namespace)) if provides.migrations.namespace != Some(namespace) => errors
+                .push(ManifestError::WrongNamespace {
                     id: id.clone(),
                     found: provides.migrations.namespace.map(str::to_owned),
                     expected: namespace,
-                })
-            }
+                }),
             Some(_) => {}
         }
         if !m.privileged() {
@@ -259,7 +337,11 @@ fn validate_one(
 }
 
 fn system_flag(id: &str, field: &'static str, found: &str) -> ManifestError {
-    ManifestError::SystemFlags { id: id.to_owned(), field, found: found.to_owned() }
+    ManifestError::SystemFlags {
+        id: id.to_owned(),
+        field,
+        found: found.to_owned(),
+    }
 }
 
 /// A business plugin may not use a system capability's ID, service names, route paths or events.
@@ -268,7 +350,10 @@ fn validate_shadowing(registrations: &[&'static Registration], errors: &mut Vec<
     for (sys_id, _) in SYSTEM_CAPABILITIES {
         owned.insert(("id", (*sys_id).to_owned()), (*sys_id).to_owned());
     }
-    for reg in registrations.iter().filter(|r| r.manifest.kind() == CapabilityKind::SystemCapability) {
+    for reg in registrations
+        .iter()
+        .filter(|r| r.manifest.kind() == CapabilityKind::SystemCapability)
+    {
         let m = reg.manifest;
         for s in m.provides().services {
             owned.insert(("service", (*s).to_owned()), m.id().to_owned());
@@ -280,12 +365,31 @@ fn validate_shadowing(registrations: &[&'static Registration], errors: &mut Vec<
             owned.insert(("event", (*e).to_owned()), m.id().to_owned());
         }
     }
-    for reg in registrations.iter().filter(|r| r.manifest.kind() == CapabilityKind::BusinessPlugin) {
+    for reg in registrations
+        .iter()
+        .filter(|r| r.manifest.kind() == CapabilityKind::BusinessPlugin)
+    {
         let m = reg.manifest;
         let claims = std::iter::once(("id", m.id().to_owned()))
-            .chain(m.provides().services.iter().map(|s| ("service", (*s).to_owned())))
-            .chain(m.provides().routes.iter().map(|r| ("route path", r.path.to_owned())))
-            .chain(m.provides().events.publishes.iter().map(|e| ("event", (*e).to_owned())));
+            .chain(
+                m.provides()
+                    .services
+                    .iter()
+                    .map(|s| ("service", (*s).to_owned())),
+            )
+            .chain(
+                m.provides()
+                    .routes
+                    .iter()
+                    .map(|r| ("route path", r.path.to_owned())),
+            )
+            .chain(
+                m.provides()
+                    .events
+                    .publishes
+                    .iter()
+                    .map(|e| ("event", (*e).to_owned())),
+            );
         for (what, value) in claims {
             if let Some(owner) = owned.get(&(what, value.clone())) {
                 errors.push(ManifestError::ShadowsSystem {
@@ -311,14 +415,19 @@ fn validate_bundles(
         for id in bundle.capability_ids {
             declared.insert(*id);
             if !linked.contains(id) {
-                errors.push(ManifestError::BundleMissing { package: bundle.package, id: (*id).to_owned() });
+                errors.push(ManifestError::BundleMissing {
+                    package: bundle.package,
+                    id: (*id).to_owned(),
+                });
             }
         }
     }
     for reg in registrations {
         let m = reg.manifest;
         if m.kind() == CapabilityKind::SystemCapability && !declared.contains(m.id()) {
-            errors.push(ManifestError::NotInBundle { id: m.id().to_owned() });
+            errors.push(ManifestError::NotInBundle {
+                id: m.id().to_owned(),
+            });
         }
     }
 }

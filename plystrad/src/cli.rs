@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use plystra_contracts::CapabilityState;
 use plystra_kernel::http::kernel_api::CapabilityInfo;
 use plystra_kernel::{BuildInfo, CapabilitySource, Environment, KernelConfig};
-use plystra_contracts::CapabilityState;
 
 /// The Plystra governance runtime's HTTP server.
 #[derive(Debug, Parser)]
@@ -91,7 +91,10 @@ pub struct ServerSettings {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/plystra.db";
 
 fn env_first(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok()).filter(|v| !v.trim().is_empty())
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok())
+        .filter(|v| !v.trim().is_empty())
 }
 
 impl Cli {
@@ -105,16 +108,29 @@ impl Cli {
         let port = match self.port {
             Some(port) => port,
             None => match env_first(&["PLYSTRA_SERVER_PORT", "SERVER_PORT"]) {
-                Some(p) => p.parse().map_err(|_| format!("PLYSTRA_SERVER_PORT={p:?} is not a port number"))?,
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| format!("PLYSTRA_SERVER_PORT={p:?} is not a port number"))?,
                 None => 8080,
             },
         };
         let ip: std::net::IpAddr = host
             .parse()
-            .or_else(|_| if host == "localhost" { Ok("127.0.0.1".parse().expect("literal")) } else { Err(()) })
+            .or_else(|_| {
+                if host == "localhost" {
+                    Ok("127.0.0.1".parse().expect("literal"))
+                } else {
+                    Err(())
+                }
+            })
             .map_err(|()| format!("PLYSTRA_SERVER_HOST={host:?} is not an IP address"))?;
-        let environment = match self.environment.clone().or_else(|| env_first(&["PLYSTRA_ENV"])) {
-            Some(e) => Environment::parse(&e).ok_or_else(|| format!("PLYSTRA_ENV={e:?} must be development or production"))?,
+        let environment = match self
+            .environment
+            .clone()
+            .or_else(|| env_first(&["PLYSTRA_ENV"]))
+        {
+            Some(e) => Environment::parse(&e)
+                .ok_or_else(|| format!("PLYSTRA_ENV={e:?} must be development or production"))?,
             None => Environment::Development,
         };
         let log_format = match self.log_format {
@@ -131,14 +147,22 @@ impl Cli {
             .or_else(|| env_first(&["PLYSTRA_DATABASE_URL", "DATABASE_URL"]))
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         let mut bootstrap_api_key = env_first(&["PLYSTRA_API_KEY"]);
-        let generated_bootstrap_key = bootstrap_api_key.is_none() && environment == Environment::Development;
+        let generated_bootstrap_key =
+            bootstrap_api_key.is_none() && environment == Environment::Development;
         if generated_bootstrap_key {
             bootstrap_api_key = Some(crate::serve::generate_bootstrap_key());
         }
         let cors_allowed_origins = env_first(&["PLYSTRA_CORS_ALLOWED_ORIGINS"])
-            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
-        let settings = std::env::vars().filter(|(k, _)| k.starts_with("PLYSTRA_")).collect();
+        let settings = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PLYSTRA_"))
+            .collect();
         Ok(ServerSettings {
             address: SocketAddr::new(ip, port),
             database_url,
@@ -174,7 +198,9 @@ pub fn build_info() -> BuildInfo {
 pub fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -211,8 +237,10 @@ pub fn print_capabilities(json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let infos: Vec<CapabilityInfo> =
-        order.iter().map(|r| CapabilityInfo::describe(r, CapabilityState::Validated, None)).collect();
+    let infos: Vec<CapabilityInfo> = order
+        .iter()
+        .map(|r| CapabilityInfo::describe(r, CapabilityState::Validated, None))
+        .collect();
     let mut out = String::new();
     if json {
         let value: Vec<serde_json::Value> = infos
@@ -222,15 +250,26 @@ pub fn print_capabilities(json: bool) -> ExitCode {
         out.push_str(&serde_json::to_string_pretty(&value).unwrap_or_default());
         out.push('\n');
     } else {
-        out.push_str(&format!("{:<24} {:<8} {:<17} {:<13} DEPENDS ON\n", "ID", "VERSION", "KIND", "NAMESPACE"));
+        out.push_str(&format!(
+            "{:<24} {:<8} {:<17} {:<13} DEPENDS ON\n",
+            "ID", "VERSION", "KIND", "NAMESPACE"
+        ));
         for info in &infos {
             out.push_str(&format!(
                 "{:<24} {:<8} {:<17} {:<13} {}\n",
                 info.id,
                 info.version,
-                if info.privileged { "system_capability" } else { "business_plugin" },
+                if info.privileged {
+                    "system_capability"
+                } else {
+                    "business_plugin"
+                },
                 info.migration_namespace.as_deref().unwrap_or("-"),
-                if info.dependencies.is_empty() { "-".to_owned() } else { info.dependencies.join(", ") },
+                if info.dependencies.is_empty() {
+                    "-".to_owned()
+                } else {
+                    info.dependencies.join(", ")
+                },
             ));
         }
     }
@@ -241,7 +280,10 @@ pub fn print_capabilities(json: bool) -> ExitCode {
 fn write_stdout(text: &str) -> ExitCode {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

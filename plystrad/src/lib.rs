@@ -27,11 +27,18 @@ pub fn main() -> ExitCode {
     };
     let command = cli.command.clone().unwrap_or(Command::Serve);
     // Offline commands print documents on stdout; only warnings belong on stderr.
-    let level = if matches!(command, Command::Serve) { "info" } else { "warn" };
+    let level = if matches!(command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
     cli::init_logging(settings.log_format, level);
     match command {
         Command::Serve => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("plystrad: cannot start the async runtime: {e}");

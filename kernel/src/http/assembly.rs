@@ -41,7 +41,9 @@ const SECURITY_SCHEMES: &[&str] = &["ApiKeyAuth", "BearerAuth"];
 
 /// Whether `(method, path)` (an OpenAPI path template) is public.
 pub fn is_public(method: &Method, path: &str) -> bool {
-    PUBLIC_OPERATIONS.iter().any(|(m, p)| m.as_str() == method.as_str() && *p == path)
+    PUBLIC_OPERATIONS
+        .iter()
+        .any(|(m, p)| m.as_str() == method.as_str() && *p == path)
 }
 
 /// A route set and who owns it (`kernel` or a capability ID).
@@ -56,12 +58,18 @@ pub struct OwnedRouteSet {
 impl OwnedRouteSet {
     /// The kernel's own endpoints.
     pub fn kernel() -> Self {
-        Self { owner: "kernel", routes: RouteSet::of::<KernelApi>() }
+        Self {
+            owner: "kernel",
+            routes: RouteSet::of::<KernelApi>(),
+        }
     }
 
     /// A capability's routes.
     pub fn of(registration: &'static Registration) -> Self {
-        Self { owner: registration.manifest.id(), routes: registration.routes }
+        Self {
+            owner: registration.manifest.id(),
+            routes: registration.routes,
+        }
     }
 }
 
@@ -83,7 +91,9 @@ fn with_sets<R>(sets: &[OwnedRouteSet], f: impl FnOnce() -> R) -> R {
 }
 
 fn current_sets() -> Vec<OwnedRouteSet> {
-    CURRENT.with(|c| c.borrow().clone()).expect("the aggregator is used only inside with_sets")
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .expect("the aggregator is used only inside with_sets")
 }
 
 /// Every route set's operations, as one API: paths merged and sorted, security applied.
@@ -102,8 +112,10 @@ fn merged_meta(sets: &[OwnedRouteSet]) -> Vec<MetaApi> {
             operations.sort_by_key(|op| method_rank(&op.method));
             for op in &mut operations {
                 if !is_public(&op.method, &path) {
-                    op.security =
-                        SECURITY_SCHEMES.iter().map(|s| HashMap::from([(*s, Vec::new())])).collect();
+                    op.security = SECURITY_SCHEMES
+                        .iter()
+                        .map(|s| HashMap::from([(*s, Vec::new())]))
+                        .collect();
                 }
             }
             MetaPath { path, operations }
@@ -128,7 +140,9 @@ fn register_security(registry: &mut Registry) {
         "ApiKeyAuth",
         MetaSecurityScheme {
             ty: "apiKey",
-            description: Some("An API key (`ply_ak_…`) or the bootstrap key, in the X-Plystra-API-Key header."),
+            description: Some(
+                "An API key (`ply_ak_…`) or the bootstrap key, in the X-Plystra-API-Key header.",
+            ),
             name: Some("X-Plystra-API-Key"),
             key_in: Some("header"),
             scheme: None,
@@ -141,7 +155,9 @@ fn register_security(registry: &mut Registry) {
         "BearerAuth",
         MetaSecurityScheme {
             ty: "http",
-            description: Some("A session access token (`ply_at_…`) or an API key, as `Authorization: Bearer …`."),
+            description: Some(
+                "A session access token (`ply_at_…`) or an API key, as `Authorization: Bearer …`.",
+            ),
             name: None,
             key_in: None,
             scheme: Some("bearer"),
@@ -202,7 +218,9 @@ pub fn openapi_yaml(source: &CapabilitySource) -> Result<String, BootError> {
 
 fn document_sets(source: &CapabilitySource) -> Result<Vec<OwnedRouteSet>, BootError> {
     let order = resolve(source)?;
-    Ok(std::iter::once(OwnedRouteSet::kernel()).chain(order.into_iter().map(OwnedRouteSet::of)).collect())
+    Ok(std::iter::once(OwnedRouteSet::kernel())
+        .chain(order.into_iter().map(OwnedRouteSet::of))
+        .collect())
 }
 
 /// Builds the application: the merged API with protection on every non-public route, the
@@ -213,7 +231,9 @@ pub(crate) fn application(
     sets: &[OwnedRouteSet],
     tables: Vec<RouteTable>,
 ) -> BoxEndpoint<'static> {
-    let authenticator = Arc::new(Authenticator::new(runtime.config().bootstrap_api_key.clone()));
+    let authenticator = Arc::new(Authenticator::new(
+        runtime.config().bootstrap_api_key.clone(),
+    ));
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -246,15 +266,23 @@ pub(crate) fn application(
         (service.into_endpoint(), json, yaml, docs)
     });
     let route = Route::new()
-        .at("/openapi.json", make_sync(move |_| document_response(json.clone(), "application/json")))
-        .at("/openapi.yaml", make_sync(move |_| document_response(yaml.clone(), "application/x-yaml")))
+        .at(
+            "/openapi.json",
+            make_sync(move |_| document_response(json.clone(), "application/json")),
+        )
+        .at(
+            "/openapi.yaml",
+            make_sync(move |_| document_response(yaml.clone(), "application/x-yaml")),
+        )
         .at("/docs", make_sync(move |_| poem::web::Html(docs.clone())))
         .nest("/", api);
     pipeline::wrap(route.into_endpoint().boxed(), runtime.config())
 }
 
 fn document_response(body: String, content_type: &'static str) -> poem::Response {
-    poem::Response::builder().content_type(content_type).body(body)
+    poem::Response::builder()
+        .content_type(content_type)
+        .body(body)
 }
 
 /// Endpoints answering 503 for every operation of a capability that is not available.
@@ -265,11 +293,17 @@ pub(crate) fn unavailable_table(set: &OwnedRouteSet) -> RouteTable {
             for op in path.operations {
                 let owner = set.owner;
                 let ep = make_sync(move |_| -> poem::Result<poem::Response> {
-                    Err(ApiError::new(ErrorCode::NotReady, format!("capability {owner} is not available"))
-                        .with_detail("capability", owner)
-                        .into())
+                    Err(ApiError::new(
+                        ErrorCode::NotReady,
+                        format!("capability {owner} is not available"),
+                    )
+                    .with_detail("capability", owner)
+                    .into())
                 });
-                table.entry(poem_route_path(&path.path)).or_default().insert(op.method, ep.boxed());
+                table
+                    .entry(poem_route_path(&path.path))
+                    .or_default()
+                    .insert(op.method, ep.boxed());
             }
         }
     }
@@ -301,7 +335,8 @@ pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<M
     let mut routes: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut operations: BTreeMap<String, String> = BTreeMap::new();
     let mut schemas: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let sets = std::iter::once(OwnedRouteSet::kernel()).chain(registrations.iter().map(|r| OwnedRouteSet::of(r)));
+    let sets = std::iter::once(OwnedRouteSet::kernel())
+        .chain(registrations.iter().map(|r| OwnedRouteSet::of(r)));
     for set in sets {
         let owner = set.owner.to_owned();
         let mut served = std::collections::BTreeSet::new();
@@ -309,7 +344,11 @@ pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<M
             for path in &api.paths {
                 for op in &path.operations {
                     let method = op.method.as_str().to_owned();
-                    served.insert((method.clone(), path.path.clone(), op.operation_id.unwrap_or("").to_owned()));
+                    served.insert((
+                        method.clone(),
+                        path.path.clone(),
+                        op.operation_id.unwrap_or("").to_owned(),
+                    ));
                     match op.operation_id {
                         None => errors.push(ManifestError::MissingOperationId {
                             id: owner.clone(),
@@ -317,7 +356,9 @@ pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<M
                             path: path.path.clone(),
                         }),
                         Some(operation) => {
-                            if let Some(first) = operations.insert(operation.to_owned(), owner.clone()) {
+                            if let Some(first) =
+                                operations.insert(operation.to_owned(), owner.clone())
+                            {
                                 errors.push(ManifestError::OperationIdCollision {
                                     operation: operation.to_owned(),
                                     first,
@@ -326,7 +367,9 @@ pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<M
                             }
                         }
                     }
-                    if let Some(first) = routes.insert((method.clone(), path.path.clone()), owner.clone()) {
+                    if let Some(first) =
+                        routes.insert((method.clone(), path.path.clone()), owner.clone())
+                    {
                         errors.push(ManifestError::RouteCollision {
                             method: RouteMethod::parse(&method).map_or("?", RouteMethod::as_str),
                             path: path.path.clone(),
@@ -343,7 +386,13 @@ pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<M
                 .provides()
                 .routes
                 .iter()
-                .map(|r| (r.method.as_str().to_owned(), r.path.to_owned(), r.operation.to_owned()))
+                .map(|r| {
+                    (
+                        r.method.as_str().to_owned(),
+                        r.path.to_owned(),
+                        r.operation.to_owned(),
+                    )
+                })
                 .collect();
             for (m, p, o) in declared.difference(&served) {
                 errors.push(ManifestError::RouteMismatch {
@@ -363,11 +412,13 @@ pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<M
         for (name, schema) in registry.schemas {
             let json = serde_json::to_string(&schema).unwrap_or_default();
             match schemas.get(&name) {
-                Some((first, first_json)) if *first_json != json => errors.push(ManifestError::SchemaCollision {
-                    schema: name.clone(),
-                    first: first.clone(),
-                    second: owner.clone(),
-                }),
+                Some((first, first_json)) if *first_json != json => {
+                    errors.push(ManifestError::SchemaCollision {
+                        schema: name.clone(),
+                        first: first.clone(),
+                        second: owner.clone(),
+                    })
+                }
                 Some(_) => {}
                 None => {
                     schemas.insert(name, (owner.clone(), json));

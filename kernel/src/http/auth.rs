@@ -21,7 +21,9 @@ pub struct Authenticator {
 impl Authenticator {
     /// An authenticator that accepts `bootstrap_key`, or nothing when it is `None`.
     pub fn new(bootstrap_key: Option<String>) -> Self {
-        Self { bootstrap_key: bootstrap_key.filter(|k| !k.is_empty()) }
+        Self {
+            bootstrap_key: bootstrap_key.filter(|k| !k.is_empty()),
+        }
     }
 
     /// The credential the request presents, or 401.
@@ -33,8 +35,13 @@ impl Authenticator {
             )
         })?;
         match &self.bootstrap_key {
-            Some(key) if bool::from(key.as_bytes().ct_eq(presented.as_bytes())) => Ok(Credential::BootstrapKey),
-            _ => Err(ApiError::new(ErrorCode::AuthenticationRequired, "the credential is not valid")),
+            Some(key) if bool::from(key.as_bytes().ct_eq(presented.as_bytes())) => {
+                Ok(Credential::BootstrapKey)
+            }
+            _ => Err(ApiError::new(
+                ErrorCode::AuthenticationRequired,
+                "the credential is not valid",
+            )),
         }
     }
 }
@@ -45,7 +52,9 @@ fn presented_key(req: &Request) -> Option<String> {
     }
     let auth = req.header("Authorization")?;
     let (scheme, token) = auth.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 /// Puts authentication in front of one endpoint.

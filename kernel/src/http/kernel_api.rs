@@ -157,8 +157,12 @@ impl CapabilityInfo {
             name: m.name().to_owned(),
             version: m.version().to_owned(),
             kind: match m.kind() {
-                plystra_contracts::CapabilityKind::SystemCapability => CapabilityKindName::SystemCapability,
-                plystra_contracts::CapabilityKind::BusinessPlugin => CapabilityKindName::BusinessPlugin,
+                plystra_contracts::CapabilityKind::SystemCapability => {
+                    CapabilityKindName::SystemCapability
+                }
+                plystra_contracts::CapabilityKind::BusinessPlugin => {
+                    CapabilityKindName::BusinessPlugin
+                }
             },
             state,
             state_reason,
@@ -195,7 +199,9 @@ pub struct KernelApi {
 
 impl RouteApi for KernelApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self { runtime: services.require::<Runtime>()? })
+        Ok(Self {
+            runtime: services.require::<Runtime>()?,
+        })
     }
 }
 
@@ -204,7 +210,9 @@ impl KernelApi {
     /// Liveness: answers while the process serves, without touching the database.
     #[oai(path = "/api/v1/health", method = "get", operation_id = "getHealth")]
     async fn health(&self) -> Result<Json<Envelope<Health>>, ApiError> {
-        Ok(Json(Envelope::new(Health { status: "ok".to_owned() })))
+        Ok(Json(Envelope::new(Health {
+            status: "ok".to_owned(),
+        })))
     }
 
     /// Readiness: 200 when every required capability, the database and the schema are ready;
@@ -225,7 +233,9 @@ impl KernelApi {
         if !readiness.problems.is_empty() {
             let states = |m: &BTreeMap<String, CapabilityState>| {
                 serde_json::Value::Object(
-                    m.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect(),
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                        .collect(),
                 )
             };
             return Err(ApiError::new(
@@ -267,7 +277,11 @@ impl KernelApi {
 
     /// Every linked capability, in boot order, with its state, services, routes, events and
     /// migration namespace (like Caddy's `list-modules`).
-    #[oai(path = "/api/v1/capabilities", method = "get", operation_id = "listCapabilities")]
+    #[oai(
+        path = "/api/v1/capabilities",
+        method = "get",
+        operation_id = "listCapabilities"
+    )]
     async fn capabilities(&self) -> Result<Json<ListEnvelope<CapabilityInfo>>, ApiError> {
         let data: Vec<CapabilityInfo> = self
             .runtime
@@ -279,6 +293,9 @@ impl KernelApi {
             })
             .collect();
         let limit = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        Ok(Json(ListEnvelope::new(data, Pagination::single_page(limit))))
+        Ok(Json(ListEnvelope::new(
+            data,
+            Pagination::single_page(limit),
+        )))
     }
 }

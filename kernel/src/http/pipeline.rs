@@ -10,7 +10,7 @@ use plystra_contracts::envelope::with_request_id;
 use plystra_contracts::error::ERROR_CODE_HEADER;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderName, HeaderValue, StatusCode};
-use poem::middleware::{CatchPanic, Cors, PanicHandler, SizeLimit};
+use poem::middleware::{CatchPanic, Cors, PanicHandler};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use rand::RngCore;
 
@@ -20,14 +20,16 @@ use crate::config::KernelConfig;
 pub fn wrap(app: BoxEndpoint<'static>, config: &KernelConfig) -> BoxEndpoint<'static> {
     let header = HeaderName::try_from(config.request_id_header.as_str())
         .unwrap_or_else(|_| HeaderName::from_static("x-request-id"));
+    let max_body_bytes = config.max_body_bytes;
     let app = app
-        .with(SizeLimit::new(config.max_body_bytes))
+        .before(move |req| limit_body(req, max_body_bytes))
         .with(CatchPanic::new().with_handler(PanicAsEnvelope))
         .boxed();
     let app = if config.cors_allowed_origins.is_empty() {
         app
     } else {
-        app.with(Cors::new().allow_origins(config.cors_allowed_origins.clone())).boxed()
+        app.with(Cors::new().allow_origins(config.cors_allowed_origins.clone()))
+            .boxed()
     };
     app.around(move |ep, req| {
         let header = header.clone();
@@ -36,30 +38,45 @@ pub fn wrap(app: BoxEndpoint<'static>, config: &KernelConfig) -> BoxEndpoint<'st
     .boxed()
 }
 
-async fn handle(ep: std::sync::Arc<BoxEndpoint<'static>>, req: Request, header: HeaderName) -> Response {
-    let request_id = accepted_request_id(req.headers().get(&header)).unwrap_or_else(generate_request_id);
+async fn handle(
+    ep: std::sync::Arc<BoxEndpoint<'static>>,
+    req: Request,
+    header: HeaderName,
+) -> Response {
+    let request_id =
+        accepted_request_id(req.headers().get(&header)).unwrap_or_else(generate_request_id);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
     let mut response = with_request_id(request_id.clone(), async move {
-        match ep.call(req).await {
-            Ok(response) => into_envelope_if_bare(response).await,
-            Err(err) => ApiError::from_poem(&err).into_response(),
-        }
+        // An error made from an ApiError carries its enveloped response; any other error (routing,
+        // parsing, limits) is enveloped from its status.
+        let response = ep
+            .call(req)
+            .await
+            .unwrap_or_else(poem::Error::into_response);
+        into_envelope_if_bare(response).await
     })
     .await;
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(header, value);
     }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     if path.starts_with("/api/") {
         headers.insert("cache-control", HeaderValue::from_static("no-store"));
     }
     let status = response.status().as_u16();
-    let error_code = response.headers().get(ERROR_CODE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let error_code = response
+        .headers()
+        .get(ERROR_CODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     tracing::info!(
         request_id = %request_id,
         method = %method,
@@ -72,10 +89,47 @@ async fn handle(ep: std::sync::Arc<BoxEndpoint<'static>>, req: Request, header: 
     response
 }
 
+/// Refuses a body over `max` bytes with 413: by its Content-Length when it declares one, otherwise
+/// by reading it up to the limit. Requests without a body pass untouched.
+async fn limit_body(mut req: Request, max: usize) -> poem::Result<Request> {
+    let too_large = || {
+        ApiError::new(
+            plystra_contracts::ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max as u64 => Err(too_large().into()),
+        Some(_) => Ok(req),
+        None if req
+            .headers()
+            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
+        {
+            let bytes = req.take_body().into_bytes_limit(max).await.map_err(|e| {
+                let err = poem::Error::from(e);
+                if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large().into()
+                } else {
+                    err
+                }
+            })?;
+            req.set_body(bytes);
+            Ok(req)
+        }
+        None => Ok(req),
+    }
+}
+
 /// Rewrites an error response that did not come from [`ApiError`] into the envelope.
 async fn into_envelope_if_bare(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(ERROR_CODE_HEADER) {
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key(ERROR_CODE_HEADER)
+    {
         return response;
     }
     let text = if status.is_client_error() {
@@ -114,7 +168,8 @@ impl PanicHandler for PanicAsEnvelope {
 
     fn get_response(&self, _err: Box<dyn Any + Send + 'static>) -> Response {
         tracing::error!("handler panicked");
-        ApiError::from_poem(&poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR)).into_response()
+        ApiError::from_poem(&poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
+            .into_response()
     }
 }
 

@@ -5,6 +5,9 @@
 //! per-route permissions arrive with the admin issue; until then the kernel protects every
 //! non-public route with the bootstrap key.
 
+pub mod api_key;
+pub mod permission;
+
 use std::sync::Arc;
 
 use plystra_contracts::{
@@ -28,13 +31,27 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     version: "0.0.1",
     requires: Requires {
         kernel: "^0.0.1",
-        capabilities: &["identity.business", "authorization.resource", "audit.explainable"],
+        capabilities: &[
+            "identity.business",
+            "authorization.resource",
+            "audit.explainable",
+        ],
     },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(RouteMethod::Get, "/api/v1/admin/permission-keys", SERVICE, "listPermissionKeys")],
-        events: Events { publishes: &["admin.action_authorized"], subscribes: &[] },
-        migrations: Migrations { namespace: Some("sys_admin") },
+        routes: &[RouteDecl::new(
+            RouteMethod::Get,
+            "/api/v1/admin/permission-keys",
+            SERVICE,
+            "listPermissionKeys",
+        )],
+        events: Events {
+            publishes: &["admin.action_authorized"],
+            subscribes: &[],
+        },
+        migrations: Migrations {
+            namespace: Some("sys_admin"),
+        },
     },
 });
 
@@ -43,11 +60,17 @@ declare_event!(ADMIN_ACTION_AUTHORIZED, name: "admin.action_authorized", publish
 
 /// The permission keys that protect management operations, with what each allows.
 pub const PERMISSION_KEYS: &[(&str, &str)] = &[
-    ("*", "Everything (never granted to an API key as super admin)."),
+    (
+        "*",
+        "Everything (never granted to an API key as super admin).",
+    ),
     ("users:read", "Read users."),
     ("users:manage", "Create, change, disable and restore users."),
     ("spaces:read", "Read spaces."),
-    ("spaces:manage", "Create, change, disable and restore spaces."),
+    (
+        "spaces:manage",
+        "Create, change, disable and restore spaces.",
+    ),
     ("groups:read", "Read groups."),
     ("groups:manage", "Create, change and disable groups."),
     ("members:read", "Read members."),
@@ -55,21 +78,42 @@ pub const PERMISSION_KEYS: &[(&str, &str)] = &[
     ("user_members:read", "Read user-member bindings."),
     ("user_members:manage", "Create, change and revoke bindings."),
     ("roles:read", "Read roles and member-roles."),
-    ("roles:manage", "Create, change and disable roles; grant and revoke member-roles."),
+    (
+        "roles:manage",
+        "Create, change and disable roles; grant and revoke member-roles.",
+    ),
     ("permissions:read", "Read permissions and role-permissions."),
-    ("permissions:manage", "Create, change and disable permissions; attach them to roles."),
-    ("registry:read", "Read resource types, actions and mappings."),
-    ("registry:manage", "Register resource types, actions and mappings."),
+    (
+        "permissions:manage",
+        "Create, change and disable permissions; attach them to roles.",
+    ),
+    (
+        "registry:read",
+        "Read resource types, actions and mappings.",
+    ),
+    (
+        "registry:manage",
+        "Register resource types, actions and mappings.",
+    ),
     ("resources:read", "Read resources."),
     ("resources:manage", "Create, change and archive resources."),
     ("audit:read", "Query and verify the audit log."),
     ("authz:check", "Call authz/check and authz/explain."),
     ("api_keys:read", "Read API keys."),
-    ("api_keys:create", "Create API keys within the caller's own permissions."),
+    (
+        "api_keys:create",
+        "Create API keys within the caller's own permissions.",
+    ),
     ("api_keys:revoke", "Revoke API keys."),
     ("admin_grants:read", "Read admin grants."),
-    ("admin_grants:manage", "Create and revoke admin grants (user sessions only)."),
-    ("instance:read", "Read the console overview and the caller's own admin profile."),
+    (
+        "admin_grants:manage",
+        "Create and revoke admin grants (user sessions only).",
+    ),
+    (
+        "instance:read",
+        "Read the console overview and the caller's own admin profile.",
+    ),
     ("capabilities:read", "List the linked capabilities."),
     ("metrics:read", "Read Prometheus metrics."),
 ];
@@ -104,11 +148,19 @@ impl AdminService {
         AdminVocabulary {
             permission_keys: PERMISSION_KEYS
                 .iter()
-                .map(|(key, description)| PermissionKey { key: (*key).to_owned(), description: (*description).to_owned() })
+                .map(|(key, description)| PermissionKey {
+                    key: (*key).to_owned(),
+                    description: (*description).to_owned(),
+                })
                 .collect(),
-            admin_levels: ["instance_super_admin", "instance_admin", "space_admin", "group_admin"]
-                .map(str::to_owned)
-                .to_vec(),
+            admin_levels: [
+                "instance_super_admin",
+                "instance_admin",
+                "space_admin",
+                "group_admin",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             api_key_levels: ["instance", "space", "group"].map(str::to_owned).to_vec(),
         }
     }
@@ -138,14 +190,20 @@ pub struct AdminApi {
 
 impl RouteApi for AdminApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self { service: services.require::<AdminService>()? })
+        Ok(Self {
+            service: services.require::<AdminService>()?,
+        })
     }
 }
 
 #[OpenApi(tag = "AdminTag::Admin")]
 impl AdminApi {
     /// The permission keys that protect management operations, and the admin and API key levels.
-    #[oai(path = "/api/v1/admin/permission-keys", method = "get", operation_id = "listPermissionKeys")]
+    #[oai(
+        path = "/api/v1/admin/permission-keys",
+        method = "get",
+        operation_id = "listPermissionKeys"
+    )]
     async fn permission_keys(&self) -> Result<Json<Envelope<AdminVocabulary>>, ApiError> {
         Ok(Json(Envelope::new(self.service.vocabulary())))
     }

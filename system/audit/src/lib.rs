@@ -3,6 +3,9 @@
 //! This crate registers the capability and serves its event-type catalog. The durable,
 //! hash-chained log and its query API arrive with the audit issue.
 
+pub mod chain;
+pub mod redaction;
+
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Events, ListEnvelope, Migrations,
     Pagination, Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError,
@@ -23,12 +26,25 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     id: ID,
     name: "Explainable audit",
     version: "0.0.1",
-    requires: Requires { kernel: "^0.0.1", capabilities: &[] },
+    requires: Requires {
+        kernel: "^0.0.1",
+        capabilities: &[],
+    },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(RouteMethod::Get, "/api/v1/audit/event-types", SERVICE, "listAuditEventTypes")],
-        events: Events { publishes: &["audit.event_recorded"], subscribes: &[] },
-        migrations: Migrations { namespace: Some("sys_audit") },
+        routes: &[RouteDecl::new(
+            RouteMethod::Get,
+            "/api/v1/audit/event-types",
+            SERVICE,
+            "listAuditEventTypes",
+        )],
+        events: Events {
+            publishes: &["audit.event_recorded"],
+            subscribes: &[],
+        },
+        migrations: Migrations {
+            namespace: Some("sys_audit"),
+        },
     },
 });
 
@@ -37,7 +53,11 @@ declare_event!(AUDIT_EVENT_RECORDED, name: "audit.event_recorded", publisher: ID
 
 /// The catalog of audit event types: (key, category, description).
 pub const EVENT_TYPES: &[(&str, &str, &str)] = &[
-    ("authz.decision", "authorization", "An authorization check or explain was decided."),
+    (
+        "authz.decision",
+        "authorization",
+        "An authorization check or explain was decided.",
+    ),
     ("users.create", "management", "A user was created."),
     ("users.update", "management", "A user was changed."),
     ("users.disable", "management", "A user was disabled."),
@@ -52,30 +72,98 @@ pub const EVENT_TYPES: &[(&str, &str, &str)] = &[
     ("members.create", "management", "A member was created."),
     ("members.update", "management", "A member was changed."),
     ("members.disable", "management", "A member was disabled."),
-    ("user_members.create", "management", "A user was bound to a member."),
-    ("user_members.update", "management", "A binding was changed."),
-    ("user_members.revoke", "management", "A binding was revoked."),
+    (
+        "user_members.create",
+        "management",
+        "A user was bound to a member.",
+    ),
+    (
+        "user_members.update",
+        "management",
+        "A binding was changed.",
+    ),
+    (
+        "user_members.revoke",
+        "management",
+        "A binding was revoked.",
+    ),
     ("roles.create", "management", "A role was created."),
     ("roles.update", "management", "A role was changed."),
     ("roles.disable", "management", "A role was disabled."),
-    ("permissions.create", "management", "A permission was created."),
-    ("permissions.update", "management", "A permission was changed."),
-    ("permissions.disable", "management", "A permission was disabled."),
-    ("role_permissions.create", "management", "A permission was granted to a role."),
-    ("role_permissions.delete", "management", "A permission was taken from a role."),
-    ("member_roles.create", "management", "A role was granted to a member."),
-    ("member_roles.revoke", "management", "A role was revoked from a member."),
-    ("resource_types.upsert", "management", "A resource type, action or mapping was registered."),
+    (
+        "permissions.create",
+        "management",
+        "A permission was created.",
+    ),
+    (
+        "permissions.update",
+        "management",
+        "A permission was changed.",
+    ),
+    (
+        "permissions.disable",
+        "management",
+        "A permission was disabled.",
+    ),
+    (
+        "role_permissions.create",
+        "management",
+        "A permission was granted to a role.",
+    ),
+    (
+        "role_permissions.delete",
+        "management",
+        "A permission was taken from a role.",
+    ),
+    (
+        "member_roles.create",
+        "management",
+        "A role was granted to a member.",
+    ),
+    (
+        "member_roles.revoke",
+        "management",
+        "A role was revoked from a member.",
+    ),
+    (
+        "resource_types.upsert",
+        "management",
+        "A resource type, action or mapping was registered.",
+    ),
     ("resources.create", "management", "A resource was created."),
     ("resources.update", "management", "A resource was changed."),
-    ("resources.archive", "management", "A resource was archived."),
+    (
+        "resources.archive",
+        "management",
+        "A resource was archived.",
+    ),
     ("api_keys.create", "admin", "An API key was created."),
     ("api_keys.revoke", "admin", "An API key was revoked."),
-    ("admin_grants.create", "admin", "An admin grant was created."),
-    ("admin_grants.revoke", "admin", "An admin grant was revoked."),
-    ("admin.bootstrap", "admin", "The first super admin was created."),
-    ("admin.handoff", "admin", "The environment bootstrap key was retired in favour of managed credentials."),
-    ("admin.permission_denied", "admin", "A management call was refused for lack of permission."),
+    (
+        "admin_grants.create",
+        "admin",
+        "An admin grant was created.",
+    ),
+    (
+        "admin_grants.revoke",
+        "admin",
+        "An admin grant was revoked.",
+    ),
+    (
+        "admin.bootstrap",
+        "admin",
+        "The first super admin was created.",
+    ),
+    (
+        "admin.handoff",
+        "admin",
+        "The environment bootstrap key was retired in favour of managed credentials.",
+    ),
+    (
+        "admin.permission_denied",
+        "admin",
+        "A management call was refused for lack of permission.",
+    ),
 ];
 
 /// One audit event type.
@@ -131,18 +219,27 @@ pub struct AuditApi {
 
 impl RouteApi for AuditApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self { service: services.require::<AuditService>()? })
+        Ok(Self {
+            service: services.require::<AuditService>()?,
+        })
     }
 }
 
 #[OpenApi(tag = "AuditTag::Audit")]
 impl AuditApi {
     /// The catalog of audit event types that records can carry in `event_type`.
-    #[oai(path = "/api/v1/audit/event-types", method = "get", operation_id = "listAuditEventTypes")]
+    #[oai(
+        path = "/api/v1/audit/event-types",
+        method = "get",
+        operation_id = "listAuditEventTypes"
+    )]
     async fn event_types(&self) -> Result<Json<ListEnvelope<AuditEventType>>, ApiError> {
         let data = self.service.event_types();
         let limit = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        Ok(Json(ListEnvelope::new(data, Pagination::single_page(limit))))
+        Ok(Json(ListEnvelope::new(
+            data,
+            Pagination::single_page(limit),
+        )))
     }
 }
 

@@ -4,6 +4,8 @@
 //! This crate registers the capability and serves the deny codes and scopes with their meaning.
 //! Grants, check and explain arrive with the authorization issue.
 
+pub mod engine;
+
 use std::sync::Arc;
 
 use plystra_contracts::{
@@ -27,13 +29,27 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     version: "0.0.1",
     requires: Requires {
         kernel: "^0.0.1",
-        capabilities: &["identity.business", "resource.registry", "audit.explainable"],
+        capabilities: &[
+            "identity.business",
+            "resource.registry",
+            "audit.explainable",
+        ],
     },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(RouteMethod::Get, "/api/v1/authz/deny-codes", SERVICE, "listDenyCodes")],
-        events: Events { publishes: &["authorization.decision_recorded"], subscribes: &["resource.registry_updated"] },
-        migrations: Migrations { namespace: Some("sys_authz") },
+        routes: &[RouteDecl::new(
+            RouteMethod::Get,
+            "/api/v1/authz/deny-codes",
+            SERVICE,
+            "listDenyCodes",
+        )],
+        events: Events {
+            publishes: &["authorization.decision_recorded"],
+            subscribes: &["resource.registry_updated"],
+        },
+        migrations: Migrations {
+            namespace: Some("sys_authz"),
+        },
     },
 });
 
@@ -74,19 +90,55 @@ pub enum DenyCode {
 
 /// Every deny code with its meaning.
 pub const DENY_CODES: &[(DenyCode, &str)] = &[
-    (DenyCode::ActorUserInactive, "The acting user is not active."),
-    (DenyCode::ActorMemberInactive, "The acting member is not active."),
+    (
+        DenyCode::ActorUserInactive,
+        "The acting user is not active.",
+    ),
+    (
+        DenyCode::ActorMemberInactive,
+        "The acting member is not active.",
+    ),
     (DenyCode::SpaceInactive, "The space is not active."),
-    (DenyCode::UserMemberRevoked, "The user-member binding is revoked."),
-    (DenyCode::UserMemberExpired, "The user-member binding is past its expiry."),
-    (DenyCode::CrossSpaceViolation, "The actor, the target, its group or a grant belong to different spaces."),
-    (DenyCode::NoMatchingPermission, "No grant covers this resource type and action."),
-    (DenyCode::ScopeAnchorMissing, "A grant's scope needs an anchor group that is missing."),
-    (DenyCode::TargetGroupMissing, "A grant's scope needs the target's group, which is missing."),
-    (DenyCode::ScopeOutOfBounds, "Grants exist, but none of their scopes covers the target."),
-    (DenyCode::GlobalScopeDisabled, "A grant uses the global scope, which always denies."),
-    (DenyCode::InvalidResourceType, "The resource type is not registered."),
-    (DenyCode::InvalidResourceAction, "The action is not registered for the resource type."),
+    (
+        DenyCode::UserMemberRevoked,
+        "The user-member binding is revoked.",
+    ),
+    (
+        DenyCode::UserMemberExpired,
+        "The user-member binding is past its expiry.",
+    ),
+    (
+        DenyCode::CrossSpaceViolation,
+        "The actor, the target, its group or a grant belong to different spaces.",
+    ),
+    (
+        DenyCode::NoMatchingPermission,
+        "No grant covers this resource type and action.",
+    ),
+    (
+        DenyCode::ScopeAnchorMissing,
+        "A grant's scope needs an anchor group that is missing.",
+    ),
+    (
+        DenyCode::TargetGroupMissing,
+        "A grant's scope needs the target's group, which is missing.",
+    ),
+    (
+        DenyCode::ScopeOutOfBounds,
+        "Grants exist, but none of their scopes covers the target.",
+    ),
+    (
+        DenyCode::GlobalScopeDisabled,
+        "A grant uses the global scope, which always denies.",
+    ),
+    (
+        DenyCode::InvalidResourceType,
+        "The resource type is not registered.",
+    ),
+    (
+        DenyCode::InvalidResourceAction,
+        "The action is not registered for the resource type.",
+    ),
 ];
 
 /// A permission's scope.
@@ -134,9 +186,18 @@ impl AuthorizationService {
         AuthorizationVocabulary {
             deny_codes: DENY_CODES
                 .iter()
-                .map(|(code, description)| DenyCodeInfo { code: *code, description: (*description).to_owned() })
+                .map(|(code, description)| DenyCodeInfo {
+                    code: *code,
+                    description: (*description).to_owned(),
+                })
                 .collect(),
-            scopes: vec![Scope::OwnSelf, Scope::Group, Scope::GroupTree, Scope::Space, Scope::Global],
+            scopes: vec![
+                Scope::OwnSelf,
+                Scope::Group,
+                Scope::GroupTree,
+                Scope::Space,
+                Scope::Global,
+            ],
         }
     }
 }
@@ -165,14 +226,20 @@ pub struct AuthorizationApi {
 
 impl RouteApi for AuthorizationApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self { service: services.require::<AuthorizationService>()? })
+        Ok(Self {
+            service: services.require::<AuthorizationService>()?,
+        })
     }
 }
 
 #[OpenApi(tag = "AuthorizationTag::Authorization")]
 impl AuthorizationApi {
     /// The 13 deny codes a check can answer with, and the scopes a permission can have.
-    #[oai(path = "/api/v1/authz/deny-codes", method = "get", operation_id = "listDenyCodes")]
+    #[oai(
+        path = "/api/v1/authz/deny-codes",
+        method = "get",
+        operation_id = "listDenyCodes"
+    )]
     async fn deny_codes(&self) -> Result<Json<Envelope<AuthorizationVocabulary>>, ApiError> {
         Ok(Json(Envelope::new(self.service.vocabulary())))
     }

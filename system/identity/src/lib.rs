@@ -25,12 +25,25 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     id: ID,
     name: "Business identity",
     version: "0.0.1",
-    requires: Requires { kernel: "^0.0.1", capabilities: &["audit.explainable"] },
+    requires: Requires {
+        kernel: "^0.0.1",
+        capabilities: &["audit.explainable"],
+    },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(RouteMethod::Get, "/api/v1/identity/vocabulary", SERVICE, "getIdentityVocabulary")],
-        events: Events { publishes: &["identity.actor_resolved"], subscribes: &[] },
-        migrations: Migrations { namespace: Some("sys_identity") },
+        routes: &[RouteDecl::new(
+            RouteMethod::Get,
+            "/api/v1/identity/vocabulary",
+            SERVICE,
+            "getIdentityVocabulary",
+        )],
+        events: Events {
+            publishes: &["identity.actor_resolved"],
+            subscribes: &[],
+        },
+        migrations: Migrations {
+            namespace: Some("sys_identity"),
+        },
     },
 });
 
@@ -76,7 +89,13 @@ impl IdentityService {
                 .iter()
                 .map(|(name, prefix, statuses)| {
                     let statuses = statuses.iter().map(|s| (*s).to_owned()).collect();
-                    ((*name).to_owned(), EntityVocabulary { id_prefix: (*prefix).to_owned(), statuses })
+                    (
+                        (*name).to_owned(),
+                        EntityVocabulary {
+                            id_prefix: (*prefix).to_owned(),
+                            statuses,
+                        },
+                    )
                 })
                 .collect(),
             group_path_pattern: r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$".to_owned(),
@@ -108,14 +127,20 @@ pub struct IdentityApi {
 
 impl RouteApi for IdentityApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self { service: services.require::<IdentityService>()? })
+        Ok(Self {
+            service: services.require::<IdentityService>()?,
+        })
     }
 }
 
 #[OpenApi(tag = "IdentityTag::Users")]
 impl IdentityApi {
     /// Identity rules clients can rely on: ID prefixes, status lifecycles, the group path pattern.
-    #[oai(path = "/api/v1/identity/vocabulary", method = "get", operation_id = "getIdentityVocabulary")]
+    #[oai(
+        path = "/api/v1/identity/vocabulary",
+        method = "get",
+        operation_id = "getIdentityVocabulary"
+    )]
     async fn vocabulary(&self) -> Result<Json<Envelope<IdentityVocabulary>>, ApiError> {
         Ok(Json(Envelope::new(self.service.vocabulary())))
     }

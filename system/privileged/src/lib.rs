@@ -15,9 +15,7 @@ pub use plystra_contracts::manifest::SystemCapabilitySpec;
 /// ```ignore
 /// pub const MANIFEST: CapabilityManifest = plystra_privileged::system_manifest(SystemCapabilitySpec { .. });
 /// ```
-pub const fn system_manifest(
-    spec: SystemCapabilitySpec,
-) -> plystra_contracts::CapabilityManifest {
+pub const fn system_manifest(spec: SystemCapabilitySpec) -> plystra_contracts::CapabilityManifest {
     plystra_contracts::CapabilityManifest::__system_capability(
         plystra_contracts::manifest::PrivilegedSeal::__new(),
         spec,

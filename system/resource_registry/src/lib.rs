@@ -24,12 +24,25 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     id: ID,
     name: "Resource registry",
     version: "0.0.1",
-    requires: Requires { kernel: "^0.0.1", capabilities: &["audit.explainable"] },
+    requires: Requires {
+        kernel: "^0.0.1",
+        capabilities: &["audit.explainable"],
+    },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(RouteMethod::Get, "/api/v1/registry/vocabulary", SERVICE, "getRegistryVocabulary")],
-        events: Events { publishes: &["resource.registry_updated"], subscribes: &[] },
-        migrations: Migrations { namespace: Some("sys_resource") },
+        routes: &[RouteDecl::new(
+            RouteMethod::Get,
+            "/api/v1/registry/vocabulary",
+            SERVICE,
+            "getRegistryVocabulary",
+        )],
+        events: Events {
+            publishes: &["resource.registry_updated"],
+            subscribes: &[],
+        },
+        migrations: Migrations {
+            namespace: Some("sys_resource"),
+        },
     },
 });
 
@@ -55,7 +68,9 @@ impl RegistryService {
     /// The vocabulary.
     pub fn vocabulary(&self) -> RegistryVocabulary {
         RegistryVocabulary {
-            risk_levels: ["low", "normal", "high", "critical"].map(str::to_owned).to_vec(),
+            risk_levels: ["low", "normal", "high", "critical"]
+                .map(str::to_owned)
+                .to_vec(),
             storage_kinds: vec!["internal_table".to_owned()],
             key_pattern: "^[a-z][a-z0-9_]*$".to_owned(),
         }
@@ -87,14 +102,20 @@ pub struct RegistryApi {
 
 impl RouteApi for RegistryApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self { service: services.require::<RegistryService>()? })
+        Ok(Self {
+            service: services.require::<RegistryService>()?,
+        })
     }
 }
 
 #[OpenApi(tag = "RegistryTag::ResourceTypes")]
 impl RegistryApi {
     /// Registry rules clients can rely on: risk levels, storage kinds and the key pattern.
-    #[oai(path = "/api/v1/registry/vocabulary", method = "get", operation_id = "getRegistryVocabulary")]
+    #[oai(
+        path = "/api/v1/registry/vocabulary",
+        method = "get",
+        operation_id = "getRegistryVocabulary"
+    )]
     async fn vocabulary(&self) -> Result<Json<Envelope<RegistryVocabulary>>, ApiError> {
         Ok(Json(Envelope::new(self.service.vocabulary())))
     }

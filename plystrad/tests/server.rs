@@ -1,0 +1,235 @@
+//! End-to-end tests of plystrad's application: the real linked capabilities behind the real
+//! pipeline, and the real server with graceful shutdown.
+
+use plystra_kernel::{CapabilitySource, KernelConfig, boot};
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use serde_json::Value;
+
+const KEY: &str = "plystrad-test-key-0123456789abcdef";
+const SYSTEM_IDS: [&str; 5] = [
+    "audit.explainable",
+    "identity.business",
+    "resource.registry",
+    "authorization.resource",
+    "admin.control_plane",
+];
+
+fn config() -> KernelConfig {
+    KernelConfig {
+        bootstrap_api_key: Some(KEY.to_owned()),
+        build: plystrad::cli::build_info(),
+        ..KernelConfig::default()
+    }
+}
+
+async fn client() -> TestClient<poem::endpoint::BoxEndpoint<'static>> {
+    let booted = boot(config(), CapabilitySource::linked())
+        .await
+        .expect("the linked capabilities boot");
+    TestClient::new(booted.app)
+}
+
+async fn json(resp: poem::test::TestResponse) -> (StatusCode, Value) {
+    let status = resp.0.status();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+    )
+}
+
+#[tokio::test]
+async fn ready_reports_all_five_system_capabilities_ready() {
+    let cli = client().await;
+    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "ready");
+    let states = body["data"]["system_capabilities"].as_object().unwrap();
+    assert_eq!(states.len(), 5);
+    for id in SYSTEM_IDS {
+        assert_eq!(states[id], "ready", "{id}");
+    }
+}
+
+#[tokio::test]
+async fn capabilities_needs_a_key_and_lists_five_in_boot_order() {
+    let cli = client().await;
+    let resp = cli.get("/api/v1/capabilities").send().await;
+    assert_eq!(
+        resp.0.headers().get("x-plystra-error-code").unwrap(),
+        "AUTHENTICATION_REQUIRED"
+    );
+    let (status, body) = json(resp).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "AUTHENTICATION_REQUIRED");
+
+    let (status, body) = json(
+        cli.get("/api/v1/capabilities")
+            .header("X-Plystra-API-Key", KEY)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, SYSTEM_IDS);
+    for cap in body["data"].as_array().unwrap() {
+        assert_eq!(cap["state"], "ready");
+        assert_eq!(cap["kind"], "system_capability");
+        assert_eq!(cap["privileged"], true);
+        assert_eq!(cap["required"], true);
+        assert_eq!(cap["stability"], "experimental");
+        assert_eq!(cap["version"], "0.0.1");
+        assert!(
+            cap["package"]
+                .as_str()
+                .unwrap()
+                .starts_with("plystra-system-")
+        );
+        assert!(
+            cap["migration_namespace"]
+                .as_str()
+                .unwrap()
+                .starts_with("sys_")
+        );
+    }
+    assert_eq!(body["pagination"]["has_more"], false);
+}
+
+#[tokio::test]
+async fn the_document_has_operations_from_all_five_capabilities_and_the_ui_is_served() {
+    let cli = client().await;
+    let (status, doc) = json(cli.get("/openapi.json").send().await).await;
+    assert_eq!(status, StatusCode::OK);
+    let operations: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| {
+            item.as_object()
+                .unwrap()
+                .values()
+                .map(|op| op["operationId"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    for op in [
+        "listAuditEventTypes",
+        "getIdentityVocabulary",
+        "getRegistryVocabulary",
+        "listDenyCodes",
+        "listPermissionKeys",
+        "getHealth",
+        "getReadiness",
+        "getVersion",
+        "listCapabilities",
+    ] {
+        assert!(
+            operations.iter().any(|o| o == op),
+            "{op} missing from {operations:?}"
+        );
+    }
+    let served = plystra_kernel::http::openapi_json(&CapabilitySource::linked()).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&served).unwrap(),
+        doc,
+        "served and offline documents agree"
+    );
+    let docs = cli.get("/docs").send().await;
+    docs.assert_status_is_ok();
+    assert!(
+        docs.0
+            .into_body()
+            .into_string()
+            .await
+            .unwrap()
+            .contains("swagger-ui")
+    );
+}
+
+#[tokio::test]
+async fn each_capability_route_answers_with_the_key() {
+    let cli = client().await;
+    for (path, probe) in [
+        ("/api/v1/audit/event-types", "/data/0/key"),
+        (
+            "/api/v1/identity/vocabulary",
+            "/data/entities/user/id_prefix",
+        ),
+        ("/api/v1/registry/vocabulary", "/data/risk_levels/0"),
+        ("/api/v1/authz/deny-codes", "/data/deny_codes/12/code"),
+        (
+            "/api/v1/admin/permission-keys",
+            "/data/permission_keys/0/key",
+        ),
+    ] {
+        let (status, body) =
+            json(cli.get(path).header("X-Plystra-API-Key", KEY).send().await).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(body.pointer(probe).is_some(), "{path}: {body}");
+    }
+}
+
+#[test]
+fn plystrad_sources_name_no_capability() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for needle in SYSTEM_IDS.iter().copied().chain([
+            "plystra_system_",
+            "plystra-system-",
+            "plystra_privileged",
+        ]) {
+            if text.contains(needle) {
+                offenders.push(format!("{}: {needle}", path.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "plystrad must only link the bundle: {offenders:?}"
+    );
+}
+
+#[tokio::test]
+async fn serve_binds_answers_and_shuts_down_gracefully() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cli =
+        plystrad::Cli::try_parse_from(["plystrad", "--host", "127.0.0.1", "--port", "0"]).unwrap();
+    let mut settings = cli.settings().unwrap();
+    settings.kernel.bootstrap_api_key = Some(KEY.to_owned());
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(plystrad::serve(
+        settings,
+        async move {
+            let _ = stop_rx.await;
+        },
+        move |addr| {
+            let _ = addr_tx.send(addr);
+        },
+    ));
+    let addr = addr_rx.await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    stop_tx.send(()).unwrap();
+    server
+        .await
+        .unwrap()
+        .expect("serve returns cleanly after shutdown");
+}
+
+use clap::Parser as _;

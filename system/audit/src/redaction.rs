@@ -1,0 +1,315 @@
+//! The one redaction policy every trace and snapshot passes through before it is persisted.
+//!
+//! - Secret-like keys (anywhere, any case) are replaced by `"[redacted]"`.
+//! - PII fields follow a per-field policy: keep, hash (keyed HMAC-SHA256, so records can still be
+//!   joined) or drop.
+//! - Keys inside `metadata` objects are kept only when allowlisted.
+//!
+//! Every path that was changed is listed, and the policy's version is recorded with the record.
+//! Redaction works on a copy: the caller's response is never touched.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// Bumped whenever the rules below change meaning.
+pub const REDACTION_VERSION: i64 = 1;
+
+/// What replaces a redacted value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Fragments that make a key secret-like, compared against the key lower-cased with `-` and
+/// spaces folded to `_`.
+const SECRET_FRAGMENTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "key_hash",
+    "cookie",
+    "credential",
+    "private_key",
+    "session_id",
+    "refresh",
+];
+
+/// What to do with one PII field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiiAction {
+    /// Store as given.
+    Keep,
+    /// Store `hmac:<hex>` of the value under the policy's key.
+    Hash,
+    /// Remove the field.
+    Drop,
+}
+
+impl PiiAction {
+    /// Parses `keep`, `hash` or `drop`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "keep" => Some(Self::Keep),
+            "hash" => Some(Self::Hash),
+            "drop" => Some(Self::Drop),
+            _ => None,
+        }
+    }
+}
+
+/// The redaction policy.
+#[derive(Clone)]
+pub struct RedactionPolicy {
+    pii: BTreeMap<String, PiiAction>,
+    metadata_allowlist: Vec<String>,
+    hash_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for RedactionPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactionPolicy")
+            .field("pii", &self.pii)
+            .field("metadata_allowlist", &self.metadata_allowlist)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of redacting one value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redacted {
+    /// The value as it may be stored.
+    pub value: Value,
+    /// JSON-pointer-like paths of every value that was redacted, hashed or dropped.
+    pub redactions: Vec<String>,
+}
+
+impl RedactionPolicy {
+    /// The defaults: email and phone hashed; ip_address and user_agent kept (investigations need
+    /// them); no metadata key allowed beyond `reason`, `source` and `ticket`.
+    pub fn with_key(hash_key: impl Into<Vec<u8>>) -> Self {
+        let pii = [
+            ("email", PiiAction::Hash),
+            ("phone", PiiAction::Hash),
+            ("ip_address", PiiAction::Keep),
+            ("user_agent", PiiAction::Keep),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Self {
+            pii,
+            metadata_allowlist: ["reason", "source", "ticket"].map(str::to_owned).to_vec(),
+            hash_key: hash_key.into(),
+        }
+    }
+
+    /// Sets the action for one PII field.
+    pub fn pii(mut self, field: &str, action: PiiAction) -> Self {
+        self.pii.insert(field.to_ascii_lowercase(), action);
+        self
+    }
+
+    /// Replaces the metadata allowlist.
+    pub fn metadata_allowlist(mut self, keys: impl IntoIterator<Item = String>) -> Self {
+        self.metadata_allowlist = keys.into_iter().map(|k| k.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// The keyed hash of a PII value.
+    pub fn hash(&self, value: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.hash_key).expect("HMAC takes any key length");
+        mac.update(value.as_bytes());
+        format!("hmac:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Applies the PII rule of `field` to a top-level column value.
+    pub fn column(&self, field: &str, value: Option<String>) -> Option<String> {
+        let value = value?;
+        match self.pii.get(field).copied().unwrap_or(PiiAction::Keep) {
+            PiiAction::Keep => Some(value),
+            PiiAction::Hash => Some(self.hash(&value)),
+            PiiAction::Drop => None,
+        }
+    }
+
+    /// Redacts a copy of `value`.
+    pub fn redact(&self, value: &Value) -> Redacted {
+        let mut redactions = Vec::new();
+        let value = self.walk(value, "", false, &mut redactions);
+        Redacted {
+            value: value.unwrap_or(Value::Null),
+            redactions,
+        }
+    }
+
+    /// Returns `None` when the value is dropped.
+    fn walk(
+        &self,
+        value: &Value,
+        path: &str,
+        in_metadata: bool,
+        out: &mut Vec<String>,
+    ) -> Option<Value> {
+        match value {
+            Value::Object(map) => {
+                let mut result = serde_json::Map::new();
+                for (key, child) in map {
+                    let child_path =
+                        format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
+                    let folded = key.to_ascii_lowercase().replace(['-', ' '], "_");
+                    if is_secret(&folded) {
+                        out.push(child_path);
+                        result.insert(key.clone(), Value::String(REDACTED.to_owned()));
+                        continue;
+                    }
+                    if in_metadata && !self.metadata_allowlist.contains(&folded) {
+                        out.push(child_path);
+                        result.insert(key.clone(), Value::String(REDACTED.to_owned()));
+                        continue;
+                    }
+                    if let Some(action) = self.pii.get(&folded) {
+                        match (action, child) {
+                            (PiiAction::Keep, _) | (_, Value::Null) => {}
+                            (PiiAction::Drop, _) => {
+                                out.push(child_path);
+                                continue;
+                            }
+                            (PiiAction::Hash, Value::String(s)) => {
+                                out.push(child_path);
+                                result.insert(key.clone(), Value::String(self.hash(s)));
+                                continue;
+                            }
+                            (PiiAction::Hash, other) => {
+                                out.push(child_path);
+                                result.insert(
+                                    key.clone(),
+                                    Value::String(self.hash(&other.to_string())),
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    let child_in_metadata = folded == "metadata" && child.is_object();
+                    if let Some(v) = self.walk(child, &child_path, child_in_metadata, out) {
+                        result.insert(key.clone(), v);
+                    }
+                }
+                Some(Value::Object(result))
+            }
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| self.walk(item, &format!("{path}/{i}"), false, out))
+                    .collect(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+}
+
+fn is_secret(folded_key: &str) -> bool {
+    SECRET_FRAGMENTS.iter().any(|f| folded_key.contains(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> RedactionPolicy {
+        RedactionPolicy::with_key(b"test-key".to_vec())
+    }
+
+    #[test]
+    fn every_secret_key_shape_is_redacted_at_any_depth() {
+        let input = json!({
+            "password": "p1",
+            "Password_Hash": "p2",
+            "user": {"API-Key": "k1", "apiKey": "k2", "profile": {"session token": "t1"}},
+            "headers": [{"Authorization": "Bearer x"}, {"cookie": "c"}, {"name": "ok"}],
+            "client_secret": "s",
+            "key_hash": "h",
+            "refresh_token": "r",
+            "keep": "visible"
+        });
+        let out = policy().redact(&input);
+        let text = out.value.to_string();
+        for secret in [
+            "p1", "p2", "k1", "k2", "t1", "Bearer x", "\"c\"", "\"s\"", "\"h\"", "\"r\"",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(out.value["keep"], "visible");
+        assert_eq!(out.value["headers"][2]["name"], "ok");
+        assert_eq!(out.value["user"]["profile"]["session token"], REDACTED);
+        for path in [
+            "/password",
+            "/user/API-Key",
+            "/user/profile/session token",
+            "/headers/0/Authorization",
+            "/headers/1/cookie",
+        ] {
+            assert!(
+                out.redactions.iter().any(|p| p == path),
+                "{path} not listed in {:?}",
+                out.redactions
+            );
+        }
+    }
+
+    #[test]
+    fn pii_hashing_is_stable_under_one_key_and_differs_across_keys() {
+        let a = policy().redact(&json!({"email": "alice@example.com"}));
+        let b = policy().redact(&json!({"nested": {"email": "alice@example.com"}}));
+        assert_eq!(a.value["email"], b.value["nested"]["email"]);
+        assert!(a.value["email"].as_str().unwrap().starts_with("hmac:"));
+        assert!(!a.value.to_string().contains("alice"));
+        let other = RedactionPolicy::with_key(b"other".to_vec())
+            .redact(&json!({"email": "alice@example.com"}));
+        assert_ne!(a.value["email"], other.value["email"]);
+    }
+
+    #[test]
+    fn pii_policies_keep_hash_or_drop() {
+        let p = policy()
+            .pii("phone", PiiAction::Drop)
+            .pii("user_agent", PiiAction::Hash);
+        let out = p.redact(&json!({"phone": "+1", "user_agent": "curl", "ip_address": "10.0.0.1"}));
+        assert!(out.value.get("phone").is_none());
+        assert!(
+            out.value["user_agent"]
+                .as_str()
+                .unwrap()
+                .starts_with("hmac:")
+        );
+        assert_eq!(out.value["ip_address"], "10.0.0.1");
+        assert_eq!(
+            p.column("user_agent", Some("curl".into())).unwrap(),
+            p.hash("curl")
+        );
+        assert_eq!(p.column("phone", Some("+1".into())), None);
+    }
+
+    #[test]
+    fn metadata_keeps_only_allowlisted_keys() {
+        let out = policy()
+            .redact(&json!({"metadata": {"reason": "audit", "ssn": "123", "notes": {"x": 1}}}));
+        assert_eq!(out.value["metadata"]["reason"], "audit");
+        assert_eq!(out.value["metadata"]["ssn"], REDACTED);
+        assert_eq!(out.value["metadata"]["notes"], REDACTED);
+        assert!(out.redactions.contains(&"/metadata/ssn".to_owned()));
+    }
+
+    #[test]
+    fn redaction_works_on_a_copy() {
+        let input = json!({"password": "p"});
+        let _ = policy().redact(&input);
+        assert_eq!(input["password"], "p");
+    }
+}
