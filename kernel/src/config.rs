@@ -59,6 +59,8 @@ pub struct KernelConfig {
     pub build: BuildInfo,
     /// Other `PLYSTRA_*` settings, offered to capabilities through `RuntimeInfo`.
     pub settings: BTreeMap<String, String>,
+    /// The database to open; `None` runs without one (the kernel's own tests).
+    pub database: Option<crate::storage::DatabaseConfig>,
 }
 
 impl Default for KernelConfig {
@@ -71,6 +73,7 @@ impl Default for KernelConfig {
             max_body_bytes: 1024 * 1024,
             build: BuildInfo::default(),
             settings: BTreeMap::new(),
+            database: None,
         }
     }
 }

@@ -348,6 +348,25 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         schema_version: RwLock::new(("none".to_owned(), "none".to_owned())),
     });
 
+    let database = match &runtime.config.database {
+        Some(db_config) => {
+            let namespaces: Vec<&str> = order
+                .iter()
+                .filter_map(|r| r.manifest.provides().migrations.namespace)
+                .collect();
+            let prepared =
+                crate::storage::boot::prepare(db_config, runtime.config.environment, &namespaces)
+                    .await;
+            prepared.probe.refresh(&runtime).await;
+            runtime.add_probe(Arc::new(crate::storage::boot::BoundProbe {
+                probe: prepared.probe,
+                runtime: Arc::downgrade(&runtime),
+            }));
+            prepared.database
+        }
+        None => None,
+    };
+
     for entry in &runtime.entries {
         let ns = entry.registration.manifest.provides().migrations.namespace;
         if let Some(namespace) = ns {
@@ -372,6 +391,11 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     services
         .provide::<Runtime>("kernel.state", runtime.clone())
         .expect("kernel services are provided first");
+    if let Some(database) = database {
+        services
+            .provide::<plystra_contracts::storage::Database>("kernel.database", Arc::new(database))
+            .expect("kernel services are provided first");
+    }
 
     for entry in &runtime.entries {
         let id = entry.registration.manifest.id();

@@ -87,9 +87,6 @@ pub struct ServerSettings {
     pub kernel: KernelConfig,
 }
 
-/// The default database: an SQLite file under `./data/`.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/plystra.db";
-
 fn env_first(names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -141,11 +138,28 @@ impl Cli {
                 Some(other) => return Err(format!("LOG_FORMAT={other:?} must be json or text")),
             },
         };
-        let database_url = self
-            .database_url
-            .clone()
-            .or_else(|| env_first(&["PLYSTRA_DATABASE_URL", "DATABASE_URL"]))
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let lookup = |name: &str| std::env::var(name).ok();
+        let mut database = plystra_kernel::storage::DatabaseConfig::from_lookup(&lookup)?;
+        if let Some(url) = &self.database_url {
+            database.url = url.clone();
+        }
+        let database_url = database.url.clone();
+        if environment == Environment::Production {
+            // The flag counts as an explicit URL, exactly like the environment variable.
+            let explicit = self.database_url.clone();
+            let guarded = move |name: &str| match name {
+                "PLYSTRA_DATABASE_URL" if explicit.is_some() => explicit.clone(),
+                other => std::env::var(other).ok(),
+            };
+            let violations = plystra_kernel::config_guards::check_production(&guarded);
+            if !violations.is_empty() {
+                let lines: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+                return Err(format!(
+                    "refusing to start in production:\n{}",
+                    lines.join("\n")
+                ));
+            }
+        }
         let mut bootstrap_api_key = env_first(&["PLYSTRA_API_KEY"]);
         let generated_bootstrap_key =
             bootstrap_api_key.is_none() && environment == Environment::Development;
@@ -179,6 +193,7 @@ impl Cli {
                     .unwrap_or_else(|| "X-Request-ID".to_owned()),
                 build: build_info(),
                 settings,
+                database: Some(database),
                 ..KernelConfig::default()
             },
         })

@@ -201,8 +201,19 @@ fn plystrad_sources_name_no_capability() {
 #[tokio::test]
 async fn serve_binds_answers_and_shuts_down_gracefully() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let cli =
-        plystrad::Cli::try_parse_from(["plystrad", "--host", "127.0.0.1", "--port", "0"]).unwrap();
+    let Some(database) = TestDatabase::new().await else {
+        return;
+    };
+    let cli = plystrad::Cli::try_parse_from([
+        "plystrad",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--database-url",
+        &database.url,
+    ])
+    .unwrap();
     let mut settings = cli.settings().unwrap();
     settings.kernel.bootstrap_api_key = Some(KEY.to_owned());
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
@@ -233,3 +244,85 @@ async fn serve_binds_answers_and_shuts_down_gracefully() {
 }
 
 use clap::Parser as _;
+use plystra_kernel::storage::DatabaseConfig;
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+
+async fn boot_on(
+    database: &TestDatabase,
+    environment: plystra_kernel::Environment,
+) -> TestClient<poem::endpoint::BoxEndpoint<'static>> {
+    let config = KernelConfig {
+        environment,
+        database: Some(DatabaseConfig::new(database.url.clone())),
+        ..config()
+    };
+    TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app)
+}
+
+#[tokio::test]
+async fn development_applies_migrations_at_boot_and_reports_the_schema() {
+    let Some(database) = TestDatabase::new().await else {
+        return;
+    };
+    let cli = boot_on(&database, plystra_kernel::Environment::Development).await;
+    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected = MigrationSet::embedded(database.db.dialect())
+        .expected_schema_version()
+        .unwrap()
+        .to_owned();
+    assert_eq!(body["data"]["schema_version"], expected.as_str());
+    assert_eq!(body["data"]["expected_schema_version"], expected.as_str());
+    let (_, version) = json(cli.get("/api/v1/version").send().await).await;
+    assert_eq!(version["data"]["schema_version"], expected.as_str());
+}
+
+#[tokio::test]
+async fn production_names_pending_migrations_until_they_are_applied() {
+    let Some(database) = TestDatabase::new().await else {
+        return;
+    };
+    let cli = boot_on(&database, plystra_kernel::Environment::Production).await;
+    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "NOT_READY");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("migrations pending: 0001_sys_audit_init.sql"),
+        "{message}"
+    );
+    assert!(message.contains("plystractl migrate up"), "{message}");
+    let (_, version) = json(cli.get("/api/v1/version").send().await).await;
+    assert_eq!(version["data"]["schema_version"], "none");
+
+    MigrationSet::embedded(database.db.dialect())
+        .apply_pending(&database.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_by_ready_without_crashing() {
+    let config = KernelConfig {
+        database: Some(DatabaseConfig {
+            acquire_timeout: std::time::Duration::from_secs(1),
+            ..DatabaseConfig::new("postgres://postgres@127.0.0.1:1/nowhere")
+        }),
+        ..config()
+    };
+    let cli = TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app);
+    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("database unreachable"),
+        "{body}"
+    );
+    let (status, _) = json(cli.get("/api/v1/health").send().await).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -5,6 +5,7 @@
 //! `plystra_contracts::storage`, because capabilities receive them; this module opens and
 //! maintains the database the handle points at.
 
+pub mod boot;
 pub mod drift;
 pub mod introspect;
 pub mod migrations;
