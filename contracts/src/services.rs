@@ -137,8 +137,34 @@ pub struct AuditRecord {
     pub decision: Option<String>,
     /// The deny code of a deny.
     pub deny_code: Option<String>,
+    /// The caller's IP address, as the server saw it.
+    pub ip_address: Option<String>,
+    /// The caller's user agent.
+    pub user_agent: Option<String>,
     /// The trace or snapshot; redacted before it is stored.
     pub trace: serde_json::Value,
+}
+
+impl AuditRecord {
+    /// A record of `event_type` and `action` for the current request, every other field empty.
+    pub fn new(event_type: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            event_type: event_type.into(),
+            request_id: crate::envelope::current_request_id(),
+            action: action.into(),
+            space_id: None,
+            actor_user_id: None,
+            actor_member_id: None,
+            actor_user_member_id: None,
+            resource_type: None,
+            resource_id: None,
+            decision: None,
+            deny_code: None,
+            ip_address: None,
+            user_agent: None,
+            trace: serde_json::Value::Null,
+        }
+    }
 }
 
 /// The audit service could not make a record durable.
@@ -147,10 +173,21 @@ pub struct AuditRecord {
 pub struct AuditUnavailable(pub String);
 
 /// Records audit events durably (audit.explainable provides it as `audit.service`).
+///
+/// Every record is redacted by the one policy before it is stored, and appended to the hash chain.
 #[async_trait]
 pub trait AuditRecorder: Send + Sync {
-    /// Returns the record's ID once it is durable.
-    async fn record(&self, record: AuditRecord) -> Result<String, AuditUnavailable>;
+    /// Appends through the group-commit writer; returns the record's ID once it is durable.
+    /// `Ok(None)` when the write mode skips it (`deny_only` and an allow decision).
+    async fn record(&self, record: AuditRecord) -> Result<Option<String>, AuditUnavailable>;
+
+    /// Appends inside the caller's transaction, so a management mutation and its record commit
+    /// together or not at all. Holds the chain until the caller commits or rolls back.
+    async fn record_in(
+        &self,
+        tx: &mut crate::storage::Transaction,
+        record: AuditRecord,
+    ) -> Result<String, AuditUnavailable>;
 }
 
 /// Who is acting, as the caller names them.
@@ -295,7 +332,17 @@ pub enum Credential {
     Session {
         /// The user.
         user_id: String,
+        /// The session.
+        session_id: String,
     },
+}
+
+/// Verifies session access tokens (`ply_at_…`); identity.business provides it as
+/// `identity.sessions`. The kernel's request pipeline consults it for protected routes.
+#[async_trait]
+pub trait SessionVerifier: Send + Sync {
+    /// The session credential a token proves, `Ok(None)` for an unknown, expired or revoked one.
+    async fn verify(&self, access_token: &str) -> Result<Option<Credential>, ResolveError>;
 }
 
 /// Decides whether a credential may call a management operation (admin.control_plane provides it

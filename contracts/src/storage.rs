@@ -309,9 +309,13 @@ impl Database {
     }
 
     /// Begins a transaction. It rolls back when dropped without [`Transaction::commit`].
+    ///
+    /// On SQLite the transaction begins `IMMEDIATE`: it takes the write lock up front, so a
+    /// transaction that reads before it writes can never fail to upgrade its snapshot, and
+    /// concurrent writers wait (busy timeout) instead of erroring.
     pub async fn begin(&self) -> Result<Transaction, StorageError> {
         Ok(match self {
-            Self::Sqlite(pool) => Transaction::Sqlite(pool.begin().await?),
+            Self::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Self::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
         })
     }

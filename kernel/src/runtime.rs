@@ -521,7 +521,7 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         tracing::warn!(step = "ready", problems = ?readiness.problems, "runtime not ready");
     }
 
-    let app = assembly::application(runtime.clone(), &route_sets, tables);
+    let app = assembly::application(runtime.clone(), &services, &route_sets, tables);
     Ok(Booted { runtime, app })
 }
 

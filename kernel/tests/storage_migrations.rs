@@ -28,16 +28,38 @@ fn with_files(extra: &[(&str, &str)]) -> MigrationSet {
     MigrationSet::from_files(set.dialect(), files, None).unwrap()
 }
 
+/// The versions of the migration files on disk for `dialect`, sorted: what every embedded set must
+/// contain, whatever migrations are added later.
+fn versions_on_disk(dialect: Dialect) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(dialect.as_str());
+    let mut versions: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.ends_with(".sql").then(|| name[..4].to_owned())
+        })
+        .collect();
+    versions.sort();
+    versions
+}
+
 #[test]
 fn embedded_sets_match_their_sum_files_and_ownership_for_both_dialects() {
     for dialect in Dialect::ALL {
         let set = MigrationSet::embedded(dialect);
-        assert_eq!(set.migrations().len(), 5, "{dialect}");
+        let on_disk = versions_on_disk(dialect);
+        assert_eq!(set.migrations().len(), on_disk.len(), "{dialect}");
         set.check_sum().unwrap();
         let namespaces = set.check_ownership(&SYSTEM_NAMESPACES).unwrap();
         assert_eq!(namespaces["0001_sys_audit_init.sql"], "sys_audit");
-        assert_eq!(set.expected_schema_version(), Some("0005"));
-        assert_eq!(set.next_version(), "0006");
+        assert_eq!(
+            set.expected_schema_version(),
+            on_disk.last().map(String::as_str)
+        );
+        let next = on_disk.last().unwrap().parse::<u32>().unwrap() + 1;
+        assert_eq!(set.next_version(), format!("{next:04}"));
     }
 }
 
@@ -56,7 +78,7 @@ async fn every_migration_applies_on_an_empty_database_and_up_twice_is_a_no_op() 
 
     let applied = set.apply_pending(&t.db, &SYSTEM_NAMESPACES).await.unwrap();
     let versions: Vec<&str> = applied.iter().map(|a| a.version.as_str()).collect();
-    assert_eq!(versions, ["0001", "0002", "0003", "0004", "0005"]);
+    assert_eq!(versions, versions_on_disk(t.db.dialect()));
     assert_eq!(applied[0].stem, "sys_audit_init");
 
     let status = set.status(&t.db).await.unwrap();
@@ -73,7 +95,7 @@ async fn every_migration_applies_on_an_empty_database_and_up_twice_is_a_no_op() 
     );
 
     let ledger = read_ledger(&t.db).await.unwrap();
-    assert_eq!(ledger.len(), 5);
+    assert_eq!(ledger.len(), set.migrations().len());
     assert_eq!(
         (ledger[1].namespace.as_str(), ledger[1].name.as_str()),
         ("sys_identity", "init")
@@ -139,7 +161,7 @@ async fn a_file_touching_another_namespace_is_refused_and_nothing_is_applied() {
         return;
     };
     let set = with_files(&[(
-        "0006_sys_audit_sneaky.sql",
+        "9001_sys_audit_sneaky.sql",
         "CREATE TABLE sys_audit_notes (id TEXT NOT NULL PRIMARY KEY);\nALTER TABLE sys_identity_users ADD COLUMN backdoor TEXT;\n",
     )]);
     let err = set
@@ -149,20 +171,20 @@ async fn a_file_touching_another_namespace_is_refused_and_nothing_is_applied() {
     let message = err.to_string();
     assert!(matches!(err, MigrationError::Ownership(_)));
     assert!(
-        message.contains("0006_sys_audit_sneaky.sql line 2"),
+        message.contains("9001_sys_audit_sneaky.sql line 2"),
         "{message}"
     );
     assert!(message.contains("sys_identity_users"), "{message}");
     assert_eq!(schema_version(&t.db).await.unwrap(), None);
 
-    let unowned = with_files(&[("0006_notes_init.sql", "CREATE TABLE notes_items (id TEXT);")]);
+    let unowned = with_files(&[("9001_notes_init.sql", "CREATE TABLE notes_items (id TEXT);")]);
     let message = unowned
         .apply_pending(&t.db, &SYSTEM_NAMESPACES)
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("0006_notes_init.sql: its namespace is not owned"),
+        message.contains("9001_notes_init.sql: its namespace is not owned"),
         "{message}"
     );
 }
@@ -173,7 +195,7 @@ async fn a_failing_file_rolls_back_with_its_ledger_row() {
         return;
     };
     let set = with_files(&[(
-        "0006_sys_audit_broken.sql",
+        "9001_sys_audit_broken.sql",
         "CREATE TABLE sys_audit_half (id TEXT NOT NULL PRIMARY KEY);\nINSERT INTO sys_audit_missing (id) VALUES ('x');\n",
     )]);
     let err = set
@@ -182,12 +204,12 @@ async fn a_failing_file_rolls_back_with_its_ledger_row() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("0006_sys_audit_broken.sql: failed to apply"),
+            .starts_with("9001_sys_audit_broken.sql: failed to apply"),
         "{err}"
     );
     assert_eq!(
-        schema_version(&t.db).await.unwrap().as_deref(),
-        Some("0005")
+        schema_version(&t.db).await.unwrap(),
+        versions_on_disk(t.db.dialect()).last().cloned()
     );
     let live = plystra_kernel::storage::introspect::read_schema(&t.db)
         .await
@@ -217,10 +239,13 @@ async fn concurrent_runners_apply_each_file_once(dialect: Dialect) {
     versions.sort();
     assert_eq!(
         versions,
-        ["0001", "0002", "0003", "0004", "0005"],
+        versions_on_disk(t.db.dialect()),
         "each file applied exactly once"
     );
-    assert_eq!(read_ledger(&t.db).await.unwrap().len(), 5);
+    assert_eq!(
+        read_ledger(&t.db).await.unwrap().len(),
+        set.migrations().len()
+    );
     set.verify(&t.db).await.unwrap();
     a.close().await;
     b.close().await;
@@ -255,11 +280,12 @@ async fn schema_state_reports_versions_and_pending_files() {
     let set = embedded();
     let before = set.schema_state(&t.db).await.unwrap();
     assert_eq!(before.schema_version, None);
-    assert_eq!(before.expected_schema_version.as_deref(), Some("0005"));
-    assert_eq!(before.pending.len(), 5);
+    let on_disk = versions_on_disk(t.db.dialect());
+    assert_eq!(before.expected_schema_version, on_disk.last().cloned());
+    assert_eq!(before.pending.len(), on_disk.len());
     assert!(!before.is_current());
     set.apply_pending(&t.db, &SYSTEM_NAMESPACES).await.unwrap();
     let after = set.schema_state(&t.db).await.unwrap();
-    assert_eq!(after.schema_version.as_deref(), Some("0005"));
+    assert_eq!(after.schema_version, on_disk.last().cloned());
     assert!(after.is_current());
 }

@@ -228,11 +228,16 @@ fn document_sets(source: &CapabilitySource) -> Result<Vec<OwnedRouteSet>, BootEr
 /// request pipeline.
 pub(crate) fn application(
     runtime: Arc<Runtime>,
+    services: &plystra_contracts::ServiceRegistry,
     sets: &[OwnedRouteSet],
     tables: Vec<RouteTable>,
 ) -> BoxEndpoint<'static> {
+    let sessions = services
+        .require::<dyn plystra_contracts::services::SessionVerifier>()
+        .ok();
     let authenticator = Arc::new(Authenticator::new(
         runtime.config().bootstrap_api_key.clone(),
+        sessions,
     ));
     let tables = tables
         .into_iter()

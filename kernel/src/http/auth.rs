@@ -1,9 +1,9 @@
-//! Authentication of protected routes. Until admin.control_plane takes over, the only credential
-//! is the bootstrap key (`PLYSTRA_API_KEY`), compared in constant time.
+//! Authentication of protected routes: the bootstrap key (`PLYSTRA_API_KEY`, compared in constant
+//! time) and, when a capability provides a `SessionVerifier`, session access tokens.
 
 use std::sync::Arc;
 
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::{Credential, SessionVerifier};
 use plystra_contracts::{ApiError, ErrorCode};
 use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt, Request};
@@ -12,36 +12,69 @@ use subtle::ConstantTimeEq;
 /// The API key header.
 pub const API_KEY_HEADER: &str = "X-Plystra-API-Key";
 
+/// The prefix of session access tokens.
+pub const ACCESS_TOKEN_PREFIX: &str = "ply_at_";
+
 /// Authenticates requests.
-#[derive(Debug)]
 pub struct Authenticator {
     bootstrap_key: Option<String>,
+    sessions: Option<Arc<dyn SessionVerifier>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field(
+                "bootstrap_key",
+                &self.bootstrap_key.as_ref().map(|_| "[set]"),
+            )
+            .field("sessions", &self.sessions.is_some())
+            .finish()
+    }
 }
 
 impl Authenticator {
-    /// An authenticator that accepts `bootstrap_key`, or nothing when it is `None`.
-    pub fn new(bootstrap_key: Option<String>) -> Self {
+    /// Accepts `bootstrap_key` (nothing when `None`) and the sessions `sessions` verifies.
+    pub fn new(bootstrap_key: Option<String>, sessions: Option<Arc<dyn SessionVerifier>>) -> Self {
         Self {
             bootstrap_key: bootstrap_key.filter(|k| !k.is_empty()),
+            sessions,
         }
     }
 
-    /// The credential the request presents, or 401.
-    pub fn authenticate(&self, req: &Request) -> Result<Credential, ApiError> {
+    /// The credential the request presents, or 401. A verifier that cannot answer is a 503,
+    /// never an allow.
+    pub async fn authenticate(&self, req: &Request) -> Result<Credential, ApiError> {
         let presented = presented_key(req).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::AuthenticationRequired,
                 "this operation needs a credential: send an API key in X-Plystra-API-Key or a token as Authorization: Bearer …",
             )
         })?;
+        let invalid = || {
+            ApiError::new(
+                ErrorCode::AuthenticationRequired,
+                "the credential is not valid",
+            )
+        };
+        if presented.starts_with(ACCESS_TOKEN_PREFIX) {
+            let Some(sessions) = &self.sessions else {
+                return Err(invalid());
+            };
+            return match sessions.verify(&presented).await {
+                Ok(Some(credential)) => Ok(credential),
+                Ok(None) => Err(invalid()),
+                Err(e) => Err(ApiError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    format!("cannot verify the session: {e}"),
+                )),
+            };
+        }
         match &self.bootstrap_key {
             Some(key) if bool::from(key.as_bytes().ct_eq(presented.as_bytes())) => {
                 Ok(Credential::BootstrapKey)
             }
-            _ => Err(ApiError::new(
-                ErrorCode::AuthenticationRequired,
-                "the credential is not valid",
-            )),
+            _ => Err(invalid()),
         }
     }
 }
@@ -69,13 +102,14 @@ impl Protect {
         Self { authenticator }
     }
 
-    /// The endpoint, answering 401 unless the request authenticates.
+    /// The endpoint, answering 401 unless the request authenticates. The credential goes into the
+    /// request's extensions for the handler.
     pub fn wrap(&self, ep: BoxEndpoint<'static>) -> BoxEndpoint<'static> {
         let authenticator = self.authenticator.clone();
         ep.before(move |mut req: Request| {
             let authenticator = authenticator.clone();
             async move {
-                let credential = authenticator.authenticate(&req)?;
+                let credential = authenticator.authenticate(&req).await?;
                 req.extensions_mut().insert(credential);
                 Ok(req)
             }

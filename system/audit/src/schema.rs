@@ -32,6 +32,7 @@ pub const AUDIT_LOGS: Table = Table {
         Column::required("entry_hash", ColumnType::Text),
         Column::required("redaction_version", ColumnType::BigInt),
         Column::required("created_at", ColumnType::Timestamp),
+        Column::required("redactions", ColumnType::Json),
     ],
     indexes: &[
         Index::unique("sys_audit_audit_logs_seq", &["seq"]),
@@ -53,7 +54,20 @@ pub const AUDIT_LOGS: Table = Table {
     append_only: true,
 };
 
+/// The head of the chain: one row, updated by every appending transaction before it reads the
+/// head, which serializes appends on both backends.
+pub const CHAIN_HEAD: Table = Table {
+    name: "sys_audit_chain_head",
+    columns: &[
+        Column::required("id", ColumnType::BigInt),
+        Column::required("seq", ColumnType::BigInt),
+        Column::required("entry_hash", ColumnType::Text),
+    ],
+    indexes: &[],
+    append_only: false,
+};
+
 plystra_contracts::declare_tables! {
     namespace: NAMESPACE,
-    tables: [AUDIT_LOGS],
+    tables: [AUDIT_LOGS, CHAIN_HEAD],
 }
