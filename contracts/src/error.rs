@@ -34,6 +34,42 @@ pub enum ErrorCode {
     NotFound,
     /// The feature is switched off by configuration.
     FeatureDisabled,
+    /// No user has this ID.
+    UserNotFound,
+    /// No space has this ID.
+    SpaceNotFound,
+    /// No group has this ID.
+    GroupNotFound,
+    /// No member has this ID.
+    MemberNotFound,
+    /// No user-member binding has this ID.
+    UserMemberNotFound,
+    /// No resource type has this ID.
+    ResourceTypeNotFound,
+    /// No resource action has this ID.
+    ResourceActionNotFound,
+    /// No resource mapping has this ID.
+    ResourceMappingNotFound,
+    /// No resource has this ID.
+    ResourceNotFound,
+    /// No role has this ID.
+    RoleNotFound,
+    /// No permission has this ID.
+    PermissionNotFound,
+    /// No role-permission has this ID.
+    RolePermissionNotFound,
+    /// No member-role has this ID.
+    MemberRoleNotFound,
+    /// No admin grant has this ID.
+    AdminGrantNotFound,
+    /// No API key has this ID.
+    ApiKeyNotFound,
+    /// No audit record has this ID.
+    AuditLogNotFound,
+    /// The email and password do not match an active user.
+    InvalidCredentials,
+    /// Too many failed logins for this email and address; try again later.
+    LoginLocked,
     /// The route exists, but not for this method.
     MethodNotAllowed,
     /// The request conflicts with the current state (a duplicate, a state transition).
@@ -63,6 +99,24 @@ impl ErrorCode {
         Self::InlineContextRequiresApiKey,
         Self::NotFound,
         Self::FeatureDisabled,
+        Self::UserNotFound,
+        Self::SpaceNotFound,
+        Self::GroupNotFound,
+        Self::MemberNotFound,
+        Self::UserMemberNotFound,
+        Self::ResourceTypeNotFound,
+        Self::ResourceActionNotFound,
+        Self::ResourceMappingNotFound,
+        Self::ResourceNotFound,
+        Self::RoleNotFound,
+        Self::PermissionNotFound,
+        Self::RolePermissionNotFound,
+        Self::MemberRoleNotFound,
+        Self::AdminGrantNotFound,
+        Self::ApiKeyNotFound,
+        Self::AuditLogNotFound,
+        Self::InvalidCredentials,
+        Self::LoginLocked,
         Self::MethodNotAllowed,
         Self::Conflict,
         Self::LastSuperAdmin,
@@ -83,6 +137,24 @@ impl ErrorCode {
                 StatusCode::FORBIDDEN
             }
             Self::NotFound | Self::FeatureDisabled => StatusCode::NOT_FOUND,
+            Self::UserNotFound => StatusCode::NOT_FOUND,
+            Self::SpaceNotFound => StatusCode::NOT_FOUND,
+            Self::GroupNotFound => StatusCode::NOT_FOUND,
+            Self::MemberNotFound => StatusCode::NOT_FOUND,
+            Self::UserMemberNotFound => StatusCode::NOT_FOUND,
+            Self::ResourceTypeNotFound => StatusCode::NOT_FOUND,
+            Self::ResourceActionNotFound => StatusCode::NOT_FOUND,
+            Self::ResourceMappingNotFound => StatusCode::NOT_FOUND,
+            Self::ResourceNotFound => StatusCode::NOT_FOUND,
+            Self::RoleNotFound => StatusCode::NOT_FOUND,
+            Self::PermissionNotFound => StatusCode::NOT_FOUND,
+            Self::RolePermissionNotFound => StatusCode::NOT_FOUND,
+            Self::MemberRoleNotFound => StatusCode::NOT_FOUND,
+            Self::AdminGrantNotFound => StatusCode::NOT_FOUND,
+            Self::ApiKeyNotFound => StatusCode::NOT_FOUND,
+            Self::AuditLogNotFound => StatusCode::NOT_FOUND,
+            Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::LoginLocked => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict | Self::LastSuperAdmin => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -104,6 +176,24 @@ impl ErrorCode {
             Self::InlineContextRequiresApiKey => "INLINE_CONTEXT_REQUIRES_API_KEY",
             Self::NotFound => "NOT_FOUND",
             Self::FeatureDisabled => "FEATURE_DISABLED",
+            Self::UserNotFound => "USER_NOT_FOUND",
+            Self::SpaceNotFound => "SPACE_NOT_FOUND",
+            Self::GroupNotFound => "GROUP_NOT_FOUND",
+            Self::MemberNotFound => "MEMBER_NOT_FOUND",
+            Self::UserMemberNotFound => "USER_MEMBER_NOT_FOUND",
+            Self::ResourceTypeNotFound => "RESOURCE_TYPE_NOT_FOUND",
+            Self::ResourceActionNotFound => "RESOURCE_ACTION_NOT_FOUND",
+            Self::ResourceMappingNotFound => "RESOURCE_MAPPING_NOT_FOUND",
+            Self::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            Self::RoleNotFound => "ROLE_NOT_FOUND",
+            Self::PermissionNotFound => "PERMISSION_NOT_FOUND",
+            Self::RolePermissionNotFound => "ROLE_PERMISSION_NOT_FOUND",
+            Self::MemberRoleNotFound => "MEMBER_ROLE_NOT_FOUND",
+            Self::AdminGrantNotFound => "ADMIN_GRANT_NOT_FOUND",
+            Self::ApiKeyNotFound => "API_KEY_NOT_FOUND",
+            Self::AuditLogNotFound => "AUDIT_LOG_NOT_FOUND",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::LoginLocked => "LOGIN_LOCKED",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
             Self::LastSuperAdmin => "LAST_SUPER_ADMIN",
