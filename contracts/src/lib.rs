@@ -24,7 +24,7 @@ pub use manifest::{
     RouteDecl, RouteMethod, Stability,
 };
 pub use registration::{Registration, RouteApi, RouteSet};
-pub use services::{ServiceError, ServiceRegistry};
+pub use services::{DenyCode, ServiceError, ServiceRegistry};
 
 /// The version of the kernel API this crate describes; manifests' `requires.kernel` is matched
 /// against it.

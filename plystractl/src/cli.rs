@@ -34,6 +34,16 @@ pub enum Command {
     Ent(EntCommand),
     /// Check the environment, configuration, database, migrations, schema and capabilities.
     Doctor,
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; print `audit chain verified (N records)` or the first broken link.
+    Verify,
 }
 
 /// Where migration files come from.
@@ -131,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Migrate(command) => migrate::run(command, &url, cli.json).await,
         Command::Ent(command) => ent::run(command, &url, cli.json).await,
         Command::Doctor => Ok(doctor::run(&url, cli.json).await),
+        Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
     }
 }
 

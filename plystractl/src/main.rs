@@ -1,4 +1,5 @@
-//! `plystractl`, the Plystra operator CLI: migrations, schema drift checks and `doctor`.
+//! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor` and audit
+//! chain verification.
 //!
 //! Exit codes: 0 success, 1 a check failed (or the operation did), 2 usage error.
 
@@ -10,6 +11,7 @@ macro_rules! out {
     }};
 }
 
+mod audit;
 mod cli;
 mod doctor;
 mod ent;

@@ -322,3 +322,51 @@ fn embedded_set() -> plystra_kernel::storage::migrations::MigrationSet {
         plystra_kernel::storage::Dialect::Sqlite,
     )
 }
+
+#[tokio::test]
+async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
+    use plystra_contracts::services::{AuditRecord, AuditRecorder};
+    use plystra_system_audit::redaction::RedactionPolicy;
+    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let settings = AuditSettings {
+        mode: WriteMode::Always,
+        policy: RedactionPolicy::with_key(b"k".to_vec()),
+    };
+    let service = AuditService::start(t.db.clone(), settings);
+    for i in 0..3 {
+        let record = AuditRecord {
+            trace: serde_json::json!({"i": i}),
+            ..AuditRecord::new("users.create", "users.create")
+        };
+        service.record(record).await.unwrap();
+    }
+    service.shutdown().await;
+    let (code, text) = run(&t.url, &["audit", "verify"]);
+    assert_eq!((code, text.trim()), (0, "audit chain verified (3 records)"));
+
+    let untrigger = match t.db.dialect() {
+        plystra_contracts::storage::Dialect::Sqlite => {
+            "DROP TRIGGER sys_audit_audit_logs_no_update"
+        }
+        plystra_contracts::storage::Dialect::Postgres => {
+            "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER"
+        }
+    };
+    execute(&t.db, untrigger).await;
+    execute(
+        &t.db,
+        "UPDATE sys_audit_audit_logs SET trace = '{\"i\": 42}' WHERE seq = 2",
+    )
+    .await;
+    let (code, text) = run(&t.url, &["audit", "verify"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.starts_with("audit chain broken at seq 2"), "{text}");
+    let (code, text) = run(&t.url, &["--json", "audit", "verify"]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["first_broken"]["seq"], 2);
+}

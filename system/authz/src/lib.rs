@@ -8,6 +8,7 @@ pub mod engine;
 
 use std::sync::Arc;
 
+pub use plystra_contracts::DenyCode;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
     Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError, ServiceRegistry,
@@ -55,38 +56,6 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
 
 declare_event!(AUTHORIZATION_DECISION_RECORDED, name: "authorization.decision_recorded", publisher: ID,
     description: "A check or explain was decided and its audit record is durable.");
-
-/// Why a check denied. Upstream's 13 codes, in precedence order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
-#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DenyCode {
-    /// The acting user is not active.
-    ActorUserInactive,
-    /// The acting member is not active.
-    ActorMemberInactive,
-    /// The space is not active.
-    SpaceInactive,
-    /// The user-member binding is revoked.
-    UserMemberRevoked,
-    /// The user-member binding is past its expiry.
-    UserMemberExpired,
-    /// The actor, the target, its group or a grant belong to different spaces.
-    CrossSpaceViolation,
-    /// No grant covers this resource type and action.
-    NoMatchingPermission,
-    /// A grant's scope needs an anchor group that is missing.
-    ScopeAnchorMissing,
-    /// A grant's scope needs the target's group, which is missing.
-    TargetGroupMissing,
-    /// Grants exist, but none of their scopes covers the target.
-    ScopeOutOfBounds,
-    /// A grant uses the `global` scope, which always denies.
-    GlobalScopeDisabled,
-    /// The resource type is not registered.
-    InvalidResourceType,
-    /// The action is not registered for the resource type.
-    InvalidResourceAction,
-}
 
 /// Every deny code with its meaning.
 pub const DENY_CODES: &[(DenyCode, &str)] = &[

@@ -1,0 +1,636 @@
+//! End-to-end tests of audit.explainable through the real router and a real database: records
+//! written through the service contract by a test plugin, every filter, real pagination, bad
+//! filters, redaction, the hash chain and its tamper detection, 405 on changes, and fail-closed
+//! callers when the store cannot commit.
+
+// Links the system capabilities, as the server binary does.
+extern crate plystrad as _;
+
+use std::sync::Arc;
+
+use plystra_contracts::services::{AuditRecord, AuditRecorder};
+use plystra_contracts::storage::Database;
+use plystra_contracts::{
+    ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
+    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod,
+    ServiceError, ServiceRegistry, Stability,
+};
+use plystra_kernel::storage::DatabaseConfig;
+use plystra_kernel::storage::testing::TestDatabase;
+use plystra_kernel::{CapabilitySource, KernelConfig, boot};
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde_json::{Value, json};
+
+const KEY: &str = "audit-test-key-0123456789abcdef0123";
+
+const MANIFEST: CapabilityManifest = CapabilityManifest::business_plugin(BusinessPluginSpec {
+    id: "test.audit_writer",
+    name: "Audit writer (test)",
+    version: "0.1.0",
+    requires: Requires {
+        kernel: "^0.0.1",
+        capabilities: &["audit.explainable"],
+    },
+    provides: Provides {
+        services: &["test.audit_writer"],
+        routes: &[
+            RouteDecl::new(
+                RouteMethod::Post,
+                "/test/audit",
+                "test.audit_writer",
+                "testWriteAudit",
+            ),
+            RouteDecl::new(
+                RouteMethod::Post,
+                "/test/audit/in-transaction",
+                "test.audit_writer",
+                "testWriteAuditInTransaction",
+            ),
+        ],
+        events: Events::NONE,
+        migrations: Migrations { namespace: None },
+    },
+    stability: Stability::Experimental,
+});
+
+struct Marker;
+
+struct WriterCapability;
+
+impl Capability for WriterCapability {
+    fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
+        services.provide::<Marker>("test.audit_writer", Arc::new(Marker))?;
+        Ok(())
+    }
+}
+
+fn construct() -> Box<dyn Capability> {
+    Box::new(WriterCapability)
+}
+
+/// A record as the test sends it.
+#[derive(Debug, Clone, Object)]
+struct TestRecord {
+    event_type: String,
+    action: String,
+    space_id: Option<String>,
+    actor_user_id: Option<String>,
+    actor_member_id: Option<String>,
+    actor_user_member_id: Option<String>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    decision: Option<String>,
+    deny_code: Option<String>,
+    trace: Value,
+}
+
+impl From<TestRecord> for AuditRecord {
+    fn from(t: TestRecord) -> Self {
+        AuditRecord {
+            space_id: t.space_id,
+            actor_user_id: t.actor_user_id,
+            actor_member_id: t.actor_member_id,
+            actor_user_member_id: t.actor_user_member_id,
+            resource_type: t.resource_type,
+            resource_id: t.resource_id,
+            decision: t.decision,
+            deny_code: t.deny_code,
+            ip_address: Some("192.0.2.10".to_owned()),
+            user_agent: Some("audit-test".to_owned()),
+            trace: t.trace,
+            ..AuditRecord::new(t.event_type, t.action)
+        }
+    }
+}
+
+struct WriterApi {
+    audit: Arc<dyn AuditRecorder>,
+    db: Arc<Database>,
+}
+
+impl RouteApi for WriterApi {
+    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
+        Ok(Self {
+            audit: services.require::<dyn AuditRecorder>()?,
+            db: services.require::<Database>()?,
+        })
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::AuditUnavailable, e.to_string())
+}
+
+#[OpenApi]
+impl WriterApi {
+    /// Records through the group-commit writer.
+    #[oai(path = "/test/audit", method = "post", operation_id = "testWriteAudit")]
+    async fn write(
+        &self,
+        body: Json<TestRecord>,
+    ) -> Result<Json<Envelope<Option<String>>>, ApiError> {
+        let id = self
+            .audit
+            .record(body.0.into())
+            .await
+            .map_err(unavailable)?;
+        Ok(Json(Envelope::new(id)))
+    }
+
+    /// Records inside a transaction of the caller's.
+    #[oai(
+        path = "/test/audit/in-transaction",
+        method = "post",
+        operation_id = "testWriteAuditInTransaction"
+    )]
+    async fn write_in_transaction(
+        &self,
+        body: Json<TestRecord>,
+    ) -> Result<Json<Envelope<String>>, ApiError> {
+        let mut tx = self.db.begin().await?;
+        let id = self
+            .audit
+            .record_in(&mut tx, body.0.into())
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await?;
+        Ok(Json(Envelope::new(id)))
+    }
+}
+
+plystra_contracts::register_capability! { manifest: MANIFEST, capability: construct, routes: WriterApi }
+
+type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
+
+async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let database = TestDatabase::new().await?;
+    let config = KernelConfig {
+        bootstrap_api_key: Some(KEY.to_owned()),
+        database: Some(DatabaseConfig::new(database.url.clone())),
+        settings: settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..KernelConfig::default()
+    };
+    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
+    Some((database, TestClient::new(booted.app)))
+}
+
+async fn call(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let req = match method {
+        "GET" => cli.get(path),
+        "POST" => cli.post(path),
+        "PUT" => cli.put(path),
+        "PATCH" => cli.patch(path),
+        "DELETE" => cli.delete(path),
+        other => panic!("{other}"),
+    };
+    let req = req.header("X-Plystra-API-Key", KEY);
+    let req = match body {
+        Some(b) => req.body_json(&b),
+        None => req,
+    };
+    let resp = req.send().await;
+    let status = resp.0.status();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}")),
+    )
+}
+
+fn record(i: usize) -> Value {
+    let deny = i % 3 == 0;
+    json!({
+        "event_type": if i % 2 == 0 { "authz.decision" } else { "users.create" },
+        "action": if deny { "approve" } else { "read" },
+        "space_id": if i % 4 == 0 { "space_other" } else { "space_acme" },
+        "actor_user_id": format!("user_{}", i % 5),
+        "actor_member_id": format!("member_{}", i % 2),
+        "actor_user_member_id": format!("um_{}", i % 3),
+        "resource_type": "invoice",
+        "resource_id": format!("invoice_{:03}", i % 7),
+        "decision": if deny { "deny" } else { "allow" },
+        "deny_code": if deny { Some("SCOPE_OUT_OF_BOUNDS") } else { None },
+        "trace": {"n": i},
+    })
+}
+
+async fn all_pages(cli: &Client, query: &str, limit: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if query.is_empty() { "" } else { "&" };
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/audit/logs?{query}{sep}limit={limit}&cursor={c}"),
+            None => format!("/api/v1/audit/logs?{query}{sep}limit={limit}"),
+        };
+        let (status, body) = call(cli, "GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page = body["data"].as_array().unwrap().clone();
+        let has_more = body["pagination"]["has_more"].as_bool().unwrap();
+        assert!(page.len() <= limit);
+        assert_eq!(
+            has_more,
+            body["pagination"]["cursor"].is_string(),
+            "a cursor exactly when more follow"
+        );
+        items.extend(page);
+        if !has_more {
+            return items;
+        }
+        cursor = body["pagination"]["cursor"].as_str().map(str::to_owned);
+    }
+}
+
+#[tokio::test]
+async fn records_are_found_by_every_filter_and_pages_have_no_gaps_or_repeats() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    let n = 37;
+    for i in 0..n {
+        let path = if i % 2 == 0 {
+            "/test/audit"
+        } else {
+            "/test/audit/in-transaction"
+        };
+        let (status, body) = call(&cli, "POST", path, Some(record(i))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["data"].as_str().unwrap().starts_with("audit_"));
+    }
+    let everything = all_pages(&cli, "", 5).await;
+    assert_eq!(everything.len(), n);
+    let seqs: Vec<i64> = everything
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (1..=n as i64).rev().collect();
+    assert_eq!(seqs, expected, "newest first, every record exactly once");
+
+    let records: Vec<Value> = (0..n).map(record).collect();
+    let filters: Vec<(&str, Box<dyn Fn(&Value) -> bool>)> = vec![
+        (
+            "space_id=space_other",
+            Box::new(|r: &Value| r["space_id"] == "space_other"),
+        ),
+        (
+            "actor_user_id=user_3",
+            Box::new(|r: &Value| r["actor_user_id"] == "user_3"),
+        ),
+        (
+            "actor_member_id=member_1",
+            Box::new(|r: &Value| r["actor_member_id"] == "member_1"),
+        ),
+        (
+            "actor_user_member_id=um_2",
+            Box::new(|r: &Value| r["actor_user_member_id"] == "um_2"),
+        ),
+        (
+            "resource_type=invoice",
+            Box::new(|r: &Value| r["resource_type"] == "invoice"),
+        ),
+        (
+            "resource_id=invoice_004",
+            Box::new(|r: &Value| r["resource_id"] == "invoice_004"),
+        ),
+        (
+            "decision=deny",
+            Box::new(|r: &Value| r["decision"] == "deny"),
+        ),
+        (
+            "deny_code=SCOPE_OUT_OF_BOUNDS",
+            Box::new(|r: &Value| r["deny_code"] == "SCOPE_OUT_OF_BOUNDS"),
+        ),
+        (
+            "event_type=users.create",
+            Box::new(|r: &Value| r["event_type"] == "users.create"),
+        ),
+        (
+            "decision=allow&space_id=space_acme",
+            Box::new(|r: &Value| r["decision"] == "allow" && r["space_id"] == "space_acme"),
+        ),
+    ];
+    for (query, matches) in filters {
+        let found = all_pages(&cli, query, 4).await;
+        let wanted = records.iter().filter(|r| matches(r)).count();
+        assert!(wanted > 0, "{query} selects something");
+        assert_eq!(found.len(), wanted, "{query}");
+        assert!(
+            found.iter().all(|r| r["trace"]["n"]
+                .as_u64()
+                .is_some_and(|i| matches(&records[i as usize]))),
+            "{query}"
+        );
+    }
+    let first = &everything[0];
+    let by_request = all_pages(
+        &cli,
+        &format!("request_id={}", first["request_id"].as_str().unwrap()),
+        50,
+    )
+    .await;
+    assert_eq!(by_request.len(), 1);
+
+    let from = first["created_at"].as_str().unwrap();
+    let recent = all_pages(
+        &cli,
+        &format!("created_at_from={}", from.replace('+', "%2B")),
+        50,
+    )
+    .await;
+    assert!(
+        !recent.is_empty()
+            && recent
+                .iter()
+                .all(|r| r["created_at"].as_str().unwrap() >= from)
+    );
+    let none = all_pages(&cli, "created_at_to=2000-01-01T00:00:00Z", 50).await;
+    assert!(none.is_empty());
+
+    let id = first["id"].as_str().unwrap();
+    let (status, one) = call(&cli, "GET", &format!("/api/v1/audit/logs/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["data"]["entry_hash"], first["entry_hash"]);
+    let (status, body) = call(&cli, "GET", "/api/v1/audit/logs/audit_missing", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("AUDIT_LOG_NOT_FOUND"))
+    );
+
+    let (status, space) = call(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_other/audit-logs?limit=200",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let in_space = records
+        .iter()
+        .filter(|r| r["space_id"] == "space_other")
+        .count();
+    assert_eq!(space["data"].as_array().unwrap().len(), in_space);
+    let other_id = space["data"][0]["id"].as_str().unwrap();
+    let (status, _) = call(
+        &cli,
+        "GET",
+        &format!("/api/v1/spaces/space_other/audit-logs/{other_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &cli,
+        "GET",
+        &format!("/api/v1/spaces/space_acme/audit-logs/{other_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a record of another space is not found in this one"
+    );
+
+    let (status, verified) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verified["data"]["verified"], true, "{verified}");
+    assert_eq!(verified["data"]["records"], n);
+}
+
+#[tokio::test]
+async fn bad_filters_are_400_naming_the_field() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    for (query, field) in [
+        ("decision=maybe", None),
+        ("deny_code=NOT_A_CODE", None),
+        ("created_at_from=yesterday", Some("created_at_from")),
+        (
+            "created_at_from=2026-02-01T00:00:00Z&created_at_to=2026-01-01T00:00:00Z",
+            Some("created_at_from"),
+        ),
+        ("limit=0", Some("limit")),
+        ("limit=201", Some("limit")),
+        ("cursor=garbage", Some("cursor")),
+    ] {
+        let (status, body) = call(&cli, "GET", &format!("/api/v1/audit/logs?{query}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "VALIDATION_FAILED", "{query}");
+        if let Some(field) = field {
+            assert!(
+                body["error"]["details"]["fields"][field].is_string(),
+                "{query}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_route_changes_a_record() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    let (_, body) = call(&cli, "POST", "/test/audit", Some(record(1))).await;
+    let id = body["data"].as_str().unwrap().to_owned();
+    for method in ["PUT", "PATCH", "DELETE"] {
+        for path in [
+            format!("/api/v1/audit/logs/{id}"),
+            "/api/v1/audit/logs".to_owned(),
+        ] {
+            let (status, body) = call(&cli, method, &path, Some(json!({}))).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_a_record_and_pii_is_hashed() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    let mut r = record(1);
+    r["trace"] = json!({
+        "user": {"email": "alice@example.com", "password": "correct horse battery", "password_hash": "$argon2id$secret"},
+        "credentials": [{"api_key": "ply_ak_ak_1.SECRETSECRET"}, {"Authorization": "Bearer ply_at_TOKEN"}],
+        "session": {"refresh_token": "ply_rt_REFRESH"},
+        "metadata": {"reason": "kept", "ssn": "123-45-6789"},
+    });
+    let (status, body) = call(&cli, "POST", "/test/audit", Some(r)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["data"].as_str().unwrap().to_owned();
+    let (_, stored) = call(&cli, "GET", &format!("/api/v1/audit/logs/{id}"), None).await;
+    let text = stored.to_string();
+    for secret in [
+        "correct horse",
+        "$argon2id",
+        "SECRETSECRET",
+        "ply_at_TOKEN",
+        "ply_rt_REFRESH",
+        "123-45-6789",
+        "alice@example.com",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} reached the record: {text}"
+        );
+    }
+    assert_eq!(stored["data"]["trace"]["metadata"]["reason"], "kept");
+    assert!(
+        stored["data"]["trace"]["user"]["email"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac:")
+    );
+    assert!(
+        stored["data"]["redactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/user/password")
+    );
+    // And in the table itself, whatever the API shows.
+    let raw: Vec<(String,)> = database
+        .db
+        .fetch_all(
+            plystra_contracts::storage::sea_query::Query::select()
+                .expr(plystra_contracts::storage::sea_query::Expr::cust(
+                    "CAST(trace AS TEXT)",
+                ))
+                .from(plystra_contracts::storage::sea_query::Alias::new(
+                    "sys_audit_audit_logs",
+                )),
+        )
+        .await
+        .unwrap();
+    assert!(
+        raw.iter()
+            .all(|(t,)| !t.contains("correct horse") && !t.contains("SECRETSECRET"))
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_row_is_found_by_verify() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    for i in 0..6 {
+        call(&cli, "POST", "/test/audit", Some(record(i))).await;
+    }
+    let (_, ok) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(ok["data"]["verified"], true, "{ok}");
+    let db = &database.db;
+    let (disable, enable): (&[&str], &[&str]) = match db.dialect() {
+        plystra_contracts::storage::Dialect::Postgres => (
+            &["ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER"],
+            &["ALTER TABLE sys_audit_audit_logs ENABLE TRIGGER USER"],
+        ),
+        plystra_contracts::storage::Dialect::Sqlite => {
+            (&["DROP TRIGGER sys_audit_audit_logs_no_update"], &[])
+        }
+    };
+    let exec = |sql: &str| {
+        let sql = sql.to_owned();
+        async move {
+            match db {
+                Database::Sqlite(pool) => plystra_contracts::storage::sqlx::raw_sql(
+                    plystra_contracts::storage::sqlx::AssertSqlSafe(sql),
+                )
+                .execute(pool)
+                .await
+                .map(|_| ()),
+                Database::Postgres(pool) => plystra_contracts::storage::sqlx::raw_sql(
+                    plystra_contracts::storage::sqlx::AssertSqlSafe(sql),
+                )
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            }
+        }
+    };
+    assert!(
+        exec("UPDATE sys_audit_audit_logs SET action = 'forged' WHERE seq = 3")
+            .await
+            .is_err(),
+        "the trigger refuses"
+    );
+    for sql in disable {
+        exec(sql).await.unwrap();
+    }
+    exec("UPDATE sys_audit_audit_logs SET action = 'forged' WHERE seq = 3")
+        .await
+        .unwrap();
+    for sql in enable {
+        exec(sql).await.unwrap();
+    }
+    let (_, broken) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(broken["data"]["verified"], false, "{broken}");
+    assert_eq!(broken["data"]["first_broken"]["seq"], 3);
+    assert!(
+        broken["data"]["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("altered")
+    );
+}
+
+#[tokio::test]
+async fn callers_fail_closed_when_the_store_cannot_commit() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    let (status, _) = call(&cli, "POST", "/test/audit", Some(record(1))).await;
+    assert_eq!(status, StatusCode::OK);
+    let drop = "DROP TABLE sys_audit_chain_head";
+    match &database.db {
+        Database::Sqlite(pool) => plystra_contracts::storage::sqlx::raw_sql(
+            plystra_contracts::storage::sqlx::AssertSqlSafe(drop),
+        )
+        .execute(pool)
+        .await
+        .unwrap(),
+        Database::Postgres(pool) => plystra_contracts::storage::sqlx::raw_sql(
+            plystra_contracts::storage::sqlx::AssertSqlSafe(drop),
+        )
+        .execute(pool)
+        .await
+        .map(|_| Default::default())
+        .unwrap(),
+    };
+    for path in ["/test/audit", "/test/audit/in-transaction"] {
+        let (status, body) = call(&cli, "POST", path, Some(record(2))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "AUDIT_UNAVAILABLE");
+    }
+}
+
+#[tokio::test]
+async fn deny_only_mode_skips_allowed_decisions_only() {
+    let Some((_db, cli)) = app(&[("PLYSTRA_AUDIT_WRITE_MODE", "deny_only")]).await else {
+        return;
+    };
+    let allow =
+        json!({"event_type": "authz.decision", "action": "read", "decision": "allow", "trace": {}});
+    let (_, body) = call(&cli, "POST", "/test/audit", Some(allow)).await;
+    assert!(
+        body["data"].is_null(),
+        "an allowed decision is skipped: {body}"
+    );
+    let deny = json!({"event_type": "authz.decision", "action": "read", "decision": "deny", "deny_code": "NO_MATCHING_PERMISSION", "trace": {}});
+    let (_, body) = call(&cli, "POST", "/test/audit", Some(deny)).await;
+    assert!(body["data"].is_string());
+    let mutation = json!({"event_type": "users.create", "action": "users.create", "trace": {}});
+    let (_, body) = call(&cli, "POST", "/test/audit", Some(mutation)).await;
+    assert!(
+        body["data"].is_string(),
+        "management records are always written"
+    );
+}

@@ -1,0 +1,368 @@
+//! The audit routes: the log with filters and real cursors, single records, the space-scoped
+//! views, chain verification, and the event-type catalog. There is no route that changes a
+//! record: PUT, PATCH and DELETE on these paths answer 405.
+
+use plystra_contracts::pagination::PageRequest;
+use plystra_contracts::storage::Database;
+use plystra_contracts::{
+    ApiError, DenyCode, Envelope, ErrorCode, ListEnvelope, Pagination, RouteApi, ServiceError,
+    ServiceRegistry,
+};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi, Tags};
+use time::OffsetDateTime;
+
+use crate::catalog::{AuditEventType, event_types};
+use crate::store::{self, AuditEntry, Filter};
+
+#[derive(Tags)]
+enum AuditTag {
+    /// The tamper-evident audit log.
+    Audit,
+}
+
+/// An authorization outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Decision {
+    /// Allowed (also every management change that was carried out).
+    Allow,
+    /// Denied.
+    Deny,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, Object)]
+pub struct AuditLog {
+    /// `audit_…`.
+    pub id: String,
+    /// Position in the hash chain, from 1.
+    pub seq: i64,
+    /// What kind of event this is (see `GET /api/v1/audit/event-types`).
+    pub event_type: String,
+    /// The request that caused it.
+    pub request_id: Option<String>,
+    /// The space it happened in.
+    pub space_id: Option<String>,
+    /// The acting user.
+    pub actor_user_id: Option<String>,
+    /// The acting member.
+    pub actor_member_id: Option<String>,
+    /// The user-member binding the actor used.
+    pub actor_user_member_id: Option<String>,
+    /// The action (`approve`, `users.create`, …).
+    pub action: String,
+    /// The target's type.
+    pub resource_type: Option<String>,
+    /// The target's ID.
+    pub resource_id: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: Decision,
+    /// Why a decision denied.
+    pub deny_code: Option<DenyCode>,
+    /// The caller's address, after the PII policy.
+    pub ip_address: Option<String>,
+    /// The caller's user agent, after the PII policy.
+    pub user_agent: Option<String>,
+    /// The decision trace or the change's snapshot, as values, redacted.
+    pub trace: serde_json::Value,
+    /// JSON-pointer paths the redaction policy changed.
+    pub redactions: Vec<String>,
+    /// The version of the redaction policy that applied.
+    pub redaction_version: i64,
+    /// The previous record's hash (`genesis` for the first record).
+    pub prev_hash: String,
+    /// SHA-256 of `prev_hash` and this record's canonical JSON.
+    pub entry_hash: String,
+    /// When it was recorded.
+    pub created_at: OffsetDateTime,
+}
+
+impl From<AuditEntry> for AuditLog {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            seq: e.seq,
+            event_type: e.event_type,
+            request_id: e.request_id,
+            space_id: e.space_id,
+            actor_user_id: e.actor_user_id,
+            actor_member_id: e.actor_member_id,
+            actor_user_member_id: e.actor_user_member_id,
+            action: e.action,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            decision: if e.decision == "deny" {
+                Decision::Deny
+            } else {
+                Decision::Allow
+            },
+            deny_code: e.deny_code.as_deref().and_then(DenyCode::parse),
+            ip_address: e.ip_address,
+            user_agent: e.user_agent,
+            trace: e.trace,
+            redactions: e.redactions,
+            redaction_version: e.redaction_version,
+            prev_hash: e.prev_hash,
+            entry_hash: e.entry_hash,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// The result of walking the hash chain.
+#[derive(Debug, Clone, Object)]
+pub struct ChainVerification {
+    /// True when every record links to the one before it and hashes to its stored hash.
+    pub verified: bool,
+    /// How many records were checked.
+    pub records: u64,
+    /// The first broken link, when there is one.
+    pub first_broken: Option<BrokenLink>,
+}
+
+/// Where the chain breaks.
+#[derive(Debug, Clone, Object)]
+pub struct BrokenLink {
+    /// The position where the break was found.
+    pub seq: i64,
+    /// The record there, when one exists.
+    pub audit_log_id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The audit routes.
+pub struct AuditApi {
+    db: Database,
+}
+
+impl RouteApi for AuditApi {
+    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
+        Ok(Self {
+            db: (*services.require::<Database>()?).clone(),
+        })
+    }
+}
+
+fn parse_time(field: &str, value: Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|v| {
+            OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).map_err(
+                |_| {
+                    ApiError::invalid_field(
+                        field,
+                        "must be an RFC 3339 date-time, for example 2026-01-31T12:00:00Z",
+                    )
+                },
+            )
+        })
+        .transpose()
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::AuditLogNotFound,
+        format!("audit record {id} not found"),
+    )
+    .with_detail("audit_log_id", id)
+}
+
+impl AuditApi {
+    async fn page(
+        &self,
+        filter: Filter,
+        limit: Option<i64>,
+        cursor: Option<String>,
+    ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
+        let page = PageRequest::parse(limit, cursor.as_deref())?;
+        let after = match &page.after {
+            None => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                ApiError::invalid_field("cursor", "is not a cursor this server issued")
+            })?),
+        };
+        let rows = store::list(&self.db, &filter, after, page.fetch()).await?;
+        let (rows, pagination): (Vec<AuditEntry>, Pagination) =
+            page.page(rows, |r| serde_json::json!(r.seq));
+        Ok(Json(ListEnvelope::new(
+            rows.into_iter().map(AuditLog::from).collect(),
+            pagination,
+        )))
+    }
+}
+
+#[OpenApi(tag = "AuditTag::Audit")]
+impl AuditApi {
+    /// Audit records, newest first, narrowed by every filter given, one page at a time.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(
+        path = "/api/v1/audit/logs",
+        method = "get",
+        operation_id = "listAuditLogs"
+    )]
+    async fn list(
+        &self,
+        /// Only this space.
+        space_id: Query<Option<String>>,
+        /// Only this acting user.
+        actor_user_id: Query<Option<String>>,
+        /// Only this acting member.
+        actor_member_id: Query<Option<String>>,
+        /// Only this binding.
+        actor_user_member_id: Query<Option<String>>,
+        /// Only this target type.
+        resource_type: Query<Option<String>>,
+        /// Only this target.
+        resource_id: Query<Option<String>>,
+        /// Only allows or only denies.
+        decision: Query<Option<Decision>>,
+        /// Only this deny code.
+        deny_code: Query<Option<DenyCode>>,
+        /// Only records of this request.
+        request_id: Query<Option<String>>,
+        /// Only records at or after this instant (RFC 3339).
+        created_at_from: Query<Option<String>>,
+        /// Only records at or before this instant (RFC 3339).
+        created_at_to: Query<Option<String>>,
+        /// Only this event type.
+        event_type: Query<Option<String>>,
+        /// Page size, 1–200 (default 50).
+        limit: Query<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
+        let created_from = parse_time("created_at_from", created_at_from.0)?;
+        let created_to = parse_time("created_at_to", created_at_to.0)?;
+        if let (Some(from), Some(to)) = (created_from, created_to) {
+            if from > to {
+                return Err(ApiError::invalid_field(
+                    "created_at_from",
+                    "is after created_at_to",
+                ));
+            }
+        }
+        let mut equal = Vec::new();
+        let mut add = |column: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                equal.push((column, v));
+            }
+        };
+        add("space_id", space_id.0);
+        add("actor_user_id", actor_user_id.0);
+        add("actor_member_id", actor_member_id.0);
+        add("actor_user_member_id", actor_user_member_id.0);
+        add("resource_type", resource_type.0);
+        add("resource_id", resource_id.0);
+        add(
+            "decision",
+            decision
+                .0
+                .map(|d| if d == Decision::Deny { "deny" } else { "allow" }.to_owned()),
+        );
+        add("deny_code", deny_code.0.map(|c| c.as_str().to_owned()));
+        add("request_id", request_id.0);
+        add("event_type", event_type.0);
+        self.page(
+            Filter {
+                equal,
+                created_from,
+                created_to,
+            },
+            limit.0,
+            cursor.0,
+        )
+        .await
+    }
+
+    /// One audit record.
+    #[oai(
+        path = "/api/v1/audit/logs/:audit_log_id",
+        method = "get",
+        operation_id = "getAuditLog"
+    )]
+    async fn get(&self, audit_log_id: Path<String>) -> Result<Json<Envelope<AuditLog>>, ApiError> {
+        let entry = store::get(&self.db, &audit_log_id.0)
+            .await?
+            .ok_or_else(|| not_found(&audit_log_id.0))?;
+        Ok(Json(Envelope::new(entry.into())))
+    }
+
+    /// A space's audit records, newest first.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/audit-logs",
+        method = "get",
+        operation_id = "listSpaceAuditLogs"
+    )]
+    async fn list_space(
+        &self,
+        space_id: Path<String>,
+        /// Page size, 1–200 (default 50).
+        limit: Query<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
+        self.page(
+            Filter {
+                equal: vec![("space_id", space_id.0)],
+                ..Filter::default()
+            },
+            limit.0,
+            cursor.0,
+        )
+        .await
+    }
+
+    /// One audit record of a space; a record of another space is not found here.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/audit-logs/:audit_log_id",
+        method = "get",
+        operation_id = "getSpaceAuditLog"
+    )]
+    async fn get_space(
+        &self,
+        space_id: Path<String>,
+        audit_log_id: Path<String>,
+    ) -> Result<Json<Envelope<AuditLog>>, ApiError> {
+        let entry = store::get(&self.db, &audit_log_id.0)
+            .await?
+            .filter(|e| e.space_id.as_deref() == Some(space_id.0.as_str()))
+            .ok_or_else(|| not_found(&audit_log_id.0))?;
+        Ok(Json(Envelope::new(entry.into())))
+    }
+
+    /// Walks the hash chain and reports the first broken link, if any.
+    #[oai(
+        path = "/api/v1/audit/verify",
+        method = "get",
+        operation_id = "verifyAuditChain"
+    )]
+    async fn verify(&self) -> Result<Json<Envelope<ChainVerification>>, ApiError> {
+        let v = store::verify(&self.db).await?;
+        Ok(Json(Envelope::new(ChainVerification {
+            verified: v.first_broken.is_none(),
+            records: v.records,
+            first_broken: v.first_broken.map(|(seq, id, reason)| BrokenLink {
+                seq,
+                audit_log_id: id,
+                reason,
+            }),
+        })))
+    }
+
+    /// The catalog of audit event types that records can carry in `event_type`.
+    #[oai(
+        path = "/api/v1/audit/event-types",
+        method = "get",
+        operation_id = "listAuditEventTypes"
+    )]
+    async fn event_types(&self) -> Result<Json<ListEnvelope<AuditEventType>>, ApiError> {
+        let data = event_types();
+        let limit = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        Ok(Json(ListEnvelope::new(
+            data,
+            Pagination::single_page(limit),
+        )))
+    }
+}

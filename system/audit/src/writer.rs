@@ -1,0 +1,142 @@
+//! The durable group-commit writer: callers hand over records and wait; one task commits them in
+//! batches (up to `MAX_BATCH` records or `MAX_WAIT`), and every caller's future resolves only
+//! after its batch has committed. Throughput comes from sharing one commit among many records;
+//! durability is never traded for it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use plystra_contracts::services::AuditUnavailable;
+use plystra_contracts::storage::Database;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::store::{self, Prepared};
+
+/// The most records one batch commits.
+pub const MAX_BATCH: usize = 256;
+/// How long the writer waits to fill a batch once it has one record.
+pub const MAX_WAIT: Duration = Duration::from_millis(2);
+/// How many records may wait for the writer before callers are slowed down.
+pub const QUEUE: usize = 8192;
+
+type Reply = oneshot::Sender<Result<String, AuditUnavailable>>;
+
+/// Measurements of the writer, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Batches committed.
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Records committed.
+    pub records: std::sync::atomic::AtomicU64,
+}
+
+/// The writer's handle.
+#[derive(Debug)]
+pub struct GroupCommitWriter {
+    sender: Mutex<Option<mpsc::Sender<(Prepared, Reply)>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    stats: std::sync::Arc<WriterStats>,
+}
+
+impl GroupCommitWriter {
+    /// Starts the writer task on `db`.
+    pub fn start(db: Database) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let stats = std::sync::Arc::new(WriterStats::default());
+        let task = tokio::spawn(run(db, receiver, stats.clone()));
+        Self {
+            sender: Mutex::new(Some(sender)),
+            task: Mutex::new(Some(task)),
+            stats,
+        }
+    }
+
+    /// Appends one record; resolves once it is durable.
+    pub async fn append(&self, record: Prepared) -> Result<String, AuditUnavailable> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| AuditUnavailable("the audit writer has stopped".to_owned()))?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send((record, reply))
+            .await
+            .map_err(|_| AuditUnavailable("the audit writer has stopped".to_owned()))?;
+        answer.await.map_err(|_| {
+            AuditUnavailable("the audit writer stopped before committing".to_owned())
+        })?
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Stops accepting records, commits every queued one, and waits for the task to end.
+    pub async fn shutdown(&self) {
+        drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(
+    db: Database,
+    mut receiver: mpsc::Receiver<(Prepared, Reply)>,
+    stats: std::sync::Arc<WriterStats>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(item)) => batch.push(item),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        let (records, replies): (Vec<Prepared>, Vec<Reply>) = batch.into_iter().unzip();
+        let count = records.len() as u64;
+        match commit(&db, records).await {
+            Ok(ids) => {
+                stats
+                    .batches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .records
+                    .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), records = count, "audit batch could not be committed");
+                for reply in replies {
+                    let _ = reply.send(Err(AuditUnavailable(format!(
+                        "the audit store could not commit: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+async fn commit(
+    db: &Database,
+    records: Vec<Prepared>,
+) -> Result<Vec<String>, plystra_contracts::storage::StorageError> {
+    let mut tx = db.begin().await?;
+    let ids = store::append(&mut tx, records).await?;
+    tx.commit().await?;
+    Ok(ids)
+}

@@ -1,0 +1,130 @@
+//! The chain under concurrency and at shutdown, on the selected backend: group-committed and
+//! in-transaction appends interleave without forking the chain, and a shutdown commits everything
+//! queued before it returns.
+
+use std::sync::Arc;
+
+use plystra_contracts::services::{AuditRecord, AuditRecorder};
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_system_audit::redaction::RedactionPolicy;
+use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+use plystra_system_audit::store;
+
+async fn migrated() -> Option<TestDatabase> {
+    let t = TestDatabase::new().await?;
+    MigrationSet::embedded(t.db.dialect())
+        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    Some(t)
+}
+
+fn settings() -> AuditSettings {
+    AuditSettings {
+        mode: WriteMode::Always,
+        policy: RedactionPolicy::with_key(b"k".to_vec()),
+    }
+}
+
+fn record(i: usize) -> AuditRecord {
+    AuditRecord {
+        trace: serde_json::json!({"i": i}),
+        ..AuditRecord::new("users.create", "users.create")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_group_commits_and_transactions_keep_one_chain() {
+    let Some(t) = migrated().await else { return };
+    let service = AuditService::start(t.db.clone(), settings());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let service = service.clone();
+        let db = t.db.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 5 == 0 {
+                let mut tx = db.begin().await.unwrap();
+                let id = service.record_in(&mut tx, record(i)).await.unwrap();
+                tx.commit().await.unwrap();
+                id
+            } else {
+                service.record(record(i)).await.unwrap().unwrap()
+            }
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    let verification = store::verify(&t.db).await.unwrap();
+    assert_eq!(verification.first_broken, None);
+    assert_eq!(verification.records, 200);
+    let batches = service
+        .writer()
+        .stats()
+        .batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let records = service
+        .writer()
+        .stats()
+        .records
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(records, 160);
+    assert!(
+        batches < records,
+        "records shared commits ({batches} batches for {records} records)"
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_transaction_leaves_no_record_and_no_gap() {
+    let Some(t) = migrated().await else { return };
+    let service = AuditService::start(t.db.clone(), settings());
+    let mut tx = t.db.begin().await.unwrap();
+    service.record_in(&mut tx, record(1)).await.unwrap();
+    tx.rollback().await.unwrap();
+    service.record(record(2)).await.unwrap();
+    let v = store::verify(&t.db).await.unwrap();
+    assert_eq!((v.records, v.first_broken), (1, None));
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_everything_queued() {
+    let Some(t) = migrated().await else { return };
+    let service: Arc<AuditService> = AuditService::start(t.db.clone(), settings());
+    let mut pending = Vec::new();
+    for i in 0..300 {
+        let service = service.clone();
+        pending.push(tokio::spawn(async move { service.record(record(i)).await }));
+    }
+    // Let every task enqueue, then stop while batches are still being committed.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    service.shutdown().await;
+    let mut acknowledged = 0;
+    for task in pending {
+        if let Ok(Some(_)) = task.await.unwrap() {
+            acknowledged += 1;
+        }
+    }
+    let v = store::verify(&t.db).await.unwrap();
+    assert_eq!(v.first_broken, None);
+    assert_eq!(
+        v.records, acknowledged,
+        "every acknowledged record is stored, and only those"
+    );
+    assert_eq!(
+        acknowledged, 300,
+        "records queued before shutdown are committed, not dropped"
+    );
+    assert!(
+        service.record(record(999)).await.is_err(),
+        "a stopped writer refuses new records"
+    );
+}
