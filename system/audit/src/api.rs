@@ -235,13 +235,13 @@ impl AuditApi {
     ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
         let created_from = parse_time("created_at_from", created_at_from.0)?;
         let created_to = parse_time("created_at_to", created_at_to.0)?;
-        if let (Some(from), Some(to)) = (created_from, created_to) {
-            if from > to {
-                return Err(ApiError::invalid_field(
-                    "created_at_from",
-                    "is after created_at_to",
-                ));
-            }
+        if let (Some(from), Some(to)) = (created_from, created_to)
+            && from > to
+        {
+            return Err(ApiError::invalid_field(
+                "created_at_from",
+                "is after created_at_to",
+            ));
         }
         let mut equal = Vec::new();
         let mut add = |column: &'static str, value: Option<String>| {

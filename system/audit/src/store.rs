@@ -403,17 +403,17 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
     head.columns([Alias::new("seq"), Alias::new("entry_hash")])
         .from(Alias::new(HEAD))
         .and_where(Expr::col(Alias::new("id")).eq(1));
-    if let Some((seq, hash)) = db.fetch_optional::<(i64, String), _>(&head).await? {
-        if seq != expected_seq - 1 || hash != expected_prev {
-            let reason = format!(
-                "the chain head records {seq} entries ending in {hash}, the table ends at {}",
-                expected_seq - 1
-            );
-            return Ok(Verification {
-                records,
-                first_broken: Some((expected_seq, String::new(), reason)),
-            });
-        }
+    if let Some((seq, hash)) = db.fetch_optional::<(i64, String), _>(&head).await?
+        && (seq != expected_seq - 1 || hash != expected_prev)
+    {
+        let reason = format!(
+            "the chain head records {seq} entries ending in {hash}, the table ends at {}",
+            expected_seq - 1
+        );
+        return Ok(Verification {
+            records,
+            first_broken: Some((expected_seq, String::new(), reason)),
+        });
     }
     Ok(Verification {
         records,
