@@ -33,7 +33,12 @@ pub enum Command {
     #[command(subcommand, alias = "schema")]
     Ent(EntCommand),
     /// Check the environment, configuration, database, migrations, schema and capabilities.
-    Doctor,
+    Doctor {
+        /// Also check a running server at this base URL (http://host:port): its readiness, and
+        /// its capabilities with the key in PLYSTRA_API_KEY.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -140,7 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Migrate(command) => migrate::run(command, &url, cli.json).await,
         Command::Ent(command) => ent::run(command, &url, cli.json).await,
-        Command::Doctor => Ok(doctor::run(&url, cli.json).await),
+        Command::Doctor { url: server } => Ok(doctor::run(&url, server.as_deref(), cli.json).await),
         Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
     }
 }

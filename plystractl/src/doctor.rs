@@ -2,8 +2,9 @@
 //! any check fails.
 //!
 //! Checks: environment, configuration (the production guards plystrad enforces), database
-//! connectivity, migrations (current and verified), schema drift, linked capabilities. Checking a
-//! live server (`--url`) is not implemented yet.
+//! connectivity, migrations (current and verified), schema drift, linked capabilities, and with
+//! `--url` a live server's readiness and capabilities (plain HTTP; put TLS in front of the
+//! server's loopback address, or run doctor next to it).
 
 use std::time::Duration;
 
@@ -85,9 +86,12 @@ impl Check {
 }
 
 /// Runs every check and prints the report.
-pub async fn run(url: &str, json: bool) -> Outcome {
+pub async fn run(url: &str, server: Option<&str>, json: bool) -> Outcome {
     let env = |name: &str| std::env::var(name).ok();
-    let checks = checks(url, &env).await;
+    let mut checks = checks(url, &env).await;
+    if let Some(server) = server {
+        checks.extend(server_checks(server, env("PLYSTRA_API_KEY")).await);
+    }
     if json {
         let list: Vec<_> = checks
             .iter()
@@ -293,4 +297,113 @@ mod tests {
             "migrations: fail — 2 pending (fix: run `plystractl migrate up`)"
         );
     }
+}
+
+/// Checks a running server: `/api/v1/ready`, then `/api/v1/capabilities` with the API key.
+async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
+    let base = base.trim_end_matches('/');
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            return vec![Check::fail(
+                "server",
+                format!("cannot build an HTTP client: {e}"),
+                "report this as a bug",
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    let error_of = |body: &serde_json::Value| {
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("no error envelope")
+            .to_owned()
+    };
+    match get(&client, &format!("{base}/api/v1/ready"), None).await {
+        Err(e) => out.push(Check::fail(
+            "server ready",
+            format!("{base} does not answer: {e}"),
+            "start plystrad, or pass the URL it listens on (http://host:port)",
+        )),
+        Ok((200, body)) => out.push(Check::ok(
+            "server ready",
+            format!(
+                "{base} is ready (schema {})",
+                body["data"]["schema_version"].as_str().unwrap_or("?")
+            ),
+        )),
+        Ok((status, body)) => out.push(Check::fail(
+            "server ready",
+            format!("{base} answers {status}: {}", error_of(&body)),
+            "fix the reasons it names; `plystractl migrate up` applies pending migrations",
+        )),
+    }
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        out.push(Check::warn(
+            "server capabilities",
+            "not checked: PLYSTRA_API_KEY is not set",
+            "export PLYSTRA_API_KEY to let doctor read /api/v1/capabilities",
+        ));
+        return out;
+    };
+    match get(&client, &format!("{base}/api/v1/capabilities"), Some(&key)).await {
+        Err(e) => out.push(Check::fail(
+            "server capabilities",
+            format!("{base} does not answer: {e}"),
+            "start plystrad",
+        )),
+        Ok((200, body)) => {
+            let caps = body["data"].as_array().cloned().unwrap_or_default();
+            let not_ready: Vec<String> = caps
+                .iter()
+                .filter(|c| c["state"] != "ready")
+                .map(|c| {
+                    format!(
+                        "{} is {}",
+                        c["id"].as_str().unwrap_or("?"),
+                        c["state"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            if not_ready.is_empty() {
+                out.push(Check::ok(
+                    "server capabilities",
+                    format!("{} capabilities, all ready", caps.len()),
+                ));
+            } else {
+                out.push(Check::fail(
+                    "server capabilities",
+                    not_ready.join("; "),
+                    "see each capability's state_reason in /api/v1/capabilities",
+                ));
+            }
+        }
+        Ok((status, body)) => out.push(Check::fail(
+            "server capabilities",
+            format!("{base} answers {status}: {}", error_of(&body)),
+            "check that PLYSTRA_API_KEY is a valid key with capabilities:read",
+        )),
+    }
+    out
+}
+
+async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+) -> Result<(u16, serde_json::Value), String> {
+    let mut request = client.get(url);
+    if let Some(key) = key {
+        request = request.header("X-Plystra-API-Key", key);
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .json::<serde_json::Value>()
+        .await
+        .unwrap_or(serde_json::Value::Null);
+    Ok((status, body))
 }

@@ -1,6 +1,9 @@
 //! `plystractl` end to end: the built binary against a fresh database on the backend
 //! `PLYSTRA_TEST_BACKEND` selects.
 
+// Links the system capabilities, for the test that boots a live server.
+extern crate plystra_system as _;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -369,4 +372,82 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
     assert_eq!(code, 1);
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["first_broken"]["seq"], 2);
+}
+
+/// Runs plystractl with `PLYSTRA_API_KEY` set to `key`.
+fn run_with_key(url: &str, key: &str, args: &[&str]) -> (i32, String) {
+    let mut full = vec!["--database-url", url];
+    full.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_plystractl"))
+        .args(&full)
+        .env_remove("PLYSTRA_ENV")
+        .env("PLYSTRA_API_KEY", key)
+        .output()
+        .expect("run plystractl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_a_live_server_with_its_key() {
+    use poem::listener::{Acceptor, Listener};
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let key = "doctor-test-key-0123456789abcdef0123";
+    let config = plystra_kernel::KernelConfig {
+        bootstrap_api_key: Some(key.to_owned()),
+        database: Some(plystra_kernel::storage::DatabaseConfig::new(t.url.clone())),
+        ..plystra_kernel::KernelConfig::default()
+    };
+    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
+        .await
+        .unwrap();
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
+    let server = format!("http://127.0.0.1:{port}");
+
+    let url = t.url.clone();
+    let server_for_ok = server.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run_with_key(&url, key, &["doctor", "--url", &server_for_ok])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("server ready: ok"), "{text}");
+    assert!(
+        text.contains("server capabilities: ok — 5 capabilities, all ready"),
+        "{text}"
+    );
+
+    let url = t.url.clone();
+    let server_for_bad = server.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run_with_key(&url, "wrong-key", &["doctor", "--url", &server_for_bad])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("server capabilities: fail") && text.contains("401"),
+        "{text}"
+    );
+
+    let url = t.url.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run_with_key(&url, key, &["doctor", "--url", "http://127.0.0.1:1"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("server ready: fail"), "{text}");
 }

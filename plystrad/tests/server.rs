@@ -271,10 +271,16 @@ async fn boot_on(
     environment: plystra_kernel::Environment,
 ) -> TestClient<poem::endpoint::BoxEndpoint<'static>> {
     // Production has passed its guards by the time the kernel boots, so its secrets are set.
-    let settings = [(
-        "PLYSTRA_API_KEY_SECRET",
-        "a-production-secret-of-at-least-32-characters",
-    )]
+    let settings = [
+        (
+            "PLYSTRA_API_KEY_SECRET",
+            "a-production-secret-of-at-least-32-characters",
+        ),
+        (
+            "PLYSTRA_SESSION_SECRET",
+            "another-production-secret-of-32-characters",
+        ),
+    ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();

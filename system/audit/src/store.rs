@@ -242,46 +242,50 @@ pub async fn append(
         .fetch_optional(&head)
         .await?
         .unwrap_or((0, GENESIS.to_owned()));
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One multi-row INSERT per call: a batch costs one round trip, not one per record.
     let mut ids = Vec::with_capacity(records.len());
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new(TABLE))
+        .columns(COLUMNS.iter().map(|c| Alias::new(*c)));
     for Prepared { mut entry } in records {
         seq += 1;
         entry.seq = seq;
         entry.prev_hash = prev;
         entry.entry_hash = entry_hash(&entry.prev_hash, &entry.hashed_body());
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new(TABLE))
-            .columns(COLUMNS.iter().map(|c| Alias::new(*c)))
-            .values_panic(
-                [
-                    SqlValue::from(entry.id.clone()),
-                    SqlValue::from(entry.seq),
-                    SqlValue::from(entry.event_type.clone()),
-                    SqlValue::from(entry.request_id.clone()),
-                    SqlValue::from(entry.space_id.clone()),
-                    SqlValue::from(entry.actor_user_id.clone()),
-                    SqlValue::from(entry.actor_member_id.clone()),
-                    SqlValue::from(entry.actor_user_member_id.clone()),
-                    SqlValue::from(entry.action.clone()),
-                    SqlValue::from(entry.resource_type.clone()),
-                    SqlValue::from(entry.resource_id.clone()),
-                    SqlValue::from(entry.decision.clone()),
-                    SqlValue::from(entry.deny_code.clone()),
-                    SqlValue::from(entry.ip_address.clone()),
-                    SqlValue::from(entry.user_agent.clone()),
-                    SqlValue::from(entry.trace.clone()),
-                    SqlValue::from(entry.prev_hash.clone()),
-                    SqlValue::from(entry.entry_hash.clone()),
-                    SqlValue::from(entry.redaction_version),
-                    SqlValue::from(entry.created_at),
-                    SqlValue::from(Value::from(entry.redactions.clone())),
-                ]
-                .map(Expr::val),
-            );
-        tx.execute(&insert).await?;
+        insert.values_panic(
+            [
+                SqlValue::from(entry.id.clone()),
+                SqlValue::from(entry.seq),
+                SqlValue::from(entry.event_type),
+                SqlValue::from(entry.request_id),
+                SqlValue::from(entry.space_id),
+                SqlValue::from(entry.actor_user_id),
+                SqlValue::from(entry.actor_member_id),
+                SqlValue::from(entry.actor_user_member_id),
+                SqlValue::from(entry.action),
+                SqlValue::from(entry.resource_type),
+                SqlValue::from(entry.resource_id),
+                SqlValue::from(entry.decision),
+                SqlValue::from(entry.deny_code),
+                SqlValue::from(entry.ip_address),
+                SqlValue::from(entry.user_agent),
+                SqlValue::from(entry.trace),
+                SqlValue::from(entry.prev_hash),
+                SqlValue::from(entry.entry_hash.clone()),
+                SqlValue::from(entry.redaction_version),
+                SqlValue::from(entry.created_at),
+                SqlValue::from(Value::from(entry.redactions)),
+            ]
+            .map(Expr::val),
+        );
         prev = entry.entry_hash;
         ids.push(entry.id);
     }
+    tx.execute(&insert).await?;
     let mut advance = Query::update();
     advance
         .table(Alias::new(HEAD))
