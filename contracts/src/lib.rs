@@ -20,8 +20,8 @@ pub use envelope::{Envelope, ListEnvelope, Pagination, current_request_id};
 pub use error::{ApiError, ErrorCode};
 pub use lifecycle::{Capability, CapabilityError, CapabilityState, Health};
 pub use manifest::{
-    BusinessPluginSpec, CapabilityKind, CapabilityManifest, Events, Migrations, Provides, Requires,
-    RouteDecl, RouteMethod, Stability,
+    Access, BusinessPluginSpec, CapabilityKind, CapabilityManifest, Events, Migrations, Provides,
+    Requires, RouteDecl, RouteMethod, Stability,
 };
 pub use registration::{Registration, RouteApi, RouteSet};
 pub use services::{DenyCode, ServiceError, ServiceRegistry};

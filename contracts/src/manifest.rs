@@ -90,6 +90,20 @@ impl RouteMethod {
     }
 }
 
+/// Who may call a protected route. The kernel enforces it before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// A management operation: the bootstrap key, or a credential the admin authorizer grants
+    /// `permission` (for example `users:read`; `None` means only `*` covers it).
+    Admin {
+        /// The permission key the operation needs.
+        permission: Option<&'static str>,
+    },
+    /// An operation on the caller's own user session (actor context, switch-member).
+    SelfService,
+}
+
 /// One route a capability declares it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct RouteDecl {
@@ -101,10 +115,12 @@ pub struct RouteDecl {
     pub service: &'static str,
     /// The OpenAPI operationId.
     pub operation: &'static str,
+    /// Who may call it; management access unless declared otherwise.
+    pub access: Access,
 }
 
 impl RouteDecl {
-    /// A route declaration.
+    /// A management route: the bootstrap key or an admin grant.
     pub const fn new(
         method: RouteMethod,
         path: &'static str,
@@ -116,7 +132,22 @@ impl RouteDecl {
             path,
             service,
             operation,
+            access: Access::Admin { permission: None },
         }
+    }
+
+    /// The same route, needing `permission` from an admin grant.
+    pub const fn permission(mut self, permission: &'static str) -> Self {
+        self.access = Access::Admin {
+            permission: Some(permission),
+        };
+        self
+    }
+
+    /// The same route, for the caller's own user session.
+    pub const fn self_service(mut self) -> Self {
+        self.access = Access::SelfService;
+        self
     }
 }
 

@@ -456,3 +456,119 @@ async fn graceful_shutdown_drains_in_flight_requests_then_stops_in_reverse_order
             .all(|e| e.state().state == plystra_contracts::CapabilityState::Stopped)
     );
 }
+
+/// A plugin serving ping (management, `test:read`), echo (management, no permission) and slow
+/// (self-service), plus a capability providing sessions and, optionally, an admin authorizer.
+async fn access_app(with_admin: bool) -> Booted {
+    use plystra_contracts::RouteMethod::{Get, Post};
+    let mut plugin = Spec::plugin::<0>("test.plugin").routes::<PingApi>(PING_ROUTES);
+    plugin.raw.provides.routes = Box::leak(
+        vec![
+            plystra_contracts::RouteDecl::new(Get, "/test/ping", "test.s0", "testPing")
+                .permission("test:read"),
+            plystra_contracts::RouteDecl::new(Post, "/test/echo", "test.s0", "testEcho"),
+            plystra_contracts::RouteDecl::new(Get, "/test/panic", "test.s0", "testPanic"),
+            plystra_contracts::RouteDecl::new(Get, "/test/slow", "test.s0", "testSlow")
+                .self_service(),
+        ]
+        .into_boxed_slice(),
+    );
+    let mut access = Spec::plugin::<1>("test.access");
+    access.raw.provides.services = if with_admin {
+        &["test.sessions", "test.admin"]
+    } else {
+        &["test.sessions"]
+    };
+    access.construct = if with_admin {
+        construct_access::<true>
+    } else {
+        construct_access::<false>
+    };
+    boot(config(), source(vec![plugin, access], &[]))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn without_an_admin_authorizer_sessions_cannot_manage_and_fail_closed() {
+    let cli = TestClient::new(access_app(false).await.app);
+    let session = "Bearer ply_at_alice";
+    let (status, headers, json) = body(
+        cli.get("/test/ping")
+            .header("Authorization", session)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_envelope(status, &headers, &json, "ADMIN_PERMISSION_REQUIRED");
+    assert_eq!(json["error"]["details"]["permission"], "test:read");
+    let (status, _, _) = body(
+        cli.get("/test/ping")
+            .header("X-Plystra-API-Key", KEY)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the bootstrap key manages");
+    let (status, _, _) = body(
+        cli.get("/test/ping")
+            .header("Authorization", "Bearer ply_at_forged")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an unknown session is not a credential"
+    );
+}
+
+#[tokio::test]
+async fn self_service_routes_need_a_user_session() {
+    let cli = TestClient::new(access_app(false).await.app);
+    let (status, _, _) = body(
+        cli.get("/test/slow")
+            .header("Authorization", "Bearer ply_at_alice")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, json) = body(
+        cli.get("/test/slow")
+            .header("X-Plystra-API-Key", KEY)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_envelope(status, &headers, &json, "AUTHENTICATION_REQUIRED");
+}
+
+#[tokio::test]
+async fn an_admin_authorizer_decides_each_operation_by_its_declared_permission() {
+    let cli = TestClient::new(access_app(true).await.app);
+    let session = "Bearer ply_at_alice";
+    let (status, _, _) = body(
+        cli.get("/test/ping")
+            .header("Authorization", session)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the session holds test:read");
+    let resp = cli
+        .post("/test/echo")
+        .header("Authorization", session)
+        .body_json(&serde_json::json!({"name": "x", "count": 1}))
+        .send()
+        .await;
+    let (status, _, json) = body(resp).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        json["error"]["details"]["permission"], "*",
+        "an undeclared permission needs *"
+    );
+}

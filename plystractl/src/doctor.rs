@@ -282,23 +282,6 @@ async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_follow_the_report_format() {
-        assert_eq!(
-            Check::ok("database", "answers").line(),
-            "database: ok — answers"
-        );
-        assert_eq!(
-            Check::fail("migrations", "2 pending", "run `plystractl migrate up`").line(),
-            "migrations: fail — 2 pending (fix: run `plystractl migrate up`)"
-        );
-    }
-}
-
 /// Checks a running server: `/api/v1/ready`, then `/api/v1/capabilities` with the API key.
 async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
     let base = base.trim_end_matches('/');
@@ -406,4 +389,21 @@ async fn get(
         .await
         .unwrap_or(serde_json::Value::Null);
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_report_format() {
+        assert_eq!(
+            Check::ok("database", "answers").line(),
+            "database: ok — answers"
+        );
+        assert_eq!(
+            Check::fail("migrations", "2 pending", "run `plystractl migrate up`").line(),
+            "migrations: fail — 2 pending (fix: run `plystractl migrate up`)"
+        );
+    }
 }

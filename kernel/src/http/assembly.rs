@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use plystra_contracts::registration::{Registration, RouteSet, RouteTable};
-use plystra_contracts::{ApiError, ErrorCode, RouteMethod};
+use plystra_contracts::{Access, ApiError, ErrorCode, RouteMethod};
 use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::http::Method;
 use poem::{EndpointExt, IntoEndpoint, Route};
@@ -239,6 +239,20 @@ pub(crate) fn application(
         runtime.config().bootstrap_api_key.clone(),
         sessions,
     ));
+    // Each operation's declared access, by route-table key; undeclared (the kernel's own) routes
+    // are management routes.
+    let access: HashMap<(Method, String), Access> = runtime
+        .entries()
+        .iter()
+        .flat_map(|e| e.registration.manifest.provides().routes.iter())
+        .filter_map(|r| {
+            let method = Method::from_bytes(r.method.as_str().as_bytes()).ok()?;
+            Some(((method, poem_route_path(r.path)), r.access))
+        })
+        .collect();
+    let admin = services
+        .require::<dyn plystra_contracts::services::AdminAuthorizer>()
+        .ok();
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -253,7 +267,11 @@ pub(crate) fn application(
                             let ep = if is_public(&method, &path) {
                                 ep
                             } else {
-                                Protect::new(authenticator.clone()).wrap(ep)
+                                let access = access
+                                    .get(&(method.clone(), path.clone()))
+                                    .copied()
+                                    .unwrap_or(Access::Admin { permission: None });
+                                Protect::new(authenticator.clone(), access, admin.clone()).wrap(ep)
                             };
                             (method, ep)
                         })

@@ -1,9 +1,14 @@
-//! Authentication of protected routes: the bootstrap key (`PLYSTRA_API_KEY`, compared in constant
-//! time) and, when a capability provides a `SessionVerifier`, session access tokens.
+//! Authentication and access control of protected routes, by one mechanism: the credential (the
+//! bootstrap key `PLYSTRA_API_KEY`, compared in constant time, or a session access token when a
+//! capability provides a `SessionVerifier`), then the operation's declared `Access`. Management
+//! operations accept the bootstrap key, or another credential only when the `AdminAuthorizer`
+//! grants the permission; without an authorizer they fail closed with 403. Self-service
+//! operations need a user session.
 
 use std::sync::Arc;
 
-use plystra_contracts::services::{Credential, SessionVerifier};
+use plystra_contracts::Access;
+use plystra_contracts::services::{AdminAuthorizer, Credential, SessionVerifier};
 use plystra_contracts::{ApiError, ErrorCode};
 use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt, Request};
@@ -90,26 +95,80 @@ fn presented_key(req: &Request) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// Puts authentication in front of one endpoint.
-#[derive(Debug, Clone)]
+/// Puts authentication and the operation's access rule in front of one endpoint.
+#[derive(Clone)]
 pub struct Protect {
     authenticator: Arc<Authenticator>,
+    access: Access,
+    admin: Option<Arc<dyn AdminAuthorizer>>,
+}
+
+impl std::fmt::Debug for Protect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protect")
+            .field("access", &self.access)
+            .field("admin", &self.admin.is_some())
+            .finish()
+    }
 }
 
 impl Protect {
-    /// Protection with this authenticator.
-    pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
+    /// Protection by `authenticator`, for an operation with `access`, with the admin authorizer
+    /// when one is provided.
+    pub fn new(
+        authenticator: Arc<Authenticator>,
+        access: Access,
+        admin: Option<Arc<dyn AdminAuthorizer>>,
+    ) -> Self {
+        Self {
+            authenticator,
+            access,
+            admin,
+        }
     }
 
-    /// The endpoint, answering 401 unless the request authenticates. The credential goes into the
-    /// request's extensions for the handler.
+    /// Whether `credential` may call the operation; `Err` is the answer when not.
+    pub async fn admit(&self, credential: &Credential) -> Result<(), ApiError> {
+        match (self.access, credential) {
+            (Access::SelfService, Credential::Session { .. }) => Ok(()),
+            (Access::SelfService, _) => Err(ApiError::new(
+                ErrorCode::AuthenticationRequired,
+                "this operation acts on a user session: send Authorization: Bearer ply_at_…",
+            )),
+            (Access::Admin { .. }, Credential::BootstrapKey) => Ok(()),
+            (Access::Admin { permission }, other) => {
+                let wanted = permission.unwrap_or("*");
+                let denied = || {
+                    ApiError::new(
+                        ErrorCode::AdminPermissionRequired,
+                        format!("this operation needs the admin permission {wanted}"),
+                    )
+                    .with_detail("permission", wanted)
+                };
+                let Some(admin) = &self.admin else {
+                    return Err(denied());
+                };
+                match admin.authorize(other, wanted).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(denied()),
+                    Err(e) => Err(ApiError::new(
+                        ErrorCode::DatabaseUnavailable,
+                        format!("cannot check admin permissions: {e}"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The endpoint, answering 401/403 unless the request's credential may call it. The
+    /// credential goes into the request's extensions for the handler.
     pub fn wrap(&self, ep: BoxEndpoint<'static>) -> BoxEndpoint<'static> {
-        let authenticator = self.authenticator.clone();
+        let protect = self.clone();
         ep.before(move |mut req: Request| {
-            let authenticator = authenticator.clone();
+            let protect = protect.clone();
             async move {
-                let credential = authenticator.authenticate(&req).await?;
+                let credential = protect.authenticator.authenticate(&req).await?;
+                protect.admit(&credential).await?;
                 req.extensions_mut().insert(credential);
                 Ok(req)
             }

@@ -388,3 +388,65 @@ pub mod schema_b {
         }
     }
 }
+
+/// A session verifier for the access tests: `ply_at_alice` is Alice's session.
+pub struct TestSessions;
+
+#[async_trait::async_trait]
+impl plystra_contracts::services::SessionVerifier for TestSessions {
+    async fn verify(
+        &self,
+        token: &str,
+    ) -> Result<
+        Option<plystra_contracts::services::Credential>,
+        plystra_contracts::services::ResolveError,
+    > {
+        Ok(
+            (token == "ply_at_alice").then(|| plystra_contracts::services::Credential::Session {
+                user_id: "user_alice".to_owned(),
+                session_id: "sess_1".to_owned(),
+            }),
+        )
+    }
+}
+
+/// An admin authorizer for the access tests: every session holds `test:read`, nothing else.
+pub struct TestAdmin;
+
+#[async_trait::async_trait]
+impl plystra_contracts::services::AdminAuthorizer for TestAdmin {
+    async fn authorize(
+        &self,
+        credential: &plystra_contracts::services::Credential,
+        permission: &str,
+    ) -> Result<bool, plystra_contracts::services::ResolveError> {
+        Ok(matches!(
+            credential,
+            plystra_contracts::services::Credential::Session { .. }
+        ) && permission == "test:read")
+    }
+}
+
+/// Provides `TestSessions` (and `TestAdmin` when `WITH_ADMIN`).
+pub struct AccessCap<const WITH_ADMIN: bool>;
+
+impl<const WITH_ADMIN: bool> Capability for AccessCap<WITH_ADMIN> {
+    fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
+        services.provide::<dyn plystra_contracts::services::SessionVerifier>(
+            "test.sessions",
+            Arc::new(TestSessions),
+        )?;
+        if WITH_ADMIN {
+            services.provide::<dyn plystra_contracts::services::AdminAuthorizer>(
+                "test.admin",
+                Arc::new(TestAdmin),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The constructor of `AccessCap`.
+pub fn construct_access<const WITH_ADMIN: bool>() -> Box<dyn Capability> {
+    Box::new(AccessCap::<WITH_ADMIN>)
+}

@@ -1,12 +1,26 @@
 //! authorization.resource: roles, permissions, authz/check and authz/explain, deny codes, scopes
 //! and traces.
 //!
-//! This crate registers the capability and serves the deny codes and scopes with their meaning.
-//! Grants, check and explain arrive with the authorization issue.
+//! This crate registers the capability, serves the deny codes and scopes with their meaning, and
+//! manages grants: roles (`roles`), permissions (`permissions`), role-permissions
+//! (`role_permissions`) and member-roles (`member_roles`). Every grant change is audited in its
+//! own transaction and announced as `authorization.grants_changed`; `grants::load_grants` reads
+//! the grants in force for the authorization index.
 
 pub mod engine;
+pub mod grants;
+pub mod member_roles;
+pub mod permissions;
+pub mod role_permissions;
+pub mod roles;
+pub mod schema;
+pub mod store;
 
 use std::sync::Arc;
+
+use plystra_contracts::events::EventPublisher;
+use plystra_contracts::services::AuditRecorder;
+use plystra_contracts::storage::Database;
 
 pub use plystra_contracts::DenyCode;
 use plystra_contracts::{
@@ -16,12 +30,137 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{Enum, Object, OpenApi, Tags};
 
 /// The capability ID.
 pub const ID: &str = "authorization.resource";
 /// The service this capability provides.
 pub const SERVICE: &str = "authorization.service";
+
+/// Every route this capability serves.
+pub const ROUTES: &[RouteDecl] = &[
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/authz/deny-codes",
+        SERVICE,
+        "listDenyCodes",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/roles",
+        SERVICE,
+        "listRoles",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/roles",
+        SERVICE,
+        "createRole",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/roles/{role_id}",
+        SERVICE,
+        "getRole",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/spaces/{space_id}/roles/{role_id}",
+        SERVICE,
+        "updateRole",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/roles/{role_id}/disable",
+        SERVICE,
+        "disableRole",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/roles/{role_id}",
+        SERVICE,
+        "getRoleByID",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/permissions",
+        SERVICE,
+        "listPermissions",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/permissions",
+        SERVICE,
+        "createPermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/permissions/{permission_id}",
+        SERVICE,
+        "getPermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/permissions/{permission_id}",
+        SERVICE,
+        "updatePermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/permissions/{permission_id}/disable",
+        SERVICE,
+        "disablePermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/role-permissions",
+        SERVICE,
+        "listRolePermissions",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/role-permissions",
+        SERVICE,
+        "createRolePermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/role-permissions/{role_permission_id}",
+        SERVICE,
+        "getRolePermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Delete,
+        "/api/v1/role-permissions/{role_permission_id}",
+        SERVICE,
+        "deleteRolePermission",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/member-roles",
+        SERVICE,
+        "listMemberRoles",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/member-roles",
+        SERVICE,
+        "createMemberRole",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/member-roles/{member_role_id}",
+        SERVICE,
+        "getMemberRole",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/member-roles/{member_role_id}/revoke",
+        SERVICE,
+        "revokeMemberRole",
+    ),
+];
 
 /// The manifest.
 pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
@@ -38,14 +177,9 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(
-            RouteMethod::Get,
-            "/api/v1/authz/deny-codes",
-            SERVICE,
-            "listDenyCodes",
-        )],
+        routes: ROUTES,
         events: Events {
-            publishes: &["authorization.decision_recorded"],
+            publishes: &["authorization.decision_recorded", store::GRANTS_CHANGED],
             subscribes: &["resource.registry_updated"],
         },
         migrations: Migrations {
@@ -56,6 +190,10 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
 
 declare_event!(AUTHORIZATION_DECISION_RECORDED, name: "authorization.decision_recorded", publisher: ID,
     description: "A check or explain was decided and its audit record is durable.");
+
+declare_event!(AUTHORIZATION_GRANTS_CHANGED, name: "authorization.grants_changed", publisher: ID,
+    description: "A role, permission, role-permission or member-role changed and the change is \
+        committed. Payload: {kind: role|permission|role_permission|member_role, id, space_id}.");
 
 /// Every deny code with its meaning.
 pub const DENY_CODES: &[(DenyCode, &str)] = &[
@@ -127,6 +265,33 @@ pub enum Scope {
     Global,
 }
 
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Self::OwnSelf,
+        Self::Group,
+        Self::GroupTree,
+        Self::Space,
+        Self::Global,
+    ];
+
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OwnSelf => "self",
+            Self::Group => "group",
+            Self::GroupTree => "group_tree",
+            Self::Space => "space",
+            Self::Global => "global",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
+    }
+}
+
 /// One deny code.
 #[derive(Debug, Clone, Object)]
 pub struct DenyCodeInfo {
@@ -160,13 +325,7 @@ impl AuthorizationService {
                     description: (*description).to_owned(),
                 })
                 .collect(),
-            scopes: vec![
-                Scope::OwnSelf,
-                Scope::Group,
-                Scope::GroupTree,
-                Scope::Space,
-                Scope::Global,
-            ],
+            scopes: Scope::ALL.to_vec(),
         }
     }
 }
@@ -188,21 +347,26 @@ enum AuthorizationTag {
     Authorization,
 }
 
-/// The authorization routes.
-pub struct AuthorizationApi {
+/// The operation groups of the grant routes.
+#[derive(Tags)]
+pub(crate) enum GrantsTag {
+    /// Roles: named bundles of permissions, local to a space.
+    Roles,
+    /// Permissions: an action on a resource type within a scope.
+    Permissions,
+    /// Role-permissions: the permissions each role holds.
+    RolePermissions,
+    /// Member-roles: the roles each member holds, with their anchor groups.
+    MemberRoles,
+}
+
+/// The deny-code route.
+pub struct VocabularyApi {
     service: Arc<AuthorizationService>,
 }
 
-impl RouteApi for AuthorizationApi {
-    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self {
-            service: services.require::<AuthorizationService>()?,
-        })
-    }
-}
-
 #[OpenApi(tag = "AuthorizationTag::Authorization")]
-impl AuthorizationApi {
+impl VocabularyApi {
     /// The 13 deny codes a check can answer with, and the scopes a permission can have.
     #[oai(
         path = "/api/v1/authz/deny-codes",
@@ -211,6 +375,56 @@ impl AuthorizationApi {
     )]
     async fn deny_codes(&self) -> Result<Json<Envelope<AuthorizationVocabulary>>, ApiError> {
         Ok(Json(Envelope::new(self.service.vocabulary())))
+    }
+}
+
+type Apis = (
+    VocabularyApi,
+    roles::RolesApi,
+    permissions::PermissionsApi,
+    role_permissions::RolePermissionsApi,
+    member_roles::MemberRolesApi,
+);
+
+/// Every authorization route group, served as one route set.
+pub struct AuthorizationApi(Apis);
+
+impl OpenApi for AuthorizationApi {
+    fn meta() -> Vec<MetaApi> {
+        Apis::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        Apis::register(registry);
+    }
+
+    fn add_routes(
+        self,
+        route_table: &mut std::collections::HashMap<
+            String,
+            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+        >,
+    ) {
+        self.0.add_routes(route_table);
+    }
+}
+
+impl RouteApi for AuthorizationApi {
+    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
+        let ctx = Arc::new(store::Ctx {
+            db: (*services.require::<Database>()?).clone(),
+            audit: services.require::<dyn AuditRecorder>()?,
+            events: services.require::<dyn EventPublisher>()?,
+        });
+        Ok(Self((
+            VocabularyApi {
+                service: services.require::<AuthorizationService>()?,
+            },
+            roles::RolesApi { ctx: ctx.clone() },
+            permissions::PermissionsApi { ctx: ctx.clone() },
+            role_permissions::RolePermissionsApi { ctx: ctx.clone() },
+            member_roles::MemberRolesApi { ctx },
+        )))
     }
 }
 
@@ -229,6 +443,43 @@ mod tests {
         let codes: std::collections::HashSet<_> = DENY_CODES.iter().map(|(c, _)| *c).collect();
         assert_eq!(codes.len(), 13);
     }
-}
 
-pub mod schema;
+    #[test]
+    fn scopes_round_trip_through_their_stored_form() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+            assert_eq!(
+                poem_openapi::types::ToJSON::to_json(&scope),
+                Some(serde_json::Value::String(scope.as_str().into()))
+            );
+        }
+        assert_eq!(Scope::parse("tree"), None);
+    }
+
+    #[test]
+    fn the_manifest_declares_exactly_the_served_routes() {
+        let mut served = std::collections::BTreeSet::new();
+        for api in AuthorizationApi::meta() {
+            for path in api.paths {
+                for op in path.operations {
+                    served.insert((
+                        op.method.as_str().to_owned(),
+                        path.path.clone(),
+                        op.operation_id.unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+        let declared: std::collections::BTreeSet<_> = ROUTES
+            .iter()
+            .map(|r| {
+                (
+                    r.method.as_str().to_owned(),
+                    r.path.to_owned(),
+                    r.operation.to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(served, declared);
+    }
+}

@@ -1,11 +1,15 @@
 //! identity.business: users, spaces, groups, members, user-members, sessions and actor context.
 //!
-//! This crate registers the capability and serves its vocabulary: status lifecycles and ID
-//! prefixes. The entity routes and actor resolution arrive with the identity issue.
+//! It serves the upstream identity routes, provides actor resolution (`identity.service`) and
+//! session verification (`identity.sessions`), and records every management change through the
+//! audit service in the same transaction as the change.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use plystra_contracts::events::EventPublisher;
+use plystra_contracts::services::{ActorResolver, AuditRecorder, RuntimeInfo, SessionVerifier};
+use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
     Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError, ServiceRegistry,
@@ -13,12 +17,241 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{Object, OpenApi, Tags};
+
+pub mod actor;
+pub mod auth;
+pub mod groups;
+pub mod members;
+pub mod passwords;
+pub mod schema;
+pub mod sessions;
+pub mod spaces;
+pub mod store;
+pub mod user_members;
+pub mod users;
 
 /// The capability ID.
 pub const ID: &str = "identity.business";
-/// The service this capability provides.
+/// The actor resolution service (`dyn ActorResolver`).
 pub const SERVICE: &str = "identity.service";
+/// The session verification service (`dyn SessionVerifier`).
+pub const SESSIONS_SERVICE: &str = "identity.sessions";
+
+/// Every route this capability serves.
+pub const ROUTES: &[RouteDecl] = &[
+    RouteDecl::new(RouteMethod::Get, "/api/v1/users", SERVICE, "listUsers"),
+    RouteDecl::new(RouteMethod::Post, "/api/v1/users", SERVICE, "createUser"),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/users/{user_id}",
+        SERVICE,
+        "getUser",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/users/{user_id}",
+        SERVICE,
+        "updateUser",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/users/{user_id}/disable",
+        SERVICE,
+        "disableUser",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/users/{user_id}/restore",
+        SERVICE,
+        "restoreUser",
+    ),
+    RouteDecl::new(RouteMethod::Get, "/api/v1/spaces", SERVICE, "listSpaces"),
+    RouteDecl::new(RouteMethod::Post, "/api/v1/spaces", SERVICE, "createSpace"),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}",
+        SERVICE,
+        "getSpace",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/spaces/{space_id}",
+        SERVICE,
+        "updateSpace",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/disable",
+        SERVICE,
+        "disableSpace",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/restore",
+        SERVICE,
+        "restoreSpace",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/groups",
+        SERVICE,
+        "listGroups",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/groups",
+        SERVICE,
+        "createGroup",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/groups/tree",
+        SERVICE,
+        "getGroupTree",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/groups/{group_id}",
+        SERVICE,
+        "getGroup",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/spaces/{space_id}/groups/{group_id}",
+        SERVICE,
+        "updateGroup",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/groups/{group_id}/disable",
+        SERVICE,
+        "disableGroup",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/groups/{group_id}",
+        SERVICE,
+        "getGroupByID",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/members",
+        SERVICE,
+        "listMembers",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/members",
+        SERVICE,
+        "createMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/members/{member_id}",
+        SERVICE,
+        "getMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/spaces/{space_id}/members/{member_id}",
+        SERVICE,
+        "updateMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/members/{member_id}/disable",
+        SERVICE,
+        "disableMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/members/{member_id}",
+        SERVICE,
+        "getMemberByID",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/user-members",
+        SERVICE,
+        "listUserMembers",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/user-members",
+        SERVICE,
+        "createUserMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/user-members/{user_member_id}",
+        SERVICE,
+        "getUserMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Patch,
+        "/api/v1/spaces/{space_id}/user-members/{user_member_id}",
+        SERVICE,
+        "updateUserMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/user-members/{user_member_id}/revoke",
+        SERVICE,
+        "revokeUserMember",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/user-members/{user_member_id}",
+        SERVICE,
+        "getUserMemberByID",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/auth/login",
+        SESSIONS_SERVICE,
+        "login",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/auth/refresh",
+        SESSIONS_SERVICE,
+        "refreshSession",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/auth/logout",
+        SESSIONS_SERVICE,
+        "logout",
+    ),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/auth/register",
+        SESSIONS_SERVICE,
+        "register",
+    ),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/actor/context",
+        SESSIONS_SERVICE,
+        "getActorContext",
+    )
+    .self_service(),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/actor/switch-member",
+        SESSIONS_SERVICE,
+        "switchMember",
+    )
+    .self_service(),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/identity/vocabulary",
+        SERVICE,
+        "getIdentityVocabulary",
+    ),
+];
 
 /// The manifest.
 pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
@@ -30,13 +263,8 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         capabilities: &["audit.explainable"],
     },
     provides: Provides {
-        services: &[SERVICE],
-        routes: &[RouteDecl::new(
-            RouteMethod::Get,
-            "/api/v1/identity/vocabulary",
-            SERVICE,
-            "getIdentityVocabulary",
-        )],
+        services: &[SERVICE, SESSIONS_SERVICE],
+        routes: ROUTES,
         events: Events {
             publishes: &["identity.actor_resolved"],
             subscribes: &[],
@@ -77,30 +305,45 @@ pub struct IdentityVocabulary {
     pub group_path_pattern: String,
 }
 
-/// The identity capability's service: for now, its vocabulary.
-#[derive(Debug, Default)]
-pub struct IdentityService;
-
-impl IdentityService {
-    /// The vocabulary.
-    pub fn vocabulary(&self) -> IdentityVocabulary {
-        IdentityVocabulary {
-            entities: ENTITIES
-                .iter()
-                .map(|(name, prefix, statuses)| {
-                    let statuses = statuses.iter().map(|s| (*s).to_owned()).collect();
-                    (
-                        (*name).to_owned(),
-                        EntityVocabulary {
-                            id_prefix: (*prefix).to_owned(),
-                            statuses,
-                        },
-                    )
-                })
-                .collect(),
-            group_path_pattern: r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$".to_owned(),
-        }
+/// The vocabulary.
+pub fn vocabulary() -> IdentityVocabulary {
+    IdentityVocabulary {
+        entities: ENTITIES
+            .iter()
+            .map(|(name, prefix, statuses)| {
+                let statuses = statuses.iter().map(|s| (*s).to_owned()).collect();
+                (
+                    (*name).to_owned(),
+                    EntityVocabulary {
+                        id_prefix: (*prefix).to_owned(),
+                        statuses,
+                    },
+                )
+            })
+            .collect(),
+        group_path_pattern: r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$".to_owned(),
     }
+}
+
+fn database(services: &ServiceRegistry) -> Result<Arc<Database>, CapabilityError> {
+    services.require::<Database>().map_err(|_| {
+        CapabilityError::Configuration(
+            "identity.business needs a database (kernel.database); configure PLYSTRA_DATABASE_URL"
+                .into(),
+        )
+    })
+}
+
+fn sessions(services: &ServiceRegistry) -> Result<sessions::Sessions, CapabilityError> {
+    let db = database(services)?;
+    let runtime = services.require::<dyn RuntimeInfo>()?;
+    let secrets = sessions::Secrets::from_runtime(runtime.as_ref());
+    if secrets.is_none() {
+        tracing::error!(
+            "PLYSTRA_SESSION_SECRET is not set in production: sessions are off (login, refresh and registration answer 503; no session token is accepted)"
+        );
+    }
+    Ok(sessions::Sessions::new((*db).clone(), secrets))
 }
 
 /// The lifecycle.
@@ -109,32 +352,43 @@ pub struct IdentityCapability;
 
 impl Capability for IdentityCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
-        services.provide::<IdentityService>(SERVICE, Arc::new(IdentityService))?;
+        let db = database(services)?;
+        let verifier = sessions::Verifier(Arc::new(sessions(services)?));
+        let resolver = actor::Resolver {
+            db: (*db).clone(),
+            events: services.require::<dyn EventPublisher>().ok(),
+        };
+        services.provide::<dyn ActorResolver>(SERVICE, Arc::new(resolver))?;
+        services.provide::<dyn SessionVerifier>(SESSIONS_SERVICE, Arc::new(verifier))?;
         Ok(())
     }
 }
 
+/// The operation groups of the document.
 #[derive(Tags)]
-enum IdentityTag {
-    /// Users and their sessions.
+pub(crate) enum ApiTag {
+    /// Users: the people who log in.
     Users,
+    /// Spaces: the tenants.
+    Spaces,
+    /// Groups: each space's tree.
+    Groups,
+    /// Members: who acts in a space.
+    Members,
+    /// User-members: which users may act as which members.
+    #[oai(rename = "User Members")]
+    UserMembers,
+    /// Sessions: login, refresh, logout, registration.
+    Auth,
+    /// The acting user, binding, member and space of a session.
+    Actor,
 }
 
-/// The identity routes.
-pub struct IdentityApi {
-    service: Arc<IdentityService>,
-}
+/// The vocabulary route.
+pub struct VocabularyApi;
 
-impl RouteApi for IdentityApi {
-    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self {
-            service: services.require::<IdentityService>()?,
-        })
-    }
-}
-
-#[OpenApi(tag = "IdentityTag::Users")]
-impl IdentityApi {
+#[OpenApi(tag = "ApiTag::Users")]
+impl VocabularyApi {
     /// Identity rules clients can rely on: ID prefixes, status lifecycles, the group path pattern.
     #[oai(
         path = "/api/v1/identity/vocabulary",
@@ -142,7 +396,68 @@ impl IdentityApi {
         operation_id = "getIdentityVocabulary"
     )]
     async fn vocabulary(&self) -> Result<Json<Envelope<IdentityVocabulary>>, ApiError> {
-        Ok(Json(Envelope::new(self.service.vocabulary())))
+        Ok(Json(Envelope::new(vocabulary())))
+    }
+}
+
+type Apis = (
+    users::UsersApi,
+    spaces::SpacesApi,
+    groups::GroupsApi,
+    members::MembersApi,
+    user_members::UserMembersApi,
+    auth::AuthApi,
+    actor::ActorApi,
+    VocabularyApi,
+);
+
+/// Every identity route group, served as one route set.
+pub struct IdentityApi(Apis);
+
+impl OpenApi for IdentityApi {
+    fn meta() -> Vec<MetaApi> {
+        Apis::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        Apis::register(registry);
+    }
+
+    fn add_routes(
+        self,
+        route_table: &mut std::collections::HashMap<
+            String,
+            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+        >,
+    ) {
+        self.0.add_routes(route_table);
+    }
+}
+
+impl RouteApi for IdentityApi {
+    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
+        let db = services.require::<Database>()?;
+        let audit = services.require::<dyn AuditRecorder>()?;
+        let runtime = services.require::<dyn RuntimeInfo>()?;
+        let secrets = sessions::Secrets::from_runtime(runtime.as_ref());
+        let ctx = Arc::new(store::Ctx {
+            db: (*db).clone(),
+            audit,
+            sessions: Arc::new(sessions::Sessions::new((*db).clone(), secrets)),
+        });
+        Ok(Self((
+            users::UsersApi { ctx: ctx.clone() },
+            spaces::SpacesApi { ctx: ctx.clone() },
+            groups::GroupsApi { ctx: ctx.clone() },
+            members::MembersApi { ctx: ctx.clone() },
+            user_members::UserMembersApi { ctx: ctx.clone() },
+            auth::AuthApi {
+                ctx: ctx.clone(),
+                registration: auth::Registration::from_runtime(runtime.as_ref()),
+            },
+            actor::ActorApi { ctx },
+            VocabularyApi,
+        )))
     }
 }
 
@@ -152,4 +467,41 @@ fn construct() -> Box<dyn Capability> {
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: IdentityApi }
 
-pub mod schema;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vocabulary_lists_every_entity() {
+        let v = vocabulary();
+        assert_eq!(v.entities.len(), 5);
+        assert_eq!(v.entities["user_member"].id_prefix, "um_");
+    }
+
+    #[test]
+    fn the_manifest_declares_exactly_the_served_routes() {
+        let mut served = std::collections::BTreeSet::new();
+        for api in IdentityApi::meta() {
+            for path in api.paths {
+                for op in path.operations {
+                    served.insert((
+                        op.method.as_str().to_owned(),
+                        path.path.clone(),
+                        op.operation_id.unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+        let declared: std::collections::BTreeSet<_> = ROUTES
+            .iter()
+            .map(|r| {
+                (
+                    r.method.as_str().to_owned(),
+                    r.path.to_owned(),
+                    r.operation.to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(served, declared);
+    }
+}

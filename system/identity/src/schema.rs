@@ -97,7 +97,8 @@ pub const MEMBERS: Table = Table {
     append_only: false,
 };
 
-/// Links between users and members; the member and the linking member are in the same space.
+/// Links between users and members; the member and the linking member are in the same space. A
+/// user may hold several links to one member (an active one beside a revoked or expired one).
 pub const USER_MEMBERS: Table = Table {
     name: "sys_identity_user_members",
     columns: &[
@@ -119,10 +120,7 @@ pub const USER_MEMBERS: Table = Table {
         Column::optional("deleted_at", ColumnType::Timestamp),
     ],
     indexes: &[
-        Index::unique(
-            "sys_identity_user_members_user_member",
-            &["user_id", "member_id"],
-        ),
+        Index::plain("sys_identity_user_members_user", &["user_id", "member_id"]),
         Index::plain(
             "sys_identity_user_members_member",
             &["space_id", "member_id"],
@@ -131,7 +129,8 @@ pub const USER_MEMBERS: Table = Table {
     append_only: false,
 };
 
-/// User sessions; `token_hmac` is an HMAC of the session token, never the token.
+/// User sessions; `token_hmac` and `refresh_token_hmac` are HMACs of the access and refresh tokens,
+/// never the tokens.
 pub const SESSIONS: Table = Table {
     name: "sys_identity_sessions",
     columns: &[
@@ -146,9 +145,15 @@ pub const SESSIONS: Table = Table {
         Column::required("expires_at", ColumnType::Timestamp),
         Column::optional("last_seen_at", ColumnType::Timestamp),
         Column::optional("revoked_at", ColumnType::Timestamp),
+        Column::optional("refresh_token_hmac", ColumnType::Text),
+        Column::optional("refresh_expires_at", ColumnType::Timestamp),
     ],
     indexes: &[
         Index::unique("sys_identity_sessions_token_hmac", &["token_hmac"]),
+        Index::unique(
+            "sys_identity_sessions_refresh_token_hmac",
+            &["refresh_token_hmac"],
+        ),
         Index::plain("sys_identity_sessions_user", &["user_id"]),
     ],
     append_only: false,

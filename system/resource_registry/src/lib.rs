@@ -1,23 +1,118 @@
-//! resource.registry: resource types, actions, mappings, resources and the lookup context.
+//! resource.registry: resource types, their actions and storage mapping, resources, and the
+//! lookup context authorization reads them through.
 //!
-//! This crate registers the capability and serves its vocabulary: risk levels, storage kinds and
-//! the key pattern. The registry routes and lookup service arrive with the registry issue.
+//! Modules by concern: [`resource_types`], [`actions`], [`mappings`] and [`resources`] hold the
+//! records and their rules; [`store`] the audited-mutation protocol; [`lookup`] the
+//! `resource.registry` service ([`ResourceLookup`]); [`api`] the HTTP operations.
 
 use std::sync::Arc;
 
+use plystra_contracts::services::ResourceLookup;
 use plystra_contracts::{
-    ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
-    Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError, ServiceRegistry,
-    declare_event,
+    Capability, CapabilityError, CapabilityManifest, Events, Migrations, Provides, Requires,
+    RouteDecl, RouteMethod, ServiceRegistry, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Tags};
+
+pub mod actions;
+pub mod api;
+pub mod body;
+pub mod lookup;
+pub mod mappings;
+pub mod model;
+pub mod resource_types;
+pub mod resources;
+pub mod schema;
+pub mod store;
+pub mod validation;
+pub mod vocabulary;
+
+pub use store::Registry;
 
 /// The capability ID.
 pub const ID: &str = "resource.registry";
-/// The service this capability provides.
+/// The service this capability provides: `Arc<dyn ResourceLookup>`.
 pub const SERVICE: &str = "resource.registry";
+
+const fn route(method: RouteMethod, path: &'static str, operation: &'static str) -> RouteDecl {
+    RouteDecl::new(method, path, SERVICE, operation)
+}
+
+/// Every route, as served.
+pub const ROUTES: &[RouteDecl] = &[
+    route(
+        RouteMethod::Get,
+        "/api/v1/registry/vocabulary",
+        "getRegistryVocabulary",
+    ),
+    route(
+        RouteMethod::Get,
+        "/api/v1/resource-types",
+        "listResourceTypes",
+    ),
+    route(
+        RouteMethod::Post,
+        "/api/v1/resource-types",
+        "upsertResourceType",
+    ),
+    route(
+        RouteMethod::Get,
+        "/api/v1/resource-types/{resource_type}",
+        "getResourceType",
+    ),
+    route(
+        RouteMethod::Get,
+        "/api/v1/resource-types/{resource_type}/actions",
+        "listResourceActions",
+    ),
+    route(
+        RouteMethod::Post,
+        "/api/v1/resource-types/{resource_type}/actions",
+        "upsertResourceAction",
+    ),
+    route(
+        RouteMethod::Get,
+        "/api/v1/resource-types/{resource_type}/mapping",
+        "getResourceMapping",
+    ),
+    route(
+        RouteMethod::Post,
+        "/api/v1/resource-types/{resource_type}/mapping",
+        "upsertResourceMapping",
+    ),
+    route(RouteMethod::Get, "/api/v1/resources", "listResources"),
+    route(RouteMethod::Post, "/api/v1/resources", "createResource"),
+    route(
+        RouteMethod::Get,
+        "/api/v1/resources/{resource_type}/{resource_id}",
+        "getResourceByTypeAndID",
+    ),
+    route(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/resources",
+        "listSpaceResources",
+    ),
+    route(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/resources",
+        "createSpaceResource",
+    ),
+    route(
+        RouteMethod::Get,
+        "/api/v1/spaces/{space_id}/resources/{resource_id}",
+        "getSpaceResource",
+    ),
+    route(
+        RouteMethod::Patch,
+        "/api/v1/spaces/{space_id}/resources/{resource_id}",
+        "updateSpaceResource",
+    ),
+    route(
+        RouteMethod::Post,
+        "/api/v1/spaces/{space_id}/resources/{resource_id}/archive",
+        "archiveSpaceResource",
+    ),
+];
 
 /// The manifest.
 pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
@@ -30,52 +125,19 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     },
     provides: Provides {
         services: &[SERVICE],
-        routes: &[RouteDecl::new(
-            RouteMethod::Get,
-            "/api/v1/registry/vocabulary",
-            SERVICE,
-            "getRegistryVocabulary",
-        )],
+        routes: ROUTES,
         events: Events {
-            publishes: &["resource.registry_updated"],
+            publishes: &[store::REGISTRY_UPDATED],
             subscribes: &[],
         },
         migrations: Migrations {
-            namespace: Some("sys_resource"),
+            namespace: Some(schema::NAMESPACE),
         },
     },
 });
 
 declare_event!(RESOURCE_REGISTRY_UPDATED, name: "resource.registry_updated", publisher: ID,
-    description: "A resource type, action, mapping or resource changed.");
-
-/// The registry vocabulary.
-#[derive(Debug, Clone, Object)]
-pub struct RegistryVocabulary {
-    /// Risk levels an action can carry, lowest first.
-    pub risk_levels: Vec<String>,
-    /// Where a resource type's rows live.
-    pub storage_kinds: Vec<String>,
-    /// The pattern resource type and action keys follow.
-    pub key_pattern: String,
-}
-
-/// The registry capability's service: for now, its vocabulary.
-#[derive(Debug, Default)]
-pub struct RegistryService;
-
-impl RegistryService {
-    /// The vocabulary.
-    pub fn vocabulary(&self) -> RegistryVocabulary {
-        RegistryVocabulary {
-            risk_levels: ["low", "normal", "high", "critical"]
-                .map(str::to_owned)
-                .to_vec(),
-            storage_kinds: vec!["internal_table".to_owned()],
-            key_pattern: "^[a-z][a-z0-9_]*$".to_owned(),
-        }
-    }
-}
+    description: "A resource type, action, mapping or resource changed; the payload carries the entity kind, the change and a snapshot.");
 
 /// The lifecycle.
 #[derive(Debug, Default)]
@@ -83,41 +145,9 @@ pub struct RegistryCapability;
 
 impl Capability for RegistryCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
-        services.provide::<RegistryService>(SERVICE, Arc::new(RegistryService))?;
+        let registry = Registry::from_services(services);
+        services.provide::<dyn ResourceLookup>(SERVICE, Arc::new(registry))?;
         Ok(())
-    }
-}
-
-#[derive(Tags)]
-enum RegistryTag {
-    /// Resource types, actions and mappings.
-    #[oai(rename = "Resource Types")]
-    ResourceTypes,
-}
-
-/// The registry routes.
-pub struct RegistryApi {
-    service: Arc<RegistryService>,
-}
-
-impl RouteApi for RegistryApi {
-    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self {
-            service: services.require::<RegistryService>()?,
-        })
-    }
-}
-
-#[OpenApi(tag = "RegistryTag::ResourceTypes")]
-impl RegistryApi {
-    /// Registry rules clients can rely on: risk levels, storage kinds and the key pattern.
-    #[oai(
-        path = "/api/v1/registry/vocabulary",
-        method = "get",
-        operation_id = "getRegistryVocabulary"
-    )]
-    async fn vocabulary(&self) -> Result<Json<Envelope<RegistryVocabulary>>, ApiError> {
-        Ok(Json(Envelope::new(self.service.vocabulary())))
     }
 }
 
@@ -125,6 +155,4 @@ fn construct() -> Box<dyn Capability> {
     Box::new(RegistryCapability)
 }
 
-register_system_capability! { manifest: MANIFEST, capability: construct, routes: RegistryApi }
-
-pub mod schema;
+register_system_capability! { manifest: MANIFEST, capability: construct, routes: api::RegistryApi }

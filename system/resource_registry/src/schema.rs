@@ -20,6 +20,7 @@ pub const RESOURCE_TYPES: Table = Table {
         Column::optional("metadata", ColumnType::Json),
         Column::required("created_at", ColumnType::Timestamp),
         Column::required("updated_at", ColumnType::Timestamp),
+        Column::optional("description", ColumnType::Text),
     ],
     indexes: &[Index::unique("sys_resource_resource_types_key", &["key"])],
     append_only: false,
@@ -67,10 +68,13 @@ pub const RESOURCE_MAPPINGS: Table = Table {
         Column::required("created_at", ColumnType::Timestamp),
         Column::required("updated_at", ColumnType::Timestamp),
     ],
-    indexes: &[Index::plain(
-        "sys_resource_resource_mappings_type",
-        &["resource_type_id"],
-    )],
+    indexes: &[
+        Index::plain("sys_resource_resource_mappings_type", &["resource_type_id"]),
+        Index::unique(
+            "sys_resource_resource_mappings_type_unique",
+            &["resource_type_id"],
+        ),
+    ],
     append_only: false,
 };
 

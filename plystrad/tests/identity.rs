@@ -1,0 +1,2035 @@
+//! End-to-end tests of identity.business through the real router and a real database: the
+//! Finance Reviewer identity fixture over plain HTTP, pagination, validation, same-space rules in
+//! the API and the database, status lifecycles, sessions (login, lockout, refresh rotation,
+//! logout, switch-member), registration, and one audit record per mutation.
+
+// Links the system capabilities, as the server binary does.
+extern crate plystrad as _;
+
+use std::sync::Arc;
+
+use plystra_contracts::events::EventPublisher;
+use plystra_contracts::services::{ActorRef, ActorResolver, ResolveError};
+use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
+use plystra_contracts::storage::sqlx::types::Json;
+use plystra_contracts::storage::{Database, StorageError};
+use plystra_contracts::{
+    ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
+    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod,
+    ServiceError, ServiceRegistry, Stability,
+};
+use plystra_kernel::storage::DatabaseConfig;
+use plystra_kernel::storage::testing::TestDatabase;
+use plystra_kernel::{CapabilitySource, KernelConfig, boot};
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use poem_openapi::{Object, OpenApi};
+use serde_json::{Value, json};
+
+const KEY: &str = "identity-test-key-0123456789abcdef0123";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A test plugin that resolves actors through `identity.service`, as authorization does.
+const RESOLVER_MANIFEST: CapabilityManifest =
+    CapabilityManifest::business_plugin(BusinessPluginSpec {
+        id: "test.identity_resolver",
+        name: "Actor resolver probe (test)",
+        version: "0.1.0",
+        requires: Requires {
+            kernel: "^0.0.1",
+            capabilities: &["identity.business"],
+        },
+        provides: Provides {
+            services: &["test.identity_resolver"],
+            routes: &[RouteDecl::new(
+                RouteMethod::Post,
+                "/test/identity/resolve",
+                "test.identity_resolver",
+                "testResolveActor",
+            )],
+            events: Events::NONE,
+            migrations: Migrations { namespace: None },
+        },
+        stability: Stability::Experimental,
+    });
+
+struct ResolverProbe;
+
+struct ProbeMarker;
+
+impl Capability for ResolverProbe {
+    fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
+        services.provide::<ProbeMarker>("test.identity_resolver", Arc::new(ProbeMarker))?;
+        Ok(())
+    }
+}
+
+fn construct_probe() -> Box<dyn Capability> {
+    Box::new(ResolverProbe)
+}
+
+/// The actor to resolve.
+#[derive(Debug, Clone, Object)]
+struct ProbeActor {
+    user_id: String,
+    member_id: String,
+    user_member_id: String,
+    space_id: String,
+}
+
+/// What the resolver answered.
+#[derive(Debug, Clone, Object)]
+struct ProbeSnapshot {
+    space_id: String,
+    user_status: String,
+    member_status: String,
+    user_member_status: String,
+    user_member_expires_at: Option<String>,
+    space_status: String,
+    member_space_id: String,
+    event: Option<String>,
+}
+
+struct ProbeApi {
+    resolver: Arc<dyn ActorResolver>,
+    events: Arc<dyn EventPublisher>,
+}
+
+impl RouteApi for ProbeApi {
+    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
+        Ok(Self {
+            resolver: services.require::<dyn ActorResolver>()?,
+            events: services.require::<dyn EventPublisher>()?,
+        })
+    }
+}
+
+#[OpenApi]
+impl ProbeApi {
+    /// Resolves an actor.
+    #[oai(
+        path = "/test/identity/resolve",
+        method = "post",
+        operation_id = "testResolveActor"
+    )]
+    async fn resolve(
+        &self,
+        body: poem_openapi::payload::Json<ProbeActor>,
+    ) -> Result<poem_openapi::payload::Json<Envelope<ProbeSnapshot>>, ApiError> {
+        let mut events = self.events.subscribe();
+        let actor = ActorRef {
+            user_id: body.0.user_id,
+            member_id: body.0.member_id,
+            user_member_id: body.0.user_member_id,
+            space_id: body.0.space_id,
+        };
+        let snapshot = self.resolver.resolve(&actor).await.map_err(|e| match e {
+            ResolveError::NotFound { entity, id } => {
+                ApiError::new(ErrorCode::NotFound, format!("{entity} {id}"))
+                    .with_detail("entity", entity)
+            }
+            other => ApiError::new(ErrorCode::InternalError, other.to_string()),
+        })?;
+        let mut event = None;
+        while let Ok(e) = events.try_recv() {
+            if e.name == "identity.actor_resolved" {
+                event = Some(e.name);
+            }
+        }
+        Ok(poem_openapi::payload::Json(Envelope::new(ProbeSnapshot {
+            space_id: snapshot.actor.space_id,
+            user_status: snapshot.user_status,
+            member_status: snapshot.member_status,
+            user_member_status: snapshot.user_member_status,
+            user_member_expires_at: snapshot.user_member_expires_at,
+            space_status: snapshot.space_status,
+            member_space_id: snapshot.member_space_id,
+            event,
+        })))
+    }
+}
+
+plystra_contracts::register_capability! {
+    manifest: RESOLVER_MANIFEST, capability: construct_probe, routes: ProbeApi
+}
+
+type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
+
+async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
+    let database = TestDatabase::new().await?;
+    let cli = boot_on(&database, settings).await;
+    Some((database, cli))
+}
+
+/// The real app on `database`, with `settings` (a test session secret unless one is given).
+async fn boot_on(database: &TestDatabase, settings: &[(&str, &str)]) -> Client {
+    let mut all: std::collections::BTreeMap<String, String> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    all.entry("PLYSTRA_SESSION_SECRET".into())
+        .or_insert_with(|| "identity-test-session-secret-0123456789".into());
+    let config = KernelConfig {
+        bootstrap_api_key: Some(KEY.to_owned()),
+        database: Some(DatabaseConfig::new(database.url.clone())),
+        settings: all,
+        ..KernelConfig::default()
+    };
+    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
+    TestClient::new(booted.app)
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Key,
+    Bearer(&'a str),
+    None,
+}
+
+async fn send(
+    cli: &Client,
+    auth: Auth<'_>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = match method {
+        "GET" => cli.get(path),
+        "POST" => cli.post(path),
+        "PATCH" => cli.patch(path),
+        other => panic!("{other}"),
+    };
+    let req = match auth {
+        Auth::Key => req.header("X-Plystra-API-Key", KEY),
+        Auth::Bearer(t) => req.header("Authorization", format!("Bearer {t}")),
+        Auth::None => req,
+    };
+    let req = match body {
+        Some(b) => req.body_json(&b),
+        None => req,
+    };
+    let resp = req.send().await;
+    let status = resp.0.status();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    assert!(
+        !text.contains("password_hash") && !text.contains("$argon2"),
+        "{path}: a password hash leaked: {text}"
+    );
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {status}: {text}"));
+    assert!(
+        body["request_id"].is_string(),
+        "{path}: no request_id: {body}"
+    );
+    (status, body)
+}
+
+async fn call(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    send(cli, Auth::Key, method, path, body).await
+}
+
+/// Calls and expects `status`; returns `data` (or the whole body on errors).
+async fn expect(
+    cli: &Client,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: StatusCode,
+) -> Value {
+    let (got, body) = call(cli, method, path, body).await;
+    assert_eq!(got, status, "{method} {path}: {body}");
+    if got.is_success() {
+        body["data"].clone()
+    } else {
+        body
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// The identity part of the Finance Reviewer fixture, created over plain HTTP.
+async fn finance_reviewer(cli: &Client) {
+    for (id, email) in [
+        ("user_alice", "alice@example.com"),
+        ("user_bob", "bob@example.com"),
+    ] {
+        let user = expect(
+            cli,
+            "POST",
+            "/api/v1/users",
+            Some(json!({"id": id, "email": email, "password": PASSWORD})),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(user["id"], id);
+        assert_eq!(user["status"], "active");
+        assert!(user["password_changed_at"].is_string());
+    }
+    for (id, name) in [("space_acme", "Acme"), ("space_other", "Other")] {
+        expect(
+            cli,
+            "POST",
+            "/api/v1/spaces",
+            Some(json!({"id": id, "name": name})),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let finance = expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"id": "group_finance", "name": "finance", "display_name": "Finance"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (finance["path"].as_str(), finance["depth"].as_i64()),
+        (Some("finance"), Some(0))
+    );
+    // A child by path (the parent is found by path) and one by parent ID.
+    let apac = expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"id": "group_finance_apac", "path": "finance.apac"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(apac["parent_id"], "group_finance");
+    assert_eq!(apac["parent_group_id"], "group_finance");
+    assert_eq!(apac["name"], "apac");
+    assert_eq!(apac["depth"], 1);
+    let emea = expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"id": "group_finance_emea", "name": "emea", "parent_id": "group_finance"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(emea["path"], "finance.emea");
+    expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"id": "group_legal", "path": "legal"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"id": "group_legal_emea", "name": "emea", "parent_group_id": "group_legal", "path": "legal.emea"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    for (id, name) in [
+        ("member_finance_reviewer", "Finance reviewer"),
+        ("member_invoice_creator", "Invoice creator"),
+    ] {
+        expect(
+            cli,
+            "POST",
+            "/api/v1/spaces/space_acme/members",
+            Some(json!({"id": id, "display_name": name})),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    for (id, user, relation) in [
+        ("um_alice_finance_reviewer", "user_alice", "delegate"),
+        ("um_bob_finance_reviewer", "user_bob", "login"),
+        (
+            "um_alice_finance_reviewer_revoked",
+            "user_alice",
+            "delegate",
+        ),
+    ] {
+        let b = expect(
+            cli,
+            "POST",
+            "/api/v1/spaces/space_acme/user-members",
+            Some(json!({"id": id, "user_id": user, "member_id": "member_finance_reviewer", "relation_type": relation})),
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(b["status"], "active");
+        assert_eq!(b["member_display_name"], "Finance reviewer");
+    }
+    let revoked = expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked/revoke",
+        Some(json!({"revoked_reason": "rotated"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["revoked_reason"], "rotated");
+    assert!(revoked["revoked_at"].is_string());
+    // The expired binding, for USER_MEMBER_EXPIRED.
+    expect(
+        cli,
+        "POST",
+        "/api/v1/spaces/space_acme/user-members",
+        Some(json!({"id": "um_alice_finance_reviewer_expired", "user_id": "user_alice", "member_id": "member_finance_reviewer", "relation_type": "delegate", "expires_at": "2020-01-01T00:00:00Z"})),
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+async fn login(cli: &Client, email: &str, password: &str) -> (StatusCode, Value) {
+    send(
+        cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+async fn audit_rows(db: &Database) -> Vec<(String, String, Value)> {
+    let q = Query::select()
+        .columns(["action", "resource_id", "trace"].map(Alias::new))
+        .from(Alias::new("sys_audit_audit_logs"))
+        .and_where(Expr::col(Alias::new("event_type")).ne("authz.decision"))
+        .to_owned();
+    let rows: Vec<(String, Option<String>, Json<Value>)> = db.fetch_all(&q).await.unwrap();
+    rows.into_iter()
+        .map(|(a, r, t)| (a, r.unwrap_or_default(), t.0))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_reads_her_actor() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+
+    // The tree comes in path order with depths.
+    let tree = expect(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/groups/tree",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let paths: Vec<&str> = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "finance",
+            "finance.apac",
+            "finance.emea",
+            "legal",
+            "legal.emea"
+        ]
+    );
+    // Tree pages carry a cursor too.
+    let (_, page) = call(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/groups/tree?limit=2",
+        None,
+    )
+    .await;
+    assert_eq!(page["pagination"]["has_more"], true);
+    let cursor = page["pagination"]["cursor"].as_str().unwrap().to_owned();
+    let (_, page) = call(
+        &cli,
+        "GET",
+        &format!("/api/v1/spaces/space_acme/groups/tree?limit=2&cursor={cursor}"),
+        None,
+    )
+    .await;
+    assert_eq!(page["data"][0]["path"], "finance.emea");
+
+    // Lookups by ID, in and out of the space.
+    let g = expect(
+        &cli,
+        "GET",
+        "/api/v1/groups/group_legal_emea",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["space_id"], "space_acme");
+    expect(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/groups/group_finance",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "GET",
+        "/api/v1/members/member_invoice_creator",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/members/member_invoice_creator",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let um = expect(
+        &cli,
+        "GET",
+        "/api/v1/user-members/um_bob_finance_reviewer",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(um["email"], "bob@example.com");
+    assert_eq!(um["relation_type"], "login");
+    expect(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let ums = expect(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/user-members",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ums.as_array().unwrap().len(), 4);
+
+    // Alice logs in (any case of her email) and reads her actor context.
+    let (status, body) = login(&cli, "Alice@Example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = &body["data"];
+    assert_eq!(session["token_type"], "Bearer");
+    assert!(
+        session["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("ply_at_")
+    );
+    assert!(
+        session["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("ply_rt_")
+    );
+    assert_eq!(session["user"]["id"], "user_alice");
+    assert_eq!(
+        session["actor"]["user_member_id"],
+        "um_alice_finance_reviewer"
+    );
+    let token = session["access_token"].as_str().unwrap();
+    let (status, ctx) = send(
+        &cli,
+        Auth::Bearer(token),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ctx}");
+    assert_eq!(ctx["data"]["actor"]["user_id"], "user_alice");
+    assert_eq!(ctx["data"]["actor"]["member_id"], "member_finance_reviewer");
+    assert_eq!(ctx["data"]["actor"]["space_id"], "space_acme");
+    assert_eq!(ctx["data"]["actor"]["relation_type"], "delegate");
+    // Neither the revoked nor the expired binding is offered.
+    let offered: Vec<&str> = ctx["data"]["available_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["user_member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["um_alice_finance_reviewer"]);
+    // A session is a credential, but management routes need an admin grant: until
+    // admin.control_plane grants permissions, the kernel refuses it (fail closed).
+    let (status, body) = send(
+        &cli,
+        Auth::Bearer(token),
+        "GET",
+        "/api/v1/users/user_alice",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "ADMIN_PERMISSION_REQUIRED");
+}
+
+#[tokio::test]
+async fn one_hundred_twenty_users_page_as_50_50_20() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    for i in 0..120 {
+        expect(
+            &cli,
+            "POST",
+            "/api/v1/users",
+            Some(json!({"email": format!("user{i:03}@example.com")})),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let mut cursor: Option<String> = None;
+    let mut seen = Vec::new();
+    for (len, more) in [(50, true), (50, true), (20, false)] {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/users?limit=50&cursor={c}"),
+            None => "/api/v1/users?limit=50".to_owned(),
+        };
+        let (status, body) = call(&cli, "GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"].as_array().unwrap().len(), len);
+        assert_eq!(body["pagination"]["has_more"], more);
+        assert_eq!(body["pagination"]["limit"], 50);
+        assert_eq!(body["pagination"]["cursor"].is_string(), more);
+        seen.extend(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned()),
+        );
+        cursor = body["pagination"]["cursor"].as_str().map(str::to_owned);
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 120, "every user exactly once");
+    assert_eq!(sorted, seen, "in ID order");
+    let (_, body) = call(&cli, "GET", "/api/v1/users", None).await;
+    assert_eq!(body["pagination"]["limit"], 50, "the default limit");
+    for bad in ["limit=0", "limit=201", "limit=x", "cursor=not-a-cursor"] {
+        let (status, body) = call(&cli, "GET", &format!("/api/v1/users?{bad}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(code(&body), "VALIDATION_FAILED");
+    }
+}
+
+#[tokio::test]
+async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces",
+        Some(json!({"id": "space_acme", "name": "Acme"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    for (path, body, field) in [
+        ("/api/v1/users", json!({"email": "nope"}), "email"),
+        (
+            "/api/v1/users",
+            json!({"email": "a@example.com", "password": "short"}),
+            "password",
+        ),
+        (
+            "/api/v1/users",
+            json!({"email": "a@example.com", "id": "space_x"}),
+            "id",
+        ),
+        (
+            "/api/v1/spaces",
+            json!({"name": "X", "slug": "Bad Slug"}),
+            "slug",
+        ),
+        (
+            "/api/v1/spaces/space_acme/groups",
+            json!({"path": "Finance"}),
+            "path",
+        ),
+        (
+            "/api/v1/spaces/space_acme/groups",
+            json!({"path": "finance.apac"}),
+            "path",
+        ),
+        (
+            "/api/v1/spaces/space_acme/groups",
+            json!({"name": "a-b"}),
+            "name",
+        ),
+        (
+            "/api/v1/spaces/space_acme/members",
+            json!({"display_name": " "}),
+            "display_name",
+        ),
+        (
+            "/api/v1/spaces/space_acme/user-members",
+            json!({"user_id": "user_nobody", "member_id": "member_x"}),
+            "user_id",
+        ),
+    ] {
+        let (status, err) = call(&cli, "POST", path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+        assert_eq!(code(&err), "VALIDATION_FAILED");
+        assert!(
+            err["error"]["details"]["fields"][field].is_string(),
+            "{body}: {err}"
+        );
+        assert!(
+            !err.to_string().contains("short"),
+            "the password is never echoed"
+        );
+    }
+    // A missing required field and a wrong type are 400s too, never 500s.
+    for body in [json!({}), json!({"email": 5})] {
+        let (status, err) = call(&cli, "POST", "/api/v1/users", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    }
+    // Duplicates are 409s; emails compare case-insensitively.
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "dup@example.com"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let err = expect(
+        &cli,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "DUP@example.com", "username": "other"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(code(&err), "CONFLICT");
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces",
+        Some(json!({"id": "space_acme", "name": "Again", "slug": "again"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"path": "finance"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"path": "finance"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    for (path, expected) in [
+        ("/api/v1/users/user_nobody", "USER_NOT_FOUND"),
+        ("/api/v1/spaces/space_nowhere", "SPACE_NOT_FOUND"),
+        ("/api/v1/spaces/space_nowhere/groups", "SPACE_NOT_FOUND"),
+        ("/api/v1/groups/group_nothing", "GROUP_NOT_FOUND"),
+        (
+            "/api/v1/spaces/space_acme/groups/group_nothing",
+            "GROUP_NOT_FOUND",
+        ),
+        ("/api/v1/members/member_nobody", "MEMBER_NOT_FOUND"),
+        (
+            "/api/v1/spaces/space_acme/members/member_nobody",
+            "MEMBER_NOT_FOUND",
+        ),
+        ("/api/v1/user-members/um_nothing", "USER_MEMBER_NOT_FOUND"),
+        (
+            "/api/v1/spaces/space_acme/user-members/um_nothing",
+            "USER_MEMBER_NOT_FOUND",
+        ),
+    ] {
+        let (status, body) = call(&cli, "GET", path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(code(&body), expected, "{path}");
+        assert_eq!(body["error"]["request_id"], body["request_id"]);
+    }
+    let (status, body) = call(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_nobody",
+        Some(json!({"phone": "1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "USER_NOT_FOUND")
+    );
+
+    // The request ID is echoed.
+    let resp = cli
+        .get("/api/v1/users/user_nobody")
+        .header("X-Plystra-API-Key", KEY)
+        .header("X-Request-ID", "req-identity-1")
+        .send()
+        .await;
+    assert_eq!(
+        resp.0.headers().get("x-request-id").unwrap(),
+        "req-identity-1"
+    );
+    // Management routes need a credential.
+    let (status, _) = send(&cli, Auth::None, "GET", "/api/v1/users", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let g = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/groups/group_finance_apac",
+        Some(json!({"display_name": "APAC", "sort_order": 3, "path": "finance.apac"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (g["display_name"].as_str(), g["sort_order"].as_i64()),
+        (Some("APAC"), Some(3))
+    );
+    for body in [
+        json!({"path": "finance.asia"}),
+        json!({"name": "asia"}),
+        json!({"parent_id": "group_legal"}),
+    ] {
+        let err = expect(
+            &cli,
+            "PATCH",
+            "/api/v1/spaces/space_acme/groups/group_finance_apac",
+            Some(body),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(code(&err), "VALIDATION_FAILED");
+    }
+
+    for (base, restore) in [
+        (
+            "/api/v1/users/user_bob",
+            Some("/api/v1/users/user_bob/restore"),
+        ),
+        (
+            "/api/v1/spaces/space_other",
+            Some("/api/v1/spaces/space_other/restore"),
+        ),
+        ("/api/v1/spaces/space_acme/groups/group_legal_emea", None),
+        (
+            "/api/v1/spaces/space_acme/members/member_invoice_creator",
+            None,
+        ),
+    ] {
+        let disable = format!("{base}/disable");
+        let d = expect(&cli, "POST", &disable, None, StatusCode::OK).await;
+        assert_eq!(d["status"], "disabled", "{base}");
+        let err = expect(&cli, "POST", &disable, None, StatusCode::CONFLICT).await;
+        assert_eq!(code(&err), "CONFLICT");
+        if let Some(restore) = restore {
+            let r = expect(&cli, "POST", restore, None, StatusCode::OK).await;
+            assert_eq!(r["status"], "active");
+            expect(&cli, "POST", restore, None, StatusCode::CONFLICT).await;
+        }
+        // PATCH can move status along the same lifecycle.
+        let p = expect(
+            &cli,
+            "PATCH",
+            base,
+            Some(json!({"status": "active"})),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(p["status"], "active");
+    }
+    // A revoked binding is revoked for good.
+    let revoke = "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked/revoke";
+    expect(&cli, "POST", revoke, Some(json!({})), StatusCode::CONFLICT).await;
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked",
+        Some(json!({"status": "active"})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let b = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
+        Some(json!({"is_primary": true, "relation_type": "owner"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (b["is_primary"].as_bool(), b["relation_type"].as_str()),
+        (Some(true), Some("owner"))
+    );
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
+        Some(json!({"user_id": "user_alice"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // `null` clears a phone number and an expiry; absent fields stay.
+    let u = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_alice",
+        Some(json!({"phone": "+1 555 0100"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(u["phone"], "+1 555 0100");
+    let u = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_alice",
+        Some(json!({"username": "alice"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (u["phone"].as_str(), u["username"].as_str()),
+        (Some("+1 555 0100"), Some("alice"))
+    );
+    let u = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_alice",
+        Some(json!({"phone": null})),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(Value::is_null(&u["phone"]), "{u}");
+    let b = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_expired",
+        Some(json!({"expires_at": null})),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(Value::is_null(&b["expires_at"]), "{b}");
+    // Space-scoped routes do not reach into another space.
+    expect(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_other/members/member_invoice_creator",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_other/groups/group_finance/disable",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
+    let Some((db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_other/members",
+        Some(json!({"id": "member_other", "display_name": "Other"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_other/groups",
+        Some(json!({"id": "group_other", "name": "ops"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    // A binding in space_acme to a member of space_other.
+    let err = expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/user-members",
+        Some(json!({"user_id": "user_alice", "member_id": "member_other"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        err["error"]["details"]["fields"]["member_id"].is_string(),
+        "{err}"
+    );
+    let err = expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/user-members",
+        Some(json!({"user_id": "user_alice", "member_id": "member_invoice_creator", "linked_by_member_id": "member_other"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        err["error"]["details"]["fields"]["linked_by_member_id"].is_string(),
+        "{err}"
+    );
+    // A group in space_acme under a parent of space_other.
+    let err = expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups",
+        Some(json!({"name": "sub", "parent_id": "group_other"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        err["error"]["details"]["fields"]["parent_id"].is_string(),
+        "{err}"
+    );
+
+    // The database refuses the same links when the API is bypassed.
+    let at = plystra_contracts::storage::time::OffsetDateTime::now_utc();
+    let insert = Query::insert()
+        .into_table(Alias::new("sys_identity_user_members"))
+        .columns(
+            [
+                "id",
+                "space_id",
+                "user_id",
+                "member_id",
+                "relation_type",
+                "is_primary",
+                "status",
+                "created_at",
+                "updated_at",
+            ]
+            .map(Alias::new),
+        )
+        .values_panic([
+            "um_sneaky".into(),
+            "space_acme".into(),
+            "user_alice".into(),
+            "member_other".into(),
+            "login".into(),
+            false.into(),
+            "active".into(),
+            at.into(),
+            at.into(),
+        ])
+        .to_owned();
+    let refused = db.db.execute(&insert).await.unwrap_err();
+    assert!(
+        matches!(refused, StorageError::InvalidReference { .. }),
+        "{refused:?}"
+    );
+    let insert = Query::insert()
+        .into_table(Alias::new("sys_identity_groups"))
+        .columns(
+            [
+                "id",
+                "space_id",
+                "parent_id",
+                "name",
+                "path",
+                "depth",
+                "sort_order",
+                "status",
+                "created_at",
+                "updated_at",
+            ]
+            .map(Alias::new),
+        )
+        .values_panic([
+            "group_sneaky".into(),
+            "space_acme".into(),
+            "group_other".into(),
+            "sub".into(),
+            "ops.sub".into(),
+            1i64.into(),
+            0i64.into(),
+            "active".into(),
+            at.into(),
+            at.into(),
+        ])
+        .to_owned();
+    let refused = db.db.execute(&insert).await.unwrap_err();
+    assert!(
+        matches!(refused, StorageError::InvalidReference { .. }),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn eight_failed_logins_lock_the_email_and_address_for_a_while() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    for email in ["locked@example.com", "other@example.com"] {
+        expect(
+            &cli,
+            "POST",
+            "/api/v1/users",
+            Some(json!({"email": email, "password": PASSWORD})),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    for _ in 0..8 {
+        let (status, body) = login(&cli, "locked@example.com", "wrong password!!").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(code(&body), "INVALID_CREDENTIALS");
+    }
+    // Now even the right password is refused.
+    let (status, body) = login(&cli, "locked@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(code(&body), "LOGIN_LOCKED");
+    assert!(
+        body["error"]["details"]["retry_after_seconds"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Another email is not affected; an unknown email is the same 401 as a wrong password.
+    let (status, _) = login(&cli, "other@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = login(&cli, "nobody@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_both_tokens_and_logout_and_password_changes_end_sessions() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let access = body["data"]["access_token"].as_str().unwrap().to_owned();
+    let refresh = body["data"]["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, rotated) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/refresh",
+        Some(json!({"refresh_token": refresh})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let access2 = rotated["data"]["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = rotated["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(access, access2);
+    assert_ne!(refresh, refresh2);
+    // The old pair is dead, the new one works.
+    let (status, body) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/refresh",
+        Some(json!({"refresh_token": refresh})),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
+    );
+    let (status, _) = send(
+        &cli,
+        Auth::Bearer(&access),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, ctx) = send(
+        &cli,
+        Auth::Bearer(&access2),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ctx["data"]["actor"]["user_member_id"],
+        "um_bob_finance_reviewer"
+    );
+
+    // Logout by refresh token ends the session.
+    let (status, out) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/logout",
+        Some(json!({"refresh_token": refresh2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["data"]["logged_out"], true);
+    let (status, _) = send(
+        &cli,
+        Auth::Bearer(&access2),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, out) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/logout",
+        Some(json!({"refresh_token": refresh2})),
+    )
+    .await;
+    assert_eq!(out["data"]["logged_out"], false);
+
+    // Logout by Bearer access token.
+    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let access3 = body["data"]["access_token"].as_str().unwrap().to_owned();
+    let (_, out) = send(
+        &cli,
+        Auth::Bearer(&access3),
+        "POST",
+        "/api/v1/auth/logout",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(out["data"]["logged_out"], true);
+
+    // A new password ends every session and the old password stops working.
+    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let access4 = body["data"]["access_token"].as_str().unwrap().to_owned();
+    let refresh4 = body["data"]["refresh_token"].as_str().unwrap().to_owned();
+    let user = expect(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_bob",
+        Some(json!({"password": "a brand new passphrase"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(user.get("password").is_none());
+    let (status, _) = send(
+        &cli,
+        Auth::Bearer(&access4),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/refresh",
+        Some(json!({"refresh_token": refresh4})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = login(&cli, "bob@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = login(&cli, "bob@example.com", "a brand new passphrase").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A disabled user cannot log in.
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_bob/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let (status, _) = login(&cli, "bob@example.com", "a brand new passphrase").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn switch_member_moves_the_session_between_working_bindings_only() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/user-members",
+        Some(json!({"id": "um_alice_invoice_creator", "user_id": "user_alice", "member_id": "member_invoice_creator", "is_primary": true})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    // The primary binding is the default actor.
+    assert_eq!(
+        body["data"]["actor"]["user_member_id"],
+        "um_alice_invoice_creator"
+    );
+    assert_eq!(
+        body["data"]["available_members"].as_array().unwrap().len(),
+        2
+    );
+    let token = body["data"]["access_token"].as_str().unwrap().to_owned();
+    let switch = |b: Value| {
+        let cli = &cli;
+        let token = token.clone();
+        async move {
+            send(
+                cli,
+                Auth::Bearer(&token),
+                "POST",
+                "/api/v1/actor/switch-member",
+                Some(b),
+            )
+            .await
+        }
+    };
+    let (status, ctx) = switch(json!({"member_id": "member_finance_reviewer"})).await;
+    assert_eq!(status, StatusCode::OK, "{ctx}");
+    assert_eq!(
+        ctx["data"]["actor"]["user_member_id"],
+        "um_alice_finance_reviewer"
+    );
+    let (_, ctx) = send(
+        &cli,
+        Auth::Bearer(&token),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(
+        ctx["data"]["actor"]["member_id"], "member_finance_reviewer",
+        "the switch sticks"
+    );
+    let (status, ctx) = switch(json!({"user_member_id": "um_alice_invoice_creator"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ctx["data"]["actor"]["member_id"], "member_invoice_creator");
+    // Revoked and expired bindings do not work; a stranger's binding is not found.
+    let (status, body) =
+        switch(json!({"user_member_id": "um_alice_finance_reviewer_revoked"})).await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"));
+    let (status, _) = switch(json!({"user_member_id": "um_alice_finance_reviewer_expired"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = switch(json!({"user_member_id": "um_bob_finance_reviewer"})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "USER_MEMBER_NOT_FOUND")
+    );
+    let (status, body) = switch(json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "VALIDATION_FAILED")
+    );
+    // A disabled member drops out of the available bindings.
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/members/member_invoice_creator/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let (_, ctx) = send(
+        &cli,
+        Auth::Bearer(&token),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert!(Value::is_null(&ctx["data"]["actor"]), "{ctx}");
+    assert_eq!(
+        ctx["data"]["available_members"].as_array().unwrap().len(),
+        1
+    );
+    // The actor routes need a session, not an API key.
+    for (method, path) in [
+        ("GET", "/api/v1/actor/context"),
+        ("POST", "/api/v1/actor/switch-member"),
+    ] {
+        let body = (method == "POST").then(|| json!({"member_id": "member_finance_reviewer"}));
+        let (status, body) = call(&cli, method, path, body).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "AUTHENTICATION_REQUIRED"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_mutation_writes_one_audit_record_without_secrets() {
+    let Some((db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_bob",
+        Some(json!({"password": "another long passphrase", "phone": "+1 555"})),
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_bob/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_bob/restore",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme",
+        Some(json!({"name": "Acme Inc"})),
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_other/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_other/restore",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/groups/group_legal",
+        Some(json!({"display_name": "Legal"})),
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/groups/group_legal/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/members/member_invoice_creator",
+        Some(json!({"display_name": "Creator"})),
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/members/member_invoice_creator/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
+        Some(json!({"is_primary": true})),
+        StatusCode::OK,
+    )
+    .await;
+    // A refused change records nothing.
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_alice/restore",
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    let rows = audit_rows(&db.db).await;
+    let count = |action: &str| rows.iter().filter(|(a, _, _)| a == action).count();
+    for (action, n) in [
+        ("users.create", 2),
+        ("users.update", 1),
+        ("users.disable", 1),
+        ("users.restore", 1),
+        ("spaces.create", 2),
+        ("spaces.update", 1),
+        ("spaces.disable", 1),
+        ("spaces.restore", 1),
+        ("groups.create", 5),
+        ("groups.update", 1),
+        ("groups.disable", 1),
+        ("members.create", 2),
+        ("members.update", 1),
+        ("members.disable", 1),
+        ("user_members.create", 4),
+        ("user_members.update", 1),
+        ("user_members.revoke", 1),
+    ] {
+        assert_eq!(count(action), n, "{action}: {rows:?}");
+    }
+    assert_eq!(rows.len(), 27, "{rows:?}");
+    for (action, resource, trace) in &rows {
+        let text = trace.to_string();
+        assert!(
+            !text.contains("password") && !text.contains("argon2"),
+            "{action}: {text}"
+        );
+        assert_eq!(trace["after"]["id"], resource.as_str(), "{action}: {trace}");
+        assert_eq!(trace["caller"]["kind"], "bootstrap_key");
+    }
+    let disable = rows.iter().find(|(a, _, _)| a == "users.disable").unwrap();
+    assert_eq!(disable.2["after"]["status"], "disabled");
+}
+
+#[tokio::test]
+async fn registration_is_off_by_default_and_needs_the_token_when_on() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    let body = json!({"email": "new@example.com", "password": PASSWORD, "registration_token": "x"});
+    let (status, err) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/register",
+        Some(body),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::NOT_FOUND, "FEATURE_DISABLED")
+    );
+
+    let token = "registration-token-0123456789abcdef";
+    let Some((db, cli)) = app(&[
+        ("PLYSTRA_AUTH_REGISTRATION_ENABLED", "true"),
+        ("PLYSTRA_AUTH_REGISTRATION_TOKEN", token),
+        ("PLYSTRA_AUTH_REGISTRATION_SPACE_ID", "space_acme"),
+    ])
+    .await
+    else {
+        return;
+    };
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/spaces",
+        Some(json!({"id": "space_acme", "name": "Acme"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let wrong =
+        json!({"email": "new@example.com", "password": PASSWORD, "registration_token": "nope"});
+    let (status, err) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/register",
+        Some(wrong),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
+    );
+    let short =
+        json!({"email": "new@example.com", "password": "short", "registration_token": token});
+    let (status, _) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/register",
+        Some(short),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let ok = json!({"email": "New@Example.com", "password": PASSWORD, "registration_token": token, "member_display_name": "Newcomer"});
+    let (status, reg) = send(&cli, Auth::None, "POST", "/api/v1/auth/register", Some(ok)).await;
+    assert_eq!(status, StatusCode::CREATED, "{reg}");
+    let reg = &reg["data"];
+    assert_eq!(reg["user"]["email"], "new@example.com");
+    assert_eq!(reg["bootstrap_super_admin"], false);
+    assert_eq!(reg["actor"]["space_id"], "space_acme");
+    assert_eq!(reg["actor"]["member_display_name"], "Newcomer");
+    let token = reg["access_token"].as_str().unwrap();
+    let (status, ctx) = send(
+        &cli,
+        Auth::Bearer(token),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ctx["data"]["actor"]["is_primary"], true);
+    let rows = audit_rows(&db.db).await;
+    for action in ["users.create", "members.create", "user_members.create"] {
+        assert!(rows.iter().any(|(a, _, _)| a == action), "{action}");
+    }
+    // The email is taken now.
+    let again = json!({"email": "new@example.com", "password": PASSWORD, "registration_token": "registration-token-0123456789abcdef"});
+    let (status, _) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/register",
+        Some(again),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let resolve = |user: &str, member: &str, um: &str, space: &str| json!({"user_id": user, "member_id": member, "user_member_id": um, "space_id": space});
+    let snap = expect(
+        &cli,
+        "POST",
+        "/test/identity/resolve",
+        Some(resolve(
+            "user_alice",
+            "member_finance_reviewer",
+            "um_alice_finance_reviewer",
+            "space_acme",
+        )),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(snap["user_status"], "active");
+    assert_eq!(snap["member_status"], "active");
+    assert_eq!(snap["user_member_status"], "active");
+    assert_eq!(snap["space_status"], "active");
+    assert_eq!(snap["member_space_id"], "space_acme");
+    assert_eq!(snap["event"], "identity.actor_resolved");
+    let snap = expect(
+        &cli,
+        "POST",
+        "/test/identity/resolve",
+        Some(resolve(
+            "user_alice",
+            "member_finance_reviewer",
+            "um_alice_finance_reviewer_revoked",
+            "space_acme",
+        )),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(snap["user_member_status"], "revoked");
+    let snap = expect(
+        &cli,
+        "POST",
+        "/test/identity/resolve",
+        Some(resolve(
+            "user_alice",
+            "member_finance_reviewer",
+            "um_alice_finance_reviewer_expired",
+            "",
+        )),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        snap["user_member_expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2020-01-01T00:00:00")
+    );
+    assert_eq!(
+        snap["space_id"], "space_acme",
+        "the member's space when none is named"
+    );
+    // A space other than the member's is reported, for CROSS_SPACE_VIOLATION.
+    let snap = expect(
+        &cli,
+        "POST",
+        "/test/identity/resolve",
+        Some(resolve(
+            "user_alice",
+            "member_finance_reviewer",
+            "um_alice_finance_reviewer",
+            "space_other",
+        )),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (snap["space_id"].as_str(), snap["member_space_id"].as_str()),
+        (Some("space_other"), Some("space_acme"))
+    );
+    for (body, entity) in [
+        (
+            resolve(
+                "user_nobody",
+                "member_finance_reviewer",
+                "um_alice_finance_reviewer",
+                "space_acme",
+            ),
+            "user",
+        ),
+        (
+            resolve(
+                "user_alice",
+                "member_nobody",
+                "um_alice_finance_reviewer",
+                "space_acme",
+            ),
+            "member",
+        ),
+        (
+            resolve(
+                "user_alice",
+                "member_finance_reviewer",
+                "um_nothing",
+                "space_acme",
+            ),
+            "user_member",
+        ),
+        // Bob's binding does not bind Alice.
+        (
+            resolve(
+                "user_alice",
+                "member_finance_reviewer",
+                "um_bob_finance_reviewer",
+                "space_acme",
+            ),
+            "user_member",
+        ),
+        (
+            resolve(
+                "user_alice",
+                "member_finance_reviewer",
+                "um_alice_finance_reviewer",
+                "space_nowhere",
+            ),
+            "space",
+        ),
+    ] {
+        let err = expect(
+            &cli,
+            "POST",
+            "/test/identity/resolve",
+            Some(body),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(err["error"]["details"]["entity"], entity, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn every_list_pages_with_a_cursor() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    for (path, limit, total) in [
+        ("/api/v1/spaces", 1, 2),
+        ("/api/v1/users", 1, 2),
+        ("/api/v1/spaces/space_acme/groups", 2, 5),
+        ("/api/v1/spaces/space_acme/groups/tree", 2, 5),
+        ("/api/v1/spaces/space_acme/members", 1, 2),
+        ("/api/v1/spaces/space_acme/user-members", 3, 4),
+    ] {
+        let mut cursor: Option<String> = None;
+        let mut ids = Vec::new();
+        let mut pages = 0;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+                None => format!("{path}?limit={limit}"),
+            };
+            let (status, body) = call(&cli, "GET", &url, None).await;
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+            let data = body["data"].as_array().unwrap();
+            assert!(data.len() <= limit, "{url}");
+            ids.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+            pages += 1;
+            let more = body["pagination"]["has_more"].as_bool().unwrap();
+            assert_eq!(more, body["pagination"]["cursor"].is_string(), "{url}");
+            if !more {
+                break;
+            }
+            cursor = body["pagination"]["cursor"].as_str().map(str::to_owned);
+        }
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), total, "{path}: {ids:?}");
+        assert_eq!(pages, total.div_ceil(limit), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_session_without_an_admin_grant_changes_nothing_and_leaves_no_record() {
+    let Some((db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let token = body["data"]["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        &cli,
+        Auth::Bearer(&token),
+        "PATCH",
+        "/api/v1/spaces/space_acme",
+        Some(json!({"name": "Acme by Alice"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "ADMIN_PERMISSION_REQUIRED");
+    let q = Query::select()
+        .columns(["id"].map(Alias::new))
+        .from(Alias::new("sys_audit_audit_logs"))
+        .and_where(Expr::col(Alias::new("action")).eq("spaces.update"))
+        .to_owned();
+    let rows: Vec<(String,)> = db.db.fetch_all(&q).await.unwrap();
+    assert!(rows.is_empty(), "a refused change leaves no record");
+    let (_, space) = send(&cli, Auth::Key, "GET", "/api/v1/spaces/space_acme", None).await;
+    assert_ne!(space["data"]["name"], "Acme by Alice");
+}
+
+#[tokio::test]
+async fn a_mutation_the_audit_store_cannot_record_is_not_made() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"id": "user_kept", "email": "kept@example.com"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let drop = plystra_contracts::storage::sqlx::AssertSqlSafe("DROP TABLE sys_audit_chain_head");
+    match &database.db {
+        Database::Sqlite(pool) => {
+            plystra_contracts::storage::sqlx::raw_sql(drop)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Database::Postgres(pool) => {
+            plystra_contracts::storage::sqlx::raw_sql(drop)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    let err = expect(
+        &cli,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"id": "user_lost", "email": "lost@example.com"})),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(code(&err), "AUDIT_UNAVAILABLE");
+    expect(
+        &cli,
+        "GET",
+        "/api/v1/users/user_lost",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let err = expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_kept/disable",
+        None,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(code(&err), "AUDIT_UNAVAILABLE");
+    let user = expect(&cli, "GET", "/api/v1/users/user_kept", None, StatusCode::OK).await;
+    assert_eq!(user["status"], "active", "the change was rolled back");
+}
+
+#[tokio::test]
+async fn tokens_issued_under_a_previous_secret_keep_working_after_rotation() {
+    let Some((database, cli)) = app(&[(
+        "PLYSTRA_SESSION_SECRET",
+        "first-session-secret-0123456789abcdef",
+    )])
+    .await
+    else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let access = body["data"]["access_token"].as_str().unwrap().to_owned();
+    let refresh = body["data"]["refresh_token"].as_str().unwrap().to_owned();
+
+    // A restart with a new secret alone no longer knows the tokens.
+    let cli = boot_on(
+        &database,
+        &[(
+            "PLYSTRA_SESSION_SECRET",
+            "second-session-secret-0123456789abcdef",
+        )],
+    )
+    .await;
+    let (status, _) = send(
+        &cli,
+        Auth::Bearer(&access),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // With the old secret listed as previous, they do; refresh re-issues under the new secret.
+    let cli = boot_on(
+        &database,
+        &[
+            (
+                "PLYSTRA_SESSION_SECRET",
+                "second-session-secret-0123456789abcdef",
+            ),
+            (
+                "PLYSTRA_SESSION_SECRET_PREVIOUS",
+                "unrelated-old-secret, first-session-secret-0123456789abcdef",
+            ),
+        ],
+    )
+    .await;
+    let (status, _) = send(
+        &cli,
+        Auth::Bearer(&access),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, rotated) = send(
+        &cli,
+        Auth::None,
+        "POST",
+        "/api/v1/auth/refresh",
+        Some(json!({"refresh_token": refresh})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let access2 = rotated["data"]["access_token"].as_str().unwrap().to_owned();
+    let cli = boot_on(
+        &database,
+        &[(
+            "PLYSTRA_SESSION_SECRET",
+            "second-session-secret-0123456789abcdef",
+        )],
+    )
+    .await;
+    let (status, _) = send(
+        &cli,
+        Auth::Bearer(&access2),
+        "GET",
+        "/api/v1/actor/context",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn production_without_a_session_secret_keeps_identity_up_with_sessions_off() {
+    use plystra_kernel::storage::migrations::MigrationSet;
+    use plystra_kernel::storage::testing::SYSTEM_NAMESPACES;
+    let Some(database) = TestDatabase::new().await else {
+        return;
+    };
+    MigrationSet::embedded(database.db.dialect())
+        .apply_pending(&database.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    let config = KernelConfig {
+        environment: plystra_kernel::Environment::Production,
+        bootstrap_api_key: Some(KEY.to_owned()),
+        database: Some(DatabaseConfig::new(database.url.clone())),
+        settings: [(
+            "PLYSTRA_AUDIT_HASH_KEY".to_owned(),
+            "identity-test-audit-hash-key-0123456789".to_owned(),
+        )]
+        .into(),
+        ..KernelConfig::default()
+    };
+    let cli = TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app);
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "p@example.com", "password": PASSWORD})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (status, body) = login(&cli, "p@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
+        "{body}"
+    );
+}

@@ -1,0 +1,173 @@
+//! The grants the authorization index is built from, read in one pass as plain values.
+//!
+//! [`load_grants`] returns every active role, every active permission, every role-permission
+//! that was not removed, and every active member-role with its anchor group. It does not join
+//! them: a role-permission of a disabled role or permission is returned, and the index drops it
+//! when it finds no active role or permission with that ID. Call it at start and again after an
+//! `authorization.grants_changed` event (or apply the event's change).
+
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query};
+use plystra_contracts::storage::{Database, StorageError};
+
+use crate::Scope;
+use crate::store::{MEMBER_ROLES, PERMISSIONS, ROLE_PERMISSIONS, ROLES, a};
+
+/// An active role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGrant {
+    /// `role_…`.
+    pub id: String,
+    /// Its space.
+    pub space_id: String,
+    /// Its key, unique in the space.
+    pub key: String,
+    /// Its name for people.
+    pub name: String,
+}
+
+/// An active permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionGrant {
+    /// `perm_…`.
+    pub id: String,
+    /// The resource type.
+    pub resource: String,
+    /// The action.
+    pub action: String,
+    /// The scope.
+    pub scope: Scope,
+}
+
+/// A permission a role holds (not removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePermissionGrant {
+    /// `rp_…`.
+    pub id: String,
+    /// The role's space.
+    pub space_id: String,
+    /// The role.
+    pub role_id: String,
+    /// The permission.
+    pub permission_id: String,
+}
+
+/// A role an active member-role grants to a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRoleGrant {
+    /// `mr_…`.
+    pub id: String,
+    /// The space of the member, the role and the anchor.
+    pub space_id: String,
+    /// The member.
+    pub member_id: String,
+    /// The role.
+    pub role_id: String,
+    /// The anchor group, if any.
+    pub scope_anchor_group_id: Option<String>,
+}
+
+/// Every grant in force, each list ordered by ID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantSnapshot {
+    /// Active roles.
+    pub roles: Vec<RoleGrant>,
+    /// Active permissions.
+    pub permissions: Vec<PermissionGrant>,
+    /// Role-permissions that were not removed.
+    pub role_permissions: Vec<RolePermissionGrant>,
+    /// Active member-roles.
+    pub member_roles: Vec<MemberRoleGrant>,
+}
+
+/// Reads every grant in force. Permissions with a stored scope this build does not know are
+/// left out (and logged): a grant that cannot be understood grants nothing.
+pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
+    let mut q = Query::select();
+    q.columns(["id", "space_id", "key", "name"].map(a))
+        .from(a(ROLES))
+        .and_where(Expr::col(a("status")).eq("active"))
+        .and_where(Expr::col(a("deleted_at")).is_null())
+        .order_by(a("id"), Order::Asc);
+    let roles: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
+
+    let mut q = Query::select();
+    q.columns(["id", "resource", "action", "scope"].map(a))
+        .from(a(PERMISSIONS))
+        .and_where(Expr::col(a("status")).eq("active"))
+        .and_where(Expr::col(a("deleted_at")).is_null())
+        .order_by(a("id"), Order::Asc);
+    let permissions: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
+
+    let mut q = Query::select();
+    q.columns(["id", "space_id", "role_id", "permission_id"].map(a))
+        .from(a(ROLE_PERMISSIONS))
+        .and_where(Expr::col(a("deleted_at")).is_null())
+        .order_by(a("id"), Order::Asc);
+    let role_permissions: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
+
+    let mut q = Query::select();
+    q.columns(
+        [
+            "id",
+            "space_id",
+            "member_id",
+            "role_id",
+            "scope_anchor_group_id",
+        ]
+        .map(a),
+    )
+    .from(a(MEMBER_ROLES))
+    .and_where(Expr::col(a("status")).eq("active"))
+    .and_where(Expr::col(a("deleted_at")).is_null())
+    .order_by(a("id"), Order::Asc);
+    let member_roles: Vec<(String, String, String, String, Option<String>)> =
+        db.fetch_all(&q).await?;
+
+    Ok(GrantSnapshot {
+        roles: roles
+            .into_iter()
+            .map(|(id, space_id, key, name)| RoleGrant {
+                id,
+                space_id,
+                key,
+                name,
+            })
+            .collect(),
+        permissions: permissions
+            .into_iter()
+            .filter_map(|(id, resource, action, scope)| match Scope::parse(&scope) {
+                Some(scope) => Some(PermissionGrant {
+                    id,
+                    resource,
+                    action,
+                    scope,
+                }),
+                None => {
+                    tracing::warn!(permission = %id, scope = %scope, "unknown scope; the permission grants nothing");
+                    None
+                }
+            })
+            .collect(),
+        role_permissions: role_permissions
+            .into_iter()
+            .map(|(id, space_id, role_id, permission_id)| RolePermissionGrant {
+                id,
+                space_id,
+                role_id,
+                permission_id,
+            })
+            .collect(),
+        member_roles: member_roles
+            .into_iter()
+            .map(
+                |(id, space_id, member_id, role_id, scope_anchor_group_id)| MemberRoleGrant {
+                    id,
+                    space_id,
+                    member_id,
+                    role_id,
+                    scope_anchor_group_id,
+                },
+            )
+            .collect(),
+    })
+}

@@ -1,0 +1,491 @@
+//! Permissions: an action on a resource type within a scope. They are global (not space-local);
+//! roles of any space may hold them. `(resource, action, scope)` is unique.
+
+use std::sync::Arc;
+
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::param::{Path, Query as QueryParam};
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
+
+use crate::store::{
+    Change, Conn, Created, Ctx, GrantKind, JsonColumn, Metadata, PERMISSIONS, Page, a, conflict,
+    entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, require_space,
+    transition,
+};
+use crate::{GrantsTag, Scope};
+
+/// A permission's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case", rename = "PermissionStatus")]
+pub enum PermissionStatus {
+    /// Roles holding it grant it.
+    Active,
+    /// Authorization ignores it; it can be made active again.
+    Disabled,
+}
+
+impl PermissionStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the stored form; anything unknown reads as disabled (fail closed).
+    pub fn parse(s: &str) -> Self {
+        if s == "active" {
+            Self::Active
+        } else {
+            Self::Disabled
+        }
+    }
+}
+
+const MOVES: &[(&str, &str)] = &[("active", "disabled"), ("disabled", "active")];
+
+/// A permission.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Permission")]
+pub struct Permission {
+    /// The permission's ID (`perm_…`).
+    pub id: String,
+    /// The resource type it applies to, for example `invoice`.
+    pub resource: String,
+    /// The action it allows, for example `approve`.
+    pub action: String,
+    /// Which targets it covers, relative to the member and the grant's anchor group.
+    pub scope: Scope,
+    /// `active` or `disabled`.
+    pub status: PermissionStatus,
+    /// Free-form data the caller attached.
+    pub metadata: Option<Metadata>,
+    /// When the permission was created.
+    pub created_at: OffsetDateTime,
+    /// When the permission last changed.
+    pub updated_at: OffsetDateTime,
+    /// Always empty: permissions are disabled, not deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+from_rows!(Permission, |row| {
+    let scope: String = row.try_get("scope")?;
+    Ok(Permission {
+        id: row.try_get("id")?,
+        resource: row.try_get("resource")?,
+        action: row.try_get("action")?,
+        // Only valid scopes are ever written; an unknown one reads as `global`, which denies.
+        scope: Scope::parse(&scope).unwrap_or(Scope::Global),
+        status: PermissionStatus::parse(&row.try_get::<String, _>("status")?),
+        metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+});
+
+impl Permission {
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "resource": self.resource,
+            "action": self.action,
+            "scope": self.scope.as_str(),
+            "status": self.status.as_str(),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Creates a permission.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "PermissionCreateRequest")]
+pub struct PermissionCreateRequest {
+    /// A caller-chosen ID (`perm_` then a-z, 0-9, _); generated when absent.
+    pub id: Option<String>,
+    /// The resource type (`^[a-z][a-z0-9_]*$`).
+    pub resource: String,
+    /// The action (`^[a-z][a-z0-9_]*$`).
+    pub action: String,
+    /// The scope.
+    pub scope: Scope,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<PermissionStatus>,
+    /// Free-form data.
+    pub metadata: Option<Metadata>,
+    /// The space the audit record of this change is filed under; must exist. Permissions
+    /// themselves belong to no space.
+    pub audit_space_id: Option<String>,
+}
+
+/// Changes a permission. Absent fields keep their value.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "PermissionUpdateRequest")]
+pub struct PermissionUpdateRequest {
+    /// A new resource type.
+    pub resource: Option<String>,
+    /// A new action.
+    pub action: Option<String>,
+    /// A new scope.
+    pub scope: Option<Scope>,
+    /// A new status (`active` or `disabled`).
+    pub status: Option<PermissionStatus>,
+    /// Replaces the metadata.
+    pub metadata: Option<Metadata>,
+    /// The space the audit record of this change is filed under; must exist.
+    pub audit_space_id: Option<String>,
+}
+
+const COLUMNS: [&str; 9] = [
+    "id",
+    "resource",
+    "action",
+    "scope",
+    "status",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+fn select() -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS.map(|c| (a(PERMISSIONS), a(c))))
+        .from(a(PERMISSIONS));
+    select
+}
+
+/// The permission with `id`.
+pub(crate) async fn get(conn: &mut Conn<'_>, id: &str) -> Result<Option<Permission>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(PERMISSIONS), a("id"))).eq(id));
+    Ok(conn.fetch_optional(&q).await?)
+}
+
+async fn triple_taken(
+    conn: &mut Conn<'_>,
+    resource: &str,
+    action: &str,
+    scope: Scope,
+) -> Result<Option<String>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(PERMISSIONS), a("resource"))).eq(resource))
+        .and_where(Expr::col((a(PERMISSIONS), a("action"))).eq(action))
+        .and_where(Expr::col((a(PERMISSIONS), a("scope"))).eq(scope.as_str()));
+    Ok(conn
+        .fetch_optional::<Permission, _>(&q)
+        .await?
+        .map(|p| p.id))
+}
+
+fn triple_conflict(existing: &str) -> ApiError {
+    conflict(
+        format!("permission {existing} already has this resource, action and scope"),
+        "scope",
+    )
+    .with_detail("existing_id", existing)
+}
+
+pub(crate) fn permission_not_found(id: &str) -> ApiError {
+    not_found(ErrorCode::PermissionNotFound, "permission", id)
+}
+
+/// Checks `audit_space_id`: absent, or a space that exists (400 naming the field otherwise).
+async fn audit_space(conn: &mut Conn<'_>, space: Option<&str>) -> Result<(), ApiError> {
+    if let Some(space) = space
+        && require_space(conn, space).await.is_err()
+    {
+        return Err(ApiError::invalid_field(
+            "audit_space_id",
+            format!("names no space: {space}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The permission routes.
+pub struct PermissionsApi {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl PermissionsApi {
+    async fn change(
+        &self,
+        req: &poem::Request,
+        permission_id: &str,
+        event_type: &'static str,
+        update: PermissionUpdateRequest,
+        strict: Option<PermissionStatus>,
+    ) -> Result<Json<Envelope<Permission>>, ApiError> {
+        let resource = update
+            .resource
+            .as_deref()
+            .map(|r| keyword("resource", r))
+            .transpose()?;
+        let action = update
+            .action
+            .as_deref()
+            .map(|r| keyword("action", r))
+            .transpose()?;
+        let mut tx = self.ctx.begin().await?;
+        audit_space(&mut Conn::Tx(&mut tx), update.audit_space_id.as_deref()).await?;
+        let current = get(&mut Conn::Tx(&mut tx), permission_id)
+            .await?
+            .ok_or_else(|| permission_not_found(permission_id))?;
+        let mut sets: Vec<(&str, Value)> = Vec::new();
+        if let Some(to) = strict.or(update.status)
+            && (strict.is_some() || to != current.status)
+        {
+            transition("permission", current.status.as_str(), to.as_str(), MOVES)?;
+            sets.push(("status", to.as_str().into()));
+        }
+        let resource = resource.unwrap_or_else(|| current.resource.clone());
+        let action = action.unwrap_or_else(|| current.action.clone());
+        let scope = update.scope.unwrap_or(current.scope);
+        if (resource.as_str(), action.as_str(), scope)
+            != (
+                current.resource.as_str(),
+                current.action.as_str(),
+                current.scope,
+            )
+        {
+            if let Some(existing) =
+                triple_taken(&mut Conn::Tx(&mut tx), &resource, &action, scope).await?
+            {
+                return Err(triple_conflict(&existing));
+            }
+            sets.push(("resource", resource.into()));
+            sets.push(("action", action.into()));
+            sets.push(("scope", scope.as_str().into()));
+        }
+        if update.metadata.is_some() {
+            sets.push(("metadata", metadata_in(&update.metadata).into()));
+        }
+        sets.push(("updated_at", now().into()));
+        let mut q = Query::update();
+        q.table(a(PERMISSIONS))
+            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
+            .and_where(Expr::col(a("id")).eq(permission_id));
+        tx.execute(&q).await?;
+        let permission = get(&mut Conn::Tx(&mut tx), permission_id)
+            .await?
+            .ok_or_else(|| permission_not_found(permission_id))?;
+        let change = Change {
+            kind: GrantKind::Permission,
+            event_type,
+            id: &permission.id,
+            space_id: update.audit_space_id.as_deref(),
+            snapshot: permission.snapshot(),
+        };
+        self.ctx.commit_audited(tx, req, change).await?;
+        Ok(Json(Envelope::new(permission)))
+    }
+}
+
+#[OpenApi(tag = "GrantsTag::Permissions")]
+impl PermissionsApi {
+    /// Lists permissions by ID, a page at a time, narrowed by resource type, action, scope or
+    /// status.
+    #[oai(
+        path = "/api/v1/permissions",
+        method = "get",
+        operation_id = "listPermissions"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        /// Only permissions on this resource type.
+        resource: QueryParam<Option<String>>,
+        /// Only permissions for this action.
+        action: QueryParam<Option<String>>,
+        /// Only permissions with this scope.
+        scope: QueryParam<Option<Scope>>,
+        /// Only permissions with this status.
+        status: QueryParam<Option<PermissionStatus>>,
+        /// Permissions per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<Permission>>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let mut q = select();
+        if let Some(resource) = resource.0 {
+            q.and_where(Expr::col((a(PERMISSIONS), a("resource"))).eq(resource));
+        }
+        if let Some(action) = action.0 {
+            q.and_where(Expr::col((a(PERMISSIONS), a("action"))).eq(action));
+        }
+        if let Some(scope) = scope.0 {
+            q.and_where(Expr::col((a(PERMISSIONS), a("scope"))).eq(scope.as_str()));
+        }
+        if let Some(status) = status.0 {
+            q.and_where(Expr::col((a(PERMISSIONS), a("status"))).eq(status.as_str()));
+        }
+        page.apply(&mut q, PERMISSIONS);
+        let rows: Vec<Permission> = self.ctx.db.fetch_all(&q).await?;
+        let (rows, pagination) = page.finish(rows, |p| p.id.clone());
+        Ok(Json(ListEnvelope::new(rows, pagination)))
+    }
+
+    /// Creates a permission. 409 when one with the same resource, action and scope (or ID)
+    /// exists.
+    #[oai(
+        path = "/api/v1/permissions",
+        method = "post",
+        operation_id = "createPermission"
+    )]
+    async fn create(
+        &self,
+        req: &poem::Request,
+        body: Json<PermissionCreateRequest>,
+    ) -> Result<Created<Permission>, ApiError> {
+        let body = body.0;
+        let id = entity_id("perm_", body.id.as_deref())?;
+        let resource = keyword("resource", &body.resource)?;
+        let action = keyword("action", &body.action)?;
+        let status = body.status.unwrap_or(PermissionStatus::Active);
+        let mut tx = self.ctx.begin().await?;
+        audit_space(&mut Conn::Tx(&mut tx), body.audit_space_id.as_deref()).await?;
+        if get(&mut Conn::Tx(&mut tx), &id).await?.is_some() {
+            return Err(conflict("a permission with this ID exists", "id"));
+        }
+        if let Some(existing) =
+            triple_taken(&mut Conn::Tx(&mut tx), &resource, &action, body.scope).await?
+        {
+            return Err(triple_conflict(&existing));
+        }
+        let at = now();
+        let mut q = Query::insert();
+        q.into_table(a(PERMISSIONS))
+            .columns(
+                [
+                    "id",
+                    "resource",
+                    "action",
+                    "scope",
+                    "status",
+                    "metadata",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    id.clone().into(),
+                    resource.into(),
+                    action.into(),
+                    body.scope.as_str().into(),
+                    status.as_str().into(),
+                    metadata_in(&body.metadata).into(),
+                    at.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        let permission = get(&mut Conn::Tx(&mut tx), &id)
+            .await?
+            .ok_or_else(|| permission_not_found(&id))?;
+        let change = Change {
+            kind: GrantKind::Permission,
+            event_type: "permissions.create",
+            id: &permission.id,
+            space_id: body.audit_space_id.as_deref(),
+            snapshot: permission.snapshot(),
+        };
+        self.ctx.commit_audited(tx, req, change).await?;
+        Ok(Created::Created(Json(Envelope::new(permission))))
+    }
+
+    /// Reads one permission.
+    #[oai(
+        path = "/api/v1/permissions/:permission_id",
+        method = "get",
+        operation_id = "getPermission"
+    )]
+    async fn get_one(
+        &self,
+        /// The permission's ID.
+        permission_id: Path<String>,
+    ) -> Result<Json<Envelope<Permission>>, ApiError> {
+        let permission = get(&mut Conn::Db(&self.ctx.db), &permission_id.0)
+            .await?
+            .ok_or_else(|| permission_not_found(&permission_id.0))?;
+        Ok(Json(Envelope::new(permission)))
+    }
+
+    /// Changes a permission's resource type, action, scope, status or metadata. Every role
+    /// holding it sees the change.
+    #[oai(
+        path = "/api/v1/permissions/:permission_id",
+        method = "patch",
+        operation_id = "updatePermission"
+    )]
+    async fn update(
+        &self,
+        req: &poem::Request,
+        /// The permission's ID.
+        permission_id: Path<String>,
+        body: Json<PermissionUpdateRequest>,
+    ) -> Result<Json<Envelope<Permission>>, ApiError> {
+        self.change(req, &permission_id.0, "permissions.update", body.0, None)
+            .await
+    }
+
+    /// Disables an active permission, so authorization ignores it in every role. 409 when
+    /// already disabled.
+    #[oai(
+        path = "/api/v1/permissions/:permission_id/disable",
+        method = "post",
+        operation_id = "disablePermission"
+    )]
+    async fn disable(
+        &self,
+        req: &poem::Request,
+        /// The permission's ID.
+        permission_id: Path<String>,
+    ) -> Result<Json<Envelope<Permission>>, ApiError> {
+        let none = PermissionUpdateRequest {
+            resource: None,
+            action: None,
+            scope: None,
+            status: None,
+            metadata: None,
+            audit_space_id: None,
+        };
+        self.change(
+            req,
+            &permission_id.0,
+            "permissions.disable",
+            none,
+            Some(PermissionStatus::Disabled),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_unknown_fails_closed() {
+        for s in [PermissionStatus::Active, PermissionStatus::Disabled] {
+            assert_eq!(PermissionStatus::parse(s.as_str()), s);
+        }
+        assert_eq!(PermissionStatus::parse(""), PermissionStatus::Disabled);
+    }
+
+    #[test]
+    fn a_duplicate_triple_names_the_existing_permission() {
+        let err = triple_conflict("perm_invoice_approve");
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert_eq!(err.details["existing_id"], "perm_invoice_approve");
+    }
+}

@@ -1,0 +1,470 @@
+//! Roles: named bundles of permissions, local to one space, with a key unique in that space.
+
+use std::sync::Arc;
+
+use plystra_contracts::storage::sea_query::{
+    Expr, ExprTrait, LockType, Query, SelectStatement, Value,
+};
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::param::{Path, Query as QueryParam};
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
+
+use crate::GrantsTag;
+use crate::store::{
+    Change, Conn, Created, Ctx, GrantKind, JsonColumn, Metadata, Page, ROLES, a, conflict,
+    entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, require_space, text,
+    transition,
+};
+
+/// A role's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case", rename = "RoleStatus")]
+pub enum RoleStatus {
+    /// Its grants count.
+    Active,
+    /// Its grants are ignored by authorization; it can be made active again.
+    Disabled,
+}
+
+impl RoleStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the stored form; anything unknown reads as disabled (fail closed).
+    pub fn parse(s: &str) -> Self {
+        if s == "active" {
+            Self::Active
+        } else {
+            Self::Disabled
+        }
+    }
+}
+
+const MOVES: &[(&str, &str)] = &[("active", "disabled"), ("disabled", "active")];
+
+/// A role of a space.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Role")]
+pub struct Role {
+    /// The role's ID (`role_…`).
+    pub id: String,
+    /// The space the role belongs to; it can only be granted to members of this space.
+    pub space_id: String,
+    /// A stable name, unique in the space (`^[a-z][a-z0-9_]*$`), for example `finance_approver`.
+    pub key: String,
+    /// A name for people.
+    pub name: String,
+    /// `active` or `disabled`.
+    pub status: RoleStatus,
+    /// Free-form data the caller attached.
+    pub metadata: Option<Metadata>,
+    /// When the role was created.
+    pub created_at: OffsetDateTime,
+    /// When the role last changed.
+    pub updated_at: OffsetDateTime,
+    /// Always empty: roles are disabled, not deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+from_rows!(Role, |row| {
+    Ok(Role {
+        id: row.try_get("id")?,
+        space_id: row.try_get("space_id")?,
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        status: RoleStatus::parse(&row.try_get::<String, _>("status")?),
+        metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+});
+
+impl Role {
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "space_id": self.space_id,
+            "key": self.key,
+            "name": self.name,
+            "status": self.status.as_str(),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Creates a role in a space.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "RoleCreateRequest")]
+pub struct RoleCreateRequest {
+    /// A caller-chosen ID (`role_` then a-z, 0-9, _); generated when absent.
+    pub id: Option<String>,
+    /// The key, unique in the space (`^[a-z][a-z0-9_]*$`, at most 64 characters).
+    pub key: String,
+    /// A name for people (1-200 characters).
+    pub name: String,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<RoleStatus>,
+    /// Free-form data.
+    pub metadata: Option<Metadata>,
+}
+
+/// Changes a role. Absent fields keep their value.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "RoleUpdateRequest")]
+pub struct RoleUpdateRequest {
+    /// A new key, unique in the space (409 when taken).
+    pub key: Option<String>,
+    /// A new name for people.
+    pub name: Option<String>,
+    /// A new status (`active` or `disabled`).
+    pub status: Option<RoleStatus>,
+    /// Replaces the metadata.
+    pub metadata: Option<Metadata>,
+}
+
+const COLUMNS: [&str; 9] = [
+    "id",
+    "space_id",
+    "key",
+    "name",
+    "status",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+fn select() -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS.map(|c| (a(ROLES), a(c))))
+        .from(a(ROLES));
+    select
+}
+
+/// The role with `id`, in any space.
+pub(crate) async fn get(conn: &mut Conn<'_>, id: &str) -> Result<Option<Role>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(ROLES), a("id"))).eq(id));
+    Ok(conn.fetch_optional(&q).await?)
+}
+
+/// The role with `id`, locked until the transaction ends (PostgreSQL; SQLite transactions hold
+/// the write lock already), so a grant and a concurrent disable or duplicate grant serialize.
+pub(crate) async fn get_locked(conn: &mut Conn<'_>, id: &str) -> Result<Option<Role>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(ROLES), a("id"))).eq(id))
+        .lock(LockType::Update);
+    Ok(conn.fetch_optional(&q).await?)
+}
+
+async fn key_taken(conn: &mut Conn<'_>, space_id: &str, key: &str) -> Result<bool, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(ROLES), a("space_id"))).eq(space_id))
+        .and_where(Expr::col((a(ROLES), a("key"))).eq(key));
+    Ok(conn.fetch_optional::<Role, _>(&q).await?.is_some())
+}
+
+pub(crate) fn role_not_found(id: &str) -> ApiError {
+    not_found(ErrorCode::RoleNotFound, "role", id)
+}
+
+/// The role routes.
+pub struct RolesApi {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl RolesApi {
+    async fn change(
+        &self,
+        req: &poem::Request,
+        space_id: &str,
+        role_id: &str,
+        event_type: &'static str,
+        update: RoleUpdateRequest,
+        strict: Option<RoleStatus>,
+    ) -> Result<Json<Envelope<Role>>, ApiError> {
+        let key = update
+            .key
+            .as_deref()
+            .map(|k| keyword("key", k))
+            .transpose()?;
+        let name = update
+            .name
+            .as_deref()
+            .map(|n| text("name", n, 200))
+            .transpose()?;
+        let mut tx = self.ctx.begin().await?;
+        require_space(&mut Conn::Tx(&mut tx), space_id).await?;
+        let current = match get(&mut Conn::Tx(&mut tx), role_id).await? {
+            Some(r) if r.space_id == space_id => r,
+            _ => return Err(role_not_found(role_id)),
+        };
+        let mut sets: Vec<(&str, Value)> = Vec::new();
+        if let Some(to) = strict.or(update.status)
+            && (strict.is_some() || to != current.status)
+        {
+            transition("role", current.status.as_str(), to.as_str(), MOVES)?;
+            sets.push(("status", to.as_str().into()));
+        }
+        if let Some(key) = key
+            && key != current.key
+        {
+            if key_taken(&mut Conn::Tx(&mut tx), space_id, &key).await? {
+                return Err(conflict(
+                    format!("space {space_id} already has a role with key {key}"),
+                    "key",
+                ));
+            }
+            sets.push(("key", key.into()));
+        }
+        if let Some(name) = name {
+            sets.push(("name", name.into()));
+        }
+        if update.metadata.is_some() {
+            sets.push(("metadata", metadata_in(&update.metadata).into()));
+        }
+        sets.push(("updated_at", now().into()));
+        let mut q = Query::update();
+        q.table(a(ROLES))
+            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
+            .and_where(Expr::col(a("id")).eq(role_id));
+        tx.execute(&q).await?;
+        let role = get(&mut Conn::Tx(&mut tx), role_id)
+            .await?
+            .ok_or_else(|| role_not_found(role_id))?;
+        let change = Change {
+            kind: GrantKind::Role,
+            event_type,
+            id: &role.id,
+            space_id: Some(&role.space_id),
+            snapshot: role.snapshot(),
+        };
+        self.ctx.commit_audited(tx, req, change).await?;
+        Ok(Json(Envelope::new(role)))
+    }
+}
+
+#[OpenApi(tag = "GrantsTag::Roles")]
+impl RolesApi {
+    /// Lists a space's roles by ID, a page at a time.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/roles",
+        method = "get",
+        operation_id = "listRoles"
+    )]
+    async fn list(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// Only roles with this status.
+        status: QueryParam<Option<RoleStatus>>,
+        /// Roles per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<Role>>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let mut conn = Conn::Db(&self.ctx.db);
+        require_space(&mut conn, &space_id.0).await?;
+        let mut q = select();
+        q.and_where(Expr::col((a(ROLES), a("space_id"))).eq(space_id.0.as_str()));
+        if let Some(status) = status.0 {
+            q.and_where(Expr::col((a(ROLES), a("status"))).eq(status.as_str()));
+        }
+        page.apply(&mut q, ROLES);
+        let rows: Vec<Role> = conn.fetch_all(&q).await?;
+        let (rows, pagination) = page.finish(rows, |r| r.id.clone());
+        Ok(Json(ListEnvelope::new(rows, pagination)))
+    }
+
+    /// Creates a role in a space. 409 when the space already has a role with this key or ID.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/roles",
+        method = "post",
+        operation_id = "createRole"
+    )]
+    async fn create(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        body: Json<RoleCreateRequest>,
+    ) -> Result<Created<Role>, ApiError> {
+        let body = body.0;
+        let id = entity_id("role_", body.id.as_deref())?;
+        let key = keyword("key", &body.key)?;
+        let name = text("name", &body.name, 200)?;
+        let status = body.status.unwrap_or(RoleStatus::Active);
+        let mut tx = self.ctx.begin().await?;
+        require_space(&mut Conn::Tx(&mut tx), &space_id.0).await?;
+        if get(&mut Conn::Tx(&mut tx), &id).await?.is_some() {
+            return Err(conflict("a role with this ID exists", "id"));
+        }
+        if key_taken(&mut Conn::Tx(&mut tx), &space_id.0, &key).await? {
+            return Err(conflict(
+                format!("space {} already has a role with key {key}", space_id.0),
+                "key",
+            ));
+        }
+        let at = now();
+        let mut q = Query::insert();
+        q.into_table(a(ROLES))
+            .columns(
+                [
+                    "id",
+                    "space_id",
+                    "key",
+                    "name",
+                    "status",
+                    "metadata",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    id.clone().into(),
+                    space_id.0.clone().into(),
+                    key.into(),
+                    name.into(),
+                    status.as_str().into(),
+                    metadata_in(&body.metadata).into(),
+                    at.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        let role = get(&mut Conn::Tx(&mut tx), &id)
+            .await?
+            .ok_or_else(|| role_not_found(&id))?;
+        let change = Change {
+            kind: GrantKind::Role,
+            event_type: "roles.create",
+            id: &role.id,
+            space_id: Some(&role.space_id),
+            snapshot: role.snapshot(),
+        };
+        self.ctx.commit_audited(tx, req, change).await?;
+        Ok(Created::Created(Json(Envelope::new(role))))
+    }
+
+    /// Reads one role of a space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/roles/:role_id",
+        method = "get",
+        operation_id = "getRole"
+    )]
+    async fn get_in_space(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The role's ID.
+        role_id: Path<String>,
+    ) -> Result<Json<Envelope<Role>>, ApiError> {
+        let mut conn = Conn::Db(&self.ctx.db);
+        require_space(&mut conn, &space_id.0).await?;
+        match get(&mut conn, &role_id.0).await? {
+            Some(r) if r.space_id == space_id.0 => Ok(Json(Envelope::new(r))),
+            _ => Err(role_not_found(&role_id.0)),
+        }
+    }
+
+    /// Changes a role's key, name, status or metadata.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/roles/:role_id",
+        method = "patch",
+        operation_id = "updateRole"
+    )]
+    async fn update(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The role's ID.
+        role_id: Path<String>,
+        body: Json<RoleUpdateRequest>,
+    ) -> Result<Json<Envelope<Role>>, ApiError> {
+        self.change(req, &space_id.0, &role_id.0, "roles.update", body.0, None)
+            .await
+    }
+
+    /// Disables an active role, so authorization ignores its grants. 409 when already disabled.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/roles/:role_id/disable",
+        method = "post",
+        operation_id = "disableRole"
+    )]
+    async fn disable(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The role's ID.
+        role_id: Path<String>,
+    ) -> Result<Json<Envelope<Role>>, ApiError> {
+        let none = RoleUpdateRequest {
+            key: None,
+            name: None,
+            status: None,
+            metadata: None,
+        };
+        self.change(
+            req,
+            &space_id.0,
+            &role_id.0,
+            "roles.disable",
+            none,
+            Some(RoleStatus::Disabled),
+        )
+        .await
+    }
+
+    /// Reads one role by ID, whatever its space.
+    #[oai(
+        path = "/api/v1/roles/:role_id",
+        method = "get",
+        operation_id = "getRoleByID"
+    )]
+    async fn get_by_id(
+        &self,
+        /// The role's ID.
+        role_id: Path<String>,
+    ) -> Result<Json<Envelope<Role>>, ApiError> {
+        let role = get(&mut Conn::Db(&self.ctx.db), &role_id.0)
+            .await?
+            .ok_or_else(|| role_not_found(&role_id.0))?;
+        Ok(Json(Envelope::new(role)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_unknown_fails_closed() {
+        for s in [RoleStatus::Active, RoleStatus::Disabled] {
+            assert_eq!(RoleStatus::parse(s.as_str()), s);
+        }
+        assert_eq!(RoleStatus::parse("archived"), RoleStatus::Disabled);
+    }
+
+    #[test]
+    fn a_disabled_role_cannot_be_disabled_again() {
+        assert!(transition("role", "active", "disabled", MOVES).is_ok());
+        assert!(transition("role", "disabled", "active", MOVES).is_ok());
+        let err = transition("role", "disabled", "disabled", MOVES).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+    }
+}

@@ -1,0 +1,514 @@
+//! What every grant entity shares: the context handlers run in (database, audit, events), row
+//! decoding for both backends, audited transactions that publish `authorization.grants_changed`
+//! once committed, lookups of the identity rows grants point at, field validation and list pages.
+
+use std::sync::Arc;
+
+use plystra_contracts::envelope::Pagination;
+use plystra_contracts::events::{Event, EventPublisher};
+use plystra_contracts::pagination::PageRequest;
+use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
+use plystra_contracts::storage::sea_query::{
+    Alias, Expr, ExprTrait, Order, Query, SelectStatement,
+};
+use plystra_contracts::storage::sea_query_sqlx::SqlxBinder;
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::{Database, Record, StorageError, Transaction};
+use plystra_contracts::{ApiError, ErrorCode};
+use poem_openapi::ApiResponse;
+use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+
+/// The event published after every committed grant change.
+pub const GRANTS_CHANGED: &str = "authorization.grants_changed";
+
+/// Table names.
+pub(crate) const ROLES: &str = "sys_authz_roles";
+pub(crate) const PERMISSIONS: &str = "sys_authz_permissions";
+pub(crate) const ROLE_PERMISSIONS: &str = "sys_authz_role_permissions";
+pub(crate) const MEMBER_ROLES: &str = "sys_authz_member_roles";
+pub(crate) const SPACES: &str = "sys_identity_spaces";
+pub(crate) const GROUPS: &str = "sys_identity_groups";
+pub(crate) const MEMBERS: &str = "sys_identity_members";
+
+/// The answer to a create: 201 with the new entity.
+#[derive(ApiResponse)]
+pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
+    /// Created; the body is the new entity.
+    #[oai(status = 201)]
+    Created(Json<plystra_contracts::Envelope<T>>),
+}
+
+/// Which kind of grant entity changed, as named in the `authorization.grants_changed` payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantKind {
+    /// A role.
+    Role,
+    /// A permission.
+    Permission,
+    /// A permission granted to a role.
+    RolePermission,
+    /// A role granted to a member.
+    MemberRole,
+}
+
+impl GrantKind {
+    /// The name in the event payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::Permission => "permission",
+            Self::RolePermission => "role_permission",
+            Self::MemberRole => "member_role",
+        }
+    }
+}
+
+/// One committed change, described for the event and the audit record.
+pub(crate) struct Change<'a> {
+    pub(crate) kind: GrantKind,
+    /// The audit event type (`roles.create`, …).
+    pub(crate) event_type: &'static str,
+    pub(crate) id: &'a str,
+    pub(crate) space_id: Option<&'a str>,
+    /// The entity after the change, as values.
+    pub(crate) snapshot: serde_json::Value,
+}
+
+impl Change<'_> {
+    /// The `authorization.grants_changed` payload.
+    pub(crate) fn payload(&self) -> serde_json::Value {
+        serde_json::json!({"kind": self.kind.as_str(), "id": self.id, "space_id": self.space_id})
+    }
+
+    /// The audit record of the change, made by `credential`.
+    pub(crate) fn audit_record(&self, credential: Option<&Credential>) -> AuditRecord {
+        let mut record = AuditRecord::new(self.event_type, self.event_type);
+        record.resource_type = Some(self.kind.as_str().to_owned());
+        record.resource_id = Some(self.id.to_owned());
+        record.space_id = self.space_id.map(str::to_owned);
+        record.decision = Some("allow".into());
+        let caller = match credential {
+            Some(Credential::BootstrapKey) => serde_json::json!({"kind": "bootstrap_key"}),
+            Some(Credential::ApiKey { id }) => serde_json::json!({"kind": "api_key", "id": id}),
+            Some(Credential::Session {
+                user_id,
+                session_id,
+            }) => {
+                record.actor_user_id = Some(user_id.clone());
+                serde_json::json!({"kind": "session", "user_id": user_id, "session": session_id})
+            }
+            None => serde_json::json!({"kind": "anonymous"}),
+        };
+        record.trace = serde_json::json!({"caller": caller, "after": self.snapshot});
+        record
+    }
+}
+
+/// Everything a handler needs, shared by every route group of the capability.
+pub(crate) struct Ctx {
+    pub(crate) db: Database,
+    pub(crate) audit: Arc<dyn AuditRecorder>,
+    pub(crate) events: Arc<dyn EventPublisher>,
+}
+
+impl Ctx {
+    /// Begins a transaction for a mutation.
+    pub(crate) async fn begin(&self) -> Result<Transaction, ApiError> {
+        Ok(self.db.begin().await?)
+    }
+
+    /// Records the change inside `tx` and commits both, then publishes
+    /// `authorization.grants_changed`. An audit failure is a 503 and rolls the change back.
+    pub(crate) async fn commit_audited(
+        &self,
+        mut tx: Transaction,
+        req: &poem::Request,
+        change: Change<'_>,
+    ) -> Result<(), ApiError> {
+        let record = change.audit_record(credential(req));
+        if let Err(e) = self.audit.record_in(&mut tx, record).await {
+            tracing::warn!(error = %e, "audit unavailable; the grant change is rolled back");
+            let _ = tx.rollback().await;
+            return Err(ApiError::new(
+                ErrorCode::AuditUnavailable,
+                "the audit store cannot record this change, so it was not made",
+            ));
+        }
+        tx.commit().await?;
+        self.events.publish(Event {
+            name: GRANTS_CHANGED.to_owned(),
+            source: crate::ID.to_owned(),
+            payload: change.payload(),
+        });
+        Ok(())
+    }
+}
+
+/// A connection to read through: the pool, or an open transaction.
+pub(crate) enum Conn<'a> {
+    /// The pool.
+    Db(&'a Database),
+    /// An open transaction.
+    Tx(&'a mut Transaction),
+}
+
+impl Conn<'_> {
+    /// The first row of `statement`, if any.
+    pub(crate) async fn fetch_optional<T: Record, S: SqlxBinder>(
+        &mut self,
+        statement: &S,
+    ) -> Result<Option<T>, StorageError> {
+        match self {
+            Self::Db(db) => db.fetch_optional(statement).await,
+            Self::Tx(tx) => tx.fetch_optional(statement).await,
+        }
+    }
+
+    /// Every row of `statement`.
+    pub(crate) async fn fetch_all<T: Record, S: SqlxBinder>(
+        &mut self,
+        statement: &S,
+    ) -> Result<Vec<T>, StorageError> {
+        match self {
+            Self::Db(db) => db.fetch_all(statement).await,
+            Self::Tx(tx) => tx.fetch_all(statement).await,
+        }
+    }
+}
+
+/// An `Alias` for a name.
+pub(crate) fn a(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+/// The current instant, at the microsecond precision both backends store.
+pub(crate) fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
+}
+
+/// Implements `FromRow` for both backends' rows with one body that reads columns by name.
+macro_rules! from_rows {
+    ($ty:ty, |$row:ident| $body:expr) => {
+        impl<'r>
+            ::plystra_contracts::storage::sqlx::FromRow<
+                'r,
+                ::plystra_contracts::storage::sqlx::sqlite::SqliteRow,
+            > for $ty
+        {
+            fn from_row(
+                $row: &'r ::plystra_contracts::storage::sqlx::sqlite::SqliteRow,
+            ) -> Result<Self, ::plystra_contracts::storage::sqlx::Error> {
+                #[allow(unused_imports)]
+                use ::plystra_contracts::storage::sqlx::Row as _;
+                $body
+            }
+        }
+        impl<'r>
+            ::plystra_contracts::storage::sqlx::FromRow<
+                'r,
+                ::plystra_contracts::storage::sqlx::postgres::PgRow,
+            > for $ty
+        {
+            fn from_row(
+                $row: &'r ::plystra_contracts::storage::sqlx::postgres::PgRow,
+            ) -> Result<Self, ::plystra_contracts::storage::sqlx::Error> {
+                #[allow(unused_imports)]
+                use ::plystra_contracts::storage::sqlx::Row as _;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use from_rows;
+
+/// A JSON column as decoded.
+pub(crate) type JsonColumn =
+    Option<plystra_contracts::storage::sqlx::types::Json<serde_json::Value>>;
+
+/// Free-form metadata: a JSON object.
+pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// The `metadata` of a row as an API object.
+pub(crate) fn metadata_out(column: JsonColumn) -> Option<Metadata> {
+    match column.map(|j| j.0) {
+        Some(serde_json::Value::Object(map)) => Some(map.into_iter().collect()),
+        _ => None,
+    }
+}
+
+/// The `metadata` of a request as a column value.
+pub(crate) fn metadata_in(metadata: &Option<Metadata>) -> Option<serde_json::Value> {
+    metadata
+        .clone()
+        .map(|m| serde_json::Value::Object(m.into_iter().collect()))
+}
+
+/// Checks a lifecycle move from `from` to `to`; a move not in `allowed` is a 409.
+pub(crate) fn transition(
+    entity: &str,
+    from: &'static str,
+    to: &'static str,
+    allowed: &[(&str, &str)],
+) -> Result<(), ApiError> {
+    if allowed.contains(&(from, to)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("the {entity} is {from}; it cannot become {to}"),
+        )
+        .with_detail("status", from)
+        .with_detail("requested_status", to))
+    }
+}
+
+/// A 404 with an entity code.
+pub(crate) fn not_found(code: ErrorCode, entity: &str, id: &str) -> ApiError {
+    ApiError::new(code, format!("no {entity} has ID {id}")).with_detail("id", id)
+}
+
+/// A 404 for an ID a request body names, with the field that named it.
+pub(crate) fn referenced_not_found(
+    code: ErrorCode,
+    entity: &str,
+    field: &str,
+    id: &str,
+) -> ApiError {
+    not_found(code, entity, id).with_detail("field", field)
+}
+
+/// A 400 for a body reference that lives in another space than it must.
+pub(crate) fn other_space(field: &str, entity: &str, found: &str, expected: &str) -> ApiError {
+    ApiError::invalid_field(
+        field,
+        format!("the {entity} belongs to space {found}, not {expected}"),
+    )
+    .with_detail("expected_space_id", expected)
+    .with_detail("found_space_id", found)
+}
+
+/// A 409 for a duplicate.
+pub(crate) fn conflict(message: impl Into<String>, field: &str) -> ApiError {
+    ApiError::new(ErrorCode::Conflict, message).with_detail("field", field)
+}
+
+/// Validates a caller-supplied ID, or generates one.
+pub(crate) fn entity_id(prefix: &str, supplied: Option<&str>) -> Result<String, ApiError> {
+    match supplied {
+        None => Ok(plystra_contracts::ids::generate(prefix)),
+        Some(id) if plystra_contracts::ids::is_valid(prefix, id) => Ok(id.to_owned()),
+        Some(_) => Err(ApiError::invalid_field(
+            "id",
+            format!("must be {prefix} followed by 1-120 characters of a-z, 0-9 and _"),
+        )),
+    }
+}
+
+/// A trimmed text field of 1..=max characters without control characters.
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A keyword: `^[a-z][a-z0-9_]*$`, at most 64 characters.
+pub(crate) fn keyword(field: &str, value: &str) -> Result<String, ApiError> {
+    let ok = value.len() <= 64
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid_field(
+            field,
+            "must match ^[a-z][a-z0-9_]*$ and be at most 64 characters",
+        ))
+    }
+}
+
+/// A required reference to another entity: not empty, at most 128 characters.
+pub(crate) fn reference(field: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            field,
+            "must be an ID of 1-128 characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The caller's credential, as the kernel put it in the request.
+pub(crate) fn credential(req: &poem::Request) -> Option<&Credential> {
+    req.extensions().get::<Credential>()
+}
+
+/// A page request over the entities' IDs.
+pub(crate) struct Page {
+    pub(crate) request: PageRequest,
+    pub(crate) after: Option<String>,
+}
+
+impl Page {
+    /// Parses `limit` and `cursor`; the cursor must carry a string key.
+    pub(crate) fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let request = PageRequest::parse(limit, cursor)?;
+        let after = match &request.after {
+            None => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "cursor",
+                    "is not a cursor this list issued",
+                ));
+            }
+        };
+        Ok(Self { request, after })
+    }
+
+    /// Adds the keyset condition, order and limit on `table.id` to `select`.
+    pub(crate) fn apply(&self, select: &mut SelectStatement, table: &str) {
+        if let Some(after) = &self.after {
+            select.and_where(Expr::col((a(table), a("id"))).gt(after.as_str()));
+        }
+        select
+            .order_by((a(table), a("id")), Order::Asc)
+            .limit(self.request.fetch());
+    }
+
+    /// Cuts the rows to the page.
+    pub(crate) fn finish<T>(
+        &self,
+        rows: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Pagination) {
+        self.request
+            .page(rows, |row| serde_json::Value::String(key(row)))
+    }
+}
+
+/// The space of a path, which must exist (404 `SPACE_NOT_FOUND`).
+pub(crate) async fn require_space(conn: &mut Conn<'_>, space_id: &str) -> Result<(), ApiError> {
+    let mut q = Query::select();
+    q.column(a("id"))
+        .from(a(SPACES))
+        .and_where(Expr::col(a("id")).eq(space_id));
+    let found: Option<(String,)> = conn.fetch_optional(&q).await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(not_found(ErrorCode::SpaceNotFound, "space", space_id)),
+    }
+}
+
+/// The space of the member with `id`, if the member exists.
+pub(crate) async fn member_space(
+    conn: &mut Conn<'_>,
+    id: &str,
+) -> Result<Option<String>, ApiError> {
+    space_of(conn, MEMBERS, id).await
+}
+
+/// The space of the group with `id`, if the group exists.
+pub(crate) async fn group_space(conn: &mut Conn<'_>, id: &str) -> Result<Option<String>, ApiError> {
+    space_of(conn, GROUPS, id).await
+}
+
+async fn space_of(conn: &mut Conn<'_>, table: &str, id: &str) -> Result<Option<String>, ApiError> {
+    let mut q = Query::select();
+    q.column(a("space_id"))
+        .from(a(table))
+        .and_where(Expr::col(a("id")).eq(id));
+    let row: Option<(String,)> = conn.fetch_optional(&q).await?;
+    Ok(row.map(|(space_id,)| space_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_allow_only_listed_moves() {
+        let moves = [("active", "disabled")];
+        assert!(transition("role", "active", "disabled", &moves).is_ok());
+        let err = transition("role", "disabled", "disabled", &moves).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert_eq!(err.details["status"], "disabled");
+    }
+
+    #[test]
+    fn ids_are_generated_or_checked() {
+        assert!(entity_id("role_", None).unwrap().starts_with("role_"));
+        assert_eq!(
+            entity_id("role_", Some("role_finance")).unwrap(),
+            "role_finance"
+        );
+        let err = entity_id("role_", Some("perm_x")).unwrap_err();
+        assert!(err.details["fields"]["id"].is_string());
+    }
+
+    #[test]
+    fn keywords_text_and_references_are_validated() {
+        assert!(keyword("key", "finance_approver").is_ok());
+        for bad in ["", "Finance", "2x", "a-b", "a.b", &"a".repeat(65)] {
+            assert!(keyword("key", bad).is_err(), "{bad}");
+        }
+        assert_eq!(text("name", "  Approver ", 20).unwrap(), "Approver");
+        assert!(text("name", "  ", 20).is_err());
+        assert!(text("name", "a\u{7}", 20).is_err());
+        assert!(reference("role_id", "").is_err());
+        assert!(reference("role_id", "role_x").is_ok());
+    }
+
+    #[test]
+    fn changes_describe_their_event_and_audit_record() {
+        let change = Change {
+            kind: GrantKind::MemberRole,
+            event_type: "member_roles.create",
+            id: "mr_x",
+            space_id: Some("space_acme"),
+            snapshot: serde_json::json!({"id": "mr_x"}),
+        };
+        assert_eq!(
+            change.payload(),
+            serde_json::json!({"kind": "member_role", "id": "mr_x", "space_id": "space_acme"})
+        );
+        let record = change.audit_record(Some(&Credential::Session {
+            user_id: "user_alice".into(),
+            session_id: "sess_1".into(),
+        }));
+        assert_eq!(record.event_type, "member_roles.create");
+        assert_eq!(record.resource_type.as_deref(), Some("member_role"));
+        assert_eq!(record.actor_user_id.as_deref(), Some("user_alice"));
+        assert_eq!(record.decision.as_deref(), Some("allow"));
+        assert_eq!(record.trace["after"]["id"], "mr_x");
+    }
+
+    #[test]
+    fn cursors_must_carry_string_keys() {
+        let cursor = plystra_contracts::pagination::encode(&serde_json::json!(5));
+        assert!(Page::parse(None, Some(&cursor)).is_err());
+        let cursor = plystra_contracts::pagination::encode(&serde_json::json!("role_a"));
+        assert_eq!(
+            Page::parse(None, Some(&cursor)).unwrap().after.as_deref(),
+            Some("role_a")
+        );
+    }
+}

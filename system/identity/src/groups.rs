@@ -1,0 +1,633 @@
+//! Groups: a tree per space. A group's path is its parent's path plus its name
+//! (`finance.apac`), follows `^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`, and never changes; a parent
+//! is always in the same space.
+
+use std::sync::Arc;
+
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::{Database, Transaction};
+use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::param::{Path, Query as QueryParam};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::ApiTag;
+use crate::store::{
+    Created, Ctx, GROUPS, JsonColumn, Metadata, Page, STATUS_MOVES, Status, a, audit_record,
+    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
+    transition,
+};
+
+/// The deepest a tree may go (segments in a path).
+pub const MAX_DEPTH: usize = 32;
+
+/// A group.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Group")]
+pub struct Group {
+    /// The group's ID (`group_…`).
+    pub id: String,
+    /// The space the group belongs to.
+    pub space_id: String,
+    /// The parent group, in the same space; absent for a root.
+    pub parent_id: Option<String>,
+    /// The same as `parent_id`.
+    pub parent_group_id: Option<String>,
+    /// The last segment of the path.
+    pub name: String,
+    /// A name for people.
+    pub display_name: Option<String>,
+    /// The full, immutable path: the parent's path, a dot, the name.
+    pub path: String,
+    /// 0 for a root, the parent's depth plus one otherwise.
+    pub depth: i64,
+    /// Ordering among siblings, ascending.
+    pub sort_order: i64,
+    /// `active` or `disabled`.
+    pub status: Status,
+    /// Free-form data the caller attached.
+    pub metadata: Option<Metadata>,
+    /// When the group was created.
+    pub created_at: OffsetDateTime,
+    /// When the group last changed.
+    pub updated_at: OffsetDateTime,
+    /// Always empty: groups are disabled, not deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: [&str; 13] = [
+    "id",
+    "space_id",
+    "parent_id",
+    "name",
+    "display_name",
+    "path",
+    "depth",
+    "sort_order",
+    "status",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+from_rows!(Group, |row| {
+    let parent_id: Option<String> = row.try_get("parent_id")?;
+    Ok(Group {
+        id: row.try_get("id")?,
+        space_id: row.try_get("space_id")?,
+        parent_group_id: parent_id.clone(),
+        parent_id,
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        path: row.try_get("path")?,
+        depth: row.try_get("depth")?,
+        sort_order: row.try_get("sort_order")?,
+        status: Status::parse(&row.try_get::<String, _>("status")?),
+        metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+});
+
+impl Group {
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "space_id": self.space_id,
+            "parent_id": self.parent_id,
+            "name": self.name,
+            "display_name": self.display_name,
+            "path": self.path,
+            "depth": self.depth,
+            "sort_order": self.sort_order,
+            "status": self.status.as_str(),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Creates a group. Give `name` (and a parent for a child), or the full `path` (its parent is
+/// found by path), or both when they agree.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "GroupCreateRequest")]
+pub struct GroupCreateRequest {
+    /// A caller-chosen ID (`group_` then a-z, 0-9, _); generated when absent.
+    pub id: Option<String>,
+    /// The last path segment, `^[a-z][a-z0-9_]*$`.
+    pub name: Option<String>,
+    /// The full path; must equal the parent's path plus the name.
+    pub path: Option<String>,
+    /// The parent group, in the same space.
+    pub parent_id: Option<String>,
+    /// The same as `parent_id` (either may be used; they must agree).
+    pub parent_group_id: Option<String>,
+    /// A name for people.
+    pub display_name: Option<String>,
+    /// Ordering among siblings (default 0).
+    pub sort_order: Option<i64>,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<Status>,
+    /// Free-form data.
+    pub metadata: Option<Metadata>,
+}
+
+/// Changes a group's display fields. The name, path and parent never change: sending a different
+/// value is a 400.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "GroupUpdateRequest")]
+pub struct GroupUpdateRequest {
+    /// A new name for people.
+    pub display_name: Option<String>,
+    /// A new sibling order.
+    pub sort_order: Option<i64>,
+    /// A new status; the move must be allowed (409 otherwise).
+    pub status: Option<Status>,
+    /// Replaces the metadata.
+    pub metadata: Option<Metadata>,
+    /// Immutable; accepted only when unchanged.
+    pub name: Option<String>,
+    /// Immutable; accepted only when unchanged.
+    pub path: Option<String>,
+    /// Immutable; accepted only when unchanged.
+    pub parent_id: Option<String>,
+    /// Immutable; accepted only when unchanged.
+    pub parent_group_id: Option<String>,
+}
+
+/// Whether `path` follows the group path pattern.
+pub fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.split('.').all(|seg| {
+            seg.starts_with(|c: char| c.is_ascii_lowercase())
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
+fn select() -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS.map(|c| (a(GROUPS), a(c))))
+        .from(a(GROUPS));
+    select
+}
+
+/// The group with `id`, in any space.
+pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<Group>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(GROUPS), a("id"))).eq(id));
+    Ok(db.fetch_optional(&q).await?)
+}
+
+async fn get_in(tx: &mut Transaction, space_id: &str, id: &str) -> Result<Option<Group>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(GROUPS), a("id"))).eq(id))
+        .and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
+    Ok(tx.fetch_optional(&q).await?)
+}
+
+async fn by_path(
+    tx: &mut Transaction,
+    space_id: &str,
+    path: &str,
+) -> Result<Option<Group>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(GROUPS), a("path"))).eq(path))
+        .and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
+    Ok(tx.fetch_optional(&q).await?)
+}
+
+fn group_not_found(id: &str) -> ApiError {
+    not_found(ErrorCode::GroupNotFound, "group", id)
+}
+
+/// The parent ID a request names through `parent_id` and/or `parent_group_id`.
+fn parent_of(
+    parent_id: &Option<String>,
+    parent_group_id: &Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match (parent_id, parent_group_id) {
+        (Some(x), Some(y)) if x != y => Err(ApiError::invalid_field(
+            "parent_group_id",
+            "must equal parent_id when both are given",
+        )),
+        (Some(x), _) | (None, Some(x)) => Ok(Some(x.clone())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The group routes.
+pub struct GroupsApi {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl GroupsApi {
+    async fn change(
+        &self,
+        req: &poem::Request,
+        space_id: &str,
+        group_id: &str,
+        action: &str,
+        update: GroupUpdateRequest,
+        strict: Option<Status>,
+    ) -> Result<Json<Envelope<Group>>, ApiError> {
+        let mut tx = self.ctx.begin().await?;
+        crate::spaces::require_in(&mut tx, space_id).await?;
+        let current = get_in(&mut tx, space_id, group_id)
+            .await?
+            .ok_or_else(|| group_not_found(group_id))?;
+        let immutable = |field: &str, sent: &Option<String>, have: Option<&str>| match sent {
+            Some(v) if Some(v.as_str()) != have => Err(ApiError::invalid_field(
+                field,
+                "is immutable; a group keeps its name, path and parent",
+            )),
+            _ => Ok(()),
+        };
+        immutable("name", &update.name, Some(&current.name))?;
+        immutable("path", &update.path, Some(&current.path))?;
+        immutable("parent_id", &update.parent_id, current.parent_id.as_deref())?;
+        immutable(
+            "parent_group_id",
+            &update.parent_group_id,
+            current.parent_id.as_deref(),
+        )?;
+        let mut sets: Vec<(&str, Value)> = Vec::new();
+        if let Some(to) = strict.or(update.status)
+            && (strict.is_some() || to != current.status)
+        {
+            transition("group", current.status, to, STATUS_MOVES, Status::as_str)?;
+            sets.push(("status", to.as_str().into()));
+        }
+        if let Some(d) = &update.display_name {
+            sets.push(("display_name", Some(text("display_name", d, 200)?).into()));
+        }
+        if let Some(o) = update.sort_order {
+            sets.push(("sort_order", o.into()));
+        }
+        if update.metadata.is_some() {
+            sets.push(("metadata", metadata_in(&update.metadata).into()));
+        }
+        sets.push(("updated_at", now().into()));
+        let mut q = Query::update();
+        q.table(a(GROUPS))
+            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
+            .and_where(Expr::col(a("id")).eq(group_id));
+        tx.execute(&q).await?;
+        let group = get_in(&mut tx, space_id, group_id)
+            .await?
+            .ok_or_else(|| group_not_found(group_id))?;
+        let record = audit_record(
+            credential(req),
+            action,
+            "group",
+            group_id,
+            Some(space_id),
+            group.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Json(Envelope::new(group)))
+    }
+
+    async fn list_by(
+        &self,
+        space_id: &str,
+        key: &'static str,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
+        let page = Page::parse(limit, cursor)?;
+        crate::spaces::require(&self.ctx.db, space_id).await?;
+        let mut q = select();
+        q.and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
+        page.apply(&mut q, GROUPS, key);
+        let rows: Vec<Group> = self.ctx.db.fetch_all(&q).await?;
+        let (rows, pagination) = page.finish(rows, |g| {
+            if key == "path" {
+                g.path.clone()
+            } else {
+                g.id.clone()
+            }
+        });
+        Ok(Json(ListEnvelope::new(rows, pagination)))
+    }
+}
+
+fn no_change() -> GroupUpdateRequest {
+    GroupUpdateRequest {
+        display_name: None,
+        sort_order: None,
+        status: None,
+        metadata: None,
+        name: None,
+        path: None,
+        parent_id: None,
+        parent_group_id: None,
+    }
+}
+
+#[OpenApi(tag = "ApiTag::Groups")]
+impl GroupsApi {
+    /// Lists a space's groups by ID, a page at a time.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/groups",
+        method = "get",
+        operation_id = "listGroups"
+    )]
+    async fn list(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// Groups per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
+        self.list_by(&space_id.0, "id", limit.0, cursor.0.as_deref())
+            .await
+    }
+
+    /// A space's group tree, flattened in path order (a parent comes right before its
+    /// descendants; `depth` gives the level), a page at a time.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/groups/tree",
+        method = "get",
+        operation_id = "getGroupTree"
+    )]
+    async fn tree(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// Groups per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
+        self.list_by(&space_id.0, "path", limit.0, cursor.0.as_deref())
+            .await
+    }
+
+    /// Creates a group in a space, as a root or under a parent of the same space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/groups",
+        method = "post",
+        operation_id = "createGroup"
+    )]
+    async fn create(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        body: Json<GroupCreateRequest>,
+    ) -> Result<Created<Group>, ApiError> {
+        let space_id = space_id.0;
+        let body = body.0;
+        let id = entity_id("group_", body.id.as_deref())?;
+        if let Some(p) = &body.path
+            && !valid_path(p)
+        {
+            return Err(ApiError::invalid_field(
+                "path",
+                r"must match ^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+            ));
+        }
+        let name = match (&body.name, &body.path) {
+            (Some(n), _) => keyword("name", n)?,
+            (None, Some(p)) => p.rsplit('.').next().unwrap_or(p).to_owned(),
+            (None, None) => {
+                return Err(ApiError::invalid_field(
+                    "name",
+                    "is required (or give the full path)",
+                ));
+            }
+        };
+        let display_name = body
+            .display_name
+            .as_deref()
+            .map(|d| text("display_name", d, 200))
+            .transpose()?;
+        let parent_id = parent_of(&body.parent_id, &body.parent_group_id)?;
+        let mut tx = self.ctx.begin().await?;
+        crate::spaces::require_in(&mut tx, &space_id).await?;
+        let parent = match (&parent_id, &body.path) {
+            (Some(pid), _) => Some(get_in(&mut tx, &space_id, pid).await?.ok_or_else(|| {
+                ApiError::invalid_field("parent_id", "is not a group of this space")
+            })?),
+            (None, Some(p)) => match p.rsplit_once('.') {
+                Some((parent_path, _)) => Some(
+                    by_path(&mut tx, &space_id, parent_path)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::invalid_field(
+                                "path",
+                                format!("no group of this space has the parent path {parent_path}"),
+                            )
+                        })?,
+                ),
+                None => None,
+            },
+            (None, None) => None,
+        };
+        let path = match &parent {
+            Some(parent) => format!("{}.{name}", parent.path),
+            None => name.clone(),
+        };
+        if let Some(p) = &body.path
+            && *p != path
+        {
+            return Err(ApiError::invalid_field(
+                "path",
+                format!("must be the parent's path plus the name: {path}"),
+            ));
+        }
+        let depth = path.split('.').count();
+        if depth > MAX_DEPTH {
+            return Err(ApiError::invalid_field(
+                "path",
+                format!("may have at most {MAX_DEPTH} segments"),
+            ));
+        }
+        let mut any = select();
+        any.and_where(Expr::col((a(GROUPS), a("id"))).eq(id.as_str()));
+        if tx.fetch_optional::<Group, _>(&any).await?.is_some() {
+            return Err(
+                ApiError::new(ErrorCode::Conflict, "a group with this ID exists")
+                    .with_detail("field", "id"),
+            );
+        }
+        if by_path(&mut tx, &space_id, &path).await?.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("this space already has a group at {path}"),
+            )
+            .with_detail("field", "path"));
+        }
+        let at = now();
+        let mut q = Query::insert();
+        q.into_table(a(GROUPS))
+            .columns(
+                [
+                    "id",
+                    "space_id",
+                    "parent_id",
+                    "name",
+                    "display_name",
+                    "path",
+                    "depth",
+                    "sort_order",
+                    "status",
+                    "metadata",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    id.clone().into(),
+                    space_id.clone().into(),
+                    parent.map(|p| p.id).into(),
+                    name.into(),
+                    display_name.into(),
+                    path.into(),
+                    (depth as i64 - 1).into(),
+                    body.sort_order.unwrap_or(0).into(),
+                    body.status.unwrap_or(Status::Active).as_str().into(),
+                    metadata_in(&body.metadata).into(),
+                    at.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        let group = get_in(&mut tx, &space_id, &id)
+            .await?
+            .ok_or_else(|| group_not_found(&id))?;
+        let record = audit_record(
+            credential(req),
+            "groups.create",
+            "group",
+            &id,
+            Some(&space_id),
+            group.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Created::Created(Json(Envelope::new(group))))
+    }
+
+    /// Reads one group of a space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/groups/:group_id",
+        method = "get",
+        operation_id = "getGroup"
+    )]
+    async fn get_in_space(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The group's ID.
+        group_id: Path<String>,
+    ) -> Result<Json<Envelope<Group>>, ApiError> {
+        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
+        match get(&self.ctx.db, &group_id.0).await? {
+            Some(g) if g.space_id == space_id.0 => Ok(Json(Envelope::new(g))),
+            _ => Err(group_not_found(&group_id.0)),
+        }
+    }
+
+    /// Changes a group's display name, sibling order, status or metadata.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/groups/:group_id",
+        method = "patch",
+        operation_id = "updateGroup"
+    )]
+    async fn update(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The group's ID.
+        group_id: Path<String>,
+        body: Json<GroupUpdateRequest>,
+    ) -> Result<Json<Envelope<Group>>, ApiError> {
+        self.change(req, &space_id.0, &group_id.0, "groups.update", body.0, None)
+            .await
+    }
+
+    /// Disables an active group. 409 when already disabled.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/groups/:group_id/disable",
+        method = "post",
+        operation_id = "disableGroup"
+    )]
+    async fn disable(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The group's ID.
+        group_id: Path<String>,
+    ) -> Result<Json<Envelope<Group>>, ApiError> {
+        self.change(
+            req,
+            &space_id.0,
+            &group_id.0,
+            "groups.disable",
+            no_change(),
+            Some(Status::Disabled),
+        )
+        .await
+    }
+
+    /// Reads one group by ID, whatever its space.
+    #[oai(
+        path = "/api/v1/groups/:group_id",
+        method = "get",
+        operation_id = "getGroupByID"
+    )]
+    async fn get_by_id(
+        &self,
+        /// The group's ID.
+        group_id: Path<String>,
+    ) -> Result<Json<Envelope<Group>>, ApiError> {
+        let group = get(&self.ctx.db, &group_id.0)
+            .await?
+            .ok_or_else(|| group_not_found(&group_id.0))?;
+        Ok(Json(Envelope::new(group)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_pattern() {
+        for ok in ["finance", "finance.apac", "a1_b.c2"] {
+            assert!(valid_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".a",
+            "a.",
+            "a..b",
+            "Finance",
+            "1a",
+            "a-b",
+            "finance.APAC",
+        ] {
+            assert!(!valid_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parent_aliases_must_agree() {
+        let p = |x: &str| Some(x.to_owned());
+        assert_eq!(parent_of(&p("g"), &None).unwrap(), p("g"));
+        assert_eq!(parent_of(&None, &p("g")).unwrap(), p("g"));
+        assert!(parent_of(&p("g"), &p("h")).is_err());
+    }
+}

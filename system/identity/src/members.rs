@@ -1,0 +1,419 @@
+//! Members: who acts inside a space. Users act as members through user-member bindings.
+
+use std::sync::Arc;
+
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::{Database, Transaction};
+use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::param::{Path, Query as QueryParam};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::ApiTag;
+use crate::store::{
+    Created, Ctx, JsonColumn, MEMBERS, Metadata, Page, STATUS_MOVES, Status, a, audit_record,
+    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
+    transition,
+};
+
+/// A member of a space.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Member")]
+pub struct Member {
+    /// The member's ID (`member_…`).
+    pub id: String,
+    /// The space the member belongs to.
+    pub space_id: String,
+    /// What kind of member this is (for example `human`, `service`).
+    pub member_type: String,
+    /// A name for people.
+    pub display_name: String,
+    /// `active` or `disabled`; authorization denies a disabled member.
+    pub status: Status,
+    /// Free-form data the caller attached.
+    pub metadata: Option<Metadata>,
+    /// When the member was created.
+    pub created_at: OffsetDateTime,
+    /// When the member last changed.
+    pub updated_at: OffsetDateTime,
+    /// Always empty: members are disabled, not deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: [&str; 9] = [
+    "id",
+    "space_id",
+    "member_type",
+    "display_name",
+    "status",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+from_rows!(Member, |row| {
+    Ok(Member {
+        id: row.try_get("id")?,
+        space_id: row.try_get("space_id")?,
+        member_type: row.try_get("member_type")?,
+        display_name: row.try_get("display_name")?,
+        status: Status::parse(&row.try_get::<String, _>("status")?),
+        metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+});
+
+impl Member {
+    pub(crate) fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "space_id": self.space_id,
+            "member_type": self.member_type,
+            "display_name": self.display_name,
+            "status": self.status.as_str(),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Creates a member.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "MemberCreateRequest")]
+pub struct MemberCreateRequest {
+    /// A caller-chosen ID (`member_` then a-z, 0-9, _); generated when absent.
+    pub id: Option<String>,
+    /// A name for people.
+    pub display_name: String,
+    /// The kind of member (`^[a-z][a-z0-9_]*$`); `human` when absent.
+    pub member_type: Option<String>,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<Status>,
+    /// Free-form data.
+    pub metadata: Option<Metadata>,
+}
+
+/// Changes a member. Absent fields keep their value.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "MemberUpdateRequest")]
+pub struct MemberUpdateRequest {
+    /// A new name for people.
+    pub display_name: Option<String>,
+    /// A new kind.
+    pub member_type: Option<String>,
+    /// A new status; the move must be allowed (409 otherwise).
+    pub status: Option<Status>,
+    /// Replaces the metadata.
+    pub metadata: Option<Metadata>,
+}
+
+fn select() -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS.map(|c| (a(MEMBERS), a(c))))
+        .from(a(MEMBERS));
+    select
+}
+
+/// The member with `id`, in any space.
+pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<Member>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(MEMBERS), a("id"))).eq(id));
+    Ok(db.fetch_optional(&q).await?)
+}
+
+/// The member with `id` inside `tx`, in any space.
+pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<Member>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(MEMBERS), a("id"))).eq(id));
+    Ok(tx.fetch_optional(&q).await?)
+}
+
+fn member_not_found(id: &str) -> ApiError {
+    not_found(ErrorCode::MemberNotFound, "member", id)
+}
+
+/// A validated new member.
+pub(crate) struct NewMember {
+    pub(crate) id: String,
+    pub(crate) space_id: String,
+    pub(crate) display_name: String,
+    pub(crate) member_type: String,
+    pub(crate) status: Status,
+    pub(crate) metadata: Option<Metadata>,
+}
+
+impl NewMember {
+    pub(crate) fn validate(space_id: String, body: MemberCreateRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: entity_id("member_", body.id.as_deref())?,
+            space_id,
+            display_name: text("display_name", &body.display_name, 200)?,
+            member_type: keyword(
+                "member_type",
+                body.member_type.as_deref().unwrap_or("human"),
+            )?,
+            status: body.status.unwrap_or(Status::Active),
+            metadata: body.metadata,
+        })
+    }
+
+    /// Inserts inside `tx` (the space must exist) and returns the member.
+    pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<Member, ApiError> {
+        crate::spaces::require_in(tx, &self.space_id).await?;
+        if get_in(tx, &self.id).await?.is_some() {
+            return Err(
+                ApiError::new(ErrorCode::Conflict, "a member with this ID exists")
+                    .with_detail("field", "id"),
+            );
+        }
+        let at = now();
+        let mut q = Query::insert();
+        q.into_table(a(MEMBERS))
+            .columns(
+                [
+                    "id",
+                    "space_id",
+                    "member_type",
+                    "display_name",
+                    "status",
+                    "metadata",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    self.id.clone().into(),
+                    self.space_id.into(),
+                    self.member_type.into(),
+                    self.display_name.into(),
+                    self.status.as_str().into(),
+                    metadata_in(&self.metadata).into(),
+                    at.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        get_in(tx, &self.id)
+            .await?
+            .ok_or_else(|| member_not_found(&self.id))
+    }
+}
+
+/// The member routes.
+pub struct MembersApi {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl MembersApi {
+    async fn change(
+        &self,
+        req: &poem::Request,
+        space_id: &str,
+        member_id: &str,
+        action: &str,
+        update: MemberUpdateRequest,
+        strict: Option<Status>,
+    ) -> Result<Json<Envelope<Member>>, ApiError> {
+        let mut tx = self.ctx.begin().await?;
+        crate::spaces::require_in(&mut tx, space_id).await?;
+        let current = match get_in(&mut tx, member_id).await? {
+            Some(m) if m.space_id == space_id => m,
+            _ => return Err(member_not_found(member_id)),
+        };
+        let mut sets: Vec<(&str, Value)> = Vec::new();
+        if let Some(to) = strict.or(update.status)
+            && (strict.is_some() || to != current.status)
+        {
+            transition("member", current.status, to, STATUS_MOVES, Status::as_str)?;
+            sets.push(("status", to.as_str().into()));
+        }
+        if let Some(d) = &update.display_name {
+            sets.push(("display_name", text("display_name", d, 200)?.into()));
+        }
+        if let Some(t) = &update.member_type {
+            sets.push(("member_type", keyword("member_type", t)?.into()));
+        }
+        if update.metadata.is_some() {
+            sets.push(("metadata", metadata_in(&update.metadata).into()));
+        }
+        sets.push(("updated_at", now().into()));
+        let mut q = Query::update();
+        q.table(a(MEMBERS))
+            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
+            .and_where(Expr::col(a("id")).eq(member_id));
+        tx.execute(&q).await?;
+        let member = get_in(&mut tx, member_id)
+            .await?
+            .ok_or_else(|| member_not_found(member_id))?;
+        let record = audit_record(
+            credential(req),
+            action,
+            "member",
+            member_id,
+            Some(space_id),
+            member.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Json(Envelope::new(member)))
+    }
+}
+
+fn no_change() -> MemberUpdateRequest {
+    MemberUpdateRequest {
+        display_name: None,
+        member_type: None,
+        status: None,
+        metadata: None,
+    }
+}
+
+#[OpenApi(tag = "ApiTag::Members")]
+impl MembersApi {
+    /// Lists a space's members by ID, a page at a time.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/members",
+        method = "get",
+        operation_id = "listMembers"
+    )]
+    async fn list(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// Members per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<Member>>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
+        let mut q = select();
+        q.and_where(Expr::col((a(MEMBERS), a("space_id"))).eq(space_id.0.as_str()));
+        page.apply(&mut q, MEMBERS, "id");
+        let rows: Vec<Member> = self.ctx.db.fetch_all(&q).await?;
+        let (rows, pagination) = page.finish(rows, |m| m.id.clone());
+        Ok(Json(ListEnvelope::new(rows, pagination)))
+    }
+
+    /// Creates a member in a space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/members",
+        method = "post",
+        operation_id = "createMember"
+    )]
+    async fn create(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        body: Json<MemberCreateRequest>,
+    ) -> Result<Created<Member>, ApiError> {
+        let new = NewMember::validate(space_id.0.clone(), body.0)?;
+        let mut tx = self.ctx.begin().await?;
+        let member = new.insert(&mut tx).await?;
+        let record = audit_record(
+            credential(req),
+            "members.create",
+            "member",
+            &member.id,
+            Some(&space_id.0),
+            member.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Created::Created(Json(Envelope::new(member))))
+    }
+
+    /// Reads one member of a space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/members/:member_id",
+        method = "get",
+        operation_id = "getMember"
+    )]
+    async fn get_in_space(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The member's ID.
+        member_id: Path<String>,
+    ) -> Result<Json<Envelope<Member>>, ApiError> {
+        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
+        match get(&self.ctx.db, &member_id.0).await? {
+            Some(m) if m.space_id == space_id.0 => Ok(Json(Envelope::new(m))),
+            _ => Err(member_not_found(&member_id.0)),
+        }
+    }
+
+    /// Changes a member's display name, kind, status or metadata.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/members/:member_id",
+        method = "patch",
+        operation_id = "updateMember"
+    )]
+    async fn update(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The member's ID.
+        member_id: Path<String>,
+        body: Json<MemberUpdateRequest>,
+    ) -> Result<Json<Envelope<Member>>, ApiError> {
+        self.change(
+            req,
+            &space_id.0,
+            &member_id.0,
+            "members.update",
+            body.0,
+            None,
+        )
+        .await
+    }
+
+    /// Disables an active member. 409 when already disabled.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/members/:member_id/disable",
+        method = "post",
+        operation_id = "disableMember"
+    )]
+    async fn disable(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The member's ID.
+        member_id: Path<String>,
+    ) -> Result<Json<Envelope<Member>>, ApiError> {
+        self.change(
+            req,
+            &space_id.0,
+            &member_id.0,
+            "members.disable",
+            no_change(),
+            Some(Status::Disabled),
+        )
+        .await
+    }
+
+    /// Reads one member by ID, whatever its space.
+    #[oai(
+        path = "/api/v1/members/:member_id",
+        method = "get",
+        operation_id = "getMemberByID"
+    )]
+    async fn get_by_id(
+        &self,
+        /// The member's ID.
+        member_id: Path<String>,
+    ) -> Result<Json<Envelope<Member>>, ApiError> {
+        let member = get(&self.ctx.db, &member_id.0)
+            .await?
+            .ok_or_else(|| member_not_found(&member_id.0))?;
+        Ok(Json(Envelope::new(member)))
+    }
+}

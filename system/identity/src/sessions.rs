@@ -1,0 +1,496 @@
+//! Sessions: opaque access (`ply_at_…`, 15 minutes) and refresh (`ply_rt_…`, 30 days) tokens,
+//! stored only as HMAC-SHA256 under `PLYSTRA_SESSION_SECRET` (previous secrets from
+//! `PLYSTRA_SESSION_SECRET_PREVIOUS` still verify), and the login lockout.
+//!
+//! The lockout is in memory, per process: 8 failed logins for one (email, source IP) within 15
+//! minutes lock that pair for 15 minutes. Several replicas each count their own failures.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration as StdDuration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use plystra_contracts::services::{Credential, ResolveError, RuntimeInfo, SessionVerifier};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
+use plystra_contracts::storage::time::{Duration, OffsetDateTime};
+use plystra_contracts::storage::{Database, Transaction};
+use plystra_contracts::{ApiError, ErrorCode};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::store::{SESSIONS, USERS, a, from_rows, now};
+
+/// The access token prefix.
+pub const ACCESS_PREFIX: &str = "ply_at_";
+/// The refresh token prefix.
+pub const REFRESH_PREFIX: &str = "ply_rt_";
+/// How long an access token lives.
+pub const ACCESS_TTL: Duration = Duration::minutes(15);
+/// How long a refresh token lives.
+pub const REFRESH_TTL: Duration = Duration::days(30);
+/// Failed logins that lock an (email, IP) pair.
+pub const MAX_FAILURES: usize = 8;
+/// The window failures are counted in, and how long a lock lasts.
+pub const LOCK_WINDOW: StdDuration = StdDuration::from_secs(15 * 60);
+
+/// The secrets tokens are HMACed under: the current one first.
+#[derive(Clone)]
+pub struct Secrets(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets([{} redacted])", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// Reads `PLYSTRA_SESSION_SECRET` and `PLYSTRA_SESSION_SECRET_PREVIOUS`. Without a secret,
+    /// development uses a random per-process secret (sessions end at restart) and warns;
+    /// production has none (`None`): sessions are off rather than weak. (plystrad's production
+    /// guards refuse to start without the secret anyway.)
+    pub fn from_runtime(runtime: &dyn RuntimeInfo) -> Option<Self> {
+        let current = runtime
+            .setting("PLYSTRA_SESSION_SECRET")
+            .filter(|s| !s.is_empty());
+        let current = match current {
+            Some(s) => s.into_bytes(),
+            None if runtime.production() => return None,
+            None => dev_secret().to_vec(),
+        };
+        let mut all = vec![current];
+        if let Some(previous) = runtime.setting("PLYSTRA_SESSION_SECRET_PREVIOUS") {
+            all.extend(
+                previous
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.as_bytes().to_vec()),
+            );
+        }
+        Some(Self(all))
+    }
+
+    /// Secrets given directly (tests).
+    pub fn new(current: &str, previous: &[&str]) -> Self {
+        let mut all = vec![current.as_bytes().to_vec()];
+        all.extend(previous.iter().map(|p| p.as_bytes().to_vec()));
+        Self(all)
+    }
+
+    /// The HMAC of `token` under the current secret.
+    pub fn current(&self, token: &str) -> String {
+        hmac_hex(&self.0[0], token)
+    }
+
+    /// The HMAC of `token` under every accepted secret, current first.
+    pub fn all(&self, token: &str) -> Vec<String> {
+        self.0.iter().map(|s| hmac_hex(s, token)).collect()
+    }
+}
+
+fn dev_secret() -> &'static [u8; 32] {
+    static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+    SECRET.get_or_init(|| {
+        tracing::warn!(
+            "PLYSTRA_SESSION_SECRET is not set: using a random secret for this process; sessions end when it stops"
+        );
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        secret
+    })
+}
+
+fn hmac_hex(secret: &[u8], token: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(token.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A new random token with `prefix`.
+pub fn token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A freshly issued pair of tokens.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The session's ID.
+    pub session_id: String,
+    /// The access token, shown once.
+    pub access_token: String,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+    /// The refresh token, shown once.
+    pub refresh_token: String,
+    /// When it expires.
+    pub refresh_expires_at: OffsetDateTime,
+}
+
+/// A stored session, as verification needs it.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// Its ID.
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The binding the session currently acts through.
+    pub user_member_id: Option<String>,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// Access expiry.
+    pub expires_at: OffsetDateTime,
+    /// Refresh expiry.
+    pub refresh_expires_at: Option<OffsetDateTime>,
+    /// The user's status.
+    pub user_status: String,
+}
+
+from_rows!(SessionRow, |row| {
+    Ok(SessionRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        user_member_id: row.try_get("user_member_id")?,
+        status: row.try_get("status")?,
+        expires_at: row.try_get("expires_at")?,
+        refresh_expires_at: row.try_get("refresh_expires_at")?,
+        user_status: row.try_get("user_status")?,
+    })
+});
+
+/// Issues, verifies, rotates and revokes sessions.
+pub struct Sessions {
+    db: Database,
+    secrets: Option<Secrets>,
+    failures: Mutex<HashMap<(String, String), Vec<Instant>>>,
+}
+
+impl Sessions {
+    /// Sessions over `db` under `secrets`; with none, sessions are off: no token verifies and
+    /// issuing one answers 503.
+    pub fn new(db: Database, secrets: Option<Secrets>) -> Self {
+        Self {
+            db,
+            secrets,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn find(&self, column: &str, token: &str) -> Result<Option<SessionRow>, ApiError> {
+        let Some(secrets) = &self.secrets else {
+            return Ok(None);
+        };
+        for hmac in secrets.all(token) {
+            let mut q = Query::select();
+            q.columns(
+                [
+                    "id",
+                    "user_id",
+                    "user_member_id",
+                    "status",
+                    "expires_at",
+                    "refresh_expires_at",
+                ]
+                .map(|c| (a(SESSIONS), a(c))),
+            )
+            .expr_as(Expr::col((a(USERS), a("status"))), a("user_status"))
+            .from(a(SESSIONS))
+            .inner_join(
+                a(USERS),
+                Expr::col((a(USERS), a("id"))).equals((a(SESSIONS), a("user_id"))),
+            )
+            .and_where(Expr::col((a(SESSIONS), a(column))).eq(hmac));
+            if let Some(row) = self.db.fetch_optional::<SessionRow, _>(&q).await? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The live session an access token belongs to.
+    pub async fn by_access(&self, token: &str) -> Result<Option<SessionRow>, ApiError> {
+        if !token.starts_with(ACCESS_PREFIX) {
+            return Ok(None);
+        }
+        let at = now();
+        Ok(self
+            .find("token_hmac", token)
+            .await?
+            .filter(|s| s.status == "active" && s.user_status == "active" && s.expires_at > at))
+    }
+
+    /// The live session a refresh token belongs to.
+    pub async fn by_refresh(&self, token: &str) -> Result<Option<SessionRow>, ApiError> {
+        if !token.starts_with(REFRESH_PREFIX) {
+            return Ok(None);
+        }
+        let at = now();
+        Ok(self.find("refresh_token_hmac", token).await?.filter(|s| {
+            s.status == "active"
+                && s.user_status == "active"
+                && s.refresh_expires_at.is_some_and(|e| e > at)
+        }))
+    }
+
+    /// Creates a session for `user_id` inside `tx`, acting through `user_member_id`.
+    pub async fn create(
+        &self,
+        tx: &mut Transaction,
+        user_id: &str,
+        user_member_id: Option<&str>,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Issued, ApiError> {
+        let secrets = self.secrets()?;
+        let at = now();
+        let issued = self.issue(plystra_contracts::ids::generate("sess_"), at);
+        let mut q = Query::insert();
+        q.into_table(a(SESSIONS))
+            .columns(
+                [
+                    "id",
+                    "user_id",
+                    "token_hmac",
+                    "status",
+                    "user_member_id",
+                    "ip_address",
+                    "user_agent",
+                    "created_at",
+                    "expires_at",
+                    "last_seen_at",
+                    "refresh_token_hmac",
+                    "refresh_expires_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    issued.session_id.clone().into(),
+                    user_id.into(),
+                    secrets.current(&issued.access_token).into(),
+                    "active".into(),
+                    user_member_id.map(str::to_owned).into(),
+                    ip.map(str::to_owned).into(),
+                    user_agent
+                        .map(|u| u.chars().take(500).collect::<String>())
+                        .into(),
+                    at.into(),
+                    issued.expires_at.into(),
+                    Some(at).into(),
+                    Some(secrets.current(&issued.refresh_token)).into(),
+                    Some(issued.refresh_expires_at).into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        let mut login = Query::update();
+        login
+            .table(a(USERS))
+            .value(a("last_login_at"), Expr::val(Some(at)))
+            .and_where(Expr::col(a("id")).eq(user_id));
+        tx.execute(&login).await?;
+        Ok(issued)
+    }
+
+    fn secrets(&self) -> Result<&Secrets, ApiError> {
+        self.secrets.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotReady,
+                "sessions are off: PLYSTRA_SESSION_SECRET is not set",
+            )
+        })
+    }
+
+    fn issue(&self, session_id: String, at: OffsetDateTime) -> Issued {
+        Issued {
+            session_id,
+            access_token: token(ACCESS_PREFIX),
+            expires_at: at + ACCESS_TTL,
+            refresh_token: token(REFRESH_PREFIX),
+            refresh_expires_at: at + REFRESH_TTL,
+        }
+    }
+
+    /// Rotates both tokens of the session `refresh_token` belongs to; the old ones stop working.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, ApiError> {
+        let secrets = self.secrets()?;
+        let Some(session) = self.by_refresh(refresh_token).await? else {
+            return Err(invalid_token());
+        };
+        let at = now();
+        let issued = self.issue(session.id.clone(), at);
+        let mut q = Query::update();
+        q.table(a(SESSIONS))
+            .values([
+                (
+                    a("token_hmac"),
+                    Expr::val(secrets.current(&issued.access_token)),
+                ),
+                (a("expires_at"), Expr::val(issued.expires_at)),
+                (
+                    a("refresh_token_hmac"),
+                    Expr::val(Some(secrets.current(&issued.refresh_token))),
+                ),
+                (
+                    a("refresh_expires_at"),
+                    Expr::val(Some(issued.refresh_expires_at)),
+                ),
+                (a("last_seen_at"), Expr::val(Some(at))),
+            ])
+            .and_where(Expr::col(a("id")).eq(session.id.as_str()))
+            .and_where(Expr::col(a("status")).eq("active"));
+        // Only the request that still sees the old refresh HMAC rotates: a replayed token loses.
+        let hmacs = secrets.all(refresh_token);
+        q.and_where(Expr::col(a("refresh_token_hmac")).is_in(hmacs));
+        if self.db.execute(&q).await? != 1 {
+            return Err(invalid_token());
+        }
+        Ok(issued)
+    }
+
+    /// Revokes the session with `id`; whether it was live.
+    pub async fn revoke(&self, id: &str) -> Result<bool, ApiError> {
+        let mut q = Query::update();
+        q.table(a(SESSIONS))
+            .values([
+                (a("status"), Expr::val("revoked")),
+                (a("revoked_at"), Expr::val(Some(now()))),
+            ])
+            .and_where(Expr::col(a("id")).eq(id))
+            .and_where(Expr::col(a("status")).eq("active"));
+        Ok(self.db.execute(&q).await? == 1)
+    }
+
+    /// Points the session at another binding.
+    pub async fn switch(&self, id: &str, user_member_id: &str) -> Result<(), ApiError> {
+        let mut q = Query::update();
+        q.table(a(SESSIONS))
+            .value(
+                a("user_member_id"),
+                Expr::val(Some(user_member_id.to_owned())),
+            )
+            .and_where(Expr::col(a("id")).eq(id));
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+
+    /// The session with `id`, if live.
+    pub async fn by_id(&self, id: &str) -> Result<Option<SessionRow>, ApiError> {
+        let mut q = Query::select();
+        q.columns(
+            [
+                "id",
+                "user_id",
+                "user_member_id",
+                "status",
+                "expires_at",
+                "refresh_expires_at",
+            ]
+            .map(|c| (a(SESSIONS), a(c))),
+        )
+        .expr_as(Expr::col((a(USERS), a("status"))), a("user_status"))
+        .from(a(SESSIONS))
+        .inner_join(
+            a(USERS),
+            Expr::col((a(USERS), a("id"))).equals((a(SESSIONS), a("user_id"))),
+        )
+        .and_where(Expr::col((a(SESSIONS), a("id"))).eq(id));
+        Ok(self
+            .db
+            .fetch_optional::<SessionRow, _>(&q)
+            .await?
+            .filter(|s| s.status == "active" && s.user_status == "active"))
+    }
+
+    /// When the (email, IP) pair is locked, until when (from now).
+    pub fn locked(&self, email: &str, ip: &str) -> Option<StdDuration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (email.to_owned(), ip.to_owned());
+        let now = Instant::now();
+        let list = failures.get_mut(&key)?;
+        list.retain(|t| now.duration_since(*t) < LOCK_WINDOW);
+        if list.len() >= MAX_FAILURES {
+            let last = *list.last()?;
+            return Some(LOCK_WINDOW.saturating_sub(now.duration_since(last)));
+        }
+        if list.is_empty() {
+            failures.remove(&key);
+        }
+        None
+    }
+
+    /// Counts a failed login.
+    pub fn failed(&self, email: &str, ip: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if failures.len() > 100_000 {
+            failures.retain(|_, list| {
+                list.last()
+                    .is_some_and(|t| now.duration_since(*t) < LOCK_WINDOW)
+            });
+        }
+        failures
+            .entry((email.to_owned(), ip.to_owned()))
+            .or_default()
+            .push(now);
+    }
+
+    /// Clears the failures of a pair after a successful login.
+    pub fn succeeded(&self, email: &str, ip: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(&(email.to_owned(), ip.to_owned()));
+    }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the refresh token is not valid (unknown, expired, revoked or already used)",
+    )
+}
+
+/// The `identity.sessions` service: access tokens to session credentials.
+pub struct Verifier(pub(crate) std::sync::Arc<Sessions>);
+
+#[async_trait]
+impl SessionVerifier for Verifier {
+    async fn verify(&self, access_token: &str) -> Result<Option<Credential>, ResolveError> {
+        let session = self
+            .0
+            .by_access(access_token)
+            .await
+            .map_err(|e| ResolveError::Unavailable(e.message))?;
+        Ok(session.map(|s| Credential::Session {
+            user_id: s.user_id,
+            session_id: s.id,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_have_prefixes_and_differ() {
+        let t = token(ACCESS_PREFIX);
+        assert!(t.starts_with("ply_at_") && t.len() == 7 + 43, "{t}");
+        assert_ne!(t, token(ACCESS_PREFIX));
+    }
+
+    #[test]
+    fn previous_secrets_still_verify() {
+        let old = Secrets::new("old-secret", &[]);
+        let rotated = Secrets::new("new-secret", &["old-secret"]);
+        let stored = old.current("ply_at_x");
+        assert!(rotated.all("ply_at_x").contains(&stored));
+        assert_ne!(rotated.current("ply_at_x"), stored);
+        assert_eq!(stored.len(), 64);
+    }
+}

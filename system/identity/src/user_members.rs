@@ -1,0 +1,644 @@
+//! User-members: the bindings that let a user act as a member of a space. A binding's member (and
+//! linking member) is in the binding's space; a binding is `active` until revoked (terminal) and
+//! may expire.
+
+use std::sync::Arc;
+
+use plystra_contracts::storage::sea_query::{
+    Expr, ExprTrait, JoinType, Query, SelectStatement, Value,
+};
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::{Database, Transaction};
+use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::param::{Path, Query as QueryParam};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Enum, Object, OpenApi};
+
+use crate::ApiTag;
+use crate::store::{
+    Created, Ctx, JsonColumn, MEMBERS, Metadata, Page, USER_MEMBERS, USERS, a, audit_record,
+    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
+    transition,
+};
+
+/// A binding's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case", rename = "UserMemberStatus")]
+pub enum BindingStatus {
+    /// The user may act as the member (unless `expires_at` has passed).
+    Active,
+    /// Ended for good.
+    Revoked,
+}
+
+impl BindingStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Parses the stored form; anything unknown reads as revoked (fail closed).
+    pub fn parse(s: &str) -> Self {
+        if s == "active" {
+            Self::Active
+        } else {
+            Self::Revoked
+        }
+    }
+}
+
+const MOVES: &[(BindingStatus, BindingStatus)] = &[(BindingStatus::Active, BindingStatus::Revoked)];
+
+/// A user-member binding.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserMember")]
+pub struct UserMember {
+    /// The binding's ID (`um_…`).
+    pub id: String,
+    /// The space of the member.
+    pub space_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The user's email.
+    pub email: Option<String>,
+    /// The member the user acts as.
+    pub member_id: String,
+    /// The member's display name.
+    pub member_display_name: Option<String>,
+    /// How the user relates to the member (for example `login`, `delegate`).
+    pub relation_type: String,
+    /// Whether this is the user's preferred binding at login.
+    pub is_primary: bool,
+    /// `active` or `revoked`.
+    pub status: BindingStatus,
+    /// When the link was made.
+    pub linked_at: Option<OffsetDateTime>,
+    /// The member (of the same space) who made the link.
+    pub linked_by_member_id: Option<String>,
+    /// When the binding stops working; absent for never.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub revoked_reason: Option<String>,
+    /// Free-form data the caller attached.
+    pub metadata: Option<Metadata>,
+    /// When the binding was created.
+    pub created_at: OffsetDateTime,
+    /// When the binding last changed.
+    pub updated_at: OffsetDateTime,
+    /// Always empty: bindings are revoked, not deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: [&str; 16] = [
+    "id",
+    "space_id",
+    "user_id",
+    "member_id",
+    "relation_type",
+    "is_primary",
+    "status",
+    "linked_at",
+    "linked_by_member_id",
+    "expires_at",
+    "revoked_at",
+    "revoked_reason",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+from_rows!(UserMember, |row| {
+    Ok(UserMember {
+        id: row.try_get("id")?,
+        space_id: row.try_get("space_id")?,
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        member_id: row.try_get("member_id")?,
+        member_display_name: row.try_get("member_display_name")?,
+        relation_type: row.try_get("relation_type")?,
+        is_primary: row.try_get("is_primary")?,
+        status: BindingStatus::parse(&row.try_get::<String, _>("status")?),
+        linked_at: row.try_get("linked_at")?,
+        linked_by_member_id: row.try_get("linked_by_member_id")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoked_reason: row.try_get("revoked_reason")?,
+        metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+});
+
+impl UserMember {
+    pub(crate) fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "space_id": self.space_id,
+            "user_id": self.user_id,
+            "member_id": self.member_id,
+            "relation_type": self.relation_type,
+            "is_primary": self.is_primary,
+            "status": self.status.as_str(),
+            "linked_by_member_id": self.linked_by_member_id,
+            "expires_at": self.expires_at.map(|t| t.unix_timestamp()),
+            "revoked_reason": self.revoked_reason,
+            "metadata": self.metadata,
+        })
+    }
+
+    /// Whether the binding works at `at`: active and not expired.
+    pub(crate) fn usable_at(&self, at: OffsetDateTime) -> bool {
+        self.status == BindingStatus::Active && self.expires_at.is_none_or(|e| e > at)
+    }
+}
+
+/// Creates a binding.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserMemberCreateRequest")]
+pub struct UserMemberCreateRequest {
+    /// A caller-chosen ID (`um_` then a-z, 0-9, _); generated when absent.
+    pub id: Option<String>,
+    /// The user.
+    pub user_id: String,
+    /// The member, which must be in this space.
+    pub member_id: String,
+    /// How the user relates to the member (`^[a-z][a-z0-9_]*$`); `login` when absent.
+    pub relation_type: Option<String>,
+    /// Whether this is the user's preferred binding (default false).
+    pub is_primary: Option<bool>,
+    /// `active` (the default) or `revoked`.
+    pub status: Option<BindingStatus>,
+    /// When the link was made; now when absent.
+    pub linked_at: Option<OffsetDateTime>,
+    /// The member (of this space) making the link.
+    pub linked_by_member_id: Option<String>,
+    /// When the binding stops working.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Why, when created revoked.
+    pub revoked_reason: Option<String>,
+    /// Free-form data.
+    pub metadata: Option<Metadata>,
+}
+
+/// Changes a binding. The user and member never change: sending a different value is a 400.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserMemberUpdateRequest")]
+pub struct UserMemberUpdateRequest {
+    /// A new relation.
+    pub relation_type: Option<String>,
+    /// A new primary flag.
+    pub is_primary: Option<bool>,
+    /// A new expiry; `null` removes it.
+    pub expires_at: MaybeUndefined<OffsetDateTime>,
+    /// `revoked` revokes (409 when already revoked; a revoked binding never becomes active).
+    pub status: Option<BindingStatus>,
+    /// Why it is revoked.
+    pub revoked_reason: Option<String>,
+    /// Replaces the metadata.
+    pub metadata: Option<Metadata>,
+    /// Immutable; accepted only when unchanged.
+    pub user_id: Option<String>,
+    /// Immutable; accepted only when unchanged.
+    pub member_id: Option<String>,
+}
+
+/// Revokes a binding.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserMemberRevokeRequest")]
+pub struct UserMemberRevokeRequest {
+    /// Why it is revoked.
+    pub revoked_reason: Option<String>,
+}
+
+pub(crate) fn select() -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS.map(|c| (a(USER_MEMBERS), a(c))))
+        .expr_as(Expr::col((a(USERS), a("email"))), a("email"))
+        .expr_as(
+            Expr::col((a(MEMBERS), a("display_name"))),
+            a("member_display_name"),
+        )
+        .from(a(USER_MEMBERS))
+        .join(
+            JoinType::LeftJoin,
+            a(USERS),
+            Expr::col((a(USERS), a("id"))).equals((a(USER_MEMBERS), a("user_id"))),
+        )
+        .join(
+            JoinType::LeftJoin,
+            a(MEMBERS),
+            Expr::col((a(MEMBERS), a("id"))).equals((a(USER_MEMBERS), a("member_id"))),
+        );
+    select
+}
+
+/// The binding with `id`, in any space.
+pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<UserMember>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(USER_MEMBERS), a("id"))).eq(id));
+    Ok(db.fetch_optional(&q).await?)
+}
+
+pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<UserMember>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(USER_MEMBERS), a("id"))).eq(id));
+    Ok(tx.fetch_optional(&q).await?)
+}
+
+/// Every binding of `user_id`, by ID.
+pub(crate) async fn of_user(db: &Database, user_id: &str) -> Result<Vec<UserMember>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(USER_MEMBERS), a("user_id"))).eq(user_id))
+        .order_by(
+            (a(USER_MEMBERS), a("id")),
+            plystra_contracts::storage::sea_query::Order::Asc,
+        );
+    Ok(db.fetch_all(&q).await?)
+}
+
+fn um_not_found(id: &str) -> ApiError {
+    not_found(ErrorCode::UserMemberNotFound, "user-member", id)
+}
+
+/// A validated new binding.
+pub(crate) struct NewBinding {
+    pub(crate) id: String,
+    pub(crate) space_id: String,
+    pub(crate) user_id: String,
+    pub(crate) member_id: String,
+    pub(crate) relation_type: String,
+    pub(crate) is_primary: bool,
+    pub(crate) status: BindingStatus,
+    pub(crate) linked_at: Option<OffsetDateTime>,
+    pub(crate) linked_by_member_id: Option<String>,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) revoked_reason: Option<String>,
+    pub(crate) metadata: Option<Metadata>,
+}
+
+impl NewBinding {
+    pub(crate) fn validate(
+        space_id: String,
+        body: UserMemberCreateRequest,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: entity_id("um_", body.id.as_deref())?,
+            space_id,
+            user_id: body.user_id,
+            member_id: body.member_id,
+            relation_type: keyword(
+                "relation_type",
+                body.relation_type.as_deref().unwrap_or("login"),
+            )?,
+            is_primary: body.is_primary.unwrap_or(false),
+            status: body.status.unwrap_or(BindingStatus::Active),
+            linked_at: body.linked_at,
+            linked_by_member_id: body.linked_by_member_id,
+            expires_at: body.expires_at,
+            revoked_reason: body
+                .revoked_reason
+                .as_deref()
+                .map(|r| text("revoked_reason", r, 500))
+                .transpose()?,
+            metadata: body.metadata,
+        })
+    }
+
+    /// Inserts inside `tx` after checking the same-space rules, and returns the binding.
+    pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<UserMember, ApiError> {
+        crate::spaces::require_in(tx, &self.space_id).await?;
+        if crate::users::get_in(tx, &self.user_id).await?.is_none() {
+            return Err(ApiError::invalid_field("user_id", "names no user"));
+        }
+        match crate::members::get_in(tx, &self.member_id).await? {
+            None => return Err(ApiError::invalid_field("member_id", "names no member")),
+            Some(m) if m.space_id != self.space_id => {
+                return Err(ApiError::invalid_field(
+                    "member_id",
+                    format!("is a member of another space, not {}", self.space_id),
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(by) = &self.linked_by_member_id {
+            match crate::members::get_in(tx, by).await? {
+                Some(m) if m.space_id == self.space_id => {}
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "linked_by_member_id",
+                        "is not a member of this space",
+                    ));
+                }
+            }
+        }
+        if get_in(tx, &self.id).await?.is_some() {
+            return Err(
+                ApiError::new(ErrorCode::Conflict, "a user-member with this ID exists")
+                    .with_detail("field", "id"),
+            );
+        }
+        let at = now();
+        let revoked_at = (self.status == BindingStatus::Revoked).then_some(at);
+        let mut q = Query::insert();
+        q.into_table(a(USER_MEMBERS))
+            .columns(
+                [
+                    "id",
+                    "space_id",
+                    "user_id",
+                    "member_id",
+                    "relation_type",
+                    "is_primary",
+                    "status",
+                    "linked_at",
+                    "linked_by_member_id",
+                    "expires_at",
+                    "revoked_at",
+                    "revoked_reason",
+                    "metadata",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    self.id.clone().into(),
+                    self.space_id.into(),
+                    self.user_id.into(),
+                    self.member_id.into(),
+                    self.relation_type.into(),
+                    self.is_primary.into(),
+                    self.status.as_str().into(),
+                    Some(self.linked_at.unwrap_or(at)).into(),
+                    self.linked_by_member_id.into(),
+                    self.expires_at.into(),
+                    revoked_at.into(),
+                    self.revoked_reason.into(),
+                    metadata_in(&self.metadata).into(),
+                    at.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        get_in(tx, &self.id)
+            .await?
+            .ok_or_else(|| um_not_found(&self.id))
+    }
+}
+
+/// The user-member routes.
+pub struct UserMembersApi {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl UserMembersApi {
+    async fn change(
+        &self,
+        req: &poem::Request,
+        space_id: &str,
+        um_id: &str,
+        action: &str,
+        update: UserMemberUpdateRequest,
+        strict: Option<BindingStatus>,
+    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
+        let mut tx = self.ctx.begin().await?;
+        crate::spaces::require_in(&mut tx, space_id).await?;
+        let current = match get_in(&mut tx, um_id).await? {
+            Some(b) if b.space_id == space_id => b,
+            _ => return Err(um_not_found(um_id)),
+        };
+        for (field, sent, have) in [
+            ("user_id", &update.user_id, &current.user_id),
+            ("member_id", &update.member_id, &current.member_id),
+        ] {
+            if sent.as_ref().is_some_and(|s| s != have) {
+                return Err(ApiError::invalid_field(
+                    field,
+                    "is immutable; create a new binding instead",
+                ));
+            }
+        }
+        let mut sets: Vec<(&str, Value)> = Vec::new();
+        let at = now();
+        if let Some(to) = strict.or(update.status)
+            && (strict.is_some() || to != current.status)
+        {
+            transition(
+                "user-member",
+                current.status,
+                to,
+                MOVES,
+                BindingStatus::as_str,
+            )?;
+            sets.push(("status", to.as_str().into()));
+            sets.push(("revoked_at", Some(at).into()));
+        }
+        if let Some(r) = &update.revoked_reason {
+            sets.push((
+                "revoked_reason",
+                Some(text("revoked_reason", r, 500)?).into(),
+            ));
+        }
+        if let Some(r) = &update.relation_type {
+            sets.push(("relation_type", keyword("relation_type", r)?.into()));
+        }
+        if let Some(p) = update.is_primary {
+            sets.push(("is_primary", p.into()));
+        }
+        match update.expires_at {
+            MaybeUndefined::Value(e) => sets.push(("expires_at", Some(e).into())),
+            MaybeUndefined::Null => {
+                sets.push(("expires_at", Option::<OffsetDateTime>::None.into()))
+            }
+            MaybeUndefined::Undefined => {}
+        }
+        if update.metadata.is_some() {
+            sets.push(("metadata", metadata_in(&update.metadata).into()));
+        }
+        sets.push(("updated_at", at.into()));
+        let mut q = Query::update();
+        q.table(a(USER_MEMBERS))
+            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
+            .and_where(Expr::col(a("id")).eq(um_id));
+        tx.execute(&q).await?;
+        let binding = get_in(&mut tx, um_id)
+            .await?
+            .ok_or_else(|| um_not_found(um_id))?;
+        let record = audit_record(
+            credential(req),
+            action,
+            "user_member",
+            um_id,
+            Some(space_id),
+            binding.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Json(Envelope::new(binding)))
+    }
+}
+
+#[OpenApi(tag = "ApiTag::UserMembers")]
+impl UserMembersApi {
+    /// Lists a space's user-member bindings by ID, a page at a time.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/user-members",
+        method = "get",
+        operation_id = "listUserMembers"
+    )]
+    async fn list(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// Bindings per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<UserMember>>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
+        let mut q = select();
+        q.and_where(Expr::col((a(USER_MEMBERS), a("space_id"))).eq(space_id.0.as_str()));
+        page.apply(&mut q, USER_MEMBERS, "id");
+        let rows: Vec<UserMember> = self.ctx.db.fetch_all(&q).await?;
+        let (rows, pagination) = page.finish(rows, |b| b.id.clone());
+        Ok(Json(ListEnvelope::new(rows, pagination)))
+    }
+
+    /// Binds a user to a member of this space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/user-members",
+        method = "post",
+        operation_id = "createUserMember"
+    )]
+    async fn create(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        body: Json<UserMemberCreateRequest>,
+    ) -> Result<Created<UserMember>, ApiError> {
+        let new = NewBinding::validate(space_id.0.clone(), body.0)?;
+        let mut tx = self.ctx.begin().await?;
+        let binding = new.insert(&mut tx).await?;
+        let record = audit_record(
+            credential(req),
+            "user_members.create",
+            "user_member",
+            &binding.id,
+            Some(&space_id.0),
+            binding.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Created::Created(Json(Envelope::new(binding))))
+    }
+
+    /// Reads one binding of a space.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/user-members/:user_member_id",
+        method = "get",
+        operation_id = "getUserMember"
+    )]
+    async fn get_in_space(
+        &self,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The binding's ID.
+        user_member_id: Path<String>,
+    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
+        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
+        match get(&self.ctx.db, &user_member_id.0).await? {
+            Some(b) if b.space_id == space_id.0 => Ok(Json(Envelope::new(b))),
+            _ => Err(um_not_found(&user_member_id.0)),
+        }
+    }
+
+    /// Changes a binding's relation, primary flag, expiry, metadata, or revokes it.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/user-members/:user_member_id",
+        method = "patch",
+        operation_id = "updateUserMember"
+    )]
+    async fn update(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The binding's ID.
+        user_member_id: Path<String>,
+        body: Json<UserMemberUpdateRequest>,
+    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
+        self.change(
+            req,
+            &space_id.0,
+            &user_member_id.0,
+            "user_members.update",
+            body.0,
+            None,
+        )
+        .await
+    }
+
+    /// Revokes an active binding for good. 409 when already revoked.
+    #[oai(
+        path = "/api/v1/spaces/:space_id/user-members/:user_member_id/revoke",
+        method = "post",
+        operation_id = "revokeUserMember"
+    )]
+    async fn revoke(
+        &self,
+        req: &poem::Request,
+        /// The space's ID.
+        space_id: Path<String>,
+        /// The binding's ID.
+        user_member_id: Path<String>,
+        body: Json<UserMemberRevokeRequest>,
+    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
+        let update = UserMemberUpdateRequest {
+            relation_type: None,
+            is_primary: None,
+            expires_at: MaybeUndefined::Undefined,
+            status: None,
+            revoked_reason: body.0.revoked_reason,
+            metadata: None,
+            user_id: None,
+            member_id: None,
+        };
+        self.change(
+            req,
+            &space_id.0,
+            &user_member_id.0,
+            "user_members.revoke",
+            update,
+            Some(BindingStatus::Revoked),
+        )
+        .await
+    }
+
+    /// Reads one binding by ID, whatever its space.
+    #[oai(
+        path = "/api/v1/user-members/:user_member_id",
+        method = "get",
+        operation_id = "getUserMemberByID"
+    )]
+    async fn get_by_id(
+        &self,
+        /// The binding's ID.
+        user_member_id: Path<String>,
+    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
+        let binding = get(&self.ctx.db, &user_member_id.0)
+            .await?
+            .ok_or_else(|| um_not_found(&user_member_id.0))?;
+        Ok(Json(Envelope::new(binding)))
+    }
+}

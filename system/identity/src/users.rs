@@ -1,0 +1,584 @@
+//! Users: the people who log in. Emails are unique case-insensitively (stored lower-cased), and a
+//! password is only ever stored as an Argon2id hash that no response, log or audit record carries.
+
+use std::sync::Arc;
+
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
+use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::{Database, Transaction};
+use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::param::{Path, Query as QueryParam};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Object, OpenApi};
+
+use crate::store::{
+    Created, Ctx, JsonColumn, Metadata, Page, SESSIONS, STATUS_MOVES, Status, USERS, a,
+    audit_record, credential, entity_id, from_rows, metadata_in, metadata_out, not_found, now,
+    text, transition,
+};
+use crate::{ApiTag, passwords};
+
+/// A user. The password hash is never part of it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "User")]
+pub struct User {
+    /// The user's ID (`user_…`).
+    pub id: String,
+    /// A unique handle.
+    pub username: String,
+    /// The login email, lower-cased; unique regardless of case.
+    pub email: Option<String>,
+    /// A phone number, as given.
+    pub phone: Option<String>,
+    /// `active` users can log in; `disabled` ones cannot.
+    pub status: Status,
+    /// Free-form data the caller attached.
+    pub metadata: Option<Metadata>,
+    /// When the user last logged in.
+    pub last_login_at: Option<OffsetDateTime>,
+    /// When the password was last set.
+    pub password_changed_at: Option<OffsetDateTime>,
+    /// When the user was created.
+    pub created_at: OffsetDateTime,
+    /// When the user last changed.
+    pub updated_at: OffsetDateTime,
+    /// Always empty: users are disabled, not deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: [&str; 11] = [
+    "id",
+    "username",
+    "email",
+    "phone",
+    "status",
+    "metadata",
+    "last_login_at",
+    "password_changed_at",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+from_rows!(User, |row| {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        status: Status::parse(&row.try_get::<String, _>("status")?),
+        metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
+        last_login_at: row.try_get("last_login_at")?,
+        password_changed_at: row.try_get("password_changed_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+});
+
+impl User {
+    /// The audit snapshot: every field (none of them secret).
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            "phone": self.phone,
+            "status": self.status.as_str(),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Creates a user.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserCreateRequest")]
+pub struct UserCreateRequest {
+    /// A caller-chosen ID (`user_` then a-z, 0-9, _); generated when absent.
+    pub id: Option<String>,
+    /// The login email; unique regardless of case.
+    pub email: String,
+    /// A unique handle; the email when absent.
+    pub username: Option<String>,
+    /// A phone number.
+    pub phone: Option<String>,
+    /// The initial password, at least 12 characters. Without one the user cannot log in yet.
+    pub password: Option<String>,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<Status>,
+    /// Free-form data.
+    pub metadata: Option<Metadata>,
+}
+
+/// Changes a user. Absent fields keep their value.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserUpdateRequest")]
+pub struct UserUpdateRequest {
+    /// A new login email.
+    pub email: Option<String>,
+    /// A new handle.
+    pub username: Option<String>,
+    /// A new phone number; `null` clears it.
+    pub phone: MaybeUndefined<String>,
+    /// A new password, at least 12 characters; setting it ends every session of the user.
+    pub password: Option<String>,
+    /// A new status; the move must be allowed (409 otherwise).
+    pub status: Option<Status>,
+    /// Replaces the metadata.
+    pub metadata: Option<Metadata>,
+}
+
+/// Normalizes and checks an email: one `@`, a dotted domain, no spaces, at most 254 characters.
+pub(crate) fn email(value: &str) -> Result<String, ApiError> {
+    let value = value.trim().to_lowercase();
+    let valid = value.len() <= 254
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid_field(
+            "email",
+            "must be an email address like name@example.com",
+        ))
+    }
+}
+
+fn phone(value: &str) -> Result<String, ApiError> {
+    text("phone", value, 64)
+}
+
+fn select() -> plystra_contracts::storage::sea_query::SelectStatement {
+    let mut select = Query::select();
+    select
+        .columns(COLUMNS.map(|c| (a(USERS), a(c))))
+        .from(a(USERS));
+    select
+}
+
+/// The user with `id`, read inside `tx`.
+pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<User>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(USERS), a("id"))).eq(id));
+    Ok(tx.fetch_optional(&q).await?)
+}
+
+/// The user with `id`.
+pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<User>, ApiError> {
+    let mut q = select();
+    q.and_where(Expr::col((a(USERS), a("id"))).eq(id));
+    Ok(db.fetch_optional(&q).await?)
+}
+
+/// The user with `email` (already normalized) and its password hash.
+pub(crate) async fn by_email_with_hash(
+    db: &Database,
+    email: &str,
+) -> Result<Option<(User, Option<String>)>, ApiError> {
+    let mut q = select();
+    q.column((a(USERS), a("password_hash")))
+        .and_where(Expr::col((a(USERS), a("email"))).eq(email));
+    let Some(user) = db.fetch_optional::<User, _>(&q).await? else {
+        return Ok(None);
+    };
+    let mut h = Query::select();
+    h.column(a("password_hash"))
+        .from(a(USERS))
+        .and_where(Expr::col(a("id")).eq(user.id.as_str()));
+    let (hash,): (Option<String>,) = db.fetch_one(&h).await?;
+    Ok(Some((user, hash)))
+}
+
+async fn email_taken(tx: &mut Transaction, email: &str, except: &str) -> Result<bool, ApiError> {
+    let mut q = Query::select();
+    q.column(a("id"))
+        .from(a(USERS))
+        .and_where(Expr::col(a("email")).eq(email))
+        .and_where(Expr::col(a("id")).ne(except));
+    Ok(tx.fetch_optional::<(String,), _>(&q).await?.is_some())
+}
+
+async fn username_taken(
+    tx: &mut Transaction,
+    username: &str,
+    except: &str,
+) -> Result<bool, ApiError> {
+    let mut q = Query::select();
+    q.column(a("id"))
+        .from(a(USERS))
+        .and_where(Expr::col(a("username")).eq(username))
+        .and_where(Expr::col(a("id")).ne(except));
+    Ok(tx.fetch_optional::<(String,), _>(&q).await?.is_some())
+}
+
+fn conflict(field: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("another user already has this {field}"),
+    )
+    .with_detail("field", field)
+}
+
+/// Ends every active session of `user_id` inside `tx`.
+pub(crate) async fn revoke_sessions(tx: &mut Transaction, user_id: &str) -> Result<u64, ApiError> {
+    let at = now();
+    let mut q = Query::update();
+    q.table(a(SESSIONS))
+        .values([
+            (a("status"), Expr::val("revoked")),
+            (a("revoked_at"), Expr::val(at)),
+        ])
+        .and_where(Expr::col(a("user_id")).eq(user_id))
+        .and_where(Expr::col(a("status")).eq("active"));
+    Ok(tx.execute(&q).await?)
+}
+
+/// A validated new user, ready to insert.
+pub(crate) struct NewUser {
+    pub(crate) id: String,
+    pub(crate) username: String,
+    pub(crate) email: String,
+    pub(crate) phone: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) status: Status,
+    pub(crate) metadata: Option<Metadata>,
+}
+
+impl NewUser {
+    /// Validates a create request.
+    pub(crate) fn validate(body: UserCreateRequest) -> Result<Self, ApiError> {
+        let id = entity_id("user_", body.id.as_deref())?;
+        let email = email(&body.email)?;
+        let username = match &body.username {
+            Some(u) => text("username", u, 128)?,
+            None => email.clone(),
+        };
+        let phone = body.phone.as_deref().map(phone).transpose()?;
+        if let Some(p) = &body.password {
+            passwords::check(p)?;
+        }
+        Ok(Self {
+            id,
+            username,
+            email,
+            phone,
+            password: body.password,
+            status: body.status.unwrap_or(Status::Active),
+            metadata: body.metadata,
+        })
+    }
+
+    /// Inserts the user inside `tx` (after hashing its password) and returns it.
+    pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<User, ApiError> {
+        if email_taken(tx, &self.email, &self.id).await? {
+            return Err(conflict("email"));
+        }
+        if username_taken(tx, &self.username, &self.id).await? {
+            return Err(conflict("username"));
+        }
+        if get_in(tx, &self.id).await?.is_some() {
+            return Err(
+                ApiError::new(ErrorCode::Conflict, "a user with this ID exists")
+                    .with_detail("field", "id"),
+            );
+        }
+        let at = now();
+        let hash = match self.password {
+            Some(p) => Some(passwords::hash_blocking(p).await?),
+            None => None,
+        };
+        let changed = hash.as_ref().map(|_| at);
+        let mut q = Query::insert();
+        q.into_table(a(USERS))
+            .columns(
+                [
+                    "id",
+                    "username",
+                    "email",
+                    "phone",
+                    "password_hash",
+                    "status",
+                    "metadata",
+                    "password_changed_at",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(a),
+            )
+            .values_panic(
+                [
+                    self.id.clone().into(),
+                    self.username.into(),
+                    Some(self.email).into(),
+                    self.phone.into(),
+                    hash.into(),
+                    self.status.as_str().into(),
+                    metadata_in(&self.metadata).into(),
+                    changed.into(),
+                    at.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        tx.execute(&q).await?;
+        get_in(tx, &self.id)
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", &self.id))
+    }
+}
+
+/// Audits and commits the creation of `user`.
+pub(crate) fn created_record(
+    credential: Option<&plystra_contracts::services::Credential>,
+    user: &User,
+) -> plystra_contracts::services::AuditRecord {
+    audit_record(
+        credential,
+        "users.create",
+        "user",
+        &user.id,
+        None,
+        user.snapshot(),
+    )
+}
+
+/// The user routes.
+pub struct UsersApi {
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl UsersApi {
+    async fn change(
+        &self,
+        req: &poem::Request,
+        user_id: &str,
+        action: &str,
+        update: UserUpdateRequest,
+        strict: Option<Status>,
+    ) -> Result<Json<Envelope<User>>, ApiError> {
+        let mut tx = self.ctx.begin().await?;
+        let current = get_in(&mut tx, user_id)
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", user_id))?;
+        let mut sets: Vec<(&str, Value)> = Vec::new();
+        let mut end_sessions = false;
+        if let Some(to) = strict.or(update.status)
+            && (strict.is_some() || to != current.status)
+        {
+            transition("user", current.status, to, STATUS_MOVES, Status::as_str)?;
+            sets.push(("status", to.as_str().into()));
+            end_sessions |= to == Status::Disabled;
+        }
+        if let Some(e) = &update.email {
+            let e = email(e)?;
+            if Some(&e) != current.email.as_ref() {
+                if email_taken(&mut tx, &e, user_id).await? {
+                    return Err(conflict("email"));
+                }
+                sets.push(("email", Some(e).into()));
+            }
+        }
+        if let Some(u) = &update.username {
+            let u = text("username", u, 128)?;
+            if u != current.username {
+                if username_taken(&mut tx, &u, user_id).await? {
+                    return Err(conflict("username"));
+                }
+                sets.push(("username", u.into()));
+            }
+        }
+        match &update.phone {
+            MaybeUndefined::Value(p) => sets.push(("phone", Some(phone(p)?).into())),
+            MaybeUndefined::Null => sets.push(("phone", Option::<String>::None.into())),
+            MaybeUndefined::Undefined => {}
+        }
+        if update.metadata.is_some() {
+            sets.push(("metadata", metadata_in(&update.metadata).into()));
+        }
+        let at = now();
+        if let Some(p) = update.password {
+            passwords::check(&p)?;
+            let hash = passwords::hash_blocking(p).await?;
+            sets.push(("password_hash", Some(hash).into()));
+            sets.push(("password_changed_at", Some(at).into()));
+            end_sessions = true;
+        }
+        sets.push(("updated_at", at.into()));
+        let mut q = Query::update();
+        q.table(a(USERS))
+            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
+            .and_where(Expr::col(a("id")).eq(user_id));
+        tx.execute(&q).await?;
+        if end_sessions {
+            revoke_sessions(&mut tx, user_id).await?;
+        }
+        let user = get_in(&mut tx, user_id)
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", user_id))?;
+        let record = audit_record(
+            credential(req),
+            action,
+            "user",
+            user_id,
+            None,
+            user.snapshot(),
+        );
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Json(Envelope::new(user)))
+    }
+}
+
+fn no_change() -> UserUpdateRequest {
+    UserUpdateRequest {
+        email: None,
+        username: None,
+        phone: MaybeUndefined::Undefined,
+        password: None,
+        status: None,
+        metadata: None,
+    }
+}
+
+#[OpenApi(tag = "ApiTag::Users")]
+impl UsersApi {
+    /// Lists users by ID, a page at a time.
+    #[oai(path = "/api/v1/users", method = "get", operation_id = "listUsers")]
+    async fn list(
+        &self,
+        /// Users per page, 1-200 (default 50).
+        limit: QueryParam<Option<i64>>,
+        /// The `pagination.cursor` of the previous page.
+        cursor: QueryParam<Option<String>>,
+    ) -> Result<Json<ListEnvelope<User>>, ApiError> {
+        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let mut q = select();
+        page.apply(&mut q, USERS, "id");
+        let rows: Vec<User> = self.ctx.db.fetch_all(&q).await?;
+        let (rows, pagination) = page.finish(rows, |u| u.id.clone());
+        Ok(Json(ListEnvelope::new(rows, pagination)))
+    }
+
+    /// Creates a user; the password, if given, is stored only as an Argon2id hash.
+    #[oai(path = "/api/v1/users", method = "post", operation_id = "createUser")]
+    async fn create(
+        &self,
+        req: &poem::Request,
+        body: Json<UserCreateRequest>,
+    ) -> Result<Created<User>, ApiError> {
+        let new = NewUser::validate(body.0)?;
+        let mut tx = self.ctx.begin().await?;
+        let user = new.insert(&mut tx).await?;
+        let record = created_record(credential(req), &user);
+        self.ctx.commit_audited(tx, record).await?;
+        Ok(Created::Created(Json(Envelope::new(user))))
+    }
+
+    /// Reads one user.
+    #[oai(
+        path = "/api/v1/users/:user_id",
+        method = "get",
+        operation_id = "getUser"
+    )]
+    async fn get(
+        &self,
+        /// The user's ID.
+        user_id: Path<String>,
+    ) -> Result<Json<Envelope<User>>, ApiError> {
+        let user = get(&self.ctx.db, &user_id.0)
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", &user_id.0))?;
+        Ok(Json(Envelope::new(user)))
+    }
+
+    /// Changes a user's email, handle, phone, password, status or metadata. A new password ends
+    /// the user's sessions.
+    #[oai(
+        path = "/api/v1/users/:user_id",
+        method = "patch",
+        operation_id = "updateUser"
+    )]
+    async fn update(
+        &self,
+        req: &poem::Request,
+        /// The user's ID.
+        user_id: Path<String>,
+        body: Json<UserUpdateRequest>,
+    ) -> Result<Json<Envelope<User>>, ApiError> {
+        self.change(req, &user_id.0, "users.update", body.0, None)
+            .await
+    }
+
+    /// Disables an active user: it can no longer log in and its sessions end. 409 when already
+    /// disabled.
+    #[oai(
+        path = "/api/v1/users/:user_id/disable",
+        method = "post",
+        operation_id = "disableUser"
+    )]
+    async fn disable(
+        &self,
+        req: &poem::Request,
+        /// The user's ID.
+        user_id: Path<String>,
+    ) -> Result<Json<Envelope<User>>, ApiError> {
+        self.change(
+            req,
+            &user_id.0,
+            "users.disable",
+            no_change(),
+            Some(Status::Disabled),
+        )
+        .await
+    }
+
+    /// Restores a disabled user. 409 when already active.
+    #[oai(
+        path = "/api/v1/users/:user_id/restore",
+        method = "post",
+        operation_id = "restoreUser"
+    )]
+    async fn restore(
+        &self,
+        req: &poem::Request,
+        /// The user's ID.
+        user_id: Path<String>,
+    ) -> Result<Json<Envelope<User>>, ApiError> {
+        self.change(
+            req,
+            &user_id.0,
+            "users.restore",
+            no_change(),
+            Some(Status::Active),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(email(" Alice@Example.COM ").unwrap(), "alice@example.com");
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a@b",
+            "a b@c.d",
+            "a@b@c.d",
+        ] {
+            let err = email(bad).unwrap_err();
+            assert!(err.details["fields"]["email"].is_string(), "{bad}");
+        }
+    }
+}
