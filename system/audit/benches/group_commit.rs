@@ -17,7 +17,7 @@ use plystra_system_audit::redaction::RedactionPolicy;
 use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
 use plystra_system_audit::store;
 
-const PRODUCERS: usize = 256;
+const PRODUCERS: usize = 512;
 
 fn record(i: usize) -> AuditRecord {
     AuditRecord {

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::store::{self, Prepared};
 
 /// The most records one batch commits.
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 512;
 /// How long the writer waits to fill a batch once it has one record.
 pub const MAX_WAIT: Duration = Duration::from_millis(2);
 /// How many records may wait for the writer before callers are slowed down.
