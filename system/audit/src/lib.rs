@@ -48,37 +48,43 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
                 "/api/v1/audit/logs",
                 SERVICE,
                 "listAuditLogs",
-            ),
+            )
+            .permission("audit:read"),
             RouteDecl::new(
                 RouteMethod::Get,
                 "/api/v1/audit/logs/{audit_log_id}",
                 SERVICE,
                 "getAuditLog",
-            ),
+            )
+            .permission("audit:read"),
             RouteDecl::new(
                 RouteMethod::Get,
                 "/api/v1/spaces/{space_id}/audit-logs",
                 SERVICE,
                 "listSpaceAuditLogs",
-            ),
+            )
+            .permission("audit:read"),
             RouteDecl::new(
                 RouteMethod::Get,
                 "/api/v1/spaces/{space_id}/audit-logs/{audit_log_id}",
                 SERVICE,
                 "getSpaceAuditLog",
-            ),
+            )
+            .permission("audit:read"),
             RouteDecl::new(
                 RouteMethod::Get,
                 "/api/v1/audit/verify",
                 SERVICE,
                 "verifyAuditChain",
-            ),
+            )
+            .permission("audit:read"),
             RouteDecl::new(
                 RouteMethod::Get,
                 "/api/v1/audit/event-types",
                 SERVICE,
                 "listAuditEventTypes",
-            ),
+            )
+            .permission("audit:read"),
         ],
         events: Events {
             publishes: &["audit.event_recorded"],
@@ -110,9 +116,14 @@ impl Capability for AuditCapability {
         let runtime = services.require::<dyn RuntimeInfo>()?;
         let settings = AuditSettings::from_runtime(runtime.as_ref())
             .map_err(CapabilityError::Configuration)?;
-        let _ = self
-            .service
-            .set(AuditService::start((*db).clone(), settings));
+        let events = services
+            .require::<dyn plystra_contracts::events::EventPublisher>()
+            .ok();
+        let _ = self.service.set(AuditService::start_with_events(
+            (*db).clone(),
+            settings,
+            events,
+        ));
         Ok(())
     }
 

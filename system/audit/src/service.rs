@@ -105,8 +105,17 @@ pub struct AuditService {
 impl AuditService {
     /// Starts the writer on `db`.
     pub fn start(db: Database, settings: AuditSettings) -> Arc<Self> {
+        Self::start_with_events(db, settings, None)
+    }
+
+    /// Starts the writer on `db`; it publishes `audit.event_recorded` after each commit.
+    pub fn start_with_events(
+        db: Database,
+        settings: AuditSettings,
+        events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            writer: GroupCommitWriter::start(db.clone()),
+            writer: GroupCommitWriter::start(db.clone(), events),
             settings,
             db,
         })

@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::services::AuditUnavailable;
 use plystra_contracts::storage::Database;
 use tokio::sync::{mpsc, oneshot};
@@ -40,11 +41,12 @@ pub struct GroupCommitWriter {
 }
 
 impl GroupCommitWriter {
-    /// Starts the writer task on `db`.
-    pub fn start(db: Database) -> Self {
+    /// Starts the writer task on `db`; with `events`, it publishes `audit.event_recorded` for
+    /// every record once its batch has committed.
+    pub fn start(db: Database, events: Option<std::sync::Arc<dyn EventPublisher>>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let stats = std::sync::Arc::new(WriterStats::default());
-        let task = tokio::spawn(run(db, receiver, stats.clone()));
+        let task = tokio::spawn(run(db, receiver, stats.clone(), events));
         Self {
             sender: Mutex::new(Some(sender)),
             task: Mutex::new(Some(task)),
@@ -89,6 +91,7 @@ async fn run(
     db: Database,
     mut receiver: mpsc::Receiver<(Prepared, Reply)>,
     stats: std::sync::Arc<WriterStats>,
+    events: Option<std::sync::Arc<dyn EventPublisher>>,
 ) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
@@ -116,6 +119,13 @@ async fn run(
                     .records
                     .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                 for (reply, id) in replies.into_iter().zip(ids) {
+                    if let Some(events) = &events {
+                        events.publish(Event {
+                            name: "audit.event_recorded".to_owned(),
+                            source: crate::ID.to_owned(),
+                            payload: serde_json::json!({ "audit_log_id": id }),
+                        });
+                    }
                     let _ = reply.send(Ok(id));
                 }
             }

@@ -128,3 +128,20 @@ async fn shutdown_commits_everything_queued() {
         "a stopped writer refuses new records"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_committed_record_is_announced() {
+    use plystra_contracts::events::EventPublisher;
+    let Some(t) = migrated().await else { return };
+    let bus = Arc::new(plystra_kernel::events::EventBus::new(16));
+    let mut events = bus.subscribe();
+    let service = AuditService::start_with_events(t.db.clone(), settings(), Some(bus.clone()));
+    let id = service.record(record(1)).await.unwrap().unwrap();
+    let event = events.recv().await.unwrap();
+    assert_eq!(
+        (event.name.as_str(), event.source.as_str()),
+        ("audit.event_recorded", "audit.explainable")
+    );
+    assert_eq!(event.payload["audit_log_id"], id.as_str());
+    service.shutdown().await;
+}
