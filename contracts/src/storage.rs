@@ -406,6 +406,44 @@ impl Transaction {
     }
 }
 
+/// The current instant at the microsecond precision both backends store, so a value written and
+/// read back compares equal.
+pub fn now() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
+}
+
+/// Implements `sqlx::FromRow` for both backends' rows with one body that reads columns by name:
+/// `plystra_contracts::from_rows!(MyRow, |row| Ok(MyRow { id: row.try_get("id")? }));`
+#[macro_export]
+macro_rules! from_rows {
+    ($ty:ty, |$row:ident| $body:expr) => {
+        impl<'r> $crate::storage::sqlx::FromRow<'r, $crate::storage::sqlx::sqlite::SqliteRow>
+            for $ty
+        {
+            fn from_row(
+                $row: &'r $crate::storage::sqlx::sqlite::SqliteRow,
+            ) -> Result<Self, $crate::storage::sqlx::Error> {
+                #[allow(unused_imports)]
+                use $crate::storage::sqlx::Row as _;
+                $body
+            }
+        }
+        impl<'r> $crate::storage::sqlx::FromRow<'r, $crate::storage::sqlx::postgres::PgRow>
+            for $ty
+        {
+            fn from_row(
+                $row: &'r $crate::storage::sqlx::postgres::PgRow,
+            ) -> Result<Self, $crate::storage::sqlx::Error> {
+                #[allow(unused_imports)]
+                use $crate::storage::sqlx::Row as _;
+                $body
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

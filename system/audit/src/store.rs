@@ -96,57 +96,41 @@ pub struct AuditEntry {
     pub redactions: Vec<String>,
 }
 
-/// Decodes a row of [`TABLE`] on either backend.
-macro_rules! entry_from_row {
-    ($row:ty) => {
-        impl<'r> plystra_contracts::storage::sqlx::FromRow<'r, $row> for AuditEntry {
-            fn from_row(row: &'r $row) -> Result<Self, plystra_contracts::storage::sqlx::Error> {
-                use plystra_contracts::storage::sqlx::Row as _;
-                let redactions: Json<Value> = row.try_get("redactions")?;
-                Ok(Self {
-                    id: row.try_get("id")?,
-                    seq: row.try_get("seq")?,
-                    event_type: row.try_get("event_type")?,
-                    request_id: row.try_get("request_id")?,
-                    space_id: row.try_get("space_id")?,
-                    actor_user_id: row.try_get("actor_user_id")?,
-                    actor_member_id: row.try_get("actor_member_id")?,
-                    actor_user_member_id: row.try_get("actor_user_member_id")?,
-                    action: row.try_get("action")?,
-                    resource_type: row.try_get("resource_type")?,
-                    resource_id: row.try_get("resource_id")?,
-                    decision: row.try_get("decision")?,
-                    deny_code: row.try_get("deny_code")?,
-                    ip_address: row.try_get("ip_address")?,
-                    user_agent: row.try_get("user_agent")?,
-                    trace: row.try_get::<Json<Value>, _>("trace")?.0,
-                    prev_hash: row
-                        .try_get::<Option<String>, _>("prev_hash")?
-                        .unwrap_or_default(),
-                    entry_hash: row.try_get("entry_hash")?,
-                    redaction_version: row.try_get("redaction_version")?,
-                    created_at: row.try_get("created_at")?,
-                    redactions: serde_json::from_value(redactions.0).unwrap_or_default(),
-                })
-            }
-        }
-    };
-}
-
-entry_from_row!(plystra_contracts::storage::sqlx::sqlite::SqliteRow);
-entry_from_row!(plystra_contracts::storage::sqlx::postgres::PgRow);
+// Decodes a row of [`TABLE`] on either backend.
+plystra_contracts::from_rows!(AuditEntry, |row| {
+    let redactions: Json<Value> = row.try_get("redactions")?;
+    Ok(Self {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        event_type: row.try_get("event_type")?,
+        request_id: row.try_get("request_id")?,
+        space_id: row.try_get("space_id")?,
+        actor_user_id: row.try_get("actor_user_id")?,
+        actor_member_id: row.try_get("actor_member_id")?,
+        actor_user_member_id: row.try_get("actor_user_member_id")?,
+        action: row.try_get("action")?,
+        resource_type: row.try_get("resource_type")?,
+        resource_id: row.try_get("resource_id")?,
+        decision: row.try_get("decision")?,
+        deny_code: row.try_get("deny_code")?,
+        ip_address: row.try_get("ip_address")?,
+        user_agent: row.try_get("user_agent")?,
+        trace: row.try_get::<Json<Value>, _>("trace")?.0,
+        prev_hash: row
+            .try_get::<Option<String>, _>("prev_hash")?
+            .unwrap_or_default(),
+        entry_hash: row.try_get("entry_hash")?,
+        redaction_version: row.try_get("redaction_version")?,
+        created_at: row.try_get("created_at")?,
+        redactions: serde_json::from_value(redactions.0).unwrap_or_default(),
+    })
+});
 
 /// Formats a timestamp as stored and hashed.
 pub fn format_timestamp(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
         .format(TIMESTAMP)
         .unwrap_or_default()
-}
-
-fn now_micros() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now)
 }
 
 impl AuditEntry {
@@ -216,7 +200,7 @@ pub fn prepare(policy: &RedactionPolicy, record: AuditRecord) -> Prepared {
             prev_hash: String::new(),
             entry_hash: String::new(),
             redaction_version: REDACTION_VERSION,
-            created_at: now_micros(),
+            created_at: plystra_contracts::storage::now(),
             redactions: redacted.redactions,
         },
     }

@@ -8,7 +8,6 @@ use plystra_contracts::envelope::Pagination;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Order, SelectStatement};
-use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode};
 use poem_openapi::payload::Json;
@@ -100,47 +99,9 @@ pub(crate) fn a(name: &str) -> Alias {
     Alias::new(name)
 }
 
-/// The current instant, at the microsecond precision both backends store.
-pub(crate) fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now)
-}
+pub(crate) use plystra_contracts::storage::now;
 
-/// Implements `FromRow` for both backends' rows with one body that reads columns by name.
-macro_rules! from_rows {
-    ($ty:ty, |$row:ident| $body:expr) => {
-        impl<'r>
-            ::plystra_contracts::storage::sqlx::FromRow<
-                'r,
-                ::plystra_contracts::storage::sqlx::sqlite::SqliteRow,
-            > for $ty
-        {
-            fn from_row(
-                $row: &'r ::plystra_contracts::storage::sqlx::sqlite::SqliteRow,
-            ) -> Result<Self, ::plystra_contracts::storage::sqlx::Error> {
-                #[allow(unused_imports)]
-                use ::plystra_contracts::storage::sqlx::Row as _;
-                $body
-            }
-        }
-        impl<'r>
-            ::plystra_contracts::storage::sqlx::FromRow<
-                'r,
-                ::plystra_contracts::storage::sqlx::postgres::PgRow,
-            > for $ty
-        {
-            fn from_row(
-                $row: &'r ::plystra_contracts::storage::sqlx::postgres::PgRow,
-            ) -> Result<Self, ::plystra_contracts::storage::sqlx::Error> {
-                #[allow(unused_imports)]
-                use ::plystra_contracts::storage::sqlx::Row as _;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use from_rows;
+pub(crate) use plystra_contracts::from_rows;
 
 /// A JSON column as decoded.
 pub(crate) type JsonColumn =

@@ -114,12 +114,7 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Now, truncated to whole microseconds so both backends store it exactly.
-pub fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now)
-}
+pub use plystra_contracts::storage::now;
 
 #[cfg(test)]
 mod tests {
