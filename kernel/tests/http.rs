@@ -572,3 +572,73 @@ async fn an_admin_authorizer_decides_each_operation_by_its_declared_permission()
         "an undeclared permission needs *"
     );
 }
+
+#[tokio::test]
+async fn cors_answers_only_for_configured_origins() {
+    let plugin = Spec::plugin::<0>("test.plugin").routes::<PingApi>(PING_ROUTES);
+    let open = boot(config(), source(vec![plugin.clone()], &[]))
+        .await
+        .unwrap();
+    let cli = TestClient::new(open.app);
+    let resp = cli
+        .get("/api/v1/health")
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await;
+    assert!(
+        resp.0
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "no allowlist, no CORS headers"
+    );
+
+    let config = plystra_kernel::KernelConfig {
+        cors_allowed_origins: vec!["https://app.example.com".to_owned()],
+        ..config()
+    };
+    let allowed = boot(config, source(vec![plugin], &[])).await.unwrap();
+    let cli = TestClient::new(allowed.app);
+    let resp = cli
+        .get("/api/v1/health")
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await;
+    assert_eq!(
+        resp.0.headers().get("access-control-allow-origin").unwrap(),
+        "https://app.example.com"
+    );
+    let preflight = cli
+        .options("/test/ping")
+        .header("Origin", "https://app.example.com")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-plystra-api-key")
+        .send()
+        .await;
+    assert!(
+        preflight.0.status().is_success(),
+        "{}",
+        preflight.0.status()
+    );
+    assert_eq!(
+        preflight
+            .0
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "https://app.example.com"
+    );
+    let other = cli
+        .get("/api/v1/health")
+        .header("Origin", "https://evil.example.com")
+        .send()
+        .await;
+    assert_ne!(
+        other
+            .0
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("https://evil.example.com".to_owned())
+    );
+}
