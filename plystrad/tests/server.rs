@@ -359,3 +359,44 @@ async fn an_unreachable_database_is_reported_by_ready_without_crashing() {
     let (status, _) = json(cli.get("/api/v1/health").send().await).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[test]
+fn every_management_operation_declares_a_permission_key() {
+    let keys = is_permission_key;
+    let mut missing = Vec::new();
+    for registration in CapabilitySource::linked().registrations() {
+        for route in registration.manifest.provides().routes {
+            let public = plystra_kernel::http::PUBLIC_OPERATIONS
+                .iter()
+                .any(|(m, p)| *m == route.method && *p == route.path);
+            match route.access {
+                _ if public => {}
+                plystra_contracts::Access::SelfService => {}
+                plystra_contracts::Access::Admin {
+                    permission: Some(key),
+                } if keys(key) => {}
+                other => missing.push(format!(
+                    "{} {} ({}): {other:?}",
+                    route.method.as_str(),
+                    route.path,
+                    route.operation
+                )),
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "operations without a valid permission key: {missing:#?}"
+    );
+}
+
+/// `domain:action` with lowercase tokens.
+fn is_permission_key(key: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    key.split_once(':')
+        .is_some_and(|(d, a)| token(d) && token(a))
+}

@@ -239,8 +239,8 @@ pub(crate) fn application(
         runtime.config().bootstrap_api_key.clone(),
         sessions,
     ));
-    // Each operation's declared access, by route-table key; undeclared (the kernel's own) routes
-    // are management routes.
+    // Each operation's declared access, by route-table key. The kernel's own protected operation
+    // is the capability list; anything undeclared needs `*`.
     let access: HashMap<(Method, String), Access> = runtime
         .entries()
         .iter()
@@ -249,6 +249,12 @@ pub(crate) fn application(
             let method = Method::from_bytes(r.method.as_str().as_bytes()).ok()?;
             Some(((method, poem_route_path(r.path)), r.access))
         })
+        .chain(std::iter::once((
+            (Method::GET, "/api/v1/capabilities".to_owned()),
+            Access::Admin {
+                permission: Some("capabilities:read"),
+            },
+        )))
         .collect();
     let admin = services
         .require::<dyn plystra_contracts::services::AdminAuthorizer>()

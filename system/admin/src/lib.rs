@@ -44,7 +44,8 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
             "/api/v1/admin/permission-keys",
             SERVICE,
             "listPermissionKeys",
-        )],
+        )
+        .permission("admin_grants:read")],
         events: Events {
             publishes: &["admin.action_authorized"],
             subscribes: &[],

@@ -45,121 +45,141 @@ pub const ROUTES: &[RouteDecl] = &[
         "/api/v1/authz/deny-codes",
         SERVICE,
         "listDenyCodes",
-    ),
+    )
+    .permission("authz:check"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/roles",
         SERVICE,
         "listRoles",
-    ),
+    )
+    .permission("roles:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/roles",
         SERVICE,
         "createRole",
-    ),
+    )
+    .permission("roles:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/roles/{role_id}",
         SERVICE,
         "getRole",
-    ),
+    )
+    .permission("roles:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/spaces/{space_id}/roles/{role_id}",
         SERVICE,
         "updateRole",
-    ),
+    )
+    .permission("roles:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/roles/{role_id}/disable",
         SERVICE,
         "disableRole",
-    ),
+    )
+    .permission("roles:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/roles/{role_id}",
         SERVICE,
         "getRoleByID",
-    ),
+    )
+    .permission("roles:read"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/permissions",
         SERVICE,
         "listPermissions",
-    ),
+    )
+    .permission("permissions:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/permissions",
         SERVICE,
         "createPermission",
-    ),
+    )
+    .permission("permissions:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/permissions/{permission_id}",
         SERVICE,
         "getPermission",
-    ),
+    )
+    .permission("permissions:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/permissions/{permission_id}",
         SERVICE,
         "updatePermission",
-    ),
+    )
+    .permission("permissions:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/permissions/{permission_id}/disable",
         SERVICE,
         "disablePermission",
-    ),
+    )
+    .permission("permissions:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/role-permissions",
         SERVICE,
         "listRolePermissions",
-    ),
+    )
+    .permission("permissions:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/role-permissions",
         SERVICE,
         "createRolePermission",
-    ),
+    )
+    .permission("permissions:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/role-permissions/{role_permission_id}",
         SERVICE,
         "getRolePermission",
-    ),
+    )
+    .permission("permissions:read"),
     RouteDecl::new(
         RouteMethod::Delete,
         "/api/v1/role-permissions/{role_permission_id}",
         SERVICE,
         "deleteRolePermission",
-    ),
+    )
+    .permission("permissions:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/member-roles",
         SERVICE,
         "listMemberRoles",
-    ),
+    )
+    .permission("roles:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/member-roles",
         SERVICE,
         "createMemberRole",
-    ),
+    )
+    .permission("roles:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/member-roles/{member_role_id}",
         SERVICE,
         "getMemberRole",
-    ),
+    )
+    .permission("roles:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/member-roles/{member_role_id}/revoke",
         SERVICE,
         "revokeMemberRole",
-    ),
+    )
+    .permission("roles:manage"),
 ];
 
 /// The manifest.

@@ -41,172 +41,203 @@ pub const SESSIONS_SERVICE: &str = "identity.sessions";
 
 /// Every route this capability serves.
 pub const ROUTES: &[RouteDecl] = &[
-    RouteDecl::new(RouteMethod::Get, "/api/v1/users", SERVICE, "listUsers"),
-    RouteDecl::new(RouteMethod::Post, "/api/v1/users", SERVICE, "createUser"),
+    RouteDecl::new(RouteMethod::Get, "/api/v1/users", SERVICE, "listUsers")
+        .permission("users:read"),
+    RouteDecl::new(RouteMethod::Post, "/api/v1/users", SERVICE, "createUser")
+        .permission("users:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/users/{user_id}",
         SERVICE,
         "getUser",
-    ),
+    )
+    .permission("users:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/users/{user_id}",
         SERVICE,
         "updateUser",
-    ),
+    )
+    .permission("users:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/users/{user_id}/disable",
         SERVICE,
         "disableUser",
-    ),
+    )
+    .permission("users:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/users/{user_id}/restore",
         SERVICE,
         "restoreUser",
-    ),
-    RouteDecl::new(RouteMethod::Get, "/api/v1/spaces", SERVICE, "listSpaces"),
-    RouteDecl::new(RouteMethod::Post, "/api/v1/spaces", SERVICE, "createSpace"),
+    )
+    .permission("users:manage"),
+    RouteDecl::new(RouteMethod::Get, "/api/v1/spaces", SERVICE, "listSpaces")
+        .permission("spaces:read"),
+    RouteDecl::new(RouteMethod::Post, "/api/v1/spaces", SERVICE, "createSpace")
+        .permission("spaces:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}",
         SERVICE,
         "getSpace",
-    ),
+    )
+    .permission("spaces:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/spaces/{space_id}",
         SERVICE,
         "updateSpace",
-    ),
+    )
+    .permission("spaces:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/disable",
         SERVICE,
         "disableSpace",
-    ),
+    )
+    .permission("spaces:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/restore",
         SERVICE,
         "restoreSpace",
-    ),
+    )
+    .permission("spaces:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/groups",
         SERVICE,
         "listGroups",
-    ),
+    )
+    .permission("groups:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/groups",
         SERVICE,
         "createGroup",
-    ),
+    )
+    .permission("groups:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/groups/tree",
         SERVICE,
         "getGroupTree",
-    ),
+    )
+    .permission("groups:read"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/groups/{group_id}",
         SERVICE,
         "getGroup",
-    ),
+    )
+    .permission("groups:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/spaces/{space_id}/groups/{group_id}",
         SERVICE,
         "updateGroup",
-    ),
+    )
+    .permission("groups:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/groups/{group_id}/disable",
         SERVICE,
         "disableGroup",
-    ),
+    )
+    .permission("groups:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/groups/{group_id}",
         SERVICE,
         "getGroupByID",
-    ),
+    )
+    .permission("groups:read"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/members",
         SERVICE,
         "listMembers",
-    ),
+    )
+    .permission("members:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/members",
         SERVICE,
         "createMember",
-    ),
+    )
+    .permission("members:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/members/{member_id}",
         SERVICE,
         "getMember",
-    ),
+    )
+    .permission("members:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/spaces/{space_id}/members/{member_id}",
         SERVICE,
         "updateMember",
-    ),
+    )
+    .permission("members:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/members/{member_id}/disable",
         SERVICE,
         "disableMember",
-    ),
+    )
+    .permission("members:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/members/{member_id}",
         SERVICE,
         "getMemberByID",
-    ),
+    )
+    .permission("members:read"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/user-members",
         SERVICE,
         "listUserMembers",
-    ),
+    )
+    .permission("user_members:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/user-members",
         SERVICE,
         "createUserMember",
-    ),
+    )
+    .permission("user_members:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/user-members/{user_member_id}",
         SERVICE,
         "getUserMember",
-    ),
+    )
+    .permission("user_members:read"),
     RouteDecl::new(
         RouteMethod::Patch,
         "/api/v1/spaces/{space_id}/user-members/{user_member_id}",
         SERVICE,
         "updateUserMember",
-    ),
+    )
+    .permission("user_members:manage"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/user-members/{user_member_id}/revoke",
         SERVICE,
         "revokeUserMember",
-    ),
+    )
+    .permission("user_members:manage"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/user-members/{user_member_id}",
         SERVICE,
         "getUserMemberByID",
-    ),
+    )
+    .permission("user_members:read"),
     RouteDecl::new(
         RouteMethod::Post,
         "/api/v1/auth/login",
@@ -250,7 +281,8 @@ pub const ROUTES: &[RouteDecl] = &[
         "/api/v1/identity/vocabulary",
         SERVICE,
         "getIdentityVocabulary",
-    ),
+    )
+    .permission("instance:read"),
 ];
 
 /// The manifest.

@@ -44,74 +44,88 @@ pub const ROUTES: &[RouteDecl] = &[
         RouteMethod::Get,
         "/api/v1/registry/vocabulary",
         "getRegistryVocabulary",
-    ),
+    )
+    .permission("instance:read"),
     route(
         RouteMethod::Get,
         "/api/v1/resource-types",
         "listResourceTypes",
-    ),
+    )
+    .permission("registry:read"),
     route(
         RouteMethod::Post,
         "/api/v1/resource-types",
         "upsertResourceType",
-    ),
+    )
+    .permission("registry:manage"),
     route(
         RouteMethod::Get,
         "/api/v1/resource-types/{resource_type}",
         "getResourceType",
-    ),
+    )
+    .permission("registry:read"),
     route(
         RouteMethod::Get,
         "/api/v1/resource-types/{resource_type}/actions",
         "listResourceActions",
-    ),
+    )
+    .permission("registry:read"),
     route(
         RouteMethod::Post,
         "/api/v1/resource-types/{resource_type}/actions",
         "upsertResourceAction",
-    ),
+    )
+    .permission("registry:manage"),
     route(
         RouteMethod::Get,
         "/api/v1/resource-types/{resource_type}/mapping",
         "getResourceMapping",
-    ),
+    )
+    .permission("registry:read"),
     route(
         RouteMethod::Post,
         "/api/v1/resource-types/{resource_type}/mapping",
         "upsertResourceMapping",
-    ),
-    route(RouteMethod::Get, "/api/v1/resources", "listResources"),
-    route(RouteMethod::Post, "/api/v1/resources", "createResource"),
+    )
+    .permission("registry:manage"),
+    route(RouteMethod::Get, "/api/v1/resources", "listResources").permission("resources:read"),
+    route(RouteMethod::Post, "/api/v1/resources", "createResource").permission("resources:manage"),
     route(
         RouteMethod::Get,
         "/api/v1/resources/{resource_type}/{resource_id}",
         "getResourceByTypeAndID",
-    ),
+    )
+    .permission("resources:read"),
     route(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/resources",
         "listSpaceResources",
-    ),
+    )
+    .permission("resources:read"),
     route(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/resources",
         "createSpaceResource",
-    ),
+    )
+    .permission("resources:manage"),
     route(
         RouteMethod::Get,
         "/api/v1/spaces/{space_id}/resources/{resource_id}",
         "getSpaceResource",
-    ),
+    )
+    .permission("resources:read"),
     route(
         RouteMethod::Patch,
         "/api/v1/spaces/{space_id}/resources/{resource_id}",
         "updateSpaceResource",
-    ),
+    )
+    .permission("resources:manage"),
     route(
         RouteMethod::Post,
         "/api/v1/spaces/{space_id}/resources/{resource_id}/archive",
         "archiveSpaceResource",
-    ),
+    )
+    .permission("resources:manage"),
 ];
 
 /// The manifest.
