@@ -271,6 +271,11 @@ impl ApiError {
             .with_detail("fields", serde_json::Value::Object(fields))
     }
 
+    /// A 404 with an entity's code, naming the ID: `no user has ID user_x`.
+    pub fn not_found(code: ErrorCode, entity: &str, id: &str) -> Self {
+        Self::new(code, format!("no {entity} has ID {id}")).with_detail("id", id)
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.code.status()

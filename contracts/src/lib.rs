@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod input;
 pub mod lifecycle;
 pub mod manifest;
 pub mod pagination;

@@ -412,6 +412,13 @@ pub enum Credential {
     },
 }
 
+impl Credential {
+    /// The caller's credential, as the kernel's request pipeline put it in the request.
+    pub fn of(req: &poem::Request) -> Option<&Credential> {
+        req.extensions().get::<Credential>()
+    }
+}
+
 /// Verifies session access tokens (`ply_at_…`); identity.business provides it as
 /// `identity.sessions`. The kernel's request pipeline consults it for protected routes.
 #[async_trait]

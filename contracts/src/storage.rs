@@ -406,6 +406,27 @@ impl Transaction {
     }
 }
 
+/// A JSON column as decoded.
+pub type JsonColumn = Option<sqlx::types::Json<serde_json::Value>>;
+
+/// Free-form metadata: a JSON object.
+pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// The `metadata` of a row as an API object.
+pub fn metadata_out(column: JsonColumn) -> Option<Metadata> {
+    match column.map(|j| j.0) {
+        Some(serde_json::Value::Object(map)) => Some(map.into_iter().collect()),
+        _ => None,
+    }
+}
+
+/// The `metadata` of a request as a column value.
+pub fn metadata_in(metadata: &Option<Metadata>) -> Option<serde_json::Value> {
+    metadata
+        .clone()
+        .map(|m| serde_json::Value::Object(m.into_iter().collect()))
+}
+
 /// The current instant at the microsecond precision both backends store, so a value written and
 /// read back compares equal.
 pub fn now() -> time::OffsetDateTime {

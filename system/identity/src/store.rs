@@ -103,27 +103,13 @@ pub(crate) use plystra_contracts::storage::now;
 
 pub(crate) use plystra_contracts::from_rows;
 
-/// A JSON column as decoded.
-pub(crate) type JsonColumn =
-    Option<plystra_contracts::storage::sqlx::types::Json<serde_json::Value>>;
+pub(crate) use plystra_contracts::storage::JsonColumn;
 
-/// Free-form metadata: a JSON object.
-pub type Metadata = std::collections::BTreeMap<String, serde_json::Value>;
+pub use plystra_contracts::storage::Metadata;
 
-/// The `metadata` of a row as an API object.
-pub(crate) fn metadata_out(column: JsonColumn) -> Option<Metadata> {
-    match column.map(|j| j.0) {
-        Some(serde_json::Value::Object(map)) => Some(map.into_iter().collect()),
-        _ => None,
-    }
-}
+pub(crate) use plystra_contracts::storage::metadata_out;
 
-/// The `metadata` of a request as a column value.
-pub(crate) fn metadata_in(metadata: &Option<Metadata>) -> Option<serde_json::Value> {
-    metadata
-        .clone()
-        .map(|m| serde_json::Value::Object(m.into_iter().collect()))
-}
+pub(crate) use plystra_contracts::storage::metadata_in;
 
 /// The status of users, spaces, groups and members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -183,20 +169,10 @@ pub(crate) const STATUS_MOVES: &[(Status, Status)] = &[
 
 /// A 404 with an entity code.
 pub(crate) fn not_found(code: ErrorCode, entity: &str, id: &str) -> ApiError {
-    ApiError::new(code, format!("no {entity} has ID {id}")).with_detail("id", id)
+    ApiError::not_found(code, entity, id)
 }
 
-/// Validates a caller-supplied ID, or generates one.
-pub(crate) fn entity_id(prefix: &str, supplied: Option<&str>) -> Result<String, ApiError> {
-    match supplied {
-        None => Ok(plystra_contracts::ids::generate(prefix)),
-        Some(id) if plystra_contracts::ids::is_valid(prefix, id) => Ok(id.to_owned()),
-        Some(_) => Err(ApiError::invalid_field(
-            "id",
-            format!("must be {prefix} followed by 1-120 characters of a-z, 0-9 and _"),
-        )),
-    }
-}
+pub(crate) use plystra_contracts::input::entity_id;
 
 /// A trimmed text field of 1..=max characters.
 pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
@@ -219,22 +195,7 @@ pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiEr
     Ok(value.to_owned())
 }
 
-/// A keyword: `^[a-z][a-z0-9_]*$`, at most 64 characters.
-pub(crate) fn keyword(field: &str, value: &str) -> Result<String, ApiError> {
-    let ok = value.len() <= 64
-        && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(ApiError::invalid_field(
-            field,
-            "must match ^[a-z][a-z0-9_]*$ and be at most 64 characters",
-        ))
-    }
-}
+pub(crate) use plystra_contracts::input::keyword;
 
 /// Who made a change, for the audit record.
 pub(crate) fn audit_record(
@@ -268,7 +229,7 @@ pub(crate) fn audit_record(
 
 /// The caller's credential, as the kernel put it in the request.
 pub(crate) fn credential(req: &poem::Request) -> Option<&Credential> {
-    req.extensions().get::<Credential>()
+    Credential::of(req)
 }
 
 /// A page request over a string key (IDs or paths).
