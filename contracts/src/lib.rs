@@ -25,7 +25,7 @@ pub use manifest::{
     Requires, RouteDecl, RouteMethod, Stability,
 };
 pub use registration::{Registration, RouteApi, RouteSet};
-pub use services::{DenyCode, ServiceError, ServiceRegistry};
+pub use services::{Decision, DenyCode, ServiceError, ServiceRegistry};
 
 /// The version of the kernel API this crate describes; manifests' `requires.kernel` is matched
 /// against it.

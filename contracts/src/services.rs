@@ -179,6 +179,16 @@ impl DenyCode {
     }
 }
 
+/// An authorization outcome: `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Decision {
+    /// Allowed (audit records of management changes that were carried out say `allow` too).
+    Allow,
+    /// Denied.
+    Deny,
+}
+
 /// The kernel's view of the runtime, offered to capabilities as a service (`kernel.runtime`).
 pub trait RuntimeInfo: Send + Sync {
     /// Whether the process runs in production mode.
@@ -313,11 +323,27 @@ pub enum ResolveError {
     Unavailable(String),
 }
 
+/// A group as other capabilities see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    /// The group's ID.
+    pub id: String,
+    /// Its space.
+    pub space_id: String,
+    /// Its dotted path.
+    pub path: String,
+    /// `active` or `disabled`.
+    pub status: String,
+}
+
 /// Resolves actors (identity.business provides it as `identity.service`).
 #[async_trait]
 pub trait ActorResolver: Send + Sync {
     /// The snapshot of the named actor.
     async fn resolve(&self, actor: &ActorRef) -> Result<ActorSnapshot, ResolveError>;
+
+    /// A group by ID (authorization's scope anchors), `None` when there is no such group.
+    async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError>;
 }
 
 /// The registry facts authorization needs about a target.
@@ -349,7 +375,7 @@ pub trait ResourceLookup: Send + Sync {
 
 /// The outcome of an authorization check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct CheckOutcome {
     /// Allowed or not.
     pub allow: bool,
     /// One of the 13 deny codes on a deny.
@@ -390,7 +416,7 @@ pub enum CheckError {
 #[async_trait]
 pub trait Authorizer: Send + Sync {
     /// Decides and audits one check.
-    async fn check(&self, request: &CheckRequest) -> Result<Decision, CheckError>;
+    async fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, CheckError>;
 }
 
 /// A credential the kernel authenticated.

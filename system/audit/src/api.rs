@@ -5,12 +5,12 @@
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
-    ApiError, DenyCode, Envelope, ErrorCode, ListEnvelope, Pagination, RouteApi, ServiceError,
-    ServiceRegistry,
+    ApiError, Decision, DenyCode, Envelope, ErrorCode, ListEnvelope, Pagination, RouteApi,
+    ServiceError, ServiceRegistry,
 };
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi, Tags};
+use poem_openapi::{Object, OpenApi, Tags};
 use time::OffsetDateTime;
 
 use crate::catalog::{AuditEventType, event_types};
@@ -20,16 +20,6 @@ use crate::store::{self, AuditEntry, Filter};
 enum AuditTag {
     /// The tamper-evident audit log.
     Audit,
-}
-
-/// An authorization outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum Decision {
-    /// Allowed (also every management change that was carried out).
-    Allow,
-    /// Denied.
-    Deny,
 }
 
 /// One audit record.

@@ -7,6 +7,7 @@
 //! own transaction and announced as `authorization.grants_changed`; `grants::load_grants` reads
 //! the grants in force for the authorization index.
 
+pub mod check;
 pub mod engine;
 pub mod grants;
 pub mod member_roles;
@@ -40,6 +41,20 @@ pub const SERVICE: &str = "authorization.service";
 
 /// Every route this capability serves.
 pub const ROUTES: &[RouteDecl] = &[
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/authz/check",
+        SERVICE,
+        "checkAuthorization",
+    )
+    .permission("authz:check"),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/authz/explain",
+        SERVICE,
+        "explainAuthorization",
+    )
+    .permission("authz:check"),
     RouteDecl::new(
         RouteMethod::Get,
         "/api/v1/authz/deny-codes",
@@ -400,6 +415,7 @@ impl VocabularyApi {
 
 type Apis = (
     VocabularyApi,
+    check::CheckApi,
     roles::RolesApi,
     permissions::PermissionsApi,
     role_permissions::RolePermissionsApi,
@@ -439,6 +455,12 @@ impl RouteApi for AuthorizationApi {
         Ok(Self((
             VocabularyApi {
                 service: services.require::<AuthorizationService>()?,
+            },
+            check::CheckApi {
+                db: (*services.require::<Database>()?).clone(),
+                actors: services.require::<dyn plystra_contracts::services::ActorResolver>()?,
+                lookup: services.require::<dyn plystra_contracts::services::ResourceLookup>()?,
+                audit: services.require::<dyn AuditRecorder>()?,
             },
             roles::RolesApi { ctx: ctx.clone() },
             permissions::PermissionsApi { ctx: ctx.clone() },

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::services::{
-    ActorRef, ActorResolver, ActorSnapshot, Credential, ResolveError,
+    ActorRef, ActorResolver, ActorSnapshot, Credential, GroupSnapshot, ResolveError,
 };
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -283,5 +283,17 @@ impl ActorResolver for Resolver {
             });
         }
         Ok(snapshot)
+    }
+
+    async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError> {
+        Ok(crate::groups::get(&self.db, group_id)
+            .await
+            .map_err(unavailable)?
+            .map(|g| GroupSnapshot {
+                id: g.id,
+                space_id: g.space_id,
+                path: g.path,
+                status: g.status.as_str().to_owned(),
+            }))
     }
 }
