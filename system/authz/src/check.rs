@@ -458,7 +458,6 @@ impl CheckApi {
         &self,
         req: &poem::Request,
         body: AuthzRequest,
-        explain: bool,
     ) -> Result<ExplainTrace, ApiError> {
         let parsed = parse(body, Credential::of(req))?;
         let snapshot = self
@@ -555,9 +554,8 @@ impl CheckApi {
             candidates,
             now,
         };
-        // The trace is always built for the audit record; explain also returns it.
+        // The trace is always built: the audit record keeps it, and explain returns it.
         let evaluation = engine::evaluate(&facts, true);
-        let _ = explain;
         let group_trace = |g: &GroupFacts| GroupTrace {
             id: g.id.clone(),
             path: g.path.clone(),
@@ -677,7 +675,7 @@ impl CheckApi {
         req: &poem::Request,
         body: Json<AuthzRequest>,
     ) -> Result<CheckResponse, ApiError> {
-        let trace = self.decide(req, body.0, false).await?;
+        let trace = self.decide(req, body.0).await?;
         let result = CheckResult {
             allow: trace.decision == Decision::Allow,
             decision: trace.decision,
@@ -706,7 +704,7 @@ impl CheckApi {
         req: &poem::Request,
         body: Json<AuthzRequest>,
     ) -> Result<ExplainResponse, ApiError> {
-        let trace = self.decide(req, body.0, true).await?;
+        let trace = self.decide(req, body.0).await?;
         let trace_id = trace.trace_id.clone();
         let audit_log_id = trace.audit.audit_log_id.clone();
         Ok(ExplainResponse::Explained(
