@@ -54,4 +54,12 @@ pub trait EventPublisher: Send + Sync {
     fn publish(&self, event: Event);
     /// A receiver of every event published from now on.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event>;
+    /// Calls `observer` with every event published from now on, inline in `publish`, before any
+    /// receiver sees it. For state that must never miss or lag behind an event (a broadcast
+    /// receiver may lag and lose events): when the publisher's call returns, the observer has
+    /// seen the event. Observers must be quick and must not block or publish.
+    fn observe(&self, observer: EventObserver);
 }
+
+/// A synchronous observer of every published event (see [`EventPublisher::observe`]).
+pub type EventObserver = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;

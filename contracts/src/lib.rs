@@ -7,6 +7,7 @@
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod facts;
 pub mod ids;
 pub mod input;
 pub mod lifecycle;

@@ -344,6 +344,10 @@ pub trait ActorResolver: Send + Sync {
 
     /// A group by ID (authorization's scope anchors), `None` when there is no such group.
     async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError>;
+
+    /// Every user, space, member, binding and group, as facts: what authorization's index loads
+    /// at start. Later changes arrive as `identity.facts_changed` events.
+    async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;
 }
 
 /// The registry facts authorization needs about a target.
@@ -371,6 +375,10 @@ pub trait ResourceLookup: Send + Sync {
         action: &str,
         resource_id: &str,
     ) -> Result<LookupContext, ResolveError>;
+
+    /// Every resource type, action and resource, as facts: what authorization's index loads at
+    /// start. Later changes arrive in `resource.registry_updated` events.
+    async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;
 }
 
 /// The outcome of an authorization check.

@@ -125,6 +125,19 @@ async fn fixture(cli: &Client) {
         }
         create(cli, "/api/v1/spaces/space_acme/user-members", body).await;
     }
+    // Alice also acts for a clerk of the other space (the member-space cross-space case).
+    create(
+        cli,
+        "/api/v1/spaces/space_other/user-members",
+        json!({"id": "um_alice_other_clerk", "user_id": "user_alice", "member_id": "member_other_clerk", "relation_type": "delegate"}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/spaces/space_other/roles",
+        json!({"id": "role_other_approver", "key": "other_approver", "name": "Other approver"}),
+    )
+    .await;
     create(
         cli,
         "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked/revoke",
@@ -229,6 +242,35 @@ fn request(
         "resource_id": resource,
         "action": action,
     })
+}
+
+/// The fixture's Context Mode request (an external actor, the target and one grant inline),
+/// changed by `edit`.
+fn context(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut body = json!({
+        "actor": {
+            "user_id": "user_external_alice",
+            "member_id": "member_finance_reviewer",
+            "binding_id": "binding_external_alice_finance",
+            "space_id": "space_acme",
+        },
+        "resource": {
+            "type": "invoice",
+            "id": "invoice_001",
+            "group_path": "finance.apac",
+            "owner_member_id": "member_invoice_creator",
+        },
+        "action": "approve",
+        "grants": [{
+            "role_key": "finance_approver",
+            "resource": "invoice",
+            "action": "approve",
+            "scope": "group_tree",
+            "scope_anchor_group_path": "finance",
+        }],
+    });
+    edit(&mut body);
+    body
 }
 
 #[tokio::test]
@@ -360,6 +402,50 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
             ),
             Some("CROSS_SPACE_VIOLATION"),
         ),
+        // The member acted as belongs to another space than the request.
+        (
+            json!({
+                "actor": {"user_id": "user_alice", "member_id": "member_other_clerk", "user_member_id": "um_alice_other_clerk", "space_id": "space_acme"},
+                "resource_type": "invoice",
+                "resource_id": "invoice_001",
+                "action": "approve",
+            }),
+            Some("CROSS_SPACE_VIOLATION"),
+        ),
+        // Context Mode: the fixture's inline request is allowed…
+        (context(|_| {}), None),
+        // …and each remaining space mutation is refused: the target's group (named by ID, so
+        // its space comes from identity), the role (named by ID), the grant's own space, and the
+        // anchor group.
+        (
+            context(|b| b["resource"]["group_id"] = json!("group_other_ops")),
+            Some("CROSS_SPACE_VIOLATION"),
+        ),
+        (
+            context(|b| b["grants"][0]["role_id"] = json!("role_other_approver")),
+            Some("CROSS_SPACE_VIOLATION"),
+        ),
+        (
+            context(|b| b["grants"][0]["space_id"] = json!("space_other")),
+            Some("CROSS_SPACE_VIOLATION"),
+        ),
+        (
+            context(|b| b["grants"][0]["scope_anchor_group_id"] = json!("group_other_ops")),
+            Some("CROSS_SPACE_VIOLATION"),
+        ),
+        // Inline context still answers to the registry and to inline actor statuses.
+        (
+            context(|b| b["action"] = json!("teleport")),
+            Some("INVALID_RESOURCE_ACTION"),
+        ),
+        (
+            context(|b| b["actor"]["binding_status"] = json!("revoked")),
+            Some("USER_MEMBER_REVOKED"),
+        ),
+        (
+            context(|b| b["resource"]["group_path"] = json!("legal.emea")),
+            Some("SCOPE_OUT_OF_BOUNDS"),
+        ),
     ];
     let mut expected_denies = Vec::new();
     for (i, (body, deny)) in table.iter().enumerate() {
@@ -417,8 +503,21 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
         trace["matched_candidates"][0]["scope_check"]["covered"],
         true
     );
+    assert_eq!(trace["mode"], "managed");
 
-    // Exactly one audit record per decision: 2 per table row plus Bob's extra explain.
+    // Context Mode explains itself the same way, with the inline grant as the candidate.
+    let (_, _, inline) = call(&cli, "POST", "/api/v1/authz/explain", context(|_| {})).await;
+    let trace = &inline["data"];
+    assert_eq!(trace["mode"], "context", "{inline}");
+    assert_eq!(trace["decision"], "allow");
+    assert_eq!(trace["actor"]["user_id"], "user_external_alice");
+    assert_eq!(trace["target"]["group"]["path"], "finance.apac");
+    assert_eq!(
+        trace["matched_candidates"][0]["scope_anchor"]["path"],
+        "finance"
+    );
+
+    // Exactly one audit record per decision: 2 per table row plus the two extra explains.
     let (_, _, decisions) = call(
         &cli,
         "GET",
@@ -428,7 +527,7 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
     .await;
     assert_eq!(
         decisions["data"].as_array().unwrap().len(),
-        table.len() * 2 + 1
+        table.len() * 2 + 2
     );
     let (_, _, denies) = call(
         &cli,
@@ -537,12 +636,14 @@ async fn bad_requests_and_unknown_ids_are_4xx_never_500() {
         "invoice_001",
         "approve",
     );
-    inline["grants"] = json!([{"role_key": "finance_approver", "resource": "invoice", "action": "approve", "scope": "group_tree"}]);
+    inline["grants"] =
+        json!([{"role_key": "finance_approver", "resource": "invoice", "action": "approve"}]);
     let (status, _, json) = call(&cli, "POST", "/api/v1/authz/check", inline).await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "Context Mode is refused, not silently ignored: {json}"
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["error"]["code"], "VALIDATION_FAILED");
+    assert!(
+        json["error"]["details"]["fields"]["grants[0].scope"].is_string(),
+        "an inline grant without a scope is named: {json}"
     );
     let (_, _, decisions) = call(
         &cli,
@@ -555,4 +656,180 @@ async fn bad_requests_and_unknown_ids_are_4xx_never_500() {
         decisions["data"].as_array().unwrap().is_empty(),
         "a request that was not decided leaves no decision record"
     );
+}
+
+fn revision(headers: &poem::http::HeaderMap) -> u64 {
+    headers
+        .get("x-plystra-authz-revision")
+        .expect("every decision names the index revision")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_committed_write_is_seen_by_the_very_next_check() {
+    let Some((_db, cli)) = app().await else {
+        return;
+    };
+    fixture(&cli).await;
+    let alice = |resource: &str| {
+        request(
+            "user_alice",
+            "um_alice_finance_reviewer",
+            "space_acme",
+            "invoice",
+            resource,
+            "approve",
+        )
+    };
+    let check = |body: Value| {
+        let cli = &cli;
+        async move {
+            let (status, headers, json) = call(cli, "POST", "/api/v1/authz/check", body).await;
+            assert_eq!(status, StatusCode::OK, "{json}");
+            (json["data"]["deny_code"].clone(), revision(&headers))
+        }
+    };
+    let (code, first) = check(alice("invoice_001")).await;
+    assert_eq!(code, Value::Null);
+    assert!(first > 0, "a loaded index has a revision");
+
+    // A resource created a moment ago is decided on at once.
+    create(
+        &cli,
+        "/api/v1/spaces/space_acme/resources",
+        json!({"id": "invoice_003", "resource_type": "invoice", "group_id": "group_finance_emea", "owner_member_id": "member_invoice_creator"}),
+    )
+    .await;
+    let (code, after_resource) = check(alice("invoice_003")).await;
+    assert_eq!(code, Value::Null);
+    assert!(after_resource > first, "{after_resource} > {first}");
+
+    // Revoking the grant takes effect for the next check.
+    let (_, _, grants) = call(
+        &cli,
+        "GET",
+        "/api/v1/spaces/space_acme/member-roles?member_id=member_finance_reviewer",
+        Value::Null,
+    )
+    .await;
+    let mr = grants["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["role_id"] == "role_finance_approver")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    create(
+        &cli,
+        &format!("/api/v1/spaces/space_acme/member-roles/{mr}/revoke"),
+        json!({}),
+    )
+    .await;
+    let (code, after_revoke) = check(alice("invoice_001")).await;
+    assert_eq!(code, "NO_MATCHING_PERMISSION");
+    assert!(after_revoke > after_resource);
+
+    // So does a new grant, anchored lower in the tree.
+    create(
+        &cli,
+        "/api/v1/spaces/space_acme/member-roles",
+        json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance_emea"}),
+    )
+    .await;
+    assert_eq!(check(alice("invoice_003")).await.0, Value::Null);
+    assert_eq!(check(alice("invoice_001")).await.0, "SCOPE_OUT_OF_BOUNDS");
+
+    // And identity changes: a disabled user is refused by the next check.
+    create(&cli, "/api/v1/users/user_alice/disable", json!({})).await;
+    assert_eq!(check(alice("invoice_003")).await.0, "ACTOR_USER_INACTIVE");
+}
+
+#[tokio::test]
+async fn a_batch_decides_each_item_on_its_own_in_request_order() {
+    let Some((_db, cli)) = app().await else {
+        return;
+    };
+    fixture(&cli).await;
+    let alice = |resource: &str, action: &str| {
+        request(
+            "user_alice",
+            "um_alice_finance_reviewer",
+            "space_acme",
+            "invoice",
+            resource,
+            action,
+        )
+    };
+    let mut unknown_user = alice("invoice_001", "approve");
+    unknown_user["actor"]["user_id"] = json!("user_nobody");
+    let body = json!({"checks": [
+        alice("invoice_001", "approve"),
+        alice("invoice_002", "approve"),
+        unknown_user,
+        {"actor": {"user_id": "user_alice"}},
+        alice("invoice_001", "reject"),
+    ]});
+    let (status, _, json) = call(&cli, "POST", "/api/v1/authz/check/batch", body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let results = json["data"]["results"].as_array().unwrap();
+    let summary: Vec<(u64, u64, Value, Value)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["status"].as_u64().unwrap(),
+                r["result"]["deny_code"].clone(),
+                r["error"]["code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0, 200, Value::Null, Value::Null),
+            (1, 200, json!("SCOPE_OUT_OF_BOUNDS"), Value::Null),
+            (2, 404, Value::Null, json!("USER_NOT_FOUND")),
+            (3, 400, Value::Null, json!("VALIDATION_FAILED")),
+            (4, 200, json!("NO_MATCHING_PERMISSION"), Value::Null),
+        ]
+    );
+    assert_eq!(
+        (
+            &json["data"]["allowed"],
+            &json["data"]["denied"],
+            &json["data"]["failed"]
+        ),
+        (&json!(1), &json!(2), &json!(2))
+    );
+    // One audit record per decided item, each its own.
+    let ids: std::collections::BTreeSet<&str> = results
+        .iter()
+        .filter_map(|r| r["result"]["audit_log_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let (_, _, decisions) = call(
+        &cli,
+        "GET",
+        "/api/v1/audit/logs?event_type=authz.decision&limit=200",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(decisions["data"].as_array().unwrap().len(), 3);
+
+    for checks in [json!([]), json!(vec![alice("invoice_001", "approve"); 101])] {
+        let (status, _, json) = call(
+            &cli,
+            "POST",
+            "/api/v1/authz/check/batch",
+            json!({ "checks": checks }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+        assert!(json["error"]["details"]["fields"]["checks"].is_string());
+    }
 }

@@ -492,15 +492,33 @@ async fn the_finance_reviewer_grants_are_created_read_audited_and_announced() {
         StatusCode::OK,
     )
     .await;
+    let described: Vec<Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!({"kind": e["kind"], "id": e["id"], "space_id": e["space_id"]}))
+        .collect();
     assert_eq!(
-        events["data"],
-        json!([
-            {"kind": "role", "id": "role_finance_approver", "space_id": "space_acme"},
-            {"kind": "permission", "id": perm_id, "space_id": "space_acme"},
-            {"kind": "role_permission", "id": rp_id, "space_id": "space_acme"},
-            {"kind": "member_role", "id": mr_id, "space_id": "space_acme"},
-        ])
+        described,
+        vec![
+            json!({"kind": "role", "id": "role_finance_approver", "space_id": "space_acme"}),
+            json!({"kind": "permission", "id": perm_id, "space_id": "space_acme"}),
+            json!({"kind": "role_permission", "id": rp_id, "space_id": "space_acme"}),
+            json!({"kind": "member_role", "id": mr_id, "space_id": "space_acme"}),
+        ]
     );
+    // Each carries the entity's new state as the fact the authorization index applies.
+    for event in events["data"].as_array().unwrap() {
+        let facts = event["facts"].as_array().unwrap();
+        assert_eq!(facts.len(), 1, "{event}");
+        assert_eq!(facts[0]["kind"], event["kind"]);
+        assert_eq!(facts[0]["id"], event["id"]);
+    }
+    assert_eq!(
+        events["data"][3]["facts"][0]["member_id"],
+        "member_finance_reviewer"
+    );
+    assert_eq!(events["data"][3]["facts"][0]["status"], "active");
 }
 
 #[tokio::test]

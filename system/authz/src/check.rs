@@ -1,27 +1,22 @@
-//! `authz/check` and `authz/explain` in managed mode: resolve the actor through identity, the
-//! target through the registry, the candidate grants from this capability's own tables; decide
-//! with the engine; make exactly one audit record durable; answer.
+//! `authz/check`, `authz/check/batch` and `authz/explain`: resolve the request against the
+//! authorization index's current snapshot (no database read), decide with the engine, make
+//! exactly one audit record durable per decision, answer.
 //!
-//! An error anywhere on this path is an error response, never an allow. The decision is returned
-//! only after its audit record has committed (503 `AUDIT_UNAVAILABLE` otherwise).
-//!
-//! This first version reads through the identity and registry services on every check; the
-//! in-memory index the issue asks for replaces those reads without changing this file's contract.
+//! Managed mode names the actor and the target by ID; Context Mode (API keys and the bootstrap
+//! key only) brings the target and the grants inline, and the registry still judges the type
+//! and action. An error anywhere on this path is an error response, never an allow. A decision
+//! is returned only after its audit record has committed (503 `AUDIT_UNAVAILABLE` otherwise).
 
 use std::sync::Arc;
 
-use plystra_contracts::services::{
-    ActorRef, ActorResolver, AuditRecord, AuditRecorder, Credential, ResolveError, ResourceLookup,
-};
-use plystra_contracts::storage::Database;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, JoinType, Order, Query};
+use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder, Credential, ResolveError};
 use plystra_contracts::{ApiError, Decision, DenyCode, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::Scope;
 use crate::engine::{self, ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
-use crate::store::a;
+use crate::index::{ActorStatuses, Request as IndexRequest, Snapshot};
 
 /// The trace format version.
 pub const TRACE_VERSION: &str = "1.0";
@@ -45,9 +40,18 @@ pub struct AuthzActor {
     pub binding_id: Option<String>,
     /// The space the request is made in.
     pub space_id: Option<String>,
+    /// Context Mode: the user's status (`active` when absent).
+    pub user_status: Option<String>,
+    /// Context Mode: the member's status (`active` when absent).
+    pub member_status: Option<String>,
+    /// Context Mode: the binding's status (`active` when absent; `revoked` denies).
+    pub binding_status: Option<String>,
+    /// Context Mode: the space's status (`active` when absent).
+    pub space_status: Option<String>,
 }
 
-/// The target, as an object instead of `resource_type` and `resource_id`.
+/// The target as an object. In managed mode only `type` and `id` are read; in Context Mode the
+/// rest describes the target inline.
 #[derive(Debug, Clone, Object)]
 pub struct AuthzResource {
     /// The resource type.
@@ -55,9 +59,43 @@ pub struct AuthzResource {
     pub resource_type: Option<String>,
     /// The resource ID.
     pub id: Option<String>,
+    /// Context Mode: the ID in the calling application (used when `id` is absent).
+    pub external_id: Option<String>,
+    /// Context Mode: its space (the actor's when absent).
+    pub space_id: Option<String>,
+    /// Context Mode: its group, by ID; the index supplies the group's path and space.
+    pub group_id: Option<String>,
+    /// Context Mode: its group, by dotted path (when `group_id` is absent).
+    pub group_path: Option<String>,
+    /// Context Mode: the owning member, for `self` scopes.
+    pub owner_member_id: Option<String>,
 }
 
-/// A check or explain request (managed mode).
+/// Context Mode: one grant the caller vouches for.
+#[derive(Debug, Clone, Object)]
+pub struct InlineGrant {
+    /// The role's key.
+    pub role_key: Option<String>,
+    /// The role's ID; when the index knows it, the role's space is taken from there.
+    pub role_id: Option<String>,
+    /// The permission's ID, kept in the trace.
+    pub permission_id: Option<String>,
+    /// The resource type the grant covers.
+    pub resource: Option<String>,
+    /// The action the grant covers.
+    pub action: Option<String>,
+    /// `self`, `group`, `group_tree`, `space` or `global`.
+    pub scope: Option<Scope>,
+    /// The grant's space (the actor's when absent).
+    pub space_id: Option<String>,
+    /// The anchor group, by ID; the index supplies its path and space.
+    pub scope_anchor_group_id: Option<String>,
+    /// The anchor group, by dotted path (when no ID is given).
+    pub scope_anchor_group_path: Option<String>,
+}
+
+/// A check or explain request. Without `grants` it is managed mode; with `grants` (even empty) it
+/// is Context Mode, accepted from API keys only.
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
 pub struct AuthzRequest {
@@ -71,8 +109,8 @@ pub struct AuthzRequest {
     pub resource: Option<AuthzResource>,
     /// The action, for example `approve`.
     pub action: Option<String>,
-    /// Inline grants (Context Mode); not supported by this server yet.
-    pub grants: Option<Vec<serde_json::Value>>,
+    /// Context Mode: the grants to decide on, instead of the stored ones.
+    pub grants: Option<Vec<InlineGrant>>,
 }
 
 impl poem_openapi::types::Example for AuthzRequest {
@@ -84,6 +122,10 @@ impl poem_openapi::types::Example for AuthzRequest {
                 user_member_id: Some("um_alice_finance_reviewer".into()),
                 binding_id: None,
                 space_id: Some("space_acme".into()),
+                user_status: None,
+                member_status: None,
+                binding_status: None,
+                space_status: None,
             }),
             resource_type: Some("invoice".into()),
             resource_id: Some("invoice_001".into()),
@@ -93,6 +135,42 @@ impl poem_openapi::types::Example for AuthzRequest {
         }
     }
 }
+
+/// Up to 100 checks, decided independently.
+#[derive(Debug, Clone, Object)]
+pub struct BatchCheckRequest {
+    /// The checks, 1 to 100, each shaped like an `authz/check` body.
+    pub checks: Vec<AuthzRequest>,
+}
+
+/// One item of a batch: its decision, or why it could not be decided.
+#[derive(Debug, Clone, Object)]
+pub struct BatchCheckItem {
+    /// The item's position in the request.
+    pub index: u32,
+    /// The HTTP status the item would have had alone (200 for a decision, allow or deny).
+    pub status: u16,
+    /// The decision, when there is one.
+    pub result: Option<CheckResult>,
+    /// The error, when there is no decision.
+    pub error: Option<plystra_contracts::error::ErrorBody>,
+}
+
+/// The batch's answers, in request order.
+#[derive(Debug, Clone, Object)]
+pub struct BatchCheckResult {
+    /// One per check, in request order.
+    pub results: Vec<BatchCheckItem>,
+    /// How many were allowed.
+    pub allowed: u32,
+    /// How many were denied.
+    pub denied: u32,
+    /// How many could not be decided.
+    pub failed: u32,
+}
+
+/// The most checks one batch may carry.
+pub const MAX_BATCH: usize = 100;
 
 /// Where the decision's audit record is.
 #[derive(Debug, Clone, Object)]
@@ -120,6 +198,9 @@ pub struct CheckResult {
     pub audit_log_id: Option<String>,
     /// The audit record.
     pub audit: AuditRef,
+    /// The authorization index revision the decision was made on (also in
+    /// `X-Plystra-Authz-Revision`); it grows with every committed change.
+    pub revision: u64,
 }
 
 /// The actor as it was at decision time.
@@ -240,6 +321,10 @@ pub struct ExplainTrace {
     pub trace_version: String,
     /// The trace's ID.
     pub trace_id: String,
+    /// `managed` (stored grants) or `context` (inline grants).
+    pub mode: String,
+    /// The authorization index revision the decision was made on.
+    pub revision: u64,
     /// `allow` or `deny`.
     pub decision: Decision,
     /// Why it was denied.
@@ -269,6 +354,7 @@ pub enum CheckResponse {
         Json<Envelope<CheckResult>>,
         #[oai(header = "X-Plystra-Trace-ID")] String,
         #[oai(header = "X-Plystra-Audit-Log-ID")] Option<String>,
+        #[oai(header = "X-Plystra-Authz-Revision")] u64,
     ),
 }
 
@@ -281,17 +367,14 @@ pub enum ExplainResponse {
         Json<Envelope<ExplainTrace>>,
         #[oai(header = "X-Plystra-Trace-ID")] String,
         #[oai(header = "X-Plystra-Audit-Log-ID")] Option<String>,
+        #[oai(header = "X-Plystra-Authz-Revision")] u64,
     ),
 }
 
 /// The check and explain routes.
 pub struct CheckApi {
-    /// The database (this capability's grant tables).
-    pub db: Database,
-    /// identity.business.
-    pub actors: Arc<dyn ActorResolver>,
-    /// resource.registry.
-    pub lookup: Arc<dyn ResourceLookup>,
+    /// The capability's service: the index and what loads it.
+    pub service: Arc<crate::AuthorizationService>,
     /// audit.explainable.
     pub audit: Arc<dyn AuditRecorder>,
 }
@@ -302,72 +385,269 @@ fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::invalid_field(field, "is required"))
 }
 
-/// The request's fields, validated; every missing field is named.
-struct Parsed {
+/// Collects missing fields so one answer names all of them.
+#[derive(Default)]
+struct Missing(serde_json::Map<String, serde_json::Value>);
+
+impl Missing {
+    fn take(&mut self, field: &str, value: Option<String>) -> String {
+        match required(field, value) {
+            Ok(v) => v,
+            Err(_) => {
+                self.0.insert(field.to_owned(), "is required".into());
+                String::new()
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("missing: {}", names.join(", ")),
+        )
+        .with_detail("fields", serde_json::Value::Object(self.0)))
+    }
+}
+
+/// A validated request.
+enum Parsed {
+    Managed(Managed),
+    Context(Box<Context>),
+}
+
+/// Managed mode: everything by ID.
+struct Managed {
     actor: ActorRef,
     resource_type: String,
     resource_id: String,
     action: String,
 }
 
+/// Context Mode: the target and the grants inline.
+struct Context {
+    actor: ActorRef,
+    statuses: ActorStatuses,
+    resource_type: String,
+    resource_id: String,
+    space_id: String,
+    group_id: Option<String>,
+    group_path: Option<String>,
+    owner_member_id: Option<String>,
+    action: String,
+    grants: Vec<InlineGrant>,
+}
+
+fn status_or_active(value: Option<String>) -> String {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "active".to_owned())
+}
+
 fn parse(body: AuthzRequest, credential: Option<&Credential>) -> Result<Parsed, ApiError> {
-    if body.grants.as_ref().is_some_and(|g| !g.is_empty()) {
-        if matches!(credential, Some(Credential::Session { .. })) {
-            return Err(ApiError::new(
-                ErrorCode::InlineContextRequiresApiKey,
-                "inline grants (Context Mode) are accepted from API keys only",
-            ));
-        }
-        return Err(ApiError::invalid_field(
-            "grants",
-            "inline grants (Context Mode) are not supported by this server yet",
-        ));
-    }
-    let mut missing = serde_json::Map::new();
-    let mut take = |field: &str, value: Option<String>| match required(field, value) {
-        Ok(v) => v,
-        Err(_) => {
-            missing.insert(field.to_owned(), "is required".into());
-            String::new()
-        }
-    };
+    let mut missing = Missing::default();
     let actor = body.actor.unwrap_or(AuthzActor {
         user_id: None,
         member_id: None,
         user_member_id: None,
         binding_id: None,
         space_id: None,
+        user_status: None,
+        member_status: None,
+        binding_status: None,
+        space_status: None,
     });
     let resource = body.resource.unwrap_or(AuthzResource {
         resource_type: None,
         id: None,
+        external_id: None,
+        space_id: None,
+        group_id: None,
+        group_path: None,
+        owner_member_id: None,
     });
-    let parsed = Parsed {
-        actor: ActorRef {
-            user_id: take("actor.user_id", actor.user_id),
-            member_id: take("actor.member_id", actor.member_id),
-            user_member_id: take(
-                "actor.user_member_id",
-                actor.user_member_id.or(actor.binding_id),
-            ),
-            space_id: take("actor.space_id", actor.space_id),
-        },
-        resource_type: take(
-            "resource_type",
-            body.resource_type.or(resource.resource_type),
+    let actor_ref = ActorRef {
+        user_id: missing.take("actor.user_id", actor.user_id),
+        member_id: missing.take("actor.member_id", actor.member_id),
+        user_member_id: missing.take(
+            "actor.user_member_id",
+            actor.user_member_id.or(actor.binding_id),
         ),
-        resource_id: take("resource_id", body.resource_id.or(resource.id)),
-        action: take("action", body.action),
+        space_id: missing.take("actor.space_id", actor.space_id),
     };
-    if missing.is_empty() {
-        Ok(parsed)
-    } else {
-        let names: Vec<&str> = missing.keys().map(String::as_str).collect();
-        Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            format!("missing: {}", names.join(", ")),
-        )
-        .with_detail("fields", serde_json::Value::Object(missing)))
+    let resource_type = missing.take(
+        "resource_type",
+        body.resource_type.or(resource.resource_type),
+    );
+    let action = missing.take("action", body.action);
+    let Some(grants) = body.grants else {
+        let managed = Managed {
+            actor: actor_ref,
+            resource_type,
+            resource_id: missing.take("resource_id", body.resource_id.or(resource.id)),
+            action,
+        };
+        missing.finish()?;
+        return Ok(Parsed::Managed(managed));
+    };
+    // Inline context is trusted input: only API keys (and the bootstrap key) may send it.
+    if !matches!(
+        credential,
+        Some(Credential::ApiKey { .. } | Credential::BootstrapKey)
+    ) {
+        return Err(ApiError::new(
+            ErrorCode::InlineContextRequiresApiKey,
+            "inline grants (Context Mode) are accepted from API keys only",
+        ));
+    }
+    let resource_id = missing.take(
+        "resource.id",
+        body.resource_id.or(resource.id).or(resource.external_id),
+    );
+    for (i, grant) in grants.iter().enumerate() {
+        if grant.role_key.is_none() && grant.role_id.is_none() {
+            missing.take(&format!("grants[{i}].role_key"), None);
+        }
+        missing.take(&format!("grants[{i}].resource"), grant.resource.clone());
+        missing.take(&format!("grants[{i}].action"), grant.action.clone());
+        if grant.scope.is_none() {
+            missing.take(&format!("grants[{i}].scope"), None);
+        }
+    }
+    missing.finish()?;
+    let space_id = resource
+        .space_id
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| actor_ref.space_id.clone());
+    Ok(Parsed::Context(Box::new(Context {
+        statuses: ActorStatuses {
+            user_status: status_or_active(actor.user_status),
+            member_status: status_or_active(actor.member_status),
+            user_member_status: status_or_active(actor.binding_status),
+            user_member_expires_at: None,
+            space_status: status_or_active(actor.space_status),
+        },
+        actor: actor_ref,
+        resource_type,
+        resource_id,
+        space_id,
+        group_id: resource.group_id.filter(|g| !g.trim().is_empty()),
+        group_path: resource.group_path.filter(|g| !g.trim().is_empty()),
+        owner_member_id: resource.owner_member_id,
+        action,
+        grants,
+    })))
+}
+
+/// The engine's facts for a Context Mode request: the registry from the snapshot, everything
+/// else from the request. Groups named by ID take their path and space from the snapshot.
+fn context_facts(snapshot: &Snapshot, ctx: &Context, now: i64) -> Facts {
+    let (type_key, action_known) = snapshot.registry(&ctx.resource_type, &ctx.action);
+    let type_key = type_key.map(str::to_owned);
+    let group_of =
+        |id: Option<&String>, path: Option<&String>, space: &str| -> Option<GroupFacts> {
+            match (id, path) {
+                (Some(id), path) => Some(snapshot.group(id).unwrap_or(GroupFacts {
+                    id: Some(id.clone()),
+                    path: path.cloned().unwrap_or_default(),
+                    space_id: Some(space.to_owned()),
+                })),
+                (None, Some(path)) => Some(GroupFacts {
+                    id: None,
+                    path: path.clone(),
+                    space_id: Some(space.to_owned()),
+                }),
+                (None, None) => None,
+            }
+        };
+    let candidates = match &type_key {
+        Some(key) if action_known => ctx
+            .grants
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| {
+                g.resource.as_deref() == Some(key.as_str())
+                    && g.action.as_deref() == Some(ctx.action.as_str())
+            })
+            .filter_map(|(i, g)| {
+                let scope = g.scope?;
+                let grant_space = g
+                    .space_id
+                    .clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| ctx.actor.space_id.clone());
+                let role_space = g
+                    .role_id
+                    .as_deref()
+                    .and_then(|id| snapshot.role_space(id))
+                    .unwrap_or_else(|| grant_space.clone());
+                let anchor = group_of(
+                    g.scope_anchor_group_id.as_ref(),
+                    g.scope_anchor_group_path.as_ref(),
+                    &grant_space,
+                );
+                Some(Candidate {
+                    role_key: g
+                        .role_key
+                        .clone()
+                        .or_else(|| g.role_id.clone())
+                        .unwrap_or_default(),
+                    role_id: g.role_id.clone().unwrap_or_default(),
+                    role_space_id: role_space,
+                    permission_id: g
+                        .permission_id
+                        .clone()
+                        .unwrap_or_else(|| format!("inline_{i}")),
+                    scope,
+                    member_role_id: format!("inline_{i}"),
+                    member_role_space_id: grant_space,
+                    anchor_named: anchor.is_some(),
+                    anchor,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let expires = ctx
+        .statuses
+        .user_member_expires_at
+        .as_deref()
+        .and_then(|e| {
+            time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| t.unix_timestamp());
+    Facts {
+        actor: ActorFacts {
+            user_id: ctx.actor.user_id.clone(),
+            user_active: ctx.statuses.user_status == "active",
+            member_id: ctx.actor.member_id.clone(),
+            member_active: ctx.statuses.member_status == "active",
+            member_space_id: ctx.actor.space_id.clone(),
+            user_member_id: ctx.actor.user_member_id.clone(),
+            binding_revoked: ctx.statuses.user_member_status == "revoked",
+            binding_expires_at: expires,
+            space_id: ctx.actor.space_id.clone(),
+            space_active: ctx.statuses.space_status == "active",
+        },
+        target: TargetFacts {
+            resource_type: ctx.resource_type.clone(),
+            resource_id: ctx.resource_id.clone(),
+            space_id: ctx.space_id.clone(),
+            group: group_of(
+                ctx.group_id.as_ref(),
+                ctx.group_path.as_ref(),
+                &ctx.space_id,
+            ),
+            owner_member_id: ctx.owner_member_id.clone(),
+        },
+        action: ctx.action.clone(),
+        resource_type_known: type_key.is_some(),
+        action_known,
+        candidates,
+        now,
     }
 }
 
@@ -389,68 +669,13 @@ fn resolve_error(e: ResolveError) -> ApiError {
     }
 }
 
-type CandidateRow = (
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
-
 impl CheckApi {
-    /// The member's active grants for (type, action), in a stable order.
-    async fn candidates(
-        &self,
-        member_id: &str,
-        resource_type: &str,
-        action: &str,
-    ) -> Result<Vec<CandidateRow>, ApiError> {
-        let mut q = Query::select();
-        q.columns([
-            (a("mr"), a("id")),
-            (a("mr"), a("space_id")),
-            (a("mr"), a("scope_anchor_group_id")),
-            (a("r"), a("id")),
-            (a("r"), a("key")),
-            (a("r"), a("space_id")),
-            (a("p"), a("id")),
-            (a("p"), a("scope")),
-        ])
-        .from_as(a("sys_authz_member_roles"), a("mr"))
-        .join_as(
-            JoinType::InnerJoin,
-            a("sys_authz_roles"),
-            a("r"),
-            Expr::col((a("r"), a("id"))).equals((a("mr"), a("role_id"))),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            a("sys_authz_role_permissions"),
-            a("rp"),
-            Expr::col((a("rp"), a("role_id"))).equals((a("r"), a("id"))),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            a("sys_authz_permissions"),
-            a("p"),
-            Expr::col((a("p"), a("id"))).equals((a("rp"), a("permission_id"))),
-        )
-        .and_where(Expr::col((a("mr"), a("member_id"))).eq(member_id))
-        .and_where(Expr::col((a("mr"), a("status"))).eq("active"))
-        .and_where(Expr::col((a("mr"), a("deleted_at"))).is_null())
-        .and_where(Expr::col((a("r"), a("status"))).eq("active"))
-        .and_where(Expr::col((a("r"), a("deleted_at"))).is_null())
-        .and_where(Expr::col((a("rp"), a("deleted_at"))).is_null())
-        .and_where(Expr::col((a("p"), a("status"))).eq("active"))
-        .and_where(Expr::col((a("p"), a("deleted_at"))).is_null())
-        .and_where(Expr::col((a("p"), a("resource"))).eq(resource_type))
-        .and_where(Expr::col((a("p"), a("action"))).eq(action))
-        .order_by((a("mr"), a("id")), Order::Asc)
-        .order_by((a("p"), a("id")), Order::Asc);
-        Ok(self.db.fetch_all(&q).await?)
+    /// The snapshot to decide on; 503 when the index cannot be loaded.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
+        self.service
+            .snapshot()
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::NotReady, e))
     }
 
     /// Decides, audits once, and returns the trace.
@@ -460,99 +685,37 @@ impl CheckApi {
         body: AuthzRequest,
     ) -> Result<ExplainTrace, ApiError> {
         let parsed = parse(body, Credential::of(req))?;
-        let snapshot = self
-            .actors
-            .resolve(&parsed.actor)
-            .await
-            .map_err(resolve_error)?;
-        let lookup = self
-            .lookup
-            .lookup(&parsed.resource_type, &parsed.action, &parsed.resource_id)
-            .await
-            .map_err(resolve_error)?;
-        let rows = if lookup.resource_type_known && lookup.action_known {
-            self.candidates(
-                &parsed.actor.member_id,
-                &parsed.resource_type,
-                &parsed.action,
-            )
-            .await?
-        } else {
-            Vec::new()
-        };
-        let mut candidates = Vec::with_capacity(rows.len());
-        for (mr_id, mr_space, anchor_id, role_id, role_key, role_space, permission_id, scope) in
-            rows
-        {
-            let Some(scope) = Scope::parse(&scope) else {
-                continue;
-            };
-            let anchor = match &anchor_id {
-                Some(id) => self
-                    .actors
-                    .group(id)
-                    .await
-                    .map_err(resolve_error)?
-                    .map(|g| GroupFacts {
-                        id: Some(g.id),
-                        path: g.path,
-                        space_id: Some(g.space_id),
-                    }),
-                None => None,
-            };
-            candidates.push(Candidate {
-                role_key,
-                role_id,
-                role_space_id: role_space,
-                permission_id,
-                scope,
-                member_role_id: mr_id,
-                member_role_space_id: mr_space,
-                anchor_named: anchor_id.is_some(),
-                anchor,
-            });
-        }
+        let snapshot = self.snapshot().await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let expires_at = snapshot
-            .user_member_expires_at
-            .as_deref()
-            .and_then(|e| {
-                time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map(|t| t.unix_timestamp());
-        let target_space = lookup
-            .space_id
-            .clone()
-            .unwrap_or_else(|| snapshot.actor.space_id.clone());
-        let facts = Facts {
-            actor: ActorFacts {
-                user_id: snapshot.actor.user_id.clone(),
-                user_active: snapshot.user_status == "active",
-                member_id: snapshot.actor.member_id.clone(),
-                member_active: snapshot.member_status == "active",
-                member_space_id: snapshot.member_space_id.clone(),
-                user_member_id: snapshot.actor.user_member_id.clone(),
-                binding_revoked: snapshot.user_member_status == "revoked",
-                binding_expires_at: expires_at,
-                space_id: snapshot.actor.space_id.clone(),
-                space_active: snapshot.space_status == "active",
-            },
-            target: TargetFacts {
-                resource_type: parsed.resource_type.clone(),
-                resource_id: parsed.resource_id.clone(),
-                space_id: target_space.clone(),
-                group: lookup.group.clone().map(|(id, path)| GroupFacts {
-                    id: Some(id),
-                    path,
-                    space_id: Some(target_space.clone()),
-                }),
-                owner_member_id: lookup.owner_member_id.clone(),
-            },
-            action: parsed.action.clone(),
-            resource_type_known: lookup.resource_type_known,
-            action_known: lookup.action_known,
-            candidates,
-            now,
+        let (mode, facts, statuses, target_space_id) = match &parsed {
+            Parsed::Managed(m) => {
+                let resolved = snapshot
+                    .resolve(
+                        &IndexRequest {
+                            user_id: &m.actor.user_id,
+                            member_id: &m.actor.member_id,
+                            user_member_id: &m.actor.user_member_id,
+                            space_id: &m.actor.space_id,
+                            resource_type: &m.resource_type,
+                            resource_id: &m.resource_id,
+                            action: &m.action,
+                        },
+                        now,
+                    )
+                    .map_err(resolve_error)?;
+                (
+                    "managed",
+                    resolved.facts,
+                    resolved.statuses,
+                    resolved.target_space_id,
+                )
+            }
+            Parsed::Context(c) => (
+                "context",
+                context_facts(&snapshot, c, now),
+                c.statuses.clone(),
+                Some(c.space_id.clone()),
+            ),
         };
         // The trace is always built: the audit record keeps it, and explain returns it.
         let evaluation = engine::evaluate(&facts, true);
@@ -569,33 +732,35 @@ impl CheckApi {
         let mut trace = ExplainTrace {
             trace_version: TRACE_VERSION.to_owned(),
             trace_id: plystra_contracts::ids::generate("trace_"),
+            mode: mode.to_owned(),
+            revision: snapshot.revision(),
             decision,
             deny_code: evaluation.deny_code,
             reason: evaluation.reason.clone(),
             actor: ActorTrace {
                 user_id: facts.actor.user_id.clone(),
-                user_status: snapshot.user_status.clone(),
+                user_status: statuses.user_status.clone(),
                 member_id: facts.actor.member_id.clone(),
-                member_status: snapshot.member_status.clone(),
-                member_space_id: snapshot.member_space_id.clone(),
+                member_status: statuses.member_status.clone(),
+                member_space_id: facts.actor.member_space_id.clone(),
                 user_member_id: facts.actor.user_member_id.clone(),
-                user_member_status: snapshot.user_member_status.clone(),
-                user_member_expires_at: snapshot.user_member_expires_at.clone(),
+                user_member_status: statuses.user_member_status.clone(),
+                user_member_expires_at: statuses.user_member_expires_at.clone(),
                 space_id: facts.actor.space_id.clone(),
-                space_status: snapshot.space_status.clone(),
+                space_status: statuses.space_status.clone(),
             },
             target: TargetTrace {
-                resource_type: parsed.resource_type.clone(),
-                resource_id: parsed.resource_id.clone(),
-                space_id: lookup.space_id.clone(),
+                resource_type: facts.target.resource_type.clone(),
+                resource_id: facts.target.resource_id.clone(),
+                space_id: target_space_id,
                 group: facts.target.group.as_ref().map(group_trace),
-                owner_member_id: lookup.owner_member_id.clone(),
+                owner_member_id: facts.target.owner_member_id.clone(),
             },
             resource_registry: RegistryTrace {
-                resource_type: parsed.resource_type.clone(),
-                resource_type_known: lookup.resource_type_known,
-                action: parsed.action.clone(),
-                action_known: lookup.action_known,
+                resource_type: facts.target.resource_type.clone(),
+                resource_type_known: facts.resource_type_known,
+                action: facts.action.clone(),
+                action_known: facts.action_known,
             },
             matched_candidates: evaluation
                 .checks
@@ -638,14 +803,14 @@ impl CheckApi {
             actor_user_id: Some(facts.actor.user_id.clone()),
             actor_member_id: Some(facts.actor.member_id.clone()),
             actor_user_member_id: Some(facts.actor.user_member_id.clone()),
-            resource_type: Some(parsed.resource_type.clone()),
-            resource_id: Some(parsed.resource_id.clone()),
+            resource_type: Some(facts.target.resource_type.clone()),
+            resource_id: Some(facts.target.resource_id.clone()),
             decision: Some(if evaluation.allow() { "allow" } else { "deny" }.to_owned()),
             deny_code: evaluation.deny_code.map(|c| c.as_str().to_owned()),
             ip_address: trace.request.ip.clone(),
             user_agent: trace.request.user_agent.clone(),
             trace: poem_openapi::types::ToJSON::to_json(&trace).unwrap_or(serde_json::Value::Null),
-            ..AuditRecord::new("authz.decision", parsed.action.clone())
+            ..AuditRecord::new("authz.decision", facts.action.clone())
         };
         let audit_log_id = self
             .audit
@@ -657,6 +822,19 @@ impl CheckApi {
             audit_log_id,
         };
         Ok(trace)
+    }
+}
+
+fn check_result(trace: &ExplainTrace) -> CheckResult {
+    CheckResult {
+        allow: trace.decision == Decision::Allow,
+        decision: trace.decision,
+        deny_code: trace.deny_code,
+        reason: trace.reason.clone(),
+        trace_id: trace.trace_id.clone(),
+        audit_log_id: trace.audit.audit_log_id.clone(),
+        audit: trace.audit.clone(),
+        revision: trace.revision,
     }
 }
 
@@ -676,19 +854,12 @@ impl CheckApi {
         body: Json<AuthzRequest>,
     ) -> Result<CheckResponse, ApiError> {
         let trace = self.decide(req, body.0).await?;
-        let result = CheckResult {
-            allow: trace.decision == Decision::Allow,
-            decision: trace.decision,
-            deny_code: trace.deny_code,
-            reason: trace.reason.clone(),
-            trace_id: trace.trace_id.clone(),
-            audit_log_id: trace.audit.audit_log_id.clone(),
-            audit: trace.audit.clone(),
-        };
+        let result = check_result(&trace);
         Ok(CheckResponse::Decided(
             Json(Envelope::new(result)),
             trace.trace_id,
             trace.audit.audit_log_id,
+            trace.revision,
         ))
     }
 
@@ -707,10 +878,152 @@ impl CheckApi {
         let trace = self.decide(req, body.0).await?;
         let trace_id = trace.trace_id.clone();
         let audit_log_id = trace.audit.audit_log_id.clone();
+        let revision = trace.revision;
         Ok(ExplainResponse::Explained(
             Json(Envelope::new(trace)),
             trace_id,
             audit_log_id,
+            revision,
         ))
+    }
+
+    /// Decides up to 100 checks in one call. Each item is decided and audited on its own, as if
+    /// sent alone, and answered in request order: a deny is a decision, and an item that cannot
+    /// be decided (an unknown ID, a missing field) carries its error instead, without failing the
+    /// others.
+    #[oai(
+        path = "/api/v1/authz/check/batch",
+        method = "post",
+        operation_id = "checkAuthorizationBatch"
+    )]
+    async fn check_batch(
+        &self,
+        req: &poem::Request,
+        body: Json<BatchCheckRequest>,
+    ) -> Result<Json<Envelope<BatchCheckResult>>, ApiError> {
+        let checks = body.0.checks;
+        if checks.is_empty() || checks.len() > MAX_BATCH {
+            return Err(ApiError::invalid_field(
+                "checks",
+                format!("must hold 1 to {MAX_BATCH} checks, not {}", checks.len()),
+            ));
+        }
+        // Decided concurrently so their audit records share group commits; joined in order.
+        let outcomes =
+            futures_util::future::join_all(checks.into_iter().map(|c| self.decide(req, c))).await;
+        let (mut allowed, mut denied, mut failed) = (0, 0, 0);
+        let results = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| match outcome {
+                Ok(trace) => {
+                    if trace.decision == Decision::Allow {
+                        allowed += 1;
+                    } else {
+                        denied += 1;
+                    }
+                    BatchCheckItem {
+                        index: i as u32,
+                        status: 200,
+                        result: Some(check_result(&trace)),
+                        error: None,
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    BatchCheckItem {
+                        index: i as u32,
+                        status: e.status().as_u16(),
+                        result: None,
+                        error: Some(e.envelope().error),
+                    }
+                }
+            })
+            .collect();
+        Ok(Json(Envelope::new(BatchCheckResult {
+            results,
+            allowed,
+            denied,
+            failed,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::Example;
+
+    use super::*;
+
+    fn inline() -> AuthzRequest {
+        let mut body = AuthzRequest::example();
+        body.grants = Some(vec![InlineGrant {
+            role_key: Some("finance_approver".into()),
+            role_id: None,
+            permission_id: None,
+            resource: Some("invoice".into()),
+            action: Some("approve".into()),
+            scope: Some(Scope::GroupTree),
+            space_id: None,
+            scope_anchor_group_id: None,
+            scope_anchor_group_path: Some("finance".into()),
+        }]);
+        body
+    }
+
+    #[test]
+    fn inline_context_is_for_api_keys_only() {
+        let session = Credential::Session {
+            user_id: "user_alice".into(),
+            session_id: "sess_1".into(),
+        };
+        for credential in [Some(&session), None] {
+            let err = parse(inline(), credential).err().unwrap();
+            assert_eq!(err.code, ErrorCode::InlineContextRequiresApiKey);
+        }
+        let key = Credential::ApiKey { id: "ak_1".into() };
+        for credential in [&key, &Credential::BootstrapKey] {
+            assert!(matches!(
+                parse(inline(), Some(credential)),
+                Ok(Parsed::Context(_))
+            ));
+        }
+        // Without grants a session may check (managed mode).
+        assert!(matches!(
+            parse(AuthzRequest::example(), Some(&session)),
+            Ok(Parsed::Managed(_))
+        ));
+    }
+
+    #[test]
+    fn every_missing_field_is_named_at_once() {
+        let err = parse(
+            AuthzRequest {
+                actor: None,
+                resource_type: None,
+                resource_id: None,
+                resource: None,
+                action: None,
+                grants: None,
+            },
+            None,
+        )
+        .err()
+        .unwrap();
+        let fields = err.details["fields"].as_object().unwrap();
+        let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "action",
+                "actor.member_id",
+                "actor.space_id",
+                "actor.user_id",
+                "actor.user_member_id",
+                "resource_id",
+                "resource_type"
+            ]
+        );
     }
 }

@@ -171,3 +171,48 @@ pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
             .collect(),
     })
 }
+
+impl GrantSnapshot {
+    /// The grants as the index's facts (everything here is in force).
+    pub fn into_facts(self) -> Vec<plystra_contracts::facts::Fact> {
+        use plystra_contracts::facts::Fact;
+        let mut facts = Vec::with_capacity(
+            self.roles.len()
+                + self.permissions.len()
+                + self.role_permissions.len()
+                + self.member_roles.len(),
+        );
+        facts.extend(self.roles.into_iter().map(|r| Fact::Role {
+            id: r.id,
+            space_id: r.space_id,
+            key: r.key,
+            status: "active".into(),
+        }));
+        facts.extend(self.permissions.into_iter().map(|p| Fact::Permission {
+            id: p.id,
+            resource: p.resource,
+            action: p.action,
+            scope: p.scope.as_str().into(),
+            status: "active".into(),
+        }));
+        facts.extend(
+            self.role_permissions
+                .into_iter()
+                .map(|rp| Fact::RolePermission {
+                    id: rp.id,
+                    role_id: rp.role_id,
+                    permission_id: rp.permission_id,
+                    deleted: false,
+                }),
+        );
+        facts.extend(self.member_roles.into_iter().map(|mr| Fact::MemberRole {
+            id: mr.id,
+            space_id: mr.space_id,
+            member_id: mr.member_id,
+            role_id: mr.role_id,
+            scope_anchor_group_id: mr.scope_anchor_group_id,
+            status: "active".into(),
+        }));
+        facts
+    }
+}

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod engine;
 pub mod grants;
+pub mod index;
 pub mod member_roles;
 pub mod permissions;
 pub mod role_permissions;
@@ -46,6 +47,13 @@ pub const ROUTES: &[RouteDecl] = &[
         "/api/v1/authz/check",
         SERVICE,
         "checkAuthorization",
+    )
+    .permission("authz:check"),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/authz/check/batch",
+        SERVICE,
+        "checkAuthorizationBatch",
     )
     .permission("authz:check"),
     RouteDecl::new(
@@ -345,9 +353,34 @@ pub struct AuthorizationVocabulary {
     pub scopes: Vec<Scope>,
 }
 
-/// The authorization capability's service: for now, its vocabulary.
-#[derive(Debug, Default)]
-pub struct AuthorizationService;
+/// Where the index loads from: identity, the registry and this capability's grant tables.
+pub struct IndexSources {
+    /// The grant tables.
+    pub db: Database,
+    /// identity.business.
+    pub actors: Arc<dyn plystra_contracts::services::ActorResolver>,
+    /// resource.registry.
+    pub lookup: Arc<dyn plystra_contracts::services::ResourceLookup>,
+}
+
+/// The authorization capability's service: its vocabulary, and its index with what loads it.
+#[derive(Default)]
+pub struct AuthorizationService {
+    /// The in-memory index checks decide on.
+    pub index: Arc<index::AuthzIndex>,
+    sources: Option<IndexSources>,
+    /// One load at a time.
+    loading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AuthorizationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationService")
+            .field("index", &self.index)
+            .field("sources", &self.sources.is_some())
+            .finish()
+    }
+}
 
 impl AuthorizationService {
     /// The vocabulary.
@@ -363,16 +396,120 @@ impl AuthorizationService {
             scopes: Scope::ALL.to_vec(),
         }
     }
+
+    /// The snapshot to decide on, loading the index first when it is not current (at start
+    /// the schema may not exist yet; a stale index reloads). Fails closed: no snapshot, no
+    /// decision.
+    pub async fn snapshot(&self) -> Result<Arc<index::Snapshot>, String> {
+        if let Ok(snapshot) = self.index.snapshot() {
+            return Ok(snapshot);
+        }
+        let _one_load = self.loading.lock().await;
+        if self.index.needs_load() {
+            self.load().await?;
+        }
+        self.index.snapshot().map_err(|e| e.to_string())
+    }
+
+    /// Loads the index from its sources. Changes committed meanwhile are held by the index and
+    /// applied on top of what was read.
+    async fn load(&self) -> Result<(), String> {
+        let Some(sources) = &self.sources else {
+            let why = "no database, identity or registry service".to_owned();
+            self.index.abort_load(why.clone());
+            return Err(why);
+        };
+        self.index.begin_load();
+        let read = async {
+            let mut facts = sources
+                .actors
+                .facts()
+                .await
+                .map_err(|e| format!("cannot load identity facts: {e}"))?;
+            facts.extend(
+                sources
+                    .lookup
+                    .facts()
+                    .await
+                    .map_err(|e| format!("cannot load registry facts: {e}"))?,
+            );
+            facts.extend(
+                grants::load_grants(&sources.db)
+                    .await
+                    .map_err(|e| format!("cannot load grants: {e}"))?
+                    .into_facts(),
+            );
+            Ok::<_, String>(facts)
+        };
+        let facts = match read.await {
+            Ok(facts) => facts,
+            Err(e) => {
+                self.index.abort_load(e.clone());
+                return Err(e);
+            }
+        };
+        let count = facts.len();
+        self.index.install(facts);
+        tracing::info!(facts = count, "authorization index loaded");
+        Ok(())
+    }
 }
 
-/// The lifecycle.
+/// The lifecycle: the index is created and subscribed to the bus at `register`, loaded at
+/// `start`, and reloaded by the health probe (or the next check) while it is not current.
 #[derive(Debug, Default)]
-pub struct AuthorizationCapability;
+pub struct AuthorizationCapability {
+    service: std::sync::OnceLock<Arc<AuthorizationService>>,
+}
 
+#[async_trait::async_trait]
 impl Capability for AuthorizationCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
-        services.provide::<AuthorizationService>(SERVICE, Arc::new(AuthorizationService))?;
+        let index = Arc::new(index::AuthzIndex::new());
+        if let Ok(events) = services.require::<dyn EventPublisher>() {
+            let index = index.clone();
+            events.observe(Arc::new(move |event| index.observe(event)));
+        }
+        let sources = match (
+            services.require::<Database>(),
+            services.require::<dyn plystra_contracts::services::ActorResolver>(),
+            services.require::<dyn plystra_contracts::services::ResourceLookup>(),
+        ) {
+            (Ok(db), Ok(actors), Ok(lookup)) => Some(IndexSources {
+                db: (*db).clone(),
+                actors,
+                lookup,
+            }),
+            _ => None,
+        };
+        let service = Arc::new(AuthorizationService {
+            index,
+            sources,
+            loading: tokio::sync::Mutex::new(()),
+        });
+        let _ = self.service.set(service.clone());
+        services.provide::<AuthorizationService>(SERVICE, service)?;
         Ok(())
+    }
+
+    async fn start(&self, _services: &ServiceRegistry) -> Result<(), CapabilityError> {
+        // Not fatal: before `migrate up` there is nothing to load, and checks fail closed.
+        if let Some(service) = self.service.get()
+            && let Err(e) = service.snapshot().await
+        {
+            tracing::warn!(error = %e, "the authorization index did not load; it is retried");
+        }
+        Ok(())
+    }
+
+    async fn health(&self) -> plystra_contracts::Health {
+        let Some(service) = self.service.get() else {
+            return plystra_contracts::Health::Unhealthy("not registered".to_owned());
+        };
+        match service.snapshot().await {
+            Ok(_) => plystra_contracts::Health::Healthy,
+            Err(e) => plystra_contracts::Health::Degraded(e),
+        }
     }
 }
 
@@ -457,9 +594,7 @@ impl RouteApi for AuthorizationApi {
                 service: services.require::<AuthorizationService>()?,
             },
             check::CheckApi {
-                db: (*services.require::<Database>()?).clone(),
-                actors: services.require::<dyn plystra_contracts::services::ActorResolver>()?,
-                lookup: services.require::<dyn plystra_contracts::services::ResourceLookup>()?,
+                service: services.require::<AuthorizationService>()?,
                 audit: services.require::<dyn AuditRecorder>()?,
             },
             roles::RolesApi { ctx: ctx.clone() },
@@ -471,7 +606,7 @@ impl RouteApi for AuthorizationApi {
 }
 
 fn construct() -> Box<dyn Capability> {
-    Box::new(AuthorizationCapability)
+    Box::new(AuthorizationCapability::default())
 }
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: AuthorizationApi }

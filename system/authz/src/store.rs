@@ -75,9 +75,52 @@ pub(crate) struct Change<'a> {
 }
 
 impl Change<'_> {
-    /// The `authorization.grants_changed` payload.
+    /// The `authorization.grants_changed` payload, with the entity's new state as a fact.
     pub(crate) fn payload(&self) -> serde_json::Value {
-        serde_json::json!({"kind": self.kind.as_str(), "id": self.id, "space_id": self.space_id})
+        serde_json::json!({
+            "kind": self.kind.as_str(),
+            "id": self.id,
+            "space_id": self.space_id,
+            "facts": plystra_contracts::facts::facts_value(&[self.fact()]),
+        })
+    }
+
+    /// The entity's new state as the index's fact, read from the snapshot every change carries.
+    /// A field missing from the snapshot reads as empty, which grants nothing (fail closed).
+    pub(crate) fn fact(&self) -> plystra_contracts::facts::Fact {
+        use plystra_contracts::facts::Fact;
+        let s = &self.snapshot;
+        let text = |field: &str| s[field].as_str().unwrap_or_default().to_owned();
+        let id = self.id.to_owned();
+        match self.kind {
+            GrantKind::Role => Fact::Role {
+                id,
+                space_id: text("space_id"),
+                key: text("key"),
+                status: text("status"),
+            },
+            GrantKind::Permission => Fact::Permission {
+                id,
+                resource: text("resource"),
+                action: text("action"),
+                scope: text("scope"),
+                status: text("status"),
+            },
+            GrantKind::RolePermission => Fact::RolePermission {
+                id,
+                role_id: text("role_id"),
+                permission_id: text("permission_id"),
+                deleted: s["deleted"].as_bool().unwrap_or(true),
+            },
+            GrantKind::MemberRole => Fact::MemberRole {
+                id,
+                space_id: text("space_id"),
+                member_id: text("member_id"),
+                role_id: text("role_id"),
+                scope_anchor_group_id: s["scope_anchor_group_id"].as_str().map(str::to_owned),
+                status: text("status"),
+            },
+        }
     }
 
     /// The audit record of the change, made by `credential`.
@@ -406,12 +449,44 @@ mod tests {
             event_type: "member_roles.create",
             id: "mr_x",
             space_id: Some("space_acme"),
-            snapshot: serde_json::json!({"id": "mr_x"}),
+            snapshot: serde_json::json!({
+                "id": "mr_x",
+                "space_id": "space_acme",
+                "member_id": "member_a",
+                "role_id": "role_a",
+                "scope_anchor_group_id": null,
+                "status": "active",
+            }),
         };
         assert_eq!(
             change.payload(),
-            serde_json::json!({"kind": "member_role", "id": "mr_x", "space_id": "space_acme"})
+            serde_json::json!({
+                "kind": "member_role",
+                "id": "mr_x",
+                "space_id": "space_acme",
+                "facts": [{
+                    "kind": "member_role",
+                    "id": "mr_x",
+                    "space_id": "space_acme",
+                    "member_id": "member_a",
+                    "role_id": "role_a",
+                    "scope_anchor_group_id": null,
+                    "status": "active",
+                }],
+            })
         );
+        // A role-permission whose snapshot lacks `deleted` reads as removed: it grants nothing.
+        let rp = Change {
+            kind: GrantKind::RolePermission,
+            event_type: "role_permissions.create",
+            id: "rp_x",
+            space_id: None,
+            snapshot: serde_json::json!({"role_id": "role_a", "permission_id": "perm_a"}),
+        };
+        assert!(matches!(
+            rp.fact(),
+            plystra_contracts::facts::Fact::RolePermission { deleted: true, .. }
+        ));
         let record = change.audit_record(Some(&Credential::Session {
             user_id: "user_alice".into(),
             session_id: "sess_1".into(),

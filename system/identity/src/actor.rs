@@ -285,6 +285,10 @@ impl ActorResolver for Resolver {
         Ok(snapshot)
     }
 
+    async fn facts(&self) -> Result<Vec<plystra_contracts::facts::Fact>, ResolveError> {
+        crate::facts::all(&self.db).await.map_err(unavailable)
+    }
+
     async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError> {
         Ok(crate::groups::get(&self.db, group_id)
             .await

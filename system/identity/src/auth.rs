@@ -482,6 +482,10 @@ impl AuthApi {
         let issued = self
             .start_session(tx, req, &user.id, Some(binding.id.clone()))
             .await?;
+        crate::facts::publish(
+            self.ctx.events.as_ref(),
+            vec![(&user).into(), (&member).into(), (&binding).into()],
+        );
         let ctx = context(&self.ctx.db, &user.id, Some(&binding.id)).await?;
         Ok(Created::Created(Json(Envelope::new(RegisterResponse {
             access_token: issued.access_token,

@@ -168,7 +168,7 @@ pub fn valid_path(path: &str) -> bool {
         })
 }
 
-fn select() -> SelectStatement {
+pub(crate) fn select() -> SelectStatement {
     let mut select = Query::select();
     select
         .columns(COLUMNS.map(|c| (a(GROUPS), a(c))))
@@ -288,7 +288,9 @@ impl GroupsApi {
             Some(space_id),
             group.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&group))
+            .await?;
         Ok(Json(Envelope::new(group)))
     }
 
@@ -514,7 +516,9 @@ impl GroupsApi {
             Some(&space_id),
             group.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&group))
+            .await?;
         Ok(Created::Created(Json(Envelope::new(group))))
     }
 

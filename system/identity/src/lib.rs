@@ -22,6 +22,7 @@ use poem_openapi::{Object, OpenApi, Tags};
 
 pub mod actor;
 pub mod auth;
+pub mod facts;
 pub mod groups;
 pub mod members;
 pub mod passwords;
@@ -298,7 +299,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         services: &[SERVICE, SESSIONS_SERVICE],
         routes: ROUTES,
         events: Events {
-            publishes: &["identity.actor_resolved"],
+            publishes: &["identity.actor_resolved", facts::FACTS_CHANGED],
             subscribes: &[],
         },
         migrations: Migrations {
@@ -306,6 +307,10 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         },
     },
 });
+
+declare_event!(IDENTITY_FACTS_CHANGED, name: "identity.facts_changed", publisher: ID,
+    description: "Users, spaces, members, bindings or groups changed and the change is committed. \
+        Payload: {facts: [...]}, each the entity's full state as authorization indexes it.");
 
 declare_event!(IDENTITY_ACTOR_RESOLVED, name: "identity.actor_resolved", publisher: ID,
     description: "An actor (user, binding, member, space) was resolved for a request.");
@@ -476,6 +481,7 @@ impl RouteApi for IdentityApi {
             db: (*db).clone(),
             audit,
             sessions: Arc::new(sessions::Sessions::new((*db).clone(), secrets)),
+            events: services.require::<dyn EventPublisher>().ok(),
         });
         Ok(Self((
             users::UsersApi { ctx: ctx.clone() },

@@ -110,7 +110,7 @@ pub struct MemberUpdateRequest {
     pub metadata: Option<Metadata>,
 }
 
-fn select() -> SelectStatement {
+pub(crate) fn select() -> SelectStatement {
     let mut select = Query::select();
     select
         .columns(COLUMNS.map(|c| (a(MEMBERS), a(c))))
@@ -260,7 +260,9 @@ impl MembersApi {
             Some(space_id),
             member.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&member))
+            .await?;
         Ok(Json(Envelope::new(member)))
     }
 }
@@ -325,7 +327,9 @@ impl MembersApi {
             Some(&space_id.0),
             member.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&member))
+            .await?;
         Ok(Created::Created(Json(Envelope::new(member))))
     }
 

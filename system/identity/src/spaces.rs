@@ -151,7 +151,7 @@ fn slug_from(name: &str, id: &str) -> String {
     }
 }
 
-fn select() -> SelectStatement {
+pub(crate) fn select() -> SelectStatement {
     let mut select = Query::select();
     select
         .columns(COLUMNS.map(|c| (a(SPACES), a(c))))
@@ -257,7 +257,9 @@ impl SpacesApi {
             Some(space_id),
             space.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&space))
+            .await?;
         Ok(Json(Envelope::new(space)))
     }
 }
@@ -355,7 +357,9 @@ impl SpacesApi {
             Some(&id),
             space.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&space))
+            .await?;
         Ok(Created::Created(Json(Envelope::new(space))))
     }
 

@@ -37,6 +37,8 @@ pub(crate) struct Ctx {
     pub(crate) db: Database,
     pub(crate) audit: Arc<dyn AuditRecorder>,
     pub(crate) sessions: Arc<Sessions>,
+    /// The bus `identity.facts_changed` goes out on.
+    pub(crate) events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
 }
 
 impl Ctx {
@@ -46,10 +48,12 @@ impl Ctx {
     }
 
     /// Records `record` inside `tx` and commits both; an audit failure is a 503 and rolls back.
+    /// Once committed, `fact` (the entity's new state) goes out as `identity.facts_changed`.
     pub(crate) async fn commit_audited(
         &self,
         mut tx: Transaction,
         mut record: AuditRecord,
+        fact: plystra_contracts::facts::Fact,
     ) -> Result<(), ApiError> {
         acting_binding(&mut tx, &mut record).await?;
         if let Err(e) = self.audit.record_in(&mut tx, record).await {
@@ -61,6 +65,7 @@ impl Ctx {
             ));
         }
         tx.commit().await?;
+        crate::facts::publish(self.events.as_ref(), vec![fact]);
         Ok(())
     }
 }

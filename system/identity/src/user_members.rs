@@ -483,7 +483,9 @@ impl UserMembersApi {
             Some(space_id),
             binding.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&binding))
+            .await?;
         Ok(Json(Envelope::new(binding)))
     }
 }
@@ -539,7 +541,9 @@ impl UserMembersApi {
             Some(&space_id.0),
             binding.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&binding))
+            .await?;
         Ok(Created::Created(Json(Envelope::new(binding))))
     }
 

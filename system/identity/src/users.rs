@@ -155,7 +155,7 @@ fn phone(value: &str) -> Result<String, ApiError> {
     text("phone", value, 64)
 }
 
-fn select() -> plystra_contracts::storage::sea_query::SelectStatement {
+pub(crate) fn select() -> plystra_contracts::storage::sea_query::SelectStatement {
     let mut select = Query::select();
     select
         .columns(COLUMNS.map(|c| (a(USERS), a(c))))
@@ -430,7 +430,9 @@ impl UsersApi {
             None,
             user.snapshot(),
         );
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&user))
+            .await?;
         Ok(Json(Envelope::new(user)))
     }
 }
@@ -476,7 +478,9 @@ impl UsersApi {
         let mut tx = self.ctx.begin().await?;
         let user = new.insert(&mut tx).await?;
         let record = created_record(credential(req), &user);
-        self.ctx.commit_audited(tx, record).await?;
+        self.ctx
+            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&user))
+            .await?;
         Ok(Created::Created(Json(Envelope::new(user))))
     }
 

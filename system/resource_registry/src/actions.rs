@@ -251,6 +251,10 @@ impl Registry {
             space_id: None,
             resource_type: t.key.clone(),
             resource_id: saved.id.clone(),
+            facts: vec![plystra_contracts::facts::Fact::ResourceAction {
+                resource_type: t.key.clone(),
+                key: saved.key.clone(),
+            }],
             snapshot: serde_json::json!({
                 "resource_action": {
                     "id": saved.id,

@@ -17,6 +17,7 @@ use plystra_privileged::{SystemCapabilitySpec, register_system_capability, syste
 pub mod actions;
 pub mod api;
 pub mod body;
+pub mod facts;
 pub mod lookup;
 pub mod mappings;
 pub mod model;
@@ -151,7 +152,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
 });
 
 declare_event!(RESOURCE_REGISTRY_UPDATED, name: "resource.registry_updated", publisher: ID,
-    description: "A resource type, action, mapping or resource changed; the payload carries the entity kind, the change and a snapshot.");
+    description: "A resource type, action, mapping or resource changed; the payload carries the entity kind, the change, a snapshot and the facts authorization indexes.");
 
 /// The lifecycle.
 #[derive(Debug, Default)]

@@ -27,6 +27,15 @@ fn unavailable(e: StorageError) -> ResolveError {
 
 #[async_trait]
 impl ResourceLookup for Registry {
+    async fn facts(&self) -> Result<Vec<plystra_contracts::facts::Fact>, ResolveError> {
+        let db = self
+            .db()
+            .map_err(|e| ResolveError::Unavailable(e.message))?;
+        crate::facts::all(db)
+            .await
+            .map_err(|e| ResolveError::Unavailable(e.message))
+    }
+
     async fn lookup(
         &self,
         resource_type: &str,

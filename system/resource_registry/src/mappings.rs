@@ -397,6 +397,7 @@ impl Registry {
             space_id: None,
             resource_type: t.key.clone(),
             resource_id: saved.id.clone(),
+            facts: Vec::new(),
             snapshot: serde_json::json!({
                 "resource_mapping": {
                     "id": saved.id,

@@ -88,7 +88,7 @@ const COLUMNS: [&str; 9] = [
     "updated_at",
 ];
 
-fn select() -> SelectStatement {
+pub(crate) fn select() -> SelectStatement {
     Query::select()
         .columns(COLUMNS.map(|c| col(table::TYPES, c)))
         .from(name(table::TYPES))
@@ -285,6 +285,7 @@ impl Registry {
             space_id: None,
             resource_type: saved.key.clone(),
             resource_id: saved.id.clone(),
+            facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: type_snapshot(&saved),
         };
         self.commit(m, credential, change).await?;

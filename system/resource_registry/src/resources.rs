@@ -539,6 +539,7 @@ impl Registry {
             space_id: Some(saved.space_id.clone()),
             resource_type: saved.resource_type.clone(),
             resource_id: saved.id.clone(),
+            facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: snapshot(&saved),
         };
         self.commit(m, credential, change).await?;
@@ -656,6 +657,7 @@ impl Registry {
             space_id: Some(saved.space_id.clone()),
             resource_type: saved.resource_type.clone(),
             resource_id: saved.id.clone(),
+            facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: snapshot(&saved),
         };
         self.commit(m, credential, change).await?;
@@ -707,6 +709,7 @@ impl Registry {
             space_id: Some(saved.space_id.clone()),
             resource_type: saved.resource_type.clone(),
             resource_id: saved.id.clone(),
+            facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: trace,
         };
         self.commit(m, credential, change).await?;

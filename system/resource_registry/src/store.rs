@@ -58,6 +58,8 @@ pub(crate) struct Change {
     pub resource_id: String,
     /// The entity after the change.
     pub snapshot: serde_json::Value,
+    /// What authorization's index learns from the change.
+    pub facts: Vec<plystra_contracts::facts::Fact>,
 }
 
 /// The services the registry works with. Each is optional so the capability boots (and serves
@@ -134,6 +136,7 @@ impl Registry {
                     "id": change.resource_id,
                     "space_id": change.space_id,
                     "data": change.snapshot,
+                    "facts": plystra_contracts::facts::facts_value(&change.facts),
                 }),
             });
         }
@@ -318,6 +321,7 @@ mod tests {
         fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
             tokio::sync::broadcast::channel(1).1
         }
+        fn observe(&self, _observer: plystra_contracts::events::EventObserver) {}
     }
 
     fn invoice() -> ResourceTypeMutationRequest {

@@ -1,0 +1,191 @@
+//! The facts authorization decides on, as values: what identity, the registry and the grant store
+//! publish after each committed write, and what they hand over whole when the authorization
+//! index loads.
+//!
+//! A fact is the full state of one entity after a change, never a diff, so applying the same fact
+//! twice is harmless and any transport (the in-process event bus today, PostgreSQL
+//! `LISTEN/NOTIFY` later) can carry it. Events carry them as `{"facts": [...]}` in their payload;
+//! [`facts_of`] reads them back.
+
+use serde::{Deserialize, Serialize};
+
+/// The state of one entity authorization cares about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fact {
+    /// A user.
+    User {
+        /// Its ID.
+        id: String,
+        /// `active`, `disabled`, …
+        status: String,
+    },
+    /// A space.
+    Space {
+        /// Its ID.
+        id: String,
+        /// `active`, `disabled`, …
+        status: String,
+    },
+    /// A member of a space.
+    Member {
+        /// Its ID.
+        id: String,
+        /// Its space.
+        space_id: String,
+        /// `active`, `disabled`, …
+        status: String,
+    },
+    /// A binding that lets a user act as a member.
+    UserMember {
+        /// Its ID.
+        id: String,
+        /// The user.
+        user_id: String,
+        /// The member.
+        member_id: String,
+        /// `active` or `revoked`.
+        status: String,
+        /// Its expiry, RFC 3339.
+        expires_at: Option<String>,
+    },
+    /// A group of a space's tree.
+    Group {
+        /// Its ID.
+        id: String,
+        /// Its space.
+        space_id: String,
+        /// Its dotted path.
+        path: String,
+        /// `active`, `disabled`, …
+        status: String,
+    },
+    /// A registered resource type.
+    ResourceType {
+        /// Its ID.
+        id: String,
+        /// Its key, as checks name it.
+        key: String,
+        /// `active`, `deprecated`, `disabled`.
+        status: String,
+    },
+    /// A registered action of a resource type.
+    ResourceAction {
+        /// The type's key.
+        resource_type: String,
+        /// The action's key.
+        key: String,
+    },
+    /// A registered resource.
+    Resource {
+        /// The type's key.
+        resource_type: String,
+        /// Its ID.
+        id: String,
+        /// The ID in the application that owns it; checks may name a resource by either.
+        external_id: String,
+        /// Its space.
+        space_id: String,
+        /// Its group.
+        group_id: Option<String>,
+        /// The owning member.
+        owner_member_id: Option<String>,
+        /// `active` or `archived`.
+        status: String,
+    },
+    /// A role of a space.
+    Role {
+        /// Its ID.
+        id: String,
+        /// Its space.
+        space_id: String,
+        /// Its key.
+        key: String,
+        /// `active` or `disabled`.
+        status: String,
+    },
+    /// A permission: an action on a resource type within a scope.
+    Permission {
+        /// Its ID.
+        id: String,
+        /// The resource type.
+        resource: String,
+        /// The action.
+        action: String,
+        /// `self`, `group`, `group_tree`, `space` or `global`.
+        scope: String,
+        /// `active` or `disabled`.
+        status: String,
+    },
+    /// A permission held by a role.
+    RolePermission {
+        /// Its ID.
+        id: String,
+        /// The role.
+        role_id: String,
+        /// The permission.
+        permission_id: String,
+        /// Removed (soft-deleted).
+        deleted: bool,
+    },
+    /// A role held by a member.
+    MemberRole {
+        /// Its ID.
+        id: String,
+        /// Its space.
+        space_id: String,
+        /// The member.
+        member_id: String,
+        /// The role.
+        role_id: String,
+        /// The anchor group of group scopes.
+        scope_anchor_group_id: Option<String>,
+        /// `active` or `revoked`.
+        status: String,
+    },
+}
+
+/// The payload field events carry their facts in.
+pub const FACTS_FIELD: &str = "facts";
+
+/// The facts an event payload carries; `Ok(None)` when it carries none, `Err` when the field is
+/// there but malformed (a publisher bug the reader must not silently skip).
+pub fn facts_of(payload: &serde_json::Value) -> Result<Option<Vec<Fact>>, serde_json::Error> {
+    match payload.get(FACTS_FIELD) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => Vec::<Fact>::deserialize(value).map(Some),
+    }
+}
+
+/// `facts` as the payload field value.
+pub fn facts_value(facts: &[Fact]) -> serde_json::Value {
+    serde_json::to_value(facts).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_round_trip_through_an_event_payload() {
+        let facts = vec![
+            Fact::User {
+                id: "user_a".into(),
+                status: "active".into(),
+            },
+            Fact::MemberRole {
+                id: "mr_a".into(),
+                space_id: "space_a".into(),
+                member_id: "member_a".into(),
+                role_id: "role_a".into(),
+                scope_anchor_group_id: None,
+                status: "revoked".into(),
+            },
+        ];
+        let payload = serde_json::json!({ FACTS_FIELD: facts_value(&facts), "id": "x" });
+        assert_eq!(payload["facts"][0]["kind"], "user");
+        assert_eq!(facts_of(&payload).unwrap(), Some(facts));
+        assert_eq!(facts_of(&serde_json::json!({"id": "x"})).unwrap(), None);
+        assert!(facts_of(&serde_json::json!({"facts": [{"kind": "nope"}]})).is_err());
+    }
+}

@@ -1,0 +1,940 @@
+//! The authorization index: every fact a check needs (actors, bindings, groups, the registry,
+//! resources, roles, permissions and member-roles), held in memory as an immutable snapshot.
+//!
+//! A check loads the current snapshot (one atomic pointer read, never a lock), resolves its
+//! request against it and hands the engine plain facts: no database read on the hot path.
+//! Writers build the next snapshot from the current one (persistent maps share everything they
+//! do not change) and swap it in, bumping the revision.
+//!
+//! The index is loaded at start from identity and the registry (through their contract
+//! services) and from this capability's own tables, and kept current by the facts every
+//! committed write publishes (`identity.facts_changed`, `resource.registry_updated`,
+//! `authorization.grants_changed`). It observes the event bus synchronously, so when a writer's
+//! request returns, the index already holds its change. Events that arrive while the index
+//! loads are held and applied on top of the load, in order. An event whose facts cannot be read
+//! marks the index stale, and a failed load leaves it unloaded: either way checks fail closed
+//! with 503 and the next check tries a reload.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use imbl::{HashMap, HashSet, OrdSet};
+use plystra_contracts::events::Event;
+use plystra_contracts::facts::{Fact, facts_of};
+use plystra_contracts::services::ResolveError;
+
+use crate::Scope;
+use crate::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+
+/// The events whose facts the index applies.
+pub const FACT_EVENTS: [&str; 3] = [
+    "identity.facts_changed",
+    "resource.registry_updated",
+    crate::store::GRANTS_CHANGED,
+];
+
+#[derive(Debug, Clone)]
+struct MemberRow {
+    space_id: String,
+    status: String,
+}
+
+#[derive(Debug, Clone)]
+struct BindingRow {
+    user_id: String,
+    member_id: String,
+    status: String,
+    expires_at: Option<String>,
+    expires_unix: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct GroupRow {
+    space_id: String,
+    path: String,
+}
+
+#[derive(Debug, Clone)]
+struct TypeRow {
+    key: String,
+    status: String,
+}
+
+#[derive(Debug, Clone)]
+struct ResourceRow {
+    external_id: String,
+    space_id: String,
+    group_id: Option<String>,
+    owner_member_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct RoleRow {
+    key: String,
+    space_id: String,
+    status: String,
+}
+
+#[derive(Debug, Clone)]
+struct PermissionRow {
+    resource: String,
+    action: String,
+    scope: Option<Scope>,
+    status: String,
+}
+
+#[derive(Debug, Clone)]
+struct RolePermissionRow {
+    role_id: String,
+    permission_id: String,
+}
+
+#[derive(Debug, Clone)]
+struct MemberRoleRow {
+    space_id: String,
+    member_id: String,
+    role_id: String,
+    anchor: Option<String>,
+    status: String,
+}
+
+/// One immutable state of the index. Cloning is cheap: the maps are persistent.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    revision: u64,
+    users: HashMap<String, String>,
+    spaces: HashMap<String, String>,
+    members: HashMap<String, MemberRow>,
+    bindings: HashMap<String, BindingRow>,
+    groups: HashMap<String, GroupRow>,
+    /// Types by ID; `type_ids` maps keys to IDs.
+    types: HashMap<String, TypeRow>,
+    type_ids: HashMap<String, String>,
+    /// (type key, action key).
+    actions: HashSet<(String, String)>,
+    /// (type key, resource ID).
+    resources: HashMap<(String, String), ResourceRow>,
+    /// (type key, external ID) → resource IDs.
+    external_ids: HashMap<(String, String), OrdSet<String>>,
+    roles: HashMap<String, RoleRow>,
+    permissions: HashMap<String, PermissionRow>,
+    role_permissions: HashMap<String, RolePermissionRow>,
+    /// role → (permission, role-permission) of role-permissions not removed.
+    permissions_of_role: HashMap<String, OrdSet<(String, String)>>,
+    member_roles: HashMap<String, MemberRoleRow>,
+    /// member → member-role IDs, in ID order.
+    roles_of_member: HashMap<String, OrdSet<String>>,
+}
+
+/// The actor's statuses as values, for the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorStatuses {
+    /// The user's status.
+    pub user_status: String,
+    /// The member's status.
+    pub member_status: String,
+    /// The binding's status.
+    pub user_member_status: String,
+    /// The binding's expiry, RFC 3339.
+    pub user_member_expires_at: Option<String>,
+    /// The request space's status.
+    pub space_status: String,
+}
+
+/// A managed-mode request, by IDs.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// The member.
+    pub member_id: &'a str,
+    /// The binding.
+    pub user_member_id: &'a str,
+    /// The space; the member's when empty.
+    pub space_id: &'a str,
+    /// The type, by key or ID.
+    pub resource_type: &'a str,
+    /// The resource, by ID or external ID.
+    pub resource_id: &'a str,
+    /// The action.
+    pub action: &'a str,
+}
+
+/// A request resolved against one snapshot: the engine's facts and what the trace adds.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What the engine decides on.
+    pub facts: Facts,
+    /// The actor's statuses.
+    pub statuses: ActorStatuses,
+    /// The target's space when the resource was found.
+    pub target_space_id: Option<String>,
+    /// The snapshot's revision.
+    pub revision: u64,
+}
+
+fn parse_unix(rfc3339: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+fn not_found(entity: &'static str, id: &str) -> ResolveError {
+    ResolveError::NotFound {
+        entity,
+        id: id.to_owned(),
+    }
+}
+
+impl Snapshot {
+    /// The revision: how many changes this snapshot has applied since start.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Applies one fact (the entity's full new state).
+    pub fn apply(&mut self, fact: Fact) {
+        match fact {
+            Fact::User { id, status } => {
+                self.users.insert(id, status);
+            }
+            Fact::Space { id, status } => {
+                self.spaces.insert(id, status);
+            }
+            Fact::Member {
+                id,
+                space_id,
+                status,
+            } => {
+                self.members.insert(id, MemberRow { space_id, status });
+            }
+            Fact::UserMember {
+                id,
+                user_id,
+                member_id,
+                status,
+                expires_at,
+            } => {
+                let expires_unix = expires_at.as_deref().and_then(parse_unix);
+                self.bindings.insert(
+                    id,
+                    BindingRow {
+                        user_id,
+                        member_id,
+                        status,
+                        expires_at,
+                        expires_unix,
+                    },
+                );
+            }
+            Fact::Group {
+                id,
+                space_id,
+                path,
+                status: _,
+            } => {
+                self.groups.insert(id, GroupRow { space_id, path });
+            }
+            Fact::ResourceType { id, key, status } => {
+                if let Some(old) = self.types.get(&id)
+                    && old.key != key
+                {
+                    self.type_ids.remove(&old.key);
+                }
+                self.type_ids.insert(key.clone(), id.clone());
+                self.types.insert(id, TypeRow { key, status });
+            }
+            Fact::ResourceAction { resource_type, key } => {
+                self.actions.insert((resource_type, key));
+            }
+            Fact::Resource {
+                resource_type,
+                id,
+                external_id,
+                space_id,
+                group_id,
+                owner_member_id,
+                status: _,
+            } => {
+                let key = (resource_type.clone(), id.clone());
+                if let Some(old) = self.resources.get(&key) {
+                    let old_ext = (resource_type.clone(), old.external_id.clone());
+                    if let Some(ids) = self.external_ids.get_mut(&old_ext) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            self.external_ids.remove(&old_ext);
+                        }
+                    }
+                }
+                self.external_ids
+                    .entry((resource_type, external_id.clone()))
+                    .or_default()
+                    .insert(id);
+                self.resources.insert(
+                    key,
+                    ResourceRow {
+                        external_id,
+                        space_id,
+                        group_id,
+                        owner_member_id,
+                    },
+                );
+            }
+            Fact::Role {
+                id,
+                space_id,
+                key,
+                status,
+            } => {
+                self.roles.insert(
+                    id,
+                    RoleRow {
+                        key,
+                        space_id,
+                        status,
+                    },
+                );
+            }
+            Fact::Permission {
+                id,
+                resource,
+                action,
+                scope,
+                status,
+            } => {
+                self.permissions.insert(
+                    id,
+                    PermissionRow {
+                        resource,
+                        action,
+                        scope: Scope::parse(&scope),
+                        status,
+                    },
+                );
+            }
+            Fact::RolePermission {
+                id,
+                role_id,
+                permission_id,
+                deleted,
+            } => {
+                if let Some(old) = self.role_permissions.get(&id).cloned()
+                    && let Some(set) = self.permissions_of_role.get_mut(&old.role_id)
+                {
+                    set.remove(&(old.permission_id, id.clone()));
+                }
+                if !deleted {
+                    self.permissions_of_role
+                        .entry(role_id.clone())
+                        .or_default()
+                        .insert((permission_id.clone(), id.clone()));
+                }
+                self.role_permissions.insert(
+                    id,
+                    RolePermissionRow {
+                        role_id,
+                        permission_id,
+                    },
+                );
+            }
+            Fact::MemberRole {
+                id,
+                space_id,
+                member_id,
+                role_id,
+                scope_anchor_group_id,
+                status,
+            } => {
+                if let Some(old) = self.member_roles.get(&id).cloned()
+                    && old.member_id != member_id
+                    && let Some(set) = self.roles_of_member.get_mut(&old.member_id)
+                {
+                    set.remove(&id);
+                }
+                self.roles_of_member
+                    .entry(member_id.clone())
+                    .or_default()
+                    .insert(id.clone());
+                self.member_roles.insert(
+                    id,
+                    MemberRoleRow {
+                        space_id,
+                        member_id,
+                        role_id,
+                        anchor: scope_anchor_group_id,
+                        status,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The group with ID `id`, as the engine sees it.
+    pub fn group(&self, id: &str) -> Option<GroupFacts> {
+        self.groups.get(id).map(|g| GroupFacts {
+            id: Some(id.to_owned()),
+            path: g.path.clone(),
+            space_id: Some(g.space_id.clone()),
+        })
+    }
+
+    /// The space of the role with ID `id`.
+    pub fn role_space(&self, id: &str) -> Option<String> {
+        self.roles.get(id).map(|r| r.space_id.clone())
+    }
+
+    /// The member's active grants for (type key, action): member-roles in ID order, each
+    /// role's permissions in ID order.
+    pub fn candidates(&self, member_id: &str, type_key: &str, action: &str) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        let Some(mr_ids) = self.roles_of_member.get(member_id) else {
+            return out;
+        };
+        for mr_id in mr_ids {
+            let Some(mr) = self.member_roles.get(mr_id) else {
+                continue;
+            };
+            if mr.status != "active" || mr.member_id != member_id {
+                continue;
+            }
+            let Some(role) = self.roles.get(&mr.role_id).filter(|r| r.status == "active") else {
+                continue;
+            };
+            let Some(grants) = self.permissions_of_role.get(&mr.role_id) else {
+                continue;
+            };
+            for (permission_id, _) in grants {
+                let Some(p) = self.permissions.get(permission_id) else {
+                    continue;
+                };
+                if p.status != "active" || p.resource != type_key || p.action != action {
+                    continue;
+                }
+                // A scope this build does not know grants nothing.
+                let Some(scope) = p.scope else { continue };
+                out.push(Candidate {
+                    role_key: role.key.clone(),
+                    role_id: mr.role_id.clone(),
+                    role_space_id: role.space_id.clone(),
+                    permission_id: permission_id.clone(),
+                    scope,
+                    member_role_id: mr_id.clone(),
+                    member_role_space_id: mr.space_id.clone(),
+                    anchor_named: mr.anchor.is_some(),
+                    anchor: mr.anchor.as_deref().and_then(|a| self.group(a)),
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether `type_key` is an active type with the action `action`: (type known, action known).
+    pub fn registry(&self, type_key_or_id: &str, action: &str) -> (Option<&str>, bool) {
+        let id = self
+            .type_ids
+            .get(type_key_or_id)
+            .map(String::as_str)
+            .unwrap_or(type_key_or_id);
+        match self.types.get(id) {
+            Some(t) if t.status == "active" => {
+                let known = self.actions.contains(&(t.key.clone(), action.to_owned()));
+                (Some(t.key.as_str()), known)
+            }
+            _ => (None, false),
+        }
+    }
+
+    /// The resource with ID `id`, else the first (by ID) whose external ID is `id`.
+    fn resource(&self, type_key: &str, id: &str) -> Option<&ResourceRow> {
+        let key = (type_key.to_owned(), id.to_owned());
+        if let Some(row) = self.resources.get(&key) {
+            return Some(row);
+        }
+        let first = self.external_ids.get(&key)?.get_min()?;
+        self.resources.get(&(type_key.to_owned(), first.clone()))
+    }
+
+    /// Resolves a managed-mode request. Unknown actor IDs, and an unknown resource of a known
+    /// type and action, are `NotFound`; everything else becomes a fact the engine judges.
+    pub fn resolve(&self, req: &Request<'_>, now: i64) -> Result<Resolved, ResolveError> {
+        let user_status = self
+            .users
+            .get(req.user_id)
+            .ok_or_else(|| not_found("user", req.user_id))?;
+        let member = self
+            .members
+            .get(req.member_id)
+            .ok_or_else(|| not_found("member", req.member_id))?;
+        let binding = self
+            .bindings
+            .get(req.user_member_id)
+            .filter(|b| b.user_id == req.user_id && b.member_id == req.member_id)
+            .ok_or_else(|| not_found("user_member", req.user_member_id))?;
+        let space_id = if req.space_id.is_empty() {
+            member.space_id.as_str()
+        } else {
+            req.space_id
+        };
+        let space_status = self
+            .spaces
+            .get(space_id)
+            .ok_or_else(|| not_found("space", space_id))?;
+        let (type_key, action_known) = self.registry(req.resource_type, req.action);
+        let resource = match type_key {
+            Some(key) => match self.resource(key, req.resource_id) {
+                Some(found) => Some(found),
+                None if action_known => return Err(not_found("resource", req.resource_id)),
+                None => None,
+            },
+            None => None,
+        };
+        let target_space_id = resource.map(|r| r.space_id.clone());
+        let candidates = match type_key {
+            Some(key) if action_known => self.candidates(req.member_id, key, req.action),
+            _ => Vec::new(),
+        };
+        let facts = Facts {
+            actor: ActorFacts {
+                user_id: req.user_id.to_owned(),
+                user_active: user_status == "active",
+                member_id: req.member_id.to_owned(),
+                member_active: member.status == "active",
+                member_space_id: member.space_id.clone(),
+                user_member_id: req.user_member_id.to_owned(),
+                binding_revoked: binding.status == "revoked",
+                binding_expires_at: binding.expires_unix,
+                space_id: space_id.to_owned(),
+                space_active: space_status == "active",
+            },
+            target: TargetFacts {
+                resource_type: req.resource_type.to_owned(),
+                resource_id: req.resource_id.to_owned(),
+                space_id: target_space_id
+                    .clone()
+                    .unwrap_or_else(|| space_id.to_owned()),
+                group: resource
+                    .and_then(|r| r.group_id.as_deref())
+                    .and_then(|g| self.group(g)),
+                owner_member_id: resource.and_then(|r| r.owner_member_id.clone()),
+            },
+            action: req.action.to_owned(),
+            resource_type_known: type_key.is_some(),
+            action_known,
+            candidates,
+            now,
+        };
+        Ok(Resolved {
+            facts,
+            statuses: ActorStatuses {
+                user_status: user_status.clone(),
+                member_status: member.status.clone(),
+                user_member_status: binding.status.clone(),
+                user_member_expires_at: binding.expires_at.clone(),
+                space_status: space_status.clone(),
+            },
+            target_space_id,
+            revision: self.revision,
+        })
+    }
+
+    /// The number of resources indexed.
+    pub fn resource_count(&self) -> usize {
+        self.resources.len()
+    }
+}
+
+/// Builds a snapshot from facts (the benchmarks' and tests' entry point).
+pub fn snapshot_of(facts: impl IntoIterator<Item = Fact>) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    for fact in facts {
+        snapshot.apply(fact);
+    }
+    snapshot
+}
+
+/// Where the index is in its life.
+#[derive(Debug)]
+enum Phase {
+    /// Not loaded (yet, or the last load failed): events are dropped, since the next load reads
+    /// everything they describe.
+    Unloaded(String),
+    /// A load is running: events are held, to be applied on top of it.
+    Loading(Vec<Fact>),
+    /// Loaded and current.
+    Current,
+    /// An event could not be applied; a reload is needed.
+    Stale(String),
+}
+
+/// Why the index cannot answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    /// It has not been loaded (yet).
+    #[error("the authorization index is not loaded ({0})")]
+    NotLoaded(String),
+    /// It missed a change; answers could be wrong.
+    #[error("the authorization index is stale ({0}); it reloads on the next check")]
+    Stale(String),
+}
+
+/// The live index: the current snapshot, swapped atomically by writers.
+#[derive(Debug)]
+pub struct AuthzIndex {
+    current: ArcSwap<Snapshot>,
+    phase: Mutex<Phase>,
+    /// `phase` is `Current`: readers check this instead of taking the lock.
+    current_flag: AtomicBool,
+}
+
+impl Default for AuthzIndex {
+    fn default() -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            phase: Mutex::new(Phase::Unloaded("not started".to_owned())),
+            current_flag: AtomicBool::new(false),
+        }
+    }
+}
+
+impl AuthzIndex {
+    /// An empty index that holds events until [`AuthzIndex::install`] loads it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The snapshot to decide on, or why there is none. Lock-free when the index is current.
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>, IndexError> {
+        if self.current_flag.load(Ordering::Acquire) {
+            return Ok(self.current.load_full());
+        }
+        match &*self.phase() {
+            Phase::Current => Ok(self.current.load_full()),
+            Phase::Unloaded(why) => Err(IndexError::NotLoaded(why.clone())),
+            Phase::Loading(_) => Err(IndexError::NotLoaded("loading".to_owned())),
+            Phase::Stale(why) => Err(IndexError::Stale(why.clone())),
+        }
+    }
+
+    /// Installs a fresh load, then applies every fact held since loading began.
+    pub fn install(&self, loaded: impl IntoIterator<Item = Fact>) {
+        let mut phase = self.phase();
+        let mut next = Snapshot {
+            revision: self.current.load().revision,
+            ..Snapshot::default()
+        };
+        for fact in loaded {
+            next.apply(fact);
+        }
+        if let Phase::Loading(held) = &mut *phase {
+            for fact in held.drain(..) {
+                next.apply(fact);
+            }
+        }
+        next.revision += 1;
+        self.current.store(Arc::new(next));
+        *phase = Phase::Current;
+        self.current_flag.store(true, Ordering::Release);
+    }
+
+    /// Starts a load: from now on events are held, to be applied on top of what the load
+    /// reads. Call before reading the sources.
+    pub fn begin_load(&self) {
+        let mut phase = self.phase();
+        self.current_flag.store(false, Ordering::Release);
+        *phase = Phase::Loading(Vec::new());
+    }
+
+    /// A load failed: the index stays unloaded and checks fail closed until one succeeds.
+    pub fn abort_load(&self, why: String) {
+        let mut phase = self.phase();
+        self.current_flag.store(false, Ordering::Release);
+        *phase = Phase::Unloaded(why);
+    }
+
+    /// Applies committed facts as one change (one revision).
+    pub fn apply(&self, facts: Vec<Fact>) {
+        let mut phase = self.phase();
+        match &mut *phase {
+            Phase::Loading(held) => held.extend(facts),
+            Phase::Unloaded(_) | Phase::Stale(_) => {}
+            Phase::Current => {
+                let mut next = Snapshot::clone(&self.current.load());
+                for fact in facts {
+                    next.apply(fact);
+                }
+                next.revision += 1;
+                self.current.store(Arc::new(next));
+            }
+        }
+    }
+
+    /// Marks the index stale: it missed a change.
+    pub fn mark_stale(&self, why: String) {
+        tracing::error!(reason = %why, "the authorization index missed a change; checks fail closed until it reloads");
+        let mut phase = self.phase();
+        self.current_flag.store(false, Ordering::Release);
+        *phase = Phase::Stale(why);
+    }
+
+    /// The bus observer: applies the facts of the events the index follows.
+    pub fn observe(&self, event: &Event) {
+        if !FACT_EVENTS.contains(&event.name.as_str()) {
+            return;
+        }
+        match facts_of(&event.payload) {
+            Ok(Some(facts)) if !facts.is_empty() => self.apply(facts),
+            Ok(_) => {}
+            Err(e) => self.mark_stale(format!("{} carried unreadable facts: {e}", event.name)),
+        }
+    }
+
+    /// Whether the index needs a (re)load.
+    pub fn needs_load(&self) -> bool {
+        !matches!(*self.phase(), Phase::Current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DenyCode;
+    use crate::engine::evaluate;
+
+    fn finance() -> Vec<Fact> {
+        let s = |v: &str| v.to_owned();
+        vec![
+            Fact::User {
+                id: s("user_alice"),
+                status: s("active"),
+            },
+            Fact::Space {
+                id: s("space_acme"),
+                status: s("active"),
+            },
+            Fact::Member {
+                id: s("member_fr"),
+                space_id: s("space_acme"),
+                status: s("active"),
+            },
+            Fact::UserMember {
+                id: s("um_alice"),
+                user_id: s("user_alice"),
+                member_id: s("member_fr"),
+                status: s("active"),
+                expires_at: None,
+            },
+            Fact::Group {
+                id: s("group_finance"),
+                space_id: s("space_acme"),
+                path: s("finance"),
+                status: s("active"),
+            },
+            Fact::Group {
+                id: s("group_apac"),
+                space_id: s("space_acme"),
+                path: s("finance.apac"),
+                status: s("active"),
+            },
+            Fact::ResourceType {
+                id: s("rt_invoice"),
+                key: s("invoice"),
+                status: s("active"),
+            },
+            Fact::ResourceAction {
+                resource_type: s("invoice"),
+                key: s("approve"),
+            },
+            Fact::Resource {
+                resource_type: s("invoice"),
+                id: s("invoice_001"),
+                external_id: s("INV-1"),
+                space_id: s("space_acme"),
+                group_id: Some(s("group_apac")),
+                owner_member_id: None,
+                status: s("active"),
+            },
+            Fact::Role {
+                id: s("role_fr"),
+                space_id: s("space_acme"),
+                key: s("finance_reviewer"),
+                status: s("active"),
+            },
+            Fact::Permission {
+                id: s("perm_approve"),
+                resource: s("invoice"),
+                action: s("approve"),
+                scope: s("group_tree"),
+                status: s("active"),
+            },
+            Fact::RolePermission {
+                id: s("rp_1"),
+                role_id: s("role_fr"),
+                permission_id: s("perm_approve"),
+                deleted: false,
+            },
+            Fact::MemberRole {
+                id: s("mr_1"),
+                space_id: s("space_acme"),
+                member_id: s("member_fr"),
+                role_id: s("role_fr"),
+                scope_anchor_group_id: Some(s("group_finance")),
+                status: s("active"),
+            },
+        ]
+    }
+
+    fn request<'a>(resource_id: &'a str) -> Request<'a> {
+        Request {
+            user_id: "user_alice",
+            member_id: "member_fr",
+            user_member_id: "um_alice",
+            space_id: "space_acme",
+            resource_type: "invoice",
+            resource_id,
+            action: "approve",
+        }
+    }
+
+    fn decide(index: &AuthzIndex, resource_id: &str) -> Option<DenyCode> {
+        let snapshot = index.snapshot().unwrap();
+        let resolved = snapshot.resolve(&request(resource_id), 0).unwrap();
+        evaluate(&resolved.facts, false).deny_code
+    }
+
+    #[test]
+    fn a_loaded_index_decides_and_follows_each_change() {
+        let index = AuthzIndex::new();
+        assert!(matches!(index.snapshot(), Err(IndexError::NotLoaded(_))));
+        index.begin_load();
+        index.install(finance());
+        assert_eq!(decide(&index, "invoice_001"), None);
+        // By external ID too.
+        assert_eq!(decide(&index, "INV-1"), None);
+        let before = index.snapshot().unwrap().revision();
+        index.apply(vec![Fact::MemberRole {
+            id: "mr_1".into(),
+            space_id: "space_acme".into(),
+            member_id: "member_fr".into(),
+            role_id: "role_fr".into(),
+            scope_anchor_group_id: Some("group_finance".into()),
+            status: "revoked".into(),
+        }]);
+        assert_eq!(index.snapshot().unwrap().revision(), before + 1);
+        assert_eq!(
+            decide(&index, "invoice_001"),
+            Some(DenyCode::NoMatchingPermission)
+        );
+        index.apply(vec![Fact::RolePermission {
+            id: "rp_1".into(),
+            role_id: "role_fr".into(),
+            permission_id: "perm_approve".into(),
+            deleted: true,
+        }]);
+        assert!(
+            index
+                .snapshot()
+                .unwrap()
+                .candidates("member_fr", "invoice", "approve")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_reader_keeps_its_snapshot_while_a_writer_swaps_in_the_next() {
+        let index = AuthzIndex::new();
+        index.begin_load();
+        index.install(finance());
+        let held = index.snapshot().unwrap();
+        index.apply(vec![Fact::User {
+            id: "user_alice".into(),
+            status: "disabled".into(),
+        }]);
+        let old = held.resolve(&request("invoice_001"), 0).unwrap();
+        assert!(old.facts.actor.user_active);
+        assert_eq!(
+            decide(&index, "invoice_001"),
+            Some(DenyCode::ActorUserInactive)
+        );
+    }
+
+    #[test]
+    fn events_during_a_load_are_applied_on_top_of_it() {
+        let index = AuthzIndex::new();
+        // Before a load starts, events are dropped: the load will read their state.
+        index.apply(vec![Fact::User {
+            id: "user_alice".into(),
+            status: "disabled".into(),
+        }]);
+        index.begin_load();
+        index.apply(vec![Fact::Space {
+            id: "space_acme".into(),
+            status: "disabled".into(),
+        }]);
+        // The load read the space before it was disabled; the held event is newer.
+        index.install(finance());
+        assert_eq!(decide(&index, "invoice_001"), Some(DenyCode::SpaceInactive));
+    }
+
+    #[test]
+    fn unreadable_facts_make_the_index_fail_closed_until_reloaded() {
+        let index = AuthzIndex::new();
+        index.begin_load();
+        index.install(finance());
+        index.observe(&Event {
+            name: "identity.facts_changed".into(),
+            source: "identity.business".into(),
+            payload: serde_json::json!({"facts": [{"kind": "user"}]}),
+        });
+        assert!(matches!(index.snapshot(), Err(IndexError::Stale(_))));
+        assert!(index.needs_load());
+        index.begin_load();
+        index.install(finance());
+        assert_eq!(decide(&index, "invoice_001"), None);
+    }
+
+    #[test]
+    fn unknown_ids_are_not_found_and_unknown_registry_entries_are_facts() {
+        let snapshot = snapshot_of(finance());
+        let missing = |r: Request<'_>| snapshot.resolve(&r, 0).unwrap_err();
+        assert_eq!(
+            missing(Request {
+                user_id: "user_nobody",
+                ..request("invoice_001")
+            }),
+            not_found("user", "user_nobody")
+        );
+        assert_eq!(
+            missing(request("invoice_999")),
+            not_found("resource", "invoice_999")
+        );
+        let unknown_action = snapshot
+            .resolve(
+                &Request {
+                    action: "shred",
+                    ..request("invoice_999")
+                },
+                0,
+            )
+            .unwrap();
+        assert!(unknown_action.facts.resource_type_known);
+        assert!(!unknown_action.facts.action_known);
+        // The type may be named by its ID.
+        let by_id = snapshot
+            .resolve(
+                &Request {
+                    resource_type: "rt_invoice",
+                    ..request("invoice_001")
+                },
+                0,
+            )
+            .unwrap();
+        assert_eq!(by_id.facts.candidates.len(), 1);
+    }
+}

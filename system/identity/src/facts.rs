@@ -1,0 +1,99 @@
+//! Identity's entities as the facts authorization indexes: one conversion per entity, the whole
+//! set for the index's first load, and the `identity.facts_changed` event after each commit.
+
+use std::sync::Arc;
+
+use plystra_contracts::ApiError;
+use plystra_contracts::events::{Event, EventPublisher};
+use plystra_contracts::facts::{Fact, facts_value};
+use plystra_contracts::storage::Database;
+use plystra_contracts::storage::time::format_description::well_known::Rfc3339;
+
+use crate::groups::Group;
+use crate::members::Member;
+use crate::spaces::Space;
+use crate::user_members::UserMember;
+use crate::users::User;
+
+/// The event identity publishes after each committed change to a fact.
+pub const FACTS_CHANGED: &str = "identity.facts_changed";
+
+impl From<&User> for Fact {
+    fn from(u: &User) -> Self {
+        Fact::User {
+            id: u.id.clone(),
+            status: u.status.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&Space> for Fact {
+    fn from(s: &Space) -> Self {
+        Fact::Space {
+            id: s.id.clone(),
+            status: s.status.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&Member> for Fact {
+    fn from(m: &Member) -> Self {
+        Fact::Member {
+            id: m.id.clone(),
+            space_id: m.space_id.clone(),
+            status: m.status.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&UserMember> for Fact {
+    fn from(b: &UserMember) -> Self {
+        Fact::UserMember {
+            id: b.id.clone(),
+            user_id: b.user_id.clone(),
+            member_id: b.member_id.clone(),
+            status: b.status.as_str().to_owned(),
+            expires_at: b.expires_at.and_then(|e| e.format(&Rfc3339).ok()),
+        }
+    }
+}
+
+impl From<&Group> for Fact {
+    fn from(g: &Group) -> Self {
+        Fact::Group {
+            id: g.id.clone(),
+            space_id: g.space_id.clone(),
+            path: g.path.clone(),
+            status: g.status.as_str().to_owned(),
+        }
+    }
+}
+
+/// Every identity fact, table by table.
+pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
+    let users: Vec<User> = db.fetch_all(&crate::users::select()).await?;
+    let spaces: Vec<Space> = db.fetch_all(&crate::spaces::select()).await?;
+    let members: Vec<Member> = db.fetch_all(&crate::members::select()).await?;
+    let bindings: Vec<UserMember> = db.fetch_all(&crate::user_members::select()).await?;
+    let groups: Vec<Group> = db.fetch_all(&crate::groups::select()).await?;
+    let mut facts = Vec::with_capacity(
+        users.len() + spaces.len() + members.len() + bindings.len() + groups.len(),
+    );
+    facts.extend(users.iter().map(Fact::from));
+    facts.extend(spaces.iter().map(Fact::from));
+    facts.extend(members.iter().map(Fact::from));
+    facts.extend(bindings.iter().map(Fact::from));
+    facts.extend(groups.iter().map(Fact::from));
+    Ok(facts)
+}
+
+/// Announces committed `facts` (nothing to announce without a bus).
+pub(crate) fn publish(events: Option<&Arc<dyn EventPublisher>>, facts: Vec<Fact>) {
+    if let (Some(events), false) = (events, facts.is_empty()) {
+        events.publish(Event {
+            name: FACTS_CHANGED.to_owned(),
+            source: crate::ID.to_owned(),
+            payload: serde_json::json!({ "facts": facts_value(&facts) }),
+        });
+    }
+}

@@ -1,0 +1,65 @@
+//! The registry's entries as the facts authorization indexes: one conversion per entity and the
+//! whole set for the index's first load. Changes travel in `resource.registry_updated`.
+
+use plystra_contracts::ApiError;
+use plystra_contracts::facts::Fact;
+use plystra_contracts::storage::Database;
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, JoinType, Query};
+
+use crate::resource_types::{self, ResourceType, TypeRow};
+use crate::resources::{self, Resource, ResourceRow};
+use crate::store::{col, name, table};
+
+impl From<&ResourceType> for Fact {
+    fn from(t: &ResourceType) -> Self {
+        Fact::ResourceType {
+            id: t.id.clone(),
+            key: t.key.clone(),
+            status: t.status.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&Resource> for Fact {
+    fn from(r: &Resource) -> Self {
+        Fact::Resource {
+            resource_type: r.resource_type.clone(),
+            id: r.id.clone(),
+            external_id: r.external_id.clone(),
+            space_id: r.space_id.clone(),
+            group_id: r.group_id.clone(),
+            owner_member_id: r.owner_member_id.clone(),
+            status: r.status.as_str().to_owned(),
+        }
+    }
+}
+
+/// Every type, action and resource.
+pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
+    let types: Vec<TypeRow> = db.fetch_all(&resource_types::select()).await?;
+    let mut facts = Vec::new();
+    for row in types {
+        facts.push(Fact::from(&resource_types::from_row(row)?));
+    }
+    let actions = Query::select()
+        .column(col(table::TYPES, "key"))
+        .column(col(table::ACTIONS, "key"))
+        .from(name(table::ACTIONS))
+        .join(
+            JoinType::InnerJoin,
+            name(table::TYPES),
+            Expr::col(col(table::TYPES, "id")).equals(col(table::ACTIONS, "resource_type_id")),
+        )
+        .to_owned();
+    let actions: Vec<(String, String)> = db.fetch_all(&actions).await?;
+    facts.extend(
+        actions
+            .into_iter()
+            .map(|(resource_type, key)| Fact::ResourceAction { resource_type, key }),
+    );
+    let rows: Vec<ResourceRow> = db.fetch_all(&resources::select()).await?;
+    for row in rows {
+        facts.push(Fact::from(&resources::from_row(row)?));
+    }
+    Ok(facts)
+}
