@@ -7,6 +7,7 @@ mod migrations;
 mod openapi;
 mod privileged;
 mod process;
+mod quickstart;
 mod suite;
 mod tidy;
 mod verify;
@@ -53,6 +54,8 @@ enum Command {
     Tidy,
     /// Run the workspace's tests on SQLite, then on PostgreSQL.
     Test,
+    /// Run the README's quickstart as written, against a throwaway database.
+    Quickstart,
 }
 
 fn main() -> ExitCode {
@@ -82,5 +85,6 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Migrations { check } => migrations::run(&root, check),
         Command::Tidy => tidy::run(&root),
         Command::Test => suite::run_all(&root),
+        Command::Quickstart => quickstart::run(&root),
     }
 }
