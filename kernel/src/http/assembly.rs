@@ -235,10 +235,17 @@ pub(crate) fn application(
     let sessions = services
         .require::<dyn plystra_contracts::services::SessionVerifier>()
         .ok();
-    let authenticator = Arc::new(Authenticator::new(
-        runtime.config().bootstrap_api_key.clone(),
-        sessions,
-    ));
+    let api_keys = services
+        .require::<dyn plystra_contracts::services::ApiKeyVerifier>()
+        .ok();
+    let admin = services
+        .require::<dyn plystra_contracts::services::AdminAuthorizer>()
+        .ok();
+    let authenticator = Arc::new(
+        Authenticator::new(runtime.config().bootstrap_api_key.clone(), sessions)
+            .with_api_keys(api_keys)
+            .with_admin(admin.clone()),
+    );
     // Each operation's declared access, by route-table key. The kernel's own protected operation
     // is the capability list; anything undeclared needs `*`.
     let access: HashMap<(Method, String), Access> = runtime
@@ -256,9 +263,6 @@ pub(crate) fn application(
             },
         )))
         .collect();
-    let admin = services
-        .require::<dyn plystra_contracts::services::AdminAuthorizer>()
-        .ok();
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -277,7 +281,9 @@ pub(crate) fn application(
                                     .get(&(method.clone(), path.clone()))
                                     .copied()
                                     .unwrap_or(Access::Admin { permission: None });
-                                Protect::new(authenticator.clone(), access, admin.clone()).wrap(ep)
+                                Protect::new(authenticator.clone(), access, admin.clone())
+                                    .for_route(&path)
+                                    .wrap(ep)
                             };
                             (method, ep)
                         })

@@ -1,14 +1,18 @@
 //! Authentication and access control of protected routes, by one mechanism: the credential (the
-//! bootstrap key `PLYSTRA_API_KEY`, compared in constant time, or a session access token when a
-//! capability provides a `SessionVerifier`), then the operation's declared `Access`. Management
-//! operations accept the bootstrap key, or another credential only when the `AdminAuthorizer`
-//! grants the permission; without an authorizer they fail closed with 403. Self-service
-//! operations need a user session.
+//! bootstrap key `PLYSTRA_API_KEY`, compared in constant time; a managed API key `ply_ak_…` when a
+//! capability provides an `ApiKeyVerifier`; or a session access token when one provides a
+//! `SessionVerifier`), then the operation's declared `Access`. When an `AdminAuthorizer` is
+//! provided it decides every management call, the bootstrap key's included (its permissions and
+//! the handoff), against the operation's permission and its target (the path parameters).
+//! Without an authorizer only the bootstrap key manages, and every other credential fails closed
+//! with 403. Self-service operations need a user session.
 
 use std::sync::Arc;
 
 use plystra_contracts::Access;
-use plystra_contracts::services::{AdminAuthorizer, Credential, SessionVerifier};
+use plystra_contracts::services::{
+    AdminAuthorizer, AdminTarget, ApiKeyVerifier, Credential, SessionVerifier,
+};
 use plystra_contracts::{ApiError, ErrorCode};
 use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt, Request};
@@ -20,10 +24,15 @@ pub const API_KEY_HEADER: &str = "X-Plystra-API-Key";
 /// The prefix of session access tokens.
 pub const ACCESS_TOKEN_PREFIX: &str = "ply_at_";
 
+/// The prefix of managed API keys.
+pub const API_KEY_PREFIX: &str = "ply_ak_";
+
 /// Authenticates requests.
 pub struct Authenticator {
     bootstrap_key: Option<String>,
     sessions: Option<Arc<dyn SessionVerifier>>,
+    api_keys: Option<Arc<dyn ApiKeyVerifier>>,
+    admin: Option<Arc<dyn AdminAuthorizer>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -34,6 +43,8 @@ impl std::fmt::Debug for Authenticator {
                 &self.bootstrap_key.as_ref().map(|_| "[set]"),
             )
             .field("sessions", &self.sessions.is_some())
+            .field("api_keys", &self.api_keys.is_some())
+            .field("admin", &self.admin.is_some())
             .finish()
     }
 }
@@ -44,7 +55,21 @@ impl Authenticator {
         Self {
             bootstrap_key: bootstrap_key.filter(|k| !k.is_empty()),
             sessions,
+            api_keys: None,
+            admin: None,
         }
+    }
+
+    /// Also accepts the managed API keys `api_keys` verifies.
+    pub fn with_api_keys(mut self, api_keys: Option<Arc<dyn ApiKeyVerifier>>) -> Self {
+        self.api_keys = api_keys;
+        self
+    }
+
+    /// Asks `admin` whether the bootstrap key is still accepted (the handoff).
+    pub fn with_admin(mut self, admin: Option<Arc<dyn AdminAuthorizer>>) -> Self {
+        self.admin = admin;
+        self
     }
 
     /// The credential the request presents, or 401. A verifier that cannot answer is a 503,
@@ -75,8 +100,38 @@ impl Authenticator {
                 )),
             };
         }
+        if presented.starts_with(API_KEY_PREFIX) {
+            let Some(api_keys) = &self.api_keys else {
+                return Err(invalid());
+            };
+            return match api_keys.verify(&presented).await {
+                Ok(Some(credential)) => Ok(credential),
+                Ok(None) => Err(invalid()),
+                Err(e) => Err(ApiError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    format!("cannot verify the API key: {e}"),
+                )),
+            };
+        }
         match &self.bootstrap_key {
             Some(key) if bool::from(key.as_bytes().ct_eq(presented.as_bytes())) => {
+                if let Some(admin) = &self.admin {
+                    match admin.accepts_bootstrap_key().await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Err(ApiError::new(
+                                ErrorCode::AuthenticationRequired,
+                                "the bootstrap key was retired when a managed super admin took over: use a session or a managed API key",
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(ApiError::new(
+                                ErrorCode::DatabaseUnavailable,
+                                format!("cannot check the bootstrap handoff: {e}"),
+                            ));
+                        }
+                    }
+                }
                 Ok(Credential::BootstrapKey)
             }
             _ => Err(invalid()),
@@ -101,6 +156,7 @@ pub struct Protect {
     authenticator: Arc<Authenticator>,
     access: Access,
     admin: Option<Arc<dyn AdminAuthorizer>>,
+    route: String,
 }
 
 impl std::fmt::Debug for Protect {
@@ -124,18 +180,65 @@ impl Protect {
             authenticator,
             access,
             admin,
+            route: String::new(),
         }
+    }
+
+    /// The operation's path template (`/api/v1/spaces/{space_id}` or poem's
+    /// `/api/v1/spaces/:space_id`); its parameters are read from each request and handed to the
+    /// authorizer as the target.
+    pub fn for_route(mut self, route: &str) -> Self {
+        self.route = route.to_owned();
+        self
+    }
+
+    /// The target of `req`: the route template and the values of its path parameters.
+    pub fn target(&self, req: &Request) -> AdminTarget {
+        let mut target = AdminTarget {
+            route: String::new(),
+            params: Default::default(),
+        };
+        let segments: Vec<String> = self
+            .route
+            .split('/')
+            .map(|segment| {
+                let name = segment
+                    .strip_prefix(':')
+                    .or_else(|| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')));
+                match name {
+                    Some(name) => {
+                        if let Some(value) = req.raw_path_param(name) {
+                            target.params.insert(name.to_owned(), value.to_owned());
+                        }
+                        format!("{{{name}}}")
+                    }
+                    None => segment.to_owned(),
+                }
+            })
+            .collect();
+        target.route = segments.join("/");
+        target
     }
 
     /// Whether `credential` may call the operation; `Err` is the answer when not.
     pub async fn admit(&self, credential: &Credential) -> Result<(), ApiError> {
+        self.admit_target(credential, &AdminTarget::default()).await
+    }
+
+    /// Whether `credential` may call the operation on `target`; `Err` is the answer when not.
+    pub async fn admit_target(
+        &self,
+        credential: &Credential,
+        target: &AdminTarget,
+    ) -> Result<(), ApiError> {
         match (self.access, credential) {
             (Access::SelfService, Credential::Session { .. }) => Ok(()),
             (Access::SelfService, _) => Err(ApiError::new(
                 ErrorCode::AuthenticationRequired,
                 "this operation acts on a user session: send Authorization: Bearer ply_at_…",
             )),
-            (Access::Admin { .. }, Credential::BootstrapKey) => Ok(()),
+            // Without an authorizer there is no managed admin: the bootstrap key manages alone.
+            (Access::Admin { .. }, Credential::BootstrapKey) if self.admin.is_none() => Ok(()),
             (Access::Admin { permission }, other) => {
                 let wanted = permission.unwrap_or("*");
                 let denied = || {
@@ -148,7 +251,7 @@ impl Protect {
                 let Some(admin) = &self.admin else {
                     return Err(denied());
                 };
-                match admin.authorize(other, wanted).await {
+                match admin.authorize_target(other, wanted, target).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(denied()),
                     Err(e) => Err(ApiError::new(
@@ -168,7 +271,8 @@ impl Protect {
             let protect = protect.clone();
             async move {
                 let credential = protect.authenticator.authenticate(&req).await?;
-                protect.admit(&credential).await?;
+                let target = protect.target(&req);
+                protect.admit_target(&credential, &target).await?;
                 req.extensions_mut().insert(credential);
                 Ok(req)
             }
