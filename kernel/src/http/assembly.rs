@@ -246,21 +246,24 @@ pub(crate) fn application(
             .with_api_keys(api_keys)
             .with_admin(admin.clone()),
     );
-    // Each operation's declared access, by route-table key. The kernel's own protected operation
-    // is the capability list; anything undeclared needs `*`.
-    let access: HashMap<(Method, String), Access> = runtime
+    // Each operation's declared access and path template, by route-table key. The kernel's own
+    // protected operation is the capability list; anything undeclared needs `*`.
+    let access: HashMap<(Method, String), (Access, &'static str)> = runtime
         .entries()
         .iter()
         .flat_map(|e| e.registration.manifest.provides().routes.iter())
         .filter_map(|r| {
             let method = Method::from_bytes(r.method.as_str().as_bytes()).ok()?;
-            Some(((method, poem_route_path(r.path)), r.access))
+            Some(((method, poem_route_path(r.path)), (r.access, r.path)))
         })
         .chain(std::iter::once((
             (Method::GET, "/api/v1/capabilities".to_owned()),
-            Access::Admin {
-                permission: Some("capabilities:read"),
-            },
+            (
+                Access::Admin {
+                    permission: Some("capabilities:read"),
+                },
+                "/api/v1/capabilities",
+            ),
         )))
         .collect();
     let tables = tables
@@ -277,12 +280,12 @@ pub(crate) fn application(
                             let ep = if is_public(&method, &path) {
                                 ep
                             } else {
-                                let access = access
+                                let (access, template) = access
                                     .get(&(method.clone(), path.clone()))
                                     .copied()
-                                    .unwrap_or(Access::Admin { permission: None });
+                                    .unwrap_or((Access::Admin { permission: None }, ""));
                                 Protect::new(authenticator.clone(), access, admin.clone())
-                                    .for_route(&path)
+                                    .for_route(template, &path)
                                     .wrap(ep)
                             };
                             (method, ep)

@@ -156,7 +156,9 @@ pub struct Protect {
     authenticator: Arc<Authenticator>,
     access: Access,
     admin: Option<Arc<dyn AdminAuthorizer>>,
-    route: String,
+    /// The declared template (`/api/v1/spaces/{space_id}`) and the routing table's path
+    /// (`/api/v1/spaces/:param0`), segment by segment.
+    route: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Protect {
@@ -180,42 +182,49 @@ impl Protect {
             authenticator,
             access,
             admin,
-            route: String::new(),
+            route: Vec::new(),
         }
     }
 
-    /// The operation's path template (`/api/v1/spaces/{space_id}` or poem's
-    /// `/api/v1/spaces/:space_id`); its parameters are read from each request and handed to the
-    /// authorizer as the target.
-    pub fn for_route(mut self, route: &str) -> Self {
-        self.route = route.to_owned();
+    /// The operation's declared path template (`/api/v1/spaces/{space_id}`; empty when none is
+    /// declared) and its routing-table path (`/api/v1/spaces/:param0`, where poem-openapi numbers
+    /// the parameters). Each request's parameters are read by position and handed to the
+    /// authorizer, named as the template names them.
+    pub fn for_route(mut self, template: &str, table_path: &str) -> Self {
+        let table: Vec<&str> = table_path.split('/').collect();
+        let declared: Vec<&str> = template.split('/').collect();
+        let declared = if declared.len() == table.len() {
+            declared
+        } else {
+            table.clone()
+        };
+        self.route = declared
+            .iter()
+            .zip(table)
+            .map(|(d, t)| ((*d).to_owned(), t.to_owned()))
+            .collect();
         self
     }
 
     /// The target of `req`: the route template and the values of its path parameters.
     pub fn target(&self, req: &Request) -> AdminTarget {
-        let mut target = AdminTarget {
-            route: String::new(),
-            params: Default::default(),
-        };
-        let segments: Vec<String> = self
-            .route
-            .split('/')
-            .map(|segment| {
-                let name = segment
-                    .strip_prefix(':')
-                    .or_else(|| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')));
-                match name {
-                    Some(name) => {
-                        if let Some(value) = req.raw_path_param(name) {
-                            target.params.insert(name.to_owned(), value.to_owned());
-                        }
-                        format!("{{{name}}}")
+        let mut target = AdminTarget::default();
+        let mut segments = Vec::with_capacity(self.route.len());
+        for (declared, table) in &self.route {
+            let name = declared
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .or_else(|| declared.strip_prefix(':'));
+            match (name, table.strip_prefix(':')) {
+                (Some(name), Some(param)) => {
+                    if let Some(value) = req.raw_path_param(param) {
+                        target.params.insert(name.to_owned(), value.to_owned());
                     }
-                    None => segment.to_owned(),
+                    segments.push(format!("{{{name}}}"));
                 }
-            })
-            .collect();
+                _ => segments.push(declared.clone()),
+            }
+        }
         target.route = segments.join("/");
         target
     }

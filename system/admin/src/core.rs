@@ -43,6 +43,7 @@ pub fn bootstrap_permissions(
 ) -> Result<Vec<PermissionKey>, InvalidPermissionKey> {
     let mut keys = Vec::new();
     for raw in setting
+        .filter(|s| !s.trim().is_empty())
         .unwrap_or(DEFAULT_BOOTSTRAP_PERMISSIONS)
         .split(',')
         .map(str::trim)
