@@ -172,8 +172,14 @@ pub(crate) async fn create_checked(
             space_id, group_id, ..
         } => (Some(space_id.clone()), Some(group_id.clone())),
     };
+    let secrets = admin.secrets.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotReady,
+            "managed API keys are off: PLYSTRA_API_KEY_SECRET is not set",
+        )
+    })?;
     let id = plystra_contracts::ids::generate("ak_");
-    let minted = admin.secrets.mint(&id);
+    let minted = secrets.mint(&id);
     let mut tx = admin.db.begin().await?;
     let api_key = store::insert_key(
         &mut tx,

@@ -259,9 +259,10 @@ pub struct AdminCapability {
 }
 
 /// The key secrets from `PLYSTRA_API_KEY_SECRET` and `PLYSTRA_API_KEY_SECRET_PREVIOUS`. Without a
-/// primary secret production refuses; development uses a random one for this process (keys then
-/// stop verifying at restart) and says so.
-pub fn key_secrets(runtime: &dyn RuntimeInfo) -> Result<api_key::KeySecrets, CapabilityError> {
+/// primary secret, production turns managed API keys off (none verifies, creating one answers
+/// 503; the production guards normally stop such a start earlier); development uses a random one
+/// for this process (keys then stop verifying at restart) and says so.
+pub fn key_secrets(runtime: &dyn RuntimeInfo) -> Option<api_key::KeySecrets> {
     let previous = runtime
         .setting("PLYSTRA_API_KEY_SECRET_PREVIOUS")
         .unwrap_or_default();
@@ -269,17 +270,20 @@ pub fn key_secrets(runtime: &dyn RuntimeInfo) -> Result<api_key::KeySecrets, Cap
         .setting("PLYSTRA_API_KEY_SECRET")
         .filter(|s| !s.is_empty())
     {
-        Some(primary) => Ok(api_key::KeySecrets::new(&primary, &previous)),
-        None if runtime.production() => Err(CapabilityError::Configuration(
-            "PLYSTRA_API_KEY_SECRET must be set in production".into(),
-        )),
+        Some(primary) => Some(api_key::KeySecrets::new(&primary, &previous)),
+        None if runtime.production() => {
+            tracing::error!(
+                "PLYSTRA_API_KEY_SECRET is not set in production: managed API keys are off (none is accepted; creating one answers 503)"
+            );
+            None
+        }
         None => {
             tracing::warn!(
                 "no PLYSTRA_API_KEY_SECRET: managed API keys are hashed under a random secret and stop working at restart"
             );
             let mut bytes = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-            Ok(api_key::KeySecrets::new(&hex::encode(bytes), &previous))
+            Some(api_key::KeySecrets::new(&hex::encode(bytes), &previous))
         }
     }
 }
@@ -310,7 +314,7 @@ impl Capability for AdminCapability {
         let _ = self.flush_every.set(std::time::Duration::from_secs(flush));
         let admin = Arc::new(Admin::new(
             (*db).clone(),
-            key_secrets(runtime.as_ref())?,
+            key_secrets(runtime.as_ref()),
             bootstrap,
             runtime.production(),
             services.require::<dyn ActorResolver>()?,
