@@ -289,3 +289,57 @@ impl Protect {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use poem::test::TestClient;
+    use poem::{EndpointExt as _, Route};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_target_names_path_parameters_by_the_declared_template() {
+        let protect = Protect::new(
+            Arc::new(Authenticator::new(None, None)),
+            Access::Admin { permission: None },
+            None,
+        )
+        .for_route(
+            "/api/v1/spaces/{space_id}/groups/{group_id}",
+            "/api/v1/spaces/:param0/groups/:param1",
+        );
+        let ep = Route::new().at(
+            "/api/v1/spaces/:param0/groups/:param1",
+            poem::endpoint::make_sync(move |req| {
+                let target = protect.target(&req);
+                format!("{} {:?}", target.route, target.params)
+            }),
+        );
+        let cli = TestClient::new(ep.boxed());
+        let resp = cli
+            .get("/api/v1/spaces/space_a/groups/group_b")
+            .send()
+            .await;
+        resp.assert_text(
+            r#"/api/v1/spaces/{space_id}/groups/{group_id} {"group_id": "group_b", "space_id": "space_a"}"#,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn without_an_authorizer_only_the_bootstrap_key_manages() {
+        let protect = Protect::new(
+            Arc::new(Authenticator::new(Some("k".into()), None)),
+            Access::Admin {
+                permission: Some("users:read"),
+            },
+            None,
+        );
+        assert!(protect.admit(&Credential::BootstrapKey).await.is_ok());
+        let err = protect
+            .admit(&Credential::ApiKey { id: "ak_1".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::AdminPermissionRequired);
+    }
+}
