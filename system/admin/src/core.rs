@@ -84,6 +84,7 @@ pub struct Admin {
     last_used: std::sync::Mutex<HashMap<String, OffsetDateTime>>,
     handoff_recorded: AtomicBool,
     development_warned: AtomicBool,
+    handed_off: AtomicBool,
 }
 
 impl std::fmt::Debug for Admin {
@@ -115,6 +116,7 @@ impl Admin {
             last_used: Default::default(),
             handoff_recorded: AtomicBool::new(false),
             development_warned: AtomicBool::new(false),
+            handed_off: AtomicBool::new(false),
         }
     }
 
@@ -376,13 +378,22 @@ impl AdminAuthorizer for Admin {
         Ok(principal.allows(&wanted, &target))
     }
 
+    /// The handoff is one-way for the life of the process: once a super admin has been seen,
+    /// the database is not asked again (production keeps refusing even if every super admin is
+    /// later disabled; a restart re-evaluates).
     async fn accepts_bootstrap_key(&self) -> Result<bool, ResolveError> {
+        if self.handed_off.load(Ordering::SeqCst)
+            && (!self.production || self.handoff_recorded.load(Ordering::SeqCst))
+        {
+            return Ok(!self.production);
+        }
         let supers = store::active_super_admins(&self.db)
             .await
             .map_err(unavailable)?;
-        if supers.is_empty() {
+        if supers.is_empty() && !self.handed_off.load(Ordering::SeqCst) {
             return Ok(true);
         }
+        self.handed_off.store(true, Ordering::SeqCst);
         if !self.production {
             if !self.development_warned.swap(true, Ordering::SeqCst) {
                 tracing::warn!(
@@ -392,7 +403,8 @@ impl AdminAuthorizer for Admin {
             }
             return Ok(true);
         }
-        if !self.handoff_recorded.load(Ordering::SeqCst) {
+        // One request records the handoff; concurrent refusals do not wait for it.
+        if !self.handoff_recorded.swap(true, Ordering::SeqCst) {
             tracing::error!(
                 super_admins = supers.len(),
                 "the bootstrap key PLYSTRA_API_KEY was refused: a managed super admin exists (handoff); use a session or a managed API key and unset PLYSTRA_API_KEY"
@@ -409,8 +421,8 @@ impl AdminAuthorizer for Admin {
             });
             // The key is refused whether or not the record lands; a failed record is retried on
             // the next attempt.
-            if self.audit.record(record).await.is_ok() {
-                self.handoff_recorded.store(true, Ordering::SeqCst);
+            if self.audit.record(record).await.is_err() {
+                self.handoff_recorded.store(false, Ordering::SeqCst);
             }
         }
         Ok(false)
