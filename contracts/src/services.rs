@@ -533,6 +533,24 @@ pub trait SessionVerifier: Send + Sync {
     async fn verify(&self, access_token: &str) -> Result<Option<Credential>, ResolveError>;
 }
 
+/// What a management call targets, as the kernel read it from the request: the operation's path
+/// template and its path parameters (`space_id`, `group_id`, …). Space- and group-scoped
+/// principals are judged against it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminTarget {
+    /// The operation's path template, `/api/v1/spaces/{space_id}/members` style.
+    pub route: String,
+    /// The path parameters, by name.
+    pub params: BTreeMap<String, String>,
+}
+
+impl AdminTarget {
+    /// The value of path parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
 /// Decides whether a credential may call a management operation (admin.control_plane provides it
 /// as `admin.service`).
 #[async_trait]
@@ -543,6 +561,38 @@ pub trait AdminAuthorizer: Send + Sync {
         credential: &Credential,
         permission: &str,
     ) -> Result<bool, ResolveError>;
+
+    /// Whether `credential` holds `permission` for `target`: a scoped principal only reaches its
+    /// own space or group subtree. Defaults to [`AdminAuthorizer::authorize`].
+    async fn authorize_target(
+        &self,
+        credential: &Credential,
+        permission: &str,
+        _target: &AdminTarget,
+    ) -> Result<bool, ResolveError> {
+        self.authorize(credential, permission).await
+    }
+
+    /// Whether the environment bootstrap key is still accepted. After the handoff to a managed
+    /// super admin, production refuses it. Defaults to `true`.
+    async fn accepts_bootstrap_key(&self) -> Result<bool, ResolveError> {
+        Ok(true)
+    }
+}
+
+/// The states of the linked capabilities, as the kernel tracks them (the kernel provides it as
+/// `kernel.capabilities`).
+pub trait CapabilityStates: Send + Sync {
+    /// `(capability ID, state)` for every linked capability, in boot order.
+    fn states(&self) -> Vec<(String, String)>;
+}
+
+/// Verifies managed API keys (`ply_ak_…`); admin.control_plane provides it as `admin.api_keys`.
+/// The kernel's request pipeline consults it for protected routes.
+#[async_trait]
+pub trait ApiKeyVerifier: Send + Sync {
+    /// The credential a presented key proves, `Ok(None)` for an unknown, revoked or expired one.
+    async fn verify(&self, presented: &str) -> Result<Option<Credential>, ResolveError>;
 }
 
 #[cfg(test)]

@@ -259,6 +259,20 @@ impl Runtime {
     }
 }
 
+impl plystra_contracts::services::CapabilityStates for Runtime {
+    fn states(&self) -> Vec<(String, String)> {
+        self.entries
+            .iter()
+            .map(|e| {
+                (
+                    e.registration.manifest.id().to_owned(),
+                    e.state().state.as_str().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// The kernel's configuration, offered to capabilities as `kernel.runtime`.
 struct RuntimeSettings(KernelConfig);
 
@@ -390,6 +404,12 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         .expect("kernel services are provided first");
     services
         .provide::<Runtime>("kernel.state", runtime.clone())
+        .expect("kernel services are provided first");
+    services
+        .provide::<dyn plystra_contracts::services::CapabilityStates>(
+            "kernel.capabilities",
+            runtime.clone(),
+        )
         .expect("kernel services are provided first");
     if let Some(database) = database {
         services

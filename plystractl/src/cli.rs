@@ -45,6 +45,9 @@ pub enum Command {
     /// Demo data, loaded through a running server's API.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// The bootstrap handoff: the first super admin, and API keys for headless setups.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 /// `demo` sub-commands.
@@ -59,6 +62,50 @@ pub enum DemoCommand {
         /// The API key [env: PLYSTRA_API_KEY]
         #[arg(long)]
         api_key: Option<String>,
+    },
+}
+
+/// What `bootstrap-super-admin` does when a super admin exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IfExistsArg {
+    /// Succeed without change.
+    Ok,
+    /// Fail (exit 1).
+    Error,
+}
+
+/// `admin` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the first instance_super_admin grant for an active user; refuses when one exists.
+    BootstrapSuperAdmin {
+        /// The user (`user_…`).
+        #[arg(long)]
+        user_id: String,
+        /// When an active super admin exists: `ok` (no change, exit 0) or `error` (exit 1).
+        #[arg(long, value_enum, default_value = "error")]
+        if_exists: IfExistsArg,
+    },
+    /// Create a managed API key and print it once. Needs PLYSTRA_API_KEY_SECRET.
+    CreateApiKey {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// instance, space or group.
+        #[arg(long)]
+        level: String,
+        /// A permission key (repeatable, or a comma list).
+        #[arg(long, required = true)]
+        permission: Vec<String>,
+        /// The space of a space or group key.
+        #[arg(long)]
+        space_id: Option<String>,
+        /// The group of a group key.
+        #[arg(long)]
+        group_id: Option<String>,
+        /// When the key stops working (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
     },
 }
 
@@ -176,6 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             )
             .await
         }
+        Command::Admin(command) => crate::admin::run(command, &url, cli.json).await,
     }
 }
 

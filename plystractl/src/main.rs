@@ -1,5 +1,5 @@
 //! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor`, audit
-//! chain verification and the demo seed.
+//! chain verification, the admin bootstrap steps and the demo seed.
 //!
 //! Exit codes: 0 success, 1 a check failed (or the operation did), 2 usage error.
 
@@ -11,6 +11,7 @@ macro_rules! out {
     }};
 }
 
+mod admin;
 mod audit;
 mod cli;
 mod demo;

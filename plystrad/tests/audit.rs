@@ -32,6 +32,10 @@ async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
         settings: settings
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .chain(std::iter::once((
+                "PLYSTRA_API_KEY_PERMISSIONS".to_owned(),
+                "*".to_owned(),
+            )))
             .collect(),
         ..KernelConfig::default()
     };

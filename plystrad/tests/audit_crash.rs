@@ -33,6 +33,7 @@ async fn crash_server_child() {
     let config = KernelConfig {
         bootstrap_api_key: Some(KEY.to_owned()),
         database: Some(DatabaseConfig::new(url)),
+        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
         ..KernelConfig::default()
     };
     let booted = boot(config, CapabilitySource::linked()).await.unwrap();

@@ -20,6 +20,7 @@ async fn app() -> Option<(TestDatabase, Client)> {
     let config = KernelConfig {
         bootstrap_api_key: Some(KEY.to_owned()),
         database: Some(DatabaseConfig::new(database.url.clone())),
+        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
         ..KernelConfig::default()
     };
     let booted = boot(config, CapabilitySource::linked()).await.unwrap();

@@ -117,10 +117,14 @@ async fn app() -> Option<(TestDatabase, Client)> {
     let config = KernelConfig {
         bootstrap_api_key: Some(KEY.to_owned()),
         database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [(
-            "PLYSTRA_SESSION_SECRET".to_owned(),
-            "authz-grants-test-session-secret-0123456789".to_owned(),
-        )]
+        settings: [
+            (
+                "PLYSTRA_SESSION_SECRET".to_owned(),
+                "authz-grants-test-session-secret-0123456789".to_owned(),
+            ),
+            // These tests manage everything with the bootstrap key.
+            ("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned()),
+        ]
         .into_iter()
         .collect(),
         ..KernelConfig::default()

@@ -169,6 +169,9 @@ async fn boot_on(database: &TestDatabase, settings: &[(&str, &str)]) -> Client {
         .collect();
     all.entry("PLYSTRA_SESSION_SECRET".into())
         .or_insert_with(|| "identity-test-session-secret-0123456789".into());
+    // These tests manage everything with the bootstrap key.
+    all.entry("PLYSTRA_API_KEY_PERMISSIONS".into())
+        .or_insert_with(|| "*".into());
     let config = KernelConfig {
         bootstrap_api_key: Some(KEY.to_owned()),
         database: Some(DatabaseConfig::new(database.url.clone())),
@@ -2008,10 +2011,13 @@ async fn production_without_a_session_secret_keeps_identity_up_with_sessions_off
         environment: plystra_kernel::Environment::Production,
         bootstrap_api_key: Some(KEY.to_owned()),
         database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [(
-            "PLYSTRA_AUDIT_HASH_KEY".to_owned(),
-            "identity-test-audit-hash-key-0123456789".to_owned(),
-        )]
+        settings: [
+            (
+                "PLYSTRA_AUDIT_HASH_KEY".to_owned(),
+                "identity-test-audit-hash-key-0123456789".to_owned(),
+            ),
+            ("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned()),
+        ]
         .into(),
         ..KernelConfig::default()
     };

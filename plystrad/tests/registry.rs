@@ -30,6 +30,7 @@ async fn boot_on(database: &TestDatabase) -> Client {
         build: plystrad::cli::build_info(),
         environment: Environment::Development,
         database: Some(DatabaseConfig::new(database.url.clone())),
+        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
         ..KernelConfig::default()
     };
     TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app)

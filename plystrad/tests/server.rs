@@ -19,6 +19,7 @@ fn config() -> KernelConfig {
     KernelConfig {
         bootstrap_api_key: Some(KEY.to_owned()),
         build: plystrad::cli::build_info(),
+        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
         ..KernelConfig::default()
     }
 }
@@ -246,6 +247,10 @@ async fn serve_binds_answers_and_shuts_down_gracefully() {
     .unwrap();
     let mut settings = cli.settings().unwrap();
     settings.kernel.bootstrap_api_key = Some(KEY.to_owned());
+    settings
+        .kernel
+        .settings
+        .insert("PLYSTRA_API_KEY_PERMISSIONS".into(), "*".into());
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(plystrad::serve(

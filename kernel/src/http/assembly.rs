@@ -235,30 +235,37 @@ pub(crate) fn application(
     let sessions = services
         .require::<dyn plystra_contracts::services::SessionVerifier>()
         .ok();
-    let authenticator = Arc::new(Authenticator::new(
-        runtime.config().bootstrap_api_key.clone(),
-        sessions,
-    ));
-    // Each operation's declared access, by route-table key. The kernel's own protected operation
-    // is the capability list; anything undeclared needs `*`.
-    let access: HashMap<(Method, String), Access> = runtime
+    let api_keys = services
+        .require::<dyn plystra_contracts::services::ApiKeyVerifier>()
+        .ok();
+    let admin = services
+        .require::<dyn plystra_contracts::services::AdminAuthorizer>()
+        .ok();
+    let authenticator = Arc::new(
+        Authenticator::new(runtime.config().bootstrap_api_key.clone(), sessions)
+            .with_api_keys(api_keys)
+            .with_admin(admin.clone()),
+    );
+    // Each operation's declared access and path template, by route-table key. The kernel's own
+    // protected operation is the capability list; anything undeclared needs `*`.
+    let access: HashMap<(Method, String), (Access, &'static str)> = runtime
         .entries()
         .iter()
         .flat_map(|e| e.registration.manifest.provides().routes.iter())
         .filter_map(|r| {
             let method = Method::from_bytes(r.method.as_str().as_bytes()).ok()?;
-            Some(((method, poem_route_path(r.path)), r.access))
+            Some(((method, poem_route_path(r.path)), (r.access, r.path)))
         })
         .chain(std::iter::once((
             (Method::GET, "/api/v1/capabilities".to_owned()),
-            Access::Admin {
-                permission: Some("capabilities:read"),
-            },
+            (
+                Access::Admin {
+                    permission: Some("capabilities:read"),
+                },
+                "/api/v1/capabilities",
+            ),
         )))
         .collect();
-    let admin = services
-        .require::<dyn plystra_contracts::services::AdminAuthorizer>()
-        .ok();
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -273,11 +280,13 @@ pub(crate) fn application(
                             let ep = if is_public(&method, &path) {
                                 ep
                             } else {
-                                let access = access
+                                let (access, template) = access
                                     .get(&(method.clone(), path.clone()))
                                     .copied()
-                                    .unwrap_or(Access::Admin { permission: None });
-                                Protect::new(authenticator.clone(), access, admin.clone()).wrap(ep)
+                                    .unwrap_or((Access::Admin { permission: None }, ""));
+                                Protect::new(authenticator.clone(), access, admin.clone())
+                                    .for_route(template, &path)
+                                    .wrap(ep)
                             };
                             (method, ep)
                         })

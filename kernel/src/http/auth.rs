@@ -1,14 +1,18 @@
 //! Authentication and access control of protected routes, by one mechanism: the credential (the
-//! bootstrap key `PLYSTRA_API_KEY`, compared in constant time, or a session access token when a
-//! capability provides a `SessionVerifier`), then the operation's declared `Access`. Management
-//! operations accept the bootstrap key, or another credential only when the `AdminAuthorizer`
-//! grants the permission; without an authorizer they fail closed with 403. Self-service
-//! operations need a user session.
+//! bootstrap key `PLYSTRA_API_KEY`, compared in constant time; a managed API key `ply_ak_…` when a
+//! capability provides an `ApiKeyVerifier`; or a session access token when one provides a
+//! `SessionVerifier`), then the operation's declared `Access`. When an `AdminAuthorizer` is
+//! provided it decides every management call, the bootstrap key's included (its permissions and
+//! the handoff), against the operation's permission and its target (the path parameters).
+//! Without an authorizer only the bootstrap key manages, and every other credential fails closed
+//! with 403. Self-service operations need a user session.
 
 use std::sync::Arc;
 
 use plystra_contracts::Access;
-use plystra_contracts::services::{AdminAuthorizer, Credential, SessionVerifier};
+use plystra_contracts::services::{
+    AdminAuthorizer, AdminTarget, ApiKeyVerifier, Credential, SessionVerifier,
+};
 use plystra_contracts::{ApiError, ErrorCode};
 use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt, Request};
@@ -20,10 +24,15 @@ pub const API_KEY_HEADER: &str = "X-Plystra-API-Key";
 /// The prefix of session access tokens.
 pub const ACCESS_TOKEN_PREFIX: &str = "ply_at_";
 
+/// The prefix of managed API keys.
+pub const API_KEY_PREFIX: &str = "ply_ak_";
+
 /// Authenticates requests.
 pub struct Authenticator {
     bootstrap_key: Option<String>,
     sessions: Option<Arc<dyn SessionVerifier>>,
+    api_keys: Option<Arc<dyn ApiKeyVerifier>>,
+    admin: Option<Arc<dyn AdminAuthorizer>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -34,6 +43,8 @@ impl std::fmt::Debug for Authenticator {
                 &self.bootstrap_key.as_ref().map(|_| "[set]"),
             )
             .field("sessions", &self.sessions.is_some())
+            .field("api_keys", &self.api_keys.is_some())
+            .field("admin", &self.admin.is_some())
             .finish()
     }
 }
@@ -44,7 +55,21 @@ impl Authenticator {
         Self {
             bootstrap_key: bootstrap_key.filter(|k| !k.is_empty()),
             sessions,
+            api_keys: None,
+            admin: None,
         }
+    }
+
+    /// Also accepts the managed API keys `api_keys` verifies.
+    pub fn with_api_keys(mut self, api_keys: Option<Arc<dyn ApiKeyVerifier>>) -> Self {
+        self.api_keys = api_keys;
+        self
+    }
+
+    /// Asks `admin` whether the bootstrap key is still accepted (the handoff).
+    pub fn with_admin(mut self, admin: Option<Arc<dyn AdminAuthorizer>>) -> Self {
+        self.admin = admin;
+        self
     }
 
     /// The credential the request presents, or 401. A verifier that cannot answer is a 503,
@@ -75,8 +100,38 @@ impl Authenticator {
                 )),
             };
         }
+        if presented.starts_with(API_KEY_PREFIX) {
+            let Some(api_keys) = &self.api_keys else {
+                return Err(invalid());
+            };
+            return match api_keys.verify(&presented).await {
+                Ok(Some(credential)) => Ok(credential),
+                Ok(None) => Err(invalid()),
+                Err(e) => Err(ApiError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    format!("cannot verify the API key: {e}"),
+                )),
+            };
+        }
         match &self.bootstrap_key {
             Some(key) if bool::from(key.as_bytes().ct_eq(presented.as_bytes())) => {
+                if let Some(admin) = &self.admin {
+                    match admin.accepts_bootstrap_key().await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Err(ApiError::new(
+                                ErrorCode::AuthenticationRequired,
+                                "the bootstrap key was retired when a managed super admin took over: use a session or a managed API key",
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(ApiError::new(
+                                ErrorCode::DatabaseUnavailable,
+                                format!("cannot check the bootstrap handoff: {e}"),
+                            ));
+                        }
+                    }
+                }
                 Ok(Credential::BootstrapKey)
             }
             _ => Err(invalid()),
@@ -101,6 +156,9 @@ pub struct Protect {
     authenticator: Arc<Authenticator>,
     access: Access,
     admin: Option<Arc<dyn AdminAuthorizer>>,
+    /// The declared template (`/api/v1/spaces/{space_id}`) and the routing table's path
+    /// (`/api/v1/spaces/:param0`), segment by segment.
+    route: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Protect {
@@ -124,18 +182,72 @@ impl Protect {
             authenticator,
             access,
             admin,
+            route: Vec::new(),
         }
+    }
+
+    /// The operation's declared path template (`/api/v1/spaces/{space_id}`; empty when none is
+    /// declared) and its routing-table path (`/api/v1/spaces/:param0`, where poem-openapi numbers
+    /// the parameters). Each request's parameters are read by position and handed to the
+    /// authorizer, named as the template names them.
+    pub fn for_route(mut self, template: &str, table_path: &str) -> Self {
+        let table: Vec<&str> = table_path.split('/').collect();
+        let declared: Vec<&str> = template.split('/').collect();
+        let declared = if declared.len() == table.len() {
+            declared
+        } else {
+            table.clone()
+        };
+        self.route = declared
+            .iter()
+            .zip(table)
+            .map(|(d, t)| ((*d).to_owned(), t.to_owned()))
+            .collect();
+        self
+    }
+
+    /// The target of `req`: the route template and the values of its path parameters.
+    pub fn target(&self, req: &Request) -> AdminTarget {
+        let mut target = AdminTarget::default();
+        let mut segments = Vec::with_capacity(self.route.len());
+        for (declared, table) in &self.route {
+            let name = declared
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .or_else(|| declared.strip_prefix(':'));
+            match (name, table.strip_prefix(':')) {
+                (Some(name), Some(param)) => {
+                    if let Some(value) = req.raw_path_param(param) {
+                        target.params.insert(name.to_owned(), value.to_owned());
+                    }
+                    segments.push(format!("{{{name}}}"));
+                }
+                _ => segments.push(declared.clone()),
+            }
+        }
+        target.route = segments.join("/");
+        target
     }
 
     /// Whether `credential` may call the operation; `Err` is the answer when not.
     pub async fn admit(&self, credential: &Credential) -> Result<(), ApiError> {
+        self.admit_target(credential, &AdminTarget::default()).await
+    }
+
+    /// Whether `credential` may call the operation on `target`; `Err` is the answer when not.
+    pub async fn admit_target(
+        &self,
+        credential: &Credential,
+        target: &AdminTarget,
+    ) -> Result<(), ApiError> {
         match (self.access, credential) {
             (Access::SelfService, Credential::Session { .. }) => Ok(()),
             (Access::SelfService, _) => Err(ApiError::new(
                 ErrorCode::AuthenticationRequired,
                 "this operation acts on a user session: send Authorization: Bearer ply_at_…",
             )),
-            (Access::Admin { .. }, Credential::BootstrapKey) => Ok(()),
+            // Without an authorizer there is no managed admin: the bootstrap key manages alone.
+            (Access::Admin { .. }, Credential::BootstrapKey) if self.admin.is_none() => Ok(()),
             (Access::Admin { permission }, other) => {
                 let wanted = permission.unwrap_or("*");
                 let denied = || {
@@ -148,7 +260,7 @@ impl Protect {
                 let Some(admin) = &self.admin else {
                     return Err(denied());
                 };
-                match admin.authorize(other, wanted).await {
+                match admin.authorize_target(other, wanted, target).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(denied()),
                     Err(e) => Err(ApiError::new(
@@ -168,11 +280,66 @@ impl Protect {
             let protect = protect.clone();
             async move {
                 let credential = protect.authenticator.authenticate(&req).await?;
-                protect.admit(&credential).await?;
+                let target = protect.target(&req);
+                protect.admit_target(&credential, &target).await?;
                 req.extensions_mut().insert(credential);
                 Ok(req)
             }
         })
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::test::TestClient;
+    use poem::{EndpointExt as _, Route};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_target_names_path_parameters_by_the_declared_template() {
+        let protect = Protect::new(
+            Arc::new(Authenticator::new(None, None)),
+            Access::Admin { permission: None },
+            None,
+        )
+        .for_route(
+            "/api/v1/spaces/{space_id}/groups/{group_id}",
+            "/api/v1/spaces/:param0/groups/:param1",
+        );
+        let ep = Route::new().at(
+            "/api/v1/spaces/:param0/groups/:param1",
+            poem::endpoint::make_sync(move |req| {
+                let target = protect.target(&req);
+                format!("{} {:?}", target.route, target.params)
+            }),
+        );
+        let cli = TestClient::new(ep.boxed());
+        let resp = cli
+            .get("/api/v1/spaces/space_a/groups/group_b")
+            .send()
+            .await;
+        resp.assert_text(
+            r#"/api/v1/spaces/{space_id}/groups/{group_id} {"group_id": "group_b", "space_id": "space_a"}"#,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn without_an_authorizer_only_the_bootstrap_key_manages() {
+        let protect = Protect::new(
+            Arc::new(Authenticator::new(Some("k".into()), None)),
+            Access::Admin {
+                permission: Some("users:read"),
+            },
+            None,
+        );
+        assert!(protect.admit(&Credential::BootstrapKey).await.is_ok());
+        let err = protect
+            .admit(&Credential::ApiKey { id: "ak_1".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::AdminPermissionRequired);
     }
 }

@@ -1,15 +1,28 @@
 //! admin.control_plane: API keys, admin grants, management API protection, the bootstrap handoff
 //! and admin audit.
 //!
-//! This crate registers the capability and serves the permission-key catalog. Keys, grants and
-//! per-route permissions arrive with the admin issue; until then the kernel protects every
-//! non-public route with the bootstrap key.
+//! It provides the `AdminAuthorizer` the kernel consults for every management operation
+//! (`admin.service`), the `ApiKeyVerifier` for managed keys (`admin.api_keys`), and serves the
+//! API key, admin grant, `admin/me`, console and permission-key routes. `plystractl admin` uses
+//! [`bootstrap`] for the first super admin and headless keys.
 
 pub mod api_key;
+pub mod bootstrap;
+pub mod console;
+pub mod core;
+pub mod grants;
+pub mod keys;
 pub mod permission;
+pub mod scope;
+pub mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use async_trait::async_trait;
+use plystra_contracts::services::{
+    ActorResolver, AdminAuthorizer, ApiKeyVerifier, AuditRecorder, CapabilityStates, RuntimeInfo,
+};
+use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
     Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError, ServiceRegistry,
@@ -17,12 +30,90 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{Object, OpenApi, Tags};
+
+use crate::core::Admin;
 
 /// The capability ID.
 pub const ID: &str = "admin.control_plane";
-/// The service this capability provides.
+/// The admin authorizer (`dyn AdminAuthorizer`).
 pub const SERVICE: &str = "admin.service";
+/// The API key verifier (`dyn ApiKeyVerifier`).
+pub const API_KEYS_SERVICE: &str = "admin.api_keys";
+/// The control plane itself, for its routes.
+pub const CONTROL_SERVICE: &str = "admin.control";
+
+/// Every route this capability serves, with its permission key.
+pub const ROUTES: &[RouteDecl] = &[
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/admin/permission-keys",
+        SERVICE,
+        "listPermissionKeys",
+    )
+    .permission("admin_grants:read"),
+    RouteDecl::new(RouteMethod::Get, "/api/v1/api-keys", SERVICE, "listApiKeys")
+        .permission("api_keys:read"),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/api-keys",
+        SERVICE,
+        "createApiKey",
+    )
+    .permission("api_keys:create"),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/api-keys/{api_key_id}",
+        SERVICE,
+        "getApiKey",
+    )
+    .permission("api_keys:read"),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/api-keys/{api_key_id}/revoke",
+        SERVICE,
+        "revokeApiKey",
+    )
+    .permission("api_keys:revoke"),
+    RouteDecl::new(RouteMethod::Get, "/api/v1/admin/me", SERVICE, "getAdminMe")
+        .permission("instance:read"),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/admin/grants",
+        SERVICE,
+        "listAdminGrants",
+    )
+    .permission("admin_grants:read"),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/admin/grants",
+        SERVICE,
+        "createAdminGrant",
+    )
+    .permission("admin_grants:manage"),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/admin/grants/{admin_grant_id}",
+        SERVICE,
+        "getAdminGrant",
+    )
+    .permission("admin_grants:read"),
+    RouteDecl::new(
+        RouteMethod::Post,
+        "/api/v1/admin/grants/{admin_grant_id}/revoke",
+        SERVICE,
+        "revokeAdminGrant",
+    )
+    .permission("admin_grants:manage"),
+    RouteDecl::new(
+        RouteMethod::Get,
+        "/api/v1/console/overview",
+        SERVICE,
+        "getConsoleOverview",
+    )
+    .permission("instance:read"),
+];
 
 /// The manifest.
 pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
@@ -38,14 +129,8 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         ],
     },
     provides: Provides {
-        services: &[SERVICE],
-        routes: &[RouteDecl::new(
-            RouteMethod::Get,
-            "/api/v1/admin/permission-keys",
-            SERVICE,
-            "listPermissionKeys",
-        )
-        .permission("admin_grants:read")],
+        services: &[SERVICE, API_KEYS_SERVICE, CONTROL_SERVICE],
+        routes: ROUTES,
         events: Events {
             publishes: &["admin.action_authorized"],
             subscribes: &[],
@@ -139,66 +224,164 @@ pub struct AdminVocabulary {
     pub api_key_levels: Vec<String>,
 }
 
-/// The admin capability's service: for now, its vocabulary.
-#[derive(Debug, Default)]
-pub struct AdminService;
+/// The admin vocabulary.
+pub fn vocabulary() -> AdminVocabulary {
+    AdminVocabulary {
+        permission_keys: PERMISSION_KEYS
+            .iter()
+            .map(|(key, description)| PermissionKey {
+                key: (*key).to_owned(),
+                description: (*description).to_owned(),
+            })
+            .collect(),
+        admin_levels: [
+            "instance_super_admin",
+            "instance_admin",
+            "space_admin",
+            "group_admin",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        api_key_levels: ["instance", "space", "group"].map(str::to_owned).to_vec(),
+    }
+}
 
-impl AdminService {
-    /// The vocabulary.
-    pub fn vocabulary(&self) -> AdminVocabulary {
-        AdminVocabulary {
-            permission_keys: PERMISSION_KEYS
-                .iter()
-                .map(|(key, description)| PermissionKey {
-                    key: (*key).to_owned(),
-                    description: (*description).to_owned(),
-                })
-                .collect(),
-            admin_levels: [
-                "instance_super_admin",
-                "instance_admin",
-                "space_admin",
-                "group_admin",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            api_key_levels: ["instance", "space", "group"].map(str::to_owned).to_vec(),
+/// How often coalesced `last_used_at` times are written, unless
+/// `PLYSTRA_API_KEY_LAST_USED_FLUSH_SECONDS` says otherwise.
+pub const DEFAULT_FLUSH_SECONDS: u64 = 30;
+
+/// The lifecycle.
+#[derive(Debug, Default)]
+pub struct AdminCapability {
+    admin: OnceLock<Arc<Admin>>,
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    flush_every: OnceLock<std::time::Duration>,
+}
+
+/// The key secrets from `PLYSTRA_API_KEY_SECRET` and `PLYSTRA_API_KEY_SECRET_PREVIOUS`. Without a
+/// primary secret, production turns managed API keys off (none verifies, creating one answers
+/// 503; the production guards normally stop such a start earlier); development uses a random one
+/// for this process (keys then stop verifying at restart) and says so.
+pub fn key_secrets(runtime: &dyn RuntimeInfo) -> Option<api_key::KeySecrets> {
+    let previous = runtime
+        .setting("PLYSTRA_API_KEY_SECRET_PREVIOUS")
+        .unwrap_or_default();
+    match runtime
+        .setting("PLYSTRA_API_KEY_SECRET")
+        .filter(|s| !s.is_empty())
+    {
+        Some(primary) => Some(api_key::KeySecrets::new(&primary, &previous)),
+        None if runtime.production() => {
+            tracing::error!(
+                "PLYSTRA_API_KEY_SECRET is not set in production: managed API keys are off (none is accepted; creating one answers 503)"
+            );
+            None
+        }
+        None => {
+            tracing::warn!(
+                "no PLYSTRA_API_KEY_SECRET: managed API keys are hashed under a random secret and stop working at restart"
+            );
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            Some(api_key::KeySecrets::new(&hex::encode(bytes), &previous))
         }
     }
 }
 
-/// The lifecycle.
-#[derive(Debug, Default)]
-pub struct AdminCapability;
-
+#[async_trait]
 impl Capability for AdminCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
-        services.provide::<AdminService>(SERVICE, Arc::new(AdminService))?;
+        let db = services.require::<Database>().map_err(|_| {
+            CapabilityError::Configuration(
+                "admin.control_plane needs a database (kernel.database); configure PLYSTRA_DATABASE_URL"
+                    .into(),
+            )
+        })?;
+        let runtime = services.require::<dyn RuntimeInfo>()?;
+        let bootstrap =
+            core::bootstrap_permissions(runtime.setting("PLYSTRA_API_KEY_PERMISSIONS").as_deref())
+                .map_err(|e| {
+                    CapabilityError::Configuration(format!("PLYSTRA_API_KEY_PERMISSIONS: {e}"))
+                })?;
+        let flush = match runtime.setting("PLYSTRA_API_KEY_LAST_USED_FLUSH_SECONDS") {
+            None => DEFAULT_FLUSH_SECONDS,
+            Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                CapabilityError::Configuration(format!(
+                    "PLYSTRA_API_KEY_LAST_USED_FLUSH_SECONDS={v:?} must be a positive number of seconds"
+                ))
+            })?,
+        };
+        let _ = self.flush_every.set(std::time::Duration::from_secs(flush));
+        let admin = Arc::new(Admin::new(
+            (*db).clone(),
+            key_secrets(runtime.as_ref()),
+            bootstrap,
+            runtime.production(),
+            services.require::<dyn ActorResolver>()?,
+            services.require::<dyn AuditRecorder>()?,
+        ));
+        let _ = self.admin.set(admin.clone());
+        services.provide::<dyn AdminAuthorizer>(SERVICE, admin.clone())?;
+        services.provide::<dyn ApiKeyVerifier>(API_KEYS_SERVICE, admin.clone())?;
+        services.provide::<Admin>(CONTROL_SERVICE, admin)?;
+        Ok(())
+    }
+
+    async fn start(&self, _services: &ServiceRegistry) -> Result<(), CapabilityError> {
+        let Some(admin) = self.admin.get().cloned() else {
+            return Ok(());
+        };
+        let every = self
+            .flush_every
+            .get()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(DEFAULT_FLUSH_SECONDS));
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = admin.flush_last_used().await {
+                    tracing::warn!(error = %e, "cannot write API key last-use times; retrying");
+                }
+            }
+        });
+        *self.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    async fn stop(&self) -> Result<(), CapabilityError> {
+        if let Some(task) = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+        if let Some(admin) = self.admin.get() {
+            admin
+                .flush_last_used()
+                .await
+                .map_err(|e| CapabilityError::Other(format!("flushing last-use times: {e}")))?;
+        }
         Ok(())
     }
 }
 
+/// The operation groups of the document.
 #[derive(Tags)]
-enum AdminTag {
-    /// Admin grants and the control plane.
+pub(crate) enum AdminTag {
+    /// API keys, admin grants and the control plane.
     Admin,
 }
 
-/// The admin routes.
-pub struct AdminApi {
-    service: Arc<AdminService>,
-}
-
-impl RouteApi for AdminApi {
-    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self {
-            service: services.require::<AdminService>()?,
-        })
-    }
-}
+/// The vocabulary route.
+pub struct VocabularyApi;
 
 #[OpenApi(tag = "AdminTag::Admin")]
-impl AdminApi {
+impl VocabularyApi {
     /// The permission keys that protect management operations, and the admin and API key levels.
     #[oai(
         path = "/api/v1/admin/permission-keys",
@@ -206,14 +389,110 @@ impl AdminApi {
         operation_id = "listPermissionKeys"
     )]
     async fn permission_keys(&self) -> Result<Json<Envelope<AdminVocabulary>>, ApiError> {
-        Ok(Json(Envelope::new(self.service.vocabulary())))
+        Ok(Json(Envelope::new(vocabulary())))
+    }
+}
+
+type Apis = (
+    VocabularyApi,
+    keys::KeysApi,
+    grants::GrantsApi,
+    console::ConsoleApi,
+);
+
+/// Every admin route group, served as one route set.
+pub struct AdminApi(Apis);
+
+impl OpenApi for AdminApi {
+    fn meta() -> Vec<MetaApi> {
+        Apis::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        Apis::register(registry);
+    }
+
+    fn add_routes(
+        self,
+        route_table: &mut std::collections::HashMap<
+            String,
+            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+        >,
+    ) {
+        self.0.add_routes(route_table);
+    }
+}
+
+impl RouteApi for AdminApi {
+    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
+        let admin = services.require::<Admin>()?;
+        Ok(Self((
+            VocabularyApi,
+            keys::KeysApi {
+                admin: admin.clone(),
+            },
+            grants::GrantsApi {
+                admin: admin.clone(),
+            },
+            console::ConsoleApi {
+                admin,
+                states: services.require::<dyn CapabilityStates>().ok(),
+            },
+        )))
     }
 }
 
 fn construct() -> Box<dyn Capability> {
-    Box::new(AdminCapability)
+    Box::new(AdminCapability::default())
 }
 
 register_system_capability! { manifest: MANIFEST, capability: construct, routes: AdminApi }
 
 pub mod schema;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_declares_exactly_the_served_routes() {
+        let mut served = std::collections::BTreeSet::new();
+        for api in AdminApi::meta() {
+            for path in api.paths {
+                for op in path.operations {
+                    served.insert((
+                        op.method.as_str().to_owned(),
+                        path.path.clone(),
+                        op.operation_id.unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+        let declared: std::collections::BTreeSet<_> = ROUTES
+            .iter()
+            .map(|r| {
+                (
+                    r.method.as_str().to_owned(),
+                    r.path.to_owned(),
+                    r.operation.to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(served, declared);
+    }
+
+    #[test]
+    fn every_declared_permission_is_a_listed_permission_key() {
+        for route in ROUTES {
+            if let plystra_contracts::Access::Admin {
+                permission: Some(p),
+            } = route.access
+            {
+                assert!(
+                    PERMISSION_KEYS.iter().any(|(k, _)| *k == p),
+                    "{p} is not listed"
+                );
+            }
+        }
+    }
+}
