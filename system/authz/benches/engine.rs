@@ -432,6 +432,15 @@ fn real_decision(snapshot: &Snapshot, q: &Query, trace: bool) -> bool {
     allow
 }
 
+/// The check as the HTTP response needs it without the trace: the decision and its sentence
+/// for people (`reason`), which the engine formats only on request.
+fn reason_decision(snapshot: &Snapshot, q: &Query) -> bool {
+    let resolved = snapshot.resolve(&q.request(), NOW).unwrap();
+    let evaluation = evaluate(&resolved.facts, false);
+    black_box(evaluation.reason(&resolved.facts));
+    evaluation.allow()
+}
+
 /// Only the index half of the real path: the request resolved into the engine's facts. Answers
 /// the decision found earlier, so the row is split like the others.
 fn resolve_only(snapshot: &Snapshot, q: &Query) -> bool {
@@ -567,9 +576,11 @@ fn main() {
     time_each(warm, |q| bare_decision(&bare, q));
     time_each(warm, |q| real_decision(&snapshot, q, false));
     time_each(warm, |q| real_decision(&snapshot, q, true));
+    time_each(warm, |q| reason_decision(&snapshot, q));
     let (bare_allow, bare_deny) = time_each(&queries, |q| bare_decision(&bare, q));
     let (check_allow, check_deny) = time_each(&queries, |q| real_decision(&snapshot, q, false));
     let (trace_allow, trace_deny) = time_each(&queries, |q| real_decision(&snapshot, q, true));
+    let (reason_allow, reason_deny) = time_each(&queries, |q| reason_decision(&snapshot, q));
     let (resolve_allow, resolve_deny) = time_each(&queries, |q| resolve_only(&snapshot, q));
     let overhead = timer_overhead();
 
@@ -595,6 +606,8 @@ fn main() {
         row("check (no trace), allow", &check_allow, &bare_allow),
         row("check (no trace), deny", &check_deny, &bare_deny),
     ];
+    row("check + reason, allow", &reason_allow, &bare_allow);
+    row("check + reason, deny", &reason_deny, &bare_deny);
     let trace_p50 = [
         row("explain (trace), allow", &trace_allow, &bare_allow),
         row("explain (trace), deny", &trace_deny, &bare_deny),

@@ -7,6 +7,7 @@
 //! and action. An error anywhere on this path is an error response, never an allow. A decision
 //! is returned only after its audit record has committed (503 `AUDIT_UNAVAILABLE` otherwise).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder, Credential, ResolveError};
@@ -15,6 +16,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use crate::Scope;
+
 use crate::engine::{self, ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
 use crate::index::{ActorStatuses, Request as IndexRequest, Snapshot};
 
@@ -462,7 +464,7 @@ struct Managed {
 /// Context Mode: the target and the grants inline.
 struct Context {
     actor: ActorRef,
-    statuses: ActorStatuses,
+    statuses: ActorStatuses<'static>,
     resource_type: String,
     resource_id: String,
     space_id: String,
@@ -556,11 +558,11 @@ fn parse(body: AuthzRequest, credential: Option<&Credential>) -> Result<Parsed, 
         .unwrap_or_else(|| actor_ref.space_id.clone());
     Ok(Parsed::Context(Box::new(Context {
         statuses: ActorStatuses {
-            user_status: status_or_active(actor.user_status),
-            member_status: status_or_active(actor.member_status),
-            user_member_status: status_or_active(actor.binding_status),
+            user_status: status_or_active(actor.user_status).into(),
+            member_status: status_or_active(actor.member_status).into(),
+            user_member_status: status_or_active(actor.binding_status).into(),
             user_member_expires_at: None,
-            space_status: status_or_active(actor.space_status),
+            space_status: status_or_active(actor.space_status).into(),
         },
         actor: actor_ref,
         resource_type,
@@ -576,66 +578,64 @@ fn parse(body: AuthzRequest, credential: Option<&Credential>) -> Result<Parsed, 
 
 /// The engine's facts for a Context Mode request: the registry from the snapshot, everything
 /// else from the request. Groups named by ID take their path and space from the snapshot.
-fn context_facts(snapshot: &Snapshot, ctx: &Context, now: i64) -> Facts {
+fn context_facts<'a>(snapshot: &'a Snapshot, ctx: &'a Context, now: i64) -> Facts<'a> {
     let (type_key, action_known) = snapshot.registry(&ctx.resource_type, &ctx.action);
-    let type_key = type_key.map(str::to_owned);
-    let group_of =
-        |id: Option<&String>, path: Option<&String>, space: &str| -> Option<GroupFacts> {
-            match (id, path) {
-                (Some(id), path) => Some(snapshot.group(id).unwrap_or(GroupFacts {
-                    id: Some(id.clone()),
-                    path: path.cloned().unwrap_or_default(),
-                    space_id: Some(space.to_owned()),
-                })),
-                (None, Some(path)) => Some(GroupFacts {
-                    id: None,
-                    path: path.clone(),
-                    space_id: Some(space.to_owned()),
-                }),
-                (None, None) => None,
-            }
-        };
-    let candidates = match &type_key {
+    let group_of = |id: Option<&'a String>,
+                    path: Option<&'a String>,
+                    space: &'a str|
+     -> Option<GroupFacts<'a>> {
+        match (id, path) {
+            (Some(id), path) => Some(snapshot.group(id).unwrap_or(GroupFacts {
+                id: Some(Cow::Borrowed(id)),
+                path: path.map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p)),
+                space_id: Some(Cow::Borrowed(space)),
+            })),
+            (None, Some(path)) => Some(GroupFacts {
+                id: None,
+                path: Cow::Borrowed(path),
+                space_id: Some(Cow::Borrowed(space)),
+            }),
+            (None, None) => None,
+        }
+    };
+    let borrowed = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
+    let candidates = match type_key {
         Some(key) if action_known => ctx
             .grants
             .iter()
             .enumerate()
             .filter(|(_, g)| {
-                g.resource.as_deref() == Some(key.as_str())
+                g.resource.as_deref() == Some(key)
                     && g.action.as_deref() == Some(ctx.action.as_str())
             })
             .filter_map(|(i, g)| {
                 let scope = g.scope?;
-                let grant_space = g
+                let grant_space: &'a str = g
                     .space_id
-                    .clone()
+                    .as_deref()
                     .filter(|s| !s.trim().is_empty())
-                    .unwrap_or_else(|| ctx.actor.space_id.clone());
+                    .unwrap_or(&ctx.actor.space_id);
                 let role_space = g
                     .role_id
                     .as_deref()
                     .and_then(|id| snapshot.role_space(id))
-                    .unwrap_or_else(|| grant_space.clone());
+                    .unwrap_or(grant_space);
                 let anchor = group_of(
                     g.scope_anchor_group_id.as_ref(),
                     g.scope_anchor_group_path.as_ref(),
-                    &grant_space,
+                    grant_space,
                 );
                 Some(Candidate {
-                    role_key: g
-                        .role_key
-                        .clone()
-                        .or_else(|| g.role_id.clone())
+                    role_key: borrowed(&g.role_key)
+                        .or_else(|| borrowed(&g.role_id))
                         .unwrap_or_default(),
-                    role_id: g.role_id.clone().unwrap_or_default(),
-                    role_space_id: role_space,
-                    permission_id: g
-                        .permission_id
-                        .clone()
-                        .unwrap_or_else(|| format!("inline_{i}")),
+                    role_id: borrowed(&g.role_id).unwrap_or_default(),
+                    role_space_id: Cow::Borrowed(role_space),
+                    permission_id: borrowed(&g.permission_id)
+                        .unwrap_or_else(|| Cow::Owned(format!("inline_{i}"))),
                     scope,
-                    member_role_id: format!("inline_{i}"),
-                    member_role_space_id: grant_space,
+                    member_role_id: Cow::Owned(format!("inline_{i}")),
+                    member_role_space_id: Cow::Borrowed(grant_space),
                     anchor_named: anchor.is_some(),
                     anchor,
                 })
@@ -653,29 +653,29 @@ fn context_facts(snapshot: &Snapshot, ctx: &Context, now: i64) -> Facts {
         .map(|t| t.unix_timestamp());
     Facts {
         actor: ActorFacts {
-            user_id: ctx.actor.user_id.clone(),
+            user_id: Cow::Borrowed(&ctx.actor.user_id),
             user_active: ctx.statuses.user_status == "active",
-            member_id: ctx.actor.member_id.clone(),
+            member_id: Cow::Borrowed(&ctx.actor.member_id),
             member_active: ctx.statuses.member_status == "active",
-            member_space_id: ctx.actor.space_id.clone(),
-            user_member_id: ctx.actor.user_member_id.clone(),
+            member_space_id: Cow::Borrowed(&ctx.actor.space_id),
+            user_member_id: Cow::Borrowed(&ctx.actor.user_member_id),
             binding_revoked: ctx.statuses.user_member_status == "revoked",
             binding_expires_at: expires,
-            space_id: ctx.actor.space_id.clone(),
+            space_id: Cow::Borrowed(&ctx.actor.space_id),
             space_active: ctx.statuses.space_status == "active",
         },
         target: TargetFacts {
-            resource_type: ctx.resource_type.clone(),
-            resource_id: ctx.resource_id.clone(),
-            space_id: ctx.space_id.clone(),
+            resource_type: Cow::Borrowed(&ctx.resource_type),
+            resource_id: Cow::Borrowed(&ctx.resource_id),
+            space_id: Cow::Borrowed(&ctx.space_id),
             group: group_of(
                 ctx.group_id.as_ref(),
                 ctx.group_path.as_ref(),
                 &ctx.space_id,
             ),
-            owner_member_id: ctx.owner_member_id.clone(),
+            owner_member_id: borrowed(&ctx.owner_member_id),
         },
-        action: ctx.action.clone(),
+        action: Cow::Borrowed(&ctx.action),
         resource_type_known: type_key.is_some(),
         action_known,
         candidates,
@@ -739,7 +739,7 @@ impl Decider {
                     "managed",
                     resolved.facts,
                     resolved.statuses,
-                    resolved.target_space_id,
+                    resolved.target_space_id.map(str::to_owned),
                 )
             }
             Parsed::Context(c) => (
@@ -751,10 +751,10 @@ impl Decider {
         };
         // The trace is always built: the audit record keeps it, and explain returns it.
         let evaluation = engine::evaluate(&facts, true);
-        let group_trace = |g: &GroupFacts| GroupTrace {
-            id: g.id.clone(),
-            path: g.path.clone(),
-            space_id: g.space_id.clone(),
+        let group_trace = |g: &GroupFacts<'_>| GroupTrace {
+            id: g.id.as_deref().map(str::to_owned),
+            path: g.path.to_string(),
+            space_id: g.space_id.as_deref().map(str::to_owned),
         };
         let decision = if evaluation.allow() {
             Decision::Allow
@@ -768,30 +768,33 @@ impl Decider {
             revision: snapshot.revision(),
             decision,
             deny_code: evaluation.deny_code,
-            reason: evaluation.reason.clone(),
+            reason: evaluation.reason(&facts),
             actor: ActorTrace {
-                user_id: facts.actor.user_id.clone(),
-                user_status: statuses.user_status.clone(),
-                member_id: facts.actor.member_id.clone(),
-                member_status: statuses.member_status.clone(),
-                member_space_id: facts.actor.member_space_id.clone(),
-                user_member_id: facts.actor.user_member_id.clone(),
-                user_member_status: statuses.user_member_status.clone(),
-                user_member_expires_at: statuses.user_member_expires_at.clone(),
-                space_id: facts.actor.space_id.clone(),
-                space_status: statuses.space_status.clone(),
+                user_id: facts.actor.user_id.to_string(),
+                user_status: statuses.user_status.to_string(),
+                member_id: facts.actor.member_id.to_string(),
+                member_status: statuses.member_status.to_string(),
+                member_space_id: facts.actor.member_space_id.to_string(),
+                user_member_id: facts.actor.user_member_id.to_string(),
+                user_member_status: statuses.user_member_status.to_string(),
+                user_member_expires_at: statuses
+                    .user_member_expires_at
+                    .as_deref()
+                    .map(str::to_owned),
+                space_id: facts.actor.space_id.to_string(),
+                space_status: statuses.space_status.to_string(),
             },
             target: TargetTrace {
-                resource_type: facts.target.resource_type.clone(),
-                resource_id: facts.target.resource_id.clone(),
+                resource_type: facts.target.resource_type.to_string(),
+                resource_id: facts.target.resource_id.to_string(),
                 space_id: target_space_id,
                 group: facts.target.group.as_ref().map(group_trace),
-                owner_member_id: facts.target.owner_member_id.clone(),
+                owner_member_id: facts.target.owner_member_id.as_deref().map(str::to_owned),
             },
             resource_registry: RegistryTrace {
-                resource_type: facts.target.resource_type.clone(),
+                resource_type: facts.target.resource_type.to_string(),
                 resource_type_known: facts.resource_type_known,
-                action: facts.action.clone(),
+                action: facts.action.to_string(),
                 action_known: facts.action_known,
             },
             matched_candidates: evaluation
@@ -800,10 +803,10 @@ impl Decider {
                 .map(|(i, check)| {
                     let c = &facts.candidates[*i];
                     CandidateTrace {
-                        role: c.role_key.clone(),
-                        role_id: c.role_id.clone(),
-                        role_space_id: c.role_space_id.clone(),
-                        permission: c.permission_id.clone(),
+                        role: c.role_key.to_string(),
+                        role_id: c.role_id.to_string(),
+                        role_space_id: c.role_space_id.to_string(),
+                        permission: c.permission_id.to_string(),
                         scope: c.scope,
                         scope_anchor: c.anchor.as_ref().map(group_trace),
                         scope_check: ScopeCheckTrace {
@@ -812,8 +815,8 @@ impl Decider {
                             reason: check.reason.clone(),
                             deny_code: check.deny_code,
                         },
-                        member_role_id: c.member_role_id.clone(),
-                        member_role_space_id: c.member_role_space_id.clone(),
+                        member_role_id: c.member_role_id.to_string(),
+                        member_role_space_id: c.member_role_space_id.to_string(),
                     }
                 })
                 .collect(),
@@ -828,18 +831,18 @@ impl Decider {
             },
         };
         let record = AuditRecord {
-            space_id: Some(facts.actor.space_id.clone()),
-            actor_user_id: Some(facts.actor.user_id.clone()),
-            actor_member_id: Some(facts.actor.member_id.clone()),
-            actor_user_member_id: Some(facts.actor.user_member_id.clone()),
-            resource_type: Some(facts.target.resource_type.clone()),
-            resource_id: Some(facts.target.resource_id.clone()),
+            space_id: Some(facts.actor.space_id.to_string()),
+            actor_user_id: Some(facts.actor.user_id.to_string()),
+            actor_member_id: Some(facts.actor.member_id.to_string()),
+            actor_user_member_id: Some(facts.actor.user_member_id.to_string()),
+            resource_type: Some(facts.target.resource_type.to_string()),
+            resource_id: Some(facts.target.resource_id.to_string()),
             decision: Some(if evaluation.allow() { "allow" } else { "deny" }.to_owned()),
             deny_code: evaluation.deny_code.map(|c| c.as_str().to_owned()),
             ip_address: trace.request.ip.clone(),
             user_agent: trace.request.user_agent.clone(),
             trace: poem_openapi::types::ToJSON::to_json(&trace).unwrap_or(serde_json::Value::Null),
-            ..AuditRecord::new("authz.decision", facts.action.clone())
+            ..AuditRecord::new("authz.decision", facts.action.to_string())
         };
         let audit_log_id = self
             .audit

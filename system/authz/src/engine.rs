@@ -4,99 +4,109 @@
 //! registry (unknown type or action), then cross-space, then "no candidate grant", then the union
 //! of the candidates' scopes; when none covers the target, the first candidate's scope code.
 //! The trace is built only when asked for; `explain` and `check` run the same code.
+//!
+//! The facts borrow their strings (from the index snapshot, or from a Context Mode request), and
+//! the decision is a structured [`Outcome`]: the sentence for people
+//! ([`Evaluation::reason`]) is formatted only when someone asks for it, so an untraced decision
+//! allocates nothing but its candidate list.
+
+use std::borrow::Cow;
 
 use crate::DenyCode;
 use crate::Scope;
 
+/// A string the facts either borrow or own.
+pub type Text<'a> = Cow<'a, str>;
+
 /// A group as authorization sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupFacts {
+pub struct GroupFacts<'a> {
     /// Its ID, when known (inline context may name a group by path only).
-    pub id: Option<String>,
+    pub id: Option<Text<'a>>,
     /// Its dotted path.
-    pub path: String,
+    pub path: Text<'a>,
     /// Its space, when known.
-    pub space_id: Option<String>,
+    pub space_id: Option<Text<'a>>,
 }
 
 /// The actor's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActorFacts {
+pub struct ActorFacts<'a> {
     /// The user.
-    pub user_id: String,
+    pub user_id: Text<'a>,
     /// `active` or not.
     pub user_active: bool,
     /// The member acted as.
-    pub member_id: String,
+    pub member_id: Text<'a>,
     /// `active` or not.
     pub member_active: bool,
     /// The member's space.
-    pub member_space_id: String,
+    pub member_space_id: Text<'a>,
     /// The binding between user and member.
-    pub user_member_id: String,
+    pub user_member_id: Text<'a>,
     /// The binding is revoked.
     pub binding_revoked: bool,
     /// The binding's expiry, in Unix seconds.
     pub binding_expires_at: Option<i64>,
     /// The space the request names.
-    pub space_id: String,
+    pub space_id: Text<'a>,
     /// The space is active.
     pub space_active: bool,
 }
 
 /// The target's facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetFacts {
+pub struct TargetFacts<'a> {
     /// The resource type.
-    pub resource_type: String,
+    pub resource_type: Text<'a>,
     /// The resource ID.
-    pub resource_id: String,
+    pub resource_id: Text<'a>,
     /// The resource's space.
-    pub space_id: String,
+    pub space_id: Text<'a>,
     /// The resource's group, if it has one.
-    pub group: Option<GroupFacts>,
+    pub group: Option<GroupFacts<'a>>,
     /// The owning member, if any.
-    pub owner_member_id: Option<String>,
+    pub owner_member_id: Option<Text<'a>>,
 }
 
 /// One grant that applies to (type, action): a role's permission held through a member-role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// The role's key.
-    pub role_key: String,
+    pub role_key: Text<'a>,
     /// The role's ID.
-    pub role_id: String,
+    pub role_id: Text<'a>,
     /// The role's space.
-    pub role_space_id: String,
+    pub role_space_id: Text<'a>,
     /// The permission's ID.
-    pub permission_id: String,
+    pub permission_id: Text<'a>,
     /// The permission's scope.
     pub scope: Scope,
     /// The member-role's ID.
-    pub member_role_id: String,
+    pub member_role_id: Text<'a>,
     /// The member-role's space.
-    pub member_role_space_id: String,
+    pub member_role_space_id: Text<'a>,
     /// Whether the grant names an anchor at all.
     pub anchor_named: bool,
     /// The anchor group, when named and found.
-    pub anchor: Option<GroupFacts>,
+    pub anchor: Option<GroupFacts<'a>>,
 }
 
 /// Everything one decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facts {
+pub struct Facts<'a> {
     /// Who acts.
-    pub actor: ActorFacts,
+    pub actor: ActorFacts<'a>,
     /// On what.
-    pub target: TargetFacts,
+    pub target: TargetFacts<'a>,
     /// The action.
-    pub action: String,
+    pub action: Text<'a>,
     /// The type is registered.
     pub resource_type_known: bool,
     /// The action is registered for the type.
     pub action_known: bool,
     /// Grants for (type, action), in a stable order.
-    pub candidates: Vec<Candidate>,
+    pub candidates: Vec<Candidate<'a>>,
     /// The evaluation instant, in Unix seconds.
     pub now: i64,
 }
@@ -114,13 +124,57 @@ pub struct ScopeCheck {
     pub deny_code: Option<DenyCode>,
 }
 
+/// Which fact lies in another space than the request (the first found, in precedence order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossSpace {
+    /// The actor member.
+    Member,
+    /// The target.
+    Target,
+    /// The target's group.
+    TargetGroup,
+    /// Candidate `i`'s role.
+    Role(usize),
+    /// Candidate `i`'s member-role.
+    MemberRole(usize),
+    /// Candidate `i`'s anchor group.
+    Anchor(usize),
+}
+
+/// What decided, as data: the reason sentence is derived from it on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The user is not active.
+    UserInactive,
+    /// The member is not active.
+    MemberInactive,
+    /// The request's space is not active.
+    SpaceInactive,
+    /// The binding is revoked.
+    BindingRevoked,
+    /// The binding has expired.
+    BindingExpired,
+    /// The resource type is not registered.
+    UnknownType,
+    /// The action is not registered for the type.
+    UnknownAction,
+    /// A fact lies in another space.
+    CrossSpace(CrossSpace),
+    /// No grant of the member covers (type, action).
+    NoCandidate,
+    /// Candidate `i` (the first whose scope covers the target) allows.
+    Allowed(usize),
+    /// No candidate's scope covers the target; the first candidate's check names the deny.
+    OutOfScope,
+}
+
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
     /// The deny code, or `None` for allow.
     pub deny_code: Option<DenyCode>,
-    /// A sentence for people.
-    pub reason: String,
+    /// What decided; [`Evaluation::reason`] turns it into a sentence.
+    pub outcome: Outcome,
     /// Each candidate's scope check (only with the trace on; empty otherwise).
     pub checks: Vec<(usize, ScopeCheck)>,
 }
@@ -131,13 +185,74 @@ impl Evaluation {
         self.deny_code.is_none()
     }
 
-    fn deny(code: DenyCode, reason: impl Into<String>) -> Self {
-        Self {
-            deny_code: Some(code),
-            reason: reason.into(),
-            checks: Vec::new(),
+    /// A sentence for people. `facts` must be the facts this evaluation decided on.
+    pub fn reason(&self, facts: &Facts<'_>) -> String {
+        let actor = &facts.actor;
+        let target = &facts.target;
+        match self.outcome {
+            Outcome::UserInactive => format!("user {} is not active", actor.user_id),
+            Outcome::MemberInactive => format!("member {} is not active", actor.member_id),
+            Outcome::SpaceInactive => format!("space {} is not active", actor.space_id),
+            Outcome::BindingRevoked => format!("binding {} is revoked", actor.user_member_id),
+            Outcome::BindingExpired => format!("binding {} has expired", actor.user_member_id),
+            Outcome::UnknownType => {
+                format!("resource type {} is not registered", target.resource_type)
+            }
+            Outcome::UnknownAction => format!(
+                "action {} is not registered for {}",
+                facts.action, target.resource_type
+            ),
+            Outcome::CrossSpace(which) => {
+                let (what, other): (String, &str) = match which {
+                    CrossSpace::Member => ("member".into(), &actor.member_space_id),
+                    CrossSpace::Target => ("target".into(), &target.space_id),
+                    CrossSpace::TargetGroup => (
+                        "target group".into(),
+                        group_space(target.group.as_ref()).unwrap_or_default(),
+                    ),
+                    CrossSpace::Role(i) => {
+                        let c = &facts.candidates[i];
+                        (format!("role {}", c.role_key), &c.role_space_id)
+                    }
+                    CrossSpace::MemberRole(i) => {
+                        let c = &facts.candidates[i];
+                        (
+                            format!("member-role {}", c.member_role_id),
+                            &c.member_role_space_id,
+                        )
+                    }
+                    CrossSpace::Anchor(i) => {
+                        let c = &facts.candidates[i];
+                        (
+                            format!("anchor of role {}", c.role_key),
+                            group_space(c.anchor.as_ref()).unwrap_or_default(),
+                        )
+                    }
+                };
+                format!(
+                    "{what} is in space {other}, the request is in {}",
+                    actor.space_id
+                )
+            }
+            Outcome::NoCandidate => format!(
+                "no grant of member {} covers {}:{}",
+                actor.member_id, target.resource_type, facts.action
+            ),
+            Outcome::Allowed(i) => {
+                let candidate = &facts.candidates[i];
+                let check = scope_check(facts, candidate);
+                format!("allowed by role {} ({})", candidate.role_key, check.rule)
+            }
+            Outcome::OutOfScope => match facts.candidates.first() {
+                Some(first) => scope_check(facts, first).reason,
+                None => "no scope covers the target".to_owned(),
+            },
         }
     }
+}
+
+fn group_space<'g>(group: Option<&'g GroupFacts<'_>>) -> Option<&'g str> {
+    group.and_then(|g| g.space_id.as_deref())
 }
 
 /// Whether a target path lies in an anchor's subtree: equal, or below it at a `.` boundary.
@@ -148,222 +263,190 @@ pub fn path_within(target: &str, anchor: &str) -> bool {
             && target.as_bytes()[anchor.len()] == b'.')
 }
 
-/// Decides. With `trace`, every candidate's scope check is recorded.
-pub fn evaluate(facts: &Facts, trace: bool) -> Evaluation {
+/// Decides: the outcome and its deny code, without formatting anything.
+fn decide(facts: &Facts<'_>) -> Outcome {
     let actor = &facts.actor;
     if !actor.user_active {
-        return Evaluation::deny(
-            DenyCode::ActorUserInactive,
-            format!("user {} is not active", actor.user_id),
-        );
+        return Outcome::UserInactive;
     }
     if !actor.member_active {
-        return Evaluation::deny(
-            DenyCode::ActorMemberInactive,
-            format!("member {} is not active", actor.member_id),
-        );
+        return Outcome::MemberInactive;
     }
     if !actor.space_active {
-        return Evaluation::deny(
-            DenyCode::SpaceInactive,
-            format!("space {} is not active", actor.space_id),
-        );
+        return Outcome::SpaceInactive;
     }
     if actor.binding_revoked {
-        return Evaluation::deny(
-            DenyCode::UserMemberRevoked,
-            format!("binding {} is revoked", actor.user_member_id),
-        );
+        return Outcome::BindingRevoked;
     }
     if actor.binding_expires_at.is_some_and(|at| at <= facts.now) {
-        return Evaluation::deny(
-            DenyCode::UserMemberExpired,
-            format!("binding {} has expired", actor.user_member_id),
-        );
+        return Outcome::BindingExpired;
     }
-    let target = &facts.target;
     if !facts.resource_type_known {
-        return Evaluation::deny(
-            DenyCode::InvalidResourceType,
-            format!("resource type {} is not registered", target.resource_type),
-        );
+        return Outcome::UnknownType;
     }
     if !facts.action_known {
-        return Evaluation::deny(
-            DenyCode::InvalidResourceAction,
-            format!(
-                "action {} is not registered for {}",
-                facts.action, target.resource_type
-            ),
-        );
+        return Outcome::UnknownAction;
     }
-    if let Some(reason) = cross_space(facts) {
-        return Evaluation::deny(DenyCode::CrossSpaceViolation, reason);
+    if let Some(which) = cross_space(facts) {
+        return Outcome::CrossSpace(which);
     }
     if facts.candidates.is_empty() {
-        return Evaluation::deny(
-            DenyCode::NoMatchingPermission,
-            format!(
-                "no grant of member {} covers {}:{}",
-                actor.member_id, target.resource_type, facts.action
-            ),
-        );
+        return Outcome::NoCandidate;
     }
-    let mut checks = Vec::new();
-    let mut first_code = None;
-    for (i, candidate) in facts.candidates.iter().enumerate() {
-        let check = scope_check(facts, candidate);
-        if check.covered {
-            let reason = format!("allowed by role {} ({})", candidate.role_key, check.rule);
-            if trace {
-                checks.push((i, check));
-                // Keep tracing the rest so explain shows every candidate.
-                for (j, rest) in facts.candidates.iter().enumerate().skip(i + 1) {
-                    checks.push((j, scope_check(facts, rest)));
-                }
-            }
-            return Evaluation {
-                deny_code: None,
-                reason,
-                checks,
-            };
-        }
-        if first_code.is_none() {
-            first_code = Some((
-                check.deny_code.unwrap_or(DenyCode::ScopeOutOfBounds),
-                check.reason.clone(),
-            ));
-        }
-        if trace {
-            checks.push((i, check));
-        }
+    match facts
+        .candidates
+        .iter()
+        .position(|c| covers(facts, c).is_ok())
+    {
+        Some(i) => Outcome::Allowed(i),
+        None => Outcome::OutOfScope,
     }
-    let (code, reason) = first_code.unwrap_or((
-        DenyCode::ScopeOutOfBounds,
-        "no scope covers the target".to_owned(),
-    ));
+}
+
+fn deny_code(facts: &Facts<'_>, outcome: Outcome) -> Option<DenyCode> {
+    Some(match outcome {
+        Outcome::UserInactive => DenyCode::ActorUserInactive,
+        Outcome::MemberInactive => DenyCode::ActorMemberInactive,
+        Outcome::SpaceInactive => DenyCode::SpaceInactive,
+        Outcome::BindingRevoked => DenyCode::UserMemberRevoked,
+        Outcome::BindingExpired => DenyCode::UserMemberExpired,
+        Outcome::UnknownType => DenyCode::InvalidResourceType,
+        Outcome::UnknownAction => DenyCode::InvalidResourceAction,
+        Outcome::CrossSpace(_) => DenyCode::CrossSpaceViolation,
+        Outcome::NoCandidate => DenyCode::NoMatchingPermission,
+        Outcome::Allowed(_) => return None,
+        Outcome::OutOfScope => facts
+            .candidates
+            .first()
+            .and_then(|c| covers(facts, c).err())
+            .unwrap_or(DenyCode::ScopeOutOfBounds),
+    })
+}
+
+/// Decides. With `trace`, every candidate's scope check is recorded (when the decision got as
+/// far as the candidates).
+pub fn evaluate(facts: &Facts<'_>, trace: bool) -> Evaluation {
+    let outcome = decide(facts);
+    let checks = match outcome {
+        Outcome::Allowed(_) | Outcome::OutOfScope if trace => facts
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, scope_check(facts, c)))
+            .collect(),
+        _ => Vec::new(),
+    };
     Evaluation {
-        deny_code: Some(code),
-        reason,
+        deny_code: deny_code(facts, outcome),
+        outcome,
         checks,
     }
 }
 
-fn cross_space(facts: &Facts) -> Option<String> {
-    let space = &facts.actor.space_id;
-    let differs = |what: &str, other: &str| {
-        (other != space).then(|| format!("{what} is in space {other}, the request is in {space}"))
-    };
-    if let Some(r) = differs("member", &facts.actor.member_space_id) {
-        return Some(r);
+fn cross_space(facts: &Facts<'_>) -> Option<CrossSpace> {
+    let space: &str = &facts.actor.space_id;
+    if facts.actor.member_space_id != space {
+        return Some(CrossSpace::Member);
     }
-    if let Some(r) = differs("target", &facts.target.space_id) {
-        return Some(r);
+    if facts.target.space_id != space {
+        return Some(CrossSpace::Target);
     }
-    if let Some(r) = facts
-        .target
-        .group
-        .as_ref()
-        .and_then(|g| g.space_id.as_deref())
-        .and_then(|s| differs("target group", s))
-    {
-        return Some(r);
+    if group_space(facts.target.group.as_ref()).is_some_and(|s| s != space) {
+        return Some(CrossSpace::TargetGroup);
     }
-    for c in &facts.candidates {
-        let anchor_space = c.anchor.as_ref().and_then(|a| a.space_id.as_deref());
-        let found = differs(&format!("role {}", c.role_key), &c.role_space_id)
-            .or_else(|| {
-                differs(
-                    &format!("member-role {}", c.member_role_id),
-                    &c.member_role_space_id,
-                )
-            })
-            .or_else(|| {
-                anchor_space.and_then(|s| differs(&format!("anchor of role {}", c.role_key), s))
-            });
-        if found.is_some() {
-            return found;
+    for (i, c) in facts.candidates.iter().enumerate() {
+        if c.role_space_id != space {
+            return Some(CrossSpace::Role(i));
+        }
+        if c.member_role_space_id != space {
+            return Some(CrossSpace::MemberRole(i));
+        }
+        if group_space(c.anchor.as_ref()).is_some_and(|s| s != space) {
+            return Some(CrossSpace::Anchor(i));
         }
     }
     None
 }
 
-fn scope_check(facts: &Facts, candidate: &Candidate) -> ScopeCheck {
-    let not = |rule: String, reason: String, code: DenyCode| ScopeCheck {
-        covered: false,
-        rule,
-        reason,
-        deny_code: Some(code),
-    };
-    let yes = |rule: String, reason: String| ScopeCheck {
-        covered: true,
-        rule,
-        reason,
-        deny_code: None,
-    };
-    let target_group = facts.target.group.as_ref();
+/// Whether one candidate's scope covers the target, or the code why not. [`scope_check`] says
+/// the same in words.
+fn covers(facts: &Facts<'_>, candidate: &Candidate<'_>) -> Result<(), DenyCode> {
     match candidate.scope {
-        Scope::Global => not(
-            "global".into(),
-            "the global scope is disabled".into(),
-            DenyCode::GlobalScopeDisabled,
-        ),
-        Scope::Space => yes(
+        Scope::Global => Err(DenyCode::GlobalScopeDisabled),
+        Scope::Space => Ok(()),
+        Scope::OwnSelf => match &facts.target.owner_member_id {
+            Some(owner) if *owner == facts.actor.member_id => Ok(()),
+            _ => Err(DenyCode::ScopeOutOfBounds),
+        },
+        Scope::Group | Scope::GroupTree => {
+            let Some(anchor) = candidate.anchor.as_ref().filter(|_| candidate.anchor_named) else {
+                return Err(DenyCode::ScopeAnchorMissing);
+            };
+            let Some(group) = facts.target.group.as_ref() else {
+                return Err(DenyCode::TargetGroupMissing);
+            };
+            if group_covered(candidate.scope == Scope::GroupTree, group, anchor) {
+                Ok(())
+            } else {
+                Err(DenyCode::ScopeOutOfBounds)
+            }
+        }
+    }
+}
+
+fn group_covered(tree: bool, group: &GroupFacts<'_>, anchor: &GroupFacts<'_>) -> bool {
+    if tree {
+        path_within(&group.path, &anchor.path)
+    } else {
+        match (&group.id, &anchor.id) {
+            (Some(g), Some(a)) => g == a,
+            _ => group.path == anchor.path,
+        }
+    }
+}
+
+fn scope_check(facts: &Facts<'_>, candidate: &Candidate<'_>) -> ScopeCheck {
+    let verdict = covers(facts, candidate);
+    let check = |rule: String, reason: String| ScopeCheck {
+        covered: verdict.is_ok(),
+        rule,
+        reason,
+        deny_code: verdict.err(),
+    };
+    match candidate.scope {
+        Scope::Global => check("global".into(), "the global scope is disabled".into()),
+        Scope::Space => check(
             "space".into(),
             format!("target is in space {}", facts.target.space_id),
         ),
-        Scope::OwnSelf => match &facts.target.owner_member_id {
-            Some(owner) if *owner == facts.actor.member_id => {
-                yes("self".into(), "the actor member owns the target".into())
-            }
-            Some(owner) => not(
-                "self".into(),
-                format!("the target is owned by {owner}"),
-                DenyCode::ScopeOutOfBounds,
-            ),
-            None => not(
-                "self".into(),
-                "the target has no owner".into(),
-                DenyCode::ScopeOutOfBounds,
-            ),
-        },
+        Scope::OwnSelf => check(
+            "self".into(),
+            match &facts.target.owner_member_id {
+                Some(_) if verdict.is_ok() => "the actor member owns the target".into(),
+                Some(owner) => format!("the target is owned by {owner}"),
+                None => "the target has no owner".into(),
+            },
+        ),
         Scope::Group | Scope::GroupTree => {
-            let tree = candidate.scope == Scope::GroupTree;
-            let name = if tree { "group_tree" } else { "group" };
-            let Some(anchor) = candidate.anchor.as_ref().filter(|_| candidate.anchor_named) else {
-                return not(
-                    name.into(),
-                    "the grant has no scope anchor group".into(),
-                    DenyCode::ScopeAnchorMissing,
-                );
-            };
-            let Some(group) = target_group else {
-                return not(
-                    name.into(),
-                    "the target has no group".into(),
-                    DenyCode::TargetGroupMissing,
-                );
-            };
-            let rule = format!("{name}: {} within {}", group.path, anchor.path);
-            let covered = if tree {
-                path_within(&group.path, &anchor.path)
+            let name = if candidate.scope == Scope::GroupTree {
+                "group_tree"
             } else {
-                match (&group.id, &anchor.id) {
-                    (Some(g), Some(a)) => g == a,
-                    _ => group.path == anchor.path,
-                }
+                "group"
             };
-            if covered {
-                yes(
-                    rule,
-                    format!("group {} is covered by anchor {}", group.path, anchor.path),
-                )
-            } else {
-                not(
-                    rule,
-                    format!("group {} is outside anchor {}", group.path, anchor.path),
-                    DenyCode::ScopeOutOfBounds,
-                )
+            match (
+                candidate.anchor.as_ref().filter(|_| candidate.anchor_named),
+                facts.target.group.as_ref(),
+            ) {
+                (None, _) => check(name.into(), "the grant has no scope anchor group".into()),
+                (Some(_), None) => check(name.into(), "the target has no group".into()),
+                (Some(anchor), Some(group)) => check(
+                    format!("{name}: {} within {}", group.path, anchor.path),
+                    if verdict.is_ok() {
+                        format!("group {} is covered by anchor {}", group.path, anchor.path)
+                    } else {
+                        format!("group {} is outside anchor {}", group.path, anchor.path)
+                    },
+                ),
             }
         }
     }
@@ -373,15 +456,15 @@ fn scope_check(facts: &Facts, candidate: &Candidate) -> ScopeCheck {
 mod tests {
     use super::*;
 
-    fn group(path: &str) -> GroupFacts {
+    fn group(path: &str) -> GroupFacts<'static> {
         GroupFacts {
-            id: Some(format!("group_{}", path.replace('.', "_"))),
-            path: path.to_owned(),
+            id: Some(format!("group_{}", path.replace('.', "_")).into()),
+            path: path.to_owned().into(),
             space_id: Some("space_acme".into()),
         }
     }
 
-    fn facts() -> Facts {
+    fn facts() -> Facts<'static> {
         Facts {
             actor: ActorFacts {
                 user_id: "user_alice".into(),
@@ -410,7 +493,7 @@ mod tests {
         }
     }
 
-    fn candidate(scope: Scope, anchor: Option<&str>) -> Candidate {
+    fn candidate(scope: Scope, anchor: Option<&str>) -> Candidate<'static> {
         Candidate {
             role_key: "finance_approver".into(),
             role_id: "role_finance_approver".into(),
@@ -424,9 +507,269 @@ mod tests {
         }
     }
 
-    type Edit = Box<dyn Fn(&mut Facts)>;
+    /// The engine as it was before the reason became lazy: every decision formatted its
+    /// sentence eagerly. The tests hold the new engine to its codes, reasons and traces.
+    mod reference {
+        use crate::DenyCode;
+        use crate::Scope;
+        use crate::engine::{Candidate, Facts, ScopeCheck, path_within};
 
-    fn code(f: &Facts) -> Option<DenyCode> {
+        #[derive(Debug)]
+        pub(super) struct Evaluation {
+            pub(super) deny_code: Option<DenyCode>,
+            pub(super) reason: String,
+            pub(super) checks: Vec<(usize, ScopeCheck)>,
+        }
+
+        impl Evaluation {
+            fn deny(code: DenyCode, reason: impl Into<String>) -> Self {
+                Self {
+                    deny_code: Some(code),
+                    reason: reason.into(),
+                    checks: Vec::new(),
+                }
+            }
+        }
+
+        pub(super) fn evaluate(facts: &Facts<'_>, trace: bool) -> Evaluation {
+            let actor = &facts.actor;
+            if !actor.user_active {
+                return Evaluation::deny(
+                    DenyCode::ActorUserInactive,
+                    format!("user {} is not active", actor.user_id),
+                );
+            }
+            if !actor.member_active {
+                return Evaluation::deny(
+                    DenyCode::ActorMemberInactive,
+                    format!("member {} is not active", actor.member_id),
+                );
+            }
+            if !actor.space_active {
+                return Evaluation::deny(
+                    DenyCode::SpaceInactive,
+                    format!("space {} is not active", actor.space_id),
+                );
+            }
+            if actor.binding_revoked {
+                return Evaluation::deny(
+                    DenyCode::UserMemberRevoked,
+                    format!("binding {} is revoked", actor.user_member_id),
+                );
+            }
+            if actor.binding_expires_at.is_some_and(|at| at <= facts.now) {
+                return Evaluation::deny(
+                    DenyCode::UserMemberExpired,
+                    format!("binding {} has expired", actor.user_member_id),
+                );
+            }
+            let target = &facts.target;
+            if !facts.resource_type_known {
+                return Evaluation::deny(
+                    DenyCode::InvalidResourceType,
+                    format!("resource type {} is not registered", target.resource_type),
+                );
+            }
+            if !facts.action_known {
+                return Evaluation::deny(
+                    DenyCode::InvalidResourceAction,
+                    format!(
+                        "action {} is not registered for {}",
+                        facts.action, target.resource_type
+                    ),
+                );
+            }
+            if let Some(reason) = cross_space(facts) {
+                return Evaluation::deny(DenyCode::CrossSpaceViolation, reason);
+            }
+            if facts.candidates.is_empty() {
+                return Evaluation::deny(
+                    DenyCode::NoMatchingPermission,
+                    format!(
+                        "no grant of member {} covers {}:{}",
+                        actor.member_id, target.resource_type, facts.action
+                    ),
+                );
+            }
+            let mut checks = Vec::new();
+            let mut first_code = None;
+            for (i, candidate) in facts.candidates.iter().enumerate() {
+                let check = scope_check(facts, candidate);
+                if check.covered {
+                    let reason = format!("allowed by role {} ({})", candidate.role_key, check.rule);
+                    if trace {
+                        checks.push((i, check));
+                        // Keep tracing the rest so explain shows every candidate.
+                        for (j, rest) in facts.candidates.iter().enumerate().skip(i + 1) {
+                            checks.push((j, scope_check(facts, rest)));
+                        }
+                    }
+                    return Evaluation {
+                        deny_code: None,
+                        reason,
+                        checks,
+                    };
+                }
+                if first_code.is_none() {
+                    first_code = Some((
+                        check.deny_code.unwrap_or(DenyCode::ScopeOutOfBounds),
+                        check.reason.clone(),
+                    ));
+                }
+                if trace {
+                    checks.push((i, check));
+                }
+            }
+            let (code, reason) = first_code.unwrap_or((
+                DenyCode::ScopeOutOfBounds,
+                "no scope covers the target".to_owned(),
+            ));
+            Evaluation {
+                deny_code: Some(code),
+                reason,
+                checks,
+            }
+        }
+
+        fn cross_space(facts: &Facts<'_>) -> Option<String> {
+            let space: &str = &facts.actor.space_id;
+            let differs = |what: &str, other: &str| {
+                (other != space)
+                    .then(|| format!("{what} is in space {other}, the request is in {space}"))
+            };
+            if let Some(r) = differs("member", &facts.actor.member_space_id) {
+                return Some(r);
+            }
+            if let Some(r) = differs("target", &facts.target.space_id) {
+                return Some(r);
+            }
+            if let Some(r) = facts
+                .target
+                .group
+                .as_ref()
+                .and_then(|g| g.space_id.as_deref())
+                .and_then(|s| differs("target group", s))
+            {
+                return Some(r);
+            }
+            for c in &facts.candidates {
+                let anchor_space = c.anchor.as_ref().and_then(|a| a.space_id.as_deref());
+                let found = differs(&format!("role {}", c.role_key), &c.role_space_id)
+                    .or_else(|| {
+                        differs(
+                            &format!("member-role {}", c.member_role_id),
+                            &c.member_role_space_id,
+                        )
+                    })
+                    .or_else(|| {
+                        anchor_space
+                            .and_then(|s| differs(&format!("anchor of role {}", c.role_key), s))
+                    });
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+
+        fn scope_check(facts: &Facts<'_>, candidate: &Candidate<'_>) -> ScopeCheck {
+            let not = |rule: String, reason: String, code: DenyCode| ScopeCheck {
+                covered: false,
+                rule,
+                reason,
+                deny_code: Some(code),
+            };
+            let yes = |rule: String, reason: String| ScopeCheck {
+                covered: true,
+                rule,
+                reason,
+                deny_code: None,
+            };
+            let target_group = facts.target.group.as_ref();
+            match candidate.scope {
+                Scope::Global => not(
+                    "global".into(),
+                    "the global scope is disabled".into(),
+                    DenyCode::GlobalScopeDisabled,
+                ),
+                Scope::Space => yes(
+                    "space".into(),
+                    format!("target is in space {}", facts.target.space_id),
+                ),
+                Scope::OwnSelf => match &facts.target.owner_member_id {
+                    Some(owner) if *owner == facts.actor.member_id => {
+                        yes("self".into(), "the actor member owns the target".into())
+                    }
+                    Some(owner) => not(
+                        "self".into(),
+                        format!("the target is owned by {owner}"),
+                        DenyCode::ScopeOutOfBounds,
+                    ),
+                    None => not(
+                        "self".into(),
+                        "the target has no owner".into(),
+                        DenyCode::ScopeOutOfBounds,
+                    ),
+                },
+                Scope::Group | Scope::GroupTree => {
+                    let tree = candidate.scope == Scope::GroupTree;
+                    let name = if tree { "group_tree" } else { "group" };
+                    let Some(anchor) = candidate.anchor.as_ref().filter(|_| candidate.anchor_named)
+                    else {
+                        return not(
+                            name.into(),
+                            "the grant has no scope anchor group".into(),
+                            DenyCode::ScopeAnchorMissing,
+                        );
+                    };
+                    let Some(group) = target_group else {
+                        return not(
+                            name.into(),
+                            "the target has no group".into(),
+                            DenyCode::TargetGroupMissing,
+                        );
+                    };
+                    let rule = format!("{name}: {} within {}", group.path, anchor.path);
+                    let covered = if tree {
+                        path_within(&group.path, &anchor.path)
+                    } else {
+                        match (&group.id, &anchor.id) {
+                            (Some(g), Some(a)) => g == a,
+                            _ => group.path == anchor.path,
+                        }
+                    };
+                    if covered {
+                        yes(
+                            rule,
+                            format!("group {} is covered by anchor {}", group.path, anchor.path),
+                        )
+                    } else {
+                        not(
+                            rule,
+                            format!("group {} is outside anchor {}", group.path, anchor.path),
+                            DenyCode::ScopeOutOfBounds,
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// The new engine against the reference: same code, same sentence, same trace.
+    fn same_as_reference(f: &Facts<'_>) {
+        for trace in [false, true] {
+            let new = evaluate(f, trace);
+            let old = reference::evaluate(f, trace);
+            assert_eq!(new.deny_code, old.deny_code, "deny code (trace {trace})");
+            assert_eq!(new.reason(f), old.reason, "reason (trace {trace})");
+            assert_eq!(new.checks, old.checks, "checks (trace {trace})");
+        }
+    }
+
+    type Edit = Box<dyn Fn(&mut Facts<'static>)>;
+
+    fn code(f: &Facts<'_>) -> Option<DenyCode> {
+        same_as_reference(f);
         let e = evaluate(f, false);
         assert_eq!(
             e.deny_code,
@@ -505,7 +848,9 @@ mod tests {
     #[test]
     fn scope_matrix() {
         use DenyCode::*;
-        let own = |f: &mut Facts| f.target.owner_member_id = Some("member_finance_reviewer".into());
+        let own = |f: &mut Facts<'static>| {
+            f.target.owner_member_id = Some("member_finance_reviewer".into())
+        };
         let cases: Vec<(Scope, Option<&str>, Edit, Option<DenyCode>)> = vec![
             (Scope::OwnSelf, None, Box::new(own), None),
             (
@@ -636,7 +981,7 @@ mod tests {
             fn explain_always_decides_like_check(
                 user in any::<bool>(), member in any::<bool>(), space in any::<bool>(), revoked in any::<bool>(),
                 expires in proptest::option::of(0i64..2000), known in any::<bool>(), action in any::<bool>(),
-                other_space in any::<bool>(), scopes in proptest::collection::vec(0u8..5, 0..4), anchored in any::<bool>(),
+                other_space in any::<bool>(), scopes in proptest::collection::vec(0u8..5, 0..4), anchored in any::<bool>(), cross in 0u8..8,
                 target_path in path(), anchor_path in path(), owned in any::<bool>(), grouped in any::<bool>(),
             ) {
                 let mut f = super::facts();
@@ -655,6 +1000,17 @@ mod tests {
                     super::candidate(scope, anchored.then_some(anchor_path.as_str()))
                 }).collect();
                 prop_assert_eq!(evaluate(&f, false).deny_code, evaluate(&f, true).deny_code);
+                let other = || std::borrow::Cow::Borrowed("space_other");
+                let last = f.candidates.len().checked_sub(1);
+                match (cross, last) {
+                    (1, _) => f.actor.member_space_id = other(),
+                    (2, _) => if let Some(g) = f.target.group.as_mut() { g.space_id = Some(other()) },
+                    (3, Some(l)) => f.candidates[l].role_space_id = other(),
+                    (4, Some(l)) => f.candidates[l].member_role_space_id = other(),
+                    (5, Some(l)) => if let Some(a) = f.candidates[l].anchor.as_mut() { a.space_id = Some(other()) },
+                    _ => {}
+                }
+                super::same_as_reference(&f);
             }
         }
     }

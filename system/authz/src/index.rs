@@ -18,14 +18,35 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::borrow::Cow;
+use std::hash::Hash;
+
 use arc_swap::ArcSwap;
-use imbl::{HashMap, HashSet, OrdSet};
+use equivalent::Equivalent;
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::{OrdMap, OrdSet};
 use plystra_contracts::events::Event;
 use plystra_contracts::facts::{Fact, facts_of};
 use plystra_contracts::services::ResolveError;
 
 use crate::Scope;
 use crate::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+
+/// A persistent hash map with a fast (non-SipHash) hasher: a check makes a dozen lookups.
+type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
+/// The set counterpart of [`HashMap`].
+type HashSet<A> = imbl::GenericHashSet<A, foldhash::fast::RandomState, DefaultSharedPtr>;
+
+/// A borrowed `(String, String)` key: hashes and compares like the owned pair, so a lookup by
+/// (type key, ID) allocates nothing.
+#[derive(Hash)]
+struct Pair<'a>(&'a str, &'a str);
+
+impl Equivalent<(String, String)> for Pair<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
 
 /// The events whose facts the index applies.
 pub const FACT_EVENTS: [&str; 3] = [
@@ -93,7 +114,6 @@ struct RolePermissionRow {
 #[derive(Debug, Clone)]
 struct MemberRoleRow {
     space_id: String,
-    member_id: String,
     role_id: String,
     anchor: Option<String>,
     status: String,
@@ -122,24 +142,25 @@ pub struct Snapshot {
     role_permissions: HashMap<String, RolePermissionRow>,
     /// role → (permission, role-permission) of role-permissions not removed.
     permissions_of_role: HashMap<String, OrdSet<(String, String)>>,
-    member_roles: HashMap<String, MemberRoleRow>,
-    /// member → member-role IDs, in ID order.
-    roles_of_member: HashMap<String, OrdSet<String>>,
+    /// member-role → its member.
+    member_of_member_role: HashMap<String, String>,
+    /// member → its member-roles, in ID order (one lookup per check finds them all).
+    roles_of_member: HashMap<String, OrdMap<String, MemberRoleRow>>,
 }
 
 /// The actor's statuses as values, for the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActorStatuses {
+pub struct ActorStatuses<'a> {
     /// The user's status.
-    pub user_status: String,
+    pub user_status: Cow<'a, str>,
     /// The member's status.
-    pub member_status: String,
+    pub member_status: Cow<'a, str>,
     /// The binding's status.
-    pub user_member_status: String,
+    pub user_member_status: Cow<'a, str>,
     /// The binding's expiry, RFC 3339.
-    pub user_member_expires_at: Option<String>,
+    pub user_member_expires_at: Option<Cow<'a, str>>,
     /// The request space's status.
-    pub space_status: String,
+    pub space_status: Cow<'a, str>,
 }
 
 /// A managed-mode request, by IDs.
@@ -161,15 +182,16 @@ pub struct Request<'a> {
     pub action: &'a str,
 }
 
-/// A request resolved against one snapshot: the engine's facts and what the trace adds.
+/// A request resolved against one snapshot: the engine's facts and what the trace adds. It
+/// borrows from the snapshot and the request.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub struct Resolved<'a> {
     /// What the engine decides on.
-    pub facts: Facts,
+    pub facts: Facts<'a>,
     /// The actor's statuses.
-    pub statuses: ActorStatuses,
+    pub statuses: ActorStatuses<'a>,
     /// The target's space when the resource was found.
-    pub target_space_id: Option<String>,
+    pub target_space_id: Option<&'a str>,
     /// The snapshot's revision.
     pub revision: u64,
 }
@@ -259,7 +281,7 @@ impl Snapshot {
             } => {
                 let key = (resource_type.clone(), id.clone());
                 if let Some(old) = self.resources.get(&key) {
-                    let old_ext = (resource_type.clone(), old.external_id.clone());
+                    let old_ext = Pair(&resource_type, &old.external_id);
                     if let Some(ids) = self.external_ids.get_mut(&old_ext) {
                         ids.remove(&id);
                         if ids.is_empty() {
@@ -346,56 +368,52 @@ impl Snapshot {
                 scope_anchor_group_id,
                 status,
             } => {
-                if let Some(old) = self.member_roles.get(&id).cloned()
-                    && old.member_id != member_id
-                    && let Some(set) = self.roles_of_member.get_mut(&old.member_id)
+                if let Some(old_member) = self.member_of_member_role.get(&id)
+                    && *old_member != member_id
+                    && let Some(rows) = self.roles_of_member.get_mut(old_member.as_str())
                 {
-                    set.remove(&id);
+                    rows.remove(&id);
                 }
                 self.roles_of_member
                     .entry(member_id.clone())
                     .or_default()
-                    .insert(id.clone());
-                self.member_roles.insert(
-                    id,
-                    MemberRoleRow {
-                        space_id,
-                        member_id,
-                        role_id,
-                        anchor: scope_anchor_group_id,
-                        status,
-                    },
-                );
+                    .insert(
+                        id.clone(),
+                        MemberRoleRow {
+                            space_id,
+                            role_id,
+                            anchor: scope_anchor_group_id,
+                            status,
+                        },
+                    );
+                self.member_of_member_role.insert(id, member_id);
             }
         }
     }
 
     /// The group with ID `id`, as the engine sees it.
-    pub fn group(&self, id: &str) -> Option<GroupFacts> {
+    pub fn group<'a>(&'a self, id: &'a str) -> Option<GroupFacts<'a>> {
         self.groups.get(id).map(|g| GroupFacts {
-            id: Some(id.to_owned()),
-            path: g.path.clone(),
-            space_id: Some(g.space_id.clone()),
+            id: Some(Cow::Borrowed(id)),
+            path: Cow::Borrowed(&g.path),
+            space_id: Some(Cow::Borrowed(&g.space_id)),
         })
     }
 
     /// The space of the role with ID `id`.
-    pub fn role_space(&self, id: &str) -> Option<String> {
-        self.roles.get(id).map(|r| r.space_id.clone())
+    pub fn role_space(&self, id: &str) -> Option<&str> {
+        self.roles.get(id).map(|r| r.space_id.as_str())
     }
 
     /// The member's active grants for (type key, action): member-roles in ID order, each
     /// role's permissions in ID order.
-    pub fn candidates(&self, member_id: &str, type_key: &str, action: &str) -> Vec<Candidate> {
+    pub fn candidates(&self, member_id: &str, type_key: &str, action: &str) -> Vec<Candidate<'_>> {
         let mut out = Vec::new();
-        let Some(mr_ids) = self.roles_of_member.get(member_id) else {
+        let Some(rows) = self.roles_of_member.get(member_id) else {
             return out;
         };
-        for mr_id in mr_ids {
-            let Some(mr) = self.member_roles.get(mr_id) else {
-                continue;
-            };
-            if mr.status != "active" || mr.member_id != member_id {
+        for (mr_id, mr) in rows {
+            if mr.status != "active" {
                 continue;
             }
             let Some(role) = self.roles.get(&mr.role_id).filter(|r| r.status == "active") else {
@@ -414,13 +432,13 @@ impl Snapshot {
                 // A scope this build does not know grants nothing.
                 let Some(scope) = p.scope else { continue };
                 out.push(Candidate {
-                    role_key: role.key.clone(),
-                    role_id: mr.role_id.clone(),
-                    role_space_id: role.space_id.clone(),
-                    permission_id: permission_id.clone(),
+                    role_key: Cow::Borrowed(&role.key),
+                    role_id: Cow::Borrowed(&mr.role_id),
+                    role_space_id: Cow::Borrowed(&role.space_id),
+                    permission_id: Cow::Borrowed(permission_id),
                     scope,
-                    member_role_id: mr_id.clone(),
-                    member_role_space_id: mr.space_id.clone(),
+                    member_role_id: Cow::Borrowed(mr_id),
+                    member_role_space_id: Cow::Borrowed(&mr.space_id),
                     anchor_named: mr.anchor.is_some(),
                     anchor: mr.anchor.as_deref().and_then(|a| self.group(a)),
                 });
@@ -438,7 +456,7 @@ impl Snapshot {
             .unwrap_or(type_key_or_id);
         match self.types.get(id) {
             Some(t) if t.status == "active" => {
-                let known = self.actions.contains(&(t.key.clone(), action.to_owned()));
+                let known = self.actions.contains(&Pair(&t.key, action));
                 (Some(t.key.as_str()), known)
             }
             _ => (None, false),
@@ -447,17 +465,20 @@ impl Snapshot {
 
     /// The resource with ID `id`, else the first (by ID) whose external ID is `id`.
     fn resource(&self, type_key: &str, id: &str) -> Option<&ResourceRow> {
-        let key = (type_key.to_owned(), id.to_owned());
-        if let Some(row) = self.resources.get(&key) {
+        if let Some(row) = self.resources.get(&Pair(type_key, id)) {
             return Some(row);
         }
-        let first = self.external_ids.get(&key)?.get_min()?;
-        self.resources.get(&(type_key.to_owned(), first.clone()))
+        let first = self.external_ids.get(&Pair(type_key, id))?.get_min()?;
+        self.resources.get(&Pair(type_key, first))
     }
 
     /// Resolves a managed-mode request. Unknown actor IDs, and an unknown resource of a known
     /// type and action, are `NotFound`; everything else becomes a fact the engine judges.
-    pub fn resolve(&self, req: &Request<'_>, now: i64) -> Result<Resolved, ResolveError> {
+    pub fn resolve<'a>(
+        &'a self,
+        req: &Request<'a>,
+        now: i64,
+    ) -> Result<Resolved<'a>, ResolveError> {
         let user_status = self
             .users
             .get(req.user_id)
@@ -489,36 +510,36 @@ impl Snapshot {
             },
             None => None,
         };
-        let target_space_id = resource.map(|r| r.space_id.clone());
+        let target_space_id = resource.map(|r| r.space_id.as_str());
         let candidates = match type_key {
             Some(key) if action_known => self.candidates(req.member_id, key, req.action),
             _ => Vec::new(),
         };
         let facts = Facts {
             actor: ActorFacts {
-                user_id: req.user_id.to_owned(),
+                user_id: Cow::Borrowed(req.user_id),
                 user_active: user_status == "active",
-                member_id: req.member_id.to_owned(),
+                member_id: Cow::Borrowed(req.member_id),
                 member_active: member.status == "active",
-                member_space_id: member.space_id.clone(),
-                user_member_id: req.user_member_id.to_owned(),
+                member_space_id: Cow::Borrowed(&member.space_id),
+                user_member_id: Cow::Borrowed(req.user_member_id),
                 binding_revoked: binding.status == "revoked",
                 binding_expires_at: binding.expires_unix,
-                space_id: space_id.to_owned(),
+                space_id: Cow::Borrowed(space_id),
                 space_active: space_status == "active",
             },
             target: TargetFacts {
-                resource_type: req.resource_type.to_owned(),
-                resource_id: req.resource_id.to_owned(),
-                space_id: target_space_id
-                    .clone()
-                    .unwrap_or_else(|| space_id.to_owned()),
+                resource_type: Cow::Borrowed(req.resource_type),
+                resource_id: Cow::Borrowed(req.resource_id),
+                space_id: Cow::Borrowed(target_space_id.unwrap_or(space_id)),
                 group: resource
                     .and_then(|r| r.group_id.as_deref())
                     .and_then(|g| self.group(g)),
-                owner_member_id: resource.and_then(|r| r.owner_member_id.clone()),
+                owner_member_id: resource
+                    .and_then(|r| r.owner_member_id.as_deref())
+                    .map(Cow::Borrowed),
             },
-            action: req.action.to_owned(),
+            action: Cow::Borrowed(req.action),
             resource_type_known: type_key.is_some(),
             action_known,
             candidates,
@@ -527,11 +548,11 @@ impl Snapshot {
         Ok(Resolved {
             facts,
             statuses: ActorStatuses {
-                user_status: user_status.clone(),
-                member_status: member.status.clone(),
-                user_member_status: binding.status.clone(),
-                user_member_expires_at: binding.expires_at.clone(),
-                space_status: space_status.clone(),
+                user_status: Cow::Borrowed(user_status),
+                member_status: Cow::Borrowed(&member.status),
+                user_member_status: Cow::Borrowed(&binding.status),
+                user_member_expires_at: binding.expires_at.as_deref().map(Cow::Borrowed),
+                space_status: Cow::Borrowed(space_status),
             },
             target_space_id,
             revision: self.revision,
