@@ -236,12 +236,11 @@ impl Metrics {
             read,
         };
         let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
-        match families
+        if let Family::Gauges(gauges) = families
             .entry(name)
             .or_insert_with(|| Family::Gauges(Vec::new()))
         {
-            Family::Gauges(gauges) => gauges.push(gauge),
-            _ => {}
+            gauges.push(gauge);
         }
     }
 

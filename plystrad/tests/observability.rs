@@ -55,13 +55,12 @@ impl Server {
         let collected = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    if let Some(addr) = line
+                if line.contains("listening")
+                    && let Some(addr) = line
                         .split(|c: char| c.is_whitespace() || c == '"' || c == '=')
                         .find_map(|w| w.parse::<SocketAddr>().ok())
-                    {
-                        let _ = found.send(addr);
-                    }
+                {
+                    let _ = found.send(addr);
                 }
                 collected.lock().unwrap().push(line);
             }
