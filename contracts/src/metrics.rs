@@ -192,6 +192,15 @@ impl Metrics {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Counter {
+        // Recording paths ask for their handle on every call: a shared lock when it exists.
+        if let Some(Family::Counter(counter)) = self
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return counter.clone();
+        }
         let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
         match families
             .entry(name)
@@ -210,6 +219,14 @@ impl Metrics {
         labels: &'static [&'static str],
         bounds: &'static [f64],
     ) -> Histogram {
+        if let Some(Family::Histogram(histogram)) = self
+            .families
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return histogram.clone();
+        }
         let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
         match families
             .entry(name)
