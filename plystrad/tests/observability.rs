@@ -346,8 +346,9 @@ async fn app(
     let config = KernelConfig {
         bootstrap_api_key: Some(KEY.to_owned()),
         database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: settings
-            .iter()
+        // The bootstrap key seeds users here, so it holds every permission.
+        settings: std::iter::once(&("PLYSTRA_API_KEY_PERMISSIONS", "*"))
+            .chain(settings)
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         ..KernelConfig::default()
