@@ -30,6 +30,9 @@ pub enum ErrorCode {
     AdminPermissionRequired,
     /// Inline authorization context was sent with a session instead of an API key.
     InlineContextRequiresApiKey,
+    /// An authorization check denied the action a plugin was asked to perform; `details`
+    /// carries the deny code, the trace ID and the audit record's ID.
+    AuthorizationDenied,
     /// No route matches the path.
     NotFound,
     /// The feature is switched off by configuration.
@@ -97,6 +100,7 @@ impl ErrorCode {
         Self::AuthenticationRequired,
         Self::AdminPermissionRequired,
         Self::InlineContextRequiresApiKey,
+        Self::AuthorizationDenied,
         Self::NotFound,
         Self::FeatureDisabled,
         Self::UserNotFound,
@@ -133,9 +137,9 @@ impl ErrorCode {
         match self {
             Self::ValidationFailed => StatusCode::BAD_REQUEST,
             Self::AuthenticationRequired => StatusCode::UNAUTHORIZED,
-            Self::AdminPermissionRequired | Self::InlineContextRequiresApiKey => {
-                StatusCode::FORBIDDEN
-            }
+            Self::AdminPermissionRequired
+            | Self::InlineContextRequiresApiKey
+            | Self::AuthorizationDenied => StatusCode::FORBIDDEN,
             Self::NotFound | Self::FeatureDisabled => StatusCode::NOT_FOUND,
             Self::UserNotFound => StatusCode::NOT_FOUND,
             Self::SpaceNotFound => StatusCode::NOT_FOUND,
@@ -174,6 +178,7 @@ impl ErrorCode {
             Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
             Self::AdminPermissionRequired => "ADMIN_PERMISSION_REQUIRED",
             Self::InlineContextRequiresApiKey => "INLINE_CONTEXT_REQUIRES_API_KEY",
+            Self::AuthorizationDenied => "AUTHORIZATION_DENIED",
             Self::NotFound => "NOT_FOUND",
             Self::FeatureDisabled => "FEATURE_DISABLED",
             Self::UserNotFound => "USER_NOT_FOUND",

@@ -345,6 +345,10 @@ pub trait ActorResolver: Send + Sync {
     /// A group by ID (authorization's scope anchors), `None` when there is no such group.
     async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError>;
 
+    /// The actor a user session acts as: its user, the binding it acts through, that binding's
+    /// member and the member's space. `NotFound` when the session has no acting binding.
+    async fn of_session(&self, session_id: &str) -> Result<ActorRef, ResolveError>;
+
     /// Every user, space, member, binding and group, as facts: what authorization's index loads
     /// at start. Later changes arrive as `identity.facts_changed` events.
     async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;
@@ -384,19 +388,26 @@ pub trait ResourceLookup: Send + Sync {
 /// The outcome of an authorization check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
-    /// Allowed or not.
-    pub allow: bool,
+    /// Allowed or denied.
+    pub decision: Decision,
     /// One of the 13 deny codes on a deny.
-    pub deny_code: Option<String>,
+    pub deny_code: Option<DenyCode>,
     /// A sentence for people.
     pub reason: String,
     /// The trace's ID.
     pub trace_id: String,
-    /// The durable audit record's ID.
-    pub audit_log_id: String,
+    /// The durable audit record's ID (`None` only when `deny_only` auditing skipped an allow).
+    pub audit_log_id: Option<String>,
 }
 
-/// A check request in managed mode.
+impl CheckOutcome {
+    /// Allowed.
+    pub fn allowed(&self) -> bool {
+        self.decision == Decision::Allow
+    }
+}
+
+/// A check request in managed mode, as a capability or plugin asks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRequest {
     /// Who acts.
@@ -407,24 +418,85 @@ pub struct CheckRequest {
     pub resource_id: String,
     /// The action.
     pub action: String,
+    /// The end user's address, for the audit record.
+    pub ip: Option<String>,
+    /// The end user's agent, for the audit record.
+    pub user_agent: Option<String>,
 }
 
 /// Why a check could not be decided. Never an allow.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CheckError {
-    /// An input names nothing.
+    /// The request is malformed, names something unknown, or the index or audit store cannot
+    /// answer; the error says which, as the HTTP routes would.
     #[error(transparent)]
-    Resolve(#[from] ResolveError),
-    /// The decision could not be audited, so it is not given.
-    #[error(transparent)]
-    Audit(#[from] AuditUnavailable),
+    Refused(#[from] crate::ApiError),
 }
 
-/// Decides (authorization.resource provides it as `authorization.service`).
+/// Decides and audits checks (authorization.resource provides it as `authorization.checks`):
+/// what business plugins call before they act.
 #[async_trait]
 pub trait Authorizer: Send + Sync {
-    /// Decides and audits one check.
+    /// Decides one check and makes its audit record durable before answering.
     async fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, CheckError>;
+}
+
+/// Registers what a business plugin governs (resource.registry provides it as
+/// `resource.registrar`). Every write is audited like the same call over HTTP.
+#[async_trait]
+pub trait ResourceRegistrar: Send + Sync {
+    /// Creates or updates the resource type `key` and its actions `(key, risk level)`.
+    async fn declare_type(
+        &self,
+        key: &str,
+        display_name: &str,
+        actions: &[(&str, &str)],
+    ) -> Result<(), crate::ApiError>;
+
+    /// Registers a resource of type `resource_type` in `space_id`; the registry generates the ID
+    /// when `id` is `None`. Returns the ID.
+    async fn create_resource(&self, resource: NewResource) -> Result<String, crate::ApiError>;
+
+    /// The resource, `None` when there is no such resource.
+    async fn resource(
+        &self,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> Result<Option<RegisteredResource>, crate::ApiError>;
+}
+
+/// A registered resource as a plugin reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredResource {
+    /// Its ID.
+    pub id: String,
+    /// Its space.
+    pub space_id: String,
+    /// Its group.
+    pub group_id: Option<String>,
+    /// The owning member.
+    pub owner_member_id: Option<String>,
+    /// Free-form attributes.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A resource a plugin registers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewResource {
+    /// Its type's key.
+    pub resource_type: String,
+    /// Its ID, or `None` to generate one.
+    pub id: Option<String>,
+    /// Its space.
+    pub space_id: String,
+    /// Its group.
+    pub group_id: Option<String>,
+    /// The owning member.
+    pub owner_member_id: Option<String>,
+    /// Free-form attributes.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Who registers it, for the audit record.
+    pub credential: Option<Credential>,
 }
 
 /// A credential the kernel authenticated.

@@ -42,6 +42,24 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Demo data, loaded through a running server's API.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+/// `demo` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Loads the Finance Reviewer fixture (users alice and bob, space_acme, the finance and
+    /// legal groups, invoices 001 and 002, the finance_approver role). Safe to rerun.
+    Seed {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The API key [env: PLYSTRA_API_KEY]
+        #[arg(long)]
+        api_key: Option<String>,
+    },
 }
 
 /// `audit` sub-commands.
@@ -147,6 +165,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ent(command) => ent::run(command, &url, cli.json).await,
         Command::Doctor { url: server } => Ok(doctor::run(&url, server.as_deref(), cli.json).await),
         Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
+        Command::Demo(DemoCommand::Seed {
+            url: server,
+            api_key,
+        }) => {
+            crate::demo::seed(
+                &server,
+                api_key.or_else(|| std::env::var("PLYSTRA_API_KEY").ok()),
+                cli.json,
+            )
+            .await
+        }
     }
 }
 

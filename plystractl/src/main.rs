@@ -1,5 +1,5 @@
-//! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor` and audit
-//! chain verification.
+//! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor`, audit
+//! chain verification and the demo seed.
 //!
 //! Exit codes: 0 success, 1 a check failed (or the operation did), 2 usage error.
 
@@ -13,6 +13,7 @@ macro_rules! out {
 
 mod audit;
 mod cli;
+mod demo;
 mod doctor;
 mod ent;
 mod migrate;

@@ -7,6 +7,9 @@ pub mod serve;
 
 // Links the five system capabilities; their registrations reach the kernel through inventory.
 extern crate plystra_system as _;
+// The example business plugins, only with `--features example-plugins`.
+#[cfg(feature = "example-plugins")]
+extern crate plystra_example_notes as _;
 
 pub use cli::{Cli, Command, ServerSettings};
 pub use serve::{ServeError, serve};

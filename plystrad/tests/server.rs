@@ -156,6 +156,18 @@ async fn the_document_has_operations_from_all_five_capabilities_and_the_ui_is_se
         doc,
         "served and offline documents agree"
     );
+    // The example plugins are linked only with `--features example-plugins`.
+    let plugin_paths = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|p| p.starts_with("/api/v1/plugins/"))
+        .count();
+    assert_eq!(
+        plugin_paths > 0,
+        cfg!(feature = "example-plugins"),
+        "plugin operations are documented exactly when the plugins are linked"
+    );
     let docs = cli.get("/docs").send().await;
     docs.assert_status_is_ok();
     assert!(

@@ -8,6 +8,7 @@ mod migrations;
 mod openapi;
 mod privileged;
 mod process;
+mod quickstart;
 mod suite;
 mod tidy;
 mod verify;
@@ -57,6 +58,8 @@ enum Command {
     /// Drive Swagger UI of a running plystrad in headless Chromium (installs chromium and
     /// playwright-core when missing).
     Browser,
+    /// Run the README's quickstart as written, against a throwaway database.
+    Quickstart,
 }
 
 fn main() -> ExitCode {
@@ -87,5 +90,6 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Tidy => tidy::run(&root),
         Command::Test => suite::run_all(&root),
         Command::Browser => browser::run(&root),
+        Command::Quickstart => quickstart::run(&root),
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::{browser, migrations, openapi, privileged, process, suite, tidy};
+use crate::{browser, migrations, openapi, privileged, process, quickstart, suite, tidy};
 
 /// One gate: a name and how to run it (true when it passed).
 type Step<'a> = (String, Box<dyn Fn() -> Result<bool> + 'a>);
@@ -45,6 +45,7 @@ pub fn run(root: &Path) -> bool {
         "migrations".into(),
         Box::new(|| migrations::run(root, true)),
     ));
+    steps.push(("quickstart".into(), Box::new(|| quickstart::run(root))));
 
     let mut failed = Vec::new();
     for (name, step) in &steps {

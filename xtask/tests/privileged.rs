@@ -40,7 +40,7 @@ fn workspace(case: Option<&str>) -> TempDir {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             copy_dir(&path, &dir.path().join(&name));
-            members.push(name);
+            members.extend(crate_dirs(&path, &name));
         }
     }
     let members: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
@@ -50,6 +50,23 @@ fn workspace(case: Option<&str>) -> TempDir {
     );
     fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
     dir
+}
+
+/// The crates under `dir` (copied as `prefix`): itself when it has a manifest, else the crates
+/// in its subdirectories (a case may place a crate at a nested path such as `examples/notes`).
+fn crate_dirs(dir: &Path, prefix: &str) -> Vec<String> {
+    if dir.join("Cargo.toml").is_file() {
+        return vec![prefix.to_owned()];
+    }
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .flat_map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            crate_dirs(&p, &format!("{prefix}/{name}"))
+        })
+        .collect()
 }
 
 /// Runs `cargo xtask privileged --root <root>`: whether it passed, and what it printed.
@@ -121,6 +138,17 @@ fn a_transitive_dependency_through_a_non_system_crate_is_caught() {
         &[
             "consumer/Cargo.toml:8: privileged-dependency: `fixture-consumer` reaches `plystra-privileged` through a non-system crate (fixture-consumer -> fixture-shim -> plystra-privileged)",
             "shim/Cargo.toml:8: privileged-dependency: `fixture-shim` depends on",
+        ],
+    );
+}
+
+#[test]
+fn the_example_plugin_cannot_become_privileged() {
+    fails_with(
+        "plugin",
+        &[
+            "examples/notes/Cargo.toml:8: privileged-dependency: `plystra-example-notes` depends on `plystra-privileged` as a normal dependency",
+            "examples/notes/src/lib.rs:5: privileged-literal: ",
         ],
     );
 }

@@ -371,12 +371,44 @@ pub enum ExplainResponse {
     ),
 }
 
-/// The check and explain routes.
-pub struct CheckApi {
+/// Decides and audits: the one path behind the HTTP routes and the `Authorizer` service.
+pub struct Decider {
     /// The capability's service: the index and what loads it.
     pub service: Arc<crate::AuthorizationService>,
     /// audit.explainable.
     pub audit: Arc<dyn AuditRecorder>,
+}
+
+/// Who asks, as the decision's trace and audit record show it. Taken from the HTTP request by
+/// the routes; a plugin calling `Authorizer` passes its own end user's address.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The credential the kernel authenticated, if any.
+    pub credential: Option<Credential>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+}
+
+impl Caller {
+    /// The caller of an HTTP request.
+    pub fn of(req: &poem::Request) -> Self {
+        Self {
+            credential: Credential::of(req).cloned(),
+            ip: req
+                .remote_addr()
+                .as_socket_addr()
+                .map(|a| a.ip().to_string()),
+            user_agent: req.header("User-Agent").map(str::to_owned),
+        }
+    }
+}
+
+/// The check and explain routes.
+pub struct CheckApi {
+    /// The decision path.
+    pub decider: Arc<Decider>,
 }
 
 fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
@@ -669,7 +701,7 @@ fn resolve_error(e: ResolveError) -> ApiError {
     }
 }
 
-impl CheckApi {
+impl Decider {
     /// The snapshot to decide on; 503 when the index cannot be loaded.
     async fn snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
         self.service
@@ -679,12 +711,12 @@ impl CheckApi {
     }
 
     /// Decides, audits once, and returns the trace.
-    async fn decide(
+    pub async fn decide(
         &self,
-        req: &poem::Request,
+        caller: &Caller,
         body: AuthzRequest,
     ) -> Result<ExplainTrace, ApiError> {
-        let parsed = parse(body, Credential::of(req))?;
+        let parsed = parse(body, caller.credential.as_ref())?;
         let snapshot = self.snapshot().await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let (mode, facts, statuses, target_space_id) = match &parsed {
@@ -787,11 +819,8 @@ impl CheckApi {
                 .collect(),
             request: RequestTrace {
                 request_id: plystra_contracts::current_request_id(),
-                ip: req
-                    .remote_addr()
-                    .as_socket_addr()
-                    .map(|a| a.ip().to_string()),
-                user_agent: req.header("User-Agent").map(str::to_owned),
+                ip: caller.ip.clone(),
+                user_agent: caller.user_agent.clone(),
             },
             audit: AuditRef {
                 recorded: false,
@@ -854,7 +883,7 @@ impl CheckApi {
         req: &poem::Request,
         body: Json<AuthzRequest>,
     ) -> Result<CheckResponse, ApiError> {
-        let trace = self.decide(req, body.0).await?;
+        let trace = self.decider.decide(&Caller::of(req), body.0).await?;
         let result = check_result(&trace);
         Ok(CheckResponse::Decided(
             Json(Envelope::new(result)),
@@ -876,7 +905,7 @@ impl CheckApi {
         req: &poem::Request,
         body: Json<AuthzRequest>,
     ) -> Result<ExplainResponse, ApiError> {
-        let trace = self.decide(req, body.0).await?;
+        let trace = self.decider.decide(&Caller::of(req), body.0).await?;
         let trace_id = trace.trace_id.clone();
         let audit_log_id = trace.audit.audit_log_id.clone();
         let revision = trace.revision;
@@ -910,8 +939,11 @@ impl CheckApi {
             ));
         }
         // Decided concurrently so their audit records share group commits; joined in order.
-        let outcomes =
-            futures_util::future::join_all(checks.into_iter().map(|c| self.decide(req, c))).await;
+        let caller = Caller::of(req);
+        let outcomes = futures_util::future::join_all(
+            checks.into_iter().map(|c| self.decider.decide(&caller, c)),
+        )
+        .await;
         let (mut allowed, mut denied, mut failed) = (0, 0, 0);
         let results = outcomes
             .into_iter()
@@ -947,6 +979,48 @@ impl CheckApi {
             denied,
             failed,
         })))
+    }
+}
+
+#[async_trait::async_trait]
+impl plystra_contracts::services::Authorizer for Decider {
+    async fn check(
+        &self,
+        request: &plystra_contracts::services::CheckRequest,
+    ) -> Result<plystra_contracts::services::CheckOutcome, plystra_contracts::services::CheckError>
+    {
+        let actor = &request.actor;
+        let body = AuthzRequest {
+            actor: Some(AuthzActor {
+                user_id: Some(actor.user_id.clone()),
+                member_id: Some(actor.member_id.clone()),
+                user_member_id: Some(actor.user_member_id.clone()),
+                binding_id: None,
+                space_id: Some(actor.space_id.clone()),
+                user_status: None,
+                member_status: None,
+                binding_status: None,
+                space_status: None,
+            }),
+            resource_type: Some(request.resource_type.clone()),
+            resource_id: Some(request.resource_id.clone()),
+            resource: None,
+            action: Some(request.action.clone()),
+            grants: None,
+        };
+        let caller = Caller {
+            credential: None,
+            ip: request.ip.clone(),
+            user_agent: request.user_agent.clone(),
+        };
+        let trace = self.decide(&caller, body).await?;
+        Ok(plystra_contracts::services::CheckOutcome {
+            decision: trace.decision,
+            deny_code: trace.deny_code,
+            reason: trace.reason,
+            trace_id: trace.trace_id,
+            audit_log_id: trace.audit.audit_log_id,
+        })
     }
 }
 

@@ -39,6 +39,8 @@ use poem_openapi::{Enum, Object, OpenApi, Tags};
 pub const ID: &str = "authorization.resource";
 /// The service this capability provides.
 pub const SERVICE: &str = "authorization.service";
+/// The `Authorizer` business plugins call before they act.
+pub const CHECKS_SERVICE: &str = "authorization.checks";
 
 /// Every route this capability serves.
 pub const ROUTES: &[RouteDecl] = &[
@@ -219,7 +221,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         ],
     },
     provides: Provides {
-        services: &[SERVICE],
+        services: &[SERVICE, CHECKS_SERVICE],
         routes: ROUTES,
         events: Events {
             publishes: &["authorization.decision_recorded", store::GRANTS_CHANGED],
@@ -488,7 +490,13 @@ impl Capability for AuthorizationCapability {
             loading: tokio::sync::Mutex::new(()),
         });
         let _ = self.service.set(service.clone());
-        services.provide::<AuthorizationService>(SERVICE, service)?;
+        services.provide::<AuthorizationService>(SERVICE, service.clone())?;
+        if let Ok(audit) = services.require::<dyn AuditRecorder>() {
+            services.provide::<dyn plystra_contracts::services::Authorizer>(
+                CHECKS_SERVICE,
+                Arc::new(check::Decider { service, audit }),
+            )?;
+        }
         Ok(())
     }
 
@@ -594,8 +602,10 @@ impl RouteApi for AuthorizationApi {
                 service: services.require::<AuthorizationService>()?,
             },
             check::CheckApi {
-                service: services.require::<AuthorizationService>()?,
-                audit: services.require::<dyn AuditRecorder>()?,
+                decider: Arc::new(check::Decider {
+                    service: services.require::<AuthorizationService>()?,
+                    audit: services.require::<dyn AuditRecorder>()?,
+                }),
             },
             roles::RolesApi { ctx: ctx.clone() },
             permissions::PermissionsApi { ctx: ctx.clone() },

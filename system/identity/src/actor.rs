@@ -285,6 +285,44 @@ impl ActorResolver for Resolver {
         Ok(snapshot)
     }
 
+    async fn of_session(&self, session_id: &str) -> Result<ActorRef, ResolveError> {
+        use crate::store::{MEMBERS, SESSIONS, USER_MEMBERS, a};
+        use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
+        let mut q = Query::select();
+        q.columns([
+            (a(SESSIONS), a("user_id")),
+            (a(USER_MEMBERS), a("id")),
+            (a(USER_MEMBERS), a("member_id")),
+            (a(MEMBERS), a("space_id")),
+        ])
+        .from(a(SESSIONS))
+        .inner_join(
+            a(USER_MEMBERS),
+            Expr::col((a(USER_MEMBERS), a("id"))).equals((a(SESSIONS), a("user_member_id"))),
+        )
+        .inner_join(
+            a(MEMBERS),
+            Expr::col((a(MEMBERS), a("id"))).equals((a(USER_MEMBERS), a("member_id"))),
+        )
+        .and_where(Expr::col((a(SESSIONS), a("id"))).eq(session_id));
+        let row: Option<(String, String, String, String)> = self
+            .db
+            .fetch_optional(&q)
+            .await
+            .map_err(|e| ResolveError::Unavailable(e.to_string()))?;
+        let (user_id, user_member_id, member_id, space_id) =
+            row.ok_or_else(|| ResolveError::NotFound {
+                entity: "user_member",
+                id: format!("acting binding of session {session_id}"),
+            })?;
+        Ok(ActorRef {
+            user_id,
+            member_id,
+            user_member_id,
+            space_id,
+        })
+    }
+
     async fn facts(&self) -> Result<Vec<plystra_contracts::facts::Fact>, ResolveError> {
         crate::facts::all(&self.db).await.map_err(unavailable)
     }

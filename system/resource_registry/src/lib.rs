@@ -21,6 +21,7 @@ pub mod facts;
 pub mod lookup;
 pub mod mappings;
 pub mod model;
+pub mod registrar;
 pub mod resource_types;
 pub mod resources;
 pub mod schema;
@@ -34,6 +35,8 @@ pub use store::Registry;
 pub const ID: &str = "resource.registry";
 /// The service this capability provides: `Arc<dyn ResourceLookup>`.
 pub const SERVICE: &str = "resource.registry";
+/// The service business plugins declare and register through.
+pub const REGISTRAR_SERVICE: &str = "resource.registrar";
 
 const fn route(method: RouteMethod, path: &'static str, operation: &'static str) -> RouteDecl {
     RouteDecl::new(method, path, SERVICE, operation)
@@ -139,7 +142,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         capabilities: &["audit.explainable"],
     },
     provides: Provides {
-        services: &[SERVICE],
+        services: &[SERVICE, REGISTRAR_SERVICE],
         routes: ROUTES,
         events: Events {
             publishes: &[store::REGISTRY_UPDATED],
@@ -161,7 +164,12 @@ pub struct RegistryCapability;
 impl Capability for RegistryCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
         let registry = Registry::from_services(services);
-        services.provide::<dyn ResourceLookup>(SERVICE, Arc::new(registry))?;
+        let registry = Arc::new(registry);
+        services.provide::<dyn ResourceLookup>(SERVICE, registry.clone())?;
+        services.provide::<dyn plystra_contracts::services::ResourceRegistrar>(
+            REGISTRAR_SERVICE,
+            registry,
+        )?;
         Ok(())
     }
 }
