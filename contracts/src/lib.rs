@@ -12,6 +12,7 @@ pub mod ids;
 pub mod input;
 pub mod lifecycle;
 pub mod manifest;
+pub mod metrics;
 pub mod pagination;
 pub mod registration;
 pub mod schema;

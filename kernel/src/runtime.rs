@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use plystra_contracts::events::{EVENT_DESCRIPTORS, EventPublisher};
+use plystra_contracts::metrics::Metrics;
 use plystra_contracts::registration::{self, BundleDeclaration, Registration, RouteTable};
 use plystra_contracts::services::RuntimeInfo;
 use plystra_contracts::{Capability, CapabilityState, Health, ServiceRegistry};
@@ -135,6 +136,7 @@ pub struct Runtime {
     events: Arc<EventBus>,
     probes: RwLock<Vec<Arc<dyn ReadinessProbe>>>,
     schema_version: RwLock<(String, String)>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -168,6 +170,11 @@ impl Runtime {
     /// The event bus.
     pub fn events(&self) -> &Arc<EventBus> {
         &self.events
+    }
+
+    /// The metrics registry (`kernel.metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Adds a readiness condition.
@@ -360,6 +367,7 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         events: events.clone(),
         probes: RwLock::new(Vec::new()),
         schema_version: RwLock::new(("none".to_owned(), "none".to_owned())),
+        metrics: Arc::new(Metrics::new()),
     });
 
     let database = match &runtime.config.database {
@@ -392,9 +400,13 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         entry.set(CapabilityState::Migrated, None);
     }
 
+    crate::http::metrics::register_kernel_gauges(&runtime, database.as_ref());
     let mut services = ServiceRegistry::new();
     services
         .provide::<dyn EventPublisher>("kernel.events", events.clone())
+        .expect("kernel services are provided first");
+    services
+        .provide::<Metrics>("kernel.metrics", runtime.metrics.clone())
         .expect("kernel services are provided first");
     services
         .provide::<dyn RuntimeInfo>(

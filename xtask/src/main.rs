@@ -1,6 +1,7 @@
 //! `cargo xtask`: the repository's automation. `cargo xtask verify` is the one gate that CI and
 //! contributors run; the other sub-commands run its steps one at a time.
 
+mod browser;
 mod cargo_toml;
 mod finding;
 mod migrations;
@@ -54,6 +55,9 @@ enum Command {
     Tidy,
     /// Run the workspace's tests on SQLite, then on PostgreSQL.
     Test,
+    /// Drive Swagger UI of a running plystrad in headless Chromium (installs chromium and
+    /// playwright-core when missing).
+    Browser,
     /// Run the README's quickstart as written, against a throwaway database.
     Quickstart,
 }
@@ -85,6 +89,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Migrations { check } => migrations::run(&root, check),
         Command::Tidy => tidy::run(&root),
         Command::Test => suite::run_all(&root),
+        Command::Browser => browser::run(&root),
         Command::Quickstart => quickstart::run(&root),
     }
 }

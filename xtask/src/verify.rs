@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::{migrations, openapi, privileged, process, quickstart, suite, tidy};
+use crate::{browser, migrations, openapi, privileged, process, quickstart, suite, tidy};
 
 /// One gate: a name and how to run it (true when it passed).
 type Step<'a> = (String, Box<dyn Fn() -> Result<bool> + 'a>);
@@ -39,6 +39,7 @@ pub fn run(root: &Path) -> bool {
             Box::new(move || suite::run(root, backend)),
         ));
     }
+    steps.push(("browser".into(), Box::new(|| browser::run(root))));
     steps.push(("openapi".into(), Box::new(|| openapi::run(root, true))));
     steps.push((
         "migrations".into(),

@@ -21,7 +21,7 @@ use poem_openapi::registry::{MetaApi, MetaOperation, MetaPath, MetaSecuritySchem
 
 use crate::http::auth::{Authenticator, Protect};
 use crate::http::kernel_api::KernelApi;
-use crate::http::pipeline;
+use crate::http::{metrics, pipeline};
 use crate::runtime::{BootError, CapabilitySource, Runtime, resolve};
 use crate::validation::ManifestError;
 
@@ -266,6 +266,18 @@ pub(crate) fn application(
             ),
         )))
         .collect();
+    // Each operation's ID by route-table key, so metrics and logs can name the operation.
+    let operations: HashMap<(Method, String), &'static str> = sets
+        .iter()
+        .flat_map(|set| (set.routes.meta)())
+        .flat_map(|api| api.paths)
+        .flat_map(|path| {
+            let key = poem_route_path(&path.path);
+            path.operations
+                .into_iter()
+                .filter_map(move |op| Some(((op.method, key.clone()), op.operation_id?)))
+        })
+        .collect();
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -288,6 +300,10 @@ pub(crate) fn application(
                                     .for_route(template, &path)
                                     .wrap(ep)
                             };
+                            let ep = match operations.get(&(method.clone(), path.clone())) {
+                                Some(operation) => metrics::tag(ep, operation),
+                                None => ep,
+                            };
                             (method, ep)
                         })
                         .collect();
@@ -303,18 +319,49 @@ pub(crate) fn application(
         let docs = service.swagger_ui_html();
         (service.into_endpoint(), json, yaml, docs)
     });
-    let route = Route::new()
+    let mut route = Route::new()
         .at(
             "/openapi.json",
-            make_sync(move |_| document_response(json.clone(), "application/json")),
+            metrics::tag(
+                make_sync(move |_| document_response(json.clone(), "application/json")).boxed(),
+                "openapiJson",
+            ),
         )
         .at(
             "/openapi.yaml",
-            make_sync(move |_| document_response(yaml.clone(), "application/x-yaml")),
+            metrics::tag(
+                make_sync(move |_| document_response(yaml.clone(), "application/x-yaml")).boxed(),
+                "openapiYaml",
+            ),
         )
-        .at("/docs", make_sync(move |_| poem::web::Html(docs.clone())))
-        .nest("/", api);
-    pipeline::wrap(route.into_endpoint().boxed(), runtime.config())
+        .at(
+            "/docs",
+            metrics::tag(
+                make_sync(move |_| poem::web::Html(docs.clone()))
+                    .map_to_response()
+                    .boxed(),
+                "swaggerUi",
+            ),
+        );
+    if metrics::enabled(runtime.config()) {
+        let scrape = metrics::endpoint(
+            runtime.metrics().clone(),
+            runtime
+                .config()
+                .settings
+                .get("PLYSTRA_METRICS_TOKEN")
+                .cloned(),
+            authenticator.clone(),
+            Protect::new(authenticator.clone(), metrics::access(), admin.clone()),
+        );
+        route = route.at(metrics::METRICS_PATH, metrics::tag(scrape, "metrics"));
+    }
+    let route = route.nest("/", api);
+    pipeline::wrap(
+        route.into_endpoint().boxed(),
+        runtime.config(),
+        runtime.metrics().clone(),
+    )
 }
 
 fn document_response(body: String, content_type: &'static str) -> poem::Response {

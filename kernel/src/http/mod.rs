@@ -4,6 +4,7 @@
 pub mod assembly;
 pub mod auth;
 pub mod kernel_api;
+pub mod metrics;
 pub mod pipeline;
 
 pub use assembly::{PUBLIC_OPERATIONS, openapi_json, openapi_yaml};

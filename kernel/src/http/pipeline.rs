@@ -1,13 +1,17 @@
 //! The request pipeline around every route: request IDs, the error envelope for everything that
 //! fails (poem's plain-text errors never reach a client), panics as 500s, the body limit, security
-//! headers, CORS and one log line per request.
+//! headers, CORS, request metrics and one log line per request (request ID, method, path,
+//! operation, status, latency, remote IP, and the error code, trace ID and audit record ID from
+//! the response's headers when it carries them).
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
 
 use plystra_contracts::ApiError;
 use plystra_contracts::envelope::with_request_id;
 use plystra_contracts::error::ERROR_CODE_HEADER;
+use plystra_contracts::metrics::{Metrics, with_metrics};
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderName, HeaderValue, StatusCode};
 use poem::middleware::{CatchPanic, Cors, PanicHandler};
@@ -15,9 +19,21 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use rand::RngCore;
 
 use crate::config::KernelConfig;
+use crate::http::metrics::{OperationSlot, RequestMetrics};
 
-/// Wraps the application in the pipeline.
-pub fn wrap(app: BoxEndpoint<'static>, config: &KernelConfig) -> BoxEndpoint<'static> {
+/// The header carrying a decision's trace ID.
+pub const TRACE_ID_HEADER: &str = "x-plystra-trace-id";
+/// The header carrying the ID of the audit record a request wrote.
+pub const AUDIT_LOG_ID_HEADER: &str = "x-plystra-audit-log-id";
+
+/// Wraps the application in the pipeline; requests are counted and timed in `metrics`, which is
+/// also the current registry while each request is served.
+pub fn wrap(
+    app: BoxEndpoint<'static>,
+    config: &KernelConfig,
+    metrics: Arc<Metrics>,
+) -> BoxEndpoint<'static> {
+    let requests = RequestMetrics::new(&metrics);
     let header = HeaderName::try_from(config.request_id_header.as_str())
         .unwrap_or_else(|_| HeaderName::from_static("x-request-id"));
     let max_body_bytes = config.max_body_bytes;
@@ -33,22 +49,32 @@ pub fn wrap(app: BoxEndpoint<'static>, config: &KernelConfig) -> BoxEndpoint<'st
     };
     app.around(move |ep, req| {
         let header = header.clone();
-        async move { Ok(handle(ep, req, header).await) }
+        let metrics = metrics.clone();
+        let requests = requests.clone();
+        async move { Ok(handle(ep, req, header, metrics, requests).await) }
     })
     .boxed()
 }
 
 async fn handle(
-    ep: std::sync::Arc<BoxEndpoint<'static>>,
-    req: Request,
+    ep: Arc<BoxEndpoint<'static>>,
+    mut req: Request,
     header: HeaderName,
+    metrics: Arc<Metrics>,
+    requests: RequestMetrics,
 ) -> Response {
     let request_id =
         accepted_request_id(req.headers().get(&header)).unwrap_or_else(generate_request_id);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let remote_ip = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string());
+    let slot = OperationSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let started = Instant::now();
-    let mut response = with_request_id(request_id.clone(), async move {
+    let served = with_request_id(request_id.clone(), async move {
         // An error made from an ApiError carries its enveloped response; any other error (routing,
         // parsing, limits) is enveloped from its status.
         let response = ep
@@ -56,8 +82,8 @@ async fn handle(
             .await
             .unwrap_or_else(poem::Error::into_response);
         into_envelope_if_bare(response).await
-    })
-    .await;
+    });
+    let mut response = with_metrics(metrics, served).await;
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(header, value);
@@ -72,18 +98,31 @@ async fn handle(
         headers.insert("cache-control", HeaderValue::from_static("no-store"));
     }
     let status = response.status().as_u16();
-    let error_code = response
-        .headers()
-        .get(ERROR_CODE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let elapsed = started.elapsed();
+    let operation = slot.operation();
+    requests.record(operation, status, elapsed);
+    let header_value = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // Absent values are left out of the line rather than logged empty.
+    let error_code = header_value(ERROR_CODE_HEADER);
+    let trace_id = header_value(TRACE_ID_HEADER);
+    let audit_log_id = header_value(AUDIT_LOG_ID_HEADER);
     tracing::info!(
         request_id = %request_id,
         method = %method,
         path = %path,
+        operation,
         status,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        remote_ip,
         error_code,
+        trace_id,
+        audit_log_id,
         "request"
     );
     response

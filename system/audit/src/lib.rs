@@ -119,11 +119,11 @@ impl Capability for AuditCapability {
         let events = services
             .require::<dyn plystra_contracts::events::EventPublisher>()
             .ok();
-        let _ = self.service.set(AuditService::start_with_events(
-            (*db).clone(),
-            settings,
-            events,
-        ));
+        let service = AuditService::start_with_events((*db).clone(), settings, events);
+        if let Ok(metrics) = services.require::<plystra_contracts::metrics::Metrics>() {
+            service.writer().instrument(&metrics);
+        }
+        let _ = self.service.set(service);
         Ok(())
     }
 

@@ -4,9 +4,11 @@
 //! durability is never traded for it.
 
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use plystra_contracts::events::{Event, EventPublisher};
+use plystra_contracts::metrics::{Histogram, LATENCY_BUCKETS, Metrics, SIZE_BUCKETS};
 use plystra_contracts::services::AuditUnavailable;
 use plystra_contracts::storage::Database;
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +32,10 @@ pub struct WriterStats {
     pub batches: std::sync::atomic::AtomicU64,
     /// Records committed.
     pub records: std::sync::atomic::AtomicU64,
+    /// Records handed over and not yet taken into a batch.
+    pub queued: std::sync::atomic::AtomicU64,
+    /// Batch sizes and commit latencies, once `instrument` has run.
+    histograms: std::sync::OnceLock<(Histogram, Histogram)>,
 }
 
 /// The writer's handle.
@@ -63,10 +69,11 @@ impl GroupCommitWriter {
             .clone()
             .ok_or_else(|| AuditUnavailable("the audit writer has stopped".to_owned()))?;
         let (reply, answer) = oneshot::channel();
-        sender
-            .send((record, reply))
-            .await
-            .map_err(|_| AuditUnavailable("the audit writer has stopped".to_owned()))?;
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        sender.send((record, reply)).await.map_err(|_| {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            AuditUnavailable("the audit writer has stopped".to_owned())
+        })?;
         answer.await.map_err(|_| {
             AuditUnavailable("the audit writer stopped before committing".to_owned())
         })?
@@ -75,6 +82,34 @@ impl GroupCommitWriter {
     /// The writer's counters.
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    /// Exposes the writer in `metrics`: the queue depth, and from now on each batch's size and
+    /// commit latency.
+    pub fn instrument(&self, metrics: &Metrics) {
+        let stats = self.stats.clone();
+        metrics.gauge(
+            "plystra_audit_queue_depth",
+            "Audit records waiting for the group-commit writer.",
+            &[],
+            std::sync::Arc::new(move || {
+                vec![(Vec::new(), stats.queued.load(Ordering::Relaxed) as f64)]
+            }),
+        );
+        let _ = self.stats.histograms.set((
+            metrics.histogram(
+                "plystra_audit_batch_size",
+                "Records per committed audit batch.",
+                &[],
+                SIZE_BUCKETS,
+            ),
+            metrics.histogram(
+                "plystra_audit_commit_duration_seconds",
+                "Time to commit one audit batch, in seconds.",
+                &["outcome"],
+                LATENCY_BUCKETS,
+            ),
+        ));
     }
 
     /// Stops accepting records, commits every queued one, and waits for the task to end.
@@ -108,9 +143,23 @@ async fn run(
                 }
             }
         }
+        stats
+            .queued
+            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
         let (records, replies): (Vec<Prepared>, Vec<Reply>) = batch.into_iter().unzip();
         let count = records.len() as u64;
-        match commit(&db, records).await {
+        let started = std::time::Instant::now();
+        let outcome = commit(&db, records).await;
+        if let Some((sizes, latency)) = stats.histograms.get() {
+            sizes.observe(&[], count as f64);
+            let label = if outcome.is_ok() {
+                "committed"
+            } else {
+                "failed"
+            };
+            latency.observe(&[label], started.elapsed().as_secs_f64());
+        }
+        match outcome {
             Ok(ids) => {
                 stats
                     .batches

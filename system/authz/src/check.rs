@@ -853,6 +853,7 @@ impl Decider {
             recorded: audit_log_id.is_some(),
             audit_log_id,
         };
+        plystra_contracts::metrics::record_authz_decision(trace.decision, trace.deny_code);
         Ok(trace)
     }
 }
