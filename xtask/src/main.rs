@@ -2,6 +2,7 @@
 //! contributors run; the other sub-commands run its steps one at a time.
 
 mod cargo_toml;
+mod clients;
 mod finding;
 mod migrations;
 mod openapi;
@@ -53,6 +54,9 @@ enum Command {
     Tidy,
     /// Run the workspace's tests on SQLite, then on PostgreSQL.
     Test,
+    /// Validate the OpenAPI document, generate a Python client from it and run the Finance
+    /// Reviewer scenario through that client against a real plystrad.
+    Clients,
 }
 
 fn main() -> ExitCode {
@@ -82,5 +86,6 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Migrations { check } => migrations::run(&root, check),
         Command::Tidy => tidy::run(&root),
         Command::Test => suite::run_all(&root),
+        Command::Clients => clients::run(&root),
     }
 }

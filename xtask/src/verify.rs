@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::{migrations, openapi, privileged, process, suite, tidy};
+use crate::{clients, migrations, openapi, privileged, process, suite, tidy};
 
 /// One gate: a name and how to run it (true when it passed).
 type Step<'a> = (String, Box<dyn Fn() -> Result<bool> + 'a>);
@@ -40,6 +40,7 @@ pub fn run(root: &Path) -> bool {
         ));
     }
     steps.push(("openapi".into(), Box::new(|| openapi::run(root, true))));
+    steps.push(("clients".into(), Box::new(|| clients::run(root))));
     steps.push((
         "migrations".into(),
         Box::new(|| migrations::run(root, true)),

@@ -183,6 +183,7 @@ impl poem_openapi::OpenApi for LinkedApis {
             (set.routes.register)(registry);
         }
         register_security(registry);
+        crate::http::document::normalize(registry);
     }
 
     fn add_routes(self, route_table: &mut RouteTable) {
