@@ -42,6 +42,12 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// A running server's capabilities and their states, with the key in PLYSTRA_API_KEY.
+    Capabilities {
+        /// The server's base URL (http://host:port).
+        #[arg(long)]
+        url: String,
+    },
 }
 
 /// `audit` sub-commands.
@@ -147,6 +153,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ent(command) => ent::run(command, &url, cli.json).await,
         Command::Doctor { url: server } => Ok(doctor::run(&url, server.as_deref(), cli.json).await),
         Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
+        Command::Capabilities { url: server } => {
+            Ok(crate::capabilities::run(&server, cli.json).await)
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor` and audit
-//! chain verification.
+//! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor`, audit
+//! chain verification and a running server's capabilities.
 //!
 //! Exit codes: 0 success, 1 a check failed (or the operation did), 2 usage error.
 
@@ -11,7 +11,9 @@ macro_rules! out {
     }};
 }
 
+mod api;
 mod audit;
+mod capabilities;
 mod cli;
 mod doctor;
 mod ent;
