@@ -11,8 +11,23 @@
 //! out of `required`; a generated client then fails on the `null` it was told could not come.
 //! [`normalize`] marks every property outside `required` `nullable`, which is what the server
 //! sends and accepts.
+//!
+//! Every operation shares `ApiError`'s list of documented errors. [`operation_errors`] fits it to
+//! what each operation can really answer: 415 where it takes a body (a wrong `Content-Type`),
+//! 429 on login (`LOGIN_LOCKED`), and no 401/403 on the public operations that check no
+//! credential.
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaOperation, MetaResponse, MetaSchema, MetaSchemaRef, Registry,
+};
+
+/// Public operations that still judge a credential or a token (and so answer 401).
+const PUBLIC_WITH_CREDENTIALS: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/register",
+];
 
 /// Rewrites every registered schema as the module documentation describes.
 pub(crate) fn normalize(registry: &mut Registry) {
@@ -64,6 +79,65 @@ fn normalize_ref(schema_ref: &mut MetaSchemaRef) {
     normalize_schema(schema);
 }
 
+/// Fits `operation`'s documented error responses to what it can answer (see the module docs).
+pub(crate) fn operation_errors(path: &str, operation: &mut MetaOperation, public: bool) {
+    let responses = &mut operation.responses.responses;
+    if public {
+        let judges_credentials = PUBLIC_WITH_CREDENTIALS.contains(&path);
+        responses.retain(|r| match r.status {
+            Some(401) => judges_credentials,
+            Some(403) => false,
+            _ => true,
+        });
+    }
+    let Some(template) = responses.iter().find(|r| r.status == Some(400)) else {
+        // Not an operation answering with ApiError.
+        return;
+    };
+    let copy = |status: u16, description: &'static str| MetaResponse {
+        description,
+        status: Some(status),
+        status_range: None,
+        content: template
+            .content
+            .iter()
+            .map(|m| MetaMediaType {
+                content_type: m.content_type,
+                schema: m.schema.clone(),
+            })
+            .collect(),
+        headers: template
+            .headers
+            .iter()
+            .map(|h| MetaHeader {
+                name: h.name.clone(),
+                description: h.description.clone(),
+                required: h.required,
+                deprecated: h.deprecated,
+                schema: h.schema.clone(),
+            })
+            .collect(),
+    };
+    let mut extra = Vec::new();
+    if operation.request.is_some() {
+        extra.push(copy(
+            415,
+            "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        ));
+    }
+    if path == "/api/v1/auth/login" {
+        extra.push(copy(
+            429,
+            "Too many failed logins; the account is locked for a while (`LOGIN_LOCKED`).",
+        ));
+    }
+    for response in extra {
+        if !responses.iter().any(|r| r.status == response.status) {
+            responses.push(response);
+        }
+    }
+    responses.sort_by_key(|r| r.status);
+}
 /// Marks the property `nullable`; a bare reference becomes a one-member `allOf` first, because
 /// OpenAPI 3.0 ignores the siblings of `$ref`.
 fn make_nullable(property: &mut MetaSchemaRef) {
@@ -81,7 +155,75 @@ fn make_nullable(property: &mut MetaSchemaRef) {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::Method;
+    use poem_openapi::ApiResponse;
+    use poem_openapi::registry::MetaRequest;
+    use poem_openapi::types::Type;
+
     use super::*;
+
+    fn operation(method: Method, body: bool) -> MetaOperation {
+        MetaOperation {
+            method,
+            tags: Vec::new(),
+            summary: None,
+            description: None,
+            external_docs: None,
+            params: Vec::new(),
+            request: body.then(|| MetaRequest {
+                description: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: String::schema_ref(),
+                }],
+                required: true,
+            }),
+            responses: plystra_contracts::ApiError::meta(),
+            deprecated: false,
+            security: Vec::new(),
+            operation_id: None,
+            code_samples: Vec::new(),
+        }
+    }
+
+    fn statuses(operation: &MetaOperation) -> Vec<u16> {
+        operation
+            .responses
+            .responses
+            .iter()
+            .filter_map(|r| r.status)
+            .collect()
+    }
+
+    #[test]
+    fn each_operation_documents_the_errors_it_can_answer() {
+        let mut create = operation(Method::POST, true);
+        operation_errors("/api/v1/users", &mut create, false);
+        let created = statuses(&create);
+        assert!(created.contains(&401) && created.contains(&403) && created.contains(&415));
+        assert!(!created.contains(&429));
+        assert!(
+            create
+                .responses
+                .responses
+                .iter()
+                .all(|r| !r.content.is_empty())
+        );
+
+        let mut ready = operation(Method::GET, false);
+        operation_errors("/api/v1/ready", &mut ready, true);
+        let ready = statuses(&ready);
+        assert!(!ready.contains(&401) && !ready.contains(&403) && !ready.contains(&415));
+        assert!(ready.contains(&503));
+
+        let mut login = operation(Method::POST, true);
+        operation_errors("/api/v1/auth/login", &mut login, true);
+        let login = statuses(&login);
+        assert!(login.contains(&401) && login.contains(&429) && !login.contains(&403));
+        let mut sorted = login.clone();
+        sorted.sort_unstable();
+        assert_eq!(login, sorted);
+    }
 
     #[test]
     fn references_keep_their_description_and_optional_properties_are_nullable() {
