@@ -42,6 +42,12 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// A running server's capabilities and their states, with the key in PLYSTRA_API_KEY.
+    Capabilities {
+        /// The server's base URL (http://host:port).
+        #[arg(long)]
+        url: String,
+    },
     /// Demo data, loaded through a running server's API.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -224,6 +230,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             .await
         }
         Command::Admin(command) => crate::admin::run(command, &url, cli.json).await,
+        Command::Capabilities { url: server } => {
+            Ok(crate::capabilities::run(&server, cli.json).await)
+        }
     }
 }
 

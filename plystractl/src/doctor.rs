@@ -3,8 +3,9 @@
 //!
 //! Checks: environment, configuration (the production guards plystrad enforces), database
 //! connectivity, migrations (current and verified), schema drift, linked capabilities, and with
-//! `--url` a live server's readiness and capabilities (plain HTTP; put TLS in front of the
-//! server's loopback address, or run doctor next to it).
+//! `--url` a live server's readiness and capabilities, read through the client generated from the
+//! OpenAPI document (plain HTTP; put TLS in front of the server's loopback address, or run doctor
+//! next to it).
 
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use plystra_kernel::storage::migrations::{FileState, MigrationSet, schema_versio
 use plystra_kernel::storage::{self, DatabaseConfig, drift, redact_url};
 use serde_json::json;
 
-use crate::Outcome;
 use crate::cli::{dialect_of, owned_namespaces};
+use crate::{Outcome, api};
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,79 +283,58 @@ async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     out
 }
 
-/// Checks a running server: `/api/v1/ready`, then `/api/v1/capabilities` with the API key.
+/// Checks a running server through the generated client: `/api/v1/ready`, then
+/// `/api/v1/capabilities` with the API key.
 async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
     let base = base.trim_end_matches('/');
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
+    let key = key.filter(|k| !k.is_empty());
+    let client = match api::client(base, key.as_deref()) {
         Ok(client) => client,
         Err(e) => {
             return vec![Check::fail(
                 "server",
-                format!("cannot build an HTTP client: {e}"),
-                "report this as a bug",
+                e,
+                "check the URL and PLYSTRA_API_KEY",
             )];
         }
     };
     let mut out = Vec::new();
-    let error_of = |body: &serde_json::Value| {
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or("no error envelope")
-            .to_owned()
-    };
-    match get(&client, &format!("{base}/api/v1/ready"), None).await {
-        Err(e) => out.push(Check::fail(
+    match client.get_readiness().await {
+        Ok(ready) => out.push(Check::ok(
             "server ready",
-            format!("{base} does not answer: {e}"),
+            format!("{base} is ready (schema {})", ready.data.schema_version),
+        )),
+        Err(e @ api::Error::CommunicationError(_)) => out.push(Check::fail(
+            "server ready",
+            format!("{base} {}", api::describe(&e)),
             "start plystrad, or pass the URL it listens on (http://host:port)",
         )),
-        Ok((200, body)) => out.push(Check::ok(
+        Err(e) => out.push(Check::fail(
             "server ready",
-            format!(
-                "{base} is ready (schema {})",
-                body["data"]["schema_version"].as_str().unwrap_or("?")
-            ),
-        )),
-        Ok((status, body)) => out.push(Check::fail(
-            "server ready",
-            format!("{base} answers {status}: {}", error_of(&body)),
+            format!("{base} {}", api::describe(&e)),
             "fix the reasons it names; `plystractl migrate up` applies pending migrations",
         )),
     }
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
+    if key.is_none() {
         out.push(Check::warn(
             "server capabilities",
             "not checked: PLYSTRA_API_KEY is not set",
             "export PLYSTRA_API_KEY to let doctor read /api/v1/capabilities",
         ));
         return out;
-    };
-    match get(&client, &format!("{base}/api/v1/capabilities"), Some(&key)).await {
-        Err(e) => out.push(Check::fail(
-            "server capabilities",
-            format!("{base} does not answer: {e}"),
-            "start plystrad",
-        )),
-        Ok((200, body)) => {
-            let caps = body["data"].as_array().cloned().unwrap_or_default();
-            let not_ready: Vec<String> = caps
+    }
+    match client.list_capabilities().await {
+        Ok(list) => {
+            let not_ready: Vec<String> = list
+                .data
                 .iter()
-                .filter(|c| c["state"] != "ready")
-                .map(|c| {
-                    format!(
-                        "{} is {}",
-                        c["id"].as_str().unwrap_or("?"),
-                        c["state"].as_str().unwrap_or("?")
-                    )
-                })
+                .filter(|c| c.state != api::types::CapabilityState::Ready)
+                .map(|c| format!("{} is {}", c.id, c.state))
                 .collect();
             if not_ready.is_empty() {
                 out.push(Check::ok(
                     "server capabilities",
-                    format!("{} capabilities, all ready", caps.len()),
+                    format!("{} capabilities, all ready", list.data.len()),
                 ));
             } else {
                 out.push(Check::fail(
@@ -364,31 +344,18 @@ async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
                 ));
             }
         }
-        Ok((status, body)) => out.push(Check::fail(
+        Err(e @ api::Error::CommunicationError(_)) => out.push(Check::fail(
             "server capabilities",
-            format!("{base} answers {status}: {}", error_of(&body)),
+            format!("{base} {}", api::describe(&e)),
+            "start plystrad",
+        )),
+        Err(e) => out.push(Check::fail(
+            "server capabilities",
+            format!("{base} {}", api::describe(&e)),
             "check that PLYSTRA_API_KEY is a valid key with capabilities:read",
         )),
     }
     out
-}
-
-async fn get(
-    client: &reqwest::Client,
-    url: &str,
-    key: Option<&str>,
-) -> Result<(u16, serde_json::Value), String> {
-    let mut request = client.get(url);
-    if let Some(key) = key {
-        request = request.header("X-Plystra-API-Key", key);
-    }
-    let response = request.send().await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .json::<serde_json::Value>()
-        .await
-        .unwrap_or(serde_json::Value::Null);
-    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `plystractl`, the Plystra operator CLI: migrations, schema drift checks, `doctor`, audit
-//! chain verification, the admin bootstrap steps and the demo seed.
+//! chain verification, the admin bootstrap steps, the demo seed and a running server's
+//! capabilities.
 //!
 //! Exit codes: 0 success, 1 a check failed (or the operation did), 2 usage error.
 
@@ -12,7 +13,9 @@ macro_rules! out {
 }
 
 mod admin;
+mod api;
 mod audit;
+mod capabilities;
 mod cli;
 mod demo;
 mod doctor;

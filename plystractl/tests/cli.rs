@@ -451,3 +451,79 @@ async fn doctor_checks_a_live_server_with_its_key() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("server ready: fail"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_reads_a_live_server_through_the_generated_client() {
+    use poem::listener::{Acceptor, Listener};
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let key = "capabilities-test-key-0123456789abcdef";
+    let config = plystra_kernel::KernelConfig {
+        bootstrap_api_key: Some(key.to_owned()),
+        database: Some(plystra_kernel::storage::DatabaseConfig::new(t.url.clone())),
+        ..plystra_kernel::KernelConfig::default()
+    };
+    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
+        .await
+        .unwrap();
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
+    let server = format!("http://127.0.0.1:{port}");
+
+    let (url, base) = (t.url.clone(), server.clone());
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run_with_key(&url, key, &["capabilities", "--url", &base])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    for id in [
+        "audit.explainable",
+        "identity.business",
+        "resource.registry",
+        "authorization.resource",
+        "admin.control_plane",
+    ] {
+        assert!(
+            lines.iter().any(
+                |l| l.starts_with(&format!("{id} ready ")) && l.ends_with(" system_capability")
+            ),
+            "{id} missing or not ready: {text}"
+        );
+    }
+
+    let (url, base) = (t.url.clone(), server.clone());
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run_with_key(&url, key, &["--json", "capabilities", "--url", &base])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{text}");
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 5, "{text}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"] == "ready")
+    );
+
+    let (url, base) = (t.url.clone(), server.clone());
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run_with_key(&url, "wrong-key", &["capabilities", "--url", &base])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("answers 401") && text.contains("AUTHENTICATION_REQUIRED"),
+        "{text}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod browser;
 mod cargo_toml;
+mod clients;
 mod finding;
 mod migrations;
 mod openapi;
@@ -60,6 +61,9 @@ enum Command {
     Browser,
     /// Run the README's quickstart as written, against a throwaway database.
     Quickstart,
+    /// Validate the OpenAPI document, generate a Python client from it and run the Finance
+    /// Reviewer scenario through that client against a real plystrad.
+    Clients,
 }
 
 fn main() -> ExitCode {
@@ -91,5 +95,6 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Test => suite::run_all(&root),
         Command::Browser => browser::run(&root),
         Command::Quickstart => quickstart::run(&root),
+        Command::Clients => clients::run(&root),
     }
 }

@@ -111,6 +111,7 @@ fn merged_meta(sets: &[OwnedRouteSet]) -> Vec<MetaApi> {
         .map(|(path, mut operations)| {
             operations.sort_by_key(|op| method_rank(&op.method));
             for op in &mut operations {
+                crate::http::document::operation_errors(&path, op, is_public(&op.method, &path));
                 if !is_public(&op.method, &path) {
                     op.security = SECURITY_SCHEMES
                         .iter()
@@ -183,6 +184,7 @@ impl poem_openapi::OpenApi for LinkedApis {
             (set.routes.register)(registry);
         }
         register_security(registry);
+        crate::http::document::normalize(registry);
     }
 
     fn add_routes(self, route_table: &mut RouteTable) {

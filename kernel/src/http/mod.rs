@@ -3,6 +3,7 @@
 
 pub mod assembly;
 pub mod auth;
+mod document;
 pub mod kernel_api;
 pub mod metrics;
 pub mod pipeline;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder, Credential, ResolveError};
 use plystra_contracts::{ApiError, Decision, DenyCode, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use crate::Scope;
 
@@ -316,6 +316,16 @@ pub struct RequestTrace {
     pub user_agent: Option<String>,
 }
 
+/// How a check was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum CheckMode {
+    /// Managed mode: stored grants, everything named by ID.
+    Managed,
+    /// Context Mode: inline grants and statuses from the request.
+    Context,
+}
+
 /// The full trace of a decision.
 #[derive(Debug, Clone, Object)]
 pub struct ExplainTrace {
@@ -324,7 +334,7 @@ pub struct ExplainTrace {
     /// The trace's ID.
     pub trace_id: String,
     /// `managed` (stored grants) or `context` (inline grants).
-    pub mode: String,
+    pub mode: CheckMode,
     /// The authorization index revision the decision was made on.
     pub revision: u64,
     /// `allow` or `deny`.
@@ -736,14 +746,14 @@ impl Decider {
                     )
                     .map_err(resolve_error)?;
                 (
-                    "managed",
+                    CheckMode::Managed,
                     resolved.facts,
                     resolved.statuses,
                     resolved.target_space_id.map(str::to_owned),
                 )
             }
             Parsed::Context(c) => (
-                "context",
+                CheckMode::Context,
                 context_facts(&snapshot, c, now),
                 c.statuses.clone(),
                 Some(c.space_id.clone()),
@@ -764,7 +774,7 @@ impl Decider {
         let mut trace = ExplainTrace {
             trace_version: TRACE_VERSION.to_owned(),
             trace_id: plystra_contracts::ids::generate("trace_"),
-            mode: mode.to_owned(),
+            mode,
             revision: snapshot.revision(),
             decision,
             deny_code: evaluation.deny_code,

@@ -1,0 +1,263 @@
+//! Shaping the generated document so that client generators take it as it is.
+//!
+//! poem-openapi documents a field whose type is a named schema and that carries its own doc
+//! comment as `{description, allOf: [{$ref}, {description}]}`. The second `allOf` member is a
+//! schema without a type; openapi-python-client rejects such a member ("Cannot take allOf a
+//! non-object") and drops every model that uses it. [`normalize`] keeps the field's own
+//! description next to a one-member `allOf`, which is equivalent OpenAPI 3.0 that every
+//! generator reads as the referenced type.
+//!
+//! poem-openapi also writes an absent optional field as `null`, while the document only leaves it
+//! out of `required`; a generated client then fails on the `null` it was told could not come.
+//! [`normalize`] marks every property outside `required` `nullable`, which is what the server
+//! sends and accepts.
+//!
+//! Every operation shares `ApiError`'s list of documented errors. [`operation_errors`] fits it to
+//! what each operation can really answer: 415 where it takes a body (a wrong `Content-Type`),
+//! 429 on login (`LOGIN_LOCKED`), and no 401/403 on the public operations that check no
+//! credential.
+
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaOperation, MetaResponse, MetaSchema, MetaSchemaRef, Registry,
+};
+
+/// Public operations that still judge a credential or a token (and so answer 401).
+const PUBLIC_WITH_CREDENTIALS: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/register",
+];
+
+/// Rewrites every registered schema as the module documentation describes.
+pub(crate) fn normalize(registry: &mut Registry) {
+    for schema in registry.schemas.values_mut() {
+        normalize_schema(schema);
+    }
+}
+
+fn normalize_schema(schema: &mut MetaSchema) {
+    for (name, property) in &mut schema.properties {
+        normalize_ref(property);
+        if !schema.required.contains(name) {
+            make_nullable(property);
+        }
+    }
+    for child in schema
+        .items
+        .iter_mut()
+        .chain(schema.additional_properties.iter_mut())
+    {
+        normalize_ref(child);
+    }
+    for child in schema
+        .any_of
+        .iter_mut()
+        .chain(schema.one_of.iter_mut())
+        .chain(schema.all_of.iter_mut())
+    {
+        normalize_ref(child);
+    }
+}
+
+fn normalize_ref(schema_ref: &mut MetaSchemaRef) {
+    let MetaSchemaRef::Inline(schema) = schema_ref else {
+        return;
+    };
+    // poem-openapi's `MetaSchemaRef::merge` builds `[Reference, Inline(annotations)]` and copies
+    // the annotations onto the outer schema, so the second member adds nothing.
+    if let [
+        MetaSchemaRef::Reference(_),
+        MetaSchemaRef::Inline(annotations),
+    ] = schema.all_of.as_slice()
+        && annotations.ty == MetaSchema::ANY.ty
+        && annotations.properties.is_empty()
+        && annotations.all_of.is_empty()
+    {
+        schema.all_of.truncate(1);
+    }
+    normalize_schema(schema);
+}
+
+/// Fits `operation`'s documented error responses to what it can answer (see the module docs).
+pub(crate) fn operation_errors(path: &str, operation: &mut MetaOperation, public: bool) {
+    let responses = &mut operation.responses.responses;
+    if public {
+        let judges_credentials = PUBLIC_WITH_CREDENTIALS.contains(&path);
+        responses.retain(|r| match r.status {
+            Some(401) => judges_credentials,
+            Some(403) => false,
+            _ => true,
+        });
+    }
+    let Some(template) = responses.iter().find(|r| r.status == Some(400)) else {
+        // Not an operation answering with ApiError.
+        return;
+    };
+    let copy = |status: u16, description: &'static str| MetaResponse {
+        description,
+        status: Some(status),
+        status_range: None,
+        content: template
+            .content
+            .iter()
+            .map(|m| MetaMediaType {
+                content_type: m.content_type,
+                schema: m.schema.clone(),
+            })
+            .collect(),
+        headers: template
+            .headers
+            .iter()
+            .map(|h| MetaHeader {
+                name: h.name.clone(),
+                description: h.description.clone(),
+                required: h.required,
+                deprecated: h.deprecated,
+                schema: h.schema.clone(),
+            })
+            .collect(),
+    };
+    let mut extra = Vec::new();
+    if operation.request.is_some() {
+        extra.push(copy(
+            415,
+            "The body is not `application/json` (`UNSUPPORTED_MEDIA_TYPE`).",
+        ));
+    }
+    if path == "/api/v1/auth/login" {
+        extra.push(copy(
+            429,
+            "Too many failed logins; the account is locked for a while (`LOGIN_LOCKED`).",
+        ));
+    }
+    for response in extra {
+        if !responses.iter().any(|r| r.status == response.status) {
+            responses.push(response);
+        }
+    }
+    responses.sort_by_key(|r| r.status);
+}
+/// Marks the property `nullable`; a bare reference becomes a one-member `allOf` first, because
+/// OpenAPI 3.0 ignores the siblings of `$ref`.
+fn make_nullable(property: &mut MetaSchemaRef) {
+    match property {
+        MetaSchemaRef::Inline(schema) => schema.nullable = true,
+        MetaSchemaRef::Reference(name) => {
+            *property = MetaSchemaRef::Inline(Box::new(MetaSchema {
+                all_of: vec![MetaSchemaRef::Reference(std::mem::take(name))],
+                nullable: true,
+                ..MetaSchema::ANY
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::Method;
+    use poem_openapi::ApiResponse;
+    use poem_openapi::registry::MetaRequest;
+    use poem_openapi::types::Type;
+
+    use super::*;
+
+    fn operation(method: Method, body: bool) -> MetaOperation {
+        MetaOperation {
+            method,
+            tags: Vec::new(),
+            summary: None,
+            description: None,
+            external_docs: None,
+            params: Vec::new(),
+            request: body.then(|| MetaRequest {
+                description: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: String::schema_ref(),
+                }],
+                required: true,
+            }),
+            responses: plystra_contracts::ApiError::meta(),
+            deprecated: false,
+            security: Vec::new(),
+            operation_id: None,
+            code_samples: Vec::new(),
+        }
+    }
+
+    fn statuses(operation: &MetaOperation) -> Vec<u16> {
+        operation
+            .responses
+            .responses
+            .iter()
+            .filter_map(|r| r.status)
+            .collect()
+    }
+
+    #[test]
+    fn each_operation_documents_the_errors_it_can_answer() {
+        let mut create = operation(Method::POST, true);
+        operation_errors("/api/v1/users", &mut create, false);
+        let created = statuses(&create);
+        assert!(created.contains(&401) && created.contains(&403) && created.contains(&415));
+        assert!(!created.contains(&429));
+        assert!(
+            create
+                .responses
+                .responses
+                .iter()
+                .all(|r| !r.content.is_empty())
+        );
+
+        let mut ready = operation(Method::GET, false);
+        operation_errors("/api/v1/ready", &mut ready, true);
+        let ready = statuses(&ready);
+        assert!(!ready.contains(&401) && !ready.contains(&403) && !ready.contains(&415));
+        assert!(ready.contains(&503));
+
+        let mut login = operation(Method::POST, true);
+        operation_errors("/api/v1/auth/login", &mut login, true);
+        let login = statuses(&login);
+        assert!(login.contains(&401) && login.contains(&429) && !login.contains(&403));
+        let mut sorted = login.clone();
+        sorted.sort_unstable();
+        assert_eq!(login, sorted);
+    }
+
+    #[test]
+    fn references_keep_their_description_and_optional_properties_are_nullable() {
+        let annotated = MetaSchemaRef::Reference("Decision".to_owned()).merge(MetaSchema {
+            description: Some("`allow` or `deny`."),
+            ..MetaSchema::ANY
+        });
+        let mut registry = Registry::new();
+        registry.schemas.insert(
+            "CheckResult".to_owned(),
+            MetaSchema {
+                properties: vec![
+                    ("decision", annotated),
+                    ("deny_code", MetaSchemaRef::Reference("DenyCode".to_owned())),
+                ],
+                required: vec!["decision"],
+                ..MetaSchema::new("object")
+            },
+        );
+        normalize(&mut registry);
+        let json = serde_json::to_value(&registry.schemas["CheckResult"]).unwrap();
+        assert_eq!(
+            json["properties"]["decision"],
+            serde_json::json!({
+                "description": "`allow` or `deny`.",
+                "allOf": [{"$ref": "#/components/schemas/Decision"}]
+            })
+        );
+        assert_eq!(
+            json["properties"]["deny_code"],
+            serde_json::json!({
+                "allOf": [{"$ref": "#/components/schemas/DenyCode"}],
+                "nullable": true
+            })
+        );
+    }
+}

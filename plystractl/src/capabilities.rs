@@ -1,0 +1,53 @@
+//! `plystractl capabilities --url`: a running server's capabilities, read through the client
+//! generated from the OpenAPI document with the key in `PLYSTRA_API_KEY`.
+
+use crate::{Outcome, api};
+
+/// Prints one line per capability (`id state version kind`), or the list as JSON; exit 1 when
+/// the server cannot be read.
+pub async fn run(base: &str, json: bool) -> Outcome {
+    let key = std::env::var("PLYSTRA_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    if key.is_none() {
+        eprintln!("error: set PLYSTRA_API_KEY to a key with capabilities:read");
+        return Outcome::Usage;
+    }
+    let client = match api::client(base, key.as_deref()) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Usage;
+        }
+    };
+    let list = match client.list_capabilities().await {
+        Ok(list) => list.into_inner(),
+        Err(e) => {
+            eprintln!(
+                "error: {} {}",
+                base.trim_end_matches('/'),
+                api::describe(&e)
+            );
+            return Outcome::Failed;
+        }
+    };
+    if json {
+        match serde_json::to_string(&list.data) {
+            Ok(text) => out!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::Failed;
+            }
+        }
+    } else {
+        for c in &list.data {
+            let reason = c
+                .state_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            out!("{} {} {} {}{reason}", c.id, c.state, c.version, c.kind);
+        }
+    }
+    Outcome::Ok
+}
