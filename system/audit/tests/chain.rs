@@ -103,9 +103,21 @@ async fn shutdown_commits_everything_queued() {
         let service = service.clone();
         pending.push(tokio::spawn(async move { service.record(record(i)).await }));
     }
-    // Let every task enqueue, then stop while batches are still being committed.
-    tokio::task::yield_now().await;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Wait until every task has handed its record to the writer (queued, or already in a
+    // committed batch), however busy the machine is; then stop while batches may still be
+    // committing. A fixed sleep here was flaky on loaded machines.
+    let stats = service.writer().stats();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stats.queued.load(std::sync::atomic::Ordering::Relaxed)
+        + stats.records.load(std::sync::atomic::Ordering::Relaxed)
+        < 300
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tasks never handed their records over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     service.shutdown().await;
     let mut acknowledged = 0;
     for task in pending {
