@@ -14,6 +14,11 @@
 //! loads are held and applied on top of the load, in order. An event whose facts cannot be read
 //! marks the index stale, and a failed load leaves it unloaded: either way checks fail closed
 //! with 503 and the next check tries a reload.
+//!
+//! Each member's grants are precomputed by (type, action): what a check needs from the
+//! member-roles, roles, role-permissions and permissions is one lookup. A change to any of those
+//! recomputes only the members it reaches (found through reverse indexes), when the change is
+//! settled; the anchor group stays a lookup at check time, so moving a group recomputes nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,10 +60,27 @@ pub const FACT_EVENTS: [&str; 3] = [
     crate::store::GRANTS_CHANGED,
 ];
 
+/// A status as text (for the trace), with whether it is `active` worked out once, so that a
+/// decision compares a flag instead of reading the text.
+#[derive(Debug, Clone)]
+struct Status {
+    text: String,
+    active: bool,
+}
+
+impl Status {
+    fn of(text: String) -> Self {
+        Self {
+            active: text == "active",
+            text,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct MemberRow {
     space_id: String,
-    status: String,
+    status: Status,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +88,7 @@ struct BindingRow {
     user_id: String,
     member_id: String,
     status: String,
+    revoked: bool,
     expires_at: Option<String>,
     expires_unix: Option<i64>,
 }
@@ -79,7 +102,7 @@ struct GroupRow {
 #[derive(Debug, Clone)]
 struct TypeRow {
     key: String,
-    status: String,
+    active: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -119,12 +142,33 @@ struct MemberRoleRow {
     status: String,
 }
 
+/// One grant a member holds: an active member-role of an active role, and an active permission
+/// of a known scope. Everything a candidate needs but the anchor's group, which is looked up
+/// when a check uses it.
+#[derive(Debug)]
+struct GrantRow {
+    member_role_id: String,
+    member_role_space_id: String,
+    role_id: String,
+    role_key: String,
+    role_space_id: String,
+    permission_id: String,
+    scope: Scope,
+    anchor: Option<String>,
+}
+
+/// A member's grants by (type key, action), each list in candidate order (member-roles by ID,
+/// then each role's permissions by ID). A plain (not persistent) map: it is rebuilt whole when
+/// one of its grants changes, and looked up with a borrowed [`Pair`].
+type MemberGrants =
+    hashbrown::HashMap<(String, String), Vec<GrantRow>, foldhash::fast::RandomState>;
+
 /// One immutable state of the index. Cloning is cheap: the maps are persistent.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: u64,
-    users: HashMap<String, String>,
-    spaces: HashMap<String, String>,
+    users: HashMap<String, Status>,
+    spaces: HashMap<String, Status>,
     members: HashMap<String, MemberRow>,
     bindings: HashMap<String, BindingRow>,
     groups: HashMap<String, GroupRow>,
@@ -144,8 +188,17 @@ pub struct Snapshot {
     permissions_of_role: HashMap<String, OrdSet<(String, String)>>,
     /// member-role → its member.
     member_of_member_role: HashMap<String, String>,
-    /// member → its member-roles, in ID order (one lookup per check finds them all).
+    /// member → its member-roles, in ID order.
     roles_of_member: HashMap<String, OrdMap<String, MemberRoleRow>>,
+    /// role → the member-roles of it (any status): whose grants a role change reaches.
+    member_roles_of_role: HashMap<String, OrdSet<String>>,
+    /// permission → the role-permissions of it (removed or not): whose grants a permission
+    /// change reaches.
+    role_permissions_of_permission: HashMap<String, OrdSet<String>>,
+    /// member → its grants by (type, action): what a check reads.
+    grants_of_member: HashMap<String, Arc<MemberGrants>>,
+    /// Members whose grants an applied fact may have changed; empty in a published snapshot.
+    unsettled: std::collections::BTreeSet<String>,
 }
 
 /// The actor's statuses as values, for the trace.
@@ -215,21 +268,101 @@ impl Snapshot {
         self.revision
     }
 
-    /// Applies one fact (the entity's full new state).
-    pub fn apply(&mut self, fact: Fact) {
+    /// Applies facts (each the entity's full new state) as one change, then recomputes the
+    /// grants of every member they reach.
+    pub fn apply_all(&mut self, facts: impl IntoIterator<Item = Fact>) {
+        for fact in facts {
+            self.apply_one(fact);
+        }
+        self.settle();
+    }
+
+    /// Recomputes the grants of the members the applied facts reached.
+    fn settle(&mut self) {
+        for member_id in std::mem::take(&mut self.unsettled) {
+            let grants = self.grants_of(&member_id);
+            if grants.is_empty() {
+                self.grants_of_member.remove(&member_id);
+            } else {
+                self.grants_of_member.insert(member_id, Arc::new(grants));
+            }
+        }
+    }
+
+    /// Marks every member holding `role_id` for recomputation.
+    fn unsettle_role(&mut self, role_id: &str) {
+        if let Some(member_roles) = self.member_roles_of_role.get(role_id) {
+            for mr_id in member_roles {
+                if let Some(member_id) = self.member_of_member_role.get(mr_id) {
+                    self.unsettled.insert(member_id.clone());
+                }
+            }
+        }
+    }
+
+    /// A member's grants, computed from the member-roles, roles, role-permissions and
+    /// permissions.
+    fn grants_of(&self, member_id: &str) -> MemberGrants {
+        let mut out = MemberGrants::default();
+        let Some(rows) = self.roles_of_member.get(member_id) else {
+            return out;
+        };
+        for (mr_id, mr) in rows {
+            if mr.status != "active" {
+                continue;
+            }
+            let Some(role) = self.roles.get(&mr.role_id).filter(|r| r.status == "active") else {
+                continue;
+            };
+            let Some(grants) = self.permissions_of_role.get(&mr.role_id) else {
+                continue;
+            };
+            for (permission_id, _) in grants {
+                let Some(p) = self.permissions.get(permission_id) else {
+                    continue;
+                };
+                // A scope this build does not know grants nothing.
+                let (true, Some(scope)) = (p.status == "active", p.scope) else {
+                    continue;
+                };
+                out.entry((p.resource.clone(), p.action.clone()))
+                    .or_default()
+                    .push(GrantRow {
+                        member_role_id: mr_id.clone(),
+                        member_role_space_id: mr.space_id.clone(),
+                        role_id: mr.role_id.clone(),
+                        role_key: role.key.clone(),
+                        role_space_id: role.space_id.clone(),
+                        permission_id: permission_id.clone(),
+                        scope,
+                        anchor: mr.anchor.clone(),
+                    });
+            }
+        }
+        out
+    }
+
+    /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
+    fn apply_one(&mut self, fact: Fact) {
         match fact {
             Fact::User { id, status } => {
-                self.users.insert(id, status);
+                self.users.insert(id, Status::of(status));
             }
             Fact::Space { id, status } => {
-                self.spaces.insert(id, status);
+                self.spaces.insert(id, Status::of(status));
             }
             Fact::Member {
                 id,
                 space_id,
                 status,
             } => {
-                self.members.insert(id, MemberRow { space_id, status });
+                self.members.insert(
+                    id,
+                    MemberRow {
+                        space_id,
+                        status: Status::of(status),
+                    },
+                );
             }
             Fact::UserMember {
                 id,
@@ -244,6 +377,7 @@ impl Snapshot {
                     BindingRow {
                         user_id,
                         member_id,
+                        revoked: status == "revoked",
                         status,
                         expires_at,
                         expires_unix,
@@ -265,7 +399,13 @@ impl Snapshot {
                     self.type_ids.remove(&old.key);
                 }
                 self.type_ids.insert(key.clone(), id.clone());
-                self.types.insert(id, TypeRow { key, status });
+                self.types.insert(
+                    id,
+                    TypeRow {
+                        key,
+                        active: status == "active",
+                    },
+                );
             }
             Fact::ResourceAction { resource_type, key } => {
                 self.actions.insert((resource_type, key));
@@ -309,6 +449,7 @@ impl Snapshot {
                 key,
                 status,
             } => {
+                self.unsettle_role(&id);
                 self.roles.insert(
                     id,
                     RoleRow {
@@ -325,6 +466,17 @@ impl Snapshot {
                 scope,
                 status,
             } => {
+                let roles: Vec<String> = self
+                    .role_permissions_of_permission
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|rp| self.role_permissions.get(rp))
+                    .map(|rp| rp.role_id.clone())
+                    .collect();
+                for role_id in roles {
+                    self.unsettle_role(&role_id);
+                }
                 self.permissions.insert(
                     id,
                     PermissionRow {
@@ -341,11 +493,24 @@ impl Snapshot {
                 permission_id,
                 deleted,
             } => {
-                if let Some(old) = self.role_permissions.get(&id).cloned()
-                    && let Some(set) = self.permissions_of_role.get_mut(&old.role_id)
-                {
-                    set.remove(&(old.permission_id, id.clone()));
+                if let Some(old) = self.role_permissions.get(&id).cloned() {
+                    if let Some(set) = self.permissions_of_role.get_mut(&old.role_id) {
+                        set.remove(&(old.permission_id.clone(), id.clone()));
+                    }
+                    if old.permission_id != permission_id
+                        && let Some(set) = self
+                            .role_permissions_of_permission
+                            .get_mut(&old.permission_id)
+                    {
+                        set.remove(&id);
+                    }
+                    self.unsettle_role(&old.role_id);
                 }
+                self.unsettle_role(&role_id);
+                self.role_permissions_of_permission
+                    .entry(permission_id.clone())
+                    .or_default()
+                    .insert(id.clone());
                 if !deleted {
                     self.permissions_of_role
                         .entry(role_id.clone())
@@ -368,12 +533,27 @@ impl Snapshot {
                 scope_anchor_group_id,
                 status,
             } => {
-                if let Some(old_member) = self.member_of_member_role.get(&id)
-                    && *old_member != member_id
-                    && let Some(rows) = self.roles_of_member.get_mut(old_member.as_str())
-                {
-                    rows.remove(&id);
+                if let Some(old_member) = self.member_of_member_role.get(&id).cloned() {
+                    let old_row = self.roles_of_member.get_mut(&old_member).and_then(|rows| {
+                        if old_member == member_id {
+                            rows.get(&id).cloned()
+                        } else {
+                            rows.remove(&id)
+                        }
+                    });
+                    if let Some(old_row) = old_row
+                        && old_row.role_id != role_id
+                        && let Some(set) = self.member_roles_of_role.get_mut(&old_row.role_id)
+                    {
+                        set.remove(&id);
+                    }
+                    self.unsettled.insert(old_member);
                 }
+                self.unsettled.insert(member_id.clone());
+                self.member_roles_of_role
+                    .entry(role_id.clone())
+                    .or_default()
+                    .insert(id.clone());
                 self.roles_of_member
                     .entry(member_id.clone())
                     .or_default()
@@ -408,43 +588,27 @@ impl Snapshot {
     /// The member's active grants for (type key, action): member-roles in ID order, each
     /// role's permissions in ID order.
     pub fn candidates(&self, member_id: &str, type_key: &str, action: &str) -> Vec<Candidate<'_>> {
-        let mut out = Vec::new();
-        let Some(rows) = self.roles_of_member.get(member_id) else {
-            return out;
+        let Some(grants) = self
+            .grants_of_member
+            .get(member_id)
+            .and_then(|grants| grants.get(&Pair(type_key, action)))
+        else {
+            return Vec::new();
         };
-        for (mr_id, mr) in rows {
-            if mr.status != "active" {
-                continue;
-            }
-            let Some(role) = self.roles.get(&mr.role_id).filter(|r| r.status == "active") else {
-                continue;
-            };
-            let Some(grants) = self.permissions_of_role.get(&mr.role_id) else {
-                continue;
-            };
-            for (permission_id, _) in grants {
-                let Some(p) = self.permissions.get(permission_id) else {
-                    continue;
-                };
-                if p.status != "active" || p.resource != type_key || p.action != action {
-                    continue;
-                }
-                // A scope this build does not know grants nothing.
-                let Some(scope) = p.scope else { continue };
-                out.push(Candidate {
-                    role_key: Cow::Borrowed(&role.key),
-                    role_id: Cow::Borrowed(&mr.role_id),
-                    role_space_id: Cow::Borrowed(&role.space_id),
-                    permission_id: Cow::Borrowed(permission_id),
-                    scope,
-                    member_role_id: Cow::Borrowed(mr_id),
-                    member_role_space_id: Cow::Borrowed(&mr.space_id),
-                    anchor_named: mr.anchor.is_some(),
-                    anchor: mr.anchor.as_deref().and_then(|a| self.group(a)),
-                });
-            }
-        }
-        out
+        grants
+            .iter()
+            .map(|g| Candidate {
+                role_key: Cow::Borrowed(&g.role_key),
+                role_id: Cow::Borrowed(&g.role_id),
+                role_space_id: Cow::Borrowed(&g.role_space_id),
+                permission_id: Cow::Borrowed(&g.permission_id),
+                scope: g.scope,
+                member_role_id: Cow::Borrowed(&g.member_role_id),
+                member_role_space_id: Cow::Borrowed(&g.member_role_space_id),
+                anchor_named: g.anchor.is_some(),
+                anchor: g.anchor.as_deref().and_then(|a| self.group(a)),
+            })
+            .collect()
     }
 
     /// Whether `type_key` is an active type with the action `action`: (type known, action known).
@@ -455,7 +619,7 @@ impl Snapshot {
             .map(String::as_str)
             .unwrap_or(type_key_or_id);
         match self.types.get(id) {
-            Some(t) if t.status == "active" => {
+            Some(t) if t.active => {
                 let known = self.actions.contains(&Pair(&t.key, action));
                 (Some(t.key.as_str()), known)
             }
@@ -518,15 +682,15 @@ impl Snapshot {
         let facts = Facts {
             actor: ActorFacts {
                 user_id: Cow::Borrowed(req.user_id),
-                user_active: user_status == "active",
+                user_active: user_status.active,
                 member_id: Cow::Borrowed(req.member_id),
-                member_active: member.status == "active",
+                member_active: member.status.active,
                 member_space_id: Cow::Borrowed(&member.space_id),
                 user_member_id: Cow::Borrowed(req.user_member_id),
-                binding_revoked: binding.status == "revoked",
+                binding_revoked: binding.revoked,
                 binding_expires_at: binding.expires_unix,
                 space_id: Cow::Borrowed(space_id),
-                space_active: space_status == "active",
+                space_active: space_status.active,
             },
             target: TargetFacts {
                 resource_type: Cow::Borrowed(req.resource_type),
@@ -548,11 +712,11 @@ impl Snapshot {
         Ok(Resolved {
             facts,
             statuses: ActorStatuses {
-                user_status: Cow::Borrowed(user_status),
-                member_status: Cow::Borrowed(&member.status),
+                user_status: Cow::Borrowed(&user_status.text),
+                member_status: Cow::Borrowed(&member.status.text),
                 user_member_status: Cow::Borrowed(&binding.status),
                 user_member_expires_at: binding.expires_at.as_deref().map(Cow::Borrowed),
-                space_status: Cow::Borrowed(space_status),
+                space_status: Cow::Borrowed(&space_status.text),
             },
             target_space_id,
             revision: self.revision,
@@ -568,9 +732,7 @@ impl Snapshot {
 /// Builds a snapshot from facts (the benchmarks' and tests' entry point).
 pub fn snapshot_of(facts: impl IntoIterator<Item = Fact>) -> Snapshot {
     let mut snapshot = Snapshot::default();
-    for fact in facts {
-        snapshot.apply(fact);
-    }
+    snapshot.apply_all(facts);
     snapshot
 }
 
@@ -650,13 +812,9 @@ impl AuthzIndex {
             revision: self.current.load().revision,
             ..Snapshot::default()
         };
-        for fact in loaded {
-            next.apply(fact);
-        }
+        next.apply_all(loaded);
         if let Phase::Loading(held) = &mut *phase {
-            for fact in held.drain(..) {
-                next.apply(fact);
-            }
+            next.apply_all(held.drain(..));
         }
         next.revision += 1;
         self.current.store(Arc::new(next));
@@ -687,9 +845,7 @@ impl AuthzIndex {
             Phase::Unloaded(_) | Phase::Stale(_) => {}
             Phase::Current => {
                 let mut next = Snapshot::clone(&self.current.load());
-                for fact in facts {
-                    next.apply(fact);
-                }
+                next.apply_all(facts);
                 next.revision += 1;
                 self.current.store(Arc::new(next));
             }
@@ -865,6 +1021,151 @@ mod tests {
                 .candidates("member_fr", "invoice", "approve")
                 .is_empty()
         );
+    }
+
+    /// The candidates computed from the member-roles, roles, role-permissions and permissions
+    /// at check time (the index's approach before grants were precomputed): the reference the
+    /// precomputed grants must always equal.
+    fn candidates_from_scratch<'a>(
+        snapshot: &'a Snapshot,
+        member_id: &str,
+        type_key: &str,
+        action: &str,
+    ) -> Vec<Candidate<'a>> {
+        let mut out = Vec::new();
+        let Some(rows) = snapshot.roles_of_member.get(member_id) else {
+            return out;
+        };
+        for (mr_id, mr) in rows {
+            if mr.status != "active" {
+                continue;
+            }
+            let Some(role) = snapshot
+                .roles
+                .get(&mr.role_id)
+                .filter(|r| r.status == "active")
+            else {
+                continue;
+            };
+            for (permission_id, _) in snapshot
+                .permissions_of_role
+                .get(&mr.role_id)
+                .into_iter()
+                .flatten()
+            {
+                let Some(p) = snapshot.permissions.get(permission_id) else {
+                    continue;
+                };
+                if p.status != "active" || p.resource != type_key || p.action != action {
+                    continue;
+                }
+                let Some(scope) = p.scope else { continue };
+                out.push(Candidate {
+                    role_key: Cow::Borrowed(&role.key),
+                    role_id: Cow::Borrowed(&mr.role_id),
+                    role_space_id: Cow::Borrowed(&role.space_id),
+                    permission_id: Cow::Borrowed(permission_id),
+                    scope,
+                    member_role_id: Cow::Borrowed(mr_id),
+                    member_role_space_id: Cow::Borrowed(&mr.space_id),
+                    anchor_named: mr.anchor.is_some(),
+                    anchor: mr.anchor.as_deref().and_then(|a| snapshot.group(a)),
+                });
+            }
+        }
+        out
+    }
+
+    mod precomputed_grants {
+        use super::*;
+        use proptest::prelude::*;
+
+        const MEMBERS: [&str; 3] = ["m0", "m1", "m2"];
+        const ROLES: [&str; 3] = ["r0", "r1", "r2"];
+        const PERMISSIONS: [&str; 4] = ["p0", "p1", "p2", "p3"];
+        const TYPES: [&str; 2] = ["invoice", "contract"];
+        const ACTIONS: [&str; 2] = ["read", "approve"];
+        const SCOPES: [&str; 4] = ["group_tree", "self", "space", "galaxy"];
+        const STATUSES: [&str; 2] = ["active", "disabled"];
+
+        /// Any grant-shaped fact over a few IDs, so that facts keep hitting the same entities:
+        /// member-roles move between members and roles, role-permissions between roles and
+        /// permissions, permissions between (type, action), and everything flips status.
+        fn fact() -> impl Strategy<Value = Fact> {
+            let pick = |n: usize| 0..n;
+            prop_oneof![
+                (
+                    pick(4),
+                    pick(3),
+                    pick(3),
+                    pick(2),
+                    proptest::option::of(pick(2))
+                )
+                    .prop_map(|(id, member, role, status, anchor)| {
+                        Fact::MemberRole {
+                            id: format!("mr{id}"),
+                            space_id: "space".into(),
+                            member_id: MEMBERS[member].into(),
+                            role_id: ROLES[role].into(),
+                            scope_anchor_group_id: anchor.map(|a| format!("g{a}")),
+                            status: if status == 0 { "active" } else { "revoked" }.into(),
+                        }
+                    }),
+                (pick(3), pick(2), pick(2)).prop_map(|(id, key, status)| Fact::Role {
+                    id: ROLES[id].into(),
+                    space_id: "space".into(),
+                    key: format!("key{key}"),
+                    status: STATUSES[status].into(),
+                }),
+                (pick(4), pick(2), pick(2), pick(4), pick(2)).prop_map(
+                    |(id, ty, action, scope, status)| Fact::Permission {
+                        id: PERMISSIONS[id].into(),
+                        resource: TYPES[ty].into(),
+                        action: ACTIONS[action].into(),
+                        scope: SCOPES[scope].into(),
+                        status: STATUSES[status].into(),
+                    }
+                ),
+                (pick(5), pick(3), pick(4), any::<bool>()).prop_map(
+                    |(id, role, permission, deleted)| Fact::RolePermission {
+                        id: format!("rp{id}"),
+                        role_id: ROLES[role].into(),
+                        permission_id: PERMISSIONS[permission].into(),
+                        deleted,
+                    }
+                ),
+                (pick(2), pick(2)).prop_map(|(id, path)| Fact::Group {
+                    id: format!("g{id}"),
+                    space_id: "space".into(),
+                    path: ["finance", "finance.apac"][path].into(),
+                    status: "active".into(),
+                }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn always_equal_the_candidates_computed_from_scratch(
+                changes in proptest::collection::vec(proptest::collection::vec(fact(), 1..4), 1..40)
+            ) {
+                let mut snapshot = Snapshot::default();
+                for change in changes {
+                    snapshot.apply_all(change);
+                    prop_assert!(snapshot.unsettled.is_empty());
+                    for member in MEMBERS {
+                        for ty in TYPES {
+                            for action in ACTIONS {
+                                prop_assert_eq!(
+                                    snapshot.candidates(member, ty, action),
+                                    candidates_from_scratch(&snapshot, member, ty, action),
+                                    "{} {} {}", member, ty, action
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
