@@ -9,6 +9,19 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whose turn it is to commit and publish facts, process-wide.
+static PUBLISH_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the turn to commit a write and publish its facts. A writer takes it just before its
+/// commit and holds it until its facts are published, so facts are published in commit order:
+/// when two transactions change the same entity, the one that committed last is also applied
+/// last, and the index never ends on the older state (commit A, commit B, publish B, publish A
+/// would). Nothing else may be awaited while holding it. Replicas will need the database's own
+/// order (PostgreSQL `NOTIFY` is delivered in commit order).
+pub async fn publish_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    PUBLISH_TURN.lock().await
+}
+
 /// The state of one entity authorization cares about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

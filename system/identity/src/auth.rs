@@ -240,19 +240,29 @@ impl AuthApi {
         user_id: &str,
         preferred: Option<String>,
     ) -> Result<Issued, ApiError> {
-        let issued = self
-            .ctx
+        let issued = self.session_in(&mut tx, req, user_id, preferred).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Creates a session inside `tx`, which the caller commits.
+    async fn session_in(
+        &self,
+        tx: &mut plystra_contracts::storage::Transaction,
+        req: &poem::Request,
+        user_id: &str,
+        preferred: Option<String>,
+    ) -> Result<Issued, ApiError> {
+        self.ctx
             .sessions
             .create(
-                &mut tx,
+                tx,
                 user_id,
                 preferred.as_deref(),
                 Some(&client_ip(req)),
                 user_agent(req).as_deref(),
             )
-            .await?;
-        tx.commit().await?;
-        Ok(issued)
+            .await
     }
 }
 
@@ -480,12 +490,15 @@ impl AuthApi {
             }
         }
         let issued = self
-            .start_session(tx, req, &user.id, Some(binding.id.clone()))
+            .session_in(&mut tx, req, &user.id, Some(binding.id.clone()))
             .await?;
+        let turn = plystra_contracts::facts::publish_turn().await;
+        tx.commit().await?;
         crate::facts::publish(
             self.ctx.events.as_ref(),
             vec![(&user).into(), (&member).into(), (&binding).into()],
         );
+        drop(turn);
         let ctx = context(&self.ctx.db, &user.id, Some(&binding.id)).await?;
         Ok(Created::Created(Json(Envelope::new(RegisterResponse {
             access_token: issued.access_token,

@@ -64,8 +64,10 @@ impl Ctx {
                 "the audit store cannot record this change, so it was not made",
             ));
         }
+        let turn = plystra_contracts::facts::publish_turn().await;
         tx.commit().await?;
         crate::facts::publish(self.events.as_ref(), vec![fact]);
+        drop(turn);
         Ok(())
     }
 }

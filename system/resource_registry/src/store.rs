@@ -169,8 +169,10 @@ impl Registry {
                 format!("the change was not made because it could not be audited: {e}"),
             ));
         }
+        let turn = plystra_contracts::facts::publish_turn().await;
         tx.commit().await?;
         self.publish(&change);
+        drop(turn);
         Ok(())
     }
 }
