@@ -192,6 +192,31 @@ impl Api {
         );
         data["records"].as_u64().expect("a record count")
     }
+
+    /// The audit writer's batches so far, from `/metrics`: (batches, records, seconds committing).
+    async fn audit_batches(&self) -> (f64, f64, f64) {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .header("X-Plystra-API-Key", KEY)
+            .send()
+            .await
+            .expect("the server answers")
+            .text()
+            .await
+            .unwrap_or_default();
+        let sample = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        (
+            sample("plystra_audit_batch_size_count"),
+            sample("plystra_audit_batch_size_sum"),
+            sample("plystra_audit_commit_duration_seconds_sum"),
+        )
+    }
 }
 
 /// The baseline: parse the body into a JSON value, answer a small JSON object.
@@ -288,6 +313,12 @@ async fn measure(dialect: Dialect, script: &Path, trivial: SocketAddr) -> Option
         kernel: KernelConfig {
             bootstrap_api_key: Some(KEY.to_owned()),
             database: Some(DatabaseConfig::new(database.url.clone())),
+            // The bootstrap key seeds the data and makes the checks: it needs every permission.
+            settings: [
+                ("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned()),
+                ("PLYSTRA_METRICS_ENABLED".to_owned(), "true".to_owned()),
+            ]
+            .into(),
             ..KernelConfig::default()
         },
     };
@@ -322,7 +353,10 @@ async fn measure(dialect: Dialect, script: &Path, trivial: SocketAddr) -> Option
     wrk(script, trivial, 3, connections).await;
     wrk(script, addr, 3, connections).await;
     let base = wrk(script, trivial, seconds, connections).await;
+    let (batches_before, batched_before, committing_before) = api.audit_batches().await;
     let check = wrk(script, addr, seconds, connections).await;
+    let (batches_after, batched_after, committing_after) = api.audit_batches().await;
+    let batches = batches_after - batches_before;
 
     let records = api.verified_records().await;
     let _ = stop.send(());
@@ -347,6 +381,14 @@ async fn measure(dialect: Dialect, script: &Path, trivial: SocketAddr) -> Option
         records,
         if ratio >= 0.5 { "met" } else { "NOT met" },
     );
+    if batches > 0.0 {
+        println!(
+            "  ({dialect:?} audit writer during the check run: {batches:.0} batches, {:.1} records \
+             and {:.2} ms of commit per batch)",
+            (batched_after - batched_before) / batches,
+            (committing_after - committing_before) * 1000.0 / batches,
+        );
+    }
     for (name, run) in [("trivial", &base), ("check", &check)] {
         if !run.errors.is_empty() {
             println!("  ({name}: wrk socket errors: {})", run.errors);
