@@ -245,6 +245,18 @@ fn request(
     })
 }
 
+/// Alice, through her binding in `space_acme`, doing `action` on the invoice `resource`.
+fn alice_request(resource: &str, action: &str) -> Value {
+    request(
+        "user_alice",
+        "um_alice_finance_reviewer",
+        "space_acme",
+        "invoice",
+        resource,
+        action,
+    )
+}
+
 /// The fixture's Context Mode request (an external actor, the target and one grant inline),
 /// changed by `edit`.
 fn context(edit: impl FnOnce(&mut Value)) -> Value {
@@ -675,16 +687,7 @@ async fn each_committed_write_is_seen_by_the_very_next_check() {
         return;
     };
     fixture(&cli).await;
-    let alice = |resource: &str| {
-        request(
-            "user_alice",
-            "um_alice_finance_reviewer",
-            "space_acme",
-            "invoice",
-            resource,
-            "approve",
-        )
-    };
+    let alice = |resource: &str| alice_request(resource, "approve");
     let check = |body: Value| {
         let cli = &cli;
         async move {
@@ -756,16 +759,7 @@ async fn a_batch_decides_each_item_on_its_own_in_request_order() {
         return;
     };
     fixture(&cli).await;
-    let alice = |resource: &str, action: &str| {
-        request(
-            "user_alice",
-            "um_alice_finance_reviewer",
-            "space_acme",
-            "invoice",
-            resource,
-            action,
-        )
-    };
+    let alice = alice_request;
     let mut unknown_user = alice("invoice_001", "approve");
     unknown_user["actor"]["user_id"] = json!("user_nobody");
     let body = json!({"checks": [
@@ -881,14 +875,7 @@ async fn concurrent_writes_of_one_entity_leave_the_index_on_the_last_commit() {
             &cli,
             "POST",
             "/api/v1/authz/check",
-            request(
-                "user_alice",
-                "um_alice_finance_reviewer",
-                "space_acme",
-                "invoice",
-                "invoice_001",
-                "approve",
-            ),
+            alice_request("invoice_001", "approve"),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{json}");
@@ -964,14 +951,7 @@ async fn a_write_commits_and_publishes_only_in_its_turn() {
         &cli,
         "POST",
         "/api/v1/authz/check",
-        request(
-            "user_alice",
-            "um_alice_finance_reviewer",
-            "space_acme",
-            "invoice",
-            "invoice_009",
-            "approve",
-        ),
+        alice_request("invoice_009", "approve"),
     )
     .await;
     assert_eq!(json["data"]["deny_code"], "ACTOR_USER_INACTIVE", "{json}");
