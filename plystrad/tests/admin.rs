@@ -1312,3 +1312,53 @@ async fn every_operation_needs_a_credential_and_its_permission() {
     }
     assert!(checked > 80, "only {checked} operations checked");
 }
+
+/// Every management call that passes its permission check is announced as
+/// `admin.action_authorized` (who, which permission, which route); a refused one is not.
+#[tokio::test]
+async fn each_authorized_management_call_is_announced() {
+    use plystra_contracts::events::EventPublisher;
+    let Some(database) = TestDatabase::new().await else {
+        return;
+    };
+    let booted = boot_with(
+        &database,
+        Environment::Development,
+        &[("PLYSTRA_API_KEY_PERMISSIONS", "users:read")],
+    )
+    .await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    booted.runtime.events().observe({
+        let seen = seen.clone();
+        Arc::new(move |event| {
+            if event.name == "admin.action_authorized" {
+                seen.lock().unwrap().push(event.clone());
+            }
+        })
+    });
+    let cli = TestClient::new(booted.app);
+    expect(
+        &cli,
+        Auth::Boot,
+        "GET",
+        "/api/v1/users",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let (status, _) = send(&cli, Auth::Boot, "GET", "/api/v1/capabilities", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].source, "admin.control_plane");
+    assert_eq!(
+        seen[0].payload,
+        json!({
+            "credential": "bootstrap_key",
+            "api_key_id": null,
+            "user_id": null,
+            "permission": "users:read",
+            "route": "/api/v1/users",
+        })
+    );
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use plystra_contracts::events::Event;
 use plystra_contracts::services::{
     ActorResolver, AdminAuthorizer, AdminTarget, ApiKeyVerifier, AuditRecord, AuditRecorder,
     Credential, ResolveError,
@@ -81,6 +82,8 @@ pub struct Admin {
     pub(crate) production: bool,
     pub(crate) resolver: Arc<dyn ActorResolver>,
     pub(crate) audit: Arc<dyn AuditRecorder>,
+    /// Where `admin.action_authorized` goes out.
+    events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
     last_used: std::sync::Mutex<HashMap<String, OffsetDateTime>>,
     handoff_recorded: AtomicBool,
     development_warned: AtomicBool,
@@ -105,6 +108,7 @@ impl Admin {
         production: bool,
         resolver: Arc<dyn ActorResolver>,
         audit: Arc<dyn AuditRecorder>,
+        events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
     ) -> Self {
         Self {
             db,
@@ -113,6 +117,7 @@ impl Admin {
             production,
             resolver,
             audit,
+            events,
             last_used: Default::default(),
             handoff_recorded: AtomicBool::new(false),
             development_warned: AtomicBool::new(false),
@@ -325,6 +330,28 @@ impl Admin {
     }
 }
 
+/// The `admin.action_authorized` event for a management call that passed its permission check:
+/// who (the credential's kind and its key or user ID, never a secret), which permission, which
+/// route.
+fn action_authorized(credential: &Credential, permission: &str, route: &str) -> Event {
+    let (kind, api_key_id, user_id) = match credential {
+        Credential::BootstrapKey => ("bootstrap_key", None, None),
+        Credential::ApiKey { id } => ("api_key", Some(id.as_str()), None),
+        Credential::Session { user_id, .. } => ("session", None, Some(user_id.as_str())),
+    };
+    Event {
+        name: "admin.action_authorized".to_owned(),
+        source: crate::ID.to_owned(),
+        payload: serde_json::json!({
+            "credential": kind,
+            "api_key_id": api_key_id,
+            "user_id": user_id,
+            "permission": permission,
+            "route": route,
+        }),
+    }
+}
+
 #[async_trait]
 impl ApiKeyVerifier for Admin {
     async fn verify(&self, presented: &str) -> Result<Option<Credential>, ResolveError> {
@@ -374,8 +401,13 @@ impl AdminAuthorizer for Admin {
         if principal.authorities.is_empty() {
             return Ok(false);
         }
+        let route = &target.route;
         let target = self.target(target).await?;
-        Ok(principal.allows(&wanted, &target))
+        let allowed = principal.allows(&wanted, &target);
+        if allowed && let Some(events) = &self.events {
+            events.publish(action_authorized(credential, permission, route));
+        }
+        Ok(allowed)
     }
 
     /// The handoff is one-way for the life of the process: once a super admin has been seen,

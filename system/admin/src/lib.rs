@@ -319,6 +319,9 @@ impl Capability for AdminCapability {
             runtime.production(),
             services.require::<dyn ActorResolver>()?,
             services.require::<dyn AuditRecorder>()?,
+            services
+                .require::<dyn plystra_contracts::events::EventPublisher>()
+                .ok(),
         ));
         let _ = self.admin.set(admin.clone());
         services.provide::<dyn AdminAuthorizer>(SERVICE, admin.clone())?;
