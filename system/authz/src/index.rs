@@ -115,13 +115,14 @@ struct ResourceRow {
 
 #[derive(Debug, Clone)]
 struct RoleRow {
-    key: String,
-    space_id: String,
+    key: Shared,
+    space_id: Shared,
     status: String,
 }
 
 #[derive(Debug, Clone)]
 struct PermissionRow {
+    id: Shared,
     resource: String,
     action: String,
     scope: Option<Scope>,
@@ -136,25 +137,30 @@ struct RolePermissionRow {
 
 #[derive(Debug, Clone)]
 struct MemberRoleRow {
-    space_id: String,
-    role_id: String,
-    anchor: Option<String>,
+    id: Shared,
+    space_id: Shared,
+    role_id: Shared,
+    anchor: Option<Shared>,
     status: String,
 }
 
+/// A string shared by every row that repeats it: a role's key is held once however many
+/// members' grants name it.
+type Shared = Arc<str>;
+
 /// One grant a member holds: an active member-role of an active role, and an active permission
 /// of a known scope. Everything a candidate needs but the anchor's group, which is looked up
-/// when a check uses it.
+/// when a check uses it. Its strings are shared with the role, permission and member-role rows.
 #[derive(Debug)]
 struct GrantRow {
-    member_role_id: String,
-    member_role_space_id: String,
-    role_id: String,
-    role_key: String,
-    role_space_id: String,
-    permission_id: String,
+    member_role_id: Shared,
+    member_role_space_id: Shared,
+    role_id: Shared,
+    role_key: Shared,
+    role_space_id: Shared,
+    permission_id: Shared,
     scope: Scope,
-    anchor: Option<String>,
+    anchor: Option<Shared>,
 }
 
 /// A member's grants by (type key, action), each list in candidate order (member-roles by ID,
@@ -307,14 +313,18 @@ impl Snapshot {
         let Some(rows) = self.roles_of_member.get(member_id) else {
             return out;
         };
-        for (mr_id, mr) in rows {
+        for mr in rows.values() {
             if mr.status != "active" {
                 continue;
             }
-            let Some(role) = self.roles.get(&mr.role_id).filter(|r| r.status == "active") else {
+            let Some(role) = self
+                .roles
+                .get(&*mr.role_id)
+                .filter(|r| r.status == "active")
+            else {
                 continue;
             };
-            let Some(grants) = self.permissions_of_role.get(&mr.role_id) else {
+            let Some(grants) = self.permissions_of_role.get(&*mr.role_id) else {
                 continue;
             };
             for (permission_id, _) in grants {
@@ -328,12 +338,12 @@ impl Snapshot {
                 out.entry((p.resource.clone(), p.action.clone()))
                     .or_default()
                     .push(GrantRow {
-                        member_role_id: mr_id.clone(),
+                        member_role_id: mr.id.clone(),
                         member_role_space_id: mr.space_id.clone(),
                         role_id: mr.role_id.clone(),
                         role_key: role.key.clone(),
                         role_space_id: role.space_id.clone(),
-                        permission_id: permission_id.clone(),
+                        permission_id: p.id.clone(),
                         scope,
                         anchor: mr.anchor.clone(),
                     });
@@ -453,8 +463,8 @@ impl Snapshot {
                 self.roles.insert(
                     id,
                     RoleRow {
-                        key,
-                        space_id,
+                        key: key.into(),
+                        space_id: space_id.into(),
                         status,
                     },
                 );
@@ -478,8 +488,9 @@ impl Snapshot {
                     self.unsettle_role(&role_id);
                 }
                 self.permissions.insert(
-                    id,
+                    id.clone(),
                     PermissionRow {
+                        id: id.into(),
                         resource,
                         action,
                         scope: Scope::parse(&scope),
@@ -542,8 +553,8 @@ impl Snapshot {
                         }
                     });
                     if let Some(old_row) = old_row
-                        && old_row.role_id != role_id
-                        && let Some(set) = self.member_roles_of_role.get_mut(&old_row.role_id)
+                        && *old_row.role_id != *role_id
+                        && let Some(set) = self.member_roles_of_role.get_mut(&*old_row.role_id)
                     {
                         set.remove(&id);
                     }
@@ -560,9 +571,10 @@ impl Snapshot {
                     .insert(
                         id.clone(),
                         MemberRoleRow {
-                            space_id,
-                            role_id,
-                            anchor: scope_anchor_group_id,
+                            id: id.as_str().into(),
+                            space_id: space_id.into(),
+                            role_id: role_id.into(),
+                            anchor: scope_anchor_group_id.map(Into::into),
                             status,
                         },
                     );
@@ -582,7 +594,7 @@ impl Snapshot {
 
     /// The space of the role with ID `id`.
     pub fn role_space(&self, id: &str) -> Option<&str> {
-        self.roles.get(id).map(|r| r.space_id.as_str())
+        self.roles.get(id).map(|r| &*r.space_id)
     }
 
     /// The member's active grants for (type key, action): member-roles in ID order, each
@@ -1042,14 +1054,14 @@ mod tests {
             }
             let Some(role) = snapshot
                 .roles
-                .get(&mr.role_id)
+                .get(&*mr.role_id)
                 .filter(|r| r.status == "active")
             else {
                 continue;
             };
             for (permission_id, _) in snapshot
                 .permissions_of_role
-                .get(&mr.role_id)
+                .get(&*mr.role_id)
                 .into_iter()
                 .flatten()
             {
