@@ -10,10 +10,15 @@
 //! bare evaluator's, with the ratios. Before any figure is printed, every query's decision on the
 //! real path must equal the bare evaluator's, so the figures are of real decisions.
 //!
+//! It also reports the heap bytes the index holds against the bare evaluator's maps, counted by a
+//! global allocator that tracks live bytes.
+//!
 //! Without `--bench` (for example `cargo test --benches`) everything runs once on a few queries.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -510,6 +515,43 @@ fn criterion_part(snapshot: &Snapshot, bare: &Bare, queries: &[Query]) {
     c.final_summary();
 }
 
+/// The system allocator, counting the bytes currently allocated (one relaxed atomic per call).
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// The workspace denies `unsafe`; a global allocator cannot be written without it. This one is
+// confined to the benchmark binary and forwards every call to `System` unchanged.
+// SAFETY: every call is forwarded to `System` unchanged; the counter only observes sizes.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed through.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract for `realloc` is passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_mib() -> f64 {
+    LIVE_BYTES.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let timed = if full { 200_000 } else { 2_000 };
@@ -517,10 +559,15 @@ fn main() {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(SEED);
     let data = DataSet::generate(&mut rng);
+    let before_index = live_mib();
     let facts = data.facts();
     let fact_count = facts.len();
+    // The facts are consumed and freed by the load: what is left is the snapshot.
     let snapshot = snapshot_of(facts);
+    let index_mib = live_mib() - before_index;
+    let before_bare = live_mib();
     let bare = Bare::build(&data);
+    let bare_mib = live_mib() - before_bare;
     let mut queries = queries(&data, &mut rng, timed);
     let max_depth = data.groups.iter().map(|g| g.depth).max().unwrap_or(0);
     println!(
@@ -531,6 +578,11 @@ fn main() {
         data.roles.iter().map(Vec::len).sum::<usize>(),
         data.member_role_count(),
         started.elapsed().as_secs_f64(),
+    );
+    println!(
+        "heap held: index snapshot {index_mib:.1} MiB, bare evaluator's maps {bare_mib:.1} MiB \
+         ({:.1}x)",
+        index_mib / bare_mib
     );
 
     // The sanity check: the real path and the bare evaluator agree on every query (every actor
