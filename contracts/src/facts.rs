@@ -22,6 +22,30 @@ pub async fn publish_turn() -> tokio::sync::MutexGuard<'static, ()> {
     PUBLISH_TURN.lock().await
 }
 
+/// Commits `tx`, then runs `publish`, in the publish turn, on a task of its own: once a write
+/// reaches its commit, the commit and the publish finish together even if the caller stops
+/// waiting (a client that disconnects mid-commit must not leave a committed change that the
+/// authorization index never hears of). A commit that fails publishes nothing.
+pub async fn commit_and_publish(
+    tx: crate::storage::Transaction,
+    publish: impl FnOnce() + Send + 'static,
+) -> Result<(), crate::storage::StorageError> {
+    let task = tokio::spawn(async move {
+        let _turn = publish_turn().await;
+        tx.commit().await?;
+        publish();
+        Ok(())
+    });
+    match task.await {
+        Ok(committed) => committed,
+        Err(stopped) if stopped.is_panic() => std::panic::resume_unwind(stopped.into_panic()),
+        // Only a runtime shutting down cancels the task.
+        Err(_) => Err(crate::storage::StorageError::Unavailable {
+            source: sqlx::Error::PoolClosed,
+        }),
+    }
+}
+
 /// The state of one entity authorization cares about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -956,3 +956,44 @@ async fn a_write_commits_and_publishes_only_in_its_turn() {
     .await;
     assert_eq!(json["data"]["deny_code"], "ACTOR_USER_INACTIVE", "{json}");
 }
+
+/// A write whose caller goes away once it has reached its commit (a client disconnecting
+/// mid-request) still commits and reaches the index: a committed change the index never hears
+/// of would let checks decide on the old state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_at_its_commit_still_commits_and_reaches_the_index() {
+    let Some((_db, cli)) = app().await else {
+        return;
+    };
+    fixture(&cli).await;
+    let cli = std::sync::Arc::new(cli);
+    let turn = plystra_contracts::facts::publish_turn().await;
+    let request = tokio::spawn({
+        let cli = cli.clone();
+        async move { call(&cli, "POST", "/api/v1/users/user_alice/disable", json!({})).await }
+    });
+    // The write waits at its commit for the turn the test holds; then its caller goes away.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!request.is_finished());
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    drop(turn);
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (_, _, user) = call(&cli, "GET", "/api/v1/users/user_alice", Value::Null).await;
+        status = user["data"]["status"].clone();
+        if status == "disabled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "disabled", "the abandoned write was not committed");
+    let (_, _, json) = call(
+        &cli,
+        "POST",
+        "/api/v1/authz/check",
+        alice_request("invoice_001", "approve"),
+    )
+    .await;
+    assert_eq!(json["data"]["deny_code"], "ACTOR_USER_INACTIVE", "{json}");
+}

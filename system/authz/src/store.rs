@@ -177,14 +177,16 @@ impl Ctx {
                 "the audit store cannot record this change, so it was not made",
             ));
         }
-        let turn = plystra_contracts::facts::publish_turn().await;
-        tx.commit().await?;
-        self.events.publish(Event {
-            name: GRANTS_CHANGED.to_owned(),
-            source: crate::ID.to_owned(),
-            payload: change.payload(),
-        });
-        drop(turn);
+        let payload = change.payload();
+        let events = self.events.clone();
+        plystra_contracts::facts::commit_and_publish(tx, move || {
+            events.publish(Event {
+                name: GRANTS_CHANGED.to_owned(),
+                source: crate::ID.to_owned(),
+                payload,
+            });
+        })
+        .await?;
         Ok(())
     }
 }

@@ -492,13 +492,12 @@ impl AuthApi {
         let issued = self
             .session_in(&mut tx, req, &user.id, Some(binding.id.clone()))
             .await?;
-        let turn = plystra_contracts::facts::publish_turn().await;
-        tx.commit().await?;
-        crate::facts::publish(
-            self.ctx.events.as_ref(),
-            vec![(&user).into(), (&member).into(), (&binding).into()],
-        );
-        drop(turn);
+        let facts = vec![(&user).into(), (&member).into(), (&binding).into()];
+        let events = self.ctx.events.clone();
+        plystra_contracts::facts::commit_and_publish(tx, move || {
+            crate::facts::publish(events.as_ref(), facts);
+        })
+        .await?;
         let ctx = context(&self.ctx.db, &user.id, Some(&binding.id)).await?;
         Ok(Created::Created(Json(Envelope::new(RegisterResponse {
             access_token: issued.access_token,

@@ -64,10 +64,11 @@ impl Ctx {
                 "the audit store cannot record this change, so it was not made",
             ));
         }
-        let turn = plystra_contracts::facts::publish_turn().await;
-        tx.commit().await?;
-        crate::facts::publish(self.events.as_ref(), vec![fact]);
-        drop(turn);
+        let events = self.events.clone();
+        plystra_contracts::facts::commit_and_publish(tx, move || {
+            crate::facts::publish(events.as_ref(), vec![fact]);
+        })
+        .await?;
         Ok(())
     }
 }

@@ -124,8 +124,8 @@ impl Registry {
     }
 
     /// Publishes `resource.registry_updated` for a committed change.
-    fn publish(&self, change: &Change) {
-        if let Some(events) = &self.events {
+    fn publish(events: Option<&Arc<dyn EventPublisher>>, change: &Change) {
+        if let Some(events) = events {
             events.publish(Event {
                 name: REGISTRY_UPDATED.to_owned(),
                 source: ID.to_owned(),
@@ -169,10 +169,11 @@ impl Registry {
                 format!("the change was not made because it could not be audited: {e}"),
             ));
         }
-        let turn = plystra_contracts::facts::publish_turn().await;
-        tx.commit().await?;
-        self.publish(&change);
-        drop(turn);
+        let events = self.events.clone();
+        plystra_contracts::facts::commit_and_publish(tx, move || {
+            Self::publish(events.as_ref(), &change);
+        })
+        .await?;
         Ok(())
     }
 }
