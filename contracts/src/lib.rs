@@ -38,4 +38,6 @@ pub const KERNEL_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod __private {
     pub use inventory;
     pub use linkme;
+    pub use poem;
+    pub use poem_openapi;
 }

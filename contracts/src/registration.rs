@@ -25,6 +25,39 @@ pub trait RouteApi: OpenApi + Send + Sync + 'static {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError>;
 }
 
+/// Declares a capability's route set: a named type that serves a tuple of route groups (each an
+/// `OpenApi`) as one `OpenApi`, by delegating to the tuple. Implement [`RouteApi`] for it to
+/// build the groups from the services.
+///
+/// ```ignore
+/// type Apis = (UsersApi, SpacesApi);
+/// plystra_contracts::route_set! {
+///     /// Every identity route group, served as one route set.
+///     pub struct IdentityApi(Apis);
+/// }
+/// ```
+#[macro_export]
+macro_rules! route_set {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident($apis:ty);) => {
+        $(#[$meta])*
+        $vis struct $name($apis);
+
+        impl $crate::__private::poem_openapi::OpenApi for $name {
+            fn meta() -> ::std::vec::Vec<$crate::__private::poem_openapi::registry::MetaApi> {
+                <$apis as $crate::__private::poem_openapi::OpenApi>::meta()
+            }
+
+            fn register(registry: &mut $crate::__private::poem_openapi::registry::Registry) {
+                <$apis as $crate::__private::poem_openapi::OpenApi>::register(registry);
+            }
+
+            fn add_routes(self, route_table: &mut $crate::registration::RouteTable) {
+                $crate::__private::poem_openapi::OpenApi::add_routes(self.0, route_table);
+            }
+        }
+    };
+}
+
 /// A capability's routes, as function pointers (the `OpenApi` trait is not object safe).
 #[derive(Clone, Copy)]
 pub struct RouteSet {

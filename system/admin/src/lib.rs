@@ -30,7 +30,6 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{Object, OpenApi, Tags};
 
 use crate::core::Admin;
@@ -403,27 +402,9 @@ type Apis = (
     console::ConsoleApi,
 );
 
-/// Every admin route group, served as one route set.
-pub struct AdminApi(Apis);
-
-impl OpenApi for AdminApi {
-    fn meta() -> Vec<MetaApi> {
-        Apis::meta()
-    }
-
-    fn register(registry: &mut Registry) {
-        Apis::register(registry);
-    }
-
-    fn add_routes(
-        self,
-        route_table: &mut std::collections::HashMap<
-            String,
-            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
-        >,
-    ) {
-        self.0.add_routes(route_table);
-    }
+plystra_contracts::route_set! {
+    /// Every admin route group, served as one route set.
+    pub struct AdminApi(Apis);
 }
 
 impl RouteApi for AdminApi {

@@ -32,7 +32,6 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{Enum, Object, OpenApi, Tags};
 
 /// The capability ID.
@@ -567,27 +566,9 @@ type Apis = (
     member_roles::MemberRolesApi,
 );
 
-/// Every authorization route group, served as one route set.
-pub struct AuthorizationApi(Apis);
-
-impl OpenApi for AuthorizationApi {
-    fn meta() -> Vec<MetaApi> {
-        Apis::meta()
-    }
-
-    fn register(registry: &mut Registry) {
-        Apis::register(registry);
-    }
-
-    fn add_routes(
-        self,
-        route_table: &mut std::collections::HashMap<
-            String,
-            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
-        >,
-    ) {
-        self.0.add_routes(route_table);
-    }
+plystra_contracts::route_set! {
+    /// Every authorization route group, served as one route set.
+    pub struct AuthorizationApi(Apis);
 }
 
 impl RouteApi for AuthorizationApi {

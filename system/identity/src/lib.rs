@@ -17,7 +17,6 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaApi, Registry};
 use poem_openapi::{Object, OpenApi, Tags};
 
 pub mod actor;
@@ -448,27 +447,9 @@ type Apis = (
     VocabularyApi,
 );
 
-/// Every identity route group, served as one route set.
-pub struct IdentityApi(Apis);
-
-impl OpenApi for IdentityApi {
-    fn meta() -> Vec<MetaApi> {
-        Apis::meta()
-    }
-
-    fn register(registry: &mut Registry) {
-        Apis::register(registry);
-    }
-
-    fn add_routes(
-        self,
-        route_table: &mut std::collections::HashMap<
-            String,
-            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
-        >,
-    ) {
-        self.0.add_routes(route_table);
-    }
+plystra_contracts::route_set! {
+    /// Every identity route group, served as one route set.
+    pub struct IdentityApi(Apis);
 }
 
 impl RouteApi for IdentityApi {
