@@ -91,6 +91,12 @@ pub enum ErrorCode {
     DatabaseUnavailable,
     /// The audit store cannot commit; audited operations fail closed.
     AuditUnavailable,
+    /// This process cannot confirm it is following the change feed within the staleness bound,
+    /// so it does not decide on facts of unknown age.
+    FactsNotCurrent,
+    /// The revision the request asked for (a consistency token) was not reached within the
+    /// consistency wait.
+    RevisionNotReached,
 }
 
 impl ErrorCode {
@@ -130,6 +136,8 @@ impl ErrorCode {
         Self::NotReady,
         Self::DatabaseUnavailable,
         Self::AuditUnavailable,
+        Self::FactsNotCurrent,
+        Self::RevisionNotReached,
     ];
 
     /// The HTTP status of this code. This is the only mapping from codes to statuses.
@@ -164,9 +172,11 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::NotReady | Self::DatabaseUnavailable | Self::AuditUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotReady
+            | Self::DatabaseUnavailable
+            | Self::AuditUnavailable
+            | Self::FactsNotCurrent
+            | Self::RevisionNotReached => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -208,6 +218,8 @@ impl ErrorCode {
             Self::NotReady => "NOT_READY",
             Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
             Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
+            Self::FactsNotCurrent => "FACTS_NOT_CURRENT",
+            Self::RevisionNotReached => "REVISION_NOT_REACHED",
         }
     }
 }

@@ -3,48 +3,11 @@
 //! index loads.
 //!
 //! A fact is the full state of one entity after a change, never a diff, so applying the same fact
-//! twice is harmless and any transport (the in-process event bus today, PostgreSQL
-//! `LISTEN/NOTIFY` later) can carry it. Events carry them as `{"facts": [...]}` in their payload;
-//! [`facts_of`] reads them back.
+//! twice is harmless. They travel through the change feed ([`crate::feed`]), in revision order,
+//! as typed values within a process and serialised in the feed table; events still carry them
+//! as `{"facts": [...]}` in their payload for subscribers ([`facts_of`] reads them back).
 
 use serde::{Deserialize, Serialize};
-
-/// Whose turn it is to commit and publish facts, process-wide.
-static PUBLISH_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Waits for the turn to commit a write and publish its facts. A writer takes it just before its
-/// commit and holds it until its facts are published, so facts are published in commit order:
-/// when two transactions change the same entity, the one that committed last is also applied
-/// last, and the index never ends on the older state (commit A, commit B, publish B, publish A
-/// would). Nothing else may be awaited while holding it. Replicas will need the database's own
-/// order (PostgreSQL `NOTIFY` is delivered in commit order).
-pub async fn publish_turn() -> tokio::sync::MutexGuard<'static, ()> {
-    PUBLISH_TURN.lock().await
-}
-
-/// Commits `tx`, then runs `publish`, in the publish turn, on a task of its own: once a write
-/// reaches its commit, the commit and the publish finish together even if the caller stops
-/// waiting (a client that disconnects mid-commit must not leave a committed change that the
-/// authorization index never hears of). A commit that fails publishes nothing.
-pub async fn commit_and_publish(
-    tx: crate::storage::Transaction,
-    publish: impl FnOnce() + Send + 'static,
-) -> Result<(), crate::storage::StorageError> {
-    let task = tokio::spawn(async move {
-        let _turn = publish_turn().await;
-        tx.commit().await?;
-        publish();
-        Ok(())
-    });
-    match task.await {
-        Ok(committed) => committed,
-        Err(stopped) if stopped.is_panic() => std::panic::resume_unwind(stopped.into_panic()),
-        // Only a runtime shutting down cancels the task.
-        Err(_) => Err(crate::storage::StorageError::Unavailable {
-            source: sqlx::Error::PoolClosed,
-        }),
-    }
-}
 
 /// The state of one entity authorization cares about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

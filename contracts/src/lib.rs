@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod facts;
+pub mod feed;
 pub mod ids;
 pub mod input;
 pub mod lifecycle;

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod config_guards;
 pub mod events;
+pub mod feed;
 pub mod graph;
 pub mod http;
 pub mod runtime;

@@ -372,9 +372,12 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
 
     let database = match &runtime.config.database {
         Some(db_config) => {
-            let namespaces: Vec<&str> = order
-                .iter()
-                .filter_map(|r| r.manifest.provides().migrations.namespace)
+            let namespaces: Vec<&str> = std::iter::once(plystra_contracts::feed::NAMESPACE)
+                .chain(
+                    order
+                        .iter()
+                        .filter_map(|r| r.manifest.provides().migrations.namespace),
+                )
                 .collect();
             let prepared =
                 crate::storage::boot::prepare(db_config, runtime.config.environment, &namespaces)
@@ -423,11 +426,31 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
             runtime.clone(),
         )
         .expect("kernel services are provided first");
-    if let Some(database) = database {
-        services
-            .provide::<plystra_contracts::storage::Database>("kernel.database", Arc::new(database))
-            .expect("kernel services are provided first");
-    }
+    let follower = match database {
+        Some(database) => {
+            let settings = crate::feed::FeedSettings::from_settings(&runtime.config.settings)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "a change feed setting is invalid; using the defaults");
+                    crate::feed::FeedSettings::default()
+                });
+            let follower = crate::feed::Follower::new(database.clone(), settings);
+            services
+                .provide::<plystra_contracts::storage::Database>(
+                    "kernel.database",
+                    Arc::new(database),
+                )
+                .expect("kernel services are provided first");
+            services
+                .provide::<dyn plystra_contracts::feed::FactsFeed>(
+                    plystra_contracts::feed::SERVICE,
+                    follower.clone(),
+                )
+                .expect("kernel services are provided first");
+            runtime.add_probe(Arc::new(crate::feed::FeedProbe(follower.clone())));
+            Some(follower)
+        }
+        None => None,
+    };
 
     for entry in &runtime.entries {
         let id = entry.registration.manifest.id();
@@ -478,6 +501,12 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
                 entry.set(CapabilityState::Failed, Some(reason));
             }
         }
+    }
+
+    // The change feed: every consumer registered above loads, then follows it.
+    if let Some(follower) = &follower {
+        follower.start().await;
+        tracing::info!(step = "feed", problem = ?follower.problem(), "following the change feed");
     }
 
     let services = Arc::new(services);

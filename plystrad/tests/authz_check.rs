@@ -898,100 +898,123 @@ async fn concurrent_writes_of_one_entity_leave_the_index_on_the_last_commit() {
     }
 }
 
-/// Writers commit and publish inside the publish turn: while the test holds the turn, a write
-/// of identity, of the registry or of the grants does not commit (the database still reads the
-/// old state); once the turn is released, it commits and the next check sees it.
+/// Every write that changes a fact answers the change-feed revision it committed at, strictly
+/// increasing, and the feed holds its facts under that revision; the next check decides on at
+/// least that revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_commits_and_publishes_only_in_its_turn() {
-    let Some((_db, cli)) = app().await else {
+async fn every_write_answers_its_feed_revision_in_commit_order() {
+    let Some((database, cli)) = app().await else {
         return;
     };
     fixture(&cli).await;
-    let cli = std::sync::Arc::new(cli);
     let writes = [
-        (
-            "/api/v1/users/user_alice/disable",
-            json!({}),
-            "/api/v1/users/user_alice",
-            "disabled",
-        ),
+        ("/api/v1/users/user_alice/disable", json!({}), "user"),
         (
             "/api/v1/spaces/space_acme/resources",
             json!({"id": "invoice_009", "resource_type": "invoice", "group_id": "group_finance_apac"}),
-            "/api/v1/resources/invoice/invoice_009",
-            "active",
+            "resource",
         ),
         (
             "/api/v1/spaces/space_acme/roles",
-            json!({"id": "role_turn", "key": "turn_taker", "name": "Turn taker"}),
-            "/api/v1/roles/role_turn",
-            "active",
+            json!({"id": "role_feed", "key": "feed_reader", "name": "Feed reader"}),
+            "role",
         ),
     ];
-    for (path, body, read, status_after) in writes {
-        let read_status = |cli: std::sync::Arc<Client>| async move {
-            let (_, _, json) = call(&cli, "GET", read, Value::Null).await;
-            json["data"]["status"].clone()
-        };
-        let before = read_status(cli.clone()).await;
-        let turn = plystra_contracts::facts::publish_turn().await;
-        let writer = tokio::spawn({
-            let cli = cli.clone();
-            async move { call(&cli, "POST", path, body).await }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert!(!writer.is_finished(), "{path} finished without its turn");
-        // (No check here: on SQLite the waiting writer holds the write lock, so a decision's
-        // audit record would wait for this test to release the turn.)
-        assert_eq!(
-            read_status(cli.clone()).await,
-            before,
-            "{path} committed without its turn"
-        );
-        drop(turn);
-        let (code, _, json) = writer.await.unwrap();
+    let mut last = 0;
+    for (path, body, kind) in writes {
+        let (code, headers, json) = call(&cli, "POST", path, body).await;
         assert!(code.is_success(), "{path}: {code} {json}");
-        assert_eq!(read_status(cli.clone()).await, status_after, "{path}");
+        let committed = revision(&headers);
+        assert!(committed > last, "{path}: {committed} after {last}");
+        last = committed;
+        let changes = plystra_contracts::feed::changes_after(&database.db, committed - 1, 1)
+            .await
+            .unwrap();
+        assert_eq!(changes[0].revision, committed);
+        assert!(
+            changes[0]
+                .facts
+                .iter()
+                .any(|f| serde_json::to_value(f).unwrap()["kind"] == kind),
+            "{path}: {:?}",
+            changes[0].facts
+        );
+        let (_, headers, _) = call(
+            &cli,
+            "POST",
+            "/api/v1/authz/check",
+            alice_request("invoice_001", "approve"),
+        )
+        .await;
+        assert!(revision(&headers) >= committed);
     }
+    assert_eq!(
+        plystra_contracts::feed::head(&database.db).await.unwrap(),
+        last
+    );
     assert_eq!(
         alice_approval(&cli, "invoice_009").await,
         "ACTOR_USER_INACTIVE"
     );
 }
 
-/// A write whose caller goes away once it has reached its commit (a client disconnecting
-/// mid-request) still commits and reaches the index: a committed change the index never hears
-/// of would let checks decide on the old state.
+/// A change committed behind this process's back (another plystrad, a restore script: nothing
+/// hands it over in process) reaches the index through the feed alone: at once for a check
+/// that carries its revision as a consistency token, and within the poll interval without one.
+/// A token past the feed's head is refused with 503 after the consistency wait, never decided
+/// on older facts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_abandoned_at_its_commit_still_commits_and_reaches_the_index() {
-    let Some((_db, cli)) = app().await else {
+async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
+    use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
+    let Some((database, cli)) = app().await else {
         return;
     };
     fixture(&cli).await;
-    let cli = std::sync::Arc::new(cli);
-    let turn = plystra_contracts::facts::publish_turn().await;
-    let request = tokio::spawn({
-        let cli = cli.clone();
-        async move { call(&cli, "POST", "/api/v1/users/user_alice/disable", json!({})).await }
-    });
-    // The write waits at its commit for the turn the test holds; then its caller goes away.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!request.is_finished());
-    request.abort();
-    assert!(request.await.unwrap_err().is_cancelled());
-    drop(turn);
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        let (_, _, user) = call(&cli, "GET", "/api/v1/users/user_alice", Value::Null).await;
-        status = user["data"]["status"].clone();
-        if status == "disabled" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "disabled", "the abandoned write was not committed");
-    assert_eq!(
-        alice_approval(&cli, "invoice_001").await,
-        "ACTOR_USER_INACTIVE"
-    );
+    assert_eq!(alice_approval(&cli, "invoice_001").await, Value::Null);
+    let mut tx = database.db.begin().await.unwrap();
+    let mut disable = Query::update();
+    disable
+        .table(Alias::new("sys_identity_users"))
+        .value(Alias::new("status"), "disabled")
+        .and_where(Expr::col(Alias::new("id")).eq("user_alice"));
+    tx.execute(&disable).await.unwrap();
+    let revision_elsewhere = plystra_contracts::feed::append(
+        &mut tx,
+        &[plystra_contracts::facts::Fact::User {
+            id: "user_alice".into(),
+            status: "disabled".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut body = alice_request("invoice_001", "approve");
+    body["consistency"] = json!({"at_least_revision": revision_elsewhere});
+    let (status, headers, json) = call(&cli, "POST", "/api/v1/authz/check", body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["data"]["deny_code"], "ACTOR_USER_INACTIVE");
+    assert!(revision(&headers) >= revision_elsewhere);
+
+    // The header asks the same of any protected operation.
+    let resp = cli
+        .post("/api/v1/authz/check")
+        .header("X-Plystra-API-Key", KEY)
+        .header(
+            "X-Plystra-At-Least-Revision",
+            (revision_elsewhere + 1000).to_string(),
+        )
+        .body_json(&alice_request("invoice_001", "approve"))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    resp.assert_header("x-plystra-error-code", "REVISION_NOT_REACHED");
+    let resp = cli
+        .post("/api/v1/authz/check")
+        .header("X-Plystra-API-Key", KEY)
+        .header("X-Plystra-At-Least-Revision", "soon")
+        .body_json(&alice_request("invoice_001", "approve"))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::BAD_REQUEST);
 }

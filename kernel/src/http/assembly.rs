@@ -246,7 +246,12 @@ pub(crate) fn application(
     let authenticator = Arc::new(
         Authenticator::new(runtime.config().bootstrap_api_key.clone(), sessions)
             .with_api_keys(api_keys)
-            .with_admin(admin.clone()),
+            .with_admin(admin.clone())
+            .with_feed(
+                services
+                    .require::<dyn plystra_contracts::feed::FactsFeed>()
+                    .ok(),
+            ),
     );
     // Each operation's declared access and path template, by route-table key. The kernel's own
     // protected operation is the capability list; anything undeclared needs `*`.

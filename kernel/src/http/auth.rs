@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::Access;
+use plystra_contracts::feed::FactsFeed;
 use plystra_contracts::services::{
     AdminAuthorizer, AdminTarget, ApiKeyVerifier, Credential, SessionVerifier,
 };
@@ -33,6 +34,7 @@ pub struct Authenticator {
     sessions: Option<Arc<dyn SessionVerifier>>,
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     admin: Option<Arc<dyn AdminAuthorizer>>,
+    feed: Option<Arc<dyn FactsFeed>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -57,6 +59,31 @@ impl Authenticator {
             sessions,
             api_keys: None,
             admin: None,
+            feed: None,
+        }
+    }
+
+    /// Honours `X-Plystra-At-Least-Revision` with `feed`: a request carrying it waits (bounded)
+    /// until this process has applied that change-feed revision, before its credential is judged.
+    pub fn with_feed(mut self, feed: Option<Arc<dyn FactsFeed>>) -> Self {
+        self.feed = feed;
+        self
+    }
+
+    /// Waits until the revision the request asks for (`X-Plystra-At-Least-Revision`) is
+    /// applied; 400 for a malformed value, 503 `REVISION_NOT_REACHED` past the consistency wait
+    /// or without a feed to follow.
+    pub async fn await_revision(&self, req: &Request) -> Result<(), ApiError> {
+        let Some(revision) = plystra_contracts::feed::at_least_revision(req)? else {
+            return Ok(());
+        };
+        match &self.feed {
+            Some(feed) => feed.wait_for(revision).await.map(drop).map_err(Into::into),
+            None if revision == 0 => Ok(()),
+            None => Err(ApiError::new(
+                ErrorCode::RevisionNotReached,
+                "this server follows no change feed (no database)",
+            )),
         }
     }
 
@@ -279,6 +306,7 @@ impl Protect {
         ep.before(move |mut req: Request| {
             let protect = protect.clone();
             async move {
+                protect.authenticator.await_revision(&req).await?;
                 let credential = protect.authenticator.authenticate(&req).await?;
                 let target = protect.target(&req);
                 protect.admit_target(&credential, &target).await?;

@@ -74,6 +74,8 @@ async fn handle(
     let slot = OperationSlot::default();
     req.extensions_mut().insert(slot.clone());
     let started = Instant::now();
+    let committed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let slot_of_writes = committed.clone();
     let served = with_request_id(request_id.clone(), async move {
         // An error made from an ApiError carries its enveloped response; any other error (routing,
         // parsing, limits) is enveloped from its status.
@@ -83,8 +85,17 @@ async fn handle(
             .unwrap_or_else(poem::Error::into_response);
         into_envelope_if_bare(response).await
     });
+    let served = plystra_contracts::feed::with_revision_slot(slot_of_writes, served);
     let mut response = with_metrics(metrics, served).await;
     let headers = response.headers_mut();
+    // A write that committed facts says at which change-feed revision (a consistency token).
+    let revision = committed.load(std::sync::atomic::Ordering::Relaxed);
+    if revision > 0 && !headers.contains_key(plystra_contracts::feed::REVISION_HEADER) {
+        headers.insert(
+            plystra_contracts::feed::REVISION_HEADER,
+            HeaderValue::from(revision),
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(header, value);
     }

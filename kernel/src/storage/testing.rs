@@ -18,9 +18,10 @@ use super::{DatabaseConfig, connect};
 /// The default administrative URL for PostgreSQL tests.
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// The namespaces the system capabilities own, for tests that apply the embedded migrations
-/// without linking the capabilities.
-pub const SYSTEM_NAMESPACES: [&str; 5] = [
+/// The namespaces the kernel (the change feed) and the system capabilities own, for tests that
+/// apply the embedded migrations without linking the capabilities.
+pub const SYSTEM_NAMESPACES: [&str; 6] = [
+    plystra_contracts::feed::NAMESPACE,
     "sys_audit",
     "sys_identity",
     "sys_resource",

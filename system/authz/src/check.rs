@@ -113,6 +113,19 @@ pub struct AuthzRequest {
     pub action: Option<String>,
     /// Context Mode: the grants to decide on, instead of the stored ones.
     pub grants: Option<Vec<InlineGrant>>,
+    /// Decide on facts at least as new as a revision this client saw (read-your-writes across
+    /// processes). Absent: the process decides on the revision it has applied, and says which.
+    pub consistency: Option<Consistency>,
+}
+
+/// A consistency token: the least change-feed revision a decision may be made on.
+#[derive(Debug, Clone, Object)]
+pub struct Consistency {
+    /// A revision from `X-Plystra-Authz-Revision` of an earlier answer (a write's, or a
+    /// decision's). The server waits, at most `PLYSTRA_CONSISTENCY_WAIT_MS` (1 s by default),
+    /// until it has applied that revision, and answers 503 `REVISION_NOT_REACHED` otherwise.
+    /// The header `X-Plystra-At-Least-Revision` does the same for any protected operation.
+    pub at_least_revision: Option<u64>,
 }
 
 impl poem_openapi::types::Example for AuthzRequest {
@@ -134,6 +147,7 @@ impl poem_openapi::types::Example for AuthzRequest {
             resource: None,
             action: Some("approve".into()),
             grants: None,
+            consistency: None,
         }
     }
 }
@@ -712,22 +726,15 @@ fn resolve_error(e: ResolveError) -> ApiError {
 }
 
 impl Decider {
-    /// The snapshot to decide on; 503 when the index cannot be loaded.
-    async fn snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
-        self.service
-            .snapshot()
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::NotReady, e))
-    }
-
     /// Decides, audits once, and returns the trace.
     pub async fn decide(
         &self,
         caller: &Caller,
         body: AuthzRequest,
     ) -> Result<ExplainTrace, ApiError> {
+        let at_least = body.consistency.as_ref().and_then(|c| c.at_least_revision);
         let parsed = parse(body, caller.credential.as_ref())?;
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.service.snapshot(at_least).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let (mode, facts, statuses, target_space_id) = match &parsed {
             Parsed::Managed(m) => {
@@ -1020,6 +1027,7 @@ impl plystra_contracts::services::Authorizer for Decider {
             resource: None,
             action: Some(request.action.clone()),
             grants: None,
+            consistency: None,
         };
         let caller = Caller {
             credential: None,
@@ -1093,6 +1101,7 @@ mod tests {
                 resource: None,
                 action: None,
                 grants: None,
+                consistency: None,
             },
             None,
         )

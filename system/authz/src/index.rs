@@ -6,14 +6,12 @@
 //! Writers build the next snapshot from the current one (persistent maps share everything they
 //! do not change) and swap it in, bumping the revision.
 //!
-//! The index is loaded at start from identity and the registry (through their contract
-//! services) and from this capability's own tables, and kept current by the facts every
-//! committed write publishes (`identity.facts_changed`, `resource.registry_updated`,
-//! `authorization.grants_changed`). It observes the event bus synchronously, so when a writer's
-//! request returns, the index already holds its change. Events that arrive while the index
-//! loads are held and applied on top of the load, in order. An event whose facts cannot be read
-//! marks the index stale, and a failed load leaves it unloaded: either way checks fail closed
-//! with 503 and the next check tries a reload.
+//! The index follows the change feed (`plystra_contracts::feed`): the kernel's follower loads it
+//! from identity and the registry (through their contract services) and from this capability's
+//! own tables, then hands it every committed change in revision order, whichever process
+//! committed it. Each snapshot carries the feed revision it has applied. Until a load succeeds
+//! checks fail closed with 503; whether a loaded index is current enough to answer is the
+//! follower's staleness rule, not the index's.
 //!
 //! Each member's grants are precomputed by (type, action): what a check needs from the
 //! member-roles, roles, role-permissions and permissions is one lookup. A change to any of those
@@ -30,8 +28,8 @@ use arc_swap::ArcSwap;
 use equivalent::Equivalent;
 use imbl::shared_ptr::DefaultSharedPtr;
 use imbl::{OrdMap, OrdSet};
-use plystra_contracts::events::Event;
-use plystra_contracts::facts::{Fact, facts_of};
+use plystra_contracts::facts::Fact;
+use plystra_contracts::feed::Change;
 use plystra_contracts::services::ResolveError;
 
 use crate::Scope;
@@ -269,7 +267,7 @@ fn not_found(entity: &'static str, id: &str) -> ResolveError {
 }
 
 impl Snapshot {
-    /// The revision: how many changes this snapshot has applied since start.
+    /// The change feed's revision this snapshot has applied.
     pub fn revision(&self) -> u64 {
         self.revision
     }
@@ -748,145 +746,92 @@ pub fn snapshot_of(facts: impl IntoIterator<Item = Fact>) -> Snapshot {
     snapshot
 }
 
-/// Where the index is in its life.
-#[derive(Debug)]
-enum Phase {
-    /// Not loaded (yet, or the last load failed): events are dropped, since the next load reads
-    /// everything they describe.
-    Unloaded(String),
-    /// A load is running: events are held, to be applied on top of it.
-    Loading(Vec<Fact>),
-    /// Loaded and current.
-    Current,
-    /// An event could not be applied; a reload is needed.
-    Stale(String),
-}
-
 /// Why the index cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
-    /// It has not been loaded (yet).
+    /// It has not been loaded (yet, or the last load failed).
     #[error("the authorization index is not loaded ({0})")]
     NotLoaded(String),
-    /// It missed a change; answers could be wrong.
-    #[error("the authorization index is stale ({0}); it reloads on the next check")]
-    Stale(String),
 }
 
-/// The live index: the current snapshot, swapped atomically by writers.
+/// The live index: the current snapshot, swapped atomically by the change feed's follower.
 #[derive(Debug)]
 pub struct AuthzIndex {
     current: ArcSwap<Snapshot>,
-    phase: Mutex<Phase>,
-    /// `phase` is `Current`: readers check this instead of taking the lock.
-    current_flag: AtomicBool,
+    /// Why it is not loaded; `None` once a load succeeded.
+    unloaded: Mutex<Option<String>>,
+    /// A load succeeded: readers check this instead of taking the lock.
+    loaded: AtomicBool,
 }
 
 impl Default for AuthzIndex {
     fn default() -> Self {
         Self {
             current: ArcSwap::from_pointee(Snapshot::default()),
-            phase: Mutex::new(Phase::Unloaded("not started".to_owned())),
-            current_flag: AtomicBool::new(false),
+            unloaded: Mutex::new(Some("not started".to_owned())),
+            loaded: AtomicBool::new(false),
         }
     }
 }
 
 impl AuthzIndex {
-    /// An empty index that holds events until [`AuthzIndex::install`] loads it.
+    /// An empty index, unloaded until [`AuthzIndex::install`].
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.phase
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The snapshot to decide on, or why there is none. Lock-free when the index is current.
+    /// The snapshot to decide on, or why there is none. Lock-free once loaded.
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, IndexError> {
-        if self.current_flag.load(Ordering::Acquire) {
+        if self.loaded.load(Ordering::Acquire) {
             return Ok(self.current.load_full());
         }
-        match &*self.phase() {
-            Phase::Current => Ok(self.current.load_full()),
-            Phase::Unloaded(why) => Err(IndexError::NotLoaded(why.clone())),
-            Phase::Loading(_) => Err(IndexError::NotLoaded("loading".to_owned())),
-            Phase::Stale(why) => Err(IndexError::Stale(why.clone())),
-        }
+        let why = self
+            .unloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "not started".to_owned());
+        Err(IndexError::NotLoaded(why))
     }
 
-    /// Installs a fresh load, then applies every fact held since loading began.
-    pub fn install(&self, loaded: impl IntoIterator<Item = Fact>) {
-        let mut phase = self.phase();
+    /// Installs a full load made at feed revision `revision` (what it read is at least that
+    /// new; the follower applies the changes after it next).
+    pub fn install(&self, loaded: impl IntoIterator<Item = Fact>, revision: u64) {
         let mut next = Snapshot {
-            revision: self.current.load().revision,
+            revision,
             ..Snapshot::default()
         };
         next.apply_all(loaded);
-        if let Phase::Loading(held) = &mut *phase {
-            next.apply_all(held.drain(..));
-        }
-        next.revision += 1;
         self.current.store(Arc::new(next));
-        *phase = Phase::Current;
-        self.current_flag.store(true, Ordering::Release);
+        *self
+            .unloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.loaded.store(true, Ordering::Release);
     }
 
-    /// Starts a load: from now on events are held, to be applied on top of what the load
-    /// reads. Call before reading the sources.
-    pub fn begin_load(&self) {
-        let mut phase = self.phase();
-        self.current_flag.store(false, Ordering::Release);
-        *phase = Phase::Loading(Vec::new());
-    }
-
-    /// A load failed: the index stays unloaded and checks fail closed until one succeeds.
-    pub fn abort_load(&self, why: String) {
-        let mut phase = self.phase();
-        self.current_flag.store(false, Ordering::Release);
-        *phase = Phase::Unloaded(why);
-    }
-
-    /// Applies committed facts as one change (one revision).
-    pub fn apply(&self, facts: Vec<Fact>) {
-        let mut phase = self.phase();
-        match &mut *phase {
-            Phase::Loading(held) => held.extend(facts),
-            Phase::Unloaded(_) | Phase::Stale(_) => {}
-            Phase::Current => {
-                let mut next = Snapshot::clone(&self.current.load());
-                next.apply_all(facts);
-                next.revision += 1;
-                self.current.store(Arc::new(next));
-            }
+    /// A load failed. A loaded index keeps its snapshot (the feed's staleness rule decides
+    /// whether it may still answer); an unloaded one says why.
+    pub fn load_failed(&self, why: String) {
+        let mut unloaded = self
+            .unloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.loaded.load(Ordering::Acquire) {
+            *unloaded = Some(why);
         }
     }
 
-    /// Marks the index stale: it missed a change.
-    pub fn mark_stale(&self, why: String) {
-        tracing::error!(reason = %why, "the authorization index missed a change; checks fail closed until it reloads");
-        let mut phase = self.phase();
-        self.current_flag.store(false, Ordering::Release);
-        *phase = Phase::Stale(why);
-    }
-
-    /// The bus observer: applies the facts of the events the index follows.
-    pub fn observe(&self, event: &Event) {
-        if !FACT_EVENTS.contains(&event.name.as_str()) {
+    /// Applies one committed change from the feed: the next snapshot, at its revision. The
+    /// follower calls this in revision order, one change at a time.
+    pub fn apply(&self, change: &Change) {
+        if !self.loaded.load(Ordering::Acquire) {
             return;
         }
-        match facts_of(&event.payload) {
-            Ok(Some(facts)) if !facts.is_empty() => self.apply(facts),
-            Ok(_) => {}
-            Err(e) => self.mark_stale(format!("{} carried unreadable facts: {e}", event.name)),
-        }
-    }
-
-    /// Whether the index needs a (re)load.
-    pub fn needs_load(&self) -> bool {
-        !matches!(*self.phase(), Phase::Current)
+        let mut next = Snapshot::clone(&self.current.load());
+        next.apply_all(change.facts.iter().cloned());
+        next.revision = change.revision;
+        self.current.store(Arc::new(next));
     }
 }
 
@@ -997,35 +942,47 @@ mod tests {
         evaluate(&resolved.facts, false).deny_code
     }
 
+    fn change(revision: u64, facts: Vec<Fact>) -> Change {
+        Change {
+            revision,
+            facts: facts.into(),
+        }
+    }
+
     #[test]
     fn a_loaded_index_decides_and_follows_each_change() {
         let index = AuthzIndex::new();
         assert!(matches!(index.snapshot(), Err(IndexError::NotLoaded(_))));
-        index.begin_load();
-        index.install(finance());
+        index.install(finance(), 7);
+        assert_eq!(index.snapshot().unwrap().revision(), 7);
         assert_eq!(decide(&index, "invoice_001"), None);
         // By external ID too.
         assert_eq!(decide(&index, "INV-1"), None);
-        let before = index.snapshot().unwrap().revision();
-        index.apply(vec![Fact::MemberRole {
-            id: "mr_1".into(),
-            space_id: "space_acme".into(),
-            member_id: "member_fr".into(),
-            role_id: "role_fr".into(),
-            scope_anchor_group_id: Some("group_finance".into()),
-            status: "revoked".into(),
-        }]);
-        assert_eq!(index.snapshot().unwrap().revision(), before + 1);
+        index.apply(&change(
+            8,
+            vec![Fact::MemberRole {
+                id: "mr_1".into(),
+                space_id: "space_acme".into(),
+                member_id: "member_fr".into(),
+                role_id: "role_fr".into(),
+                scope_anchor_group_id: Some("group_finance".into()),
+                status: "revoked".into(),
+            }],
+        ));
+        assert_eq!(index.snapshot().unwrap().revision(), 8);
         assert_eq!(
             decide(&index, "invoice_001"),
             Some(DenyCode::NoMatchingPermission)
         );
-        index.apply(vec![Fact::RolePermission {
-            id: "rp_1".into(),
-            role_id: "role_fr".into(),
-            permission_id: "perm_approve".into(),
-            deleted: true,
-        }]);
+        index.apply(&change(
+            9,
+            vec![Fact::RolePermission {
+                id: "rp_1".into(),
+                role_id: "role_fr".into(),
+                permission_id: "perm_approve".into(),
+                deleted: true,
+            }],
+        ));
         assert!(
             index
                 .snapshot()
@@ -1183,13 +1140,15 @@ mod tests {
     #[test]
     fn a_reader_keeps_its_snapshot_while_a_writer_swaps_in_the_next() {
         let index = AuthzIndex::new();
-        index.begin_load();
-        index.install(finance());
+        index.install(finance(), 1);
         let held = index.snapshot().unwrap();
-        index.apply(vec![Fact::User {
-            id: "user_alice".into(),
-            status: "disabled".into(),
-        }]);
+        index.apply(&change(
+            2,
+            vec![Fact::User {
+                id: "user_alice".into(),
+                status: "disabled".into(),
+            }],
+        ));
         let old = held.resolve(&request("invoice_001"), 0).unwrap();
         assert!(old.facts.actor.user_active);
         assert_eq!(
@@ -1199,38 +1158,42 @@ mod tests {
     }
 
     #[test]
-    fn events_during_a_load_are_applied_on_top_of_it() {
+    fn changes_before_the_first_load_are_ignored_and_changes_after_it_apply_on_top() {
         let index = AuthzIndex::new();
-        // Before a load starts, events are dropped: the load will read their state.
-        index.apply(vec![Fact::User {
-            id: "user_alice".into(),
-            status: "disabled".into(),
-        }]);
-        index.begin_load();
-        index.apply(vec![Fact::Space {
-            id: "space_acme".into(),
-            status: "disabled".into(),
-        }]);
-        // The load read the space before it was disabled; the held event is newer.
-        index.install(finance());
+        // Before the first load there is nothing to apply to: the load reads this state.
+        index.apply(&change(
+            1,
+            vec![Fact::User {
+                id: "user_alice".into(),
+                status: "disabled".into(),
+            }],
+        ));
+        assert!(index.snapshot().is_err());
+        index.install(finance(), 4);
+        assert_eq!(decide(&index, "invoice_001"), None);
+        // A change the load did not see (committed after the head it was made at).
+        index.apply(&change(
+            5,
+            vec![Fact::Space {
+                id: "space_acme".into(),
+                status: "disabled".into(),
+            }],
+        ));
         assert_eq!(decide(&index, "invoice_001"), Some(DenyCode::SpaceInactive));
+        assert_eq!(index.snapshot().unwrap().revision(), 5);
     }
 
     #[test]
-    fn unreadable_facts_make_the_index_fail_closed_until_reloaded() {
+    fn a_failed_load_explains_an_unloaded_index_and_keeps_a_loaded_one() {
         let index = AuthzIndex::new();
-        index.begin_load();
-        index.install(finance());
-        index.observe(&Event {
-            name: "identity.facts_changed".into(),
-            source: "identity.business".into(),
-            payload: serde_json::json!({"facts": [{"kind": "user"}]}),
-        });
-        assert!(matches!(index.snapshot(), Err(IndexError::Stale(_))));
-        assert!(index.needs_load());
-        index.begin_load();
-        index.install(finance());
-        assert_eq!(decide(&index, "invoice_001"), None);
+        index.load_failed("database down".into());
+        assert_eq!(
+            index.snapshot().unwrap_err(),
+            IndexError::NotLoaded("database down".into())
+        );
+        index.install(finance(), 3);
+        index.load_failed("database down again".into());
+        assert_eq!(index.snapshot().unwrap().revision(), 3);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use plystra_contracts::events::EventPublisher;
+use plystra_contracts::feed::{Change, FactsConsumer, FactsFeed};
 use plystra_contracts::services::AuditRecorder;
 use plystra_contracts::storage::Database;
 
@@ -224,7 +224,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         routes: ROUTES,
         events: Events {
             publishes: &["authorization.decision_recorded", store::GRANTS_CHANGED],
-            subscribes: &["resource.registry_updated"],
+            subscribes: &[],
         },
         migrations: Migrations {
             namespace: Some("sys_authz"),
@@ -370,8 +370,8 @@ pub struct AuthorizationService {
     /// The in-memory index checks decide on.
     pub index: Arc<index::AuthzIndex>,
     sources: Option<IndexSources>,
-    /// One load at a time.
-    loading: tokio::sync::Mutex<()>,
+    /// The change feed the index follows (the kernel's follower); `None` without a database.
+    feed: Option<Arc<dyn FactsFeed>>,
 }
 
 impl std::fmt::Debug for AuthorizationService {
@@ -379,6 +379,7 @@ impl std::fmt::Debug for AuthorizationService {
         f.debug_struct("AuthorizationService")
             .field("index", &self.index)
             .field("sources", &self.sources.is_some())
+            .field("feed", &self.feed.is_some())
             .finish()
     }
 }
@@ -398,66 +399,78 @@ impl AuthorizationService {
         }
     }
 
-    /// The snapshot to decide on, loading the index first when it is not current (at start
-    /// the schema may not exist yet; a stale index reloads). Fails closed: no snapshot, no
-    /// decision.
-    pub async fn snapshot(&self) -> Result<Arc<index::Snapshot>, String> {
-        if let Ok(snapshot) = self.index.snapshot() {
-            return Ok(snapshot);
+    /// The snapshot to decide on. With `at_least` (a consistency token) it first waits, at most
+    /// the consistency wait, until the feed revision is applied here. Fails closed: 503
+    /// `NOT_READY` before the index is loaded, `FACTS_NOT_CURRENT` when this process cannot
+    /// confirm it follows the feed within the staleness bound, `REVISION_NOT_REACHED` when the
+    /// token's revision is not reached in time.
+    pub async fn snapshot(&self, at_least: Option<u64>) -> Result<Arc<index::Snapshot>, ApiError> {
+        let Some(feed) = &self.feed else {
+            return Err(ApiError::new(
+                plystra_contracts::ErrorCode::NotReady,
+                "the authorization index has no database to follow",
+            ));
+        };
+        if let Some(revision) = at_least {
+            feed.wait_for(revision).await?;
         }
-        let _one_load = self.loading.lock().await;
-        if self.index.needs_load() {
-            self.load().await?;
-        }
-        self.index.snapshot().map_err(|e| e.to_string())
+        feed.current()?;
+        self.index
+            .snapshot()
+            .map_err(|e| ApiError::new(plystra_contracts::ErrorCode::NotReady, e.to_string()))
     }
 
-    /// Loads the index from its sources. Changes committed meanwhile are held by the index and
-    /// applied on top of what was read.
-    async fn load(&self) -> Result<(), String> {
+    /// Reads every fact the index holds from its sources.
+    async fn read_sources(&self) -> Result<Vec<plystra_contracts::facts::Fact>, String> {
         let Some(sources) = &self.sources else {
-            let why = "no database, identity or registry service".to_owned();
-            self.index.abort_load(why.clone());
-            return Err(why);
+            return Err("no database, identity or registry service".to_owned());
         };
-        self.index.begin_load();
-        let read = async {
-            let mut facts = sources
-                .actors
+        let mut facts = sources
+            .actors
+            .facts()
+            .await
+            .map_err(|e| format!("cannot load identity facts: {e}"))?;
+        facts.extend(
+            sources
+                .lookup
                 .facts()
                 .await
-                .map_err(|e| format!("cannot load identity facts: {e}"))?;
-            facts.extend(
-                sources
-                    .lookup
-                    .facts()
-                    .await
-                    .map_err(|e| format!("cannot load registry facts: {e}"))?,
-            );
-            facts.extend(
-                grants::load_grants(&sources.db)
-                    .await
-                    .map_err(|e| format!("cannot load grants: {e}"))?
-                    .into_facts(),
-            );
-            Ok::<_, String>(facts)
-        };
-        let facts = match read.await {
-            Ok(facts) => facts,
-            Err(e) => {
-                self.index.abort_load(e.clone());
-                return Err(e);
-            }
-        };
-        let count = facts.len();
-        self.index.install(facts);
-        tracing::info!(facts = count, "authorization index loaded");
-        Ok(())
+                .map_err(|e| format!("cannot load registry facts: {e}"))?,
+        );
+        facts.extend(
+            grants::load_grants(&sources.db)
+                .await
+                .map_err(|e| format!("cannot load grants: {e}"))?
+                .into_facts(),
+        );
+        Ok(facts)
     }
 }
 
-/// The lifecycle: the index is created and subscribed to the bus at `register`, loaded at
-/// `start`, and reloaded by the health probe (or the next check) while it is not current.
+#[async_trait::async_trait]
+impl FactsConsumer for AuthorizationService {
+    async fn load(&self, revision: u64) -> Result<(), String> {
+        match self.read_sources().await {
+            Ok(facts) => {
+                let count = facts.len();
+                self.index.install(facts, revision);
+                tracing::info!(facts = count, revision, "authorization index loaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.index.load_failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&self, change: &Change) {
+        self.index.apply(change);
+    }
+}
+
+/// The lifecycle: the index is created at `register` and handed to the kernel's change-feed
+/// follower, which loads it and keeps it current.
 #[derive(Debug, Default)]
 pub struct AuthorizationCapability {
     service: std::sync::OnceLock<Arc<AuthorizationService>>,
@@ -467,10 +480,6 @@ pub struct AuthorizationCapability {
 impl Capability for AuthorizationCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
         let index = Arc::new(index::AuthzIndex::new());
-        if let Ok(events) = services.require::<dyn EventPublisher>() {
-            let index = index.clone();
-            events.observe(Arc::new(move |event| index.observe(event)));
-        }
         let sources = match (
             services.require::<Database>(),
             services.require::<dyn plystra_contracts::services::ActorResolver>(),
@@ -483,11 +492,15 @@ impl Capability for AuthorizationCapability {
             }),
             _ => None,
         };
+        let feed = services.require::<dyn FactsFeed>().ok();
         let service = Arc::new(AuthorizationService {
             index,
             sources,
-            loading: tokio::sync::Mutex::new(()),
+            feed: feed.clone(),
         });
+        if let Some(feed) = &feed {
+            feed.follow(service.clone());
+        }
         let _ = self.service.set(service.clone());
         services.provide::<AuthorizationService>(SERVICE, service.clone())?;
         if let Ok(audit) = services.require::<dyn AuditRecorder>() {
@@ -499,23 +512,13 @@ impl Capability for AuthorizationCapability {
         Ok(())
     }
 
-    async fn start(&self, _services: &ServiceRegistry) -> Result<(), CapabilityError> {
-        // Not fatal: before `migrate up` there is nothing to load, and checks fail closed.
-        if let Some(service) = self.service.get()
-            && let Err(e) = service.snapshot().await
-        {
-            tracing::warn!(error = %e, "the authorization index did not load; it is retried");
-        }
-        Ok(())
-    }
-
     async fn health(&self) -> plystra_contracts::Health {
         let Some(service) = self.service.get() else {
             return plystra_contracts::Health::Unhealthy("not registered".to_owned());
         };
-        match service.snapshot().await {
+        match service.snapshot(None).await {
             Ok(_) => plystra_contracts::Health::Healthy,
-            Err(e) => plystra_contracts::Health::Degraded(e),
+            Err(e) => plystra_contracts::Health::Degraded(e.message),
         }
     }
 }
@@ -576,7 +579,8 @@ impl RouteApi for AuthorizationApi {
         let ctx = Arc::new(store::Ctx {
             db: (*services.require::<Database>()?).clone(),
             audit: services.require::<dyn AuditRecorder>()?,
-            events: services.require::<dyn EventPublisher>()?,
+            events: services.require::<dyn plystra_contracts::events::EventPublisher>()?,
+            feed: services.require::<dyn FactsFeed>().ok(),
         });
         Ok(Self((
             VocabularyApi {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use plystra_contracts::envelope::Pagination;
 use plystra_contracts::events::{Event, EventPublisher};
+use plystra_contracts::feed::FactsFeed;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
 use plystra_contracts::storage::sea_query::{
@@ -152,6 +153,8 @@ pub(crate) struct Ctx {
     pub(crate) db: Database,
     pub(crate) audit: Arc<dyn AuditRecorder>,
     pub(crate) events: Arc<dyn EventPublisher>,
+    /// The change feed the grant facts go out on; `None` without a database.
+    pub(crate) feed: Option<Arc<dyn FactsFeed>>,
 }
 
 impl Ctx {
@@ -160,32 +163,32 @@ impl Ctx {
         Ok(self.db.begin().await?)
     }
 
-    /// Records the change inside `tx` and commits both, then publishes
+    /// Commits the change with its audit record and its fact through the one commit path
+    /// (`plystra_contracts::feed::commit_audited`), then publishes
     /// `authorization.grants_changed`. An audit failure is a 503 and rolls the change back.
     pub(crate) async fn commit_audited(
         &self,
-        mut tx: Transaction,
+        tx: Transaction,
         req: &poem::Request,
         change: Change<'_>,
     ) -> Result<(), ApiError> {
         let record = change.audit_record(credential(req));
-        if let Err(e) = self.audit.record_in(&mut tx, record).await {
-            tracing::warn!(error = %e, "audit unavailable; the grant change is rolled back");
-            let _ = tx.rollback().await;
-            return Err(ApiError::new(
-                ErrorCode::AuditUnavailable,
-                "the audit store cannot record this change, so it was not made",
-            ));
-        }
         let payload = change.payload();
         let events = self.events.clone();
-        plystra_contracts::facts::commit_and_publish(tx, move || {
-            events.publish(Event {
-                name: GRANTS_CHANGED.to_owned(),
-                source: crate::ID.to_owned(),
-                payload,
-            });
-        })
+        plystra_contracts::feed::commit_audited(
+            tx,
+            self.audit.as_ref(),
+            vec![record],
+            vec![change.fact()],
+            self.feed.as_ref(),
+            move || {
+                events.publish(Event {
+                    name: GRANTS_CHANGED.to_owned(),
+                    source: crate::ID.to_owned(),
+                    payload,
+                });
+            },
+        )
         .await?;
         Ok(())
     }

@@ -478,26 +478,19 @@ impl AuthApi {
                 binding.snapshot(),
             ),
         ];
-        for mut record in records {
-            record.actor_member_id = Some(member.id.clone());
-            record.actor_user_member_id = Some(binding.id.clone());
-            if self.ctx.audit.record_in(&mut tx, record).await.is_err() {
-                let _ = tx.rollback().await;
-                return Err(ApiError::new(
-                    ErrorCode::AuditUnavailable,
-                    "the audit store cannot record this registration, so it was not made",
-                ));
-            }
-        }
+        let records = records
+            .into_iter()
+            .map(|mut record| {
+                record.actor_member_id = Some(member.id.clone());
+                record.actor_user_member_id = Some(binding.id.clone());
+                record
+            })
+            .collect();
         let issued = self
             .session_in(&mut tx, req, &user.id, Some(binding.id.clone()))
             .await?;
         let facts = vec![(&user).into(), (&member).into(), (&binding).into()];
-        let events = self.ctx.events.clone();
-        plystra_contracts::facts::commit_and_publish(tx, move || {
-            crate::facts::publish(events.as_ref(), facts);
-        })
-        .await?;
+        self.ctx.commit_facts(tx, records, facts).await?;
         let ctx = context(&self.ctx.db, &user.id, Some(&binding.id)).await?;
         Ok(Created::Created(Json(Envelope::new(RegisterResponse {
             access_token: issued.access_token,

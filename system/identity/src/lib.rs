@@ -463,6 +463,9 @@ impl RouteApi for IdentityApi {
             audit,
             sessions: Arc::new(sessions::Sessions::new((*db).clone(), secrets)),
             events: services.require::<dyn EventPublisher>().ok(),
+            feed: services
+                .require::<dyn plystra_contracts::feed::FactsFeed>()
+                .ok(),
         });
         Ok(Self((
             users::UsersApi { ctx: ctx.clone() },

@@ -39,6 +39,8 @@ pub(crate) struct Ctx {
     pub(crate) sessions: Arc<Sessions>,
     /// The bus `identity.facts_changed` goes out on.
     pub(crate) events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
+    /// The change feed facts go out on; `None` without a database.
+    pub(crate) feed: Option<Arc<dyn plystra_contracts::feed::FactsFeed>>,
 }
 
 impl Ctx {
@@ -48,7 +50,8 @@ impl Ctx {
     }
 
     /// Records `record` inside `tx` and commits both; an audit failure is a 503 and rolls back.
-    /// Once committed, `fact` (the entity's new state) goes out as `identity.facts_changed`.
+    /// Once committed, `fact` (the entity's new state) is in the change feed and goes out as
+    /// `identity.facts_changed`.
     pub(crate) async fn commit_audited(
         &self,
         mut tx: Transaction,
@@ -56,18 +59,27 @@ impl Ctx {
         fact: plystra_contracts::facts::Fact,
     ) -> Result<(), ApiError> {
         acting_binding(&mut tx, &mut record).await?;
-        if let Err(e) = self.audit.record_in(&mut tx, record).await {
-            tracing::warn!(error = %e, "audit unavailable; the mutation is rolled back");
-            let _ = tx.rollback().await;
-            return Err(ApiError::new(
-                ErrorCode::AuditUnavailable,
-                "the audit store cannot record this change, so it was not made",
-            ));
-        }
+        self.commit_facts(tx, vec![record], vec![fact]).await
+    }
+
+    /// Commits `records` and `facts` with `tx` through the one commit path
+    /// (`plystra_contracts::feed::commit_audited`), then publishes `identity.facts_changed`.
+    pub(crate) async fn commit_facts(
+        &self,
+        tx: Transaction,
+        records: Vec<AuditRecord>,
+        facts: Vec<plystra_contracts::facts::Fact>,
+    ) -> Result<(), ApiError> {
         let events = self.events.clone();
-        plystra_contracts::facts::commit_and_publish(tx, move || {
-            crate::facts::publish(events.as_ref(), vec![fact]);
-        })
+        let published = facts.clone();
+        plystra_contracts::feed::commit_audited(
+            tx,
+            self.audit.as_ref(),
+            records,
+            facts,
+            self.feed.as_ref(),
+            move || crate::facts::publish(events.as_ref(), published),
+        )
         .await?;
         Ok(())
     }

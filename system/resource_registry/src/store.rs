@@ -69,6 +69,7 @@ pub struct Registry {
     db: Option<Arc<Database>>,
     audit: Option<Arc<dyn AuditRecorder>>,
     events: Option<Arc<dyn EventPublisher>>,
+    feed: Option<Arc<dyn plystra_contracts::feed::FactsFeed>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -88,6 +89,9 @@ impl Registry {
             db: services.require::<Database>().ok(),
             audit: services.require::<dyn AuditRecorder>().ok(),
             events: services.require::<dyn EventPublisher>().ok(),
+            feed: services
+                .require::<dyn plystra_contracts::feed::FactsFeed>()
+                .ok(),
         }
     }
 
@@ -97,7 +101,12 @@ impl Registry {
         audit: Option<Arc<dyn AuditRecorder>>,
         events: Option<Arc<dyn EventPublisher>>,
     ) -> Self {
-        Self { db, audit, events }
+        Self {
+            db,
+            audit,
+            events,
+            feed: None,
+        }
     }
 
     /// The database, or 503 when none is configured.
@@ -149,7 +158,7 @@ impl Registry {
         credential: Option<&Credential>,
         change: Change,
     ) -> Result<(), ApiError> {
-        let Mutation { mut tx, audit } = mutation;
+        let Mutation { tx, audit } = mutation;
         let mut record = AuditRecord::new(change.event_type, change.action);
         record.space_id = change.space_id.clone();
         record.actor_user_id = match credential {
@@ -160,19 +169,16 @@ impl Registry {
         record.resource_id = Some(change.resource_id.clone());
         record.decision = Some("allow".to_owned());
         record.trace = change.snapshot.clone();
-        if let Err(e) = audit.record_in(&mut tx, record).await {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "rollback after an audit failure failed");
-            }
-            return Err(ApiError::new(
-                ErrorCode::AuditUnavailable,
-                format!("the change was not made because it could not be audited: {e}"),
-            ));
-        }
         let events = self.events.clone();
-        plystra_contracts::facts::commit_and_publish(tx, move || {
-            Self::publish(events.as_ref(), &change);
-        })
+        let facts = change.facts.clone();
+        plystra_contracts::feed::commit_audited(
+            tx,
+            audit.as_ref(),
+            vec![record],
+            facts,
+            self.feed.as_ref(),
+            move || Self::publish(events.as_ref(), &change),
+        )
         .await?;
         Ok(())
     }

@@ -520,11 +520,14 @@ impl MigrationSet {
     }
 }
 
-/// The migration namespaces the capabilities linked into this binary own
-/// (`provides.migrations.namespace`), sorted.
+/// The migration namespaces of this binary, sorted: the kernel's own (the change feed,
+/// `plystra_feed`) and those the linked capabilities own (`provides.migrations.namespace`).
 pub fn linked_namespaces() -> Vec<&'static str> {
-    let mut owned: Vec<&'static str> = plystra_contracts::registration::linked()
-        .filter_map(|r| r.manifest.provides().migrations.namespace)
+    let mut owned: Vec<&'static str> = std::iter::once(plystra_contracts::feed::NAMESPACE)
+        .chain(
+            plystra_contracts::registration::linked()
+                .filter_map(|r| r.manifest.provides().migrations.namespace),
+        )
         .collect();
     owned.sort_unstable();
     owned.dedup();
