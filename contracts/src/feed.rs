@@ -343,6 +343,11 @@ pub trait FactsFeed: Send + Sync {
     /// Waits until revision `revision` is applied, at most the configured consistency wait, and
     /// returns the revision applied.
     async fn wait_for(&self, revision: u64) -> Result<u64, FeedError>;
+
+    /// Reads the feed now (loading first if needed) unless the facts are confirmed current; for
+    /// health probes, so that readiness does not wait for the next poll after `migrate up` or
+    /// an outage.
+    async fn refresh(&self);
 }
 
 /// Parses the [`AT_LEAST_REVISION_HEADER`] value: `Ok(None)` when absent.

@@ -127,6 +127,8 @@ pub struct Follower {
     confirmed_at: AtomicU64,
     epoch: Instant,
     problem: Mutex<Option<String>>,
+    /// One read of the feed at a time (the loop, a probe's refresh).
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Follower {
@@ -155,6 +157,7 @@ impl Follower {
             confirmed_at: AtomicU64::new(0),
             epoch: Instant::now(),
             problem: Mutex::new(Some("not started".to_owned())),
+            reading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -273,6 +276,7 @@ impl Follower {
     /// One read of the feed: loads first when not loaded, then applies every change up to the
     /// head it read; on success, confirms the instant the read began.
     pub async fn sync(&self) {
+        let _one_read = self.reading.lock().await;
         let began = Instant::now();
         let needs_load = !self.applied().loaded;
         if needs_load && let Err(e) = self.load().await {
@@ -462,6 +466,12 @@ impl FactsFeed for Follower {
         Ok(revision)
     }
 
+    async fn refresh(&self) {
+        if self.current().is_err() {
+            self.sync().await;
+        }
+    }
+
     async fn wait_for(&self, revision: u64) -> Result<u64, FeedError> {
         let mut seen = self.revision.subscribe();
         let at = *seen.borrow_and_update();
@@ -487,6 +497,7 @@ pub(crate) struct FeedProbe(pub(crate) Arc<Follower>);
 #[async_trait]
 impl crate::runtime::ReadinessProbe for FeedProbe {
     async fn problem(&self) -> Option<String> {
+        self.0.refresh().await;
         self.0.problem()
     }
 }

@@ -1134,6 +1134,58 @@ async fn eight_failed_logins_lock_the_email_and_address_for_a_while() {
 }
 
 #[tokio::test]
+async fn the_login_lockout_counts_across_processes() {
+    // Two apps on one database: two processes' worth of state, sharing only the database.
+    let Some((database, first)) = app(&[]).await else {
+        return;
+    };
+    let second = boot_on(&database, &[]).await;
+    expect(
+        &first,
+        "POST",
+        "/api/v1/users",
+        Some(json!({"email": "spread@example.com", "password": PASSWORD})),
+        StatusCode::CREATED,
+    )
+    .await;
+    // Four failures on each, alternating: neither app alone has seen eight.
+    for attempt in 0..8 {
+        let cli = if attempt % 2 == 0 { &first } else { &second };
+        let (status, body) = login(cli, "spread@example.com", "wrong password!!").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: {body}"
+        );
+        assert_eq!(code(&body), "INVALID_CREDENTIALS");
+    }
+    // The ninth, even with the right password, is refused by both.
+    for cli in [&first, &second] {
+        let (status, body) = login(cli, "spread@example.com", PASSWORD).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(code(&body), "LOGIN_LOCKED");
+        assert!(
+            body["error"]["details"]["retry_after_seconds"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    // The table holds a key of the email, never the email.
+    let q = Query::select()
+        .columns(["email_key", "ip_address"].map(Alias::new))
+        .from(Alias::new("sys_identity_login_failures"))
+        .to_owned();
+    let rows: Vec<(String, String)> = database.db.fetch_all(&q).await.unwrap();
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|(key, _)| key.len() == 64 && !key.contains("spread")),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
 async fn refresh_rotates_both_tokens_and_logout_and_password_changes_end_sessions() {
     let Some((_db, cli)) = app(&[]).await else {
         return;

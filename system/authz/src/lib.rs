@@ -516,6 +516,9 @@ impl Capability for AuthorizationCapability {
         let Some(service) = self.service.get() else {
             return plystra_contracts::Health::Unhealthy("not registered".to_owned());
         };
+        if let Some(feed) = &service.feed {
+            feed.refresh().await;
+        }
         match service.snapshot(None).await {
             Ok(_) => plystra_contracts::Health::Healthy,
             Err(e) => plystra_contracts::Health::Degraded(e.message),

@@ -280,7 +280,7 @@ impl AuthApi {
         let email = body.email.trim().to_lowercase();
         let ip = client_ip(req);
         let sessions = &self.ctx.sessions;
-        if let Some(left) = sessions.locked(&email, &ip) {
+        if let Some(left) = sessions.locked(&email, &ip).await? {
             return Err(ApiError::new(
                 ErrorCode::LoginLocked,
                 "too many failed logins; try again later",
@@ -294,10 +294,10 @@ impl AuthApi {
         };
         let ok = passwords::verify_blocking(body.password, hash).await;
         let Some(user) = user.filter(|_| ok) else {
-            sessions.failed(&email, &ip);
+            sessions.failed(&email, &ip).await?;
             return Err(invalid_credentials());
         };
-        sessions.succeeded(&email, &ip);
+        sessions.succeeded(&email, &ip).await?;
         let bindings = available(&self.ctx.db, &user.id).await?;
         let preferred = bindings.first().map(|b| b.id.clone());
         let tx = self.ctx.begin().await?;

@@ -159,7 +159,24 @@ pub const SESSIONS: Table = Table {
     append_only: false,
 };
 
+/// Failed logins, for the login lockout across every process on the database. `email_key` is the
+/// SHA-256 (hex) of the trimmed, lowercased email, never the email.
+pub const LOGIN_FAILURES: Table = Table {
+    name: "sys_identity_login_failures",
+    columns: &[
+        Column::required("id", ColumnType::Text),
+        Column::required("email_key", ColumnType::Text),
+        Column::required("ip_address", ColumnType::Text),
+        Column::required("failed_at", ColumnType::Timestamp),
+    ],
+    indexes: &[Index::plain(
+        "sys_identity_login_failures_pair",
+        &["email_key", "ip_address", "failed_at"],
+    )],
+    append_only: false,
+};
+
 plystra_contracts::declare_tables! {
     namespace: NAMESPACE,
-    tables: [USERS, SPACES, GROUPS, MEMBERS, USER_MEMBERS, SESSIONS],
+    tables: [USERS, SPACES, GROUPS, MEMBERS, USER_MEMBERS, SESSIONS, LOGIN_FAILURES],
 }

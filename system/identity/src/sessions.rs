@@ -2,24 +2,26 @@
 //! stored only as HMAC-SHA256 under `PLYSTRA_SESSION_SECRET` (previous secrets from
 //! `PLYSTRA_SESSION_SECRET_PREVIOUS` still verify), and the login lockout.
 //!
-//! The lockout is in memory, per process: 8 failed logins for one (email, source IP) within 15
-//! minutes lock that pair for 15 minutes. Several replicas each count their own failures.
+//! The lockout is in the database (`sys_identity_login_failures`), so every process on it counts
+//! the same failures: 8 failed logins for one (email, source IP) within 15 minutes lock that pair
+//! until 15 minutes after the 8th most recent of them. The email is stored only as the SHA-256 of
+//! its trimmed, lowercased form. When the failures cannot be read or written, the login is
+//! refused with the storage error (503 when the database is unavailable), never let through.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration as StdDuration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use plystra_contracts::services::{Credential, ResolveError, RuntimeInfo, SessionVerifier};
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, Value};
 use plystra_contracts::storage::time::{Duration, OffsetDateTime};
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode};
 use rand::RngCore;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::store::{SESSIONS, USERS, a, from_rows, now};
 
@@ -35,6 +37,17 @@ pub const REFRESH_TTL: Duration = Duration::days(30);
 pub const MAX_FAILURES: usize = 8;
 /// The window failures are counted in, and how long a lock lasts.
 pub const LOCK_WINDOW: StdDuration = StdDuration::from_secs(15 * 60);
+
+/// The table failed logins are counted in.
+const LOGIN_FAILURES: &str = crate::schema::LOGIN_FAILURES.name;
+
+/// [`LOCK_WINDOW`] as a span of time.
+const WINDOW: Duration = Duration::seconds(LOCK_WINDOW.as_secs() as i64);
+
+/// How an email is keyed in the failure table: the SHA-256 (hex) of its trimmed, lowercased form.
+fn email_key(email: &str) -> String {
+    hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
+}
 
 /// The secrets tokens are HMACed under: the current one first.
 #[derive(Clone)]
@@ -168,18 +181,13 @@ from_rows!(SessionRow, |row| {
 pub struct Sessions {
     db: Database,
     secrets: Option<Secrets>,
-    failures: Mutex<HashMap<(String, String), Vec<Instant>>>,
 }
 
 impl Sessions {
     /// Sessions over `db` under `secrets`; with none, sessions are off: no token verifies and
     /// issuing one answers 503.
     pub fn new(db: Database, secrets: Option<Secrets>) -> Self {
-        Self {
-            db,
-            secrets,
-            failures: Mutex::new(HashMap::new()),
-        }
+        Self { db, secrets }
     }
 
     async fn find(&self, column: &str, token: &str) -> Result<Option<SessionRow>, ApiError> {
@@ -408,43 +416,64 @@ impl Sessions {
             .filter(|s| s.status == "active" && s.user_status == "active"))
     }
 
-    /// When the (email, IP) pair is locked, until when (from now).
-    pub fn locked(&self, email: &str, ip: &str) -> Option<StdDuration> {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (email.to_owned(), ip.to_owned());
-        let now = Instant::now();
-        let list = failures.get_mut(&key)?;
-        list.retain(|t| now.duration_since(*t) < LOCK_WINDOW);
-        if list.len() >= MAX_FAILURES {
-            let last = *list.last()?;
-            return Some(LOCK_WINDOW.saturating_sub(now.duration_since(last)));
+    /// How much longer the (email, IP) pair stays locked, if it is: with at least
+    /// [`MAX_FAILURES`] failures within [`LOCK_WINDOW`], until the [`MAX_FAILURES`]-th most recent
+    /// of them is [`LOCK_WINDOW`] old. A database error is an error, never "not locked".
+    pub async fn locked(&self, email: &str, ip: &str) -> Result<Option<StdDuration>, ApiError> {
+        let at = now();
+        let mut q = Query::select();
+        q.column(a("failed_at"))
+            .from(a(LOGIN_FAILURES))
+            .and_where(Expr::col(a("email_key")).eq(email_key(email)))
+            .and_where(Expr::col(a("ip_address")).eq(ip))
+            .and_where(Expr::col(a("failed_at")).gt(at - WINDOW))
+            .order_by(a("failed_at"), Order::Desc)
+            .limit(MAX_FAILURES as u64);
+        let recent = self.db.fetch_all::<(OffsetDateTime,), _>(&q).await?;
+        if recent.len() < MAX_FAILURES {
+            return Ok(None);
         }
-        if list.is_empty() {
-            failures.remove(&key);
-        }
-        None
+        let Some((oldest,)) = recent.iter().min() else {
+            return Ok(None);
+        };
+        let left = StdDuration::try_from(*oldest + WINDOW - at).unwrap_or_default();
+        Ok(Some(left))
     }
 
-    /// Counts a failed login.
-    pub fn failed(&self, email: &str, ip: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if failures.len() > 100_000 {
-            failures.retain(|_, list| {
-                list.last()
-                    .is_some_and(|t| now.duration_since(*t) < LOCK_WINDOW)
-            });
-        }
-        failures
-            .entry((email.to_owned(), ip.to_owned()))
-            .or_default()
-            .push(now);
+    /// Counts a failed login of the (email, IP) pair, and forgets every failure older than
+    /// [`LOCK_WINDOW`] (of any pair).
+    pub async fn failed(&self, email: &str, ip: &str) -> Result<(), ApiError> {
+        let at = now();
+        let mut insert = Query::insert();
+        insert
+            .into_table(a(LOGIN_FAILURES))
+            .columns(["id", "email_key", "ip_address", "failed_at"].map(a))
+            .values_panic(
+                [
+                    plystra_contracts::ids::generate("lf_").into(),
+                    email_key(email).into(),
+                    ip.into(),
+                    at.into(),
+                ]
+                .map(|v: Value| Expr::val(v)),
+            );
+        self.db.execute(&insert).await?;
+        let mut prune = Query::delete();
+        prune
+            .from_table(a(LOGIN_FAILURES))
+            .and_where(Expr::col(a("failed_at")).lte(at - WINDOW));
+        self.db.execute(&prune).await?;
+        Ok(())
     }
 
-    /// Clears the failures of a pair after a successful login.
-    pub fn succeeded(&self, email: &str, ip: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&(email.to_owned(), ip.to_owned()));
+    /// Forgets the failures of the (email, IP) pair after a successful login.
+    pub async fn succeeded(&self, email: &str, ip: &str) -> Result<(), ApiError> {
+        let mut q = Query::delete();
+        q.from_table(a(LOGIN_FAILURES))
+            .and_where(Expr::col(a("email_key")).eq(email_key(email)))
+            .and_where(Expr::col(a("ip_address")).eq(ip));
+        self.db.execute(&q).await?;
+        Ok(())
     }
 }
 
@@ -492,5 +521,15 @@ mod tests {
         assert!(rotated.all("ply_at_x").contains(&stored));
         assert_ne!(rotated.current("ply_at_x"), stored);
         assert_eq!(stored.len(), 64);
+    }
+
+    #[test]
+    fn failures_key_the_normalized_email_never_the_email() {
+        let key = email_key("  Alice@Example.COM ");
+        assert_eq!(key, email_key("alice@example.com"));
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        assert!(!key.contains("alice"));
+        assert_ne!(key, email_key("bob@example.com"));
     }
 }

@@ -287,6 +287,7 @@ mod tests {
             include_str!("../../../migrations/sqlite/0002_sys_identity_init.sql"),
             include_str!("../../../migrations/sqlite/0003_sys_resource_init.sql"),
             include_str!("../../../migrations/sqlite/0020_sys_resource_registry.sql"),
+            include_str!("../../../migrations/sqlite/0030_plystra_feed_init.sql"),
         ] {
             sqlx::raw_sql(AssertSqlSafe(sql))
                 .execute(&pool)

@@ -1,0 +1,521 @@
+//! Several real `plystrad` processes on one database (PostgreSQL, or one SQLite file), as
+//! replicas behind a load balancer run: every process decides on the same facts. A revoke
+//! committed through one is honoured by the others at once with its revision as a consistency
+//! token, and within the staleness bound without one; a process that cannot follow the feed
+//! answers 503 instead of deciding on facts of unknown age; `plystractl` writing from outside
+//! takes effect without a restart.
+//!
+//! The servers are the built `plystrad` binary; the fixture is seeded through the built
+//! `plystractl demo seed` (the two binaries sit side by side in the target directory).
+
+#[path = "support/processes.rs"]
+mod processes;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use processes::{API_KEY_SECRET, KEY, Server, alice_approves_001, ctl, seed};
+use serde_json::{Value, json};
+
+/// A fresh, migrated database.
+async fn database() -> Option<TestDatabase> {
+    let t = TestDatabase::new().await?;
+    MigrationSet::embedded(t.db.dialect())
+        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+        .await
+        .expect("migrate the test database");
+    Some(t)
+}
+
+/// A small deterministic generator for the interleavings (its seed is printed).
+struct Interleaving(u64);
+
+impl Interleaving {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Revokes the finance reviewer's approver role through `server`; the revision.
+async fn revoke_approver(server: &Server, member_role: &str) -> u64 {
+    server
+        .write(
+            "POST",
+            &format!("/api/v1/spaces/space_acme/member-roles/{member_role}/revoke"),
+            json!({}),
+        )
+        .await
+}
+
+/// Grants the finance reviewer the approver role through `server`; (its ID, the revision).
+async fn grant_approver(server: &Server) -> (String, u64) {
+    let (status, revision, json) = server
+        .send(
+            "POST",
+            "/api/v1/spaces/space_acme/member-roles",
+            Some(json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{json}");
+    (
+        json["data"]["id"].as_str().unwrap().to_owned(),
+        revision.expect("a write answers its revision"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_through_one_process_is_denied_by_the_other_with_its_token_every_time() {
+    let Some(t) = database().await else {
+        return;
+    };
+    let servers = [
+        Server::start(&t.url, &[]).await,
+        Server::start(&t.url, &[]).await,
+    ];
+    seed(&servers[0]);
+    let seed_value = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("interleaving seed: {seed_value}");
+    let mut order = Interleaving(seed_value);
+    let mut member_role = "mr_finance_reviewer_approver".to_owned();
+    for round in 0..100 {
+        let writer = order.pick(2);
+        let reader = 1 - writer;
+        // Sometimes the reader is busy deciding while the write commits.
+        let busy = order.pick(2) == 0;
+        let background = busy.then(|| {
+            let base = servers[reader].base();
+            let http = servers[reader].http.clone();
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    let _ = http
+                        .post(format!("{base}/api/v1/authz/check"))
+                        .header("X-Plystra-API-Key", KEY)
+                        .json(&alice_approves_001())
+                        .send()
+                        .await;
+                }
+            })
+        });
+        let revoked = revoke_approver(&servers[writer], &member_role).await;
+        assert_eq!(
+            servers[reader]
+                .decide(&alice_approves_001(), Some(revoked))
+                .await,
+            "NO_MATCHING_PERMISSION",
+            "round {round} (seed {seed_value}): the revoke at revision {revoked} through process {writer} was not honoured by process {reader}"
+        );
+        let (granted, revision) = grant_approver(&servers[order.pick(2)]).await;
+        member_role = granted;
+        assert_eq!(
+            servers[order.pick(2)]
+                .decide(&alice_approves_001(), Some(revision))
+                .await,
+            Value::Null,
+            "round {round} (seed {seed_value}): the grant at revision {revision} was not seen"
+        );
+        if let Some(task) = background {
+            task.await.unwrap();
+        }
+    }
+
+    // Without a token, the other process denies within the staleness bound (in practice within
+    // a poll interval, or at once on PostgreSQL's notification).
+    let revoked_at = Instant::now();
+    revoke_approver(&servers[0], &member_role).await;
+    loop {
+        if servers[1].decide(&alice_approves_001(), None).await == "NO_MATCHING_PERMISSION" {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < plystra_contracts::feed::DEFAULT_STALENESS_BOUND,
+            "process 1 still allowed {:?} after the revoke",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "without a token, the revoke was honoured after {:?}",
+        revoked_at.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_change_through_one_process_is_agreed_by_the_others() {
+    let Some(t) = database().await else {
+        return;
+    };
+    let count = if t.db.dialect() == plystra_contracts::storage::Dialect::Postgres {
+        3
+    } else {
+        2
+    };
+    let mut servers = Vec::new();
+    for _ in 0..count {
+        servers.push(Server::start(&t.url, &[]).await);
+    }
+    seed(&servers[0]);
+    let a = &servers[0];
+    // A grant through A: B and C allow bob's approval of invoice_002 once the approver role is
+    // anchored at the root of legal.
+    let (_, revision) = {
+        let (status, revision, json) = a
+            .send(
+                "POST",
+                "/api/v1/spaces/space_acme/member-roles",
+                Some(json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_legal"})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 201, "{json}");
+        (json, revision.unwrap())
+    };
+    let mut before = a.table(Some(revision)).await;
+    assert_eq!(before[1], Value::Null, "the grant through A allows on A");
+    for other in &servers[1..] {
+        assert_eq!(other.table(Some(revision)).await, before);
+    }
+    let changes: [(&str, &str, Value); 8] = [
+        (
+            "PATCH",
+            "/api/v1/spaces/space_acme/resources/invoice_001",
+            json!({"group_id": "group_legal_emea"}),
+        ),
+        (
+            "POST",
+            "/api/v1/spaces/space_acme/groups/group_legal/disable",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/api/v1/spaces/space_acme/resources/invoice_002/archive",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/api/v1/permissions/perm_invoice_approve_group_tree/disable",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/api/v1/spaces/space_acme/roles/role_finance_approver/disable",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/api/v1/spaces/space_acme/members/member_finance_reviewer/disable",
+            json!({}),
+        ),
+        ("POST", "/api/v1/users/user_alice/disable", json!({})),
+        ("POST", "/api/v1/spaces/space_acme/disable", json!({})),
+    ];
+    for (method, path, body) in changes {
+        let revision = a.write(method, path, body).await;
+        let after = a.table(Some(revision)).await;
+        assert_ne!(after, before, "{method} {path} changed no decision on A");
+        for (n, other) in servers.iter().enumerate().skip(1) {
+            assert_eq!(
+                other.table(Some(revision)).await,
+                after,
+                "process {n} disagrees with A after {method} {path}"
+            );
+        }
+        before = after;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
+    let Some(t) = database().await else {
+        return;
+    };
+    let a = Server::start(&t.url, &[]).await;
+    let b = Server::start(&t.url, &[]).await;
+    let (status, _, json) = a
+        .send(
+            "POST",
+            "/api/v1/api-keys",
+            Some(json!({"name": "replica reader", "level": "instance", "permission_keys": ["capabilities:read"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{json}");
+    let id = json["data"]["api_key"]["id"].as_str().unwrap().to_owned();
+    let plaintext = json["data"]["plaintext_key"].as_str().unwrap().to_owned();
+    let with_key = [("X-Plystra-API-Key", plaintext)];
+    let (status, _, _) = b.send("GET", "/api/v1/capabilities", None, &with_key).await;
+    assert_eq!(status, 200);
+    let (status, _, json) = a
+        .send(
+            "POST",
+            &format!("/api/v1/api-keys/{id}/revoke"),
+            Some(json!({"reason": "rotated"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let (status, _, json) = b.send("GET", "/api/v1/capabilities", None, &with_key).await;
+    assert_eq!(
+        status, 401,
+        "a revoked key is refused by every process: {json}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_in_a_burst_of_writes_catches_up_and_agrees() {
+    let Some(t) = database().await else {
+        return;
+    };
+    let mut a = Server::start(&t.url, &[]).await;
+    let b = Server::start(&t.url, &[]).await;
+    seed(&a);
+    // A burst of grants and revokes through both processes; A is killed in the middle of it.
+    let burst = {
+        let (base_a, base_b, http) = (a.base(), b.base(), b.http.clone());
+        tokio::spawn(async move {
+            let mut last = 0u64;
+            for n in 0..60 {
+                let base = if n % 2 == 0 { &base_a } else { &base_b };
+                let resp = http
+                    .post(format!("{base}/api/v1/spaces/space_acme/member-roles"))
+                    .header("X-Plystra-API-Key", KEY)
+                    .json(&json!({"member_id": "member_invoice_creator", "role_id": "role_finance_approver", "scope_anchor_group_id": if n % 3 == 0 { "group_legal" } else { "group_finance" }}))
+                    .send()
+                    .await;
+                if let Ok(resp) = resp
+                    && let Some(r) = resp
+                        .headers()
+                        .get("x-plystra-authz-revision")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                {
+                    last = last.max(r);
+                }
+            }
+            last
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill();
+    let last = burst.await.unwrap();
+    assert!(last > 0, "the burst committed through B at least");
+    a.restart().await;
+    let head = plystra_contracts::feed::head(&t.db).await.unwrap();
+    let creator = |resource: &str| {
+        json!({
+            "actor": {"user_id": "user_bob", "member_id": "member_invoice_creator", "user_member_id": "um_bob_finance_reviewer", "space_id": "space_acme"},
+            "resource_type": "invoice", "resource_id": resource, "action": "approve",
+        })
+    };
+    for server in [&a, &b] {
+        assert_eq!(server.table(Some(head)).await, b.table(Some(head)).await);
+        for resource in ["invoice_001", "invoice_002"] {
+            assert_eq!(
+                server.decide(&creator(resource), Some(head)).await,
+                b.decide(&creator(resource), Some(head)).await
+            );
+        }
+    }
+    assert_eq!(a.table(Some(head)).await, b.table(Some(head)).await);
+}
+
+/// A loopback TCP proxy to PostgreSQL that a test can cut: an outage as the server sees it,
+/// without stopping the database other tests use.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn to(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (flag, list) = (open.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                list.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            port,
+            open,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_fail_closed_past_the_staleness_bound_and_recover_on_their_own() {
+    let Some(t) = database().await else {
+        return;
+    };
+    if t.db.dialect() != plystra_contracts::storage::Dialect::Postgres {
+        // The outage is a cut connection to PostgreSQL; SQLite is a local file.
+        return;
+    }
+    // postgres://user@host:port/db → through the proxy.
+    let (scheme_user, rest) = t.url.split_once('@').unwrap();
+    let (host_port, db_path) = rest.split_once('/').unwrap();
+    let proxy = Proxy::to(host_port.to_owned()).await;
+    let url = format!("{scheme_user}@127.0.0.1:{}/{db_path}", proxy.port);
+    let server = Server::start(
+        &url,
+        &[
+            ("PLYSTRA_FEED_STALENESS_MS", "1000"),
+            ("PLYSTRA_DATABASE_ACQUIRE_TIMEOUT_SECS", "1"),
+        ],
+    )
+    .await;
+    seed(&server);
+    assert_eq!(
+        server.decide(&alice_approves_001(), None).await,
+        Value::Null
+    );
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    let mut refused = None;
+    while cut_at.elapsed() < Duration::from_secs(30) {
+        let (status, _, json) = server
+            .send(
+                "POST",
+                "/api/v1/authz/check",
+                Some(alice_approves_001()),
+                &[],
+            )
+            .await;
+        assert!(
+            status == 503 || cut_at.elapsed() < Duration::from_millis(1000),
+            "past the bound a check must answer 503, got {status} {json}"
+        );
+        if status == 503 && json["error"]["code"] == "FACTS_NOT_CURRENT" {
+            refused = Some(cut_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("checks answer 503 FACTS_NOT_CURRENT during the outage");
+    eprintln!("refused after {refused:?}");
+    let (status, _, ready) = server.send("GET", "/api/v1/ready", None, &[]).await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready
+            .to_string()
+            .contains("cannot confirm its facts are current"),
+        "/ready says why: {ready}"
+    );
+
+    proxy.restore();
+    let restored_at = Instant::now();
+    loop {
+        let (status, _, json) = server
+            .send(
+                "POST",
+                "/api/v1/authz/check",
+                Some(alice_approves_001()),
+                &[],
+            )
+            .await;
+        if status == 200 {
+            assert_eq!(json["data"]["decision"], "allow");
+            break;
+        }
+        assert!(
+            restored_at.elapsed() < Duration::from_secs(30),
+            "checks did not recover: {status} {json}\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("recovered after {:?}", restored_at.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plystractl_bootstrap_super_admin_hands_off_a_running_production_server() {
+    let Some(t) = database().await else {
+        return;
+    };
+    // Production refuses development credentials in the URL; trust authentication ignores the
+    // password this adds.
+    let url = t
+        .url
+        .replace("://postgres@", "://postgres:replica-test-password@");
+    let production = [
+        ("PLYSTRA_ENV", "production"),
+        ("PLYSTRA_CORS_ALLOWED_ORIGINS", "https://admin.example.com"),
+        ("PLYSTRA_PUBLIC_URL", "https://plystra.example.com"),
+    ];
+    let a = Server::start(&url, &production).await;
+    let b = Server::start(&url, &production).await;
+    let (status, _, json) = a
+        .send(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"id": "user_root", "email": "root@example.com", "password": "correct horse battery staple"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{json}");
+    for server in [&a, &b] {
+        let (status, _, _) = server.send("GET", "/api/v1/capabilities", None, &[]).await;
+        assert_eq!(status, 200, "the bootstrap key works before the handoff");
+    }
+    let (code, text) = ctl(
+        &[
+            "--database-url",
+            &url,
+            "admin",
+            "bootstrap-super-admin",
+            "--user-id",
+            "user_root",
+        ],
+        &[
+            ("PLYSTRA_ENV", "production"),
+            ("PLYSTRA_API_KEY_SECRET", API_KEY_SECRET),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    for server in [&a, &b] {
+        let (status, _, json) = server.send("GET", "/api/v1/capabilities", None, &[]).await;
+        assert_eq!(
+            status, 401,
+            "the bootstrap key is refused after the handoff, without a restart: {json}"
+        );
+    }
+}
