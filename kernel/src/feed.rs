@@ -348,6 +348,7 @@ impl Follower {
         applied.loaded = true;
         applied.revision = applied.revision.max(head);
         let revision = applied.revision;
+        self.revision.send_replace(revision);
         applied.pending.retain(|r, _| *r > revision);
         self.drain(&mut applied);
         drop(applied);

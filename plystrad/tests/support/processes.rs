@@ -230,6 +230,13 @@ impl Server {
         json["data"]["deny_code"].clone()
     }
 
+    /// The status of a check (no token).
+    pub async fn decide_status(&self, check: &Value) -> u16 {
+        self.send("POST", "/api/v1/authz/check", Some(check.clone()), &[])
+            .await
+            .0
+    }
+
     /// The Finance Reviewer table's decisions, as this process makes them.
     pub async fn table(&self, token: Option<u64>) -> Vec<Value> {
         let mut out = Vec::new();
