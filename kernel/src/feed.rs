@@ -296,6 +296,16 @@ impl Follower {
         let head = feed::head(&self.db)
             .await
             .map_err(|e| format!("cannot read the feed's head: {e}"))?;
+        if head < self.applied().revision {
+            // The feed went back (a restore from a backup): what this process applied may not
+            // exist any more. Start over from the tables.
+            tracing::warn!(
+                applied = self.applied().revision,
+                head,
+                "the feed's head is behind this process's revision (a restored database?); reloading"
+            );
+            self.load().await?;
+        }
         loop {
             let from = self.applied().revision;
             if from >= head {
@@ -346,8 +356,9 @@ impl Follower {
         applied.loading = false;
         let head = loaded?;
         applied.loaded = true;
-        applied.revision = applied.revision.max(head);
-        let revision = applied.revision;
+        // Hand-overs stop (`loading`) before the head is read, so nothing applied is past it.
+        applied.revision = head;
+        let revision = head;
         self.revision.send_replace(revision);
         applied.pending.retain(|r, _| *r > revision);
         self.drain(&mut applied);

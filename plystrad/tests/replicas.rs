@@ -604,3 +604,43 @@ async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restored_behind_the_process_is_reloaded() {
+    use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
+    let Some(t) = database().await else {
+        return;
+    };
+    let server = Server::start(&t.url, &[]).await;
+    seed(&server);
+    assert_eq!(
+        server.decide(&alice_approves_001(), None).await,
+        Value::Null
+    );
+    // A restore from an older backup, as the process sees it: the feed starts again below the
+    // revision it applied, and a fact differs from what it holds.
+    let mut tx = t.db.begin().await.unwrap();
+    let mut head = Query::update();
+    head.table(Alias::new(plystra_contracts::feed::HEAD))
+        .value(Alias::new("revision"), 0)
+        .and_where(Expr::col(Alias::new("id")).eq(1));
+    tx.execute(&head).await.unwrap();
+    let mut changes = Query::delete();
+    changes.from_table(Alias::new(plystra_contracts::feed::CHANGES));
+    tx.execute(&changes).await.unwrap();
+    let mut alice = Query::update();
+    alice
+        .table(Alias::new("sys_identity_users"))
+        .value(Alias::new("status"), "disabled")
+        .and_where(Expr::col(Alias::new("id")).eq("user_alice"));
+    tx.execute(&alice).await.unwrap();
+    tx.commit().await.unwrap();
+    let restored_at = Instant::now();
+    while server.decide(&alice_approves_001(), None).await != "ACTOR_USER_INACTIVE" {
+        assert!(
+            restored_at.elapsed() < plystra_contracts::feed::DEFAULT_STALENESS_BOUND,
+            "the process kept deciding on facts the restored database no longer holds"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

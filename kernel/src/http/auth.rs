@@ -63,8 +63,9 @@ impl Authenticator {
         }
     }
 
-    /// Honours `X-Plystra-At-Least-Revision` with `feed`: a request carrying it waits (bounded)
-    /// until this process has applied that change-feed revision, before its credential is judged.
+    /// Honours `X-Plystra-At-Least-Revision` with `feed`: an authenticated request carrying it
+    /// waits (bounded) until this process has applied that change-feed revision, before its
+    /// permissions are judged and the handler runs.
     pub fn with_feed(mut self, feed: Option<Arc<dyn FactsFeed>>) -> Self {
         self.feed = feed;
         self
@@ -306,8 +307,8 @@ impl Protect {
         ep.before(move |mut req: Request| {
             let protect = protect.clone();
             async move {
-                protect.authenticator.await_revision(&req).await?;
                 let credential = protect.authenticator.authenticate(&req).await?;
+                protect.authenticator.await_revision(&req).await?;
                 let target = protect.target(&req);
                 protect.admit_target(&credential, &target).await?;
                 req.extensions_mut().insert(credential);
