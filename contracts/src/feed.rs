@@ -465,7 +465,7 @@ pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(1);
 /// How old the last confirmed read of the feed may be before checks fail closed.
 pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(5);
 /// How often the follower reads the feed without a notification.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

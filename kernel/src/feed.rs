@@ -121,7 +121,11 @@ pub struct Follower {
     id: String,
     started_at: plystra_contracts::storage::time::OffsetDateTime,
     applied: Mutex<Applied>,
+    /// The applied revision, for waiters.
     revision: tokio::sync::watch::Sender<u64>,
+    /// The applied revision and whether a load succeeded, read lock-free by every check.
+    applied_revision: AtomicU64,
+    loaded: std::sync::atomic::AtomicBool,
     wake: tokio::sync::Notify,
     /// Nanoseconds after `epoch` at which the last successful read began; 0 for never.
     confirmed_at: AtomicU64,
@@ -153,6 +157,8 @@ impl Follower {
             started_at: plystra_contracts::storage::now(),
             applied: Mutex::new(Applied::default()),
             revision: tokio::sync::watch::Sender::new(0),
+            applied_revision: AtomicU64::new(0),
+            loaded: std::sync::atomic::AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             confirmed_at: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -359,7 +365,8 @@ impl Follower {
         // Hand-overs stop (`loading`) before the head is read, so nothing applied is past it.
         applied.revision = head;
         let revision = head;
-        self.revision.send_replace(revision);
+        self.publish_revision(revision);
+        self.loaded.store(true, Ordering::Release);
         applied.pending.retain(|r, _| *r > revision);
         self.drain(&mut applied);
         drop(applied);
@@ -394,12 +401,18 @@ impl Follower {
             applied.revision = revision;
         }
         if applied.revision != before {
-            self.revision.send_replace(applied.revision);
+            self.publish_revision(applied.revision);
         }
         if !applied.pending.is_empty() {
             // A gap: read it from the feed.
             self.wake.notify_one();
         }
+    }
+
+    /// Makes `revision` the applied one for checks and waiters (called under `applied`).
+    fn publish_revision(&self, revision: u64) {
+        self.applied_revision.store(revision, Ordering::Release);
+        self.revision.send_replace(revision);
     }
 
     async fn heartbeat(&self) {
@@ -435,6 +448,7 @@ impl FactsFeed for Follower {
         applied.consumers.push(consumer);
         // A consumer joining late needs a load before it can apply anything.
         applied.loaded = false;
+        self.loaded.store(false, Ordering::Release);
     }
 
     fn committed(&self, change: Change) {
@@ -442,19 +456,16 @@ impl FactsFeed for Follower {
     }
 
     fn current(&self) -> Result<u64, FeedError> {
-        let revision = {
-            let applied = self.applied();
-            if !applied.loaded {
-                let reason = self
-                    .problem
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone()
-                    .unwrap_or_else(|| "not loaded yet".to_owned());
-                return Err(FeedError::NotCurrent { reason });
-            }
-            applied.revision
-        };
+        if !self.loaded.load(Ordering::Acquire) {
+            let reason = self
+                .problem
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+                .unwrap_or_else(|| "not loaded yet".to_owned());
+            return Err(FeedError::NotCurrent { reason });
+        }
+        let revision = self.applied_revision.load(Ordering::Acquire);
         let confirmed = self.confirmed_at.load(Ordering::Acquire);
         let age = self
             .epoch

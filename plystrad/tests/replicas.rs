@@ -424,14 +424,7 @@ async fn checks_fail_closed_past_the_staleness_bound_and_recover_on_their_own() 
     let cut_at = Instant::now();
     let mut refused = None;
     while cut_at.elapsed() < Duration::from_secs(30) {
-        let (status, _, json) = server
-            .send(
-                "POST",
-                "/api/v1/authz/check",
-                Some(alice_approves_001()),
-                &[],
-            )
-            .await;
+        let (status, _, json) = server.check(&alice_approves_001()).await;
         // Which 503 depends on which read fails first (the credential's, the feed's, the audit
         // record's); none may be an allow past the bound.
         assert!(
@@ -458,14 +451,7 @@ async fn checks_fail_closed_past_the_staleness_bound_and_recover_on_their_own() 
     proxy.restore();
     let restored_at = Instant::now();
     loop {
-        let (status, _, json) = server
-            .send(
-                "POST",
-                "/api/v1/authz/check",
-                Some(alice_approves_001()),
-                &[],
-            )
-            .await;
+        let (status, _, json) = server.check(&alice_approves_001()).await;
         if status == 200 {
             assert_eq!(json["data"]["decision"], "allow");
             break;
@@ -559,14 +545,7 @@ async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
     tx.commit().await.unwrap();
     let damaged_at = Instant::now();
     loop {
-        let (status, _, json) = server
-            .send(
-                "POST",
-                "/api/v1/authz/check",
-                Some(alice_approves_001()),
-                &[],
-            )
-            .await;
+        let (status, _, json) = server.check(&alice_approves_001()).await;
         if status == 503 {
             assert_eq!(json["error"]["code"], "FACTS_NOT_CURRENT", "{json}");
             assert!(
@@ -596,7 +575,7 @@ async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
         .and_where(Expr::col(Alias::new("revision")).eq(revision as i64));
     t.db.execute(&repair).await.unwrap();
     let repaired_at = Instant::now();
-    while server.decide_status(&alice_approves_001()).await != 200 {
+    while server.check(&alice_approves_001()).await.0 != 200 {
         assert!(
             repaired_at.elapsed() < Duration::from_secs(10),
             "checks did not recover"

@@ -22,7 +22,7 @@ pub fn plystractl() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_plystrad")).with_file_name("plystractl");
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p plystractl` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p plystractl` (cargo test --workspace does; `--release` for the benches)",
         path.display()
     );
     path
@@ -223,18 +223,15 @@ impl Server {
         if let Some(token) = token {
             body["consistency"] = json!({"at_least_revision": token});
         }
-        let (status, _, json) = self
-            .send("POST", "/api/v1/authz/check", Some(body), &[])
-            .await;
+        let (status, _, json) = self.check(&body).await;
         assert_eq!(status, 200, "check on {}: {json}", self.port);
         json["data"]["deny_code"].clone()
     }
 
-    /// The status of a check (no token).
-    pub async fn decide_status(&self, check: &Value) -> u16 {
+    /// A check without a token, as answered: (status, revision, body).
+    pub async fn check(&self, check: &Value) -> (u16, Option<u64>, Value) {
         self.send("POST", "/api/v1/authz/check", Some(check.clone()), &[])
             .await
-            .0
     }
 
     /// The Finance Reviewer table's decisions, as this process makes them.

@@ -226,22 +226,25 @@ pub(crate) fn key_snapshot(key: &ApiKey) -> serde_json::Value {
     })
 }
 
-/// Records `record` inside `tx` and commits both; an audit failure is a 503 and rolls back.
+/// Records `record` inside `tx` and commits both through the one commit path
+/// (`plystra_contracts::feed::commit_audited`); an audit failure is a 503 and rolls back. Keys and
+/// admin grants are not facts the authorization index follows: admin reads them from the
+/// database on every request, so they append nothing to the change feed.
 pub(crate) async fn commit_audited(
     admin: &Admin,
-    mut tx: plystra_contracts::storage::Transaction,
+    tx: plystra_contracts::storage::Transaction,
     record: plystra_contracts::services::AuditRecord,
 ) -> Result<(), ApiError> {
-    if let Err(e) = admin.audit.record_in(&mut tx, record).await {
-        tracing::warn!(error = %e, "audit unavailable; the admin change is rolled back");
-        let _ = tx.rollback().await;
-        return Err(ApiError::new(
-            ErrorCode::AuditUnavailable,
-            "the audit store cannot record this change, so it was not made",
-        ));
-    }
-    tx.commit().await?;
-    Ok(())
+    plystra_contracts::feed::commit_audited(
+        tx,
+        admin.audit.as_ref(),
+        vec![record],
+        Vec::new(),
+        None,
+        || {},
+    )
+    .await
+    .map(drop)
 }
 
 /// The API key routes.
