@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_query::{Alias, Expr, ExprTrait, Func, Order, Query};
+use sea_query::{Alias, Expr, ExprTrait, Order, Query};
 
 use crate::facts::Fact;
 use crate::schema::{Column, ColumnType, Index, Table};
@@ -122,6 +122,22 @@ fn stored(revision: u64) -> i64 {
 /// Appends `facts` to the feed inside `tx` and returns their revision. Takes the head (its row
 /// lock, or SQLite's write lock) until `tx` ends: call it last, just before the commit.
 pub async fn append(tx: &mut Transaction, facts: &[Fact]) -> Result<u64, StorageError> {
+    let text = serde_json::to_string(facts).map_err(|e| StorageError::Database {
+        source: sqlx::Error::Encode(Box::new(e)),
+    })?;
+    let committed_at = crate::storage::now();
+    if let Transaction::Postgres(pg) = tx {
+        // One round trip: bump the head, append, notify (delivered at commit).
+        let appended = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(POSTGRES_APPEND))
+            .bind(text)
+            .bind(committed_at)
+            .fetch_optional(&mut **pg)
+            .await
+            .map_err(StorageError::from_sqlx)?;
+        return appended
+            .map(|(revision,)| revision_of(revision))
+            .ok_or(StorageError::NotFound);
+    }
     let mut bump = Query::update();
     bump.table(a(HEAD))
         .value(a("revision"), Expr::col(a("revision")).add(1))
@@ -130,24 +146,23 @@ pub async fn append(tx: &mut Transaction, facts: &[Fact]) -> Result<u64, Storage
     let Some((revision,)) = tx.fetch_optional::<(i64,), _>(&bump).await? else {
         return Err(StorageError::NotFound);
     };
-    let text = serde_json::to_string(facts).map_err(|e| StorageError::Database {
-        source: sqlx::Error::Encode(Box::new(e)),
-    })?;
     let mut insert = Query::insert();
     insert
         .into_table(a(CHANGES))
         .columns([a("revision"), a("facts"), a("committed_at")])
-        .values_panic([revision.into(), text.into(), crate::storage::now().into()]);
+        .values_panic([revision.into(), text.into(), committed_at.into()]);
     tx.execute(&insert).await?;
-    if tx.dialect() == crate::storage::Dialect::Postgres {
-        let mut notify = Query::select();
-        notify.expr(
-            Func::cust(a("pg_notify")).args([Expr::val(CHANNEL), Expr::val(revision.to_string())]),
-        );
-        tx.execute(&notify).await?;
-    }
     Ok(revision_of(revision))
 }
+
+/// [`append`] on PostgreSQL, as one statement: `$1` the facts, `$2` the commit time.
+const POSTGRES_APPEND: &str = "WITH head AS (\
+        UPDATE plystra_feed_head SET revision = revision + 1 WHERE id = 1 RETURNING revision), \
+    change AS (\
+        INSERT INTO plystra_feed_changes (revision, facts, committed_at) \
+        SELECT revision, $1, $2 FROM head RETURNING revision), \
+    notified AS (SELECT pg_notify('plystra_feed', revision::text) FROM change) \
+    SELECT revision FROM change, notified";
 
 /// The newest committed revision (0 on an empty feed).
 pub async fn head(db: &Database) -> Result<u64, StorageError> {
@@ -470,6 +485,14 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_postgres_append_names_the_feed_and_its_channel() {
+        for name in [HEAD, CHANGES] {
+            assert!(POSTGRES_APPEND.contains(name), "{name}");
+        }
+        assert!(POSTGRES_APPEND.contains(&format!("pg_notify('{CHANNEL}'")));
+    }
 
     #[test]
     fn feed_errors_are_503_with_their_own_codes() {
