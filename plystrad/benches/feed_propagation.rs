@@ -78,6 +78,14 @@ async fn propagation(dialect: Dialect) {
     let a = Server::start(&t.url, &[]).await;
     let b = Server::start(&t.url, &[]).await;
     seed(&a);
+    // B starts from the seeded state (it would otherwise answer 404 for what it has not read yet).
+    let seeded = plystra_contracts::feed::head(&t.db)
+        .await
+        .expect("the feed's head");
+    assert_eq!(
+        b.decide(&alice_approves_001(), Some(seeded)).await,
+        json!(null)
+    );
     let writes = env_or("FEED_BENCH_WRITES", 300);
     let checkers = env_or("FEED_BENCH_CHECKERS", 4);
     println!(
