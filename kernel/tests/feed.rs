@@ -11,8 +11,7 @@ use plystra_contracts::feed::{self, Change, FactsConsumer, FactsFeed, FeedError}
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Alias, Order, Query};
 use plystra_kernel::feed::{FeedSettings, Follower};
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 
 /// Records what the follower hands it.
 #[derive(Default)]
@@ -31,15 +30,6 @@ impl FactsConsumer for Recorder {
     fn apply(&self, change: &Change) {
         self.applied.lock().unwrap().push(change.revision);
     }
-}
-
-async fn migrated() -> Option<TestDatabase> {
-    let t = TestDatabase::new().await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
-    Some(t)
 }
 
 /// Commits one change of user `id`, as another process would (nothing handed over here).
@@ -73,7 +63,7 @@ fn follower(db: &Database) -> (Arc<Follower>, Arc<Recorder>) {
 
 #[tokio::test]
 async fn changes_apply_once_in_revision_order_whoever_hands_them_over() {
-    let Some(t) = migrated().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let (follower, recorder) = follower(&t.db);
@@ -110,7 +100,7 @@ async fn changes_apply_once_in_revision_order_whoever_hands_them_over() {
 
 #[tokio::test]
 async fn a_gap_the_feed_no_longer_holds_reloads_at_the_head() {
-    let Some(t) = migrated().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let (follower, recorder) = follower(&t.db);
@@ -129,7 +119,7 @@ async fn a_gap_the_feed_no_longer_holds_reloads_at_the_head() {
 
 #[tokio::test]
 async fn pruning_keeps_what_a_known_follower_still_needs() {
-    let Some(t) = migrated().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     for n in 0..5 {

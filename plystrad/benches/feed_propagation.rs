@@ -31,8 +31,7 @@ use plystra_contracts::facts::Fact;
 use plystra_contracts::services::AuditRecord;
 use plystra_contracts::storage::Dialect;
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 use processes::{KEY, Server, alice_approves_001, seed};
 use serde_json::json;
 
@@ -61,17 +60,8 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn migrated(dialect: Dialect) -> Option<TestDatabase> {
-    let t = TestDatabase::on(dialect).await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .expect("migrate the bench database");
-    Some(t)
-}
-
 async fn propagation(dialect: Dialect) {
-    let Some(t) = migrated(dialect).await else {
+    let Some(t) = TestDatabase::migrated_on(dialect).await else {
         println!("{dialect}: skipped (database unreachable)");
         return;
     };
@@ -119,24 +109,11 @@ async fn propagation(dialect: Dialect) {
     for n in 0..writes {
         let sent = Instant::now();
         let revision = if n % 2 == 0 {
-            a.write(
-                "POST",
-                &format!("/api/v1/spaces/space_acme/member-roles/{member_role}/revoke"),
-                json!({}),
-            )
-            .await
+            a.revoke_approver(&member_role).await
         } else {
-            let (status, revision, body) = a
-                .send(
-                    "POST",
-                    "/api/v1/spaces/space_acme/member-roles",
-                    Some(json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance"})),
-                    &[],
-                )
-                .await;
-            assert_eq!(status, 201, "{body}");
-            member_role = body["data"]["id"].as_str().expect("an ID").to_owned();
-            revision.expect("a revision")
+            let (granted, revision) = a.grant_approver().await;
+            member_role = granted;
+            revision
         };
         write_latencies.push(sent.elapsed());
         loop {
@@ -208,7 +185,7 @@ async fn commit_round(
 }
 
 async fn commit_cost(dialect: Dialect) {
-    let Some(t) = migrated(dialect).await else {
+    let Some(t) = TestDatabase::migrated_on(dialect).await else {
         return;
     };
     let mut insert = Query::insert();

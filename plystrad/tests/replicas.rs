@@ -15,20 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 use processes::{API_KEY_SECRET, KEY, Server, alice_approves_001, ctl, seed};
 use serde_json::{Value, json};
-
-/// A fresh, migrated database.
-async fn database() -> Option<TestDatabase> {
-    let t = TestDatabase::new().await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .expect("migrate the test database");
-    Some(t)
-}
 
 /// A small deterministic generator for the interleavings (its seed is printed).
 struct Interleaving(u64);
@@ -46,37 +35,9 @@ impl Interleaving {
     }
 }
 
-/// Revokes the finance reviewer's approver role through `server`; the revision.
-async fn revoke_approver(server: &Server, member_role: &str) -> u64 {
-    server
-        .write(
-            "POST",
-            &format!("/api/v1/spaces/space_acme/member-roles/{member_role}/revoke"),
-            json!({}),
-        )
-        .await
-}
-
-/// Grants the finance reviewer the approver role through `server`; (its ID, the revision).
-async fn grant_approver(server: &Server) -> (String, u64) {
-    let (status, revision, json) = server
-        .send(
-            "POST",
-            "/api/v1/spaces/space_acme/member-roles",
-            Some(json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance"})),
-            &[],
-        )
-        .await;
-    assert_eq!(status, 201, "{json}");
-    (
-        json["data"]["id"].as_str().unwrap().to_owned(),
-        revision.expect("a write answers its revision"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_through_one_process_is_denied_by_the_other_with_its_token_every_time() {
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let servers = [
@@ -110,7 +71,7 @@ async fn a_revoke_through_one_process_is_denied_by_the_other_with_its_token_ever
                 }
             })
         });
-        let revoked = revoke_approver(&servers[writer], &member_role).await;
+        let revoked = servers[writer].revoke_approver(&member_role).await;
         assert_eq!(
             servers[reader]
                 .decide(&alice_approves_001(), Some(revoked))
@@ -118,7 +79,7 @@ async fn a_revoke_through_one_process_is_denied_by_the_other_with_its_token_ever
             "NO_MATCHING_PERMISSION",
             "round {round} (seed {seed_value}): the revoke at revision {revoked} through process {writer} was not honoured by process {reader}"
         );
-        let (granted, revision) = grant_approver(&servers[order.pick(2)]).await;
+        let (granted, revision) = servers[order.pick(2)].grant_approver().await;
         member_role = granted;
         assert_eq!(
             servers[order.pick(2)]
@@ -135,7 +96,7 @@ async fn a_revoke_through_one_process_is_denied_by_the_other_with_its_token_ever
     // Without a token, the other process denies within the staleness bound (in practice within
     // a poll interval, or at once on PostgreSQL's notification).
     let revoked_at = Instant::now();
-    revoke_approver(&servers[0], &member_role).await;
+    servers[0].revoke_approver(&member_role).await;
     loop {
         if servers[1].decide(&alice_approves_001(), None).await == "NO_MATCHING_PERMISSION" {
             break;
@@ -155,7 +116,7 @@ async fn a_revoke_through_one_process_is_denied_by_the_other_with_its_token_ever
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_change_through_one_process_is_agreed_by_the_others() {
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let count = if t.db.dialect() == plystra_contracts::storage::Dialect::Postgres {
@@ -263,7 +224,7 @@ async fn every_kind_of_change_through_one_process_is_agreed_by_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let a = Server::start(&t.url, &[]).await;
@@ -300,7 +261,7 @@ async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_in_a_burst_of_writes_catches_up_and_agrees() {
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let mut a = Server::start(&t.url, &[]).await;
@@ -394,7 +355,7 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_fail_closed_past_the_staleness_bound_and_recover_on_their_own() {
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     if t.db.dialect() != plystra_contracts::storage::Dialect::Postgres {
@@ -468,7 +429,7 @@ async fn checks_fail_closed_past_the_staleness_bound_and_recover_on_their_own() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plystractl_bootstrap_super_admin_hands_off_a_running_production_server() {
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     // Production refuses development credentials in the URL; trust authentication ignores the
@@ -523,7 +484,7 @@ async fn plystractl_bootstrap_super_admin_hands_off_a_running_production_server(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
     use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let server = Server::start(&t.url, &[("PLYSTRA_FEED_STALENESS_MS", "1000")]).await;
@@ -587,7 +548,7 @@ async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restored_behind_the_process_is_reloaded() {
     use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
-    let Some(t) = database().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
     let server = Server::start(&t.url, &[]).await;

@@ -69,6 +69,22 @@ impl TestDatabase {
         }
     }
 
+    /// A fresh database on the selected backend with every embedded migration of
+    /// [`SYSTEM_NAMESPACES`] applied; `None` when the test should be skipped.
+    pub async fn migrated() -> Option<Self> {
+        Self::migrated_on(backend()).await
+    }
+
+    /// [`TestDatabase::migrated`] on `dialect`.
+    pub async fn migrated_on(dialect: Dialect) -> Option<Self> {
+        let t = Self::on(dialect).await?;
+        super::migrations::MigrationSet::embedded(dialect)
+            .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+            .await
+            .expect("apply the embedded migrations to the test database");
+        Some(t)
+    }
+
     /// A fresh SQLite file in a temporary directory.
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");

@@ -234,6 +234,35 @@ impl Server {
             .await
     }
 
+    /// Revokes the member-role `member_role` (the finance reviewer's approver role); the
+    /// revision.
+    pub async fn revoke_approver(&self, member_role: &str) -> u64 {
+        self.write(
+            "POST",
+            &format!("/api/v1/spaces/space_acme/member-roles/{member_role}/revoke"),
+            json!({}),
+        )
+        .await
+    }
+
+    /// Grants the finance reviewer the approver role, anchored at `finance`; (its ID, the
+    /// revision).
+    pub async fn grant_approver(&self) -> (String, u64) {
+        let (status, revision, body) = self
+            .send(
+                "POST",
+                "/api/v1/spaces/space_acme/member-roles",
+                Some(json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance"})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["data"]["id"].as_str().expect("an ID").to_owned(),
+            revision.expect("a write answers its revision"),
+        )
+    }
+
     /// The Finance Reviewer table's decisions, as this process makes them.
     pub async fn table(&self, token: Option<u64>) -> Vec<Value> {
         let mut out = Vec::new();
