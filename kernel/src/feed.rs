@@ -167,11 +167,6 @@ impl Follower {
         })
     }
 
-    /// Its settings.
-    pub fn settings(&self) -> &FeedSettings {
-        &self.settings
-    }
-
     fn applied(&self) -> std::sync::MutexGuard<'_, Applied> {
         self.applied
             .lock()

@@ -51,13 +51,6 @@ impl Equivalent<(String, String)> for Pair<'_> {
     }
 }
 
-/// The events whose facts the index applies.
-pub const FACT_EVENTS: [&str; 3] = [
-    "identity.facts_changed",
-    "resource.registry_updated",
-    crate::store::GRANTS_CHANGED,
-];
-
 /// A status as text (for the trace), with whether it is `active` worked out once, so that a
 /// decision compares a flag instead of reading the text.
 #[derive(Debug, Clone)]
