@@ -34,6 +34,9 @@ const DOCUMENT: &str = "openapi/plystra.v0.0.1.json";
 /// The scenario the generated Python client runs.
 const SCENARIO: &str = "xtask/clients/python_scenario.py";
 
+/// How much of plystrad's log a failure prints.
+const LOG_TAIL_LINES: usize = 200;
+
 /// How long plystrad may take to answer `/api/v1/ready` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -51,7 +54,7 @@ pub fn run(root: &Path) -> Result<bool> {
         .target_directory
         .into_std_path_buf();
     let base = target.join("xtask-clients");
-    let venv = prepare_venv(&python, &base.join("venv"))?;
+    let venv = prepare_venv(&python, &base.join("venv"), PYTHON_PACKAGES)?;
     let document = root.join(DOCUMENT);
 
     println!("clients: validating {DOCUMENT} as OpenAPI 3.0");
@@ -117,7 +120,8 @@ pub fn run(root: &Path) -> Result<bool> {
     let binary = target.join("debug").join("plystrad");
     let run_dir = base.join(format!("run-{}", std::process::id()));
     fs::create_dir_all(&run_dir)?;
-    let result = with_server(&binary, &run_dir, |url, key| {
+    let database_url = format!("sqlite://{}", run_dir.join("plystra.db").display());
+    let result = with_server(&binary, &run_dir, &database_url, |url, key| {
         let mut scenario = Command::new(venv.join("bin/python"));
         scenario
             .arg(root.join(SCENARIO))
@@ -131,7 +135,8 @@ pub fn run(root: &Path) -> Result<bool> {
     result
 }
 
-fn find_python() -> Option<PathBuf> {
+/// `python3` when it is installed.
+pub(crate) fn find_python() -> Option<PathBuf> {
     let ok = Command::new("python3")
         .arg("--version")
         .stdout(Stdio::null())
@@ -141,10 +146,10 @@ fn find_python() -> Option<PathBuf> {
     ok.then(|| PathBuf::from("python3"))
 }
 
-/// Creates the virtualenv and installs [`PYTHON_PACKAGES`] unless it already holds them.
-fn prepare_venv(python: &Path, venv: &Path) -> Result<PathBuf> {
+/// Creates the virtualenv and installs `packages` (pinned) unless it already holds them.
+pub(crate) fn prepare_venv(python: &Path, venv: &Path, packages: &[&str]) -> Result<PathBuf> {
     let marker = venv.join("plystra-requirements.txt");
-    let wanted = PYTHON_PACKAGES.join("\n");
+    let wanted = packages.join("\n");
     if fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
         return Ok(venv.to_path_buf());
     }
@@ -159,9 +164,9 @@ fn prepare_venv(python: &Path, venv: &Path) -> Result<PathBuf> {
     let mut install = Command::new(venv.join("bin/pip"));
     install
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(PYTHON_PACKAGES);
+        .args(packages);
     if !process::status(install)? {
-        bail!("pip could not install {}", PYTHON_PACKAGES.join(" "));
+        bail!("pip could not install {}", packages.join(" "));
     }
     fs::write(&marker, wanted)?;
     Ok(venv.to_path_buf())
@@ -177,11 +182,13 @@ impl Drop for Server {
     }
 }
 
-/// Starts plystrad on a fresh SQLite database in `dir` and a free loopback port, waits until it
-/// is ready, runs `f` with its base URL and key, and stops it. Prints the server log on failure.
-fn with_server(
+/// Starts plystrad on `database_url` (a fresh database) and a free loopback port, with its log in
+/// `dir`, waits until it is ready, runs `f` with its base URL and key, and stops it. Prints the
+/// server log on failure.
+pub(crate) fn with_server(
     binary: &Path,
     dir: &Path,
+    database_url: &str,
     f: impl FnOnce(&str, &str) -> Result<bool>,
 ) -> Result<bool> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -197,7 +204,7 @@ fn with_server(
     command
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("plystra.db").display()))
+        .arg(database_url)
         .arg("serve")
         .env_remove("DATABASE_URL")
         .env_remove("PLYSTRA_DATABASE_URL")
@@ -223,7 +230,14 @@ fn with_server(
         Ok(true) => Ok(true),
         other => {
             let log = fs::read_to_string(&log_path).unwrap_or_default();
-            println!("clients: plystrad's log:\n{log}");
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            println!(
+                "plystrad's log (last {} of {} lines):\n{}",
+                tail.len(),
+                lines.len(),
+                tail.join("\n")
+            );
             other
         }
     }

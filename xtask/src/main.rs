@@ -5,6 +5,7 @@ mod browser;
 mod cargo_toml;
 mod clients;
 mod finding;
+mod fuzz;
 mod migrations;
 mod openapi;
 mod privileged;
@@ -25,8 +26,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(bin_name = "cargo xtask", version, about)]
 struct Cli {
-    /// The workspace to check (defaults to this repository); the checks' tests point it at
-    /// fixture workspaces.
+    /// The workspace to check (defaults to the workspace that holds the current directory, as
+    /// `cargo locate-project --workspace` finds it); the checks' tests point it at fixture
+    /// workspaces.
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
     #[command(subcommand)]
@@ -64,6 +66,22 @@ enum Command {
     /// Validate the OpenAPI document, generate a Python client from it and run the Finance
     /// Reviewer scenario through that client against a real plystrad.
     Clients,
+    /// Run schemathesis (pinned, in a virtualenv) with every check and phase against a release
+    /// plystrad on SQLite and on PostgreSQL; fail on any finding.
+    Fuzz {
+        /// Only this backend (default: both).
+        #[arg(long, value_enum)]
+        backend: Option<fuzz::Backend>,
+        /// schemathesis's time budget per backend, in seconds.
+        #[arg(long, default_value_t = 300)]
+        max_time: u64,
+        /// Fuzz the debug build instead of the release build.
+        #[arg(long)]
+        debug: bool,
+        /// The random seed (a failing run is repeated with the same seed).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,10 +96,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// The root of the workspace that holds the current directory, found at run time.
+///
+/// Not the compile-time `CARGO_MANIFEST_DIR`: cargo reuses an already-built xtask from a shared
+/// target directory when the repository is copied or cloned elsewhere, and the checks must
+/// inspect the tree they were run in, not the one the binary was built from.
+fn current_workspace() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()
+        .context("running `cargo locate-project --workspace`")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "no Cargo workspace holds the current directory (run cargo xtask inside the \
+             repository, or pass --root DIR): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .with_context(|| format!("`{}` has no parent directory", manifest.display()))
+}
+
 fn run(cli: Cli) -> Result<bool> {
     let root = match cli.root {
         Some(root) => root,
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        None => current_workspace()?,
     };
     let root = root
         .canonicalize()
@@ -96,5 +139,22 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Browser => browser::run(&root),
         Command::Quickstart => quickstart::run(&root),
         Command::Clients => clients::run(&root),
+        Command::Fuzz {
+            backend,
+            max_time,
+            debug,
+            seed,
+        } => fuzz::run(
+            &root,
+            &fuzz::Options {
+                backends: match backend {
+                    Some(backend) => vec![backend],
+                    None => vec![fuzz::Backend::Sqlite, fuzz::Backend::Postgres],
+                },
+                max_time_secs: max_time,
+                release: !debug,
+                seed,
+            },
+        ),
     }
 }

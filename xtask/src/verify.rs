@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::{browser, clients, migrations, openapi, privileged, process, quickstart, suite, tidy};
+use crate::{
+    browser, clients, fuzz, migrations, openapi, privileged, process, quickstart, suite, tidy,
+};
 
 /// One gate: a name and how to run it (true when it passed).
 type Step<'a> = (String, Box<dyn Fn() -> Result<bool> + 'a>);
@@ -42,6 +44,10 @@ pub fn run(root: &Path) -> bool {
     steps.push(("browser".into(), Box::new(|| browser::run(root))));
     steps.push(("openapi".into(), Box::new(|| openapi::run(root, true))));
     steps.push(("clients".into(), Box::new(|| clients::run(root))));
+    steps.push((
+        "fuzz (smoke)".into(),
+        Box::new(|| fuzz::run(root, &fuzz::Options::smoke())),
+    ));
     steps.push((
         "migrations".into(),
         Box::new(|| migrations::run(root, true)),

@@ -191,3 +191,89 @@ fn a_file_that_does_not_parse_fails_the_check() {
         "{output}"
     );
 }
+
+/// Copies a source tree, leaving out build output, installed packages and hidden directories.
+fn copy_sources(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let target = to.join(&name);
+        if path.is_dir() {
+            if !(name == "target" || name == "node_modules" || name.starts_with('.')) {
+                copy_sources(&path, &target);
+            }
+        } else {
+            fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// Runs `cargo xtask privileged` with no `--root`, from `dir`: whether it passed, and what it
+/// printed.
+fn privileged_from(dir: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("privileged")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// This binary was built from this repository; run from another workspace (here from one of its
+/// subdirectories) without `--root`, it checks that workspace, not the one it was built from.
+#[test]
+fn without_root_the_workspace_of_the_current_directory_is_checked() {
+    let dir = workspace(Some("direct"));
+    let (passed, output) = privileged_from(&dir.path().join("app/src"));
+    assert!(!passed, "the fixture's violation went unseen:\n{output}");
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("direct/Cargo.toml:8: privileged-dependency: ")),
+        "{output}"
+    );
+}
+
+/// The case that went unseen: a copy of the repository, checked by the xtask already built for
+/// the original (a shared target directory), with a copy of `system/audit` placed outside
+/// `system/` and added to the workspace.
+#[test]
+fn a_copied_repository_is_checked_where_it_lies() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let copy = tempfile::tempdir().unwrap();
+    copy_sources(&repository, copy.path());
+    let (passed, output) = privileged_from(copy.path());
+    assert!(passed, "the copy as it is must pass:\n{output}");
+
+    let outside = copy.path().join("audit_outside");
+    copy_dir(&copy.path().join("system/audit"), &outside);
+    let manifest = outside.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen(
+        "name = \"plystra-system-audit\"",
+        "name = \"plystra-system-audit-outside\"",
+        1,
+    );
+    assert!(text.contains("plystra-system-audit-outside"), "{text}");
+    fs::write(&manifest, text).unwrap();
+    let workspace_manifest = copy.path().join("Cargo.toml");
+    let text = fs::read_to_string(&workspace_manifest).unwrap();
+    let text = text.replacen("members = [", "members = [\"audit_outside\", ", 1);
+    fs::write(&workspace_manifest, text).unwrap();
+
+    let (passed, output) = privileged_from(copy.path());
+    assert!(
+        !passed,
+        "a privileged crate outside system/ passed:\n{output}"
+    );
+    assert!(
+        output.lines().any(|l| l.starts_with("audit_outside/")),
+        "the finding is not located in the copy:\n{output}"
+    );
+}
