@@ -111,6 +111,17 @@ pub enum StorageError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database answers but refuses writes: it is full (disk, quota or page limit) or
+    /// read-only (file permissions, a read-only session or replica).
+    #[error("the database cannot be written: {reason}")]
+    Unwritable {
+        /// Why.
+        reason: Unwritable,
+        /// The driver's error, when a statement failed (a readiness check may find the fault
+        /// without one).
+        #[source]
+        source: Option<sqlx::Error>,
+    },
     /// Any other database failure.
     #[error("database operation failed")]
     Database {
@@ -120,16 +131,124 @@ pub enum StorageError {
     },
 }
 
+/// Why the database refuses writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwritable {
+    /// Disk full, quota exceeded or the SQLite page limit reached (SQLite `FULL`, PostgreSQL
+    /// `53100`).
+    Full,
+    /// The file or the session is read-only (SQLite `READONLY`, PostgreSQL `25006`).
+    ReadOnly,
+}
+
+impl Unwritable {
+    /// The reason as `details.reason` spells it: `full` or `read_only`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read_only",
+        }
+    }
+}
+
+impl std::fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "it is full (disk, quota or page limit)",
+            Self::ReadOnly => "it is read-only",
+        })
+    }
+}
+
+/// Whether the database was found unwritable, and when a write first succeeded after that.
+///
+/// Pooled connections are not trusted across a write fault (see
+/// [`connection_predates_last_fault`]): a SQLite connection opened while its file was read-only
+/// stays read-only, and a PostgreSQL session opened while the database defaulted to read-only
+/// keeps that default, after the operator has fixed the cause. So from a fault until a write
+/// succeeds again, every connection is closed after use; after that, those opened before the
+/// recovery are closed too.
+#[derive(Debug, Clone, Copy)]
+struct WriteFaults {
+    recovered: Option<std::time::Instant>,
+}
+
+static WRITE_FAULTS: std::sync::Mutex<Option<WriteFaults>> = std::sync::Mutex::new(None);
+/// Whether a fault was recorded and no write has succeeded since: the hot path's only cost.
+static FAULT_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ANY_FAULT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn write_faults() -> std::sync::MutexGuard<'static, Option<WriteFaults>> {
+    WRITE_FAULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn record_write_fault() {
+    let mut faults = write_faults();
+    *faults = Some(WriteFaults { recovered: None });
+    ANY_FAULT.store(true, std::sync::atomic::Ordering::Release);
+    FAULT_ACTIVE.store(true, std::sync::atomic::Ordering::Release);
+}
+
+fn record_write_success() {
+    if !FAULT_ACTIVE.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    let mut faults = write_faults();
+    if let Some(f) = faults.as_mut()
+        && f.recovered.is_none()
+    {
+        f.recovered = Some(std::time::Instant::now());
+        tracing::info!("the database accepts writes again");
+    }
+    FAULT_ACTIVE.store(false, std::sync::atomic::Ordering::Release);
+}
+
+/// Whether a pooled connection of age `age` must be closed instead of reused because of a write
+/// fault: any connection while the fault lasts (no write has succeeded since), and afterwards
+/// those opened before the recovery. The pools' acquire and release hooks ask this.
+pub fn connection_predates_last_fault(age: std::time::Duration) -> bool {
+    if !ANY_FAULT.load(std::sync::atomic::Ordering::Acquire) {
+        return false;
+    }
+    match *write_faults() {
+        None => false,
+        Some(WriteFaults { recovered: None }) => true,
+        Some(WriteFaults {
+            recovered: Some(at),
+        }) => age >= at.elapsed(),
+    }
+}
+
 impl StorageError {
+    /// The database refuses writes for `reason`; `source` is the driver's error, if any.
+    /// Pooled connections are not reused until a write succeeds again.
+    pub fn unwritable(reason: Unwritable, source: Option<sqlx::Error>) -> Self {
+        record_write_fault();
+        Self::Unwritable { reason, source }
+    }
+
     /// Classifies a driver error.
     pub fn from_sqlx(err: sqlx::Error) -> Self {
+        let code = match &err {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        if let Some(reason) = unwritable_code(code.as_deref()) {
+            return Self::unwritable(reason, Some(err));
+        }
         match &err {
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable { source: err },
+            | sqlx::Error::WorkerCrashed
+            // A connection whose transaction state went wrong: a fault of the connection, not of
+            // the request (the pool hooks keep such connections out).
+            | sqlx::Error::InvalidSavePointStatement
+            | sqlx::Error::BeginFailed => Self::Unavailable { source: err },
             sqlx::Error::Database(db) => {
                 let constraint = db.constraint().map(str::to_owned);
                 match db.kind() {
@@ -155,17 +274,54 @@ impl StorageError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
     }
+
+    /// Why the database refuses writes, when that is the failure.
+    pub fn unwritable_reason(&self) -> Option<Unwritable> {
+        match self {
+            Self::Unwritable { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// The driver's error, for logs (never for responses).
+    pub fn driver_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            Self::Unavailable { source } | Self::Database { source } => Some(source),
+            Self::Unwritable { source, .. } => source.as_ref(),
+            _ => None,
+        }
+    }
 }
 
-/// SQLite `BUSY`/`LOCKED` (and their extended codes), PostgreSQL connection-class (`08…`),
-/// shutdown (`57P0…`) and resource (`53…`) SQLSTATEs.
+/// SQLite `BUSY`/`LOCKED` (and their extended codes), `IOERR` and `CANTOPEN`; PostgreSQL
+/// connection-class (`08…`), shutdown (`57P0…`) and resource (`53…`) SQLSTATEs.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     let Some(code) = code else { return false };
     if code.len() != 5 {
         // SQLite reports numeric (possibly extended) result codes; SQLSTATEs have five characters.
-        return code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+        return code
+            .parse::<i64>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 14));
     }
     code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53")
+}
+
+/// SQLite `FULL` and `READONLY` (and their extended codes); PostgreSQL `disk_full` (`53100`) and
+/// `read_only_sql_transaction` (`25006`).
+fn unwritable_code(code: Option<&str>) -> Option<Unwritable> {
+    let code = code?;
+    if code.len() != 5 {
+        return match code.parse::<i64>().ok()? & 0xff {
+            13 => Some(Unwritable::Full),
+            8 => Some(Unwritable::ReadOnly),
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => Some(Unwritable::Full),
+        "25006" => Some(Unwritable::ReadOnly),
+        _ => None,
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -175,7 +331,14 @@ impl From<sqlx::Error> for StorageError {
 }
 
 impl From<StorageError> for ApiError {
+    /// Maps the failure onto a code. A failure that becomes a 5xx is logged here, once, at error
+    /// level with the driver's error: the response never carries it, so the log must.
     fn from(err: StorageError) -> Self {
+        if let Some(driver) = err.driver_error() {
+            tracing::error!(error = %err, cause = %driver, "storage failure");
+        } else if let StorageError::Unwritable { .. } = &err {
+            tracing::error!(error = %err, "storage failure");
+        }
         let with_constraint = |e: ApiError, c: Option<String>| match c {
             Some(c) => e.with_detail("constraint", c),
             None => e,
@@ -204,6 +367,11 @@ impl From<StorageError> for ApiError {
                 ErrorCode::DatabaseUnavailable,
                 "the database is unavailable",
             ),
+            StorageError::Unwritable { reason, .. } => ApiError::new(
+                ErrorCode::StorageUnwritable,
+                format!("the database cannot be written: {reason}"),
+            )
+            .with_detail("reason", reason.as_str()),
             StorageError::Database { .. } => {
                 ApiError::new(ErrorCode::InternalError, "internal error")
             }
@@ -258,6 +426,57 @@ impl Database {
         Ok(())
     }
 
+    /// Checks that the database answers and accepts writes, without writing: a full or read-only
+    /// database is [`StorageError::Unwritable`]. For readiness.
+    ///
+    /// SQLite: a write rolled back on a pooled connection (refused on a read-only file; it waits
+    /// for a concurrent writer like any write does), then the page count against
+    /// `max_page_count` with no free page left means full. A disk that filled up below the page
+    /// limit is not visible without writing; the audit writer reports that case from its
+    /// failed commits. PostgreSQL: `transaction_read_only` (a read-only default or a standby).
+    pub async fn check_writable(&self) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                // A pooled connection, as a write would get one; the transaction is sqlx's, so a
+                // check cancelled by its timeout still rolls back before the connection is reused.
+                // Rewrite the header's user version (unused by Plystra) to its own value and roll
+                // back: a read-only connection takes the write lock, and refuses only the write.
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(AssertSqlSafe(format!("PRAGMA user_version = {version}")))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                let (pages, limit, free): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT page_count FROM pragma_page_count()), \
+                     (SELECT max_page_count FROM pragma_max_page_count()), \
+                     (SELECT freelist_count FROM pragma_freelist_count())",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                if pages >= limit && free == 0 {
+                    return Err(StorageError::unwritable(Unwritable::Full, None));
+                }
+                record_write_success();
+                Ok(())
+            }
+            Self::Postgres(pool) => {
+                let read_only: String =
+                    sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+                        .fetch_one(pool)
+                        .await?;
+                if read_only == "on" {
+                    return Err(StorageError::unwritable(Unwritable::ReadOnly, None));
+                }
+                record_write_success();
+                Ok(())
+            }
+        }
+    }
+
     /// Runs one statement; returns the number of rows it affected.
     pub async fn execute<S: SqlxBinder>(&self, statement: &S) -> Result<u64, StorageError> {
         let (sql, values) = self.dialect().build(statement);
@@ -265,6 +484,9 @@ impl Database {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
+        if done > 0 {
+            record_write_success();
+        }
         Ok(done)
     }
 
@@ -360,6 +582,10 @@ impl Transaction {
             .execute(&mut **tx)
             .await
             .map(|r| r.rows_affected()))?;
+        if done > 0 {
+            // A connection that has just written is not read-only, and found room for the row.
+            record_write_success();
+        }
         Ok(done)
     }
 
@@ -510,11 +736,41 @@ mod tests {
     }
 
     #[test]
+    fn unwritable_codes_are_503_with_a_reason() {
+        assert_eq!(unwritable_code(Some("13")), Some(Unwritable::Full));
+        assert_eq!(unwritable_code(Some("8")), Some(Unwritable::ReadOnly));
+        // SQLITE_READONLY_DBMOVED, an extended code.
+        assert_eq!(unwritable_code(Some("1032")), Some(Unwritable::ReadOnly));
+        assert_eq!(unwritable_code(Some("53100")), Some(Unwritable::Full));
+        assert_eq!(unwritable_code(Some("25006")), Some(Unwritable::ReadOnly));
+        assert_eq!(unwritable_code(Some("23505")), None);
+        assert_eq!(unwritable_code(Some("5")), None);
+        assert_eq!(unwritable_code(None), None);
+        let full: ApiError = StorageError::Unwritable {
+            reason: Unwritable::Full,
+            source: None,
+        }
+        .into();
+        assert_eq!(full.code, ErrorCode::StorageUnwritable);
+        assert_eq!(full.status().as_u16(), 503);
+        assert_eq!(full.details["reason"], "full");
+        let read_only: ApiError = StorageError::Unwritable {
+            reason: Unwritable::ReadOnly,
+            source: None,
+        }
+        .into();
+        assert_eq!(read_only.details["reason"], "read_only");
+    }
+
+    #[test]
     fn unavailable_codes() {
         assert!(is_unavailable_code(Some("5")));
         assert!(is_unavailable_code(Some("517")));
         assert!(is_unavailable_code(Some("08006")));
         assert!(is_unavailable_code(Some("57P01")));
+        // SQLITE_IOERR_WRITE and SQLITE_CANTOPEN.
+        assert!(is_unavailable_code(Some("778")));
+        assert!(is_unavailable_code(Some("14")));
         assert!(!is_unavailable_code(Some("23505")));
         assert!(!is_unavailable_code(None));
     }

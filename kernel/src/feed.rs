@@ -518,6 +518,10 @@ impl crate::runtime::ReadinessProbe for FeedProbe {
         self.0.refresh().await;
         self.0.problem()
     }
+
+    fn subject(&self) -> &'static str {
+        "change feed (facts not confirmed current)"
+    }
 }
 
 #[cfg(test)]

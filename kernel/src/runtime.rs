@@ -127,7 +127,16 @@ impl CapabilityEntry {
 pub trait ReadinessProbe: Send + Sync {
     /// `None` when fine, otherwise why not.
     async fn problem(&self) -> Option<String>;
+
+    /// What the probe checks, for the problem reported when it does not answer in time.
+    fn subject(&self) -> &'static str {
+        "a readiness probe"
+    }
 }
+
+/// How long readiness waits for one capability's health or one probe. They run concurrently, so
+/// `/ready` answers within about this long even when the database does not answer at all.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The booted runtime: capabilities in boot order, their states, services and configuration.
 pub struct Runtime {
@@ -201,24 +210,29 @@ impl Runtime {
             .clone()
     }
 
-    /// Asks every started capability for its health, then every probe, and says what is wrong.
+    /// Asks every started capability for its health and every probe, concurrently and each
+    /// bounded by [`PROBE_TIMEOUT`], and says what is wrong.
     pub async fn readiness(&self) -> Readiness {
-        let mut problems = Vec::new();
-        for entry in &self.entries {
+        let no_answer = format!("no answer within {} s", PROBE_TIMEOUT.as_secs());
+        futures_util::future::join_all(self.entries.iter().map(|entry| async {
             let cell = entry.state();
             if matches!(
                 cell.state,
                 CapabilityState::Ready | CapabilityState::Degraded
             ) {
-                let health = tokio::time::timeout(Duration::from_secs(2), entry.instance.health())
+                let health = tokio::time::timeout(PROBE_TIMEOUT, entry.instance.health())
                     .await
-                    .unwrap_or_else(|_| Health::Unhealthy("health check timed out".to_owned()));
+                    .unwrap_or_else(|_| Health::Unhealthy(format!("health check: {no_answer}")));
                 match health {
                     Health::Healthy => entry.set(CapabilityState::Ready, None),
                     Health::Degraded(reason) => entry.set(CapabilityState::Degraded, Some(reason)),
                     Health::Unhealthy(reason) => entry.set(CapabilityState::Degraded, Some(reason)),
                 }
             }
+        }))
+        .await;
+        let mut problems = Vec::new();
+        for entry in &self.entries {
             let cell = entry.state();
             if entry.registration.manifest.required() && cell.state != CapabilityState::Ready {
                 problems.push(format!(
@@ -234,11 +248,13 @@ impl Runtime {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        for probe in probes {
-            if let Some(problem) = probe.problem().await {
-                problems.push(problem);
-            }
-        }
+        let found = futures_util::future::join_all(probes.iter().map(|probe| async {
+            tokio::time::timeout(PROBE_TIMEOUT, probe.problem())
+                .await
+                .unwrap_or_else(|_| Some(format!("{}: {no_answer}", probe.subject())))
+        }))
+        .await;
+        problems.extend(found.into_iter().flatten());
         let states = self
             .entries
             .iter()

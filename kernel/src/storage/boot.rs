@@ -128,4 +128,8 @@ impl ReadinessProbe for BoundProbe {
         let runtime = self.runtime.upgrade()?;
         self.probe.refresh(&runtime).await
     }
+
+    fn subject(&self) -> &'static str {
+        "database (unreachable or overloaded)"
+    }
 }

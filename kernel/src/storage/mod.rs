@@ -35,6 +35,10 @@ pub struct DatabaseConfig {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a locked database before reporting it busy.
     pub busy_timeout: Duration,
+    /// A cap on the SQLite file's size, in pages (`PRAGMA max_page_count` on every pooled
+    /// connection); a write past it fails as "database or disk is full". `None`: SQLite's default.
+    /// Tests use it to fill a database without filling a disk.
+    pub sqlite_max_page_count: Option<u32>,
 }
 
 impl DatabaseConfig {
@@ -45,6 +49,7 @@ impl DatabaseConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            sqlite_max_page_count: None,
         }
     }
 }
@@ -140,6 +145,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Database, ConnectError> 
                 })?
                 .foreign_keys(true)
                 .busy_timeout(config.busy_timeout);
+            let options = match config.sqlite_max_page_count {
+                Some(pages) => options.pragma("max_page_count", pages.to_string()),
+                None => options,
+            };
             let in_memory = is_sqlite_memory(url);
             let pool_options = SqlitePoolOptions::new().acquire_timeout(config.acquire_timeout);
             let (options, pool_options) = if in_memory {
@@ -167,7 +176,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Database, ConnectError> 
                         // FULL: every commit fsyncs the WAL. "Acknowledged" must survive power
                         // loss, not only a crash; group commit is how throughput survives it.
                         .synchronous(SqliteSynchronous::Full),
-                    pool_options.max_connections(config.max_connections.max(1)),
+                    guard_pool(pool_options.max_connections(config.max_connections.max(1))),
                 )
             };
             let pool = pool_options
@@ -182,7 +191,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Database, ConnectError> 
                     url: shown.clone(),
                     source,
                 })?;
-            let pool = PgPoolOptions::new()
+            let pool = guard_pool(PgPoolOptions::new())
                 .max_connections(config.max_connections.max(1))
                 .acquire_timeout(config.acquire_timeout)
                 .connect_with(options)
@@ -192,6 +201,49 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Database, ConnectError> 
         }
         None => Err(ConnectError::UnsupportedUrl { url: shown }),
     }
+}
+
+/// Keeps connections that cannot be trusted out of the pool, so that the server recovers from a
+/// storage fault by itself:
+///
+/// - a connection still inside a transaction when it comes back (its `ROLLBACK` failed, as after
+///   SQLite's "database or disk is full" ended the transaction under the driver) is closed, not
+///   reused: a reuse would fail every later `BEGIN`;
+/// - from a write fault (full, read-only) until a write succeeds again, every connection is
+///   closed after use, and after that those opened before the recovery (at release and before
+///   reuse): SQLite keeps a file opened read-only read-only, and a PostgreSQL session keeps the
+///   read-only default it started with, after the operator has fixed the cause.
+///
+/// Not for in-memory SQLite, whose one connection is the database.
+fn guard_pool<DB: sqlx::Database>(
+    options: sqlx::pool::PoolOptions<DB>,
+) -> sqlx::pool::PoolOptions<DB> {
+    options
+        .before_acquire(|_conn, meta| {
+            Box::pin(async move {
+                Ok(!plystra_contracts::storage::connection_predates_last_fault(
+                    meta.age,
+                ))
+            })
+        })
+        .after_release(|conn, meta| {
+            Box::pin(async move {
+                if plystra_contracts::storage::connection_predates_last_fault(meta.age) {
+                    return Ok(false);
+                }
+                if sqlx::Connection::is_in_transaction(conn) {
+                    // A dropped transaction's rollback is queued; let it run, then look again.
+                    sqlx::Connection::ping(conn).await?;
+                    if sqlx::Connection::is_in_transaction(conn) {
+                        tracing::warn!(
+                            "a pooled connection could not end its transaction; closing it"
+                        );
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+        })
 }
 
 fn create_dir(dir: &Path) -> Result<(), ConnectError> {

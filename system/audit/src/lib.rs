@@ -99,6 +99,10 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
 declare_event!(AUDIT_EVENT_RECORDED, name: "audit.event_recorded", publisher: ID,
     description: "An audit record became durable.");
 
+/// How long a failed audit commit keeps the store reported as not writable, unless a later batch
+/// commits first.
+const RECENT_FAILURE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The lifecycle: init reads the settings and starts the writer; stop drains it.
 #[derive(Debug, Default)]
 pub struct AuditCapability {
@@ -140,10 +144,24 @@ impl Capability for AuditCapability {
     async fn health(&self) -> Health {
         match self.service.get() {
             None => Health::Unhealthy("not initialised".to_owned()),
-            Some(service) => match service.database().ping().await {
-                Ok(()) => Health::Healthy,
-                Err(e) => Health::Unhealthy(format!("audit store unreachable: {e}")),
-            },
+            Some(service) => {
+                // The store must accept writes, not only answer: checks and changes fail closed
+                // without it. A failed commit counts for a few seconds, for the faults a check
+                // cannot see without writing (a full disk below SQLite's page limit).
+                if let Err(e) = service.database().check_writable().await {
+                    return if e.is_unavailable() {
+                        Health::Unhealthy(format!("audit store unreachable: {e}"))
+                    } else {
+                        Health::Unhealthy(format!("audit store not writable: {e}"))
+                    };
+                }
+                match service.writer().recent_failure(RECENT_FAILURE) {
+                    Some(reason) => {
+                        Health::Unhealthy(format!("audit store not writable: {reason}"))
+                    }
+                    None => Health::Healthy,
+                }
+            }
         }
     }
 

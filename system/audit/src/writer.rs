@@ -30,6 +30,9 @@ type Reply = oneshot::Sender<Result<String, AuditUnavailable>>;
 pub struct WriterStats {
     /// Batches committed.
     pub batches: std::sync::atomic::AtomicU64,
+    /// When and why the latest batch failed because the store refused writes or could not be
+    /// reached; cleared by the next committed batch.
+    last_failure: Mutex<Option<(std::time::Instant, String)>>,
     /// Records committed.
     pub records: std::sync::atomic::AtomicU64,
     /// Records handed over and not yet taken into a batch.
@@ -77,6 +80,21 @@ impl GroupCommitWriter {
         answer.await.map_err(|_| {
             AuditUnavailable("the audit writer stopped before committing".to_owned())
         })?
+    }
+
+    /// Why the latest batch could not be committed, if it failed within `window` because the
+    /// store refused writes (full, read-only) or could not be reached, and nothing committed since.
+    /// Only recent failures count, so that a store that recovered while no one wrote is not
+    /// reported as failing forever.
+    pub fn recent_failure(&self, window: Duration) -> Option<String> {
+        let last = self
+            .stats
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() <= window)
+            .map(|(_, reason)| reason.clone())
     }
 
     /// The writer's counters.
@@ -161,6 +179,7 @@ async fn run(
         }
         match outcome {
             Ok(ids) => {
+                *stats.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 stats
                     .batches
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -179,7 +198,11 @@ async fn run(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), records = count, "audit batch could not be committed");
+                tracing::error!(error = %e, cause = %e.driver_error().map_or_else(String::new, ToString::to_string), records = count, "audit batch could not be committed");
+                if e.unwritable_reason().is_some() || e.is_unavailable() {
+                    *stats.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((std::time::Instant::now(), e.to_string()));
+                }
                 for reply in replies {
                     let _ = reply.send(Err(AuditUnavailable(format!(
                         "the audit store could not commit: {e}"
