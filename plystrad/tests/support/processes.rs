@@ -150,6 +150,11 @@ impl Server {
         }
     }
 
+    /// The process ID (for reading `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running plystrad").id()
+    }
+
     /// kill -9.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

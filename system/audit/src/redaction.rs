@@ -2,7 +2,12 @@
 //!
 //! - Secret-like keys (anywhere, any case) are replaced by `"[redacted]"`.
 //! - PII fields follow a per-field policy: keep, hash (keyed HMAC-SHA256, so records can still be
-//!   joined) or drop.
+//!   joined) or drop. `email`, `phone` and `username` (which defaults to the email) are hashed by
+//!   default.
+//! - An email address in any other string value (a display name or a reason that holds one, a
+//!   username kept in clear) follows the `email` rule too: the address is replaced by its hash,
+//!   or by `[redacted]` when emails are dropped. An address is `local@domain.tld` with an
+//!   alphabetic top-level label.
 //! - Keys inside `metadata` objects are kept only when allowlisted.
 //!
 //! Every path that was changed is listed, and the policy's version is recorded with the record.
@@ -15,7 +20,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 /// Bumped whenever the rules below change meaning.
-pub const REDACTION_VERSION: i64 = 1;
+pub const REDACTION_VERSION: i64 = 2;
 
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
@@ -88,12 +93,14 @@ pub struct Redacted {
 }
 
 impl RedactionPolicy {
-    /// The defaults: email and phone hashed; ip_address and user_agent kept (investigations need
-    /// them); no metadata key allowed beyond `reason`, `source` and `ticket`.
+    /// The defaults: email, phone and username hashed; ip_address and user_agent kept
+    /// (investigations need them); no metadata key allowed beyond `reason`, `source` and
+    /// `ticket`.
     pub fn with_key(hash_key: impl Into<Vec<u8>>) -> Self {
         let pii = [
             ("email", PiiAction::Hash),
             ("phone", PiiAction::Hash),
+            ("username", PiiAction::Hash),
             ("ip_address", PiiAction::Keep),
             ("user_agent", PiiAction::Keep),
         ]
@@ -208,9 +215,79 @@ impl RedactionPolicy {
                     .filter_map(|(i, item)| self.walk(item, &format!("{path}/{i}"), false, out))
                     .collect(),
             )),
+            Value::String(text) => match self.emails_in(text) {
+                Some(rewritten) => {
+                    out.push(path.to_owned());
+                    rewritten.map(Value::String)
+                }
+                None => Some(value.clone()),
+            },
             other => Some(other.clone()),
         }
     }
+
+    /// `text` with every email address in it put through the `email` rule; `None` when it holds
+    /// none (or emails are kept), `Some(None)` when the whole value is an address that is
+    /// dropped.
+    fn emails_in(&self, text: &str) -> Option<Option<String>> {
+        let action = self.pii.get("email").copied().unwrap_or(PiiAction::Keep);
+        if action == PiiAction::Keep || !text.contains('@') {
+            return None;
+        }
+        if looks_like_email(text) {
+            return Some(match action {
+                PiiAction::Drop => None,
+                _ => Some(self.hash(text)),
+            });
+        }
+        let mut result = String::with_capacity(text.len());
+        let mut changed = false;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let end = rest.find(email_boundary).unwrap_or(rest.len());
+            let (word, after) = rest.split_at(end);
+            if looks_like_email(word) {
+                changed = true;
+                match action {
+                    PiiAction::Drop => result.push_str(REDACTED),
+                    _ => result.push_str(&self.hash(word)),
+                }
+            } else {
+                result.push_str(word);
+            }
+            let mut chars = after.chars();
+            if let Some(boundary) = chars.next() {
+                result.push(boundary);
+            }
+            rest = chars.as_str();
+        }
+        changed.then_some(Some(result))
+    }
+}
+
+/// Characters that cannot be part of an address as the redaction finds them.
+fn email_boundary(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '<' | '>' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '"' | '\''
+        )
+}
+
+/// Whether `word` is an email address: one `@`, a non-empty local part and a dotted domain whose
+/// last label is at least two letters (so `pkg@1.2.3` is not one).
+fn looks_like_email(word: &str) -> bool {
+    let Some((local, domain)) = word.split_once('@') else {
+        return false;
+    };
+    let tld = domain.rsplit('.').next().unwrap_or("");
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && tld.chars().count() >= 2
+        && tld.chars().all(char::is_alphabetic)
+        && !word.chars().any(email_boundary)
 }
 
 fn is_secret(folded_key: &str) -> bool {
@@ -294,6 +371,65 @@ mod tests {
             p.hash("curl")
         );
         assert_eq!(p.column("phone", Some("+1".into())), None);
+    }
+
+    #[test]
+    fn usernames_are_pii_and_emails_anywhere_follow_the_email_rule() {
+        let input = json!({
+            "username": "alice@example.com",
+            "email": "alice@example.com",
+            "display_name": "alice@example.com",
+            "reason": "asked by Bob <bob@example.org>, see ticket",
+            "names": ["carol@example.net", "plain"],
+            "version": "pkg@1.2.3",
+            "handle": "@alice"
+        });
+        let p = policy();
+        let out = p.redact(&input);
+        let text = out.value.to_string();
+        for clear in ["alice@", "bob@", "carol@"] {
+            assert!(!text.contains(clear), "{clear} in clear: {text}");
+        }
+        assert_eq!(out.value["username"], p.hash("alice@example.com"));
+        assert_eq!(out.value["username"], out.value["email"], "joinable");
+        assert_eq!(out.value["display_name"], out.value["email"]);
+        assert_eq!(
+            out.value["reason"],
+            format!("asked by Bob <{}>, see ticket", p.hash("bob@example.org"))
+        );
+        assert_eq!(out.value["names"][1], "plain");
+        assert_eq!(out.value["version"], "pkg@1.2.3");
+        assert_eq!(out.value["handle"], "@alice");
+        for path in ["/username", "/display_name", "/reason", "/names/0"] {
+            assert!(
+                out.redactions.iter().any(|r| r == path),
+                "{path}: {:?}",
+                out.redactions
+            );
+        }
+        // A plain handle is still hashed as a username, and can be kept by policy.
+        let handle = json!({"username": "alice"});
+        assert_eq!(p.redact(&handle).value["username"], p.hash("alice"));
+        let kept = policy().pii("username", PiiAction::Keep);
+        assert_eq!(kept.redact(&handle).value["username"], "alice");
+        // Kept usernames that are emails still follow the email rule.
+        assert_eq!(
+            kept.redact(&json!({"username": "alice@example.com"})).value["username"],
+            p.hash("alice@example.com")
+        );
+        // Emails dropped: the address goes wherever it is.
+        let dropped = policy()
+            .pii("email", PiiAction::Drop)
+            .pii("username", PiiAction::Keep);
+        let out = dropped.redact(&input);
+        assert!(out.value.get("display_name").is_none(), "{}", out.value);
+        assert!(out.value.get("username").is_none(), "{}", out.value);
+        assert_eq!(out.value["reason"], "asked by Bob <[redacted]>, see ticket");
+        assert!(
+            !out.value.to_string().contains("@example."),
+            "{}",
+            out.value
+        );
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl AuditSettings {
     /// Reads the settings; an invalid value is an error naming the setting.
     ///
     /// - `PLYSTRA_AUDIT_WRITE_MODE`: `always` (default) or `deny_only`;
-    /// - `PLYSTRA_AUDIT_PII_EMAIL`, `_PHONE`, `_IP_ADDRESS`, `_USER_AGENT`: `keep`, `hash` or `drop`;
+    /// - `PLYSTRA_AUDIT_PII_EMAIL`, `_PHONE`, `_USERNAME`, `_IP_ADDRESS`, `_USER_AGENT`: `keep`,
+    ///   `hash` or `drop`;
     /// - `PLYSTRA_AUDIT_METADATA_ALLOWLIST`: comma-separated metadata keys to keep;
     /// - `PLYSTRA_AUDIT_HASH_KEY`: the key PII hashes use; without it, one derived from
     ///   `PLYSTRA_API_KEY_SECRET`; without that (development), a random key per process.
@@ -75,7 +76,7 @@ impl AuditSettings {
             }
         };
         let mut policy = RedactionPolicy::with_key(key);
-        for field in ["email", "phone", "ip_address", "user_agent"] {
+        for field in ["email", "phone", "username", "ip_address", "user_agent"] {
             let name = format!("PLYSTRA_AUDIT_PII_{}", field.to_ascii_uppercase());
             if let Some(v) = runtime.setting(&name) {
                 let action = PiiAction::parse(&v)
@@ -159,9 +160,14 @@ impl AuditRecorder for AuditService {
         record: AuditRecord,
     ) -> Result<String, AuditUnavailable> {
         let prepared = store::prepare(&self.settings.policy, record);
-        let ids = store::append(tx, vec![prepared])
-            .await
-            .map_err(|e| AuditUnavailable(format!("the audit store could not append: {e}")))?;
+        let ids = store::append(tx, vec![prepared]).await.map_err(|e| {
+            // The caller answers 503 with a fixed message; the driver's error is logged here.
+            let cause = e
+                .driver_error()
+                .map_or_else(String::new, ToString::to_string);
+            tracing::error!(error = %e, %cause, "audit record could not be appended");
+            AuditUnavailable(format!("the audit store could not append: {e}"))
+        })?;
         Ok(ids.into_iter().next().unwrap_or_default())
     }
 }

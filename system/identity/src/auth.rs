@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
@@ -33,7 +34,7 @@ pub struct SessionUser {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "LoginRequest")]
 pub struct LoginRequest {
-    /// The login email (any case).
+    /// The login email (any case, either Unicode normalization form).
     pub email: String,
     /// The password.
     pub password: String,
@@ -209,10 +210,14 @@ impl Registration {
     }
 }
 
+/// The connection's address. Forwarding headers (`X-Forwarded-For`, …) are not read: a client
+/// could set them to anything.
+fn client_address(req: &poem::Request) -> Option<std::net::IpAddr> {
+    req.remote_addr().as_socket_addr().map(|a| a.ip())
+}
+
 fn client_ip(req: &poem::Request) -> String {
-    req.remote_addr()
-        .as_socket_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    client_address(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 fn user_agent(req: &poem::Request) -> Option<String> {
@@ -269,17 +274,22 @@ impl AuthApi {
 #[OpenApi(tag = "ApiTag::Auth")]
 impl AuthApi {
     /// Logs in with an email and a password. Eight failures for one email from one address within
-    /// 15 minutes lock logins for that pair for 15 minutes (429 `LOGIN_LOCKED`).
+    /// 15 minutes lock logins for that pair for 15 minutes (429 `LOGIN_LOCKED`). One address may
+    /// try `PLYSTRA_LOGIN_ATTEMPTS_PER_MINUTE` times a minute, whatever the emails (429
+    /// `RATE_LIMITED`); when every password-hashing slot stays busy past the wait, 503
+    /// `SERVER_BUSY`. Both carry `Retry-After`. An unknown email costs the same as a wrong
+    /// password and gets the same 401.
     #[oai(path = "/api/v1/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         req: &poem::Request,
-        body: Json<LoginRequest>,
+        body: JsonBody<LoginRequest>,
     ) -> Result<Json<Envelope<LoginResponse>>, ApiError> {
         let body = body.0;
-        let email = body.email.trim().to_lowercase();
-        let ip = client_ip(req);
         let sessions = &self.ctx.sessions;
+        sessions.attempt_from(client_address(req))?;
+        let email = crate::users::normalized_email(&body.email)?;
+        let ip = client_ip(req);
         if let Some(left) = sessions.locked(&email, &ip).await? {
             return Err(ApiError::new(
                 ErrorCode::LoginLocked,
@@ -292,7 +302,8 @@ impl AuthApi {
             Some((user, hash)) if user.status == Status::Active => (Some(user), hash),
             _ => (None, None),
         };
-        let ok = passwords::verify_blocking(body.password, hash).await;
+        // Unknown, disabled and password-less users verify against nothing at the same cost.
+        let ok = sessions.hashing().verify(body.password, hash).await?;
         let Some(user) = user.filter(|_| ok) else {
             sessions.failed(&email, &ip).await?;
             return Err(invalid_credentials());
@@ -329,7 +340,7 @@ impl AuthApi {
     )]
     async fn refresh(
         &self,
-        body: Json<RefreshRequest>,
+        body: JsonBody<RefreshRequest>,
     ) -> Result<Json<Envelope<RefreshResponse>>, ApiError> {
         let issued = self.ctx.sessions.refresh(&body.0.refresh_token).await?;
         Ok(Json(Envelope::new(RefreshResponse {
@@ -346,7 +357,7 @@ impl AuthApi {
     async fn logout(
         &self,
         req: &poem::Request,
-        body: Json<LogoutRequest>,
+        body: JsonBody<LogoutRequest>,
     ) -> Result<Json<Envelope<LogoutResponse>>, ApiError> {
         let sessions = &self.ctx.sessions;
         let session = match &body.0.refresh_token {
@@ -386,7 +397,7 @@ impl AuthApi {
     async fn register(
         &self,
         req: &poem::Request,
-        body: Json<RegisterRequest>,
+        body: JsonBody<RegisterRequest>,
     ) -> Result<Created<RegisterResponse>, ApiError> {
         let (token, space_id) = self.registration.usable()?;
         let body = body.0;
@@ -424,7 +435,9 @@ impl AuthApi {
                 "registration is disabled: the configured space is disabled",
             ));
         }
-        let user = new_user.insert(&mut tx).await?;
+        let user = new_user
+            .insert(&mut tx, self.ctx.sessions.hashing())
+            .await?;
         let member = NewMember::validate(
             space.id.clone(),
             MemberCreateRequest {

@@ -461,7 +461,10 @@ impl RouteApi for IdentityApi {
         let ctx = Arc::new(store::Ctx {
             db: (*db).clone(),
             audit,
-            sessions: Arc::new(sessions::Sessions::new((*db).clone(), secrets)),
+            sessions: Arc::new(
+                sessions::Sessions::new((*db).clone(), secrets)
+                    .with_limits(sessions::LoginLimits::from_runtime(runtime.as_ref())),
+            ),
             events: services.require::<dyn EventPublisher>().ok(),
             feed: services
                 .require::<dyn plystra_contracts::feed::FactsFeed>()

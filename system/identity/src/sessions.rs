@@ -7,9 +7,17 @@
 //! until 15 minutes after the 8th most recent of them. The email is stored only as the SHA-256 of
 //! its trimmed, lowercased form. When the failures cannot be read or written, the login is
 //! refused with the storage error (503 when the database is unavailable), never let through.
+//!
+//! Beside the lockout, two in-process bounds protect login ([`LoginLimits`]): the client address
+//! is rate-limited across emails ([`AddressLimiter`], `PLYSTRA_LOGIN_ATTEMPTS_PER_MINUTE`), and
+//! password hashing is bounded ([`crate::passwords::Hashing`]). They are per process: behind N
+//! replicas an address gets N times the rate, and the lockout (in the database) still counts
+//! across all of them.
 
-use std::sync::OnceLock;
-use std::time::Duration as StdDuration;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration as StdDuration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -177,17 +185,59 @@ from_rows!(SessionRow, |row| {
     })
 });
 
-/// Issues, verifies, rotates and revokes sessions.
+/// Issues, verifies, rotates and revokes sessions, and holds the bounds login runs under.
 pub struct Sessions {
     db: Database,
     secrets: Option<Secrets>,
+    hashing: Arc<crate::passwords::Hashing>,
+    addresses: AddressLimiter,
 }
 
 impl Sessions {
     /// Sessions over `db` under `secrets`; with none, sessions are off: no token verifies and
-    /// issuing one answers 503.
+    /// issuing one answers 503. Login runs under the default [`LoginLimits`].
     pub fn new(db: Database, secrets: Option<Secrets>) -> Self {
-        Self { db, secrets }
+        Self {
+            db,
+            secrets,
+            hashing: Arc::new(crate::passwords::Hashing::new(
+                crate::passwords::Hashing::default_limit(),
+                crate::passwords::Hashing::DEFAULT_WAIT,
+            )),
+            addresses: AddressLimiter::new(DEFAULT_ATTEMPTS_PER_MINUTE),
+        }
+    }
+
+    /// The same sessions with `limits` on login and password hashing.
+    pub fn with_limits(mut self, limits: LoginLimits) -> Self {
+        self.hashing = Arc::new(crate::passwords::Hashing::new(
+            limits.hash_concurrency,
+            limits.hash_wait,
+        ));
+        self.addresses = AddressLimiter::new(limits.attempts_per_minute);
+        self
+    }
+
+    /// The bound every password hash and verification of this server runs under.
+    pub fn hashing(&self) -> &crate::passwords::Hashing {
+        &self.hashing
+    }
+
+    /// Takes one login attempt for the client `address`: 429 `RATE_LIMITED` (with
+    /// `retry_after_seconds`) when it has none left.
+    pub fn attempt_from(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        self.addresses
+            .take(address, Instant::now())
+            .map_err(|wait| {
+                ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many login attempts from this address; try again later",
+                )
+                .with_detail(
+                    plystra_contracts::error::RETRY_AFTER_DETAIL,
+                    wait.as_secs_f64().ceil().max(1.0) as u64,
+                )
+            })
     }
 
     async fn find(&self, column: &str, token: &str) -> Result<Option<SessionRow>, ApiError> {
@@ -477,6 +527,139 @@ impl Sessions {
     }
 }
 
+/// Login attempts one client address may make per minute, by default.
+pub const DEFAULT_ATTEMPTS_PER_MINUTE: u32 = 60;
+
+/// The bounds login and password hashing run under, from settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// `PLYSTRA_LOGIN_ATTEMPTS_PER_MINUTE`: login attempts per client address and minute (a
+    /// burst of that many, then one every `60 / n` seconds); 0 turns the limit off.
+    pub attempts_per_minute: u32,
+    /// `PLYSTRA_PASSWORD_HASH_CONCURRENCY`: password hashes at once (default: the cores).
+    pub hash_concurrency: usize,
+    /// `PLYSTRA_PASSWORD_HASH_WAIT_MS`: how long a request waits for a hashing turn before 503
+    /// `SERVER_BUSY` (default 1000).
+    pub hash_wait: StdDuration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            attempts_per_minute: DEFAULT_ATTEMPTS_PER_MINUTE,
+            hash_concurrency: crate::passwords::Hashing::default_limit(),
+            hash_wait: crate::passwords::Hashing::DEFAULT_WAIT,
+        }
+    }
+}
+
+impl LoginLimits {
+    /// Reads the settings; a value that is not a number (or a concurrency of 0) is an error
+    /// naming the setting.
+    pub fn from_settings(setting: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut limits = Self::default();
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            match setting(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| format!("{name}={v:?}: expected a whole number")),
+            }
+        };
+        if let Some(n) = number("PLYSTRA_LOGIN_ATTEMPTS_PER_MINUTE")? {
+            limits.attempts_per_minute = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number("PLYSTRA_PASSWORD_HASH_CONCURRENCY")? {
+            if n == 0 {
+                return Err("PLYSTRA_PASSWORD_HASH_CONCURRENCY=0: at least 1".to_owned());
+            }
+            limits.hash_concurrency = usize::try_from(n).unwrap_or(usize::MAX).min(1024);
+        }
+        if let Some(n) = number("PLYSTRA_PASSWORD_HASH_WAIT_MS")? {
+            limits.hash_wait = StdDuration::from_millis(n);
+        }
+        Ok(limits)
+    }
+
+    /// Reads the settings from the runtime; an invalid value is logged and its default used.
+    pub fn from_runtime(runtime: &dyn RuntimeInfo) -> Self {
+        Self::from_settings(|name| runtime.setting(name)).unwrap_or_else(|e| {
+            tracing::error!("{e}; using the default login limits");
+            Self::default()
+        })
+    }
+}
+
+/// How many client addresses the limiter tracks before new ones share one bucket.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+/// A token bucket per client address, in this process: `per_minute` attempts at once, refilled
+/// at `per_minute` a minute. IPv6 addresses count by their /64 (one host usually holds a whole
+/// /64). The address is the connection's: `X-Forwarded-For` and similar headers are not read.
+#[derive(Debug)]
+pub struct AddressLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl AddressLimiter {
+    /// `per_minute` attempts a minute per address; 0 is no limit.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one attempt for `address` at `now`; how long until one is left, when none is.
+    pub fn take(&self, address: Option<IpAddr>, now: Instant) -> Result<(), StdDuration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(self.per_minute);
+        let per_second = capacity / 60.0;
+        let refill = |(tokens, at): (f64, Instant)| {
+            (tokens + now.saturating_duration_since(at).as_secs_f64() * per_second).min(capacity)
+        };
+        // Connections without an IP address (tests, sockets) share one bucket.
+        let key = address.map_or(IpAddr::from([0, 0, 0, 0]), |ip| match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut s = v6.segments();
+                    s[4..].fill(0);
+                    IpAddr::from(s)
+                }
+            },
+            v4 => v4,
+        });
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if buckets.contains_key(&key) || buckets.len() < MAX_TRACKED_ADDRESSES {
+            key
+        } else {
+            // Full buckets carry no state: forget them before giving up on a bucket of its own.
+            buckets.retain(|_, bucket| refill(*bucket) < capacity);
+            if buckets.len() < MAX_TRACKED_ADDRESSES {
+                key
+            } else {
+                IpAddr::from([255, 255, 255, 255])
+            }
+        };
+        let tokens = buckets.get(&key).copied().map_or(capacity, refill);
+        if tokens >= 1.0 {
+            buckets.insert(key, (tokens - 1.0, now));
+            Ok(())
+        } else {
+            buckets.insert(key, (tokens, now));
+            Err(StdDuration::from_secs_f64((1.0 - tokens) / per_second))
+        }
+    }
+}
+
 fn invalid_token() -> ApiError {
     ApiError::new(
         ErrorCode::InvalidCredentials,
@@ -521,6 +704,100 @@ mod tests {
         assert!(rotated.all("ply_at_x").contains(&stored));
         assert_ne!(rotated.current("ply_at_x"), stored);
         assert_eq!(stored.len(), 64);
+    }
+
+    #[test]
+    fn an_address_gets_its_burst_then_one_attempt_per_interval() {
+        let limiter = AddressLimiter::new(6);
+        let start = Instant::now();
+        let a = Some("192.0.2.1".parse().unwrap());
+        let b = Some("192.0.2.2".parse().unwrap());
+        for _ in 0..6 {
+            assert!(limiter.take(a, start).is_ok());
+        }
+        let wait = limiter.take(a, start).unwrap_err();
+        assert!(
+            wait > StdDuration::from_secs(9) && wait <= StdDuration::from_secs(10),
+            "{wait:?}"
+        );
+        assert!(
+            limiter.take(b, start).is_ok(),
+            "another address has its own bucket"
+        );
+        // Ten seconds later one attempt is back, and only one.
+        let later = start + StdDuration::from_secs(10);
+        assert!(limiter.take(a, later).is_ok());
+        assert!(limiter.take(a, later).is_err());
+        // Off.
+        let off = AddressLimiter::new(0);
+        for _ in 0..1000 {
+            assert!(off.take(a, start).is_ok());
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_slash_64() {
+        let limiter = AddressLimiter::new(1);
+        let now = Instant::now();
+        assert!(
+            limiter
+                .take(Some("2001:db8:1:2::1".parse().unwrap()), now)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .take(Some("2001:db8:1:2:ffff::9".parse().unwrap()), now)
+                .is_err()
+        );
+        assert!(
+            limiter
+                .take(Some("2001:db8:1:3::1".parse().unwrap()), now)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .take(Some("::ffff:192.0.2.7".parse().unwrap()), now)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .take(Some("192.0.2.7".parse().unwrap()), now)
+                .is_err(),
+            "mapped v4 is v4"
+        );
+    }
+
+    #[test]
+    fn login_limits_read_their_settings_and_refuse_nonsense() {
+        let settings = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            LoginLimits::from_settings(settings(&[])).unwrap(),
+            LoginLimits::default()
+        );
+        let limits = LoginLimits::from_settings(settings(&[
+            ("PLYSTRA_LOGIN_ATTEMPTS_PER_MINUTE", "0"),
+            ("PLYSTRA_PASSWORD_HASH_CONCURRENCY", "3"),
+            ("PLYSTRA_PASSWORD_HASH_WAIT_MS", "250"),
+        ]))
+        .unwrap();
+        assert_eq!(limits.attempts_per_minute, 0);
+        assert_eq!(limits.hash_concurrency, 3);
+        assert_eq!(limits.hash_wait, StdDuration::from_millis(250));
+        let err =
+            LoginLimits::from_settings(settings(&[("PLYSTRA_PASSWORD_HASH_WAIT_MS", "soon")]))
+                .unwrap_err();
+        assert!(err.contains("PLYSTRA_PASSWORD_HASH_WAIT_MS"), "{err}");
+        assert!(
+            LoginLimits::from_settings(settings(&[("PLYSTRA_PASSWORD_HASH_CONCURRENCY", "0")]))
+                .is_err()
+        );
     }
 
     #[test]
