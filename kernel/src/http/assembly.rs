@@ -112,7 +112,8 @@ fn merged_meta(sets: &[OwnedRouteSet]) -> Vec<MetaApi> {
             operations.sort_by_key(|op| method_rank(&op.method));
             for op in &mut operations {
                 crate::http::document::operation_errors(&path, op, is_public(&op.method, &path));
-                if !is_public(&op.method, &path) {
+                // An operation that declared its own requirement (a session-only one) keeps it.
+                if !is_public(&op.method, &path) && op.security.is_empty() {
                     op.security = SECURITY_SCHEMES
                         .iter()
                         .map(|s| HashMap::from([(*s, Vec::new())]))
@@ -285,6 +286,7 @@ pub(crate) fn application(
                 .filter_map(move |op| Some(((op.method, key.clone()), op.operation_id?)))
         })
         .collect();
+    let allowed = allowed_methods(&tables);
     let tables = tables
         .into_iter()
         .map(|table| {
@@ -363,12 +365,88 @@ pub(crate) fn application(
         );
         route = route.at(metrics::METRICS_PATH, metrics::tag(scrape, "metrics"));
     }
-    let route = route.nest("/", api);
+    let route = route.nest("/", with_allow(api, allowed));
     pipeline::wrap(
         route.into_endpoint().boxed(),
         runtime.config(),
         runtime.metrics().clone(),
     )
+}
+
+/// The methods each route-table key serves, as an `Allow` value (HEAD wherever GET is, as poem
+/// answers HEAD with the GET endpoint), in a route that matches paths exactly as the API does.
+fn allowed_methods(tables: &[RouteTable]) -> Route {
+    let mut methods: BTreeMap<&str, Vec<Method>> = BTreeMap::new();
+    for (path, served) in tables.iter().flatten() {
+        methods
+            .entry(path.as_str())
+            .or_default()
+            .extend(served.keys().cloned());
+    }
+    methods
+        .into_iter()
+        .fold(Route::new(), |route, (path, mut served)| {
+            if served.contains(&Method::GET) && !served.contains(&Method::HEAD) {
+                served.push(Method::HEAD);
+            }
+            // HEAD right after GET: `GET, HEAD, POST, …`.
+            served.sort_by_key(|m| match *m {
+                Method::HEAD => (method_rank(&Method::GET), 1),
+                _ => (method_rank(m), 0),
+            });
+            served.dedup();
+            let allow = served
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            route.at(
+                path,
+                make_sync(move |_| {
+                    poem::Response::builder()
+                        .header(poem::http::header::ALLOW, allow.clone())
+                        .finish()
+                }),
+            )
+        })
+}
+
+/// Adds `Allow` to the API's 405 answers, looked up in `allowed` (only when a 405 happens).
+fn with_allow(
+    api: impl poem::Endpoint<Output = poem::Response> + 'static,
+    allowed: Route,
+) -> BoxEndpoint<'static> {
+    let allowed = Arc::new(allowed);
+    api.around(move |ep, req| {
+        let allowed = allowed.clone();
+        async move {
+            let uri = req.uri().clone();
+            // Other errors pass through untouched: the pipeline envelopes them by their type.
+            let mut response = match ep.call(req).await {
+                Ok(response) => response,
+                Err(err) if err.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED => {
+                    err.into_response()
+                }
+                Err(err) => return Err(err),
+            };
+            if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+                && !response.headers().contains_key(poem::http::header::ALLOW)
+            {
+                let probe = poem::Request::builder().uri(uri).finish();
+                if let Some(allow) = poem::Endpoint::get_response(allowed.as_ref(), probe)
+                    .await
+                    .headers()
+                    .get(poem::http::header::ALLOW)
+                {
+                    response
+                        .headers_mut()
+                        .insert(poem::http::header::ALLOW, allow.clone());
+                }
+            }
+            Ok(response)
+        }
+    })
+    .boxed()
 }
 
 fn document_response(body: String, content_type: &'static str) -> poem::Response {

@@ -13,7 +13,8 @@ use plystra_contracts::envelope::with_request_id;
 use plystra_contracts::error::ERROR_CODE_HEADER;
 use plystra_contracts::metrics::{Metrics, with_metrics};
 use poem::endpoint::BoxEndpoint;
-use poem::http::{HeaderName, HeaderValue, StatusCode};
+use poem::error::ReadBodyError;
+use poem::http::{HeaderName, HeaderValue, StatusCode, Version, header};
 use poem::middleware::{CatchPanic, Cors, PanicHandler};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use rand::RngCore;
@@ -37,7 +38,10 @@ pub fn wrap(
     let header = HeaderName::try_from(config.request_id_header.as_str())
         .unwrap_or_else(|_| HeaderName::from_static("x-request-id"));
     let max_body_bytes = config.max_body_bytes;
+    // The body is read (and limited) first, so every rejection after it, the request guard's
+    // included, leaves a consumed body and a reusable connection.
     let app = app
+        .before(crate::http::request_guard::check)
         .before(move |req| limit_body(req, max_body_bytes))
         .with(CatchPanic::new().with_handler(PanicAsEnvelope))
         .boxed();
@@ -77,12 +81,22 @@ async fn handle(
     let committed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let slot_of_writes = committed.clone();
     let served = with_request_id(request_id.clone(), async move {
-        // An error made from an ApiError carries its enveloped response; any other error (routing,
-        // parsing, limits) is enveloped from its status.
-        let response = ep
-            .call(req)
-            .await
-            .unwrap_or_else(poem::Error::into_response);
+        // An error made from an ApiError carries its enveloped response; a parameter the router
+        // refused (a bad type, or a bound the document declares) is enveloped naming it; any other
+        // error (routing, parsing, limits) is enveloped from its status.
+        let response = ep.call(req).await.unwrap_or_else(|err| {
+            if err
+                .downcast_ref::<poem_openapi::error::ParseParamError>()
+                .is_some()
+                || err
+                    .downcast_ref::<poem_openapi::error::ParsePathError>()
+                    .is_some()
+            {
+                ApiError::from_poem(&err).into_response()
+            } else {
+                err.into_response()
+            }
+        });
         into_envelope_if_bare(response).await
     });
     let served = plystra_contracts::feed::with_revision_slot(slot_of_writes, served);
@@ -139,9 +153,26 @@ async fn handle(
     response
 }
 
-/// Refuses a body over `max` bytes with 413: by its Content-Length when it declares one, otherwise
-/// by reading it up to the limit. Requests without a body pass untouched.
+/// Reads the request body, up to `max` bytes, before anything else sees the request, so the limit
+/// holds on the bytes actually read whatever the headers say (HTTP/1.1 with or without
+/// Content-Length, chunked, HTTP/2 without a length, a Content-Length that lies), and the answer
+/// is 413 before routing, authentication or any handler. A body within the limit is thereby always
+/// consumed, so an early rejection (401, 403, 404, 405) leaves an HTTP/1.1 connection reusable. A
+/// body refused unread (declared or found too large, or failing mid-read) is answered with
+/// `Connection: close` on HTTP/1, as the rest of it is still on the wire. Every operation parses
+/// its JSON body whole, so reading it here costs no extra copy; requests without a body pass
+/// untouched.
 async fn limit_body(mut req: Request, max: usize) -> poem::Result<Request> {
+    let http1 = req.version() < Version::HTTP_2;
+    let refuse = |err: ApiError| {
+        let mut response = err.into_response();
+        if http1 {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        poem::Error::from_response(response)
+    };
     let too_large = || {
         ApiError::new(
             plystra_contracts::ErrorCode::PayloadTooLarge,
@@ -150,31 +181,28 @@ async fn limit_body(mut req: Request, max: usize) -> poem::Result<Request> {
     };
     let declared = req
         .headers()
-        .get(poem::http::header::CONTENT_LENGTH)
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > max as u64 => Err(too_large().into()),
-        Some(_) => Ok(req),
-        None if req
-            .headers()
-            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
-        {
-            let bytes = req.take_body().into_bytes_limit(max).await.map_err(|e| {
-                let err = poem::Error::from(e);
-                if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large().into()
-                } else {
-                    err
-                }
-            })?;
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(refuse(too_large()));
+    }
+    let body = req.take_body();
+    if body.is_empty() {
+        req.set_body(body);
+        return Ok(req);
+    }
+    match body.into_bytes_limit(max).await {
+        Ok(bytes) => {
             req.set_body(bytes);
             Ok(req)
         }
-        None => Ok(req),
+        Err(ReadBodyError::PayloadTooLarge) => Err(refuse(too_large())),
+        Err(err) => Err(refuse(ApiError::from_poem(&poem::Error::from(err)))),
     }
 }
 
-/// Rewrites an error response that did not come from [`ApiError`] into the envelope.
+/// Rewrites an error response that did not come from [`ApiError`] into the envelope, keeping its
+/// `Allow`.
 async fn into_envelope_if_bare(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -182,12 +210,19 @@ async fn into_envelope_if_bare(response: Response) -> Response {
     {
         return response;
     }
+    // `Allow` (on 405) says what to do instead; it stays on the enveloped answer.
+    let allow = response.headers().get(header::ALLOW).cloned();
     let text = if status.is_client_error() {
         response.into_body().into_string().await.unwrap_or_default()
     } else {
         String::new()
     };
-    ApiError::from_poem(&poem::Error::from_string(text, status)).into_response()
+    let mut enveloped =
+        ApiError::from_poem(&poem::Error::from_string(text, status)).into_response();
+    if let Some(allow) = allow {
+        enveloped.headers_mut().insert(header::ALLOW, allow);
+    }
+    enveloped
 }
 
 /// Accepts a client's request ID when it is 1–128 visible ASCII characters.
