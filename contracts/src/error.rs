@@ -73,6 +73,11 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// Too many failed logins for this email and address; try again later.
     LoginLocked,
+    /// Too many attempts from this client address; `Retry-After` says when to try again.
+    RateLimited,
+    /// The server is at its bound for expensive work (password hashing); `Retry-After` says
+    /// when to try again.
+    ServerBusy,
     /// The route exists, but not for this method.
     MethodNotAllowed,
     /// The request conflicts with the current state (a duplicate, a state transition).
@@ -91,6 +96,10 @@ pub enum ErrorCode {
     DatabaseUnavailable,
     /// The audit store cannot commit; audited operations fail closed.
     AuditUnavailable,
+    /// The database answers but refuses writes: `details.reason` is `full` (disk, quota or page
+    /// limit) or `read_only`. Retry once the operator has freed space or restored write access;
+    /// the server recovers without a restart.
+    StorageUnwritable,
     /// This process cannot confirm it is following the change feed within the staleness bound,
     /// so it does not decide on facts of unknown age.
     FactsNotCurrent,
@@ -127,6 +136,8 @@ impl ErrorCode {
         Self::AuditLogNotFound,
         Self::InvalidCredentials,
         Self::LoginLocked,
+        Self::RateLimited,
+        Self::ServerBusy,
         Self::MethodNotAllowed,
         Self::Conflict,
         Self::LastSuperAdmin,
@@ -136,6 +147,7 @@ impl ErrorCode {
         Self::NotReady,
         Self::DatabaseUnavailable,
         Self::AuditUnavailable,
+        Self::StorageUnwritable,
         Self::FactsNotCurrent,
         Self::RevisionNotReached,
     ];
@@ -166,7 +178,8 @@ impl ErrorCode {
             Self::ApiKeyNotFound => StatusCode::NOT_FOUND,
             Self::AuditLogNotFound => StatusCode::NOT_FOUND,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::LoginLocked => StatusCode::TOO_MANY_REQUESTS,
+            Self::LoginLocked | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict | Self::LastSuperAdmin => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -175,6 +188,7 @@ impl ErrorCode {
             Self::NotReady
             | Self::DatabaseUnavailable
             | Self::AuditUnavailable
+            | Self::StorageUnwritable
             | Self::FactsNotCurrent
             | Self::RevisionNotReached => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -209,6 +223,8 @@ impl ErrorCode {
             Self::AuditLogNotFound => "AUDIT_LOG_NOT_FOUND",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::LoginLocked => "LOGIN_LOCKED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ServerBusy => "SERVER_BUSY",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
             Self::LastSuperAdmin => "LAST_SUPER_ADMIN",
@@ -218,6 +234,7 @@ impl ErrorCode {
             Self::NotReady => "NOT_READY",
             Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
             Self::AuditUnavailable => "AUDIT_UNAVAILABLE",
+            Self::StorageUnwritable => "STORAGE_UNWRITABLE",
             Self::FactsNotCurrent => "FACTS_NOT_CURRENT",
             Self::RevisionNotReached => "REVISION_NOT_REACHED",
         }
@@ -333,6 +350,18 @@ impl ApiError {
             ErrorCode::PayloadTooLarge => Self::new(code, "the request body is too large"),
             ErrorCode::InternalError => Self::new(code, "internal error"),
             ErrorCode::ValidationFailed | ErrorCode::UnsupportedMediaType => {
+                // A parameter the router refused (a bad type or a bound the document declares)
+                // is named in `details.fields`, as the handlers' own checks name theirs.
+                let field = err
+                    .downcast_ref::<poem_openapi::error::ParseParamError>()
+                    .map(|e| (e.name, e.reason.clone()))
+                    .or_else(|| {
+                        err.downcast_ref::<poem_openapi::error::ParsePathError>()
+                            .map(|e| (e.name, e.reason.clone()))
+                    });
+                if let Some((name, reason)) = field {
+                    return Self::invalid_field(name, reason);
+                }
                 let reason = err.to_string();
                 Self::new(code, format!("invalid request: {reason}")).with_detail("reason", reason)
             }
@@ -344,13 +373,26 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.envelope().to_json().unwrap_or(serde_json::Value::Null);
-        Response::builder()
+        let mut response = Response::builder()
             .status(self.status())
-            .header(ERROR_CODE_HEADER, self.code.as_str())
+            .header(ERROR_CODE_HEADER, self.code.as_str());
+        // An error that says when to come back (`details.retry_after_seconds`) says it in
+        // `Retry-After` too, where HTTP clients look.
+        if let Some(seconds) = self
+            .details
+            .get(RETRY_AFTER_DETAIL)
+            .and_then(|v| v.as_u64())
+        {
+            response = response.header(poem::http::header::RETRY_AFTER, seconds.to_string());
+        }
+        response
             .content_type("application/json; charset=utf-8")
             .body(body.to_string())
     }
 }
+
+/// The detail that, on an error, also becomes the `Retry-After` header (whole seconds).
+pub const RETRY_AFTER_DETAIL: &str = "retry_after_seconds";
 
 impl From<ApiError> for poem::Error {
     fn from(err: ApiError) -> Self {

@@ -4,6 +4,7 @@
 //!
 //! The kernel depends on this crate only; capabilities depend on it and never on each other.
 
+pub mod body;
 pub mod envelope;
 pub mod error;
 pub mod events;
@@ -12,11 +13,13 @@ pub mod feed;
 pub mod ids;
 pub mod input;
 pub mod lifecycle;
+pub mod limits;
 pub mod manifest;
 pub mod metrics;
 pub mod pagination;
 pub mod registration;
 pub mod schema;
+pub mod security;
 pub mod services;
 pub mod storage;
 

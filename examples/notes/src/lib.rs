@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::services::{
     ActorRef, ActorResolver, AuditRecord, AuditRecorder, Authorizer, CheckRequest, Credential,
     NewResource, ResolveError, ResourceRegistrar,
@@ -253,7 +254,7 @@ impl NotesApi {
         &self,
         req: &poem::Request,
         notebook_id: Path<String>,
-        body: Json<NoteCreateRequest>,
+        body: JsonBody<NoteCreateRequest>,
     ) -> Result<NoteCreated, ApiError> {
         let title = body.0.title.trim().to_owned();
         if title.is_empty() || title.chars().count() > 200 {

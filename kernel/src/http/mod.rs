@@ -7,5 +7,6 @@ mod document;
 pub mod kernel_api;
 pub mod metrics;
 pub mod pipeline;
+pub mod request_guard;
 
 pub use assembly::{PUBLIC_OPERATIONS, openapi_json, openapi_yaml};

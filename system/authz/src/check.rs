@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder, Credential, ResolveError};
 use plystra_contracts::{ApiError, Decision, DenyCode, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
@@ -901,7 +902,7 @@ impl CheckApi {
     async fn check(
         &self,
         req: &poem::Request,
-        body: Json<AuthzRequest>,
+        body: JsonBody<AuthzRequest>,
     ) -> Result<CheckResponse, ApiError> {
         let trace = self.decider.decide(&Caller::of(req), body.0).await?;
         let result = check_result(&trace);
@@ -923,7 +924,7 @@ impl CheckApi {
     async fn explain(
         &self,
         req: &poem::Request,
-        body: Json<AuthzRequest>,
+        body: JsonBody<AuthzRequest>,
     ) -> Result<ExplainResponse, ApiError> {
         let trace = self.decider.decide(&Caller::of(req), body.0).await?;
         let trace_id = trace.trace_id.clone();
@@ -949,7 +950,7 @@ impl CheckApi {
     async fn check_batch(
         &self,
         req: &poem::Request,
-        body: Json<BatchCheckRequest>,
+        body: JsonBody<BatchCheckRequest>,
     ) -> Result<Json<Envelope<BatchCheckResult>>, ApiError> {
         let checks = body.0.checks;
         if checks.is_empty() || checks.len() > MAX_BATCH {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
@@ -316,6 +317,7 @@ impl MemberRolesApi {
         /// Only grants with this status.
         status: QueryParam<Option<MemberRoleStatus>>,
         /// Grants per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -352,7 +354,7 @@ impl MemberRolesApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: Json<MemberRoleCreateRequest>,
+        body: JsonBody<MemberRoleCreateRequest>,
     ) -> Result<Created<MemberRole>, ApiError> {
         let body = body.0;
         let new = NewMemberRole::validate(&body)?;

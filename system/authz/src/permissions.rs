@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
@@ -308,6 +309,7 @@ impl PermissionsApi {
         /// Only permissions with this status.
         status: QueryParam<Option<PermissionStatus>>,
         /// Permissions per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -342,7 +344,7 @@ impl PermissionsApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: Json<PermissionCreateRequest>,
+        body: JsonBody<PermissionCreateRequest>,
     ) -> Result<Created<Permission>, ApiError> {
         let body = body.0;
         let id = entity_id("perm_", body.id.as_deref())?;
@@ -432,7 +434,7 @@ impl PermissionsApi {
         req: &poem::Request,
         /// The permission's ID.
         permission_id: Path<String>,
-        body: Json<PermissionUpdateRequest>,
+        body: JsonBody<PermissionUpdateRequest>,
     ) -> Result<Json<Envelope<Permission>>, ApiError> {
         self.change(req, &permission_id.0, "permissions.update", body.0, None)
             .await

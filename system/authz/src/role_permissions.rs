@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
@@ -177,6 +178,7 @@ impl RolePermissionsApi {
         /// Also list removed grants (default false).
         include_deleted: QueryParam<Option<bool>>,
         /// Grants per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -211,7 +213,7 @@ impl RolePermissionsApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: Json<RolePermissionCreateRequest>,
+        body: JsonBody<RolePermissionCreateRequest>,
     ) -> Result<Created<RolePermission>, ApiError> {
         let body = body.0;
         let id = entity_id("rp_", body.id.as_deref())?;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{
     Expr, ExprTrait, LockType, Query, SelectStatement, Value,
 };
@@ -268,6 +269,7 @@ impl RolesApi {
         /// Only roles with this status.
         status: QueryParam<Option<RoleStatus>>,
         /// Roles per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -297,7 +299,7 @@ impl RolesApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: Json<RoleCreateRequest>,
+        body: JsonBody<RoleCreateRequest>,
     ) -> Result<Created<Role>, ApiError> {
         let body = body.0;
         let id = entity_id("role_", body.id.as_deref())?;
@@ -393,7 +395,7 @@ impl RolesApi {
         space_id: Path<String>,
         /// The role's ID.
         role_id: Path<String>,
-        body: Json<RoleUpdateRequest>,
+        body: JsonBody<RoleUpdateRequest>,
     ) -> Result<Json<Envelope<Role>>, ApiError> {
         self.change(req, &space_id.0, &role_id.0, "roles.update", body.0, None)
             .await

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::services::{
     ActorRef, ActorResolver, ActorSnapshot, Credential, GroupSnapshot, ResolveError,
@@ -152,6 +153,7 @@ impl ActorApi {
     async fn get_context(
         &self,
         req: &poem::Request,
+        _session: plystra_contracts::security::SessionOnly,
     ) -> Result<Json<Envelope<ActorContextResponse>>, ApiError> {
         let session = self.session(req).await?;
         let ctx = context(
@@ -174,7 +176,8 @@ impl ActorApi {
     async fn switch_member(
         &self,
         req: &poem::Request,
-        body: Json<SwitchMemberRequest>,
+        _session: plystra_contracts::security::SessionOnly,
+        body: JsonBody<SwitchMemberRequest>,
     ) -> Result<Json<Envelope<ActorContextResponse>>, ApiError> {
         let session = self.session(req).await?;
         let body = body.0;

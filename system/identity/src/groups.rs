@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
@@ -344,6 +345,7 @@ impl GroupsApi {
         /// The space's ID.
         space_id: Path<String>,
         /// Groups per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -364,6 +366,7 @@ impl GroupsApi {
         /// The space's ID.
         space_id: Path<String>,
         /// Groups per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -383,7 +386,7 @@ impl GroupsApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: Json<GroupCreateRequest>,
+        body: JsonBody<GroupCreateRequest>,
     ) -> Result<Created<Group>, ApiError> {
         let space_id = space_id.0;
         let body = body.0;
@@ -555,7 +558,7 @@ impl GroupsApi {
         space_id: Path<String>,
         /// The group's ID.
         group_id: Path<String>,
-        body: Json<GroupUpdateRequest>,
+        body: JsonBody<GroupUpdateRequest>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
         self.change(req, &space_id.0, &group_id.0, "groups.update", body.0, None)
             .await

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
@@ -289,6 +290,7 @@ impl MembersApi {
         /// The space's ID.
         space_id: Path<String>,
         /// Members per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -314,7 +316,7 @@ impl MembersApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: Json<MemberCreateRequest>,
+        body: JsonBody<MemberCreateRequest>,
     ) -> Result<Created<Member>, ApiError> {
         let new = NewMember::validate(space_id.0.clone(), body.0)?;
         let mut tx = self.ctx.begin().await?;
@@ -366,7 +368,7 @@ impl MembersApi {
         space_id: Path<String>,
         /// The member's ID.
         member_id: Path<String>,
-        body: Json<MemberUpdateRequest>,
+        body: JsonBody<MemberUpdateRequest>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
         self.change(
             req,

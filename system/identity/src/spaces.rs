@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
@@ -281,6 +282,7 @@ impl SpacesApi {
     async fn list(
         &self,
         /// Spaces per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -298,7 +300,7 @@ impl SpacesApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: Json<SpaceCreateRequest>,
+        body: JsonBody<SpaceCreateRequest>,
     ) -> Result<Created<Space>, ApiError> {
         let body = body.0;
         let id = entity_id("space_", body.id.as_deref())?;
@@ -390,7 +392,7 @@ impl SpacesApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: Json<SpaceUpdateRequest>,
+        body: JsonBody<SpaceUpdateRequest>,
     ) -> Result<Json<Envelope<Space>>, ApiError> {
         self.change(req, &space_id.0, "spaces.update", body.0, None)
             .await

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{
     Expr, ExprTrait, JoinType, Query, SelectStatement, Value,
 };
@@ -503,6 +504,7 @@ impl UserMembersApi {
         /// The space's ID.
         space_id: Path<String>,
         /// Bindings per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -528,7 +530,7 @@ impl UserMembersApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: Json<UserMemberCreateRequest>,
+        body: JsonBody<UserMemberCreateRequest>,
     ) -> Result<Created<UserMember>, ApiError> {
         let new = NewBinding::validate(space_id.0.clone(), body.0)?;
         let mut tx = self.ctx.begin().await?;
@@ -580,7 +582,7 @@ impl UserMembersApi {
         space_id: Path<String>,
         /// The binding's ID.
         user_member_id: Path<String>,
-        body: Json<UserMemberUpdateRequest>,
+        body: JsonBody<UserMemberUpdateRequest>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
         self.change(
             req,
@@ -606,7 +608,7 @@ impl UserMembersApi {
         space_id: Path<String>,
         /// The binding's ID.
         user_member_id: Path<String>,
-        body: Json<UserMemberRevokeRequest>,
+        body: JsonBody<UserMemberRevokeRequest>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
         let update = UserMemberUpdateRequest {
             relation_type: None,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
@@ -97,7 +98,9 @@ impl User {
 pub struct UserCreateRequest {
     /// A caller-chosen ID (`user_` then a-z, 0-9, _); generated when absent.
     pub id: Option<String>,
-    /// The login email; unique regardless of case.
+    /// The login email; unique regardless of case. Stored lower-cased in Unicode NFC; invisible
+    /// (zero-width, bidirectional) and control characters are refused. Lookalike letters are
+    /// not folded: a Cyrillic `а` makes another address than a Latin `a`.
     pub email: String,
     /// A unique handle; the email when absent.
     pub username: Option<String>,
@@ -129,9 +132,51 @@ pub struct UserUpdateRequest {
     pub metadata: Option<Metadata>,
 }
 
-/// Normalizes and checks an email: one `@`, a dotted domain, no spaces, at most 254 characters.
+/// Whether `c` is invisible: a default-ignorable code point (zero-width spaces and joiners, the
+/// soft hyphen, bidirectional controls, variation selectors, tags, …) or a control character.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// An email as it is stored and looked up: trimmed, lower-cased and in Unicode NFC, so the
+/// composed and decomposed spellings of `é` are one address. Invisible and control characters
+/// are refused (400 naming `email`). Lookalikes are not folded: a Cyrillic `а` is another letter
+/// than a Latin `a`, so `аlice@example.com` is another address than `alice@example.com`.
+pub(crate) fn normalized_email(value: &str) -> Result<String, ApiError> {
+    use unicode_normalization::UnicodeNormalization;
+    if value.chars().any(invisible) {
+        return Err(ApiError::invalid_field(
+            "email",
+            "must not contain invisible or control characters",
+        ));
+    }
+    Ok(value.trim().to_lowercase().nfc().collect())
+}
+
+/// Normalizes ([`normalized_email`]) and checks an email: one `@`, a dotted domain, no spaces, at
+/// most 254 bytes.
 pub(crate) fn email(value: &str) -> Result<String, ApiError> {
-    let value = value.trim().to_lowercase();
+    let value = normalized_email(value)?;
     let valid = value.len() <= 254
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
         && value.split_once('@').is_some_and(|(local, domain)| {
@@ -275,8 +320,12 @@ impl NewUser {
         })
     }
 
-    /// Inserts the user inside `tx` (after hashing its password) and returns it.
-    pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<User, ApiError> {
+    /// Inserts the user inside `tx` (after hashing its password under `hashing`) and returns it.
+    pub(crate) async fn insert(
+        self,
+        tx: &mut Transaction,
+        hashing: &passwords::Hashing,
+    ) -> Result<User, ApiError> {
         if email_taken(tx, &self.email, &self.id).await? {
             return Err(conflict("email"));
         }
@@ -291,7 +340,7 @@ impl NewUser {
         }
         let at = now();
         let hash = match self.password {
-            Some(p) => Some(passwords::hash_blocking(p).await?),
+            Some(p) => Some(hashing.hash(p).await?),
             None => None,
         };
         let changed = hash.as_ref().map(|_| at);
@@ -405,7 +454,7 @@ impl UsersApi {
         let at = now();
         if let Some(p) = update.password {
             passwords::check(&p)?;
-            let hash = passwords::hash_blocking(p).await?;
+            let hash = self.ctx.sessions.hashing().hash(p).await?;
             sets.push(("password_hash", Some(hash).into()));
             sets.push(("password_changed_at", Some(at).into()));
             end_sessions = true;
@@ -455,6 +504,7 @@ impl UsersApi {
     async fn list(
         &self,
         /// Users per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -472,11 +522,11 @@ impl UsersApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: Json<UserCreateRequest>,
+        body: JsonBody<UserCreateRequest>,
     ) -> Result<Created<User>, ApiError> {
         let new = NewUser::validate(body.0)?;
         let mut tx = self.ctx.begin().await?;
-        let user = new.insert(&mut tx).await?;
+        let user = new.insert(&mut tx, self.ctx.sessions.hashing()).await?;
         let record = created_record(credential(req), &user);
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&user))
@@ -513,7 +563,7 @@ impl UsersApi {
         req: &poem::Request,
         /// The user's ID.
         user_id: Path<String>,
-        body: Json<UserUpdateRequest>,
+        body: JsonBody<UserUpdateRequest>,
     ) -> Result<Json<Envelope<User>>, ApiError> {
         self.change(req, &user_id.0, "users.update", body.0, None)
             .await

@@ -55,6 +55,7 @@ pub struct ResourceActionMutationRequest {
     /// type.
     pub key: String,
     /// A name for people; defaults to the key.
+    #[oai(validator(max_length = 1024))]
     pub display_name: Option<String>,
     /// Defaults to `normal` for a new action; kept when absent.
     pub risk_level: Option<RiskLevel>,

@@ -13,7 +13,6 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use crate::actions::{ResourceAction, ResourceActionMutationRequest};
-use crate::body::JsonBody;
 use crate::mappings::{ResourceMapping, ResourceMappingMutationRequest};
 use crate::resource_types::{ResourceType, ResourceTypeMutationRequest};
 use crate::resources::{
@@ -21,6 +20,7 @@ use crate::resources::{
 };
 use crate::store::Registry;
 use crate::vocabulary::RegistryVocabulary;
+use plystra_contracts::body::JsonBody;
 
 #[derive(Tags)]
 enum RegistryTag {
@@ -113,6 +113,7 @@ impl RegistryApi {
     async fn list_resource_types(
         &self,
         /// Page size, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -135,10 +136,7 @@ impl RegistryApi {
         req: &Request,
         body: JsonBody<ResourceTypeMutationRequest>,
     ) -> Result<ResourceTypeUpserted, ApiError> {
-        let (created, t) = self
-            .registry
-            .upsert_type(credential(req), body.parse()?)
-            .await?;
+        let (created, t) = self.registry.upsert_type(credential(req), body.0).await?;
         let body = Json(Envelope::new(t));
         Ok(if created {
             ResourceTypeUpserted::Created(body)
@@ -175,6 +173,7 @@ impl RegistryApi {
         /// The type's key (or ID).
         resource_type: Path<String>,
         /// Page size, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -202,7 +201,7 @@ impl RegistryApi {
     ) -> Result<ResourceActionUpserted, ApiError> {
         let (created, a) = self
             .registry
-            .upsert_action(credential(req), &resource_type.0, body.parse()?)
+            .upsert_action(credential(req), &resource_type.0, body.0)
             .await?;
         let body = Json(Envelope::new(a));
         Ok(if created {
@@ -245,7 +244,7 @@ impl RegistryApi {
     ) -> Result<ResourceMappingUpserted, ApiError> {
         let (created, mapping) = self
             .registry
-            .upsert_mapping(credential(req), &resource_type.0, body.parse()?)
+            .upsert_mapping(credential(req), &resource_type.0, body.0)
             .await?;
         let body = Json(Envelope::new(mapping));
         Ok(if created {
@@ -270,6 +269,7 @@ impl RegistryApi {
         /// Only resources of this type (key or ID).
         resource_type: Query<Option<String>>,
         /// Page size, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -298,7 +298,7 @@ impl RegistryApi {
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(credential(req), None, body.parse()?)
+            .create_resource(credential(req), None, body.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }
@@ -339,6 +339,7 @@ impl RegistryApi {
         /// Only resources of this type (key or ID).
         resource_type: Query<Option<String>>,
         /// Page size, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -369,7 +370,7 @@ impl RegistryApi {
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(credential(req), Some(&space_id.0), body.parse()?)
+            .create_resource(credential(req), Some(&space_id.0), body.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }
@@ -414,7 +415,7 @@ impl RegistryApi {
     ) -> Result<Json<Envelope<Resource>>, ApiError> {
         let r = self
             .registry
-            .update_resource(credential(req), &space_id.0, &resource_id.0, body.parse()?)
+            .update_resource(credential(req), &space_id.0, &resource_id.0, body.0)
             .await?;
         Ok(Json(Envelope::new(r)))
     }
@@ -438,7 +439,7 @@ impl RegistryApi {
     ) -> Result<Json<Envelope<Resource>>, ApiError> {
         let r = self
             .registry
-            .archive_resource(credential(req), &space_id.0, &resource_id.0, body.parse()?)
+            .archive_resource(credential(req), &space_id.0, &resource_id.0, body.0)
             .await?;
         Ok(Json(Envelope::new(r)))
     }

@@ -16,7 +16,6 @@ use plystra_privileged::{SystemCapabilitySpec, register_system_capability, syste
 
 pub mod actions;
 pub mod api;
-pub mod body;
 pub mod facts;
 pub mod lookup;
 pub mod mappings;

@@ -113,10 +113,12 @@ pub struct ResourceMappingMutationRequest {
     /// The field holding a record's metadata.
     pub metadata_field: MaybeUndefined<String>,
     /// A name for people.
+    #[oai(validator(max_length = 1024))]
     pub display_name: MaybeUndefined<String>,
     /// Defaults to `active` for a new mapping; kept when absent.
     pub status: Option<RegistryEntryStatus>,
     /// Who registers it; defaults to `api`.
+    #[oai(validator(max_length = 1024))]
     pub source: Option<String>,
     /// Free-form attributes; replaced when present.
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,

@@ -52,12 +52,15 @@ pub struct ResourceTypeMutationRequest {
     /// The type's key (`^[a-z][a-z0-9_]*$`, at most 64 characters); the upsert key.
     pub key: String,
     /// A name for people; defaults to the key.
+    #[oai(validator(max_length = 1024))]
     pub display_name: Option<String>,
     /// What the type represents; `null` clears it.
+    #[oai(validator(max_length = 1024))]
     pub description: MaybeUndefined<String>,
     /// Defaults to `active` for a new type; kept when absent.
     pub status: Option<RegistryEntryStatus>,
     /// Who registers it; defaults to `api`.
+    #[oai(validator(max_length = 1024))]
     pub source: Option<String>,
     /// Free-form attributes; replaced when present.
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,

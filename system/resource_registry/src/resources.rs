@@ -73,8 +73,10 @@ pub struct ResourceCreateRequest {
     /// must otherwise equal the path's space.
     pub space_id: Option<String>,
     /// The ID the application knows it by (at most 255 characters); defaults to the ID.
+    #[oai(validator(max_length = 255))]
     pub external_id: Option<String>,
     /// A name for people.
+    #[oai(validator(max_length = 1024))]
     pub display_name: Option<String>,
     /// A group of the resource's space.
     pub group_id: Option<String>,
@@ -99,8 +101,10 @@ pub struct ResourceUpdateRequest {
     /// Must equal the resource's space when present.
     pub space_id: Option<String>,
     /// The ID the application knows it by.
+    #[oai(validator(max_length = 255))]
     pub external_id: Option<String>,
     /// A name for people.
+    #[oai(validator(max_length = 1024))]
     pub display_name: MaybeUndefined<String>,
     /// A group of the resource's space.
     pub group_id: MaybeUndefined<String>,

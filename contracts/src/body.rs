@@ -1,0 +1,624 @@
+//! The one input boundary of JSON request bodies: [`JsonBody`] checks a body against its type's
+//! registered schema before the handler runs and refuses, with a 400 `VALIDATION_FAILED` whose
+//! `details.fields` names every bad field:
+//!
+//! - a missing required field, a value of the wrong JSON type (no `true` or `7` for a string:
+//!   poem-openapi's own `Json<T>` would store them as text), a value outside an enum;
+//! - a field the schema does not define (free-form maps such as `metadata` stay free; the few
+//!   fields upstream's contract defines and Plystra ignores are listed in [`UPSTREAM_FIELDS`]);
+//! - a string holding a control character ([`limits::refused_character`]), longer than its
+//!   `maxLength` or shorter than its `minLength`; a number past `maximum`/`minimum`;
+//! - free-form JSON (metadata) over [`limits::MAX_METADATA_BYTES`], nested deeper than
+//!   [`limits::MAX_METADATA_DEPTH`], or with a key over [`limits::MAX_METADATA_KEY_LENGTH`] or
+//!   holding a control character.
+//!
+//! Nested objects and arrays are checked the same way, named `checks[2].resource`. Every string
+//! field without a declared `maxLength` gets the cap [`limits::max_length_of`] gives its name,
+//! both in the document and in the check, so the document says what the server enforces.
+
+use std::collections::HashSet;
+
+use poem::{FromRequest, Request, RequestBody};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, Type};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use serde_json::{Map, Value};
+
+use crate::limits;
+use crate::{ApiError, ErrorCode};
+
+/// The content type the body is documented with.
+pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Fields upstream's contract defines on a write body that Plystra accepts and ignores, by our
+/// schema's name: upstream's clients send them, and they restrict nothing (`actor` is upstream's
+/// caller context, which Plystra takes from the credential; `id` repeats the path's ID;
+/// `explain` asks for what `/authz/explain` answers). Any other unknown field is refused.
+pub const UPSTREAM_FIELDS: &[(&str, &[&str])] = &[
+    ("AuthzRequest", &["explain", "actor"]),
+    ("GroupCreateRequest", &["actor"]),
+    ("GroupUpdateRequest", &["actor", "id"]),
+    ("MemberCreateRequest", &["actor"]),
+    ("MemberRoleCreateRequest", &["actor"]),
+    ("MemberUpdateRequest", &["actor", "id"]),
+    ("PermissionCreateRequest", &["actor"]),
+    ("PermissionUpdateRequest", &["actor", "id"]),
+    ("ResourceArchiveRequest", &["actor"]),
+    ("ResourceCreateRequest", &["actor"]),
+    ("ResourceUpdateRequest", &["actor"]),
+    ("RoleCreateRequest", &["actor"]),
+    ("RolePermissionCreateRequest", &["actor"]),
+    ("RoleUpdateRequest", &["actor", "id"]),
+    ("SpaceCreateRequest", &["actor"]),
+    ("SpaceUpdateRequest", &["actor", "id"]),
+    ("UserCreateRequest", &["actor"]),
+    ("UserMemberCreateRequest", &["actor"]),
+    ("UserMemberUpdateRequest", &["actor", "id"]),
+    ("UserUpdateRequest", &["actor", "id"]),
+];
+
+/// A JSON body of `T`, parsed and checked field by field before the handler runs.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// Registers `T` and caps every string field of it (and of the objects it nests) that declares no
+/// `maxLength`, by the field's name.
+pub fn register<T: Type>(registry: &mut Registry) {
+    T::register(registry);
+    let mut pending = Vec::new();
+    if let MetaSchemaRef::Reference(name) = T::schema_ref() {
+        pending.push(name);
+    }
+    let mut seen = HashSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = registry.schemas.get_mut(&name) {
+            for (field, property) in &mut schema.properties {
+                cap_strings(field, property, &mut pending);
+            }
+        }
+    }
+}
+
+fn cap_strings(field: &str, schema: &mut MetaSchemaRef, pending: &mut Vec<String>) {
+    match schema {
+        MetaSchemaRef::Reference(name) => pending.push(name.clone()),
+        MetaSchemaRef::Inline(schema) => {
+            for part in &schema.all_of {
+                if let MetaSchemaRef::Reference(name) = part {
+                    pending.push(name.clone());
+                }
+            }
+            if schema.ty == "string" && schema.enum_items.is_empty() && schema.max_length.is_none()
+            {
+                schema.max_length = Some(limits::max_length_of(field));
+            }
+            if let Some(items) = &mut schema.items {
+                cap_strings(field, items, pending);
+            }
+        }
+    }
+}
+
+/// A schema as checked: the named type it stands for (a documented field of a named type is an
+/// inline schema holding `allOf: [the type]`) and the keywords of both.
+struct Resolved<'r> {
+    name: Option<&'r str>,
+    schema: &'r MetaSchema,
+    own: Option<&'r MetaSchema>,
+}
+
+impl Resolved<'_> {
+    fn max_length(&self) -> Option<usize> {
+        self.own
+            .and_then(|s| s.max_length)
+            .or(self.schema.max_length)
+    }
+    fn min_length(&self) -> Option<usize> {
+        self.own
+            .and_then(|s| s.min_length)
+            .or(self.schema.min_length)
+    }
+    fn maximum(&self) -> Option<f64> {
+        self.own.and_then(|s| s.maximum).or(self.schema.maximum)
+    }
+    fn minimum(&self) -> Option<f64> {
+        self.own.and_then(|s| s.minimum).or(self.schema.minimum)
+    }
+}
+
+fn resolve<'r>(registry: &'r Registry, schema: &'r MetaSchemaRef) -> Option<Resolved<'r>> {
+    match schema {
+        MetaSchemaRef::Reference(name) => Some(Resolved {
+            name: Some(name),
+            schema: registry.schemas.get(name)?,
+            own: None,
+        }),
+        MetaSchemaRef::Inline(own) => {
+            if own.ty.is_empty()
+                && let Some(MetaSchemaRef::Reference(name)) = own
+                    .all_of
+                    .iter()
+                    .find(|s| matches!(s, MetaSchemaRef::Reference(_)))
+            {
+                return Some(Resolved {
+                    name: Some(name),
+                    schema: registry.schemas.get(name)?,
+                    own: Some(own),
+                });
+            }
+            Some(Resolved {
+                name: None,
+                schema: own,
+                own: None,
+            })
+        }
+    }
+}
+
+fn type_matches(ty: &str, value: &Value) -> bool {
+    match ty {
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        _ => true,
+    }
+}
+
+/// Whether `schema` is free-form JSON: a map (`additionalProperties`) or any value.
+fn is_free_form(schema: &MetaSchema) -> bool {
+    schema.additional_properties.is_some()
+        || (schema.ty.is_empty()
+            && schema.properties.is_empty()
+            && schema.all_of.is_empty()
+            && schema.any_of.is_empty()
+            && schema.one_of.is_empty())
+}
+
+struct Checker<'r> {
+    registry: &'r Registry,
+    problems: Map<String, Value>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, at: &str, problem: impl Into<String>) {
+        self.problems
+            .entry(at.to_owned())
+            .or_insert_with(|| Value::from(problem.into()));
+    }
+
+    fn object(
+        &mut self,
+        at: &str,
+        name: Option<&str>,
+        schema: &MetaSchema,
+        object: &Map<String, Value>,
+    ) {
+        let join = |field: &str| {
+            if at.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{at}.{field}")
+            }
+        };
+        for field in &schema.required {
+            if object.get(*field).is_none_or(Value::is_null) {
+                self.problem(&join(field), "is required");
+            }
+        }
+        if schema.additional_properties.is_none() {
+            let upstream = UPSTREAM_FIELDS
+                .iter()
+                .find(|(schema_name, _)| Some(*schema_name) == name)
+                .map_or(&[][..], |(_, fields)| *fields);
+            for field in object.keys() {
+                let known = schema.properties.iter().any(|(p, _)| p == field)
+                    || upstream.contains(&field.as_str());
+                if !known {
+                    self.problem(&join(field), "is not a field of this request");
+                }
+            }
+        }
+        for (field, property) in &schema.properties {
+            if let Some(value) = object.get(*field).filter(|v| !v.is_null()) {
+                self.value(&join(field), field, property, value);
+            }
+        }
+    }
+
+    fn value(&mut self, at: &str, field: &str, schema: &MetaSchemaRef, value: &Value) {
+        let Some(resolved) = resolve(self.registry, schema) else {
+            return;
+        };
+        let schema = resolved.schema;
+        if !schema.enum_items.is_empty() {
+            if !schema.enum_items.contains(value) {
+                let allowed: Vec<String> = schema
+                    .enum_items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect();
+                self.problem(at, format!("must be one of {}", allowed.join(", ")));
+            }
+            return;
+        }
+        if !type_matches(schema.ty, value) {
+            self.problem(at, format!("must be of type {}", schema.ty));
+            return;
+        }
+        match value {
+            Value::String(s) => {
+                if let Some(c) = limits::refused_character(s, limits::is_free_text(field)) {
+                    self.problem(
+                        at,
+                        format!("must not hold the control character U+{:04X}", u32::from(c)),
+                    );
+                } else if let Some(max) = resolved.max_length()
+                    && s.chars().count() > max
+                {
+                    self.problem(at, format!("must be at most {max} characters"));
+                } else if let Some(min) = resolved.min_length()
+                    && s.chars().count() < min
+                {
+                    self.problem(at, format!("must be at least {min} characters"));
+                }
+            }
+            Value::Number(n) => {
+                let n = n.as_f64().unwrap_or_default();
+                if let Some(max) = resolved.maximum()
+                    && n > max
+                {
+                    self.problem(at, format!("must be at most {max}"));
+                } else if let Some(min) = resolved.minimum()
+                    && n < min
+                {
+                    self.problem(at, format!("must be at least {min}"));
+                }
+            }
+            Value::Array(items) => {
+                if let Some(max) = schema.max_items
+                    && items.len() > max
+                {
+                    self.problem(at, format!("must hold at most {max} items"));
+                    return;
+                }
+                if let Some(item_schema) = &schema.items {
+                    for (i, item) in items.iter().enumerate() {
+                        if item.is_null() {
+                            continue;
+                        }
+                        self.value(&format!("{at}[{i}]"), field, item_schema, item);
+                    }
+                } else {
+                    self.free_form(at, value);
+                }
+            }
+            Value::Object(object) => {
+                if is_free_form(schema) {
+                    self.free_form(at, value);
+                } else {
+                    self.object(at, resolved.name, schema, object);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+
+    /// Free-form JSON: bounded in size, depth and key length; no control character in a key, and
+    /// none but tab and line breaks in a string.
+    fn free_form(&mut self, at: &str, value: &Value) {
+        let bytes = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+        if bytes > limits::MAX_METADATA_BYTES {
+            self.problem(
+                at,
+                format!(
+                    "must be at most {} bytes as JSON",
+                    limits::MAX_METADATA_BYTES
+                ),
+            );
+            return;
+        }
+        if let Err(problem) = free_form_problem(value, 1) {
+            self.problem(at, problem);
+        }
+    }
+}
+
+fn free_form_problem(value: &Value, depth: usize) -> Result<(), String> {
+    match value {
+        Value::String(s) => match limits::refused_character(s, true) {
+            Some(c) => Err(format!(
+                "must not hold the control character U+{:04X} in a value",
+                u32::from(c)
+            )),
+            None => Ok(()),
+        },
+        Value::Array(_) | Value::Object(_) if depth > limits::MAX_METADATA_DEPTH => Err(format!(
+            "must nest at most {} levels deep",
+            limits::MAX_METADATA_DEPTH
+        )),
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|v| free_form_problem(v, depth + 1)),
+        Value::Object(map) => map.iter().try_for_each(|(key, v)| {
+            if key.chars().count() > limits::MAX_METADATA_KEY_LENGTH {
+                return Err(format!(
+                    "keys must be at most {} characters",
+                    limits::MAX_METADATA_KEY_LENGTH
+                ));
+            }
+            if let Some(c) = limits::refused_character(key, false) {
+                return Err(format!(
+                    "must not hold the control character U+{:04X} in a key",
+                    u32::from(c)
+                ));
+            }
+            free_form_problem(v, depth + 1)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The problems of `body` against the schema of `T`, by field name.
+pub fn field_problems<T: Type>(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    let mut registry = Registry::new();
+    register::<T>(&mut registry);
+    let root = T::schema_ref();
+    let Some(resolved) = resolve(&registry, &root) else {
+        return Ok(Map::new());
+    };
+    let mut checker = Checker {
+        registry: &registry,
+        problems: Map::new(),
+    };
+    if resolved.schema.ty == "object" && !is_free_form(resolved.schema) {
+        let Some(object) = body.as_object() else {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "the request body must be a JSON object",
+            ));
+        };
+        checker.object("", resolved.name, resolved.schema, object);
+    } else {
+        checker.value("body", "body", &root, body);
+    }
+    Ok(checker.problems)
+}
+
+/// Parses and checks `body` as `T`.
+pub fn check<T: Type + ParseFromJSON>(body: Value) -> Result<T, ApiError> {
+    let problems = field_problems::<T>(&body)?;
+    if !problems.is_empty() {
+        return Err(invalid_fields(problems));
+    }
+    T::parse_from_json(Some(body)).map_err(|e| {
+        let reason = e.into_message();
+        // poem-openapi's own validators name the field: "field `name` verification failed. …".
+        if let Some(field) = reason
+            .split_once("field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(field, _)| field.to_owned())
+        {
+            let mut problems = Map::new();
+            problems.insert(field, Value::from(reason));
+            return invalid_fields(problems);
+        }
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("invalid request body: {reason}"),
+        )
+        .with_detail("reason", reason)
+    })
+}
+
+fn invalid_fields(problems: Map<String, Value>) -> ApiError {
+    let names: Vec<&str> = problems.keys().map(String::as_str).collect();
+    let message = format!("invalid fields: {}", names.join(", "));
+    ApiError::new(ErrorCode::ValidationFailed, message)
+        .with_detail("fields", Value::Object(problems))
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<'a, T: Type + ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register::<T>(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: CONTENT_TYPE,
+                schema: T::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match request.content_type() {
+            Some(ct) if is_json(ct) => {}
+            Some(ct) => {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("the body must be application/json, not {ct}"),
+                )
+                .into());
+            }
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "the body must be application/json; send a Content-Type header",
+                )
+                .into());
+            }
+        }
+        let data = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+        if data.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "the request body is empty; send a JSON object",
+            )
+            .into());
+        }
+        let value = serde_json::from_slice::<Value>(&data).map_err(|e| {
+            ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })?;
+        Ok(Self(check::<T>(value)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem_openapi::Object;
+    use serde_json::json;
+
+    /// A nested object.
+    #[derive(Debug, Object)]
+    struct Item {
+        /// A key.
+        key: String,
+        /// A count.
+        #[oai(validator(maximum(value = "10")))]
+        count: Option<i64>,
+    }
+
+    /// A request with every kind of field.
+    #[derive(Debug, Object)]
+    struct Sample {
+        /// An ID.
+        id: Option<String>,
+        /// A name.
+        name: String,
+        /// Free text.
+        description: Option<String>,
+        /// Nested objects.
+        items: Option<Vec<Item>>,
+        /// Free-form data.
+        metadata: Option<std::collections::BTreeMap<String, Value>>,
+        /// A flag.
+        enabled: Option<bool>,
+    }
+
+    fn fields(err: &ApiError) -> Vec<String> {
+        assert_eq!(err.code, ErrorCode::ValidationFailed, "{err:?}");
+        err.details["fields"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_good_body_passes_and_nulls_of_optional_fields_are_absent() {
+        let ok = check::<Sample>(json!({
+            "name": "x", "id": null, "description": "two\nlines\tand a tab",
+            "items": [{"key": "a", "count": 3}], "metadata": {"any": {"thing": [1, "two\n"]}}
+        }))
+        .unwrap();
+        assert_eq!(ok.name, "x");
+        assert!(check::<Sample>(json!([1])).is_err());
+    }
+
+    #[test]
+    fn wrong_types_unknown_fields_and_missing_fields_are_named() {
+        let err =
+            check::<Sample>(json!({"id": true, "enabled": "yes", "condition": 1})).unwrap_err();
+        assert_eq!(fields(&err), ["condition", "enabled", "id", "name"]);
+        let err = check::<Sample>(json!({"name": 7})).unwrap_err();
+        assert_eq!(fields(&err), ["name"]);
+    }
+
+    #[test]
+    fn nested_objects_and_arrays_are_checked_by_path() {
+        let err = check::<Sample>(json!({
+            "name": "x", "items": [{"key": "a"}, {"key": 1, "extra": 2}, {"key": "b", "count": 11}]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            fields(&err),
+            ["items[1].extra", "items[1].key", "items[2].count"]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_strings_and_metadata() {
+        for body in [
+            json!({"name": "a\u{0}b"}),
+            json!({"name": "a\nb"}),
+            json!({"name": "x", "id": "a\u{85}"}),
+            json!({"name": "x", "description": "bell\u{7}"}),
+            json!({"name": "x", "metadata": {"k\u{0}": 1}}),
+            json!({"name": "x", "metadata": {"k": ["ok", "x\u{0}"]}}),
+        ] {
+            let err = check::<Sample>(body.clone()).unwrap_err();
+            assert_eq!(fields(&err).len(), 1, "{body}");
+        }
+    }
+
+    #[test]
+    fn lengths_and_metadata_bounds_are_enforced_and_declared() {
+        let long = "a".repeat(limits::MAX_NAME_LENGTH + 1);
+        assert_eq!(
+            fields(&check::<Sample>(json!({"name": long})).unwrap_err()),
+            ["name"]
+        );
+        let id = "a".repeat(limits::MAX_ID_LENGTH + 1);
+        assert_eq!(
+            fields(&check::<Sample>(json!({"name": "x", "id": id})).unwrap_err()),
+            ["id"]
+        );
+        let mut deep = json!(1);
+        for _ in 0..limits::MAX_METADATA_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(check::<Sample>(json!({"name": "x", "metadata": {"d": deep.clone()}})).is_err());
+        let big = "x".repeat(limits::MAX_METADATA_BYTES);
+        assert!(check::<Sample>(json!({"name": "x", "metadata": {"b": big}})).is_err());
+        let key = "k".repeat(limits::MAX_METADATA_KEY_LENGTH + 1);
+        assert!(check::<Sample>(json!({"name": "x", "metadata": {key: 1}})).is_err());
+
+        let mut registry = Registry::new();
+        register::<Sample>(&mut registry);
+        let declared = |schema: &str, field: &str| {
+            let schema = &registry.schemas[schema];
+            let (_, property) = schema.properties.iter().find(|(p, _)| *p == field).unwrap();
+            match property {
+                MetaSchemaRef::Inline(s) => s.max_length,
+                MetaSchemaRef::Reference(_) => None,
+            }
+        };
+        assert_eq!(declared("Sample", "name"), Some(limits::MAX_NAME_LENGTH));
+        assert_eq!(declared("Sample", "id"), Some(limits::MAX_ID_LENGTH));
+        assert_eq!(declared("Item", "key"), Some(limits::MAX_KEY_LENGTH));
+    }
+}
