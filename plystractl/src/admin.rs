@@ -136,7 +136,8 @@ pub async fn run(command: AdminCommand, url: &str, json: bool) -> anyhow::Result
                     if json {
                         out!(
                             "{}",
-                            serde_json::json!({"api_key_id": key.id, "level": key.level.as_str(), "space_id": key.space_id, "group_id": key.group_id, "permission_keys": key.permission_keys, "plaintext_key": plaintext})
+                            // The shape `POST /api/v1/api-keys` answers: the record, the plaintext in `api_key`.
+                            serde_json::json!({"id": key.id, "name": key.name, "key_prefix": key.key_prefix, "level": key.level.as_str(), "space_id": key.space_id, "group_id": key.group_id, "permission_keys": key.permission_keys, "status": key.status.as_str(), "api_key": plaintext})
                         );
                     } else {
                         out!("created API key {} (shown once, store it now):", key.id);

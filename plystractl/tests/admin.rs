@@ -205,10 +205,11 @@ async fn a_fresh_production_database_bootstraps_through_the_handoff() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let key = created["data"]["plaintext_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // Upstream's shape: the key's record, with the plaintext once in `api_key`.
+    let key = created["data"]["api_key"].as_str().unwrap().to_owned();
+    let id = created["data"]["id"].as_str().unwrap();
+    assert_eq!(created["data"]["key_prefix"], format!("ply_ak_{id}"));
+    assert!(key.starts_with(&format!("ply_ak_{id}.")), "{created}");
     let space_key = Some(("X-Plystra-API-Key", key.as_str()));
     let (status, _) = send(
         &cli,
@@ -262,6 +263,39 @@ async fn a_fresh_production_database_bootstraps_through_the_handoff() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // With --json, the same shape as the API's answer.
+    let (code, text) = ctl(
+        &t.url,
+        &[
+            "--json",
+            "admin",
+            "create-api-key",
+            "--name",
+            "ci-json",
+            "--level",
+            "space",
+            "--space-id",
+            "space_acme",
+            "--permission",
+            "members:read",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{text}");
+    let printed: Value = text
+        .lines()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let id = printed["id"].as_str().unwrap();
+    assert_eq!(printed["name"], "ci-json");
+    assert_eq!(printed["key_prefix"], format!("ply_ak_{id}"));
+    assert!(
+        printed["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("ply_ak_{id}.")),
+        "{printed}"
+    );
     let (code, text) = ctl(
         &t.url,
         &[
@@ -297,6 +331,7 @@ async fn a_fresh_production_database_bootstraps_through_the_handoff() {
         "admin.bootstrap_super_admin",
         "admin.bootstrap_super_admin",
         "admin.handoff",
+        "api_keys.create",
         "api_keys.create",
         "api_keys.create",
     ];

@@ -261,8 +261,8 @@ async fn create_key(cli: &Client, auth: Auth<'_>, body: Value) -> (String, Strin
         StatusCode::CREATED,
     )
     .await;
-    let plaintext = data["plaintext_key"].as_str().unwrap().to_owned();
-    let id = data["api_key"]["id"].as_str().unwrap().to_owned();
+    let plaintext = data["api_key"].as_str().unwrap().to_owned();
+    let id = data["id"].as_str().unwrap().to_owned();
     assert_eq!(plaintext.split('.').next().unwrap(), format!("ply_ak_{id}"));
     (id, plaintext)
 }
@@ -366,7 +366,7 @@ async fn a_space_key_reads_its_own_space_and_gets_403_in_another() {
     )
     .await;
     assert_eq!(shown["key_prefix"], format!("ply_ak_{id}"));
-    assert!(shown.get("plaintext_key").is_none());
+    assert!(shown.get("api_key").is_none() && !shown.to_string().contains(&key));
     let forged = format!("ply_ak_{id}.{}", "A".repeat(43));
     let (status, body) = send(
         &cli,
@@ -496,10 +496,10 @@ async fn only_user_sessions_create_or_revoke_admin_grants() {
             "POST",
             "/api/v1/admin/grants",
             Some(grant.clone()),
-            StatusCode::FORBIDDEN,
+            StatusCode::UNAUTHORIZED,
         )
         .await;
-        assert_eq!(code(&denied), "ADMIN_PERMISSION_REQUIRED");
+        assert_eq!(code(&denied), "AUTHENTICATION_REQUIRED");
         assert_eq!(denied["error"]["details"]["credential_required"], "session");
     }
     // An API key with `*` is never a super admin.
@@ -1360,5 +1360,305 @@ async fn each_authorized_management_call_is_announced() {
             "permission": "users:read",
             "route": "/api/v1/users",
         })
+    );
+}
+
+/// `POST /api/v1/api-keys` answers the key's record with the plaintext once in `data.api_key`,
+/// as upstream does; the plaintext is in no other answer and in no stored row (issue 15, item 12).
+#[tokio::test]
+async fn creating_a_key_answers_its_record_with_the_plaintext_once_in_api_key() {
+    let Some((db, cli)) = app(&[]).await else {
+        return;
+    };
+    let w = world(&cli, &db.db).await;
+    let data = expect(
+        &cli,
+        Auth::Bearer(&w.alice),
+        "POST",
+        "/api/v1/api-keys",
+        Some(json!({"name": "acme reader", "level": "space", "space_id": "space_acme", "permission_keys": ["members:read"]})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = data["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("data.id: {data}"));
+    assert!(id.starts_with("ak_"), "{data}");
+    assert_eq!(data["name"], "acme reader");
+    assert_eq!(data["key_prefix"], format!("ply_ak_{id}"));
+    assert_eq!(data["level"], "space");
+    assert_eq!(data["space_id"], "space_acme");
+    assert_eq!(data["permission_keys"], json!(["members:read"]));
+    assert_eq!(
+        (data["status"].as_str(), data["active"].as_bool()),
+        (Some("active"), Some(true))
+    );
+    assert!(data.get("plaintext_key").is_none(), "{data}");
+    let plaintext = data["api_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("data.api_key is the plaintext: {data}"));
+    let (prefix, secret) = plaintext.split_once('.').unwrap();
+    assert_eq!(prefix, format!("ply_ak_{id}"));
+    expect(
+        &cli,
+        Auth::Key(plaintext),
+        "GET",
+        "/api/v1/spaces/space_acme/members",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    // Shown once: neither the key's page nor the list carries it.
+    for path in [
+        format!("/api/v1/api-keys/{id}"),
+        "/api/v1/api-keys".to_owned(),
+    ] {
+        let shown = expect(
+            &cli,
+            Auth::Bearer(&w.alice),
+            "GET",
+            &path,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(!shown.to_string().contains(secret), "{path}: {shown}");
+    }
+    // Never stored: not in the key's row, not in the audit log.
+    let q = Query::select()
+        .columns(["key_prefix", "key_hmac"].map(Alias::new))
+        .from(Alias::new("sys_admin_api_keys"))
+        .and_where(Expr::col(Alias::new("id")).eq(id))
+        .to_owned();
+    let rows: Vec<(String, String)> = db.db.fetch_all(&q).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!format!("{rows:?}").contains(secret));
+    assert!(
+        !format!("{:?}", audit_actions(&db.db).await).contains(secret),
+        "the plaintext reached the audit log"
+    );
+}
+
+/// Revoking a key or an admin grant reads upstream's `revoked_reason` (and `reason`, its alias),
+/// stores it and answers it (issue 15, item 13).
+#[tokio::test]
+async fn revoking_reads_revoked_reason_stores_it_and_echoes_it() {
+    let Some((db, cli)) = app(&[]).await else {
+        return;
+    };
+    let w = world(&cli, &db.db).await;
+    let body = json!({"name": "k", "level": "instance", "permission_keys": ["users:read"]});
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            create_key(&cli, Auth::Bearer(&w.alice), body.clone())
+                .await
+                .0,
+        );
+    }
+    let revoke = |id: &str| format!("/api/v1/api-keys/{id}/revoke");
+    for (id, request, reason) in [
+        (
+            &ids[0],
+            json!({"revoked_reason": "rotated out"}),
+            "rotated out",
+        ),
+        (&ids[1], json!({"reason": "legacy client"}), "legacy client"),
+        (
+            &ids[2],
+            json!({"revoked_reason": "same", "reason": " same "}),
+            "same",
+        ),
+    ] {
+        let after = expect(
+            &cli,
+            Auth::Bearer(&w.alice),
+            "POST",
+            &revoke(id),
+            Some(request),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(after["status"], "revoked");
+        assert_eq!(after["revoked_reason"], reason, "{after}");
+        let stored = expect(
+            &cli,
+            Auth::Bearer(&w.alice),
+            "GET",
+            &format!("/api/v1/api-keys/{id}"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(stored["revoked_reason"], reason);
+        assert!(
+            audit_actions(&db.db)
+                .await
+                .iter()
+                .any(|(a, r, t)| a == "api_keys.revoke"
+                    && r.as_deref() == Some(id.as_str())
+                    && t["after"]["revoked_reason"] == reason)
+        );
+    }
+    for (request, field) in [
+        (
+            json!({"revoked_reason": "one", "reason": "another"}),
+            "revoked_reason",
+        ),
+        (json!({"revoked_reason": "x".repeat(501)}), "revoked_reason"),
+        (json!({"reason": "x".repeat(501)}), "reason"),
+    ] {
+        let (status, body) = send(
+            &cli,
+            Auth::Bearer(&w.alice),
+            "POST",
+            &revoke(&ids[3]),
+            Some(request),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"]["details"]["fields"][field].is_string(),
+            "{body}"
+        );
+    }
+
+    // An admin grant: bob's space admin grant.
+    let grants = expect(
+        &cli,
+        Auth::Bearer(&w.alice),
+        "GET",
+        "/api/v1/admin/grants",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let bob = grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["user_id"] == "user_bob")
+        .expect("bob's grant")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after = expect(
+        &cli,
+        Auth::Bearer(&w.alice),
+        "POST",
+        &format!("/api/v1/admin/grants/{bob}/revoke"),
+        Some(json!({"revoked_reason": "left the team"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (after["status"].as_str(), after["revoked_reason"].as_str()),
+        (Some("revoked"), Some("left the team")),
+        "{after}"
+    );
+    let stored = expect(
+        &cli,
+        Auth::Bearer(&w.alice),
+        "GET",
+        &format!("/api/v1/admin/grants/{bob}"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(stored["revoked_reason"], "left the team");
+}
+
+/// A space-scoped key filters its own space's audit log with the filters of `/audit/logs`
+/// (issue 15, item 14).
+#[tokio::test]
+async fn a_space_key_filters_its_own_space_audit_log() {
+    let Some((db, cli)) = app(&[]).await else {
+        return;
+    };
+    let w = world(&cli, &db.db).await;
+    let (_, key) = create_key(
+        &cli,
+        Auth::Bearer(&w.alice),
+        json!({"name": "acme auditor", "level": "space", "space_id": "space_acme", "permission_keys": ["audit:read"]}),
+    )
+    .await;
+    let list = |query: &str| format!("/api/v1/spaces/space_acme/audit-logs?{query}");
+    let all = expect(
+        &cli,
+        Auth::Key(&key),
+        "GET",
+        &list("limit=200"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let all = all.as_array().unwrap();
+    assert!(all.iter().all(|r| r["space_id"] == "space_acme"));
+    assert!(all.iter().any(|r| r["event_type"] != "groups.create"));
+    let groups = expect(
+        &cli,
+        Auth::Key(&key),
+        "GET",
+        &list("event_type=groups.create"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 3, "finance, finance.ap and sales: {groups:?}");
+    assert!(
+        groups
+            .iter()
+            .all(|r| r["event_type"] == "groups.create" && r["space_id"] == "space_acme")
+    );
+    let sales = expect(
+        &cli,
+        Auth::Key(&key),
+        "GET",
+        &list("resource_id=group_sales"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sales.as_array().unwrap().len(), 1, "{sales}");
+    let by_alice = expect(
+        &cli,
+        Auth::Key(&key),
+        "GET",
+        &list("actor_user_id=user_alice&decision=allow"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let by_alice = by_alice.as_array().unwrap();
+    assert!(!by_alice.is_empty() && by_alice.len() < all.len());
+    assert!(by_alice.iter().all(|r| r["actor_user_id"] == "user_alice"));
+    let none = expect(
+        &cli,
+        Auth::Key(&key),
+        "GET",
+        &list("created_at_to=2000-01-01T00:00:00Z"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(none, json!([]));
+    let (status, body) = send(&cli, Auth::Key(&key), "GET", &list("decision=maybe"), None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "VALIDATION_FAILED")
+    );
+    // Another space's log stays out of reach.
+    let (status, body) = send(
+        &cli,
+        Auth::Key(&key),
+        "GET",
+        "/api/v1/spaces/space_other/audit-logs?event_type=groups.create",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "ADMIN_PERMISSION_REQUIRED")
     );
 }

@@ -496,3 +496,222 @@ async fn deny_only_mode_skips_allowed_decisions_only() {
         "management records are always written"
     );
 }
+
+/// Verify reads the chain up to a head taken at its start, so records committed while it walks
+/// never look like a broken chain (issue 15, item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_under_concurrent_writes_always_finds_the_chain_intact() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    let cli = std::sync::Arc::new(cli);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let cli = cli.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut written = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = if (w + written).is_multiple_of(2) {
+                        "/test/audit"
+                    } else {
+                        "/test/audit/in-transaction"
+                    };
+                    let (status, body) = call(&cli, "POST", path, Some(record(written))).await;
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    // Verify again and again while the writers run, until the chain has grown between calls
+    // several times (a bound on the rounds keeps a stalled writer from hanging the test).
+    let mut counts: Vec<u64> = Vec::new();
+    let mut round = 0;
+    while round < 12 || counts.windows(2).filter(|p| p[1] > p[0]).count() < 5 {
+        assert!(round < 2000, "the writers made no progress: {counts:?}");
+        let (status, body) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["data"]["verified"], true,
+            "verify call {round} under write load: {body}"
+        );
+        counts.push(body["data"]["records"].as_u64().unwrap());
+        round += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    let (_, body) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(body["data"]["verified"], true, "{body}");
+    assert_eq!(body["data"]["records"], written, "{body}");
+}
+
+/// The filters of `/audit/logs` other than `space_id`, each with what it selects among
+/// [`record`]s.
+fn space_filters() -> Vec<(&'static str, Matcher)> {
+    vec![
+        (
+            "actor_user_id=user_3",
+            Box::new(|r: &Value| r["actor_user_id"] == "user_3"),
+        ),
+        (
+            "actor_member_id=member_1",
+            Box::new(|r: &Value| r["actor_member_id"] == "member_1"),
+        ),
+        (
+            "actor_user_member_id=um_2",
+            Box::new(|r: &Value| r["actor_user_member_id"] == "um_2"),
+        ),
+        (
+            "resource_type=invoice",
+            Box::new(|r: &Value| r["resource_type"] == "invoice"),
+        ),
+        (
+            "resource_id=invoice_004",
+            Box::new(|r: &Value| r["resource_id"] == "invoice_004"),
+        ),
+        (
+            "decision=deny",
+            Box::new(|r: &Value| r["decision"] == "deny"),
+        ),
+        (
+            "deny_code=SCOPE_OUT_OF_BOUNDS",
+            Box::new(|r: &Value| r["deny_code"] == "SCOPE_OUT_OF_BOUNDS"),
+        ),
+        (
+            "event_type=users.create",
+            Box::new(|r: &Value| r["event_type"] == "users.create"),
+        ),
+        (
+            "decision=allow&event_type=authz.decision",
+            Box::new(|r: &Value| r["decision"] == "allow" && r["event_type"] == "authz.decision"),
+        ),
+        (
+            "created_at_to=2000-01-01T00:00:00Z",
+            Box::new(|_: &Value| false),
+        ),
+        (
+            "created_at_from=2000-01-01T00:00:00Z",
+            Box::new(|_: &Value| true),
+        ),
+    ]
+}
+
+/// `GET /spaces/{space_id}/audit-logs` narrows by the same filters as `/audit/logs`, and refuses
+/// the same bad values (issue 15, item 14).
+#[tokio::test]
+async fn the_space_log_applies_every_filter_of_the_audit_log() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    let n = 37;
+    for i in 0..n {
+        let (status, body) = call(&cli, "POST", "/test/audit", Some(record(i))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let records: Vec<Value> = (0..n).map(record).collect();
+    for (query, matches) in space_filters() {
+        let (status, body) = call(
+            &cli,
+            "GET",
+            &format!("/api/v1/spaces/space_acme/audit-logs?{query}&limit=200"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        let found = body["data"].as_array().unwrap();
+        let wanted = records
+            .iter()
+            .filter(|r| r["space_id"] == "space_acme" && matches(r))
+            .count();
+        assert_eq!(found.len(), wanted, "{query}: {body}");
+        assert!(
+            found.iter().all(|r| r["space_id"] == "space_acme"
+                && matches(&records[r["trace"]["n"].as_u64().unwrap() as usize])),
+            "{query}"
+        );
+        let everywhere = all_pages(&cli, &format!("space_id=space_acme&{query}"), 200).await;
+        assert_eq!(
+            everywhere.len(),
+            found.len(),
+            "{query}: the same answer as /audit/logs?space_id="
+        );
+    }
+    for (query, field) in [
+        ("decision=maybe", None),
+        ("deny_code=NOT_A_CODE", None),
+        ("created_at_from=yesterday", Some("created_at_from")),
+        ("created_at_to=tomorrow", Some("created_at_to")),
+        (
+            "created_at_from=2026-02-01T00:00:00Z&created_at_to=2026-01-01T00:00:00Z",
+            Some("created_at_from"),
+        ),
+        ("limit=0", Some("limit")),
+        ("cursor=garbage", Some("cursor")),
+    ] {
+        let (status, body) = call(
+            &cli,
+            "GET",
+            &format!("/api/v1/spaces/space_acme/audit-logs?{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "VALIDATION_FAILED", "{query}");
+        if let Some(field) = field {
+            assert!(
+                body["error"]["details"]["fields"][field].is_string(),
+                "{query}: {body}"
+            );
+        }
+    }
+}
+
+/// Verify stops at the head it read first, yet a row appended outside the chain (beyond the head,
+/// without moving it) is still found.
+#[tokio::test]
+async fn a_row_appended_outside_the_chain_is_found_by_verify() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    for i in 0..4 {
+        call(&cli, "POST", "/test/audit", Some(record(i))).await;
+    }
+    let (_, ok) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(ok["data"]["verified"], true, "{ok}");
+    let forge = "INSERT INTO sys_audit_audit_logs (id, seq, event_type, action, decision, trace, \
+                 prev_hash, entry_hash, redaction_version, created_at, redactions) \
+                 SELECT 'audit_forged', seq + 1, event_type, action, decision, trace, entry_hash, \
+                 'forged', redaction_version, created_at, redactions FROM sys_audit_audit_logs \
+                 WHERE seq = 4";
+    match &database.db {
+        Database::Sqlite(pool) => plystra_contracts::storage::sqlx::raw_sql(
+            plystra_contracts::storage::sqlx::AssertSqlSafe(forge),
+        )
+        .execute(pool)
+        .await
+        .map(drop),
+        Database::Postgres(pool) => plystra_contracts::storage::sqlx::raw_sql(
+            plystra_contracts::storage::sqlx::AssertSqlSafe(forge),
+        )
+        .execute(pool)
+        .await
+        .map(drop),
+    }
+    .unwrap();
+    let (_, broken) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(broken["data"]["verified"], false, "{broken}");
+    assert_eq!(broken["data"]["first_broken"]["seq"], 5, "{broken}");
+    assert!(
+        broken["data"]["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("beyond the chain head"),
+        "{broken}"
+    );
+}

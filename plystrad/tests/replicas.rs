@@ -238,8 +238,8 @@ async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
         )
         .await;
     assert_eq!(status, 201, "{json}");
-    let id = json["data"]["api_key"]["id"].as_str().unwrap().to_owned();
-    let plaintext = json["data"]["plaintext_key"].as_str().unwrap().to_owned();
+    let id = json["data"]["id"].as_str().unwrap().to_owned();
+    let plaintext = json["data"]["api_key"].as_str().unwrap().to_owned();
     let with_key = [("X-Plystra-API-Key", plaintext)];
     let (status, _, _) = b.send("GET", "/api/v1/capabilities", None, &with_key).await;
     assert_eq!(status, 200);

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::Credential;
 use plystra_contracts::storage::Metadata;
@@ -15,7 +16,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::core::{Admin, api_error};
-use crate::keys::{RevokeRequest, commit_audited, denied, future, key, reason};
+use crate::keys::{RevokeRequest, commit_audited, denied, future, key};
 use crate::permission::PermissionKey;
 use crate::scope::{Principal, Scope};
 use crate::store::{self, AdminGrant, AdminStatus, GrantLevel, NewGrant};
@@ -86,10 +87,14 @@ fn session_only(principal: &Principal) -> Result<(), ApiError> {
     if matches!(principal.credential, Credential::Session { .. }) {
         Ok(())
     } else {
-        Err(denied(
-            "admin_grants:manage",
-            "from a user session: API keys and the bootstrap key never create or revoke admin grants",
+        // 401, as for every session-only operation: the document declares `SessionAuth` alone
+        // here, so a request without a session lacks the credential the operation requires.
+        Err(ApiError::new(
+            ErrorCode::AuthenticationRequired,
+            "this operation needs a user session (Authorization: Bearer ply_at_…): API keys and \
+             the bootstrap key never create or revoke admin grants",
         )
+        .with_detail("permission", "admin_grants:manage")
         .with_detail("credential_required", "session"))
     }
 }
@@ -179,6 +184,7 @@ impl GrantsApi {
         &self,
         req: &poem::Request,
         /// Grants per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -221,7 +227,8 @@ impl GrantsApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: Json<AdminGrantCreateRequest>,
+        _session: plystra_contracts::security::SessionOnly,
+        body: JsonBody<AdminGrantCreateRequest>,
     ) -> Result<GrantCreated, ApiError> {
         let body = body.0;
         let principal = self.admin.principal_of(req).await?;
@@ -355,11 +362,12 @@ impl GrantsApi {
     async fn revoke(
         &self,
         req: &poem::Request,
+        _session: plystra_contracts::security::SessionOnly,
         /// The grant's ID.
         admin_grant_id: Path<String>,
-        body: Json<RevokeRequest>,
+        body: JsonBody<RevokeRequest>,
     ) -> Result<Json<Envelope<AdminGrant>>, ApiError> {
-        let why = reason(body.0.reason)?;
+        let why = body.0.revoked_reason()?;
         let principal = self.admin.principal_of(req).await?;
         session_only(&principal)?;
         let id = admin_grant_id.0;

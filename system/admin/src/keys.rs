@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::body::JsonBody;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::Credential;
 use plystra_contracts::storage::Metadata;
@@ -38,22 +39,43 @@ pub struct ApiKeyCreateRequest {
     pub metadata: Option<Metadata>,
 }
 
-/// A created key: the plaintext appears here once and is never retrievable again.
+/// A created key: the key's record, as `GET /api/v1/api-keys/{api_key_id}` shows it, with the
+/// plaintext in `api_key` (as upstream answers). The plaintext appears here once and is never
+/// stored, logged or retrievable again.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "ApiKeyCreated")]
 pub struct ApiKeyCreated {
-    /// The key.
-    pub api_key: ApiKey,
-    /// `ply_ak_<id>.<secret>`: store it now.
-    pub plaintext_key: String,
+    /// The key's record.
+    #[oai(flatten)]
+    pub key: ApiKey,
+    /// `ply_ak_<id>.<secret>`, shown once: store it now.
+    pub api_key: String,
 }
 
 /// Revokes a key or a grant.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "RevokeRequest")]
 pub struct RevokeRequest {
-    /// Why, for the record (at most 500 characters).
+    /// Why, for the record (at most 500 characters); stored and shown as `revoked_reason`.
+    pub revoked_reason: Option<String>,
+    /// The same as `revoked_reason`, accepted for older clients; when both are given they must
+    /// agree.
     pub reason: Option<String>,
+}
+
+impl RevokeRequest {
+    /// The reason given, under either name, trimmed and checked.
+    pub(crate) fn revoked_reason(self) -> Result<Option<String>, ApiError> {
+        let given = reason("revoked_reason", self.revoked_reason)?;
+        let alias = reason("reason", self.reason)?;
+        match (given, alias) {
+            (Some(a), Some(b)) if a != b => Err(ApiError::invalid_field(
+                "revoked_reason",
+                "differs from reason, its alias: give one of them",
+            )),
+            (given, alias) => Ok(given.or(alias)),
+        }
+    }
 }
 
 /// 201 with the new key.
@@ -76,17 +98,18 @@ pub(crate) fn key(s: &str) -> PermissionKey {
     PermissionKey::parse(s).unwrap_or(PermissionKey::All)
 }
 
-pub(crate) fn reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+/// A revocation reason in `field`: trimmed, at most 500 characters, no control characters.
+fn reason(field: &str, reason: Option<String>) -> Result<Option<String>, ApiError> {
     match reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty())
     {
         Some(r) if r.chars().count() > 500 => Err(ApiError::invalid_field(
-            "reason",
+            field,
             "must be at most 500 characters",
         )),
         Some(r) if r.chars().any(char::is_control) => Err(ApiError::invalid_field(
-            "reason",
+            field,
             "must not contain control characters",
         )),
         other => Ok(other),
@@ -207,8 +230,8 @@ pub(crate) async fn create_checked(
     );
     commit_audited(admin, tx, record).await?;
     Ok(ApiKeyCreated {
-        api_key,
-        plaintext_key: minted.plaintext,
+        key: api_key,
+        api_key: minted.plaintext,
     })
 }
 
@@ -296,6 +319,7 @@ impl KeysApi {
         &self,
         req: &poem::Request,
         /// Keys per page, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: QueryParam<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
@@ -335,7 +359,7 @@ impl KeysApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: Json<ApiKeyCreateRequest>,
+        body: JsonBody<ApiKeyCreateRequest>,
     ) -> Result<KeyCreated, ApiError> {
         let principal = self.admin.principal_of(req).await?;
         let created = create_checked(&self.admin, &principal, body.0).await?;
@@ -369,9 +393,9 @@ impl KeysApi {
         req: &poem::Request,
         /// The key's ID.
         api_key_id: Path<String>,
-        body: Json<RevokeRequest>,
+        body: JsonBody<RevokeRequest>,
     ) -> Result<Json<Envelope<ApiKey>>, ApiError> {
-        let why = reason(body.0.reason)?;
+        let why = body.0.revoked_reason()?;
         let (principal, key) = self.visible(req, &api_key_id.0, "api_keys:revoke").await?;
         let mut tx = self.admin.db.begin().await?;
         let current = store::key_in(&mut tx, &key.id)

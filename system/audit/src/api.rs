@@ -159,6 +159,76 @@ fn not_found(id: &str) -> ApiError {
     .with_detail("audit_log_id", id)
 }
 
+/// The filters both audit lists take (`/audit/logs` and `/spaces/{space_id}/audit-logs`), as
+/// their query parameters arrive; [`AuditLogQuery::filter`] is the one place they are checked and
+/// turned into a [`Filter`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditLogQuery {
+    /// Only this space.
+    pub space_id: Option<String>,
+    /// Only this acting user.
+    pub actor_user_id: Option<String>,
+    /// Only this acting member.
+    pub actor_member_id: Option<String>,
+    /// Only this binding.
+    pub actor_user_member_id: Option<String>,
+    /// Only this target type.
+    pub resource_type: Option<String>,
+    /// Only this target.
+    pub resource_id: Option<String>,
+    /// Only allows or only denies.
+    pub decision: Option<Decision>,
+    /// Only this deny code.
+    pub deny_code: Option<DenyCode>,
+    /// Only records of this request.
+    pub request_id: Option<String>,
+    /// Only records at or after this instant (RFC 3339).
+    pub created_at_from: Option<String>,
+    /// Only records at or before this instant (RFC 3339).
+    pub created_at_to: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+}
+
+impl AuditLogQuery {
+    /// The store filter; a bad time or an empty range is a 400 naming the field.
+    pub fn filter(self) -> Result<Filter, ApiError> {
+        let created_from = parse_time("created_at_from", self.created_at_from)?;
+        let created_to = parse_time("created_at_to", self.created_at_to)?;
+        if let (Some(from), Some(to)) = (created_from, created_to)
+            && from > to
+        {
+            return Err(ApiError::invalid_field(
+                "created_at_from",
+                "is after created_at_to",
+            ));
+        }
+        let decision = self
+            .decision
+            .map(|d| if d == Decision::Deny { "deny" } else { "allow" }.to_owned());
+        let equal = [
+            ("space_id", self.space_id),
+            ("actor_user_id", self.actor_user_id),
+            ("actor_member_id", self.actor_member_id),
+            ("actor_user_member_id", self.actor_user_member_id),
+            ("resource_type", self.resource_type),
+            ("resource_id", self.resource_id),
+            ("decision", decision),
+            ("deny_code", self.deny_code.map(|c| c.as_str().to_owned())),
+            ("request_id", self.request_id),
+            ("event_type", self.event_type),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| value.map(|v| (column, v)))
+        .collect();
+        Ok(Filter {
+            equal,
+            created_from,
+            created_to,
+        })
+    }
+}
+
 impl AuditApi {
     async fn page(
         &self,
@@ -223,47 +293,22 @@ impl AuditApi {
         /// The `pagination.cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
-        let created_from = parse_time("created_at_from", created_at_from.0)?;
-        let created_to = parse_time("created_at_to", created_at_to.0)?;
-        if let (Some(from), Some(to)) = (created_from, created_to)
-            && from > to
-        {
-            return Err(ApiError::invalid_field(
-                "created_at_from",
-                "is after created_at_to",
-            ));
+        let filter = AuditLogQuery {
+            space_id: space_id.0,
+            actor_user_id: actor_user_id.0,
+            actor_member_id: actor_member_id.0,
+            actor_user_member_id: actor_user_member_id.0,
+            resource_type: resource_type.0,
+            resource_id: resource_id.0,
+            decision: decision.0,
+            deny_code: deny_code.0,
+            request_id: request_id.0,
+            created_at_from: created_at_from.0,
+            created_at_to: created_at_to.0,
+            event_type: event_type.0,
         }
-        let mut equal = Vec::new();
-        let mut add = |column: &'static str, value: Option<String>| {
-            if let Some(v) = value {
-                equal.push((column, v));
-            }
-        };
-        add("space_id", space_id.0);
-        add("actor_user_id", actor_user_id.0);
-        add("actor_member_id", actor_member_id.0);
-        add("actor_user_member_id", actor_user_member_id.0);
-        add("resource_type", resource_type.0);
-        add("resource_id", resource_id.0);
-        add(
-            "decision",
-            decision
-                .0
-                .map(|d| if d == Decision::Deny { "deny" } else { "allow" }.to_owned()),
-        );
-        add("deny_code", deny_code.0.map(|c| c.as_str().to_owned()));
-        add("request_id", request_id.0);
-        add("event_type", event_type.0);
-        self.page(
-            Filter {
-                equal,
-                created_from,
-                created_to,
-            },
-            limit.0,
-            cursor.0,
-        )
-        .await
+        .filter()?;
+        self.page(filter, limit.0, cursor.0).await
     }
 
     /// One audit record.
@@ -279,7 +324,9 @@ impl AuditApi {
         Ok(Json(Envelope::new(entry.into())))
     }
 
-    /// A space's audit records, newest first.
+    /// A space's audit records, newest first, narrowed by the same filters as
+    /// `GET /api/v1/audit/logs` (a space-scoped credential reads its own space's log here).
+    #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/api/v1/spaces/:space_id/audit-logs",
         method = "get",
@@ -288,20 +335,49 @@ impl AuditApi {
     async fn list_space(
         &self,
         space_id: Path<String>,
+        /// Only this acting user.
+        actor_user_id: Query<Option<String>>,
+        /// Only this acting member.
+        actor_member_id: Query<Option<String>>,
+        /// Only this binding.
+        actor_user_member_id: Query<Option<String>>,
+        /// Only this target type.
+        resource_type: Query<Option<String>>,
+        /// Only this target.
+        resource_id: Query<Option<String>>,
+        /// Only allows or only denies.
+        decision: Query<Option<Decision>>,
+        /// Only this deny code.
+        deny_code: Query<Option<DenyCode>>,
+        /// Only records of this request.
+        request_id: Query<Option<String>>,
+        /// Only records at or after this instant (RFC 3339).
+        created_at_from: Query<Option<String>>,
+        /// Only records at or before this instant (RFC 3339).
+        created_at_to: Query<Option<String>>,
+        /// Only this event type.
+        event_type: Query<Option<String>>,
         /// Page size, 1–200 (default 50).
         limit: Query<Option<i64>>,
         /// The `pagination.cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
-        self.page(
-            Filter {
-                equal: vec![("space_id", space_id.0)],
-                ..Filter::default()
-            },
-            limit.0,
-            cursor.0,
-        )
-        .await
+        let filter = AuditLogQuery {
+            space_id: Some(space_id.0),
+            actor_user_id: actor_user_id.0,
+            actor_member_id: actor_member_id.0,
+            actor_user_member_id: actor_user_member_id.0,
+            resource_type: resource_type.0,
+            resource_id: resource_id.0,
+            decision: decision.0,
+            deny_code: deny_code.0,
+            request_id: request_id.0,
+            created_at_from: created_at_from.0,
+            created_at_to: created_at_to.0,
+            event_type: event_type.0,
+        }
+        .filter()?;
+        self.page(filter, limit.0, cursor.0).await
     }
 
     /// One audit record of a space; a record of another space is not found here.

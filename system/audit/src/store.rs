@@ -4,7 +4,7 @@
 use plystra_contracts::services::AuditRecord;
 use plystra_contracts::storage::sea_query::Value as SqlValue;
 use plystra_contracts::storage::sea_query::{
-    Alias, Expr, ExprTrait, Order, Query, SelectStatement,
+    Alias, Expr, ExprTrait, Func, Order, Query, SelectStatement,
 };
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::{Database, StorageError, Transaction};
@@ -341,9 +341,40 @@ pub struct Verification {
     pub first_broken: Option<(i64, String, String)>,
 }
 
-/// Walks the chain in `seq` order, in pages, recomputing every hash and link.
+/// The chain head: how many records the chain holds and the hash of the last one.
+async fn chain_head(db: &Database) -> Result<Option<(i64, String)>, StorageError> {
+    let mut head = Query::select();
+    head.columns([Alias::new("seq"), Alias::new("entry_hash")])
+        .from(Alias::new(HEAD))
+        .and_where(Expr::col(Alias::new("id")).eq(1));
+    db.fetch_optional(&head).await
+}
+
+/// The highest `seq` in the table.
+async fn highest_seq(db: &Database) -> Result<Option<i64>, StorageError> {
+    let mut select = Query::select();
+    select
+        .expr(Func::max(Expr::col(Alias::new("seq"))))
+        .from(Alias::new(TABLE));
+    Ok(db
+        .fetch_optional::<(Option<i64>,), _>(&select)
+        .await?
+        .and_then(|(seq,)| seq))
+}
+
+/// Walks the chain in `seq` order, in pages, recomputing every hash and link, up to the chain
+/// head read first. Every record up to that head committed in the same transaction as it, so the
+/// walk sees the chain exactly as it was when verification started, on either backend and
+/// however many records commit meanwhile: those have higher `seq`s and are left for the next run.
+/// (No read transaction is needed: on SQLite one would take the write lock and stall appenders.)
+///
+/// The highest `seq` is read before the head: the head only grows and moves with its records, so
+/// a table that was already longer than the head read after it holds a row appended outside the
+/// chain.
 pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
     const PAGE: u64 = 1000;
+    let highest = highest_seq(db).await?;
+    let head = chain_head(db).await?;
     let mut expected_prev = GENESIS.to_owned();
     let mut expected_seq = 1;
     let mut records = 0;
@@ -353,6 +384,9 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
             .and_where(Expr::col(Alias::new("seq")).gte(expected_seq))
             .order_by(Alias::new("seq"), Order::Asc)
             .limit(PAGE);
+        if let Some((last, _)) = &head {
+            select.and_where(Expr::col(Alias::new("seq")).lte(*last));
+        }
         let page: Vec<AuditEntry> = db.fetch_all(&select).await?;
         if page.is_empty() {
             break;
@@ -387,24 +421,18 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
         }
     }
     // Removing the newest records leaves a valid prefix; the head remembers how long the chain was.
-    let mut head = Query::select();
-    head.columns([Alias::new("seq"), Alias::new("entry_hash")])
-        .from(Alias::new(HEAD))
-        .and_where(Expr::col(Alias::new("id")).eq(1));
-    if let Some((seq, hash)) = db.fetch_optional::<(i64, String), _>(&head).await?
-        && (seq != expected_seq - 1 || hash != expected_prev)
-    {
-        let reason = format!(
+    let reason = match head {
+        None => Some("the chain head is missing: the chain's length cannot be checked".to_owned()),
+        Some((seq, hash)) if seq != expected_seq - 1 || hash != expected_prev => Some(format!(
             "the chain head records {seq} entries ending in {hash}, the table ends at {}",
             expected_seq - 1
-        );
-        return Ok(Verification {
-            records,
-            first_broken: Some((expected_seq, String::new(), reason)),
-        });
-    }
+        )),
+        Some((seq, _)) => highest.filter(|h| *h > seq).map(|h| {
+            format!("a record with seq {h} lies beyond the chain head ({seq}): it was not appended through the chain")
+        }),
+    };
     Ok(Verification {
         records,
-        first_broken: None,
+        first_broken: reason.map(|reason| (expected_seq, String::new(), reason)),
     })
 }
