@@ -14,8 +14,8 @@
 //!
 //! Every operation shares `ApiError`'s list of documented errors. [`operation_errors`] fits it to
 //! what each operation can really answer: 415 where it takes a body (a wrong `Content-Type`),
-//! 429 on login (`LOGIN_LOCKED`), and no 401/403 on the public operations that check no
-//! credential.
+//! 429 on login (`LOGIN_LOCKED`, `RATE_LIMITED`), and no 401/403 on the public operations that
+//! check no credential.
 
 use poem_openapi::registry::{
     MetaHeader, MetaMediaType, MetaOperation, MetaResponse, MetaSchema, MetaSchemaRef, Registry,
@@ -128,7 +128,7 @@ pub(crate) fn operation_errors(path: &str, operation: &mut MetaOperation, public
     if path == "/api/v1/auth/login" {
         extra.push(copy(
             429,
-            "Too many failed logins; the account is locked for a while (`LOGIN_LOCKED`).",
+            "Too many failed logins for this email and address (`LOGIN_LOCKED`), or too many attempts from this address (`RATE_LIMITED`); `Retry-After` says when to try again.",
         ));
     }
     for response in extra {
