@@ -14,7 +14,9 @@
 //!
 //! Nested objects and arrays are checked the same way, named `checks[2].resource`. Every string
 //! field without a declared `maxLength` gets the cap [`limits::max_length_of`] gives its name,
-//! both in the document and in the check, so the document says what the server enforces.
+//! both in the document and in the check, and likewise `minLength` ([`limits::min_length_of`]);
+//! the document also shows the rule on control characters as a `pattern`
+//! ([`limits::pattern_of`]), so it says what the server enforces.
 
 use std::collections::HashSet;
 
@@ -61,8 +63,12 @@ pub const UPSTREAM_FIELDS: &[(&str, &[&str])] = &[
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-/// Registers `T` and caps every string field of it (and of the objects it nests) that declares no
-/// `maxLength`, by the field's name.
+/// Registers `T` and declares on every string field of it (and of the objects it nests) the rules
+/// the checks below hold it to, by the field's name, where the field declares none of its own: its
+/// `maxLength` ([`limits::max_length_of`]), the pattern refusing control characters
+/// ([`limits::pattern_of`]) and, where empty strings are refused, `minLength`
+/// ([`limits::min_length_of`]); and on every object with declared properties that it takes no
+/// other ([`CLOSED_OBJECT_MARKER`]).
 pub fn register<T: Type>(registry: &mut Registry) {
     T::register(registry);
     let mut pending = Vec::new();
@@ -78,6 +84,13 @@ pub fn register<T: Type>(registry: &mut Registry) {
             for (field, property) in &mut schema.properties {
                 cap_strings(field, property, &mut pending);
             }
+            // An object the checks hold to its declared properties says so.
+            if schema.ty == "object"
+                && !schema.properties.is_empty()
+                && schema.additional_properties.is_none()
+            {
+                schema.additional_properties = Some(Box::new(closed_marker()));
+            }
         }
     }
 }
@@ -91,9 +104,18 @@ fn cap_strings(field: &str, schema: &mut MetaSchemaRef, pending: &mut Vec<String
                     pending.push(name.clone());
                 }
             }
-            if schema.ty == "string" && schema.enum_items.is_empty() && schema.max_length.is_none()
-            {
-                schema.max_length = Some(limits::max_length_of(field));
+            if schema.ty == "string" && schema.enum_items.is_empty() {
+                if schema.max_length.is_none() {
+                    schema.max_length = Some(limits::max_length_of(field));
+                }
+                // A format (a date-time) says what the characters are; a field's own pattern is
+                // stricter than the rule on control characters.
+                if schema.pattern.is_none() && schema.format.is_none() {
+                    schema.pattern = Some(limits::pattern_of(field).to_owned());
+                }
+                if schema.min_length.is_none() {
+                    schema.min_length = limits::min_length_of(field);
+                }
             }
             if let Some(items) = &mut schema.items {
                 cap_strings(field, items, pending);
@@ -170,9 +192,30 @@ fn type_matches(ty: &str, value: &Value) -> bool {
     }
 }
 
+/// The `type` of the placeholder [`register`] puts in `additionalProperties` of every object a
+/// body is checked against: the object takes no property it does not declare. OpenAPI says that
+/// with `additionalProperties: false`, which poem-openapi's registry cannot hold; the kernel
+/// writes the document with `false` in the placeholder's place.
+pub const CLOSED_OBJECT_MARKER: &str = "x-plystra-closed-object";
+
+/// The placeholder for `additionalProperties: false`.
+fn closed_marker() -> MetaSchemaRef {
+    MetaSchemaRef::Inline(Box::new(MetaSchema::new(CLOSED_OBJECT_MARKER)))
+}
+
+/// Whether `schema` is a map: it takes properties it does not name (`additionalProperties` other
+/// than the closed-object placeholder).
+fn is_open_map(schema: &MetaSchema) -> bool {
+    match schema.additional_properties.as_deref() {
+        None => false,
+        Some(MetaSchemaRef::Inline(marker)) => marker.ty != CLOSED_OBJECT_MARKER,
+        Some(MetaSchemaRef::Reference(_)) => true,
+    }
+}
+
 /// Whether `schema` is free-form JSON: a map (`additionalProperties`) or any value.
 fn is_free_form(schema: &MetaSchema) -> bool {
-    schema.additional_properties.is_some()
+    is_open_map(schema)
         || (schema.ty.is_empty()
             && schema.properties.is_empty()
             && schema.all_of.is_empty()
@@ -211,7 +254,7 @@ impl Checker<'_> {
                 self.problem(&join(field), "is required");
             }
         }
-        if schema.additional_properties.is_none() {
+        if !is_open_map(schema) {
             let upstream = UPSTREAM_FIELDS
                 .iter()
                 .find(|(schema_name, _)| Some(*schema_name) == name)

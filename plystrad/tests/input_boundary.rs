@@ -534,3 +534,486 @@ async fn every_string_in_a_write_body_declares_a_max_length() {
         "strings without maxLength: {missing:#?}"
     );
 }
+
+/// Every object a write body takes, at any depth, says in the document that it takes no property
+/// it does not declare (`additionalProperties: false`), because the server refuses them; the
+/// free-form maps (`metadata`) say they take any (an `additionalProperties` schema). No
+/// placeholder of the extractor's is left in the served document.
+#[tokio::test]
+async fn every_object_in_a_write_body_is_closed_to_undeclared_properties() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    assert!(
+        !document.to_string().contains("x-plystra-closed-object"),
+        "a placeholder reached the document"
+    );
+    let mut open = Vec::new();
+    fn walk(document: &Value, schema: &Value, at: String, open: &mut Vec<String>, depth: u8) {
+        let schema = resolve(document, schema);
+        if depth > 6 {
+            return;
+        }
+        if schema["type"] == "array" {
+            return walk(
+                document,
+                &schema["items"],
+                format!("{at}[]"),
+                open,
+                depth + 1,
+            );
+        }
+        let Some(properties) = schema["properties"].as_object() else {
+            return;
+        };
+        if schema["additionalProperties"] != Value::Bool(false) {
+            open.push(at.clone());
+        }
+        for (name, property) in properties {
+            walk(document, property, format!("{at}.{name}"), open, depth + 1);
+        }
+    }
+    let operations = write_operations(&document);
+    assert!(operations.len() > 25, "{}", operations.len());
+    for (_, _, id, schema) in operations {
+        walk(&document, &schema, id, &mut open, 0);
+    }
+    assert!(
+        open.is_empty(),
+        "objects open to undeclared properties: {open:#?}"
+    );
+    let yaml = cli.get("/openapi.yaml").send().await;
+    let yaml = yaml.0.into_body().into_string().await.unwrap();
+    assert!(
+        yaml.contains("additionalProperties: false"),
+        "the YAML document is not closed"
+    );
+    assert!(!yaml.contains("x-plystra-closed-object"));
+    let docs = cli.get("/docs").send().await;
+    let docs = docs.0.into_body().into_string().await.unwrap();
+    assert!(
+        docs.contains("\"additionalProperties\": false")
+            && !docs.contains("x-plystra-closed-object"),
+        "Swagger UI embeds another document"
+    );
+}
+
+/// The pattern the document declares on a string with no stricter rule of its own: no control
+/// character (the request guard's and the body extractor's one rule on characters).
+const NO_CONTROL_CHARACTERS: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+/// The same for free text (descriptions, reasons), where tab, line feed and carriage return pass.
+const FREE_TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+
+/// Every string path or query parameter declares what the request guard enforces on it: a
+/// `maxLength` no larger than the guard's cap and a pattern refusing control characters (or a
+/// stricter pattern of its own, or a format).
+#[tokio::test]
+async fn every_path_and_query_string_parameter_declares_max_length_and_pattern() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = resolve(&document, &parameter["schema"]);
+                let location = parameter["in"].as_str().unwrap();
+                if schema["type"] != "string" || !schema["enum"].is_null() {
+                    continue;
+                }
+                seen += 1;
+                let cap = match location {
+                    "path" => plystra_contracts::limits::MAX_PATH_SEGMENT_LENGTH,
+                    "query" => plystra_contracts::limits::MAX_QUERY_VALUE_LENGTH,
+                    _ => continue,
+                };
+                let name = format!("{method} {path} {location} {}", parameter["name"]);
+                match schema["maxLength"].as_u64() {
+                    Some(max) if max as usize <= cap => {}
+                    other => wrong.push(format!("{name}: maxLength {other:?}")),
+                }
+                if schema["pattern"].is_null() && schema["format"].is_null() {
+                    wrong.push(format!("{name}: no pattern"));
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "{seen}");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // A parameter without a stricter rule carries exactly the guard's rule.
+    let space_id = &document["paths"]["/api/v1/spaces/{space_id}"]["get"]["parameters"][0];
+    assert_eq!(space_id["name"], "space_id", "{space_id}");
+    assert_eq!(space_id["schema"]["pattern"], NO_CONTROL_CHARACTERS);
+}
+
+/// What the document declares on path parameters is what the server does: a value the declared
+/// pattern refuses (a control character) or longer than the declared `maxLength` is refused with a
+/// 400 naming the parameter, on every parameterised path.
+#[tokio::test]
+async fn a_path_parameter_the_document_refuses_is_refused() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        let Some(start) = path.find('{') else {
+            continue;
+        };
+        let end = path[start..].find('}').unwrap() + start;
+        let name = &path[start + 1..end];
+        for (method, operation) in operations.as_object().unwrap() {
+            let parameter = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == name && p["in"] == "path")
+                .unwrap_or_else(|| panic!("{method} {path}: {name} is not documented"));
+            let max = parameter["schema"]["maxLength"].as_u64().unwrap_or(10_000) as usize;
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for (value, what) in [
+                ("x%01y".to_owned(), "a control character"),
+                ("x%C2%85".to_owned(), "a C1 control character"),
+                ("a".repeat(max + 1), "one character too many"),
+            ] {
+                let mut filled = path.clone();
+                filled.replace_range(start..=end, &value);
+                while let Some(s) = filled.find('{') {
+                    let e = filled[s..].find('}').unwrap() + s;
+                    filled.replace_range(s..=e, "x_1");
+                }
+                let body =
+                    matches!(method, Method::POST | Method::PUT | Method::PATCH).then_some("{}");
+                let answer = send(&cli, method.clone(), &filled, body).await;
+                assert!(
+                    answer.0 == StatusCode::BAD_REQUEST
+                        && answer.1["error"]["details"]["parameter"] == *name,
+                    "{method} {path} with {what} in {name}: {} {}",
+                    answer.0,
+                    answer.1
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
+/// Every string a write body takes declares a pattern: the rule on control characters (the free
+/// text one for descriptions and reasons), or a stricter pattern of its own; formatted strings
+/// (date-times) say it through their format.
+#[tokio::test]
+async fn every_string_in_a_write_body_declares_a_pattern() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    let mut wrong = Vec::new();
+    fn walk(document: &Value, schema: &Value, at: String, wrong: &mut Vec<String>, depth: u8) {
+        if depth > 6 {
+            return;
+        }
+        let own = schema;
+        let schema = resolve(document, schema);
+        match schema["type"].as_str() {
+            Some("string") if schema["enum"].is_null() && schema["format"].is_null() => {
+                let pattern = own["pattern"].as_str().or(schema["pattern"].as_str());
+                let field = at.rsplit('.').next().unwrap_or_default();
+                let field = field.trim_end_matches("[]");
+                let free_text = field == "description" || field.ends_with("reason");
+                match pattern {
+                    None => wrong.push(format!("{at}: no pattern")),
+                    Some(NO_CONTROL_CHARACTERS) if free_text => {
+                        wrong.push(format!("{at}: free text refuses line breaks"))
+                    }
+                    Some(FREE_TEXT) if !free_text => {
+                        wrong.push(format!("{at}: takes line breaks, the server refuses them"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            Some("array") => walk(
+                document,
+                &schema["items"],
+                format!("{at}[]"),
+                wrong,
+                depth + 1,
+            ),
+            _ => {
+                for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                    walk(document, property, format!("{at}.{name}"), wrong, depth + 1);
+                }
+            }
+        }
+    }
+    for (_, _, id, schema) in write_operations(&document) {
+        walk(&document, &schema, id, &mut wrong, 0);
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Fields the handlers hold to a shape (keywords, identifiers, slugs, caller-chosen IDs) declare
+/// it, so poem checks it first and the document says it; fields the server refuses empty declare
+/// `minLength: 1`; the revoke reasons declare the 500 characters the handlers allow.
+#[tokio::test]
+async fn shaped_fields_declare_their_pattern_and_length() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    const KEYWORD: &str = "^[a-z][a-z0-9_]*$";
+    const IDENTIFIER: &str = "^[a-z_][a-z0-9_]*$";
+    let expected: &[(&str, &str, Option<&str>, Option<u64>)] = &[
+        ("RoleCreateRequest", "key", Some(KEYWORD), Some(64)),
+        ("RoleUpdateRequest", "key", Some(KEYWORD), Some(64)),
+        (
+            "PermissionCreateRequest",
+            "resource",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        ("PermissionCreateRequest", "action", Some(KEYWORD), Some(64)),
+        (
+            "PermissionUpdateRequest",
+            "resource",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        ("PermissionUpdateRequest", "action", Some(KEYWORD), Some(64)),
+        ("SpaceCreateRequest", "type", Some(KEYWORD), Some(64)),
+        ("SpaceUpdateRequest", "type", Some(KEYWORD), Some(64)),
+        (
+            "SpaceCreateRequest",
+            "slug",
+            Some("^[a-z0-9][a-z0-9-]*$"),
+            Some(64),
+        ),
+        (
+            "MemberCreateRequest",
+            "member_type",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        (
+            "MemberUpdateRequest",
+            "member_type",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        (
+            "UserMemberCreateRequest",
+            "relation_type",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        ("GroupCreateRequest", "name", Some(KEYWORD), Some(64)),
+        (
+            "ResourceTypeMutationRequest",
+            "key",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        (
+            "ResourceActionMutationRequest",
+            "key",
+            Some(KEYWORD),
+            Some(64),
+        ),
+        (
+            "ResourceMappingMutationRequest",
+            "id_field",
+            Some(IDENTIFIER),
+            Some(63),
+        ),
+        (
+            "ResourceMappingMutationRequest",
+            "table_name",
+            Some(IDENTIFIER),
+            Some(63),
+        ),
+        (
+            "SpaceCreateRequest",
+            "id",
+            Some("^space_[a-z0-9_]{1,120}$"),
+            None,
+        ),
+        ("RevokeRequest", "revoked_reason", None, Some(500)),
+        ("RevokeRequest", "reason", None, Some(500)),
+        ("UserMemberRevokeRequest", "revoked_reason", None, Some(500)),
+        ("UserMemberUpdateRequest", "revoked_reason", None, Some(500)),
+        ("ResourceArchiveRequest", "reason", None, Some(1024)),
+    ];
+    let mut wrong = Vec::new();
+    for (schema, field, pattern, max) in expected {
+        let property = &document["components"]["schemas"][schema]["properties"][field];
+        if let Some(pattern) = pattern
+            && property["pattern"] != *pattern
+        {
+            wrong.push(format!("{schema}.{field}: pattern {}", property["pattern"]));
+        }
+        if let Some(max) = max
+            && property["maxLength"] != *max
+        {
+            wrong.push(format!(
+                "{schema}.{field}: maxLength {}",
+                property["maxLength"]
+            ));
+        }
+    }
+    for (schema, field) in [
+        ("SpaceCreateRequest", "name"),
+        ("RoleCreateRequest", "name"),
+        ("MemberCreateRequest", "display_name"),
+        ("UserCreateRequest", "email"),
+        ("MemberRoleCreateRequest", "member_id"),
+        ("UserMemberCreateRequest", "user_id"),
+    ] {
+        let property = &document["components"]["schemas"][schema]["properties"][field];
+        if property["minLength"] != 1 {
+            wrong.push(format!(
+                "{schema}.{field}: minLength {}",
+                property["minLength"]
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Wherever the document declares `minLength: 1`, an empty string is refused naming the field.
+#[tokio::test]
+async fn every_declared_min_length_is_enforced() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    let mut checked = 0;
+    for (method, path, id, schema) in write_operations(&document) {
+        if SESSION_ONLY.contains(&id.as_str()) {
+            continue;
+        }
+        let schema = resolve(&document, &schema);
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            if property["minLength"].as_u64().unwrap_or(0) == 0 {
+                continue;
+            }
+            let body = Value::Object(Map::from_iter([(field.clone(), json!(""))]));
+            let answer = send(&cli, method.clone(), &path, Some(&body.to_string())).await;
+            assert!(
+                answer.0 == StatusCode::BAD_REQUEST
+                    && answer.1["error"]["details"]["fields"].get(field).is_some(),
+                "{id} {method} {path} with an empty {field}: {} {}",
+                answer.0,
+                answer.1
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "{checked}");
+}
+
+/// Every date-time query filter (`created_at_from`, `…_to`, any `…_at`) declares `format:
+/// date-time`, and a value that is not one is refused naming the parameter.
+#[tokio::test]
+async fn date_time_query_filters_declare_their_format() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    let mut seen = 0;
+    let mut wrong = Vec::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let timed = name.starts_with("created_at")
+                    || name.ends_with("_at")
+                    || name.ends_with("_after")
+                    || name.ends_with("_before");
+                if parameter["in"] != "query" || !timed {
+                    continue;
+                }
+                seen += 1;
+                if parameter["schema"]["format"] != "date-time" {
+                    wrong.push(format!("{method} {path} {name}: {}", parameter["schema"]));
+                }
+            }
+        }
+    }
+    assert!(seen >= 4, "{seen}");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    for path in [
+        "/api/v1/audit/logs?created_at_from=yesterday",
+        "/api/v1/audit/logs?created_at_to=2026-13-01T00:00:00Z",
+    ] {
+        let answer = get(&cli, path).await;
+        let name = if path.contains("from") {
+            "created_at_from"
+        } else {
+            "created_at_to"
+        };
+        refused_naming(&answer, name);
+    }
+    let (status, body) = get(
+        &cli,
+        "/api/v1/audit/logs?created_at_from=2026-01-31T12:00:00%2B02:00",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// An unsigned integer says in the document that it is at least 0 (poem refuses a negative one),
+/// and a negative one is a 400.
+#[tokio::test]
+async fn unsigned_integers_declare_their_minimum() {
+    let Some((_db, cli)) = setup().await else {
+        return;
+    };
+    let (_, document) = get(&cli, "/openapi.json").await;
+    let mut undeclared = Vec::new();
+    fn walk(value: &Value, at: String, undeclared: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                // What the server sends (response headers) is not input.
+                if at.contains("/responses/") {
+                    return;
+                }
+                if map.get("type") == Some(&json!("integer"))
+                    && map
+                        .get("format")
+                        .and_then(Value::as_str)
+                        .is_some_and(|f| f.starts_with("uint"))
+                    && map.get("minimum") != Some(&json!(0.0))
+                    && map.get("minimum") != Some(&json!(0))
+                {
+                    undeclared.push(at.clone());
+                }
+                for (key, item) in map {
+                    walk(item, format!("{at}/{key}"), undeclared);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, format!("{at}/{i}"), undeclared);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(&document, String::new(), &mut undeclared);
+    assert!(
+        undeclared.is_empty(),
+        "unsigned without minimum: {undeclared:#?}"
+    );
+    let answer = post(
+        &cli,
+        "/api/v1/authz/check",
+        &json!({"actor": {"user_id": "user_a", "member_id": "member_a", "space_id": "space_a",
+            "user_member_id": "um_a"}, "resource_type": "invoice", "resource_id": "inv_1",
+            "action": "approve", "consistency": {"at_least_revision": -1}}),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+}

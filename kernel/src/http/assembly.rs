@@ -112,6 +112,7 @@ fn merged_meta(sets: &[OwnedRouteSet]) -> Vec<MetaApi> {
             operations.sort_by_key(|op| method_rank(&op.method));
             for op in &mut operations {
                 crate::http::document::operation_errors(&path, op, is_public(&op.method, &path));
+                crate::http::document::parameter_rules(op);
                 // An operation that declared its own requirement (a session-only one) keeps it.
                 if !is_public(&op.method, &path) && op.security.is_empty() {
                     op.security = SECURITY_SCHEMES
@@ -210,13 +211,19 @@ fn service(tables: Vec<RouteTable>) -> OpenApiService<LinkedApis, ()> {
 /// The document, as JSON, for the linked (or given) capabilities. Needs no database.
 pub fn openapi_json(source: &CapabilitySource) -> Result<String, BootError> {
     let sets = document_sets(source)?;
-    Ok(with_sets(&sets, || service(Vec::new()).spec()))
+    Ok(crate::http::document::close_objects_json(with_sets(
+        &sets,
+        || service(Vec::new()).spec(),
+    )))
 }
 
 /// The document, as YAML.
 pub fn openapi_yaml(source: &CapabilitySource) -> Result<String, BootError> {
     let sets = document_sets(source)?;
-    Ok(with_sets(&sets, || service(Vec::new()).spec_yaml()))
+    Ok(crate::http::document::close_objects_yaml(with_sets(
+        &sets,
+        || service(Vec::new()).spec_yaml(),
+    )))
 }
 
 fn document_sets(source: &CapabilitySource) -> Result<Vec<OwnedRouteSet>, BootError> {
@@ -323,9 +330,11 @@ pub(crate) fn application(
         .collect();
     let (api, json, yaml, docs) = with_sets(sets, || {
         let service = service(tables);
-        let json = service.spec();
-        let yaml = service.spec_yaml();
-        let docs = service.swagger_ui_html();
+        let spec = service.spec();
+        let json = crate::http::document::close_objects_json(spec.clone());
+        let yaml = crate::http::document::close_objects_yaml(service.spec_yaml());
+        // Swagger UI embeds the document as it is generated; it gets the finished one.
+        let docs = service.swagger_ui_html().replacen(&spec, &json, 1);
         (service.into_endpoint(), json, yaml, docs)
     });
     let mut route = Route::new()

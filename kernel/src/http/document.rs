@@ -12,13 +12,34 @@
 //! [`normalize`] marks every property outside `required` `nullable`, which is what the server
 //! sends and accepts.
 //!
+//! An object with properties and alternatives (`anyOf`, the either/or rules some request bodies
+//! declare) gets its alternatives inside a one-member `allOf`: equivalent, and client generators
+//! then keep the object one model instead of a union of anonymous ones.
+//!
+//! poem-openapi refuses a negative value for an unsigned integer (`format: uint64`) but declares
+//! no `minimum`; [`normalize`] declares `minimum: 0`.
+//!
 //! Every operation shares `ApiError`'s list of documented errors. [`operation_errors`] fits it to
 //! what each operation can really answer: 415 where it takes a body (a wrong `Content-Type`),
 //! 429 on login (`LOGIN_LOCKED`, `RATE_LIMITED`), and no 401/403 on the public operations that
 //! check no credential.
+//!
+//! A write body refuses properties it does not declare (`JsonBody`); its objects carry a
+//! placeholder for that in `additionalProperties`, because poem-openapi's registry cannot hold
+//! `false`. [`close_objects_json`] and [`close_objects_yaml`] write the finished document with
+//! `additionalProperties: false` in the placeholder's place.
+//!
+//! The kernel's request guard (`request_guard`) holds every path segment and query value, on
+//! every route, to [`limits::MAX_PATH_SEGMENT_LENGTH`] / [`limits::MAX_QUERY_VALUE_LENGTH`]
+//! characters without a control character. [`parameter_rules`] declares it on every string path
+//! and query parameter: a `maxLength` (or the parameter's own, if shorter) and the pattern
+//! [`limits::NO_CONTROL_CHARACTERS`] (unless the parameter has a pattern or a format of its own).
 
+use plystra_contracts::body::CLOSED_OBJECT_MARKER;
+use plystra_contracts::limits;
 use poem_openapi::registry::{
-    MetaHeader, MetaMediaType, MetaOperation, MetaResponse, MetaSchema, MetaSchemaRef, Registry,
+    MetaHeader, MetaMediaType, MetaOperation, MetaParamIn, MetaResponse, MetaSchema, MetaSchemaRef,
+    Registry,
 };
 
 /// Public operations that still judge a credential or a token (and so answer 401).
@@ -37,6 +58,26 @@ pub(crate) fn normalize(registry: &mut Registry) {
 }
 
 fn normalize_schema(schema: &mut MetaSchema) {
+    // An object whose alternatives (`anyOf`) sit beside its properties is read by client
+    // generators as a union of anonymous types (openapi-python-client makes `AuthzActorType0`,
+    // `AuthzActorType1` and no `AuthzActor`); the same alternatives inside a one-member `allOf`
+    // say the same and keep the object one model.
+    if !schema.properties.is_empty() && !schema.any_of.is_empty() {
+        let alternatives = std::mem::take(&mut schema.any_of);
+        schema
+            .all_of
+            .push(MetaSchemaRef::Inline(Box::new(MetaSchema {
+                any_of: alternatives,
+                ..MetaSchema::ANY
+            })));
+    }
+    // poem-openapi refuses a negative value for an unsigned integer without saying so.
+    if schema.ty == "integer"
+        && schema.format.is_some_and(|f| f.starts_with("uint"))
+        && schema.minimum.is_none()
+    {
+        schema.minimum = Some(0.0);
+    }
     for (name, property) in &mut schema.properties {
         normalize_ref(property);
         if !schema.required.contains(name) {
@@ -77,6 +118,28 @@ fn normalize_ref(schema_ref: &mut MetaSchemaRef) {
         schema.all_of.truncate(1);
     }
     normalize_schema(schema);
+}
+
+/// Declares the request guard's rules on `operation`'s string path and query parameters (see the
+/// module docs).
+pub(crate) fn parameter_rules(operation: &mut MetaOperation) {
+    for parameter in &mut operation.params {
+        let cap = match parameter.in_type {
+            MetaParamIn::Path => limits::MAX_PATH_SEGMENT_LENGTH,
+            MetaParamIn::Query => limits::MAX_QUERY_VALUE_LENGTH,
+            _ => continue,
+        };
+        let MetaSchemaRef::Inline(schema) = &mut parameter.schema else {
+            continue;
+        };
+        if schema.ty != "string" || !schema.enum_items.is_empty() {
+            continue;
+        }
+        schema.max_length = Some(schema.max_length.map_or(cap, |own| own.min(cap)));
+        if schema.pattern.is_none() && schema.format.is_none() {
+            schema.pattern = Some(limits::NO_CONTROL_CHARACTERS.to_owned());
+        }
+    }
 }
 
 /// Fits `operation`'s documented error responses to what it can answer (see the module docs).
@@ -150,6 +213,50 @@ fn make_nullable(property: &mut MetaSchemaRef) {
                 ..MetaSchema::ANY
             }));
         }
+    }
+}
+
+/// The JSON document with every closed-object placeholder written as `additionalProperties:
+/// false`. The document is read into YAML's value (a superset of JSON that keeps the order of
+/// keys) and written back with the same pretty printer poem-openapi uses.
+pub(crate) fn close_objects_json(text: String) -> String {
+    match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+        Ok(mut value) => {
+            close_objects(&mut value);
+            serde_json::to_string_pretty(&value).unwrap_or(text)
+        }
+        Err(_) => text,
+    }
+}
+
+/// The YAML document with every closed-object placeholder written as `additionalProperties:
+/// false`.
+pub(crate) fn close_objects_yaml(text: String) -> String {
+    match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+        Ok(mut value) => {
+            close_objects(&mut value);
+            serde_yaml::to_string(&value).unwrap_or(text)
+        }
+        Err(_) => text,
+    }
+}
+
+fn close_objects(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for (key, item) in map.iter_mut() {
+                let is_placeholder = key.as_str() == Some("additionalProperties")
+                    && item.get("type").and_then(serde_yaml::Value::as_str)
+                        == Some(CLOSED_OBJECT_MARKER);
+                if is_placeholder {
+                    *item = serde_yaml::Value::Bool(false);
+                } else {
+                    close_objects(item);
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
     }
 }
 
