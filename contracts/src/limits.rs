@@ -68,6 +68,55 @@ pub fn is_free_text(field: &str) -> bool {
     field == "description" || field.ends_with("reason")
 }
 
+/// The pattern a string without a stricter one of its own declares: no control character, as
+/// [`refused_character`] has it. Written with `\xHH` escapes, which ECMA-262, Python's `re` and
+/// the Rust `regex` crate read alike.
+pub const NO_CONTROL_CHARACTERS: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+/// [`NO_CONTROL_CHARACTERS`] for free text ([`is_free_text`]): tab, line feed and carriage
+/// return pass.
+pub const FREE_TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+
+/// Text that is not blank, for the fields a handler trims and refuses when nothing is left (a
+/// display name, a resource's `external_id`, a `source`): at least one character that is neither
+/// white space nor a control character, and no control character ([`NO_CONTROL_CHARACTERS`]).
+/// `\s` is Unicode white space in ECMA-262, Python's `re` and the Rust `regex` crate alike, as
+/// [`str::trim`] has it. poem-openapi validators take a literal, so a field writes this out:
+/// `#[oai(validator(pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"))]`.
+pub const NOT_BLANK: &str =
+    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+
+/// [`NOT_BLANK`] for free text ([`is_free_text`], a `description`): tab, line feed and carriage
+/// return pass, as in [`FREE_TEXT`].
+pub const NOT_BLANK_FREE_TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+
+/// The pattern of a string field without one of its own, by the field's name.
+pub fn pattern_of(field: &str) -> &'static str {
+    if is_free_text(field) {
+        FREE_TEXT
+    } else {
+        NO_CONTROL_CHARACTERS
+    }
+}
+
+/// The shortest string a body field takes, by the field's name, where every handler refuses an
+/// empty one for every field of that name (`must not be empty`, `is required`, `1-128
+/// characters`, `names no user`): names for people, emails, keys, the actions and resources a
+/// permission or a check names, and the member, user and resource type a write references.
+///
+/// Names whose empty value means something somewhere are left out: a check's `space_id`,
+/// `group_id` and statuses read `""` as absent, an inline grant's `role_id` and
+/// `permission_id` take it, and a check's `resource.id` and `resource.type` may be shadowed by
+/// the top-level fields. Fields with a pattern of their own (keywords, caller-chosen IDs) say it
+/// through that pattern.
+pub fn min_length_of(field: &str) -> Option<usize> {
+    match field {
+        "name" | "display_name" | "email" | "key" | "action" | "resource" | "member_id"
+        | "user_id" | "resource_type" => Some(1),
+        _ => None,
+    }
+}
+
 /// The one rule on characters: no input holds a control character — U+0000–U+001F, U+007F and
 /// U+0080–U+009F — except tab, line feed and carriage return in free text (descriptions,
 /// reasons, metadata values). NUL in particular never reaches a database (PostgreSQL refuses it
@@ -92,6 +141,67 @@ mod tests {
         assert_eq!(refused_character("a\tb\r\nc", true), None);
         assert_eq!(refused_character("a\nb", false), Some('\n'));
         assert_eq!(refused_character("naïve — ok \u{a0}", false), None);
+    }
+
+    #[test]
+    fn the_declared_patterns_refuse_exactly_the_refused_characters() {
+        let strict = regex::Regex::new(NO_CONTROL_CHARACTERS).unwrap();
+        let free = regex::Regex::new(FREE_TEXT).unwrap();
+        for c in (0..=0x3000)
+            .chain([0xfeff, 0x10ffff])
+            .filter_map(char::from_u32)
+        {
+            let value = format!("a{c}b");
+            assert_eq!(
+                strict.is_match(&value),
+                refused_character(&value, false).is_none(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+            assert_eq!(
+                free.is_match(&value),
+                refused_character(&value, true).is_none(),
+                "U+{:04X} in free text",
+                u32::from(c)
+            );
+        }
+        assert_eq!(pattern_of("revoked_reason"), FREE_TEXT);
+        assert_eq!(pattern_of("name"), NO_CONTROL_CHARACTERS);
+        assert_eq!(min_length_of("display_name"), Some(1));
+        assert_eq!(min_length_of("group_id"), None);
+    }
+
+    #[test]
+    fn the_not_blank_patterns_take_what_a_trimming_handler_keeps() {
+        let strict = regex::Regex::new(NOT_BLANK).unwrap();
+        let free = regex::Regex::new(NOT_BLANK_FREE_TEXT).unwrap();
+        for value in [
+            "",
+            " ",
+            "\u{a0}",
+            "\u{3000}\u{2028}",
+            "a",
+            " a ",
+            "naïve",
+            "\u{200b}",
+            "a\u{85}",
+            "a\nb",
+            "\t\n",
+            "\ta\n",
+            "a\u{1}",
+        ] {
+            let kept = !value.trim().is_empty();
+            assert_eq!(
+                strict.is_match(value),
+                kept && refused_character(value, false).is_none(),
+                "{value:?}"
+            );
+            assert_eq!(
+                free.is_match(value),
+                kept && refused_character(value, true).is_none(),
+                "{value:?} as free text"
+            );
+        }
     }
 
     #[test]

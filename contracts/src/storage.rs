@@ -351,11 +351,10 @@ impl From<StorageError> for ApiError {
                 ),
                 constraint,
             ),
+            // A well-formed reference to nothing: 404, as the handlers' own reference checks
+            // answer (`*_NOT_FOUND` with the field, where they know which reference it was).
             StorageError::InvalidReference { constraint } => with_constraint(
-                ApiError::new(
-                    ErrorCode::ValidationFailed,
-                    "a referenced record does not exist",
-                ),
+                ApiError::new(ErrorCode::NotFound, "a referenced record does not exist"),
                 constraint,
             ),
             StorageError::ConstraintViolation { constraint } => with_constraint(
@@ -722,8 +721,8 @@ mod tests {
         assert_eq!(conflict.code, ErrorCode::Conflict);
         assert_eq!(conflict.status().as_u16(), 409);
         let fk: ApiError = StorageError::InvalidReference { constraint: None }.into();
-        assert_eq!(fk.code, ErrorCode::ValidationFailed);
-        assert_eq!(fk.status().as_u16(), 400);
+        assert_eq!(fk.code, ErrorCode::NotFound);
+        assert_eq!(fk.status().as_u16(), 404);
         let down: ApiError = StorageError::from_sqlx(sqlx::Error::PoolTimedOut).into();
         assert_eq!(down.code, ErrorCode::DatabaseUnavailable);
         assert_eq!(down.status().as_u16(), 503);

@@ -134,10 +134,11 @@ async fn cross_space_references_are_invalid_and_duplicates_conflict() {
         matches!(cross, StorageError::InvalidReference { .. }),
         "{cross:?}"
     );
+    // A well-formed reference to nothing (here: nothing in this space) is a 404.
     let api: ApiError = cross.into();
     assert_eq!(
         (api.code, api.status().as_u16()),
-        (ErrorCode::ValidationFailed, 400)
+        (ErrorCode::NotFound, 404)
     );
     insert(db, "sys_identity_user_members", &link("um1", "s1"))
         .await

@@ -596,27 +596,28 @@ async fn bad_requests_and_unknown_ids_are_4xx_never_500() {
         return;
     };
     fixture(&cli).await;
-    let (status, _, json) = call(
-        &cli,
-        "POST",
-        "/api/v1/authz/check",
-        json!({"action": "approve"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(json["error"]["code"], "VALIDATION_FAILED");
-    for field in [
-        "actor.user_id",
-        "actor.member_id",
-        "actor.user_member_id",
-        "actor.space_id",
-        "resource_type",
-        "resource_id",
+    // The schema's required fields are named first; then the handler names the alternatives
+    // (the schema's `anyOf`) that none of the fields meets.
+    for (body, fields) in [
+        (json!({"action": "approve"}), &["actor"][..]),
+        (
+            json!({"action": "approve", "actor": {}}),
+            &["actor.user_id", "actor.member_id", "actor.space_id"][..],
+        ),
+        (
+            json!({"action": "approve", "actor": {"user_id": "user_alice", "member_id": "m", "space_id": "s"}}),
+            &["actor.user_member_id", "resource_type", "resource_id"][..],
+        ),
     ] {
-        assert!(
-            json["error"]["details"]["fields"][field].is_string(),
-            "{field}: {json}"
-        );
+        let (status, _, json) = call(&cli, "POST", "/api/v1/authz/check", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"]["code"], "VALIDATION_FAILED");
+        for field in fields {
+            assert!(
+                json["error"]["details"]["fields"][field].is_string(),
+                "{field}: {json}"
+            );
+        }
     }
     let (status, _, json) = call(
         &cli,
@@ -782,6 +783,20 @@ async fn a_batch_decides_each_item_on_its_own_in_request_order() {
         {"actor": {"user_id": "user_alice"}},
         alice("invoice_001", "reject"),
     ]});
+    // A check that is not well-formed fails the whole batch, naming it, and decides nothing.
+    let (status, _, json) = call(&cli, "POST", "/api/v1/authz/check/batch", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert!(
+        json["error"]["details"]["fields"]["checks[3].actor.member_id"].is_string(),
+        "{json}"
+    );
+    let body = json!({"checks": [
+        alice("invoice_001", "approve"),
+        alice("invoice_002", "approve"),
+        unknown_user,
+        alice("invoice_999", "approve"),
+        alice("invoice_001", "reject"),
+    ]});
     let (status, _, json) = call(&cli, "POST", "/api/v1/authz/check/batch", body).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     let results = json["data"]["results"].as_array().unwrap();
@@ -802,7 +817,7 @@ async fn a_batch_decides_each_item_on_its_own_in_request_order() {
             (0, 200, Value::Null, Value::Null),
             (1, 200, json!("SCOPE_OUT_OF_BOUNDS"), Value::Null),
             (2, 404, Value::Null, json!("USER_NOT_FOUND")),
-            (3, 400, Value::Null, json!("VALIDATION_FAILED")),
+            (3, 404, Value::Null, json!("RESOURCE_NOT_FOUND")),
             (4, 200, json!("NO_MATCHING_PERMISSION"), Value::Null),
         ]
     );

@@ -581,8 +581,8 @@ async fn bad_input_is_a_400_naming_the_field_and_unknown_ids_are_specific_404s()
             json!({"resource": "invoice", "action": "read", "scope": "space",
             "audit_space_id": "space_nowhere"}),
         ),
-        bad,
-        v,
+        StatusCode::NOT_FOUND,
+        "SPACE_NOT_FOUND",
         Some("audit_space_id"),
     )
     .await;
@@ -810,7 +810,7 @@ async fn bad_input_is_a_400_naming_the_field_and_unknown_ids_are_specific_404s()
 }
 
 #[tokio::test]
-async fn grants_across_spaces_are_refused_naming_the_field() {
+async fn grants_across_spaces_are_a_conflict_naming_the_field() {
     let Some((_db, cli)) = app().await else {
         return;
     };
@@ -844,8 +844,8 @@ async fn grants_across_spaces_are_refused_naming_the_field() {
             "POST",
             path,
             Some(body),
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_FAILED",
+            StatusCode::CONFLICT,
+            "CONFLICT",
             Some(field),
         )
         .await;
@@ -856,8 +856,8 @@ async fn grants_across_spaces_are_refused_naming_the_field() {
         "POST",
         "/api/v1/spaces/space_other/member-roles",
         Some(json!({"member_id": "member_finance_reviewer", "role_id": "role_other_ops"})),
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_FAILED",
+        StatusCode::CONFLICT,
+        "CONFLICT",
         Some("member_id"),
     )
     .await;
@@ -869,8 +869,8 @@ async fn grants_across_spaces_are_refused_naming_the_field() {
             json!({"role_id": "role_other_ops", "permission_id": perm_id,
             "audit_space_id": "space_acme"}),
         ),
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_FAILED",
+        StatusCode::CONFLICT,
+        "CONFLICT",
         Some("audit_space_id"),
     )
     .await;

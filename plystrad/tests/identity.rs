@@ -668,11 +668,6 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
         ),
         (
             "/api/v1/spaces/space_acme/groups",
-            json!({"path": "finance.apac"}),
-            "path",
-        ),
-        (
-            "/api/v1/spaces/space_acme/groups",
             json!({"name": "a-b"}),
             "name",
         ),
@@ -680,11 +675,6 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
             "/api/v1/spaces/space_acme/members",
             json!({"display_name": " "}),
             "display_name",
-        ),
-        (
-            "/api/v1/spaces/space_acme/user-members",
-            json!({"user_id": "user_nobody", "member_id": "member_x"}),
-            "user_id",
         ),
     ] {
         let (status, err) = call(&cli, "POST", path, Some(body.clone())).await;
@@ -699,6 +689,17 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
             "the password is never echoed"
         );
     }
+    // A well-formed body that references nothing is a typed 404 naming the field.
+    let (status, err) = call(
+        &cli,
+        "POST",
+        "/api/v1/spaces/space_acme/user-members",
+        Some(json!({"user_id": "user_nobody", "member_id": "member_x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(code(&err), "USER_NOT_FOUND");
+    assert_eq!(err["error"]["details"]["field"], "user_id");
     // A missing required field and a wrong type are 400s too, never 500s.
     for body in [json!({}), json!({"email": 5})] {
         let (status, err) = call(&cli, "POST", "/api/v1/users", Some(body)).await;
@@ -828,10 +829,10 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
             "PATCH",
             "/api/v1/spaces/space_acme/groups/group_finance_apac",
             Some(body),
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
         )
         .await;
-        assert_eq!(code(&err), "VALIDATION_FAILED");
+        assert_eq!(code(&err), "CONFLICT");
     }
 
     for (base, restore) in [
@@ -898,7 +899,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
         "PATCH",
         "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
         Some(json!({"user_id": "user_alice"})),
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
     )
     .await;
     // `null` clears a phone number and an expiry; absent fields stay.
@@ -982,44 +983,41 @@ async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
         StatusCode::CREATED,
     )
     .await;
-    // A binding in space_acme to a member of space_other.
+    // A binding in space_acme to a member of space_other: no member of this space has that ID.
     let err = expect(
         &cli,
         "POST",
         "/api/v1/spaces/space_acme/user-members",
         Some(json!({"user_id": "user_alice", "member_id": "member_other"})),
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert!(
-        err["error"]["details"]["fields"]["member_id"].is_string(),
-        "{err}"
-    );
+    assert_eq!(code(&err), "MEMBER_NOT_FOUND");
+    assert_eq!(err["error"]["details"]["field"], "member_id", "{err}");
     let err = expect(
         &cli,
         "POST",
         "/api/v1/spaces/space_acme/user-members",
         Some(json!({"user_id": "user_alice", "member_id": "member_invoice_creator", "linked_by_member_id": "member_other"})),
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert!(
-        err["error"]["details"]["fields"]["linked_by_member_id"].is_string(),
+    assert_eq!(code(&err), "MEMBER_NOT_FOUND");
+    assert_eq!(
+        err["error"]["details"]["field"], "linked_by_member_id",
         "{err}"
     );
-    // A group in space_acme under a parent of space_other.
+    // A group in space_acme under a parent of space_other: no group of this space.
     let err = expect(
         &cli,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"name": "sub", "parent_id": "group_other"})),
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert!(
-        err["error"]["details"]["fields"]["parent_id"].is_string(),
-        "{err}"
-    );
+    assert_eq!(code(&err), "GROUP_NOT_FOUND");
+    assert_eq!(err["error"]["details"]["field"], "parent_id", "{err}");
 
     // The database refuses the same links when the API is bypassed.
     let at = plystra_contracts::storage::time::OffsetDateTime::now_utc();

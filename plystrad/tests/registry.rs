@@ -602,16 +602,20 @@ async fn invalid_input_is_a_400_naming_the_field_and_writes_nothing() {
             json!({"resource_type": "invoice", "space_id": "space_acme", "id": "Invoice 1"}),
             "id",
         ),
-        (
-            "/api/v1/spaces/space_acme/resources",
-            json!({"resource_type": "invoice", "space_id": "space_other"}),
-            "space_id",
-        ),
     ] {
         let (status, resp) = post(&cli, path, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
         assert_eq!(field_error(&resp), [field], "{body}: {resp}");
     }
+    // A body space that contradicts the route's is a conflict with the target, naming the field.
+    let (status, resp) = post(
+        &cli,
+        "/api/v1/spaces/space_acme/resources",
+        json!({"resource_type": "invoice", "space_id": "space_other"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{resp}");
+    assert_eq!(resp["error"]["details"]["field"], "space_id", "{resp}");
     for path in [
         "/api/v1/resource-types?limit=0",
         "/api/v1/resources?limit=201",
@@ -652,8 +656,6 @@ async fn a_group_or_owner_from_another_space_is_refused_naming_the_field() {
             json!({"owner_member_id": "member_other"}),
             "owner_member_id",
         ),
-        (json!({"space_id": "space_other"}), "space_id"),
-        (json!({"resource_type": "contract"}), "resource_type"),
     ] {
         let (status, resp) = patch(
             &cli,
@@ -663,6 +665,20 @@ async fn a_group_or_owner_from_another_space_is_refused_naming_the_field() {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
         assert_eq!(field_error(&resp), [field], "{resp}");
+    }
+    // An immutable field that differs from the resource's is a 409 naming it.
+    for (body, field) in [
+        (json!({"space_id": "space_other"}), "space_id"),
+        (json!({"resource_type": "contract"}), "resource_type"),
+    ] {
+        let (status, resp) = patch(
+            &cli,
+            "/api/v1/spaces/space_acme/resources/invoice_001",
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}: {resp}");
+        assert_eq!(resp["error"]["details"]["field"], field, "{resp}");
     }
     // A resource of space_acme is not reachable through space_other.
     let (status, resp) = get(&cli, "/api/v1/spaces/space_other/resources/invoice_001").await;

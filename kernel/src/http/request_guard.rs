@@ -3,7 +3,9 @@
 //! ranges, DEL) or longer than its cap (`limits::MAX_PATH_SEGMENT_LENGTH`,
 //! `limits::MAX_QUERY_VALUE_LENGTH`) is refused with 400 `VALIDATION_FAILED` naming the
 //! parameter, so it never reaches a handler, a database (PostgreSQL fails on NUL) or a 404 that
-//! would echo it. Path parameters are named by the linked capabilities' route templates.
+//! would echo it. Path parameters are named by the linked capabilities' route templates. The
+//! document declares the same rules on every string path and query parameter
+//! (`document::parameter_rules`: `maxLength` and the pattern `limits::NO_CONTROL_CHARACTERS`).
 
 use std::sync::OnceLock;
 

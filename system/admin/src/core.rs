@@ -186,10 +186,12 @@ impl Admin {
                 if let (Some(space), Scope::Group { space_id, .. }) = (space, &scope)
                     && space != space_id
                 {
-                    return Err(ApiError::invalid_field(
-                        "space_id",
-                        "the group belongs to another space",
-                    ));
+                    // The request contradicts the group it names: a conflict, as elsewhere.
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "space_id: the group belongs to another space",
+                    )
+                    .with_detail("field", "space_id"));
                 }
                 Ok(scope)
             }

@@ -21,11 +21,14 @@ use crate::permission::PermissionKey;
 use crate::scope::{Principal, Scope};
 use crate::store::{self, AdminGrant, AdminStatus, GrantLevel, NewGrant};
 
+use crate::level_rules::{LevelRules, Leveled};
+
 /// Grants admin rights to a user.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "AdminGrantCreateRequest")]
 pub struct AdminGrantCreateRequest {
     /// The user.
+    #[oai(validator(pattern = r"^user_[a-z0-9_]{1,120}$"))]
     pub user_id: String,
     /// The level.
     pub level: GrantLevel,
@@ -39,6 +42,13 @@ pub struct AdminGrantCreateRequest {
     pub expires_at: Option<OffsetDateTime>,
     /// Free-form data.
     pub metadata: Option<Metadata>,
+}
+
+impl LevelRules for AdminGrantCreateRequest {
+    const SCHEMA: &'static str = "AdminGrantCreateRequest";
+    const INSTANCE: &'static [&'static str] = &["instance_super_admin", "instance_admin"];
+    const SPACE: &'static [&'static str] = &["space_admin"];
+    const GROUP: &'static [&'static str] = &["group_admin"];
 }
 
 /// 201 with the new grant.
@@ -228,9 +238,9 @@ impl GrantsApi {
         &self,
         req: &poem::Request,
         _session: plystra_contracts::security::SessionOnly,
-        body: JsonBody<AdminGrantCreateRequest>,
+        body: JsonBody<Leveled<AdminGrantCreateRequest>>,
     ) -> Result<GrantCreated, ApiError> {
-        let body = body.0;
+        let body = body.0.0;
         let principal = self.admin.principal_of(req).await?;
         session_only(&principal)?;
         let user_id = plystra_contracts::input::entity_id("user_", Some(&body.user_id))

@@ -19,11 +19,17 @@ use crate::permission::PermissionKey;
 use crate::scope::{Principal, Scope};
 use crate::store::{self, ApiKey, KeyLevel, NewKey};
 
+use crate::level_rules::{LevelRules, Leveled};
+
 /// Creates an API key.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "ApiKeyCreateRequest")]
 pub struct ApiKeyCreateRequest {
-    /// A name for people, 1-200 characters.
+    /// A name for people, 1-200 characters, not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
     /// `instance`, `space` or `group`.
     pub level: KeyLevel,
@@ -31,12 +37,25 @@ pub struct ApiKeyCreateRequest {
     pub space_id: Option<String>,
     /// The group of a group key.
     pub group_id: Option<String>,
-    /// Permission keys, each held by the caller in the key's scope.
+    /// 1-100 permission keys (`*` or lowercase `domain:action`, where the action may be `*`),
+    /// each held by the caller in the key's scope.
+    #[oai(validator(
+        min_items = 1,
+        max_items = 100,
+        pattern = r"^(\*|[a-z0-9_-]+:(\*|[a-z0-9_-]+))$"
+    ))]
     pub permission_keys: Vec<String>,
     /// When the key stops working; must be in the future.
     pub expires_at: Option<OffsetDateTime>,
     /// Free-form data.
     pub metadata: Option<Metadata>,
+}
+
+impl LevelRules for ApiKeyCreateRequest {
+    const SCHEMA: &'static str = "ApiKeyCreateRequest";
+    const INSTANCE: &'static [&'static str] = &["instance"];
+    const SPACE: &'static [&'static str] = &["space"];
+    const GROUP: &'static [&'static str] = &["group"];
 }
 
 /// A created key: the key's record, as `GET /api/v1/api-keys/{api_key_id}` shows it, with the
@@ -57,9 +76,11 @@ pub struct ApiKeyCreated {
 #[oai(rename = "RevokeRequest")]
 pub struct RevokeRequest {
     /// Why, for the record (at most 500 characters); stored and shown as `revoked_reason`.
+    #[oai(validator(max_length = 500))]
     pub revoked_reason: Option<String>,
     /// The same as `revoked_reason`, accepted for older clients; when both are given they must
     /// agree.
+    #[oai(validator(max_length = 500))]
     pub reason: Option<String>,
 }
 
@@ -359,10 +380,10 @@ impl KeysApi {
     async fn create(
         &self,
         req: &poem::Request,
-        body: JsonBody<ApiKeyCreateRequest>,
+        body: JsonBody<Leveled<ApiKeyCreateRequest>>,
     ) -> Result<KeyCreated, ApiError> {
         let principal = self.admin.principal_of(req).await?;
-        let created = create_checked(&self.admin, &principal, body.0).await?;
+        let created = create_checked(&self.admin, &principal, body.0.0).await?;
         Ok(KeyCreated::Created(Json(Envelope::new(created))))
     }
 

@@ -12,6 +12,7 @@ pub mod console;
 pub mod core;
 pub mod grants;
 pub mod keys;
+pub mod level_rules;
 pub mod permission;
 pub mod scope;
 pub mod store;

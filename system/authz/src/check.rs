@@ -14,6 +14,8 @@ use plystra_contracts::body::JsonBody;
 use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder, Credential, ResolveError};
 use plystra_contracts::{ApiError, Decision, DenyCode, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 
 use crate::Scope;
@@ -30,19 +32,42 @@ enum CheckTag {
     Authorization,
 }
 
-/// Who acts.
+/// Text that is not blank: at least one character that is neither white space nor a control
+/// character, and no control character (the rule [`plystra_contracts::limits::refused_character`]
+/// holds every string to). Written with `\xHH` escapes and `\s`, which ECMA-262, Python's `re`
+/// and the Rust `regex` crate read alike.
+pub const NOT_BLANK: &str =
+    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+
+/// Who acts. `user_id`, `member_id` and `space_id` are required, and the binding is named by
+/// `user_member_id` or by upstream's `binding_id` (the schema's `anyOf`).
 #[derive(Debug, Clone, Object)]
 pub struct AuthzActor {
     /// The user.
-    pub user_id: Option<String>,
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
+    pub user_id: String,
     /// The member the user acts as.
-    pub member_id: Option<String>,
-    /// The user-member binding.
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
+    pub member_id: String,
+    /// The user-member binding (this or `binding_id` is required; this one wins).
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub user_member_id: Option<String>,
     /// Upstream's name for `user_member_id`.
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub binding_id: Option<String>,
     /// The space the request is made in.
-    pub space_id: Option<String>,
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
+    pub space_id: String,
     /// Context Mode: the user's status (`active` when absent).
     pub user_status: Option<String>,
     /// Context Mode: the member's status (`active` when absent).
@@ -57,12 +82,23 @@ pub struct AuthzActor {
 /// rest describes the target inline.
 #[derive(Debug, Clone, Object)]
 pub struct AuthzResource {
-    /// The resource type.
-    #[oai(rename = "type")]
+    /// The resource type (when the request has no `resource_type`).
+    #[oai(
+        rename = "type",
+        validator(
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub resource_type: Option<String>,
-    /// The resource ID.
+    /// The resource ID (when the request has no `resource_id`).
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub id: Option<String>,
     /// Context Mode: the ID in the calling application (used when `id` is absent).
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub external_id: Option<String>,
     /// Context Mode: its space (the actor's when absent).
     pub space_id: Option<String>,
@@ -74,7 +110,8 @@ pub struct AuthzResource {
     pub owner_member_id: Option<String>,
 }
 
-/// Context Mode: one grant the caller vouches for.
+/// Context Mode: one grant the caller vouches for. `resource`, `action` and `scope` are required,
+/// and the role is named by `role_key` or `role_id` (the schema's `anyOf`).
 #[derive(Debug, Clone, Object)]
 pub struct InlineGrant {
     /// The role's key.
@@ -84,11 +121,17 @@ pub struct InlineGrant {
     /// The permission's ID, kept in the trace.
     pub permission_id: Option<String>,
     /// The resource type the grant covers.
-    pub resource: Option<String>,
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
+    pub resource: String,
     /// The action the grant covers.
-    pub action: Option<String>,
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
+    pub action: String,
     /// `self`, `group`, `group_tree`, `space` or `global`.
-    pub scope: Option<Scope>,
+    pub scope: Scope,
     /// The grant's space (the actor's when absent).
     pub space_id: Option<String>,
     /// The anchor group, by ID; the index supplies its path and space.
@@ -98,20 +141,32 @@ pub struct InlineGrant {
 }
 
 /// A check or explain request. Without `grants` it is managed mode; with `grants` (even empty) it
-/// is Context Mode, accepted from API keys only.
+/// is Context Mode, accepted from API keys only. `actor` and `action` are required; the target's
+/// type is `resource_type` or `resource.type`, and its ID is `resource_id` or `resource.id` (in
+/// Context Mode also `resource.external_id`): the schema's `allOf` of two `anyOf`s. A field that
+/// is present must not be blank, even where another one shadows it.
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
 pub struct AuthzRequest {
     /// Who acts.
-    pub actor: Option<AuthzActor>,
+    pub actor: AuthzActor,
     /// The target's type (or `resource.type`).
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub resource_type: Option<String>,
     /// The target's ID (or `resource.id`).
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub resource_id: Option<String>,
     /// The target as an object.
     pub resource: Option<AuthzResource>,
     /// The action, for example `approve`.
-    pub action: Option<String>,
+    #[oai(validator(
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
+    pub action: String,
     /// Context Mode: the grants to decide on, instead of the stored ones.
     pub grants: Option<Vec<InlineGrant>>,
     /// Decide on facts at least as new as a revision this client saw (read-your-writes across
@@ -132,32 +187,161 @@ pub struct Consistency {
 impl poem_openapi::types::Example for AuthzRequest {
     fn example() -> Self {
         Self {
-            actor: Some(AuthzActor {
-                user_id: Some("user_alice".into()),
-                member_id: Some("member_finance_reviewer".into()),
+            actor: AuthzActor {
+                user_id: "user_alice".into(),
+                member_id: "member_finance_reviewer".into(),
                 user_member_id: Some("um_alice_finance_reviewer".into()),
                 binding_id: None,
-                space_id: Some("space_acme".into()),
+                space_id: "space_acme".into(),
                 user_status: None,
                 member_status: None,
                 binding_status: None,
                 space_status: None,
-            }),
+            },
             resource_type: Some("invoice".into()),
             resource_id: Some("invoice_001".into()),
             resource: None,
-            action: Some("approve".into()),
+            action: "approve".into(),
             grants: None,
             consistency: None,
         }
     }
 }
 
+/// An [`AuthzRequest`] as the routes take it: the same fields and parsing, and a schema that also
+/// says which alternative fields are required, which poem-openapi's derive cannot: the target's
+/// type and ID (`allOf` of two `anyOf`s on `AuthzRequest`), the actor's binding (`anyOf` on
+/// `AuthzActor`) and an inline grant's role (`anyOf` on `InlineGrant`). Each alternative is a
+/// present, non-null string (or object); the handler refuses a request that meets none.
+#[derive(Debug, Clone)]
+pub struct AuthzRequestBody(pub AuthzRequest);
+
+impl Type for AuthzRequestBody {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        AuthzRequest::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        AuthzRequest::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        AuthzRequest::register(registry);
+        document_alternatives(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for AuthzRequestBody {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        AuthzRequest::parse_from_json(value)
+            .map(Self)
+            .map_err(poem_openapi::types::ParseError::propagate)
+    }
+}
+
+impl ToJSON for AuthzRequestBody {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
+}
+
+/// `{"required": [field], "properties": {field: schema}}`: the field is present and not null.
+fn present(field: &'static str, schema: MetaSchema) -> MetaSchemaRef {
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        required: vec![field],
+        properties: vec![(field, MetaSchemaRef::Inline(Box::new(schema)))],
+        ..MetaSchema::ANY
+    }))
+}
+
+/// A non-blank string, as [`NOT_BLANK`] has it.
+fn text() -> MetaSchema {
+    MetaSchema {
+        pattern: Some(NOT_BLANK.to_owned()),
+        ..MetaSchema::new("string")
+    }
+}
+
+/// An object holding `field` as non-blank text: `resource.type`, `resource.id`.
+fn object_with(field: &'static str) -> MetaSchema {
+    match present(field, text()) {
+        MetaSchemaRef::Inline(schema) => MetaSchema {
+            ty: "object",
+            ..*schema
+        },
+        MetaSchemaRef::Reference(_) => unreachable!("present builds an inline schema"),
+    }
+}
+
+fn any_of(alternatives: Vec<MetaSchemaRef>) -> MetaSchemaRef {
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        any_of: alternatives,
+        ..MetaSchema::ANY
+    }))
+}
+
+/// Adds the either/or rules to the registered schemas (see [`AuthzRequestBody`]).
+fn document_alternatives(registry: &mut Registry) {
+    if let Some(schema) = registry.schemas.get_mut("AuthzRequest") {
+        let resource_type = any_of(vec![
+            present("resource_type", text()),
+            present("resource", object_with("type")),
+        ]);
+        let context_resource = MetaSchema {
+            required: vec!["grants", "resource"],
+            properties: vec![
+                (
+                    "grants",
+                    MetaSchemaRef::Inline(Box::new(MetaSchema::new("array"))),
+                ),
+                (
+                    "resource",
+                    MetaSchemaRef::Inline(Box::new(object_with("external_id"))),
+                ),
+            ],
+            ..MetaSchema::ANY
+        };
+        let resource_id = any_of(vec![
+            present("resource_id", text()),
+            present("resource", object_with("id")),
+            MetaSchemaRef::Inline(Box::new(context_resource)),
+        ]);
+        schema.all_of = vec![resource_type, resource_id];
+    }
+    if let Some(schema) = registry.schemas.get_mut("AuthzActor") {
+        schema.any_of = vec![
+            present("user_member_id", text()),
+            present("binding_id", text()),
+        ];
+    }
+    if let Some(schema) = registry.schemas.get_mut("InlineGrant") {
+        schema.any_of = vec![
+            present("role_key", MetaSchema::new("string")),
+            present("role_id", MetaSchema::new("string")),
+        ];
+    }
+}
+
 /// Up to 100 checks, decided independently.
 #[derive(Debug, Clone, Object)]
 pub struct BatchCheckRequest {
-    /// The checks, 1 to 100, each shaped like an `authz/check` body.
-    pub checks: Vec<AuthzRequest>,
+    /// The checks, 1 to 100, each shaped like an `authz/check` body. A check that is not
+    /// well-formed (a missing or blank field) fails the whole batch with 400 naming
+    /// `checks[i].field`.
+    #[oai(validator(min_items = 1, max_items = 100))]
+    pub checks: Vec<AuthzRequestBody>,
 }
 
 /// One item of a batch: its decision, or why it could not be decided.
@@ -438,24 +622,33 @@ pub struct CheckApi {
     pub decider: Arc<Decider>,
 }
 
-fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid_field(field, "is required"))
-}
-
-/// Collects missing fields so one answer names all of them.
+/// Collects missing and blank fields so one answer names all of them.
 #[derive(Default)]
 struct Missing(serde_json::Map<String, serde_json::Value>);
 
 impl Missing {
+    /// A field that must be given and not be blank.
     fn take(&mut self, field: &str, value: Option<String>) -> String {
-        match required(field, value) {
-            Ok(v) => v,
-            Err(_) => {
-                self.0.insert(field.to_owned(), "is required".into());
+        match self.present(field, value) {
+            Some(v) => v,
+            None => {
+                self.0
+                    .entry(field.to_owned())
+                    .or_insert_with(|| "is required".into());
                 String::new()
             }
+        }
+    }
+
+    /// A field that may be absent, and must not be blank when present (even where another field
+    /// shadows it), as the schema's `NOT_BLANK` pattern says.
+    fn present(&mut self, field: &str, value: Option<String>) -> Option<String> {
+        match value {
+            Some(v) if v.trim().is_empty() => {
+                self.0.insert(field.to_owned(), "must not be blank".into());
+                None
+            }
+            other => other,
         }
     }
 
@@ -466,7 +659,7 @@ impl Missing {
         let names: Vec<&str> = self.0.keys().map(String::as_str).collect();
         Err(ApiError::new(
             ErrorCode::ValidationFailed,
-            format!("missing: {}", names.join(", ")),
+            format!("invalid fields: {}", names.join(", ")),
         )
         .with_detail("fields", serde_json::Value::Object(self.0)))
     }
@@ -508,17 +701,7 @@ fn status_or_active(value: Option<String>) -> String {
 
 fn parse(body: AuthzRequest, credential: Option<&Credential>) -> Result<Parsed, ApiError> {
     let mut missing = Missing::default();
-    let actor = body.actor.unwrap_or(AuthzActor {
-        user_id: None,
-        member_id: None,
-        user_member_id: None,
-        binding_id: None,
-        space_id: None,
-        user_status: None,
-        member_status: None,
-        binding_status: None,
-        space_status: None,
-    });
+    let actor = body.actor;
     let resource = body.resource.unwrap_or(AuthzResource {
         resource_type: None,
         id: None,
@@ -528,25 +711,26 @@ fn parse(body: AuthzRequest, credential: Option<&Credential>) -> Result<Parsed, 
         group_path: None,
         owner_member_id: None,
     });
+    let user_member_id = missing.present("actor.user_member_id", actor.user_member_id);
+    let binding_id = missing.present("actor.binding_id", actor.binding_id);
     let actor_ref = ActorRef {
-        user_id: missing.take("actor.user_id", actor.user_id),
-        member_id: missing.take("actor.member_id", actor.member_id),
-        user_member_id: missing.take(
-            "actor.user_member_id",
-            actor.user_member_id.or(actor.binding_id),
-        ),
-        space_id: missing.take("actor.space_id", actor.space_id),
+        user_id: missing.take("actor.user_id", Some(actor.user_id)),
+        member_id: missing.take("actor.member_id", Some(actor.member_id)),
+        user_member_id: missing.take("actor.user_member_id", user_member_id.or(binding_id)),
+        space_id: missing.take("actor.space_id", Some(actor.space_id)),
     };
-    let resource_type = missing.take(
-        "resource_type",
-        body.resource_type.or(resource.resource_type),
-    );
-    let action = missing.take("action", body.action);
+    let body_type = missing.present("resource_type", body.resource_type);
+    let resource_type = missing.present("resource.type", resource.resource_type);
+    let resource_type = missing.take("resource_type", body_type.or(resource_type));
+    let action = missing.take("action", Some(body.action));
+    let body_id = missing.present("resource_id", body.resource_id);
+    let resource_id = missing.present("resource.id", resource.id);
+    let external_id = missing.present("resource.external_id", resource.external_id);
     let Some(grants) = body.grants else {
         let managed = Managed {
             actor: actor_ref,
             resource_type,
-            resource_id: missing.take("resource_id", body.resource_id.or(resource.id)),
+            resource_id: missing.take("resource_id", body_id.or(resource_id)),
             action,
         };
         missing.finish()?;
@@ -562,19 +746,16 @@ fn parse(body: AuthzRequest, credential: Option<&Credential>) -> Result<Parsed, 
             "inline grants (Context Mode) are accepted from API keys only",
         ));
     }
-    let resource_id = missing.take(
-        "resource.id",
-        body.resource_id.or(resource.id).or(resource.external_id),
-    );
+    let resource_id = missing.take("resource.id", body_id.or(resource_id).or(external_id));
     for (i, grant) in grants.iter().enumerate() {
         if grant.role_key.is_none() && grant.role_id.is_none() {
             missing.take(&format!("grants[{i}].role_key"), None);
         }
-        missing.take(&format!("grants[{i}].resource"), grant.resource.clone());
-        missing.take(&format!("grants[{i}].action"), grant.action.clone());
-        if grant.scope.is_none() {
-            missing.take(&format!("grants[{i}].scope"), None);
-        }
+        missing.take(
+            &format!("grants[{i}].resource"),
+            Some(grant.resource.clone()),
+        );
+        missing.take(&format!("grants[{i}].action"), Some(grant.action.clone()));
     }
     missing.finish()?;
     let space_id = resource
@@ -629,12 +810,9 @@ fn context_facts<'a>(snapshot: &'a Snapshot, ctx: &'a Context, now: i64) -> Fact
             .grants
             .iter()
             .enumerate()
-            .filter(|(_, g)| {
-                g.resource.as_deref() == Some(key)
-                    && g.action.as_deref() == Some(ctx.action.as_str())
-            })
-            .filter_map(|(i, g)| {
-                let scope = g.scope?;
+            .filter(|(_, g)| g.resource == key && g.action == ctx.action)
+            .map(|(i, g)| {
+                let scope = g.scope;
                 let grant_space: &'a str = g
                     .space_id
                     .as_deref()
@@ -650,7 +828,7 @@ fn context_facts<'a>(snapshot: &'a Snapshot, ctx: &'a Context, now: i64) -> Fact
                     g.scope_anchor_group_path.as_ref(),
                     grant_space,
                 );
-                Some(Candidate {
+                Candidate {
                     role_key: borrowed(&g.role_key)
                         .or_else(|| borrowed(&g.role_id))
                         .unwrap_or_default(),
@@ -663,7 +841,7 @@ fn context_facts<'a>(snapshot: &'a Snapshot, ctx: &'a Context, now: i64) -> Fact
                     member_role_space_id: Cow::Borrowed(grant_space),
                     anchor_named: anchor.is_some(),
                     anchor,
-                })
+                }
             })
             .collect(),
         _ => Vec::new(),
@@ -902,9 +1080,9 @@ impl CheckApi {
     async fn check(
         &self,
         req: &poem::Request,
-        body: JsonBody<AuthzRequest>,
+        body: JsonBody<AuthzRequestBody>,
     ) -> Result<CheckResponse, ApiError> {
-        let trace = self.decider.decide(&Caller::of(req), body.0).await?;
+        let trace = self.decider.decide(&Caller::of(req), body.0.0).await?;
         let result = check_result(&trace);
         Ok(CheckResponse::Decided(
             Json(Envelope::new(result)),
@@ -924,9 +1102,9 @@ impl CheckApi {
     async fn explain(
         &self,
         req: &poem::Request,
-        body: JsonBody<AuthzRequest>,
+        body: JsonBody<AuthzRequestBody>,
     ) -> Result<ExplainResponse, ApiError> {
-        let trace = self.decider.decide(&Caller::of(req), body.0).await?;
+        let trace = self.decider.decide(&Caller::of(req), body.0.0).await?;
         let trace_id = trace.trace_id.clone();
         let audit_log_id = trace.audit.audit_log_id.clone();
         let revision = trace.revision;
@@ -952,15 +1130,36 @@ impl CheckApi {
         req: &poem::Request,
         body: JsonBody<BatchCheckRequest>,
     ) -> Result<Json<Envelope<BatchCheckResult>>, ApiError> {
-        let checks = body.0.checks;
+        let checks: Vec<AuthzRequest> = body.0.checks.into_iter().map(|c| c.0).collect();
         if checks.is_empty() || checks.len() > MAX_BATCH {
             return Err(ApiError::invalid_field(
                 "checks",
                 format!("must hold 1 to {MAX_BATCH} checks, not {}", checks.len()),
             ));
         }
-        // Decided concurrently so their audit records share group commits; joined in order.
         let caller = Caller::of(req);
+        // A check that is not well-formed fails the batch, as the schema says; one that is
+        // well-formed but cannot be decided (an unknown ID) carries its own error below.
+        let mut malformed = serde_json::Map::new();
+        for (i, check) in checks.iter().enumerate() {
+            if let Err(e) = parse(check.clone(), caller.credential.as_ref())
+                && e.code == ErrorCode::ValidationFailed
+                && let Some(fields) = e.details.get("fields").and_then(|f| f.as_object())
+            {
+                for (field, problem) in fields {
+                    malformed.insert(format!("checks[{i}].{field}"), problem.clone());
+                }
+            }
+        }
+        if !malformed.is_empty() {
+            let names: Vec<&str> = malformed.keys().map(String::as_str).collect();
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("invalid fields: {}", names.join(", ")),
+            )
+            .with_detail("fields", serde_json::Value::Object(malformed)));
+        }
+        // Decided concurrently so their audit records share group commits; joined in order.
         let outcomes = futures_util::future::join_all(
             checks.into_iter().map(|c| self.decider.decide(&caller, c)),
         )
@@ -1012,21 +1211,21 @@ impl plystra_contracts::services::Authorizer for Decider {
     {
         let actor = &request.actor;
         let body = AuthzRequest {
-            actor: Some(AuthzActor {
-                user_id: Some(actor.user_id.clone()),
-                member_id: Some(actor.member_id.clone()),
+            actor: AuthzActor {
+                user_id: actor.user_id.clone(),
+                member_id: actor.member_id.clone(),
                 user_member_id: Some(actor.user_member_id.clone()),
                 binding_id: None,
-                space_id: Some(actor.space_id.clone()),
+                space_id: actor.space_id.clone(),
                 user_status: None,
                 member_status: None,
                 binding_status: None,
                 space_status: None,
-            }),
+            },
             resource_type: Some(request.resource_type.clone()),
             resource_id: Some(request.resource_id.clone()),
             resource: None,
-            action: Some(request.action.clone()),
+            action: request.action.clone(),
             grants: None,
             consistency: None,
         };
@@ -1058,9 +1257,9 @@ mod tests {
             role_key: Some("finance_approver".into()),
             role_id: None,
             permission_id: None,
-            resource: Some("invoice".into()),
-            action: Some("approve".into()),
-            scope: Some(Scope::GroupTree),
+            resource: "invoice".into(),
+            action: "approve".into(),
+            scope: Scope::GroupTree,
             space_id: None,
             scope_anchor_group_id: None,
             scope_anchor_group_path: Some("finance".into()),
@@ -1093,21 +1292,26 @@ mod tests {
     }
 
     #[test]
-    fn every_missing_field_is_named_at_once() {
-        let err = parse(
-            AuthzRequest {
-                actor: None,
-                resource_type: None,
-                resource_id: None,
-                resource: None,
-                action: None,
-                grants: None,
-                consistency: None,
-            },
-            None,
-        )
-        .err()
-        .unwrap();
+    fn every_missing_or_blank_field_is_named_at_once() {
+        let mut body = AuthzRequest::example();
+        body.actor.user_id = " ".into();
+        body.actor.member_id = String::new();
+        body.actor.user_member_id = None;
+        body.actor.space_id = "\t".into();
+        body.resource_type = None;
+        body.resource_id = None;
+        body.action = "  ".into();
+        // A blank field is refused even where another one shadows it.
+        body.resource = Some(AuthzResource {
+            resource_type: None,
+            id: None,
+            external_id: Some(" ".into()),
+            space_id: None,
+            group_id: None,
+            group_path: None,
+            owner_member_id: None,
+        });
+        let err = parse(body, None).err().unwrap();
         let fields = err.details["fields"].as_object().unwrap();
         let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -1119,9 +1323,26 @@ mod tests {
                 "actor.space_id",
                 "actor.user_id",
                 "actor.user_member_id",
+                "resource.external_id",
                 "resource_id",
                 "resource_type"
             ]
         );
+    }
+
+    #[test]
+    fn the_not_blank_pattern_refuses_what_the_handler_calls_blank() {
+        // poem-openapi's validator holds the field to the same pattern the document shows.
+        let with_action = |action: &str| {
+            let mut body = AuthzRequest::example().to_json().unwrap();
+            body["action"] = action.into();
+            AuthzRequest::parse_from_json(Some(body))
+        };
+        for blank in ["", " ", "\t", " \u{a0}\u{3000} ", "a\u{0}b", "a\u{85}"] {
+            assert!(with_action(blank).is_err(), "{blank:?}");
+        }
+        for text in ["a", " a ", "approve", "été", "a b"] {
+            assert!(with_action(text).is_ok(), "{text:?}");
+        }
     }
 }

@@ -107,10 +107,13 @@ impl Permission {
 #[oai(rename = "PermissionCreateRequest")]
 pub struct PermissionCreateRequest {
     /// A caller-chosen ID (`perm_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^perm_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The resource type (`^[a-z][a-z0-9_]*$`).
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub resource: String,
     /// The action (`^[a-z][a-z0-9_]*$`).
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub action: String,
     /// The scope.
     pub scope: Scope,
@@ -128,8 +131,10 @@ pub struct PermissionCreateRequest {
 #[oai(rename = "PermissionUpdateRequest")]
 pub struct PermissionUpdateRequest {
     /// A new resource type.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub resource: Option<String>,
     /// A new action.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub action: Option<String>,
     /// A new scope.
     pub scope: Option<Scope>,
@@ -196,15 +201,13 @@ pub(crate) fn permission_not_found(id: &str) -> ApiError {
     not_found(ErrorCode::PermissionNotFound, "permission", id)
 }
 
-/// Checks `audit_space_id`: absent, or a space that exists (400 naming the field otherwise).
+/// Checks `audit_space_id`: absent, or a space that exists (404 `SPACE_NOT_FOUND` naming the
+/// field otherwise).
 async fn audit_space(conn: &mut Conn<'_>, space: Option<&str>) -> Result<(), ApiError> {
-    if let Some(space) = space
-        && require_space(conn, space).await.is_err()
-    {
-        return Err(ApiError::invalid_field(
-            "audit_space_id",
-            format!("names no space: {space}"),
-        ));
+    if let Some(space) = space {
+        require_space(conn, space)
+            .await
+            .map_err(|e| e.with_detail("field", "audit_space_id"))?;
     }
     Ok(())
 }

@@ -91,10 +91,13 @@ impl RolePermission {
 #[oai(rename = "RolePermissionCreateRequest")]
 pub struct RolePermissionCreateRequest {
     /// A caller-chosen ID (`rp_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^rp_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The role; it must be active.
+    #[oai(validator(min_length = 1))]
     pub role_id: String,
     /// The permission; it must be active.
+    #[oai(validator(min_length = 1))]
     pub permission_id: String,
     /// Free-form data.
     pub metadata: Option<Metadata>,

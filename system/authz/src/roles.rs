@@ -106,8 +106,10 @@ impl Role {
 #[oai(rename = "RoleCreateRequest")]
 pub struct RoleCreateRequest {
     /// A caller-chosen ID (`role_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^role_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The key, unique in the space (`^[a-z][a-z0-9_]*$`, at most 64 characters).
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
     /// A name for people (1-200 characters).
     pub name: String,
@@ -122,6 +124,7 @@ pub struct RoleCreateRequest {
 #[oai(rename = "RoleUpdateRequest")]
 pub struct RoleUpdateRequest {
     /// A new key, unique in the space (409 when taken).
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: Option<String>,
     /// A new name for people.
     pub name: Option<String>,

@@ -277,11 +277,13 @@ pub(crate) fn referenced_not_found(
     not_found(code, entity, id).with_detail("field", field)
 }
 
-/// A 400 for a body reference that lives in another space than it must.
+/// A 409 for a well-formed body reference to a record that lives in another space than it must:
+/// the request contradicts the record it names (as a body that contradicts its path does), it is
+/// not malformed.
 pub(crate) fn other_space(field: &str, entity: &str, found: &str, expected: &str) -> ApiError {
-    ApiError::invalid_field(
+    conflict(
+        format!("{field}: the {entity} belongs to space {found}, not {expected}"),
         field,
-        format!("the {entity} belongs to space {found}, not {expected}"),
     )
     .with_detail("expected_space_id", expected)
     .with_detail("found_space_id", found)

@@ -86,7 +86,8 @@ pub struct RefreshResponse {
     pub refresh_expires_at: OffsetDateTime,
 }
 
-/// Ends a session: name it by its refresh token, or send its access token as a Bearer token.
+/// Ends a session: name it by its refresh token, or send its access token as a Bearer token
+/// (401 `AUTHENTICATION_REQUIRED` when neither names one).
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "LogoutRequest")]
 pub struct LogoutRequest {
@@ -106,9 +107,14 @@ pub struct LogoutResponse {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "RegisterRequest")]
 pub struct RegisterRequest {
-    /// The login email.
+    /// The login email, as on user create (one `@`, a dotted domain, no white space or
+    /// invisible characters).
+    #[oai(validator(
+        pattern = r"^[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]+@[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*\.[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]$"
+    ))]
     pub email: String,
     /// The password, at least 12 characters.
+    #[oai(validator(min_length = 12, max_length = 1024))]
     pub password: String,
     /// The token the operator configured (`PLYSTRA_AUTH_REGISTRATION_TOKEN`).
     pub registration_token: String,
@@ -370,10 +376,11 @@ impl AuthApi {
                     .map(|(_, t)| t.trim().to_owned());
                 match bearer {
                     Some(t) => sessions.by_access(&t).await?,
+                    // Nothing names a session to end: the caller is not authenticated.
                     None => {
-                        return Err(ApiError::invalid_field(
-                            "refresh_token",
-                            "give the refresh token or send the access token as a Bearer token",
+                        return Err(ApiError::new(
+                            ErrorCode::AuthenticationRequired,
+                            "name the session: give its refresh token, or send its access token as a Bearer token",
                         ));
                     }
                 }

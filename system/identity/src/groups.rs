@@ -11,6 +11,8 @@ use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
@@ -116,16 +118,24 @@ impl Group {
 #[oai(rename = "GroupCreateRequest")]
 pub struct GroupCreateRequest {
     /// A caller-chosen ID (`group_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^group_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The last path segment, `^[a-z][a-z0-9_]*$`.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub name: Option<String>,
     /// The full path; must equal the parent's path plus the name.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"))]
     pub path: Option<String>,
     /// The parent group, in the same space.
     pub parent_id: Option<String>,
-    /// The same as `parent_id` (either may be used; they must agree).
+    /// The same as `parent_id` (either may be used; when both name groups, they must name the
+    /// same one: 409 `CONFLICT` otherwise).
     pub parent_group_id: Option<String>,
-    /// A name for people.
+    /// A name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: Option<String>,
     /// Ordering among siblings (default 0).
     pub sort_order: Option<i64>,
@@ -136,11 +146,15 @@ pub struct GroupCreateRequest {
 }
 
 /// Changes a group's display fields. The name, path and parent never change: sending a different
-/// value is a 400.
+/// value contradicts the group (409 `CONFLICT` naming the field).
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "GroupUpdateRequest")]
 pub struct GroupUpdateRequest {
-    /// A new name for people.
+    /// A new name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: Option<String>,
     /// A new sibling order.
     pub sort_order: Option<i64>,
@@ -156,6 +170,67 @@ pub struct GroupUpdateRequest {
     pub parent_id: Option<String>,
     /// Immutable; accepted only when unchanged.
     pub parent_group_id: Option<String>,
+}
+
+/// A [`GroupCreateRequest`] as the route takes it: the same fields and parsing, and a schema that
+/// also says that `name` or `path` is required (`anyOf`), which poem-openapi's derive cannot. The
+/// handler refuses a request with neither, naming `name`.
+#[derive(Debug, Clone)]
+pub struct GroupCreateBody(pub GroupCreateRequest);
+
+impl Type for GroupCreateBody {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        GroupCreateRequest::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        GroupCreateRequest::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        GroupCreateRequest::register(registry);
+        if let Some(schema) = registry.schemas.get_mut("GroupCreateRequest") {
+            schema.any_of = ["name", "path"]
+                .into_iter()
+                .map(|field| {
+                    MetaSchemaRef::Inline(Box::new(MetaSchema {
+                        required: vec![field],
+                        properties: vec![(
+                            field,
+                            MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
+                        )],
+                        ..MetaSchema::ANY
+                    }))
+                })
+                .collect();
+        }
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for GroupCreateBody {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        GroupCreateRequest::parse_from_json(value)
+            .map(Self)
+            .map_err(poem_openapi::types::ParseError::propagate)
+    }
+}
+
+impl ToJSON for GroupCreateBody {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
 }
 
 /// Whether `path` follows the group path pattern.
@@ -206,16 +281,18 @@ fn group_not_found(id: &str) -> ApiError {
     not_found(ErrorCode::GroupNotFound, "group", id)
 }
 
-/// The parent ID a request names through `parent_id` and/or `parent_group_id`.
+/// The parent ID a request names through `parent_id` and/or `parent_group_id`; two different
+/// groups contradict each other (409 `CONFLICT`, checked once both are known to exist).
 fn parent_of(
     parent_id: &Option<String>,
     parent_group_id: &Option<String>,
 ) -> Result<Option<String>, ApiError> {
     match (parent_id, parent_group_id) {
-        (Some(x), Some(y)) if x != y => Err(ApiError::invalid_field(
-            "parent_group_id",
-            "must equal parent_id when both are given",
-        )),
+        (Some(x), Some(y)) if x != y => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "parent_group_id names another group than parent_id",
+        )
+        .with_detail("field", "parent_group_id")),
         (Some(x), _) | (None, Some(x)) => Ok(Some(x.clone())),
         (None, None) => Ok(None),
     }
@@ -242,10 +319,11 @@ impl GroupsApi {
             .await?
             .ok_or_else(|| group_not_found(group_id))?;
         let immutable = |field: &str, sent: &Option<String>, have: Option<&str>| match sent {
-            Some(v) if Some(v.as_str()) != have => Err(ApiError::invalid_field(
-                field,
-                "is immutable; a group keeps its name, path and parent",
-            )),
+            Some(v) if Some(v.as_str()) != have => Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("{field} is immutable; a group keeps its name, path and parent"),
+            )
+            .with_detail("field", field)),
             _ => Ok(()),
         };
         immutable("name", &update.name, Some(&current.name))?;
@@ -386,10 +464,10 @@ impl GroupsApi {
         req: &poem::Request,
         /// The space's ID.
         space_id: Path<String>,
-        body: JsonBody<GroupCreateRequest>,
+        body: JsonBody<GroupCreateBody>,
     ) -> Result<Created<Group>, ApiError> {
         let space_id = space_id.0;
-        let body = body.0;
+        let body = body.0.0;
         let id = entity_id("group_", body.id.as_deref())?;
         if let Some(p) = &body.path
             && !valid_path(p)
@@ -414,22 +492,36 @@ impl GroupsApi {
             .as_deref()
             .map(|d| text("display_name", d, 200))
             .transpose()?;
-        let parent_id = parent_of(&body.parent_id, &body.parent_group_id)?;
         let mut tx = self.ctx.begin().await?;
         crate::spaces::require_in(&mut tx, &space_id).await?;
+        // A parent that names nothing is a 404 before two parents can disagree.
+        for (field, named) in [
+            ("parent_id", &body.parent_id),
+            ("parent_group_id", &body.parent_group_id),
+        ] {
+            if let Some(id) = named
+                && get_in(&mut tx, &space_id, id).await?.is_none()
+            {
+                return Err(group_not_found(id).with_detail("field", field));
+            }
+        }
+        let parent_id = parent_of(&body.parent_id, &body.parent_group_id)?;
         let parent = match (&parent_id, &body.path) {
-            (Some(pid), _) => Some(get_in(&mut tx, &space_id, pid).await?.ok_or_else(|| {
-                ApiError::invalid_field("parent_id", "is not a group of this space")
-            })?),
+            (Some(pid), _) => Some(
+                get_in(&mut tx, &space_id, pid)
+                    .await?
+                    .ok_or_else(|| group_not_found(pid).with_detail("field", "parent_id"))?,
+            ),
             (None, Some(p)) => match p.rsplit_once('.') {
                 Some((parent_path, _)) => Some(
                     by_path(&mut tx, &space_id, parent_path)
                         .await?
                         .ok_or_else(|| {
-                            ApiError::invalid_field(
-                                "path",
+                            ApiError::new(
+                                ErrorCode::GroupNotFound,
                                 format!("no group of this space has the parent path {parent_path}"),
                             )
+                            .with_detail("field", "path")
                         })?,
                 ),
                 None => None,
@@ -443,10 +535,14 @@ impl GroupsApi {
         if let Some(p) = &body.path
             && *p != path
         {
-            return Err(ApiError::invalid_field(
-                "path",
-                format!("must be the parent's path plus the name: {path}"),
-            ));
+            // Two fields of the body name different groups: a conflict, as two different
+            // parents are (the document cannot state a relation between fields).
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("path: must be the parent's path plus the name: {path}"),
+            )
+            .with_detail("field", "path")
+            .with_detail("expected_path", path));
         }
         let depth = path.split('.').count();
         if depth > MAX_DEPTH {

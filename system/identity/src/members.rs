@@ -86,10 +86,16 @@ impl Member {
 #[oai(rename = "MemberCreateRequest")]
 pub struct MemberCreateRequest {
     /// A caller-chosen ID (`member_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^member_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
-    /// A name for people.
+    /// A name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: String,
     /// The kind of member (`^[a-z][a-z0-9_]*$`); `human` when absent.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub member_type: Option<String>,
     /// `active` (the default) or `disabled`.
     pub status: Option<Status>,
@@ -101,9 +107,14 @@ pub struct MemberCreateRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "MemberUpdateRequest")]
 pub struct MemberUpdateRequest {
-    /// A new name for people.
+    /// A new name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: Option<String>,
     /// A new kind.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub member_type: Option<String>,
     /// A new status; the move must be allowed (409 otherwise).
     pub status: Option<Status>,

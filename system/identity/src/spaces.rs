@@ -87,13 +87,18 @@ impl Space {
 #[oai(rename = "SpaceCreateRequest")]
 pub struct SpaceCreateRequest {
     /// A caller-chosen ID (`space_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^space_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// A name for people.
     pub name: String,
     /// A unique URL-safe name; derived from the name when absent.
+    #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]*$", max_length = 64))]
     pub slug: Option<String>,
     /// The kind of space (`^[a-z][a-z0-9_]*$`); `team` when absent.
-    #[oai(rename = "type")]
+    #[oai(
+        rename = "type",
+        validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64)
+    )]
     pub space_type: Option<String>,
     /// `active` (the default) or `disabled`.
     pub status: Option<Status>,
@@ -108,9 +113,13 @@ pub struct SpaceUpdateRequest {
     /// A new name.
     pub name: Option<String>,
     /// A new unique slug.
+    #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]*$", max_length = 64))]
     pub slug: Option<String>,
     /// A new kind.
-    #[oai(rename = "type")]
+    #[oai(
+        rename = "type",
+        validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64)
+    )]
     pub space_type: Option<String>,
     /// A new status; the move must be allowed (409 otherwise).
     pub status: Option<Status>,

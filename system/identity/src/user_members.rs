@@ -19,7 +19,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use crate::ApiTag;
 use crate::store::{
     Created, Ctx, JsonColumn, MEMBERS, Metadata, Page, USER_MEMBERS, USERS, a, audit_record,
-    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
+    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now,
     transition,
 };
 
@@ -166,12 +166,14 @@ impl UserMember {
 #[oai(rename = "UserMemberCreateRequest")]
 pub struct UserMemberCreateRequest {
     /// A caller-chosen ID (`um_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^um_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The user.
     pub user_id: String,
     /// The member, which must be in this space.
     pub member_id: String,
     /// How the user relates to the member (`^[a-z][a-z0-9_]*$`); `login` when absent.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub relation_type: Option<String>,
     /// Whether this is the user's preferred binding (default false).
     pub is_primary: Option<bool>,
@@ -183,17 +185,20 @@ pub struct UserMemberCreateRequest {
     pub linked_by_member_id: Option<String>,
     /// When the binding stops working.
     pub expires_at: Option<OffsetDateTime>,
-    /// Why, when created revoked.
+    /// Why, when created revoked; blank means no reason.
+    #[oai(validator(max_length = 500))]
     pub revoked_reason: Option<String>,
     /// Free-form data.
     pub metadata: Option<Metadata>,
 }
 
-/// Changes a binding. The user and member never change: sending a different value is a 400.
+/// Changes a binding. The user and member never change: sending a different value contradicts the
+/// binding (409 `CONFLICT` naming the field).
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "UserMemberUpdateRequest")]
 pub struct UserMemberUpdateRequest {
     /// A new relation.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub relation_type: Option<String>,
     /// A new primary flag.
     pub is_primary: Option<bool>,
@@ -201,7 +206,8 @@ pub struct UserMemberUpdateRequest {
     pub expires_at: MaybeUndefined<OffsetDateTime>,
     /// `revoked` revokes (409 when already revoked; a revoked binding never becomes active).
     pub status: Option<BindingStatus>,
-    /// Why it is revoked.
+    /// Why it is revoked; blank means no reason (a reason already stored is kept).
+    #[oai(validator(max_length = 500))]
     pub revoked_reason: Option<String>,
     /// Replaces the metadata.
     pub metadata: Option<Metadata>,
@@ -215,8 +221,18 @@ pub struct UserMemberUpdateRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "UserMemberRevokeRequest")]
 pub struct UserMemberRevokeRequest {
-    /// Why it is revoked.
+    /// Why it is revoked; blank means no reason (a reason already stored is kept).
+    #[oai(validator(max_length = 500))]
     pub revoked_reason: Option<String>,
+}
+
+/// A `revoked_reason` as stored: trimmed, and a blank one means none (the reason is optional).
+/// It is free text, so tab and line breaks pass; other control characters never reach here.
+fn revoked_reason(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
 }
 
 pub(crate) fn select() -> SelectStatement {
@@ -305,11 +321,7 @@ impl NewBinding {
             linked_at: body.linked_at,
             linked_by_member_id: body.linked_by_member_id,
             expires_at: body.expires_at,
-            revoked_reason: body
-                .revoked_reason
-                .as_deref()
-                .map(|r| text("revoked_reason", r, 500))
-                .transpose()?,
+            revoked_reason: revoked_reason(body.revoked_reason.as_deref()),
             metadata: body.metadata,
         })
     }
@@ -318,15 +330,28 @@ impl NewBinding {
     pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<UserMember, ApiError> {
         crate::spaces::require_in(tx, &self.space_id).await?;
         if crate::users::get_in(tx, &self.user_id).await?.is_none() {
-            return Err(ApiError::invalid_field("user_id", "names no user"));
+            return Err(
+                ApiError::not_found(ErrorCode::UserNotFound, "user", &self.user_id)
+                    .with_detail("field", "user_id"),
+            );
         }
         match crate::members::get_in(tx, &self.member_id).await? {
-            None => return Err(ApiError::invalid_field("member_id", "names no member")),
+            None => {
+                return Err(ApiError::not_found(
+                    ErrorCode::MemberNotFound,
+                    "member",
+                    &self.member_id,
+                )
+                .with_detail("field", "member_id"));
+            }
+            // A member of another space is no member of this one.
             Some(m) if m.space_id != self.space_id => {
-                return Err(ApiError::invalid_field(
-                    "member_id",
-                    format!("is a member of another space, not {}", self.space_id),
-                ));
+                return Err(ApiError::not_found(
+                    ErrorCode::MemberNotFound,
+                    "member of this space",
+                    &self.member_id,
+                )
+                .with_detail("field", "member_id"));
             }
             Some(_) => {}
         }
@@ -334,10 +359,12 @@ impl NewBinding {
             match crate::members::get_in(tx, by).await? {
                 Some(m) if m.space_id == self.space_id => {}
                 _ => {
-                    return Err(ApiError::invalid_field(
-                        "linked_by_member_id",
-                        "is not a member of this space",
-                    ));
+                    return Err(ApiError::not_found(
+                        ErrorCode::MemberNotFound,
+                        "member of this space",
+                        by,
+                    )
+                    .with_detail("field", "linked_by_member_id"));
                 }
             }
         }
@@ -424,10 +451,11 @@ impl UserMembersApi {
             ("member_id", &update.member_id, &current.member_id),
         ] {
             if sent.as_ref().is_some_and(|s| s != have) {
-                return Err(ApiError::invalid_field(
-                    field,
-                    "is immutable; create a new binding instead",
-                ));
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("{field} is immutable; create a new binding instead"),
+                )
+                .with_detail("field", field));
             }
         }
         let mut sets: Vec<(&str, Value)> = Vec::new();
@@ -445,11 +473,8 @@ impl UserMembersApi {
             sets.push(("status", to.as_str().into()));
             sets.push(("revoked_at", Some(at).into()));
         }
-        if let Some(r) = &update.revoked_reason {
-            sets.push((
-                "revoked_reason",
-                Some(text("revoked_reason", r, 500)?).into(),
-            ));
+        if let Some(r) = revoked_reason(update.revoked_reason.as_deref()) {
+            sets.push(("revoked_reason", Some(r).into()));
         }
         if let Some(r) = &update.relation_type {
             sets.push(("relation_type", keyword("relation_type", r)?.into()));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
+use plystra_contracts::limits::MAX_EMAIL_LENGTH;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
@@ -97,16 +98,30 @@ impl User {
 #[oai(rename = "UserCreateRequest")]
 pub struct UserCreateRequest {
     /// A caller-chosen ID (`user_` then a-z, 0-9, _); generated when absent.
+    #[oai(validator(pattern = r"^user_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The login email; unique regardless of case. Stored lower-cased in Unicode NFC; invisible
     /// (zero-width, bidirectional) and control characters are refused. Lookalike letters are
-    /// not folded: a Cyrillic `а` makes another address than a Latin `a`.
+    /// not folded: a Cyrillic `а` makes another address than a Latin `a`. The pattern is the
+    /// server's rule ([`EMAIL_PATTERN`]): one `@`, a dotted domain, no white space.
+    #[oai(validator(
+        pattern = r"^[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]+@[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*\.[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]$"
+    ))]
     pub email: String,
-    /// A unique handle; the email when absent.
+    /// A unique handle, at most 128 characters and not blank; the email when absent.
+    #[oai(validator(
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub username: Option<String>,
-    /// A phone number.
+    /// A phone number (not blank).
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub phone: Option<String>,
-    /// The initial password, at least 12 characters. Without one the user cannot log in yet.
+    /// The initial password, 12-1024 characters. Without one the user cannot log in yet.
+    #[oai(validator(min_length = 12, max_length = 1024))]
     pub password: Option<String>,
     /// `active` (the default) or `disabled`.
     pub status: Option<Status>,
@@ -118,13 +133,25 @@ pub struct UserCreateRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "UserUpdateRequest")]
 pub struct UserUpdateRequest {
-    /// A new login email.
+    /// A new login email, as on create ([`EMAIL_PATTERN`]).
+    #[oai(validator(
+        pattern = r"^[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]+@[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*\.[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]$"
+    ))]
     pub email: Option<String>,
-    /// A new handle.
+    /// A new handle, at most 128 characters and not blank.
+    #[oai(validator(
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub username: Option<String>,
-    /// A new phone number; `null` clears it.
+    /// A new phone number (not blank); `null` clears it.
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub phone: MaybeUndefined<String>,
-    /// A new password, at least 12 characters; setting it ends every session of the user.
+    /// A new password, 12-1024 characters; setting it ends every session of the user.
+    #[oai(validator(min_length = 12, max_length = 1024))]
     pub password: Option<String>,
     /// A new status; the move must be allowed (409 otherwise).
     pub status: Option<Status>,
@@ -173,11 +200,20 @@ pub(crate) fn normalized_email(value: &str) -> Result<String, ApiError> {
     Ok(value.trim().to_lowercase().nfc().collect())
 }
 
+/// The email rule as the document declares it: one `@`; a non-empty local part; a domain that
+/// holds a `.` but neither starts nor ends with one; no white space and no invisible or control
+/// character ([`invisible`]). What [`email`] takes after trimming. Written with `\xHH` and
+/// `\uHHHH` escapes, which ECMA-262, Python's `re` and the Rust `regex` crate read alike; so it
+/// names only the invisible characters of the Basic Multilingual Plane. The few outside it
+/// (U+1BCA0–U+1BCA3, U+1D173–U+1D17A, U+E0000–U+E0FFF) need escapes those engines do not share:
+/// the server refuses them too, and the document does not say so.
+pub const EMAIL_PATTERN: &str = r"^[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]+@[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*\.[^@\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]*[^@.\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8]$";
+
 /// Normalizes ([`normalized_email`]) and checks an email: one `@`, a dotted domain, no spaces, at
-/// most 254 bytes.
-pub(crate) fn email(value: &str) -> Result<String, ApiError> {
-    let value = normalized_email(value)?;
-    let valid = value.len() <= 254
+/// most 254 characters as sent (the document's `maxLength`; trimmed).
+pub(crate) fn email(raw: &str) -> Result<String, ApiError> {
+    let value = normalized_email(raw)?;
+    let valid = raw.trim().chars().count() <= MAX_EMAIL_LENGTH
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
         && value.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()

@@ -50,12 +50,17 @@ pub struct ResourceAction {
 pub struct ResourceActionMutationRequest {
     /// The ID to give a new action (`ract_` followed by `[a-z0-9_]`); generated when absent. On
     /// an existing key it must equal the registered ID.
+    #[oai(validator(pattern = r"^ract_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The action's key (`^[a-z][a-z0-9_]*$`, at most 64 characters); the upsert key within the
     /// type.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
     /// A name for people; defaults to the key.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: Option<String>,
     /// Defaults to `normal` for a new action; kept when absent.
     pub risk_level: Option<RiskLevel>,

@@ -16,7 +16,8 @@ use crate::actions::{ResourceAction, ResourceActionMutationRequest};
 use crate::mappings::{ResourceMapping, ResourceMappingMutationRequest};
 use crate::resource_types::{ResourceType, ResourceTypeMutationRequest};
 use crate::resources::{
-    Resource, ResourceArchiveRequest, ResourceCreateRequest, ResourceFilter, ResourceUpdateRequest,
+    Resource, ResourceArchiveRequest, ResourceCreateAnywhereRequest, ResourceCreateRequest,
+    ResourceFilter, ResourceUpdateRequest,
 };
 use crate::store::Registry;
 use crate::vocabulary::RegistryVocabulary;
@@ -294,11 +295,11 @@ impl RegistryApi {
     async fn create_resource(
         &self,
         req: &Request,
-        body: JsonBody<ResourceCreateRequest>,
+        body: JsonBody<ResourceCreateAnywhereRequest>,
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(credential(req), None, body.0)
+            .create_resource(credential(req), None, body.0.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }

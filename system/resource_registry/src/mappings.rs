@@ -95,30 +95,44 @@ pub struct ResourceMapping {
 pub struct ResourceMappingMutationRequest {
     /// The ID to give a new mapping (`rmap_` followed by `[a-z0-9_]`); generated when absent. On
     /// an existing mapping it must equal its ID.
+    #[oai(validator(pattern = r"^rmap_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// Where the records live.
     pub storage_kind: StorageKind,
     /// The table holding the records (a lower-case identifier).
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub table_name: MaybeUndefined<String>,
     /// The field holding a record's ID.
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub id_field: Option<String>,
     /// The field holding a record's space.
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub space_field: Option<String>,
     /// The field holding a record's group.
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub group_field: MaybeUndefined<String>,
     /// The field holding a record's owner member.
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub owner_member_field: MaybeUndefined<String>,
     /// The field holding a record's visibility.
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub visibility_field: MaybeUndefined<String>,
     /// The field holding a record's metadata.
+    #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub metadata_field: MaybeUndefined<String>,
     /// A name for people.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: MaybeUndefined<String>,
     /// Defaults to `active` for a new mapping; kept when absent.
     pub status: Option<RegistryEntryStatus>,
     /// Who registers it; defaults to `api`.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub source: Option<String>,
     /// Free-form attributes; replaced when present.
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,

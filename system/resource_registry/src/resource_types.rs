@@ -48,19 +48,30 @@ pub struct ResourceType {
 pub struct ResourceTypeMutationRequest {
     /// The ID to give a new type (`rtype_` followed by `[a-z0-9_]`); generated when absent.
     /// On an existing key it must equal the registered ID.
+    #[oai(validator(pattern = r"^rtype_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The type's key (`^[a-z][a-z0-9_]*$`, at most 64 characters); the upsert key.
+    #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
     /// A name for people; defaults to the key.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: Option<String>,
     /// What the type represents; `null` clears it.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    ))]
     pub description: MaybeUndefined<String>,
     /// Defaults to `active` for a new type; kept when absent.
     pub status: Option<RegistryEntryStatus>,
     /// Who registers it; defaults to `api`.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub source: Option<String>,
     /// Free-form attributes; replaced when present.
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,

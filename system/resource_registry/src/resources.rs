@@ -12,7 +12,8 @@ use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode, Pagination};
 use poem_openapi::Object;
-use poem_openapi::types::MaybeUndefined;
+use poem_openapi::registry::{MetaSchemaRef, Registry as SchemaRegistry};
+use poem_openapi::types::{MaybeUndefined, ParseFromJSON, ParseResult, ToJSON, Type};
 
 use crate::model::{RegistryEntryStatus, ResourceStatus, ResourceVisibility, now, rfc3339};
 use crate::resource_types::{self, TypeRow};
@@ -66,21 +67,30 @@ pub struct Resource {
 pub struct ResourceCreateRequest {
     /// The resource's ID: 1-120 characters of `[a-z0-9_]` (`invoice_001`); generated (`res_…`)
     /// when absent.
+    #[oai(validator(pattern = r"^[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// The key (or ID) of a registered, active resource type.
     pub resource_type: String,
     /// The space. Required on `POST /api/v1/resources`; on the space route it may be omitted and
-    /// must otherwise equal the path's space.
+    /// must otherwise equal the path's space (409 `CONFLICT` when it does not).
     pub space_id: Option<String>,
     /// The ID the application knows it by (at most 255 characters); defaults to the ID.
-    #[oai(validator(max_length = 255))]
+    #[oai(validator(
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub external_id: Option<String>,
     /// A name for people.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: Option<String>,
     /// A group of the resource's space.
+    #[oai(validator(min_length = 1))]
     pub group_id: Option<String>,
     /// A member of the resource's space that owns it.
+    #[oai(validator(min_length = 1))]
     pub owner_member_id: Option<String>,
     /// Defaults to `space`.
     pub visibility: Option<ResourceVisibility>,
@@ -90,8 +100,76 @@ pub struct ResourceCreateRequest {
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+/// A [`ResourceCreateRequest`] as `POST /api/v1/resources` takes it: the same fields, parsing and
+/// rules, under its own schema name, where `space_id` is required and not empty (no route names
+/// the space), which the shared schema cannot say.
+#[derive(Debug, Clone)]
+pub struct ResourceCreateAnywhereRequest(pub ResourceCreateRequest);
+
+impl ResourceCreateAnywhereRequest {
+    const NAME: &'static str = "ResourceCreateAnywhereRequest";
+}
+
+impl Type for ResourceCreateAnywhereRequest {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        Self::NAME.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(Self::NAME.to_owned())
+    }
+
+    fn register(registry: &mut SchemaRegistry) {
+        ResourceCreateRequest::register(registry);
+        let Some(shared) = registry.schemas.get("ResourceCreateRequest") else {
+            return;
+        };
+        let mut schema = shared.clone();
+        schema.title = Some(Self::NAME.to_owned());
+        schema.description =
+            Some("Registers a resource in the space the body names (`space_id` is required).");
+        schema.required.push("space_id");
+        for (field, property) in &mut schema.properties {
+            if *field == "space_id"
+                && let MetaSchemaRef::Inline(property) = property
+            {
+                property.min_length = Some(1);
+                property.description = Some("The space to register the resource in.");
+            }
+        }
+        registry.schemas.insert(Self::NAME.to_owned(), schema);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for ResourceCreateAnywhereRequest {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        ResourceCreateRequest::parse_from_json(value)
+            .map(Self)
+            .map_err(poem_openapi::types::ParseError::propagate)
+    }
+}
+
+impl ToJSON for ResourceCreateAnywhereRequest {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
+}
+
 /// Changes a resource. Absent fields keep their value; `null` clears an optional one. `id`,
-/// `resource_type` and `space_id` cannot change: when present they must equal the resource's.
+/// `resource_type` and `space_id` cannot change: when present they must equal the resource's
+/// (409 `CONFLICT` when they do not).
 #[derive(Debug, Clone, Object)]
 pub struct ResourceUpdateRequest {
     /// Must equal the resource's ID when present.
@@ -101,14 +179,22 @@ pub struct ResourceUpdateRequest {
     /// Must equal the resource's space when present.
     pub space_id: Option<String>,
     /// The ID the application knows it by.
-    #[oai(validator(max_length = 255))]
+    #[oai(validator(
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub external_id: Option<String>,
     /// A name for people.
-    #[oai(validator(max_length = 1024))]
+    #[oai(validator(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub display_name: MaybeUndefined<String>,
     /// A group of the resource's space.
+    #[oai(validator(min_length = 1))]
     pub group_id: MaybeUndefined<String>,
     /// A member of the resource's space that owns it.
+    #[oai(validator(min_length = 1))]
     pub owner_member_id: MaybeUndefined<String>,
     /// Who may discover it.
     pub visibility: Option<ResourceVisibility>,
@@ -121,7 +207,8 @@ pub struct ResourceUpdateRequest {
 /// Archives a resource.
 #[derive(Debug, Clone, Default, Object)]
 pub struct ResourceArchiveRequest {
-    /// Why, for the audit record.
+    /// Why, for the audit record; blank means no reason.
+    #[oai(validator(max_length = 1024))]
     pub reason: Option<String>,
 }
 
@@ -272,6 +359,15 @@ fn resource_not_found(resource_id: &str) -> ApiError {
     .with_detail("resource_id", resource_id)
 }
 
+/// 409 `CONFLICT`: a body field repeats an immutable value of the record, and differs from it.
+fn cannot_change(field: &str, actual: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("{field}: cannot change; the resource's is {actual:?}"),
+    )
+    .with_detail("field", field)
+}
+
 fn space_not_found(space_id: &str) -> ApiError {
     ApiError::new(
         ErrorCode::SpaceNotFound,
@@ -305,10 +401,10 @@ pub(crate) fn snapshot(r: &Resource) -> serde_json::Value {
 
 fn external_id(value: &str) -> Result<String, ApiError> {
     let v = validation::text("external_id", value)?;
-    if v.len() > MAX_EXTERNAL_ID_LEN {
+    if v.chars().count() > MAX_EXTERNAL_ID_LEN {
         return Err(ApiError::invalid_field(
             "external_id",
-            format!("must be at most {MAX_EXTERNAL_ID_LEN} bytes"),
+            format!("must be at most {MAX_EXTERNAL_ID_LEN} characters"),
         ));
     }
     Ok(v)
@@ -430,17 +526,23 @@ impl Registry {
         req: ResourceCreateRequest,
     ) -> Result<Resource, ApiError> {
         let space_id = match (path_space, req.space_id.as_deref()) {
+            // The body names another space than the route's: a conflict with the target.
             (Some(p), Some(b)) if p != b => {
-                return Err(ApiError::invalid_field(
-                    "space_id",
-                    format!("must equal the path's space {p:?} when present"),
-                ));
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("space_id: must equal the path's space {p:?} when present"),
+                )
+                .with_detail("field", "space_id"));
             }
             (Some(p), _) => p.to_owned(),
             (None, Some(b)) => b.to_owned(),
             (None, None) => return Err(ApiError::invalid_field("space_id", "is required")),
         };
-        validation::reference("space_id", &space_id)?;
+        // A path's space that no space could have (over 128 characters) names nothing: the
+        // lookup below answers 404. The body's is held to the rule, as its schema declares.
+        if path_space.is_none() {
+            validation::reference("space_id", &space_id)?;
+        }
         if req.resource_type.is_empty() {
             return Err(ApiError::invalid_field("resource_type", "is required"));
         }
@@ -582,10 +684,7 @@ impl Registry {
             ("space_id", &req.space_id, &current.space_id),
         ] {
             if given.as_ref().is_some_and(|g| g != actual) {
-                return Err(ApiError::invalid_field(
-                    field,
-                    format!("cannot change; the resource's is {actual:?}"),
-                ));
+                return Err(cannot_change(field, actual));
             }
         }
         if let Some(t) = &req.resource_type {
@@ -593,13 +692,7 @@ impl Registry {
                 m.tx.fetch_optional(&resource_types::by_key_or_id(t))
                     .await?;
             if row.is_none_or(|row| row.1 != current.resource_type) {
-                return Err(ApiError::invalid_field(
-                    "resource_type",
-                    format!(
-                        "cannot change; the resource's is {:?}",
-                        current.resource_type
-                    ),
-                ));
+                return Err(cannot_change("resource_type", &current.resource_type));
             }
         }
         check_references(
@@ -676,9 +769,11 @@ impl Registry {
         resource_id: &str,
         req: ResourceArchiveRequest,
     ) -> Result<Resource, ApiError> {
+        // The reason is optional, so a blank one means none.
         let reason = req
             .reason
             .as_deref()
+            .filter(|r| !r.trim().is_empty())
             .map(|r| validation::text("reason", r))
             .transpose()?;
         let mut m = self.begin().await?;
