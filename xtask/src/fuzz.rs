@@ -171,7 +171,9 @@ fn fuzz_one(
             .arg(run_dir)
             .arg("--no-color")
             .args(["--header", &format!("X-Plystra-API-Key: {key}")])
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            // What schemathesis keeps between runs (`.schemathesis/`) stays with the run.
+            .current_dir(run_dir);
         process::status(st)
     })
 }
