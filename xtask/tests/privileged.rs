@@ -71,11 +71,22 @@ fn crate_dirs(dir: &Path, prefix: &str) -> Vec<String> {
 
 /// Runs `cargo xtask privileged --root <root>`: whether it passed, and what it printed.
 fn privileged(root: &Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["privileged", "--root"])
-        .arg(root)
-        .output()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(["privileged", "--root"]).arg(root);
+    outcome(command)
+}
+
+/// Runs `cargo xtask privileged` with no `--root`, from `dir`: whether it passed, and what it
+/// printed.
+fn privileged_from(dir: &Path) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.arg("privileged").current_dir(dir);
+    outcome(command)
+}
+
+/// Whether `command` passed, and what it printed on both streams.
+fn outcome(mut command: Command) -> (bool, String) {
+    let output = command.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -207,22 +218,6 @@ fn copy_sources(from: &Path, to: &Path) {
             fs::copy(&path, &target).unwrap();
         }
     }
-}
-
-/// Runs `cargo xtask privileged` with no `--root`, from `dir`: whether it passed, and what it
-/// printed.
-fn privileged_from(dir: &Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("privileged")
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
 }
 
 /// This binary was built from this repository; run from another workspace (here from one of its
