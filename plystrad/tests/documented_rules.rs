@@ -948,3 +948,55 @@ async fn a_group_whose_name_and_path_disagree_is_a_conflict() {
     )
     .await;
 }
+
+/// The session-only operations say so in the document (`SessionAuth` alone), and the server
+/// answers a key there with 401; every other protected operation takes a key or a session.
+#[tokio::test]
+async fn session_only_operations_declare_session_auth_and_refuse_keys() {
+    let Some((_db, cli)) = app().await else {
+        return;
+    };
+    let (_, document) = call(&cli, "GET", "/openapi.json", None).await;
+    let session_only = [
+        ("/api/v1/actor/context", "get"),
+        ("/api/v1/actor/switch-member", "post"),
+        ("/api/v1/admin/grants", "post"),
+        ("/api/v1/admin/grants/{admin_grant_id}/revoke", "post"),
+    ];
+    for (path, method) in session_only {
+        assert_eq!(
+            document["paths"][path][method]["security"],
+            json!([{"SessionAuth": []}]),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        document["paths"]["/api/v1/admin/grants"]["get"]["security"],
+        json!([{"ApiKeyAuth": []}, {"BearerAuth": []}])
+    );
+    assert_eq!(
+        document["components"]["securitySchemes"]["SessionAuth"]["scheme"],
+        "bearer"
+    );
+    for (path, method, body) in [
+        ("/api/v1/actor/context", "GET", None),
+        (
+            "/api/v1/actor/switch-member",
+            "POST",
+            Some(json!({"user_member_id": "um_x"})),
+        ),
+        (
+            "/api/v1/admin/grants",
+            "POST",
+            Some(json!({"user_id": "user_x", "level": "instance_admin"})),
+        ),
+        (
+            "/api/v1/admin/grants/ag_x/revoke",
+            "POST",
+            Some(json!({"revoked_reason": "done"})),
+        ),
+    ] {
+        let (status, body) = call(&cli, method, path, body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+    }
+}
