@@ -629,7 +629,7 @@ async fn invalid_input_is_a_400_naming_the_field_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_group_or_owner_from_another_space_is_refused_naming_the_field() {
+async fn a_group_or_owner_from_another_space_is_a_conflict_naming_the_field() {
     let Some((database, cli)) = setup().await else {
         return;
     };
@@ -645,10 +645,11 @@ async fn a_group_or_owner_from_another_space_is_refused_naming_the_field() {
             "owner_member_id",
         ),
     ] {
+        // A reference to a record of another space contradicts the resource's space: 409.
         let (status, resp) = post(&cli, "/api/v1/spaces/space_acme/resources", body.clone()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
-        assert_eq!(resp["error"]["code"], "VALIDATION_FAILED");
-        assert_eq!(field_error(&resp), [field], "{resp}");
+        assert_eq!(status, StatusCode::CONFLICT, "{body}: {resp}");
+        assert_eq!(resp["error"]["code"], "CONFLICT");
+        assert_eq!(resp["error"]["details"]["field"], field, "{resp}");
     }
     for (body, field) in [
         (json!({"group_id": "grp_other"}), "group_id"),
@@ -663,8 +664,8 @@ async fn a_group_or_owner_from_another_space_is_refused_naming_the_field() {
             body.clone(),
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
-        assert_eq!(field_error(&resp), [field], "{resp}");
+        assert_eq!(status, StatusCode::CONFLICT, "{body}: {resp}");
+        assert_eq!(resp["error"]["details"]["field"], field, "{resp}");
     }
     // An immutable field that differs from the resource's is a 409 naming it.
     for (body, field) in [

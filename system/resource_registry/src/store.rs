@@ -254,12 +254,15 @@ pub(crate) async fn same_space(
     if found.iter().any(|(s,)| s == space_id) {
         return Ok(());
     }
-    Err(ApiError::invalid_field(
-        field,
+    // A well-formed reference to a record of another space contradicts the resource's space: a
+    // conflict, as a cross-space reference is for grants.
+    Err(ApiError::new(
+        plystra_contracts::ErrorCode::Conflict,
         format!(
-            "{id:?} belongs to another space than the resource's space {space_id:?}; a resource's group and owner must be in its space"
+            "{field}: {id:?} belongs to another space than the resource's space {space_id:?}; a resource's group and owner must be in its space"
         ),
-    ))
+    )
+    .with_detail("field", field))
 }
 
 #[cfg(test)]
