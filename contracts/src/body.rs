@@ -18,7 +18,9 @@
 //! the document also shows the rule on control characters as a `pattern`
 //! ([`limits::pattern_of`]), so it says what the server enforces.
 
-use std::collections::HashSet;
+use std::any::TypeId;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
@@ -407,16 +409,35 @@ fn free_form_problem(value: &Value, depth: usize) -> Result<(), String> {
     }
 }
 
-/// The problems of `body` against the schema of `T`, by field name.
-pub fn field_problems<T: Type>(body: &Value) -> Result<Map<String, Value>, ApiError> {
+/// `T`'s schemas as [`register`] declares them, built once per type and shared: a body is
+/// checked on every write (`authz/check` included), and the schemas never change while the
+/// process runs.
+fn registry_of<T: Type + 'static>() -> Arc<Registry> {
+    static REGISTRIES: OnceLock<RwLock<HashMap<TypeId, Arc<Registry>>>> = OnceLock::new();
+    let registries = REGISTRIES.get_or_init(RwLock::default);
+    let id = TypeId::of::<T>();
+    if let Some(found) = registries.read().ok().and_then(|r| r.get(&id).cloned()) {
+        return found;
+    }
     let mut registry = Registry::new();
     register::<T>(&mut registry);
+    let registry = Arc::new(registry);
+    if let Ok(mut registries) = registries.write() {
+        registries.entry(id).or_insert_with(|| registry.clone());
+    }
+    registry
+}
+
+/// The problems of `body` against the schema of `T`, by field name.
+pub fn field_problems<T: Type + 'static>(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    let registry = registry_of::<T>();
+    let registry = registry.as_ref();
     let root = T::schema_ref();
-    let Some(resolved) = resolve(&registry, &root) else {
+    let Some(resolved) = resolve(registry, &root) else {
         return Ok(Map::new());
     };
     let mut checker = Checker {
-        registry: &registry,
+        registry,
         problems: Map::new(),
     };
     if resolved.schema.ty == "object" && !is_free_form(resolved.schema) {
@@ -434,7 +455,7 @@ pub fn field_problems<T: Type>(body: &Value) -> Result<Map<String, Value>, ApiEr
 }
 
 /// Parses and checks `body` as `T`.
-pub fn check<T: Type + ParseFromJSON>(body: Value) -> Result<T, ApiError> {
+pub fn check<T: Type + ParseFromJSON + 'static>(body: Value) -> Result<T, ApiError> {
     let problems = field_problems::<T>(&body)?;
     if !problems.is_empty() {
         return Err(invalid_fields(problems));
@@ -477,7 +498,7 @@ fn is_json(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-impl<'a, T: Type + ParseFromJSON> ApiExtractor<'a> for JsonBody<T> {
+impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
     type ParamType = ();
