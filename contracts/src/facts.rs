@@ -1,6 +1,7 @@
-//! The facts authorization decides on, as values: what identity, the registry and the grant store
-//! publish after each committed write, and what they hand over whole when the authorization
-//! index loads.
+//! The facts every process decides on, as values: what identity, the registry and the grant store
+//! publish after each committed write for authorization to decide on, the credentials the
+//! control plane and identity authenticate with (API keys, admin grants, sessions: HMACs, never
+//! secrets), and what each consumer loads whole when it starts.
 //!
 //! A fact is the full state of one entity after a change, never a diff, so applying the same fact
 //! twice is harmless. They travel through the change feed ([`crate::feed`]), in revision order,
@@ -142,6 +143,61 @@ pub enum Fact {
         scope_anchor_group_id: Option<String>,
         /// `active` or `revoked`.
         status: String,
+    },
+    /// A managed API key (admin.control_plane), as verifying it needs: never the secret, only
+    /// its HMAC under the server's key secret.
+    ApiKey {
+        /// Its ID (`ak_…`).
+        id: String,
+        /// HMAC-SHA256 of the key's secret, hex.
+        key_hmac: String,
+        /// `instance`, `space` or `group`.
+        level: String,
+        /// The space of a space or group key.
+        space_id: Option<String>,
+        /// The group of a group key.
+        group_id: Option<String>,
+        /// The permission keys it holds.
+        permission_keys: Vec<String>,
+        /// `active` or `revoked` (a deleted key is `revoked`).
+        status: String,
+        /// When it stops working, RFC 3339.
+        expires_at: Option<String>,
+    },
+    /// An admin grant (admin.control_plane).
+    AdminGrant {
+        /// Its ID (`ag_…`).
+        id: String,
+        /// The user it is granted to.
+        user_id: String,
+        /// `instance_super_admin`, `instance_admin`, `space_admin` or `group_admin`.
+        level: String,
+        /// The space of a space or group grant.
+        space_id: Option<String>,
+        /// The group of a group grant.
+        group_id: Option<String>,
+        /// The one permission key it is narrowed to, if any.
+        permission_key: Option<String>,
+        /// `active` or `revoked` (a deleted grant is `revoked`).
+        status: String,
+        /// When it stops, RFC 3339.
+        expires_at: Option<String>,
+    },
+    /// A user session (identity.business), as verifying an access token needs: never the token,
+    /// only its HMAC under the server's session secret.
+    Session {
+        /// Its ID (`sess_…`).
+        id: String,
+        /// The user.
+        user_id: String,
+        /// The binding the session acts through, if one is selected.
+        user_member_id: Option<String>,
+        /// HMAC-SHA256 of the current access token, hex.
+        token_hmac: String,
+        /// `active` or `revoked`.
+        status: String,
+        /// When the access token expires, RFC 3339.
+        expires_at: String,
     },
 }
 

@@ -205,6 +205,29 @@ fn record_write_success() {
     FAULT_ACTIVE.store(false, std::sync::atomic::Ordering::Release);
 }
 
+tokio::task_local! {
+    /// Statements run by the current task, while [`counting_statements`] watches it.
+    static STATEMENTS: std::cell::Cell<u64>;
+}
+
+/// Runs `future` and counts the statements (reads, writes, `BEGIN`) it runs through any
+/// [`Database`] or [`Transaction`] on its own task; work it hands to other tasks (the audit
+/// writer, a commit task) is not counted. Outside such a scope nothing is counted. Tests use it
+/// to prove that a path reads no table.
+pub async fn counting_statements<F: std::future::Future>(future: F) -> (F::Output, u64) {
+    STATEMENTS
+        .scope(std::cell::Cell::new(0), async {
+            let output = future.await;
+            (output, STATEMENTS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Counts one statement for [`counting_statements`].
+fn note_statement() {
+    let _ = STATEMENTS.try_with(|count| count.set(count.get() + 1));
+}
+
 /// Whether a pooled connection of age `age` must be closed instead of reused because of a write
 /// fault: any connection while the fault lasts (no write has succeeded since), and afterwards
 /// those opened before the recovery. The pools' acquire and release hooks ask this.
@@ -478,6 +501,7 @@ impl Database {
 
     /// Runs one statement; returns the number of rows it affected.
     pub async fn execute<S: SqlxBinder>(&self, statement: &S) -> Result<u64, StorageError> {
+        note_statement();
         let (sql, values) = self.dialect().build(statement);
         let done = on_pool!(self, |pool| sqlx::query_with(AssertSqlSafe(sql), values)
             .execute(pool)
@@ -494,6 +518,7 @@ impl Database {
         &self,
         statement: &S,
     ) -> Result<Vec<T>, StorageError> {
+        note_statement();
         let (sql, values) = self.dialect().build(statement);
         let rows = on_pool!(self, |pool| sqlx::query_as_with::<_, T, _>(
             AssertSqlSafe(sql),
@@ -509,6 +534,7 @@ impl Database {
         &self,
         statement: &S,
     ) -> Result<Option<T>, StorageError> {
+        note_statement();
         let (sql, values) = self.dialect().build(statement);
         let row = on_pool!(self, |pool| sqlx::query_as_with::<_, T, _>(
             AssertSqlSafe(sql),
@@ -535,6 +561,7 @@ impl Database {
     /// transaction that reads before it writes can never fail to upgrade its snapshot, and
     /// concurrent writers wait (busy timeout) instead of erroring.
     pub async fn begin(&self) -> Result<Transaction, StorageError> {
+        note_statement();
         Ok(match self {
             Self::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Self::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
@@ -576,6 +603,7 @@ impl Transaction {
 
     /// Runs one statement inside the transaction; returns the number of rows it affected.
     pub async fn execute<S: SqlxBinder>(&mut self, statement: &S) -> Result<u64, StorageError> {
+        note_statement();
         let (sql, values) = self.dialect().build(statement);
         let done = on_tx!(self, |tx| sqlx::query_with(AssertSqlSafe(sql), values)
             .execute(&mut **tx)
@@ -593,6 +621,7 @@ impl Transaction {
         &mut self,
         statement: &S,
     ) -> Result<Vec<T>, StorageError> {
+        note_statement();
         let (sql, values) = self.dialect().build(statement);
         let rows = on_tx!(self, |tx| sqlx::query_as_with::<_, T, _>(
             AssertSqlSafe(sql),
@@ -608,6 +637,7 @@ impl Transaction {
         &mut self,
         statement: &S,
     ) -> Result<Option<T>, StorageError> {
+        note_statement();
         let (sql, values) = self.dialect().build(statement);
         let row = on_tx!(self, |tx| sqlx::query_as_with::<_, T, _>(
             AssertSqlSafe(sql),

@@ -571,6 +571,8 @@ impl Snapshot {
                     );
                 self.member_of_member_role.insert(id, member_id);
             }
+            // Credentials: the control plane and identity follow them, decisions do not.
+            Fact::ApiKey { .. } | Fact::AdminGrant { .. } | Fact::Session { .. } => {}
         }
     }
 
