@@ -59,6 +59,13 @@ pub trait EventPublisher: Send + Sync {
     /// receiver may lag and lose events): when the publisher's call returns, the observer has
     /// seen the event. Observers must be quick and must not block or publish.
     fn observe(&self, observer: EventObserver);
+    /// Whether an event named `name` published now would reach anyone (a subscriber or an
+    /// observer), so that a publisher of frequent events can skip building ones nobody receives.
+    /// A publisher that cannot tell says `true` (the default).
+    fn has_listeners(&self, name: &str) -> bool {
+        let _ = name;
+        true
+    }
 }
 
 /// A synchronous observer of every published event (see [`EventPublisher::observe`]).

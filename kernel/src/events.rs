@@ -83,6 +83,16 @@ impl EventPublisher for EventBus {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(observer);
     }
+
+    /// The bus does not route by name: anyone subscribed or observing receives every event.
+    fn has_listeners(&self, _name: &str) -> bool {
+        self.sender.receiver_count() > 0
+            || !self
+                .observers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +116,17 @@ mod tests {
             assert_eq!(seen.lock().unwrap().len(), i + 1);
         }
         assert_eq!(*seen.lock().unwrap(), ["test.0", "test.1", "test.2"]);
+    }
+
+    #[test]
+    fn the_bus_has_listeners_only_while_someone_subscribes_or_observes() {
+        let bus = EventBus::new(4);
+        assert!(!bus.has_listeners("audit.event_recorded"));
+        let receiver = bus.subscribe();
+        assert!(bus.has_listeners("audit.event_recorded"));
+        drop(receiver);
+        assert!(!bus.has_listeners("audit.event_recorded"));
+        bus.observe(Arc::new(|_: &Event| {}));
+        assert!(bus.has_listeners("audit.event_recorded"));
     }
 }

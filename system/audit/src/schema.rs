@@ -33,6 +33,7 @@ pub const AUDIT_LOGS: Table = Table {
         Column::required("redaction_version", ColumnType::BigInt),
         Column::required("created_at", ColumnType::Timestamp),
         Column::required("redactions", ColumnType::Json),
+        Column::optional("content_hash", ColumnType::Text),
     ],
     indexes: &[
         Index::unique("sys_audit_audit_logs_seq", &["seq"]),

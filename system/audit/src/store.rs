@@ -2,18 +2,18 @@
 //! and cursors, and walking the chain to verify it.
 
 use plystra_contracts::services::AuditRecord;
-use plystra_contracts::storage::sea_query::Value as SqlValue;
 use plystra_contracts::storage::sea_query::{
     Alias, Expr, ExprTrait, Func, Order, Query, SelectStatement,
 };
 use plystra_contracts::storage::sqlx::types::Json;
+use plystra_contracts::storage::sqlx::{self, AssertSqlSafe};
 use plystra_contracts::storage::{Database, StorageError, Transaction};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
-use crate::chain::{GENESIS, entry_hash};
+use crate::chain::{ContentField, GENESIS, content_hash, legacy_entry_hash, link_hash};
 use crate::redaction::{REDACTION_VERSION, RedactionPolicy};
 
 /// The audit log table.
@@ -21,7 +21,7 @@ pub const TABLE: &str = "sys_audit_audit_logs";
 /// The chain head table.
 pub const HEAD: &str = "sys_audit_chain_head";
 
-const COLUMNS: [&str; 21] = [
+const COLUMNS: [&str; 22] = [
     "id",
     "seq",
     "event_type",
@@ -43,6 +43,7 @@ const COLUMNS: [&str; 21] = [
     "redaction_version",
     "created_at",
     "redactions",
+    "content_hash",
 ];
 
 /// Timestamps are stored and hashed with microsecond precision, in UTC.
@@ -94,6 +95,9 @@ pub struct AuditEntry {
     pub created_at: OffsetDateTime,
     /// Paths redaction changed.
     pub redactions: Vec<String>,
+    /// SHA-256 of the record's content (see `chain`); `None` on records written before
+    /// migration 0040, which the legacy rule covers.
+    pub content_hash: Option<String>,
 }
 
 // Decodes a row of [`TABLE`] on either backend.
@@ -123,6 +127,7 @@ plystra_contracts::from_rows!(AuditEntry, |row| {
         redaction_version: row.try_get("redaction_version")?,
         created_at: row.try_get("created_at")?,
         redactions: serde_json::from_value(redactions.0).unwrap_or_default(),
+        content_hash: row.try_get("content_hash")?,
     })
 });
 
@@ -134,7 +139,8 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
 }
 
 impl AuditEntry {
-    /// The JSON the hash covers: every stored field but `entry_hash`.
+    /// The JSON the legacy rule covers: every stored field but `entry_hash` (and `content_hash`,
+    /// which legacy records do not have).
     pub fn hashed_body(&self) -> Value {
         json!({
             "id": self.id,
@@ -159,56 +165,232 @@ impl AuditEntry {
             "redactions": self.redactions,
         })
     }
+
+    /// The content hash of the record as stored (see `chain`): what its `content_hash` must be.
+    pub fn computed_content_hash(&self) -> String {
+        content_hash_of(&Content {
+            id: &self.id,
+            event_type: &self.event_type,
+            request_id: self.request_id.as_deref(),
+            space_id: self.space_id.as_deref(),
+            actor_user_id: self.actor_user_id.as_deref(),
+            actor_member_id: self.actor_member_id.as_deref(),
+            actor_user_member_id: self.actor_user_member_id.as_deref(),
+            action: &self.action,
+            resource_type: self.resource_type.as_deref(),
+            resource_id: self.resource_id.as_deref(),
+            decision: &self.decision,
+            deny_code: self.deny_code.as_deref(),
+            ip_address: self.ip_address.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            trace: &self.trace,
+            redaction_version: self.redaction_version,
+            created_at: &format_timestamp(self.created_at),
+            redactions: &self.redactions,
+        })
+    }
 }
 
-/// A record redacted and stamped, waiting for its place in the chain.
+/// The fields the content hash covers, borrowed.
+struct Content<'a> {
+    id: &'a str,
+    event_type: &'a str,
+    request_id: Option<&'a str>,
+    space_id: Option<&'a str>,
+    actor_user_id: Option<&'a str>,
+    actor_member_id: Option<&'a str>,
+    actor_user_member_id: Option<&'a str>,
+    action: &'a str,
+    resource_type: Option<&'a str>,
+    resource_id: Option<&'a str>,
+    decision: &'a str,
+    deny_code: Option<&'a str>,
+    ip_address: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    trace: &'a Value,
+    redaction_version: i64,
+    created_at: &'a str,
+    redactions: &'a [String],
+}
+
+/// The one definition of which fields the content hash covers, under which names.
+fn content_hash_of(c: &Content<'_>) -> String {
+    use ContentField::{Integer, Json, Text, TextList};
+    content_hash(&mut [
+        ("id", Text(Some(c.id))),
+        ("event_type", Text(Some(c.event_type))),
+        ("request_id", Text(c.request_id)),
+        ("space_id", Text(c.space_id)),
+        ("actor_user_id", Text(c.actor_user_id)),
+        ("actor_member_id", Text(c.actor_member_id)),
+        ("actor_user_member_id", Text(c.actor_user_member_id)),
+        ("action", Text(Some(c.action))),
+        ("resource_type", Text(c.resource_type)),
+        ("resource_id", Text(c.resource_id)),
+        ("decision", Text(Some(c.decision))),
+        ("deny_code", Text(c.deny_code)),
+        ("ip_address", Text(c.ip_address)),
+        ("user_agent", Text(c.user_agent)),
+        ("trace", Json(c.trace)),
+        ("redaction_version", Integer(c.redaction_version)),
+        ("created_at", Text(Some(c.created_at))),
+        ("redactions", TextList(c.redactions)),
+    ])
+}
+
+/// A record redacted, stamped, serialized and content-hashed on the caller's task, waiting for
+/// its place in the chain: the writer only numbers, links and binds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
-    entry: AuditEntry,
+    id: String,
+    event_type: String,
+    request_id: Option<String>,
+    space_id: Option<String>,
+    actor_user_id: Option<String>,
+    actor_member_id: Option<String>,
+    actor_user_member_id: Option<String>,
+    action: String,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    decision: String,
+    deny_code: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    /// The redacted trace as JSON text.
+    trace: String,
+    redaction_version: i64,
+    created_at: OffsetDateTime,
+    /// The changed paths as a JSON array.
+    redactions: String,
+    content_hash: String,
 }
 
 impl Prepared {
     /// The ID the record will have.
     pub fn id(&self) -> &str {
-        &self.entry.id
+        &self.id
+    }
+
+    /// The content hash the record will store.
+    pub fn content_hash(&self) -> &str {
+        &self.content_hash
     }
 }
 
-/// Redacts and stamps a record. Nothing is written.
+/// Redacts, stamps, serializes and content-hashes a record. Nothing is written.
+///
+/// The trace is redacted in place and hashed as it is: no text round trip is needed for it to
+/// hash as it reads back. Without `arbitrary_precision` a `serde_json::Value` holds `u64`, `i64`
+/// and finite `f64` numbers; serde_json writes floats in their shortest round-trip form and, with
+/// the `float_roundtrip` feature this crate enables, parses them back to the same bits; strings
+/// and keys are escaped and unescaped losslessly; maps hold each key once. What PostgreSQL's
+/// JSONB changes (member order, whitespace, number notation, `-0`) the content hash's canonical
+/// form ignores (see `chain`). `tests/values.rs` stores awkward values on both backends.
 pub fn prepare(policy: &RedactionPolicy, record: AuditRecord) -> Prepared {
-    let redacted = policy.redact(&record.trace);
-    // Round-trip through text so the value hashes exactly as it will read back.
-    let trace = serde_json::from_str(&redacted.value.to_string()).unwrap_or(Value::Null);
+    let redacted = policy.redact_owned(record.trace);
+    let trace = redacted.value;
+    let id = plystra_contracts::ids::generate("audit_");
+    let request_id = Some(record.request_id).filter(|r| !r.is_empty());
+    let decision = record.decision.unwrap_or_else(|| "allow".to_owned());
+    let ip_address = policy.column("ip_address", record.ip_address);
+    let user_agent = policy.column("user_agent", record.user_agent);
+    let created_at = plystra_contracts::storage::now();
+    let content_hash = content_hash_of(&Content {
+        id: &id,
+        event_type: &record.event_type,
+        request_id: request_id.as_deref(),
+        space_id: record.space_id.as_deref(),
+        actor_user_id: record.actor_user_id.as_deref(),
+        actor_member_id: record.actor_member_id.as_deref(),
+        actor_user_member_id: record.actor_user_member_id.as_deref(),
+        action: &record.action,
+        resource_type: record.resource_type.as_deref(),
+        resource_id: record.resource_id.as_deref(),
+        decision: &decision,
+        deny_code: record.deny_code.as_deref(),
+        ip_address: ip_address.as_deref(),
+        user_agent: user_agent.as_deref(),
+        trace: &trace,
+        redaction_version: REDACTION_VERSION,
+        created_at: &format_timestamp(created_at),
+        redactions: &redacted.redactions,
+    });
     Prepared {
-        entry: AuditEntry {
-            id: plystra_contracts::ids::generate("audit_"),
-            seq: 0,
-            event_type: record.event_type,
-            request_id: Some(record.request_id).filter(|r| !r.is_empty()),
-            space_id: record.space_id,
-            actor_user_id: record.actor_user_id,
-            actor_member_id: record.actor_member_id,
-            actor_user_member_id: record.actor_user_member_id,
-            action: record.action,
-            resource_type: record.resource_type,
-            resource_id: record.resource_id,
-            decision: record.decision.unwrap_or_else(|| "allow".to_owned()),
-            deny_code: record.deny_code,
-            ip_address: policy.column("ip_address", record.ip_address),
-            user_agent: policy.column("user_agent", record.user_agent),
-            trace,
-            prev_hash: String::new(),
-            entry_hash: String::new(),
-            redaction_version: REDACTION_VERSION,
-            created_at: plystra_contracts::storage::now(),
-            redactions: redacted.redactions,
-        },
+        id,
+        event_type: record.event_type,
+        request_id,
+        space_id: record.space_id,
+        actor_user_id: record.actor_user_id,
+        actor_member_id: record.actor_member_id,
+        actor_user_member_id: record.actor_user_member_id,
+        action: record.action,
+        resource_type: record.resource_type,
+        resource_id: record.resource_id,
+        decision,
+        deny_code: record.deny_code,
+        ip_address,
+        user_agent,
+        trace: trace.to_string(),
+        redaction_version: REDACTION_VERSION,
+        created_at,
+        redactions: Value::from(redacted.redactions).to_string(),
+        content_hash,
     }
+}
+
+/// SQLite: the rows go in `SQLITE_CHUNK` at a time through one multi-row INSERT of constant text
+/// (so sqlx prepares it once per connection and caches it), and the rest one by one through the
+/// single-row INSERT: fewer round trips to sqlx's SQLite worker thread than one INSERT per row
+/// (which measured slower, see BENCHMARKS.md), while one statement for the whole batch would have
+/// a different text, to prepare again, for every batch size.
+const SQLITE_CHUNK: usize = 32;
+
+/// The INSERT of `rows` rows on SQLite.
+fn sqlite_insert(rows: usize) -> String {
+    let row = format!("({})", ["?"; 22].join(", "));
+    format!(
+        "INSERT INTO sys_audit_audit_logs (id, seq, event_type, request_id, space_id, \
+         actor_user_id, actor_member_id, actor_user_member_id, action, resource_type, \
+         resource_id, decision, deny_code, ip_address, user_agent, trace, prev_hash, entry_hash, \
+         redaction_version, created_at, redactions, content_hash) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// PostgreSQL: the whole batch in one statement of constant text, one array per column, so the
+/// statement is prepared once per connection and a batch binds 22 parameters, not 22 per row.
+const POSTGRES_INSERT: &str = "INSERT INTO sys_audit_audit_logs (id, seq, event_type, \
+    request_id, space_id, actor_user_id, actor_member_id, actor_user_member_id, action, \
+    resource_type, resource_id, decision, deny_code, ip_address, user_agent, trace, prev_hash, \
+    entry_hash, redaction_version, created_at, redactions, content_hash) \
+    SELECT id, seq, event_type, request_id, space_id, actor_user_id, actor_member_id, \
+    actor_user_member_id, action, resource_type, resource_id, decision, deny_code, ip_address, \
+    user_agent, trace::jsonb, prev_hash, entry_hash, redaction_version, created_at, \
+    redactions::jsonb, content_hash \
+    FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[], \
+    $20::timestamptz[], $21::text[], $22::text[]) \
+    AS batch(id, seq, event_type, request_id, space_id, actor_user_id, actor_member_id, \
+    actor_user_member_id, action, resource_type, resource_id, decision, deny_code, ip_address, \
+    user_agent, trace, prev_hash, entry_hash, redaction_version, created_at, redactions, \
+    content_hash)";
+
+/// A prepared record with its place in the chain.
+struct Linked {
+    record: Prepared,
+    seq: i64,
+    prev_hash: String,
+    entry_hash: String,
 }
 
 /// Appends `records` to the chain inside `tx`. Updating the head row first takes the chain lock
 /// (a row lock on PostgreSQL, the write lock on SQLite) until `tx` ends, so concurrent appenders,
 /// in this process or another, take turns and the chain never forks.
+///
+/// Under the lock only the links are computed (`chain::link_hash` of each record's content hash,
+/// which its producer computed); the rows go in with one array-bound statement on PostgreSQL and
+/// one cached single-row statement per record on SQLite.
 pub async fn append(
     tx: &mut Transaction,
     records: Vec<Prepared>,
@@ -229,47 +411,23 @@ pub async fn append(
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    // One multi-row INSERT per call: a batch costs one round trip, not one per record.
     let mut ids = Vec::with_capacity(records.len());
-    let mut insert = Query::insert();
-    insert
-        .into_table(Alias::new(TABLE))
-        .columns(COLUMNS.iter().map(|c| Alias::new(*c)));
-    for Prepared { mut entry } in records {
+    let mut linked = Vec::with_capacity(records.len());
+    for record in records {
         seq += 1;
-        entry.seq = seq;
-        entry.prev_hash = prev;
-        entry.entry_hash = entry_hash(&entry.prev_hash, &entry.hashed_body());
-        insert.values_panic(
-            [
-                SqlValue::from(entry.id.clone()),
-                SqlValue::from(entry.seq),
-                SqlValue::from(entry.event_type),
-                SqlValue::from(entry.request_id),
-                SqlValue::from(entry.space_id),
-                SqlValue::from(entry.actor_user_id),
-                SqlValue::from(entry.actor_member_id),
-                SqlValue::from(entry.actor_user_member_id),
-                SqlValue::from(entry.action),
-                SqlValue::from(entry.resource_type),
-                SqlValue::from(entry.resource_id),
-                SqlValue::from(entry.decision),
-                SqlValue::from(entry.deny_code),
-                SqlValue::from(entry.ip_address),
-                SqlValue::from(entry.user_agent),
-                SqlValue::from(entry.trace),
-                SqlValue::from(entry.prev_hash),
-                SqlValue::from(entry.entry_hash.clone()),
-                SqlValue::from(entry.redaction_version),
-                SqlValue::from(entry.created_at),
-                SqlValue::from(Value::from(entry.redactions)),
-            ]
-            .map(Expr::val),
-        );
-        prev = entry.entry_hash;
-        ids.push(entry.id);
+        let entry_hash = link_hash(&prev, seq, &record.content_hash);
+        ids.push(record.id.clone());
+        linked.push(Linked {
+            record,
+            seq,
+            prev_hash: std::mem::replace(&mut prev, entry_hash.clone()),
+            entry_hash,
+        });
     }
-    tx.execute(&insert).await?;
+    match tx {
+        Transaction::Sqlite(conn) => insert_sqlite(conn, linked).await?,
+        Transaction::Postgres(conn) => insert_postgres(conn, linked).await?,
+    }
     let mut advance = Query::update();
     advance
         .table(Alias::new(HEAD))
@@ -280,6 +438,127 @@ pub async fn append(
         .and_where(Expr::col(Alias::new("id")).eq(1));
     tx.execute(&advance).await?;
     Ok(ids)
+}
+
+/// The single-row and the `SQLITE_CHUNK`-row SQLite INSERTs, built once.
+fn sqlite_statements() -> &'static (String, String) {
+    static STATEMENTS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    STATEMENTS.get_or_init(|| (sqlite_insert(1), sqlite_insert(SQLITE_CHUNK)))
+}
+
+async fn insert_sqlite(
+    conn: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    rows: Vec<Linked>,
+) -> Result<(), StorageError> {
+    let (single, chunk) = sqlite_statements();
+    let mut rows = rows.into_iter();
+    loop {
+        let (sql, take) = match rows.len() {
+            0 => return Ok(()),
+            n if n >= SQLITE_CHUNK => (chunk.as_str(), SQLITE_CHUNK),
+            _ => (single.as_str(), 1),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for row in rows.by_ref().take(take) {
+            let r = row.record;
+            query = query
+                .bind(r.id)
+                .bind(row.seq)
+                .bind(r.event_type)
+                .bind(r.request_id)
+                .bind(r.space_id)
+                .bind(r.actor_user_id)
+                .bind(r.actor_member_id)
+                .bind(r.actor_user_member_id)
+                .bind(r.action)
+                .bind(r.resource_type)
+                .bind(r.resource_id)
+                .bind(r.decision)
+                .bind(r.deny_code)
+                .bind(r.ip_address)
+                .bind(r.user_agent)
+                .bind(r.trace)
+                .bind(row.prev_hash)
+                .bind(row.entry_hash)
+                .bind(r.redaction_version)
+                .bind(r.created_at)
+                .bind(r.redactions)
+                .bind(r.content_hash);
+        }
+        query.execute(&mut **conn).await?;
+    }
+}
+
+async fn insert_postgres(
+    conn: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: Vec<Linked>,
+) -> Result<(), StorageError> {
+    let n = rows.len();
+    let texts = || Vec::<String>::with_capacity(n);
+    let optionals = || Vec::<Option<String>>::with_capacity(n);
+    let (mut id, mut event_type, mut action, mut decision, mut trace) =
+        (texts(), texts(), texts(), texts(), texts());
+    let (mut prev_hash, mut entry_hash, mut redactions, mut content_hash) =
+        (texts(), texts(), texts(), texts());
+    let (mut request_id, mut space_id, mut actor_user_id, mut actor_member_id) =
+        (optionals(), optionals(), optionals(), optionals());
+    let (mut actor_user_member_id, mut resource_type, mut resource_id) =
+        (optionals(), optionals(), optionals());
+    let (mut deny_code, mut ip_address, mut user_agent) = (optionals(), optionals(), optionals());
+    let mut seq = Vec::with_capacity(n);
+    let mut redaction_version = Vec::with_capacity(n);
+    let mut created_at = Vec::with_capacity(n);
+    for row in rows {
+        let r = row.record;
+        id.push(r.id);
+        seq.push(row.seq);
+        event_type.push(r.event_type);
+        request_id.push(r.request_id);
+        space_id.push(r.space_id);
+        actor_user_id.push(r.actor_user_id);
+        actor_member_id.push(r.actor_member_id);
+        actor_user_member_id.push(r.actor_user_member_id);
+        action.push(r.action);
+        resource_type.push(r.resource_type);
+        resource_id.push(r.resource_id);
+        decision.push(r.decision);
+        deny_code.push(r.deny_code);
+        ip_address.push(r.ip_address);
+        user_agent.push(r.user_agent);
+        trace.push(r.trace);
+        prev_hash.push(row.prev_hash);
+        entry_hash.push(row.entry_hash);
+        redaction_version.push(r.redaction_version);
+        created_at.push(r.created_at);
+        redactions.push(r.redactions);
+        content_hash.push(r.content_hash);
+    }
+    sqlx::query(AssertSqlSafe(POSTGRES_INSERT))
+        .bind(id)
+        .bind(seq)
+        .bind(event_type)
+        .bind(request_id)
+        .bind(space_id)
+        .bind(actor_user_id)
+        .bind(actor_member_id)
+        .bind(actor_user_member_id)
+        .bind(action)
+        .bind(resource_type)
+        .bind(resource_id)
+        .bind(decision)
+        .bind(deny_code)
+        .bind(ip_address)
+        .bind(user_agent)
+        .bind(trace)
+        .bind(prev_hash)
+        .bind(entry_hash)
+        .bind(redaction_version)
+        .bind(created_at)
+        .bind(redactions)
+        .bind(content_hash)
+        .execute(&mut **conn)
+        .await?;
+    Ok(())
 }
 
 /// Filters for listing records; every field narrows the result.
@@ -362,6 +641,25 @@ async fn highest_seq(db: &Database) -> Result<Option<i64>, StorageError> {
         .and_then(|(seq,)| seq))
 }
 
+/// Why `entry`'s hashes do not match its fields, if they do not. A record with a `content_hash`
+/// (the current rule) must carry the content hash of its fields and the link of its `prev_hash`,
+/// `seq` and that content hash; one without (written before migration 0040) the legacy hash.
+fn altered(entry: &AuditEntry) -> Option<&'static str> {
+    match &entry.content_hash {
+        Some(stored) => {
+            if entry.computed_content_hash() != *stored {
+                Some("content_hash does not match the record's content: it was altered")
+            } else if link_hash(&entry.prev_hash, entry.seq, stored) != entry.entry_hash {
+                Some("entry_hash does not match the record's link: it was altered")
+            } else {
+                None
+            }
+        }
+        None => (legacy_entry_hash(&entry.prev_hash, &entry.hashed_body()) != entry.entry_hash)
+            .then_some("entry_hash does not match the record's content: it was altered"),
+    }
+}
+
 /// Walks the chain in `seq` order, in pages, recomputing every hash and link, up to the chain
 /// head read first. Every record up to that head committed in the same transaction as it, so the
 /// walk sees the chain exactly as it was when verification started, on either backend and
@@ -402,10 +700,8 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
                 ))
             } else if entry.prev_hash != expected_prev {
                 broken("prev_hash does not match the previous record's entry_hash".to_owned())
-            } else if entry_hash(&entry.prev_hash, &entry.hashed_body()) != entry.entry_hash {
-                broken("entry_hash does not match the record's content: it was altered".to_owned())
             } else {
-                None
+                altered(entry).map(|reason| (entry.seq, entry.id.clone(), reason.to_owned()))
             };
             if problem.is_some() {
                 return Ok(Verification {

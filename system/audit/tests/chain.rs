@@ -1,6 +1,6 @@
 //! The chain under concurrency and at shutdown, on the selected backend: group-committed and
-//! in-transaction appends interleave without forking the chain, and a shutdown commits everything
-//! queued before it returns.
+//! in-transaction appends interleave without forking the chain, a shutdown commits everything
+//! queued before it returns, and committed records are announced only to listeners.
 
 use std::sync::Arc;
 
@@ -156,4 +156,50 @@ async fn each_committed_record_is_announced() {
     );
     assert_eq!(event.payload["audit_log_id"], id.as_str());
     service.shutdown().await;
+}
+
+/// A publisher that reports whether it has listeners as told and counts what it is given.
+struct CountingPublisher {
+    listening: bool,
+    published: std::sync::atomic::AtomicUsize,
+}
+
+impl plystra_contracts::events::EventPublisher for CountingPublisher {
+    fn publish(&self, _event: plystra_contracts::events::Event) {
+        self.published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<plystra_contracts::events::Event> {
+        tokio::sync::broadcast::channel(1).1
+    }
+    fn observe(&self, _observer: plystra_contracts::events::EventObserver) {}
+    fn has_listeners(&self, name: &str) -> bool {
+        assert_eq!(name, "audit.event_recorded");
+        self.listening
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_is_published_while_nobody_listens() {
+    let Some(t) = migrated().await else { return };
+    for listening in [false, true] {
+        let publisher = Arc::new(CountingPublisher {
+            listening,
+            published: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let service =
+            AuditService::start_with_events(t.db.clone(), settings(), Some(publisher.clone()));
+        for i in 0..3 {
+            service.record(record(i)).await.unwrap();
+        }
+        service.shutdown().await;
+        let published = publisher
+            .published
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            published,
+            if listening { 3 } else { 0 },
+            "listening: {listening}"
+        );
+    }
 }
