@@ -2089,3 +2089,355 @@ async fn production_without_a_session_secret_keeps_identity_up_with_sessions_off
         "{body}"
     );
 }
+
+/// Whether `Protect` admits the session `token`: a live session gets past authentication to the
+/// admin check of `GET /api/v1/users` (403: it holds no admin grant), and that route's handler
+/// never looks at the session itself; any other token is refused by `Protect` (401).
+async fn admitted(cli: &Client, token: &str) -> bool {
+    let (status, body) = send(cli, Auth::Bearer(token), "GET", "/api/v1/users", None).await;
+    match (status, code(&body)) {
+        (StatusCode::FORBIDDEN, "ADMIN_PERMISSION_REQUIRED") => true,
+        (StatusCode::UNAUTHORIZED, "AUTHENTICATION_REQUIRED") => false,
+        _ => panic!("GET /api/v1/users as a session: {status}: {body}"),
+    }
+}
+
+/// Sends an unauthenticated session call and returns its status, body and the change-feed
+/// revision its answer carries.
+async fn session_call(
+    cli: &Client,
+    path: &str,
+    bearer: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value, u64) {
+    let mut req = cli.post(path).body_json(&body);
+    if let Some(token) = bearer {
+        req = req.header("Authorization", format!("Bearer {token}"));
+    }
+    let resp = req.send().await;
+    let status = resp.0.status();
+    let revision = resp
+        .0
+        .headers()
+        .get(plystra_contracts::feed::REVISION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let text = resp.0.into_body().into_string().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {status}: {text}"));
+    (status, body, revision)
+}
+
+fn tokens(body: &Value) -> (String, String) {
+    (
+        body["data"]["access_token"].as_str().unwrap().to_owned(),
+        body["data"]["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_logout_is_refused_on_the_very_next_request_of_the_same_process() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    // Each session write commits its fact through the feed: its answer names a newer revision.
+    let login = json!({"email": "bob@example.com", "password": PASSWORD});
+    let (status, body, logged_in_at) =
+        session_call(&cli, "/api/v1/auth/login", None, login.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(logged_in_at > 0, "a login commits the session's fact");
+    let (by_bearer, _) = tokens(&body);
+    let (_, body, _) = session_call(&cli, "/api/v1/auth/login", None, login).await;
+    let (by_refresh, refresh) = tokens(&body);
+    assert!(admitted(&cli, &by_bearer).await);
+    assert!(admitted(&cli, &by_refresh).await);
+
+    let (status, out, logged_out_at) =
+        session_call(&cli, "/api/v1/auth/logout", Some(&by_bearer), json!({})).await;
+    assert_eq!(
+        (status, &out["data"]["logged_out"]),
+        (StatusCode::OK, &json!(true)),
+        "{out}"
+    );
+    assert!(
+        logged_out_at > logged_in_at,
+        "{logged_out_at} after {logged_in_at}"
+    );
+    assert!(
+        !admitted(&cli, &by_bearer).await,
+        "a logged-out session is refused at once"
+    );
+    assert!(
+        admitted(&cli, &by_refresh).await,
+        "another session of the user lives on"
+    );
+
+    let (_, out, _) = session_call(
+        &cli,
+        "/api/v1/auth/logout",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(out["data"]["logged_out"], true, "{out}");
+    assert!(!admitted(&cli, &by_refresh).await);
+    // Ending it again changes nothing and commits nothing.
+    let (status, out, revision) = session_call(
+        &cli,
+        "/api/v1/auth/logout",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(
+        (status, &out["data"]["logged_out"]),
+        (StatusCode::OK, &json!(false))
+    );
+    assert_eq!(revision, 0, "nothing changed, so no revision");
+}
+
+#[tokio::test]
+async fn a_refresh_fails_the_old_access_token_on_the_next_request_and_the_new_one_works() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (access, refresh) = tokens(&body);
+    assert!(admitted(&cli, &access).await);
+    let (status, rotated, revision) = session_call(
+        &cli,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert!(revision > 0, "a refresh commits the session's fact");
+    let (access2, refresh2) = tokens(&rotated);
+    assert!(
+        !admitted(&cli, &access).await,
+        "the old access token is dead at once"
+    );
+    assert!(admitted(&cli, &access2).await);
+    // Again: the second rotation also retires the first rotated token.
+    let (_, rotated, _) = session_call(
+        &cli,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh2}),
+    )
+    .await;
+    let (access3, _) = tokens(&rotated);
+    assert!(!admitted(&cli, &access2).await);
+    assert!(admitted(&cli, &access3).await);
+    // Switching the acting binding keeps the session (its fact carries the new binding).
+    let (status, body) = send(
+        &cli,
+        Auth::Bearer(&access3),
+        "POST",
+        "/api/v1/actor/switch-member",
+        Some(json!({"user_member_id": "um_alice_finance_reviewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(admitted(&cli, &access3).await);
+}
+
+#[tokio::test]
+async fn disabling_the_user_or_changing_the_password_refuses_the_session_on_the_next_request() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (alice, _) = tokens(&body);
+    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (bob, _) = tokens(&body);
+    assert!(admitted(&cli, &alice).await && admitted(&cli, &bob).await);
+
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_alice/disable",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        !admitted(&cli, &alice).await,
+        "a disabled user's session is refused at once"
+    );
+    assert!(admitted(&cli, &bob).await);
+    // Restoring the user does not bring the ended session back.
+    expect(
+        &cli,
+        "POST",
+        "/api/v1/users/user_alice/restore",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(!admitted(&cli, &alice).await);
+
+    // A new password ends the sessions of a user who stays active: only the sessions' own facts
+    // can refuse them.
+    expect(
+        &cli,
+        "PATCH",
+        "/api/v1/users/user_bob",
+        Some(json!({"password": "a brand new passphrase"})),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        !admitted(&cli, &bob).await,
+        "a password change ends the session at once"
+    );
+}
+
+#[tokio::test]
+async fn a_live_session_is_verified_from_memory_without_reading_its_row() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&cli).await;
+    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (access, _) = tokens(&body);
+    // Remove every session row behind the feed's back (no write does this): a verifier that
+    // read the table would refuse the token now.
+    let mut remove = Query::delete();
+    remove.from_table(Alias::new("sys_identity_sessions"));
+    assert_eq!(database.db.execute(&remove).await.unwrap(), 1);
+    assert!(
+        admitted(&cli, &access).await,
+        "verified from the session table in memory"
+    );
+    // A token the table does not know is still judged by the database (which knows none).
+    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (alice, _) = tokens(&body);
+    assert!(admitted(&cli, &alice).await);
+    assert!(!admitted(&cli, "ply_at_not-a-token-anyone-issued").await);
+}
+
+#[tokio::test]
+async fn a_session_committed_by_another_process_verifies_before_its_fact_arrives_and_nothing_is_cached()
+ {
+    // The first process reads the feed only at start (PostgreSQL may still wake it early).
+    let slow = [
+        ("PLYSTRA_FEED_POLL_INTERVAL_MS", "600000"),
+        ("PLYSTRA_FEED_STALENESS_MS", "600000"),
+    ];
+    let Some((database, first)) = app(&slow).await else {
+        return;
+    };
+    finance_reviewer(&first).await;
+    let second = boot_on(&database, &[]).await;
+    let (_, body) = login(&second, "bob@example.com", PASSWORD).await;
+    let (access, _) = tokens(&body);
+    // The first process has not applied the login on SQLite: it asks the database.
+    assert!(admitted(&first, &access).await);
+    let (_, out, logged_out_at) =
+        session_call(&second, "/api/v1/auth/logout", Some(&access), json!({})).await;
+    assert_eq!(out["data"]["logged_out"], true, "{out}");
+    assert!(!admitted(&second, &access).await);
+    if database.db.dialect() == plystra_contracts::storage::Dialect::Sqlite {
+        // The first process has applied neither change (it read the feed only at start), so it
+        // asks the database again, which says the session ended: nothing it read was kept.
+        assert!(!admitted(&first, &access).await);
+    } else {
+        // A notification may have brought the login's fact to the first process: the logout's
+        // follows within the bound.
+        let logged_out = std::time::Instant::now();
+        while admitted(&first, &access).await {
+            assert!(
+                logged_out.elapsed() < plystra_contracts::feed::DEFAULT_STALENESS_BOUND,
+                "a logout elsewhere was not honoured within the staleness bound"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // Once the first process has applied the logout's revision, it refuses from memory too.
+    let resp = first
+        .get("/api/v1/users")
+        .header("X-Plystra-API-Key", KEY)
+        .header(
+            plystra_contracts::feed::AT_LEAST_REVISION_HEADER,
+            logged_out_at.to_string(),
+        )
+        .send()
+        .await;
+    assert_eq!(resp.0.status(), StatusCode::OK);
+    assert!(!admitted(&first, &access).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_answer_503_never_an_allow_while_the_facts_are_not_current() {
+    use std::time::{Duration, Instant};
+    let Some((database, writer)) = app(&[]).await else {
+        return;
+    };
+    finance_reviewer(&writer).await;
+    let (_, body) = login(&writer, "bob@example.com", PASSWORD).await;
+    let (access, _) = tokens(&body);
+    // The process under test only verifies, under a short staleness bound.
+    let cli = boot_on(&database, &[("PLYSTRA_FEED_STALENESS_MS", "1000")]).await;
+    assert!(admitted(&cli, &access).await);
+    // A change this process cannot read: it cannot confirm its facts are current any more.
+    let mut tx = database.db.begin().await.unwrap();
+    let revision = plystra_contracts::feed::append(&mut tx, &[]).await.unwrap();
+    let mut damage = Query::update();
+    damage
+        .table(Alias::new(plystra_contracts::feed::CHANGES))
+        .value(Alias::new("facts"), r#"[{"kind":"from_the_future"}]"#)
+        .and_where(Expr::col(Alias::new("revision")).eq(revision as i64));
+    tx.execute(&damage).await.unwrap();
+    tx.commit().await.unwrap();
+    let damaged_at = Instant::now();
+    loop {
+        let (status, body) = send(&cli, Auth::Bearer(&access), "GET", "/api/v1/users", None).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Refused by the session verifier itself, before anything else judged the request.
+            assert_eq!(code(&body), "FACTS_NOT_CURRENT", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("cannot verify the session")
+                    && message.contains("cannot confirm its facts are current"),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "ADMIN_PERMISSION_REQUIRED"),
+            "until the bound passes the session is admitted as before"
+        );
+        assert!(
+            damaged_at.elapsed() < Duration::from_secs(10),
+            "sessions were admitted long past the staleness bound"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Repaired, the process follows the feed again and admits the session.
+    let mut repair = Query::update();
+    repair
+        .table(Alias::new(plystra_contracts::feed::CHANGES))
+        .value(Alias::new("facts"), "[]")
+        .and_where(Expr::col(Alias::new("revision")).eq(revision as i64));
+    database.db.execute(&repair).await.unwrap();
+    let repaired_at = Instant::now();
+    while !matches!(
+        send(&cli, Auth::Bearer(&access), "GET", "/api/v1/users", None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    ) {
+        assert!(
+            repaired_at.elapsed() < Duration::from_secs(10),
+            "never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(admitted(&cli, &access).await);
+}

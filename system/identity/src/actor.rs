@@ -213,7 +213,15 @@ impl ActorApi {
                 .with_detail("id", named)
             });
         };
-        self.ctx.sessions.switch(&session.id, &target.id).await?;
+        let mut tx = self.ctx.begin().await?;
+        let facts = self
+            .ctx
+            .sessions
+            .switch_in(&mut tx, &session.id, &target.id)
+            .await?
+            .into_iter()
+            .collect();
+        self.ctx.commit_facts(tx, Vec::new(), facts).await?;
         let ctx = context(&self.ctx.db, &session.user_id, Some(&target.id)).await?;
         Ok(Json(Envelope::new(ctx)))
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
+use plystra_contracts::facts::Fact;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
@@ -251,19 +252,19 @@ impl AuthApi {
         user_id: &str,
         preferred: Option<String>,
     ) -> Result<Issued, ApiError> {
-        let issued = self.session_in(&mut tx, req, user_id, preferred).await?;
-        tx.commit().await?;
+        let (issued, fact) = self.session_in(&mut tx, req, user_id, preferred).await?;
+        self.ctx.commit_facts(tx, Vec::new(), vec![fact]).await?;
         Ok(issued)
     }
 
-    /// Creates a session inside `tx`, which the caller commits.
+    /// Creates a session inside `tx`, which the caller commits with the session's fact.
     async fn session_in(
         &self,
         tx: &mut plystra_contracts::storage::Transaction,
         req: &poem::Request,
         user_id: &str,
         preferred: Option<String>,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<(Issued, Fact), ApiError> {
         self.ctx
             .sessions
             .create(
@@ -348,7 +349,17 @@ impl AuthApi {
         &self,
         body: JsonBody<RefreshRequest>,
     ) -> Result<Json<Envelope<RefreshResponse>>, ApiError> {
-        let issued = self.ctx.sessions.refresh(&body.0.refresh_token).await?;
+        let sessions = &self.ctx.sessions;
+        let token = &body.0.refresh_token;
+        // Sessions off is a 503 before any token is judged.
+        sessions.secrets()?;
+        let session = sessions
+            .by_refresh(token)
+            .await?
+            .ok_or_else(crate::sessions::invalid_token)?;
+        let mut tx = self.ctx.begin().await?;
+        let (issued, fact) = sessions.refresh_in(&mut tx, &session, token).await?;
+        self.ctx.commit_facts(tx, Vec::new(), vec![fact]).await?;
         Ok(Json(Envelope::new(RefreshResponse {
             access_token: issued.access_token,
             token_type: "Bearer".into(),
@@ -386,9 +397,20 @@ impl AuthApi {
                 }
             }
         };
-        let logged_out = match session {
-            Some(s) => sessions.revoke(&s.id).await?,
-            None => false,
+        let Some(session) = session else {
+            return Ok(Json(Envelope::new(LogoutResponse { logged_out: false })));
+        };
+        let mut tx = self.ctx.begin().await?;
+        let logged_out = match sessions.revoke_in(&mut tx, &session.id).await? {
+            Some(fact) => {
+                self.ctx.commit_facts(tx, Vec::new(), vec![fact]).await?;
+                true
+            }
+            // Ended meanwhile by another request: nothing to commit.
+            None => {
+                tx.rollback().await?;
+                false
+            }
         };
         Ok(Json(Envelope::new(LogoutResponse { logged_out })))
     }
@@ -506,10 +528,10 @@ impl AuthApi {
                 record
             })
             .collect();
-        let issued = self
+        let (issued, session) = self
             .session_in(&mut tx, req, &user.id, Some(binding.id.clone()))
             .await?;
-        let facts = vec![(&user).into(), (&member).into(), (&binding).into()];
+        let facts = vec![(&user).into(), (&member).into(), (&binding).into(), session];
         self.ctx.commit_facts(tx, records, facts).await?;
         let ctx = context(&self.ctx.db, &user.id, Some(&binding.id)).await?;
         Ok(Created::Created(Json(Envelope::new(RegisterResponse {

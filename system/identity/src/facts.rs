@@ -87,8 +87,10 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     Ok(facts)
 }
 
-/// Announces committed `facts` (nothing to announce without a bus).
-pub(crate) fn publish(events: Option<&Arc<dyn EventPublisher>>, facts: Vec<Fact>) {
+/// Announces committed `facts` (nothing to announce without a bus). Sessions are left out: they
+/// are credentials, followed through the feed only, and the event carries the entities it names.
+pub(crate) fn publish(events: Option<&Arc<dyn EventPublisher>>, mut facts: Vec<Fact>) {
+    facts.retain(|f| !matches!(f, Fact::Session { .. }));
     if let (Some(events), false) = (events, facts.is_empty()) {
         events.publish(Event {
             name: FACTS_CHANGED.to_owned(),

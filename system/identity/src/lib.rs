@@ -26,6 +26,7 @@ pub mod groups;
 pub mod members;
 pub mod passwords;
 pub mod schema;
+pub mod session_index;
 pub mod sessions;
 pub mod spaces;
 pub mod store;
@@ -389,7 +390,23 @@ pub struct IdentityCapability;
 impl Capability for IdentityCapability {
     fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
         let db = database(services)?;
-        let verifier = sessions::Verifier(Arc::new(sessions(services)?));
+        // The session table follows the change feed, as the authorization index does: loaded by
+        // the kernel's follower at start, then every committed change in revision order.
+        let index = Arc::new(session_index::SessionIndex::new());
+        let feed = services
+            .require::<dyn plystra_contracts::feed::FactsFeed>()
+            .ok();
+        if let Some(feed) = &feed {
+            feed.follow(Arc::new(session_index::FollowedSessions::new(
+                index.clone(),
+                (*db).clone(),
+            )));
+        }
+        let verifier = sessions::Verifier {
+            sessions: Arc::new(sessions(services)?),
+            index,
+            feed,
+        };
         let resolver = actor::Resolver {
             db: (*db).clone(),
             events: services.require::<dyn EventPublisher>().ok(),

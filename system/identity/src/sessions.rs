@@ -23,14 +23,18 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use plystra_contracts::facts::Fact;
+use plystra_contracts::feed::FactsFeed;
 use plystra_contracts::services::{Credential, ResolveError, RuntimeInfo, SessionVerifier};
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, Value};
+use plystra_contracts::storage::time::format_description::well_known::Rfc3339;
 use plystra_contracts::storage::time::{Duration, OffsetDateTime};
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::session_index::{Lookup, SessionIndex};
 use crate::store::{SESSIONS, USERS, a, from_rows, now};
 
 /// The access token prefix.
@@ -185,6 +189,70 @@ from_rows!(SessionRow, |row| {
     })
 });
 
+/// A session's state as the change feed carries it: what a write reads back (`RETURNING`) from
+/// the row it changed.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionState {
+    id: String,
+    user_id: String,
+    user_member_id: Option<String>,
+    token_hmac: String,
+    status: String,
+    expires_at: OffsetDateTime,
+}
+
+/// The columns of a [`SessionState`].
+pub(crate) const STATE_COLUMNS: [&str; 6] = [
+    "id",
+    "user_id",
+    "user_member_id",
+    "token_hmac",
+    "status",
+    "expires_at",
+];
+
+from_rows!(SessionState, |row| {
+    Ok(SessionState {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        user_member_id: row.try_get("user_member_id")?,
+        token_hmac: row.try_get("token_hmac")?,
+        status: row.try_get("status")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+});
+
+impl SessionState {
+    /// When its access token expires.
+    pub(crate) fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+}
+
+impl From<SessionState> for Fact {
+    fn from(s: SessionState) -> Self {
+        Fact::Session {
+            id: s.id,
+            user_id: s.user_id,
+            user_member_id: s.user_member_id,
+            token_hmac: s.token_hmac,
+            status: s.status,
+            // A year past 9999 does not format; an empty expiry reads as expired (the session
+            // table leaves it out and the database decides).
+            expires_at: s.expires_at.format(&Rfc3339).unwrap_or_default(),
+        }
+    }
+}
+
+/// `update` with the changed rows' [`SessionState`]s returned, run inside `tx`.
+async fn changed_states(
+    tx: &mut Transaction,
+    mut update: plystra_contracts::storage::sea_query::UpdateStatement,
+) -> Result<Vec<SessionState>, ApiError> {
+    update.returning(Query::returning().columns(STATE_COLUMNS.map(a)));
+    Ok(tx.fetch_all::<SessionState, _>(&update).await?)
+}
+
 /// Issues, verifies, rotates and revokes sessions, and holds the bounds login runs under.
 pub struct Sessions {
     db: Database,
@@ -296,7 +364,8 @@ impl Sessions {
         }))
     }
 
-    /// Creates a session for `user_id` inside `tx`, acting through `user_member_id`.
+    /// Creates a session for `user_id` inside `tx`, acting through `user_member_id`; returns the
+    /// tokens and the session's fact, for the caller to commit with `tx`.
     pub async fn create(
         &self,
         tx: &mut Transaction,
@@ -304,10 +373,11 @@ impl Sessions {
         user_member_id: Option<&str>,
         ip: Option<&str>,
         user_agent: Option<&str>,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<(Issued, Fact), ApiError> {
         let secrets = self.secrets()?;
         let at = now();
         let issued = self.issue(plystra_contracts::ids::generate("sess_"), at);
+        let token_hmac = secrets.current(&issued.access_token);
         let mut q = Query::insert();
         q.into_table(a(SESSIONS))
             .columns(
@@ -331,7 +401,7 @@ impl Sessions {
                 [
                     issued.session_id.clone().into(),
                     user_id.into(),
-                    secrets.current(&issued.access_token).into(),
+                    token_hmac.clone().into(),
                     "active".into(),
                     user_member_id.map(str::to_owned).into(),
                     ip.map(str::to_owned).into(),
@@ -353,10 +423,20 @@ impl Sessions {
             .value(a("last_login_at"), Expr::val(Some(at)))
             .and_where(Expr::col(a("id")).eq(user_id));
         tx.execute(&login).await?;
-        Ok(issued)
+        let fact = SessionState {
+            id: issued.session_id.clone(),
+            user_id: user_id.to_owned(),
+            user_member_id: user_member_id.map(str::to_owned),
+            token_hmac,
+            status: "active".to_owned(),
+            expires_at: issued.expires_at,
+        }
+        .into();
+        Ok((issued, fact))
     }
 
-    fn secrets(&self) -> Result<&Secrets, ApiError> {
+    /// The secrets, or 503 `NOT_READY` when sessions are off.
+    pub(crate) fn secrets(&self) -> Result<&Secrets, ApiError> {
         self.secrets.as_ref().ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotReady,
@@ -375,12 +455,17 @@ impl Sessions {
         }
     }
 
-    /// Rotates both tokens of the session `refresh_token` belongs to; the old ones stop working.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, ApiError> {
+    /// Rotates both tokens of `session` (found by [`Sessions::by_refresh`] for `refresh_token`)
+    /// inside `tx`: the old ones stop working once `tx` commits. Only the request that still
+    /// finds the old refresh HMAC rotates: a replayed token loses (401). Returns the tokens and
+    /// the session's fact.
+    pub async fn refresh_in(
+        &self,
+        tx: &mut Transaction,
+        session: &SessionRow,
+        refresh_token: &str,
+    ) -> Result<(Issued, Fact), ApiError> {
         let secrets = self.secrets()?;
-        let Some(session) = self.by_refresh(refresh_token).await? else {
-            return Err(invalid_token());
-        };
         let at = now();
         let issued = self.issue(session.id.clone(), at);
         let mut q = Query::update();
@@ -402,18 +487,23 @@ impl Sessions {
                 (a("last_seen_at"), Expr::val(Some(at))),
             ])
             .and_where(Expr::col(a("id")).eq(session.id.as_str()))
-            .and_where(Expr::col(a("status")).eq("active"));
-        // Only the request that still sees the old refresh HMAC rotates: a replayed token loses.
-        let hmacs = secrets.all(refresh_token);
-        q.and_where(Expr::col(a("refresh_token_hmac")).is_in(hmacs));
-        if self.db.execute(&q).await? != 1 {
-            return Err(invalid_token());
-        }
-        Ok(issued)
+            .and_where(Expr::col(a("status")).eq("active"))
+            .and_where(Expr::col(a("refresh_token_hmac")).is_in(secrets.all(refresh_token)));
+        // The ID is the key: one row or none.
+        let state = changed_states(tx, q)
+            .await?
+            .pop()
+            .ok_or_else(invalid_token)?;
+        Ok((issued, state.into()))
     }
 
-    /// Revokes the session with `id`; whether it was live.
-    pub async fn revoke(&self, id: &str) -> Result<bool, ApiError> {
+    /// Revokes the session with `id` inside `tx`; its fact when it was live (`None`: nothing
+    /// changed).
+    pub async fn revoke_in(
+        &self,
+        tx: &mut Transaction,
+        id: &str,
+    ) -> Result<Option<Fact>, ApiError> {
         let mut q = Query::update();
         q.table(a(SESSIONS))
             .values([
@@ -422,11 +512,17 @@ impl Sessions {
             ])
             .and_where(Expr::col(a("id")).eq(id))
             .and_where(Expr::col(a("status")).eq("active"));
-        Ok(self.db.execute(&q).await? == 1)
+        Ok(changed_states(tx, q).await?.pop().map(Fact::from))
     }
 
-    /// Points the session at another binding.
-    pub async fn switch(&self, id: &str, user_member_id: &str) -> Result<(), ApiError> {
+    /// Points the session with `id` at another binding inside `tx`; its fact (`None` when no
+    /// such session).
+    pub async fn switch_in(
+        &self,
+        tx: &mut Transaction,
+        id: &str,
+        user_member_id: &str,
+    ) -> Result<Option<Fact>, ApiError> {
         let mut q = Query::update();
         q.table(a(SESSIONS))
             .value(
@@ -434,8 +530,7 @@ impl Sessions {
                 Expr::val(Some(user_member_id.to_owned())),
             )
             .and_where(Expr::col(a("id")).eq(id));
-        self.db.execute(&q).await?;
-        Ok(())
+        Ok(changed_states(tx, q).await?.pop().map(Fact::from))
     }
 
     /// The session with `id`, if live.
@@ -660,21 +755,34 @@ impl AddressLimiter {
     }
 }
 
-fn invalid_token() -> ApiError {
+/// 401 `INVALID_CREDENTIALS` for a refresh token that names no live session.
+pub(crate) fn invalid_token() -> ApiError {
     ApiError::new(
         ErrorCode::InvalidCredentials,
         "the refresh token is not valid (unknown, expired, revoked or already used)",
     )
 }
 
-/// The `identity.sessions` service: access tokens to session credentials.
-pub struct Verifier(pub(crate) std::sync::Arc<Sessions>);
+/// The `identity.sessions` service: access tokens to session credentials, from the in-memory
+/// [`SessionIndex`] the change feed keeps current.
+///
+/// With a feed, a token first needs this process's facts to be current (else 503, never a stale
+/// allow); a token the table knows is decided there, with no SQL; one it does not know (a
+/// session committed by another process and not applied here yet, or garbage) is read from the
+/// database, and the answer is not cached. Without a feed every token is read from the database.
+pub struct Verifier {
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) index: Arc<SessionIndex>,
+    pub(crate) feed: Option<Arc<dyn FactsFeed>>,
+}
 
-#[async_trait]
-impl SessionVerifier for Verifier {
-    async fn verify(&self, access_token: &str) -> Result<Option<Credential>, ResolveError> {
+impl Verifier {
+    async fn read_from_database(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Credential>, ResolveError> {
         let session = self
-            .0
+            .sessions
             .by_access(access_token)
             .await
             .map_err(|e| ResolveError::Unavailable(e.message))?;
@@ -682,6 +790,32 @@ impl SessionVerifier for Verifier {
             user_id: s.user_id,
             session_id: s.id,
         }))
+    }
+}
+
+#[async_trait]
+impl SessionVerifier for Verifier {
+    async fn verify(&self, access_token: &str) -> Result<Option<Credential>, ResolveError> {
+        let Some(feed) = &self.feed else {
+            return self.read_from_database(access_token).await;
+        };
+        // Not a session token, or sessions are off: nothing could verify, whatever the facts.
+        let Some(secrets) = self.sessions.secrets.as_ref() else {
+            return Ok(None);
+        };
+        if !access_token.starts_with(ACCESS_PREFIX) {
+            return Ok(None);
+        }
+        feed.current()
+            .map_err(|e| ResolveError::Unavailable(e.to_string()))?;
+        match self.index.lookup(&secrets.all(access_token), now()) {
+            Lookup::Live(s) => Ok(Some(Credential::Session {
+                user_id: s.user_id,
+                session_id: s.session_id,
+            })),
+            Lookup::Refused => Ok(None),
+            Lookup::Unknown => self.read_from_database(access_token).await,
+        }
     }
 }
 

@@ -305,8 +305,14 @@ fn conflict(field: &str) -> ApiError {
     .with_detail("field", field)
 }
 
-/// Ends every active session of `user_id` inside `tx`.
-pub(crate) async fn revoke_sessions(tx: &mut Transaction, user_id: &str) -> Result<u64, ApiError> {
+/// Ends every active session of `user_id` inside `tx`; the facts of the sessions it ended whose
+/// access tokens may still be live somewhere: expiring after now less one access lifetime, so a
+/// process whose clock is behind ours by up to that much still hears of them. (Older ones are
+/// expired everywhere, and a user with many stale sessions does not make one huge change.)
+pub(crate) async fn revoke_sessions(
+    tx: &mut Transaction,
+    user_id: &str,
+) -> Result<Vec<plystra_contracts::facts::Fact>, ApiError> {
     let at = now();
     let mut q = Query::update();
     q.table(a(SESSIONS))
@@ -316,7 +322,13 @@ pub(crate) async fn revoke_sessions(tx: &mut Transaction, user_id: &str) -> Resu
         ])
         .and_where(Expr::col(a("user_id")).eq(user_id))
         .and_where(Expr::col(a("status")).eq("active"));
-    Ok(tx.execute(&q).await?)
+    q.returning(Query::returning().columns(crate::sessions::STATE_COLUMNS.map(a)));
+    let ended: Vec<crate::sessions::SessionState> = tx.fetch_all(&q).await?;
+    Ok(ended
+        .into_iter()
+        .filter(|s| s.expires_at() > at - crate::sessions::ACCESS_TTL)
+        .map(Into::into)
+        .collect())
 }
 
 /// A validated new user, ready to insert.
@@ -499,13 +511,15 @@ impl UsersApi {
             .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
             .and_where(Expr::col(a("id")).eq(user_id));
         tx.execute(&q).await?;
-        if end_sessions {
-            revoke_sessions(&mut tx, user_id).await?;
-        }
+        let ended = if end_sessions {
+            revoke_sessions(&mut tx, user_id).await?
+        } else {
+            Vec::new()
+        };
         let user = get_in(&mut tx, user_id)
             .await?
             .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", user_id))?;
-        let record = audit_record(
+        let mut record = audit_record(
             credential(req),
             action,
             "user",
@@ -513,9 +527,10 @@ impl UsersApi {
             None,
             user.snapshot(),
         );
-        self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&user))
-            .await?;
+        crate::store::acting_binding(&mut tx, &mut record).await?;
+        let mut facts = vec![plystra_contracts::facts::Fact::from(&user)];
+        facts.extend(ended);
+        self.ctx.commit_facts(tx, vec![record], facts).await?;
         Ok(Json(Envelope::new(user)))
     }
 }
