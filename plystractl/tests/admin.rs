@@ -174,7 +174,20 @@ async fn a_fresh_production_database_bootstraps_through_the_handoff() {
     .await;
     assert_eq!(code, 1, "{text}");
 
-    // From here on production refuses the environment key.
+    // From here on production refuses the environment key. plystractl's grant reaches the
+    // server through the change feed (another process's commit): a request naming the feed's
+    // head as its revision is judged once the server has applied it.
+    let head = plystra_contracts::feed::head(&t.db)
+        .await
+        .unwrap()
+        .to_string();
+    let resp = cli
+        .get("/api/v1/users")
+        .header("X-Plystra-API-Key", KEY)
+        .header("X-Plystra-At-Least-Revision", head)
+        .send()
+        .await;
+    resp.assert_status(StatusCode::UNAUTHORIZED);
     let (status, body) = send(&cli, boot_key, "GET", "/api/v1/users", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["code"], "AUTHENTICATION_REQUIRED");

@@ -150,6 +150,26 @@ fn audit_service(db: &Database) -> Arc<AuditService> {
     )
 }
 
+/// Waits until the server behind `cli` has applied every change committed to the feed so far
+/// (a change made directly on the database, as `plystractl` in another process would, reaches
+/// the server through the feed): one request with the bootstrap key and the feed's head as
+/// `X-Plystra-At-Least-Revision`. A credential refused before the wait needs no wait: what
+/// refused it is already applied.
+async fn caught_up(cli: &Client, db: &Database) {
+    let head = plystra_contracts::feed::head(db).await.unwrap();
+    let resp = cli
+        .get("/api/v1/capabilities")
+        .header("X-Plystra-API-Key", KEY)
+        .header("X-Plystra-At-Least-Revision", head.to_string())
+        .send()
+        .await;
+    let text = resp.0.into_body().into_string().await.unwrap();
+    assert!(
+        !text.contains("REVISION_NOT_REACHED"),
+        "the server did not reach revision {head}: {text}"
+    );
+}
+
 /// Makes `user_id` the first super admin, as `plystractl admin bootstrap-super-admin` does.
 async fn bootstrap_super_admin(db: &Database, user_id: &str) -> String {
     let audit = audit_service(db);
@@ -227,6 +247,7 @@ async fn world(cli: &Client, db: &Database) -> World {
         .await;
     }
     bootstrap_super_admin(db, "user_alice").await;
+    caught_up(cli, db).await;
     let alice = login(cli, "alice@example.com").await;
     for (user, level, space, group) in [
         ("user_bob", "space_admin", Some("space_acme"), None),
@@ -400,8 +421,16 @@ async fn a_revoked_key_and_an_expired_key_are_denied() {
     };
     let w = world(&cli, &db.db).await;
     let body = json!({"name": "k", "level": "instance", "permission_keys": ["users:read"]});
-    let (revoked_id, revoked) = create_key(&cli, Auth::Bearer(&w.alice), body.clone()).await;
-    let (expired_id, expired) = create_key(&cli, Auth::Bearer(&w.alice), body).await;
+    let (revoked_id, revoked) = create_key(&cli, Auth::Bearer(&w.alice), body).await;
+    // Expires in two seconds: expiry is judged by the clock at each request.
+    let expires_at = OffsetDateTime::now_utc() + std::time::Duration::from_secs(2);
+    let (_, expired) = create_key(
+        &cli,
+        Auth::Bearer(&w.alice),
+        json!({"name": "k", "level": "instance", "permission_keys": ["users:read"],
+               "expires_at": expires_at.format(&plystra_contracts::storage::time::format_description::well_known::Rfc3339).unwrap()}),
+    )
+    .await;
     for key in [&revoked, &expired] {
         expect(
             &cli,
@@ -444,13 +473,11 @@ async fn a_revoked_key_and_an_expired_key_are_denied() {
     .await;
     assert_eq!(code(&again), "CONFLICT");
 
-    // Expiry in the past (set in the database: the API refuses a past expires_at).
-    let past = OffsetDateTime::now_utc() - std::time::Duration::from_secs(60);
-    let mut q = Query::update();
-    q.table(Alias::new("sys_admin_api_keys"))
-        .value(Alias::new("expires_at"), Expr::val(past))
-        .and_where(Expr::col(Alias::new("id")).eq(expired_id.as_str()));
-    db.db.execute(&q).await.unwrap();
+    // Past its expiry (the API refuses a past expires_at, so wait for it).
+    let left = expires_at - OffsetDateTime::now_utc();
+    if left.is_positive() {
+        tokio::time::sleep(left.unsigned_abs() + std::time::Duration::from_millis(50)).await;
+    }
     let (status, body) = send(&cli, Auth::Key(&expired), "GET", "/api/v1/users", None).await;
     assert_eq!(
         (status, code(&body)),
@@ -1190,6 +1217,7 @@ async fn production_refuses_the_bootstrap_key_after_the_handoff_and_records_it_o
     )
     .await;
     bootstrap_super_admin(&database.db, "user_root").await;
+    caught_up(&cli, &database.db).await;
     for _ in 0..2 {
         let (status, body) = send(&cli, Auth::Boot, "GET", "/api/v1/users", None).await;
         assert_eq!(
@@ -1256,6 +1284,7 @@ async fn every_operation_needs_a_credential_and_its_permission() {
     .await
     .unwrap();
     audit.shutdown().await;
+    caught_up(&cli, &db.db).await;
     let (status, doc) = send(&cli, Auth::None, "GET", "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     let mut checked = 0;

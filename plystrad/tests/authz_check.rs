@@ -1033,3 +1033,113 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
         .await;
     resp.assert_status(StatusCode::BAD_REQUEST);
 }
+
+/// A check reads no table on the task that serves it, whatever the credential: the bootstrap
+/// key (and whether the handoff happened), a managed key and a session, and their admin
+/// permissions, come from memory, which follows the change feed; the decision comes from the
+/// index. The audit record is still written, durably, by the audit writer's task before the
+/// answer. `counting_statements` counts every statement run through the database handle on the
+/// calling task, and poem's test client serves the request on that task.
+#[tokio::test]
+async fn a_check_runs_no_statement_with_a_bootstrap_key_a_managed_key_or_a_session() {
+    use std::sync::Arc;
+
+    use plystra_contracts::services::AuditRecorder;
+    use plystra_contracts::storage::counting_statements;
+    use plystra_system_admin::bootstrap::{self, IfExists};
+    use plystra_system_audit::redaction::RedactionPolicy;
+    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+
+    let Some((db, cli)) = app().await else {
+        return;
+    };
+    fixture(&cli).await;
+    let (status, _, created) = call(
+        &cli,
+        "POST",
+        "/api/v1/api-keys",
+        json!({"name": "checker", "level": "instance", "permission_keys": ["authz:check"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["data"]["api_key"].as_str().unwrap().to_owned();
+    let no_statement = |name: &'static str, header: &'static str, value: String, head: u64| {
+        let cli = &cli;
+        async move {
+            let check = || {
+                cli.post("/api/v1/authz/check")
+                    .header(header, value.as_str())
+                    .header("X-Plystra-At-Least-Revision", head.to_string())
+                    .body_json(&alice_request("invoice_001", "approve"))
+                    .send()
+            };
+            // The first request also waits for `head` to be applied here.
+            check().await.assert_status_is_ok();
+            let (resp, statements) = counting_statements(check()).await;
+            let status = resp.0.status();
+            let text = resp.0.into_body().into_string().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{name}: {text}");
+            let json: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["data"]["decision"], "allow", "{name}: {json}");
+            assert!(
+                json["data"]["audit_log_id"].is_string(),
+                "{name}: the decision is audited: {json}"
+            );
+            assert_eq!(
+                statements, 0,
+                "{name}: a check ran {statements} statements on its request's task"
+            );
+        }
+    };
+    let head = plystra_contracts::feed::head(&db.db).await.unwrap();
+    // Before the handoff the bootstrap key asks whether a super admin exists: from memory.
+    no_statement(
+        "bootstrap key before the handoff",
+        "X-Plystra-API-Key",
+        KEY.to_owned(),
+        head,
+    )
+    .await;
+    no_statement("managed key", "X-Plystra-API-Key", key, head).await;
+    // Bob becomes the super admin, as `plystractl admin bootstrap-super-admin` makes one.
+    let audit = AuditService::start(
+        db.db.clone(),
+        AuditSettings {
+            mode: WriteMode::Always,
+            policy: RedactionPolicy::with_key(b"check-test-audit-hash-key".to_vec()),
+        },
+    );
+    let recorder: Arc<dyn AuditRecorder> = audit.clone();
+    bootstrap::bootstrap_super_admin(&db.db, recorder.as_ref(), "user_bob", IfExists::Error)
+        .await
+        .unwrap();
+    audit.shutdown().await;
+    let head = plystra_contracts::feed::head(&db.db).await.unwrap();
+    let resp = cli
+        .post("/api/v1/auth/login")
+        .body_json(&json!({"email": "bob@example.com", "password": "correct horse battery"}))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    let login: Value =
+        serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+    let bearer = format!("Bearer {}", login["data"]["access_token"].as_str().unwrap());
+    // A session's admin permissions are its user's grants: from memory.
+    no_statement("session", "Authorization", bearer, head).await;
+    no_statement(
+        "bootstrap key after the handoff",
+        "X-Plystra-API-Key",
+        KEY.to_owned(),
+        head,
+    )
+    .await;
+    // The counter counts: a management read through the same client runs statements.
+    let (resp, statements) = counting_statements(
+        cli.get("/api/v1/users")
+            .header("X-Plystra-API-Key", KEY)
+            .send(),
+    )
+    .await;
+    resp.assert_status_is_ok();
+    assert!(statements > 0, "listing users reads the users table");
+}

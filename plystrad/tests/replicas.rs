@@ -229,7 +229,7 @@ async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
     };
     let a = Server::start(&t.url, &[]).await;
     let b = Server::start(&t.url, &[]).await;
-    let (status, _, json) = a
+    let (status, revision_header, json) = a
         .send(
             "POST",
             "/api/v1/api-keys",
@@ -238,12 +238,25 @@ async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
         )
         .await;
     assert_eq!(status, 201, "{json}");
+    let created_revision = revision_header;
     let id = json["data"]["id"].as_str().unwrap().to_owned();
     let plaintext = json["data"]["api_key"].as_str().unwrap().to_owned();
-    let with_key = [("X-Plystra-API-Key", plaintext)];
-    let (status, _, _) = b.send("GET", "/api/v1/capabilities", None, &with_key).await;
-    assert_eq!(status, 200);
-    let (status, _, json) = a
+    let with_key = [("X-Plystra-API-Key", plaintext.clone())];
+    // B learns of the new key through the feed: at once with the creation's revision.
+    let created = created_revision.expect("a key's creation answers its revision");
+    let (status, _, json) = b
+        .send(
+            "GET",
+            "/api/v1/capabilities",
+            None,
+            &[
+                ("X-Plystra-API-Key", plaintext.clone()),
+                ("X-Plystra-At-Least-Revision", created.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let (status, revoked, json) = a
         .send(
             "POST",
             &format!("/api/v1/api-keys/{id}/revoke"),
@@ -252,11 +265,31 @@ async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
         )
         .await;
     assert_eq!(status, 200, "{json}");
-    let (status, _, json) = b.send("GET", "/api/v1/capabilities", None, &with_key).await;
+    let revoked = revoked.expect("a revoke answers its revision");
+    let revoked_at = Instant::now();
+    // With the revoke's revision, B refuses the key on the very next request.
+    let (status, _, json) = b
+        .send(
+            "GET",
+            "/api/v1/capabilities",
+            None,
+            &[
+                ("X-Plystra-API-Key", plaintext),
+                ("X-Plystra-At-Least-Revision", revoked.to_string()),
+            ],
+        )
+        .await;
     assert_eq!(
         status, 401,
         "a revoked key is refused by every process: {json}"
     );
+    // And A, through which it was revoked, refuses it at once without a token; B does within
+    // the staleness bound (in practice one notification, or one poll interval on SQLite).
+    let (status, _, _) = a.send("GET", "/api/v1/capabilities", None, &with_key).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = b.send("GET", "/api/v1/capabilities", None, &with_key).await;
+    assert_eq!(status, 401);
+    assert!(revoked_at.elapsed() < plystra_contracts::feed::DEFAULT_STALENESS_BOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,13 +505,28 @@ async fn plystractl_bootstrap_super_admin_hands_off_a_running_production_server(
         ],
     );
     assert_eq!(code, 0, "{text}");
+    // plystractl's grant reaches the servers through the feed: each refuses the key within the
+    // staleness bound (one notification, or one poll interval on SQLite), without a restart.
+    let handed_off = Instant::now();
     for server in [&a, &b] {
-        let (status, _, json) = server.send("GET", "/api/v1/capabilities", None, &[]).await;
-        assert_eq!(
-            status, 401,
-            "the bootstrap key is refused after the handoff, without a restart: {json}"
-        );
+        loop {
+            let (status, _, json) = server.send("GET", "/api/v1/capabilities", None, &[]).await;
+            if status == 401 {
+                break;
+            }
+            assert_eq!(status, 200, "{json}");
+            assert!(
+                handed_off.elapsed() < plystra_contracts::feed::DEFAULT_STALENESS_BOUND,
+                "the bootstrap key is still accepted {:?} after the handoff",
+                handed_off.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
+    eprintln!(
+        "the handoff was honoured by both after {:?}",
+        handed_off.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,9 +63,10 @@ impl Authenticator {
         }
     }
 
-    /// Honours `X-Plystra-At-Least-Revision` with `feed`: an authenticated request carrying it
-    /// waits (bounded) until this process has applied that change-feed revision, before its
-    /// permissions are judged and the handler runs.
+    /// Honours `X-Plystra-At-Least-Revision` with `feed`: a request carrying it waits (bounded)
+    /// until this process has applied that change-feed revision, before its credential and its
+    /// permissions are judged (credentials follow the feed) and the handler runs. Also answers
+    /// 503 `FACTS_NOT_CURRENT` when a verifier cannot decide because the facts are not current.
     pub fn with_feed(mut self, feed: Option<Arc<dyn FactsFeed>>) -> Self {
         self.feed = feed;
         self
@@ -73,7 +74,8 @@ impl Authenticator {
 
     /// Waits until the revision the request asks for (`X-Plystra-At-Least-Revision`) is
     /// applied; 400 for a malformed value, 503 `REVISION_NOT_REACHED` past the consistency wait
-    /// or without a feed to follow.
+    /// (`PLYSTRA_CONSISTENCY_WAIT_MS`) or without a feed to follow. A revision already applied
+    /// costs nothing; one ahead holds the request at most the consistency wait.
     pub async fn await_revision(&self, req: &Request) -> Result<(), ApiError> {
         let Some(revision) = plystra_contracts::feed::at_least_revision(req)? else {
             return Ok(());
@@ -86,6 +88,18 @@ impl Authenticator {
                 "this server follows no change feed (no database)",
             )),
         }
+    }
+
+    /// The answer when a verifier or the authorizer could not decide: 503
+    /// `FACTS_NOT_CURRENT` when this process cannot confirm its facts (credentials included)
+    /// are current, else 503 `DATABASE_UNAVAILABLE` naming `what`.
+    pub fn undecided(&self, what: &str, cause: impl std::fmt::Display) -> ApiError {
+        if let Some(feed) = &self.feed
+            && let Err(stale) = feed.current()
+        {
+            return ApiError::new(ErrorCode::FactsNotCurrent, format!("{what}: {stale}"));
+        }
+        ApiError::new(ErrorCode::DatabaseUnavailable, format!("{what}: {cause}"))
     }
 
     /// Also accepts the managed API keys `api_keys` verifies.
@@ -122,10 +136,7 @@ impl Authenticator {
             return match sessions.verify(&presented).await {
                 Ok(Some(credential)) => Ok(credential),
                 Ok(None) => Err(invalid()),
-                Err(e) => Err(ApiError::new(
-                    ErrorCode::DatabaseUnavailable,
-                    format!("cannot verify the session: {e}"),
-                )),
+                Err(e) => Err(self.undecided("cannot verify the session", e)),
             };
         }
         if presented.starts_with(API_KEY_PREFIX) {
@@ -135,10 +146,7 @@ impl Authenticator {
             return match api_keys.verify(&presented).await {
                 Ok(Some(credential)) => Ok(credential),
                 Ok(None) => Err(invalid()),
-                Err(e) => Err(ApiError::new(
-                    ErrorCode::DatabaseUnavailable,
-                    format!("cannot verify the API key: {e}"),
-                )),
+                Err(e) => Err(self.undecided("cannot verify the API key", e)),
             };
         }
         match &self.bootstrap_key {
@@ -153,10 +161,7 @@ impl Authenticator {
                             ));
                         }
                         Err(e) => {
-                            return Err(ApiError::new(
-                                ErrorCode::DatabaseUnavailable,
-                                format!("cannot check the bootstrap handoff: {e}"),
-                            ));
+                            return Err(self.undecided("cannot check the bootstrap handoff", e));
                         }
                     }
                 }
@@ -291,10 +296,9 @@ impl Protect {
                 match admin.authorize_target(other, wanted, target).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(denied()),
-                    Err(e) => Err(ApiError::new(
-                        ErrorCode::DatabaseUnavailable,
-                        format!("cannot check admin permissions: {e}"),
-                    )),
+                    Err(e) => Err(self
+                        .authenticator
+                        .undecided("cannot check admin permissions", e)),
                 }
             }
         }
@@ -307,8 +311,11 @@ impl Protect {
         ep.before(move |mut req: Request| {
             let protect = protect.clone();
             async move {
-                let credential = protect.authenticator.authenticate(&req).await?;
+                // Credentials follow the feed too (keys, grants, sessions): a request that names
+                // a revision waits for it (bounded) before its credential is judged, so a key
+                // or a session created through another process is known here.
                 protect.authenticator.await_revision(&req).await?;
+                let credential = protect.authenticator.authenticate(&req).await?;
                 let target = protect.target(&req);
                 protect.admit_target(&credential, &target).await?;
                 req.extensions_mut().insert(credential);

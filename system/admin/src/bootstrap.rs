@@ -2,6 +2,7 @@
 //! database: the first `instance_super_admin` grant, and API keys for headless setups. Each step
 //! commits together with its audit record, or not at all.
 
+use plystra_contracts::facts::Fact;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, AuditUnavailable};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, StorageError, Transaction};
@@ -71,14 +72,21 @@ fn operator_record(
     record
 }
 
+/// Commits `tx` with `record` and, when something changed, its `facts` on the change feed, so
+/// that running servers' credentials follow (the audit chain head is taken first, as on every
+/// commit path).
 async fn commit(
     audit: &dyn AuditRecorder,
     mut tx: Transaction,
     record: AuditRecord,
+    facts: &[Fact],
 ) -> Result<(), BootstrapError> {
     if let Err(e) = audit.record_in(&mut tx, record).await {
         let _ = tx.rollback().await;
         return Err(e.into());
+    }
+    if !facts.is_empty() {
+        plystra_contracts::feed::append(&mut tx, facts).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -117,7 +125,7 @@ pub async fn bootstrap_super_admin(
         if if_exists == IfExists::Error {
             record.decision = Some("deny".into());
         }
-        commit(audit, tx, record).await?;
+        commit(audit, tx, record, &[]).await?;
         return match if_exists {
             IfExists::Ok => Ok(Bootstrapped::Existing(existing)),
             IfExists::Error => Err(BootstrapError::SuperAdminExists(ids.join(", "))),
@@ -150,7 +158,7 @@ pub async fn bootstrap_super_admin(
         }),
     );
     record.actor_user_id = None;
-    commit(audit, tx, record).await?;
+    commit(audit, tx, record, &[crate::credentials::grant_fact(&grant)]).await?;
     Ok(Bootstrapped::Created(grant))
 }
 
@@ -248,6 +256,9 @@ pub async fn create_api_key(
         serde_json::json!({"caller": {"kind": "plystractl"}, "after": key_snapshot(&key)}),
     );
     record.space_id = request.space_id;
-    commit(audit, tx, record).await?;
+    let row = store::key_in(&mut tx, &id)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    commit(audit, tx, record, &[crate::credentials::key_fact(&row)]).await?;
     Ok((key, minted.plaintext))
 }

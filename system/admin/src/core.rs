@@ -1,7 +1,9 @@
 //! The control plane's state and the two services the kernel consults on every protected call:
 //! `ApiKeyVerifier` (managed keys, with coalesced `last_used_at`) and `AdminAuthorizer` (the
 //! credential's authorities against the operation's permission and target, the bootstrap key's
-//! permissions, and the handoff).
+//! permissions, and the handoff). Both decide from the in-memory [`Credentials`], which follow the
+//! change feed: no table is read on a request, and a process that cannot confirm its facts are
+//! current answers 503 instead of deciding on old ones.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use plystra_contracts::events::Event;
+use plystra_contracts::feed::FactsFeed;
 use plystra_contracts::services::{
     ActorResolver, AdminAuthorizer, AdminTarget, ApiKeyVerifier, AuditRecord, AuditRecorder,
     Credential, ResolveError,
@@ -18,6 +21,7 @@ use plystra_contracts::storage::{Database, StorageError};
 use plystra_contracts::{ApiError, ErrorCode};
 
 use crate::api_key::{KeySecrets, PresentedKey};
+use crate::credentials::{Credentials, State};
 use crate::permission::{InvalidPermissionKey, PermissionKey};
 use crate::scope::{Authority, Principal, Scope, Target};
 use crate::store::{self, AdminGrant, ApiKey, GrantLevel, KeyLevel};
@@ -84,6 +88,10 @@ pub struct Admin {
     pub(crate) audit: Arc<dyn AuditRecorder>,
     /// Where `admin.action_authorized` goes out.
     events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
+    /// Keys, grants, users and groups in memory.
+    pub(crate) credentials: Arc<Credentials>,
+    /// The change feed the credentials follow; without it nothing is confirmed current.
+    feed: Option<Arc<dyn FactsFeed>>,
     last_used: std::sync::Mutex<HashMap<String, OffsetDateTime>>,
     handoff_recorded: AtomicBool,
     development_warned: AtomicBool,
@@ -100,7 +108,10 @@ impl std::fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// The control plane over `db`.
+    /// The control plane over `db`. Its credentials follow `feed` (the caller registers them with
+    /// [`FactsFeed::follow`]); without a feed every credential but the bootstrap key is refused
+    /// with 503.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Database,
         secrets: Option<KeySecrets>,
@@ -109,8 +120,11 @@ impl Admin {
         resolver: Arc<dyn ActorResolver>,
         audit: Arc<dyn AuditRecorder>,
         events: Option<Arc<dyn plystra_contracts::events::EventPublisher>>,
+        feed: Option<Arc<dyn FactsFeed>>,
     ) -> Self {
         Self {
+            credentials: Arc::new(Credentials::new(db.clone(), resolver.clone())),
+            feed,
             db,
             secrets,
             bootstrap,
@@ -203,7 +217,24 @@ impl Admin {
         }
     }
 
-    /// What `credential` holds.
+    /// The change feed this control plane's writes commit through.
+    pub(crate) fn feed(&self) -> Option<&Arc<dyn FactsFeed>> {
+        self.feed.as_ref()
+    }
+
+    /// The credentials, when this process can confirm they are current (the feed was read
+    /// within its staleness bound); `Unavailable` otherwise, which callers answer with 503.
+    pub(crate) fn current(&self) -> Result<std::sync::RwLockReadGuard<'_, State>, ResolveError> {
+        let Some(feed) = &self.feed else {
+            return Err(ResolveError::Unavailable(
+                "the control plane follows no change feed (no database)".to_owned(),
+            ));
+        };
+        feed.current().map_err(unavailable)?;
+        Ok(self.credentials.read())
+    }
+
+    /// What `credential` holds, from the credentials in memory (no table is read).
     pub async fn principal(&self, credential: &Credential) -> Result<Principal, ResolveError> {
         let mut authorities = Vec::new();
         match credential {
@@ -213,32 +244,31 @@ impl Admin {
                 super_admin: false,
             }),
             Credential::ApiKey { id } => {
-                if let Some(row) = store::key(&self.db, id).await.map_err(unavailable)?
-                    && row.key.active
-                    && let Some(scope) = self.key_scope(&row.key).await?
-                {
+                let known = {
+                    let state = self.current()?;
+                    state.key(id).map(|key| {
+                        (key.usable(OffsetDateTime::now_utc()))
+                            .then(|| state.key_scope(key).map(|s| (s, key.permissions.clone())))
+                            .flatten()
+                    })
+                };
+                let held = match known {
+                    Some(held) => held,
+                    None => self.key_from_tables(id).await?,
+                };
+                if let Some((scope, permissions)) = held {
                     authorities.push(Authority {
                         scope,
-                        permissions: row
-                            .key
-                            .permission_keys
-                            .iter()
-                            .filter_map(|k| PermissionKey::parse(k).ok())
-                            .collect(),
+                        permissions,
                         // An API key is never a super admin, even with `*`.
                         super_admin: false,
                     });
                 }
             }
             Credential::Session { user_id, .. } => {
-                for grant in store::grants_of(&self.db, user_id)
-                    .await
-                    .map_err(unavailable)?
-                {
-                    if !grant.active {
-                        continue;
-                    }
-                    let Some(scope) = self.grant_scope(&grant).await? else {
+                let state = self.current()?;
+                for grant in state.grants_of(user_id, OffsetDateTime::now_utc()) {
+                    let Some(scope) = state.grant_scope(grant) else {
                         continue;
                     };
                     let permissions = match &grant.permission_key {
@@ -251,7 +281,7 @@ impl Admin {
                     authorities.push(Authority {
                         scope,
                         permissions,
-                        super_admin: grant.level == GrantLevel::InstanceSuperAdmin,
+                        super_admin: grant.level == Some(GrantLevel::InstanceSuperAdmin),
                     });
                 }
             }
@@ -260,6 +290,30 @@ impl Admin {
             credential: credential.clone(),
             authorities,
         })
+    }
+
+    /// What a key this process does not know yet holds, read from the tables: its scope and
+    /// permissions when it is active. Only for keys created elsewhere whose fact has not been
+    /// applied here (and IDs that name no key); a known key, revoked or not, is never read.
+    async fn key_from_tables(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Scope, Vec<PermissionKey>)>, ResolveError> {
+        let Some(row) = store::key(&self.db, id).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        if !row.key.active {
+            return Ok(None);
+        }
+        Ok(self.key_scope(&row.key).await?.map(|scope| {
+            let permissions = row
+                .key
+                .permission_keys
+                .iter()
+                .filter_map(|k| PermissionKey::parse(k).ok())
+                .collect();
+            (scope, permissions)
+        }))
     }
 
     /// The principal of a request's credential; 401 without one.
@@ -278,14 +332,14 @@ impl Admin {
     /// resolved to its group (and must agree with a `space_id`), a `space_id` names the space,
     /// and any other path parameter leaves the target unresolved: only instance-level authorities
     /// reach it. A path without parameters targets the instance.
-    pub(crate) async fn target(&self, target: &AdminTarget) -> Result<Target, ResolveError> {
+    pub(crate) fn target(&self, target: &AdminTarget) -> Result<Target, ResolveError> {
         if target.route.starts_with("/api/v1/api-keys")
             || target.route.starts_with("/api/v1/admin/")
         {
             return Ok(Target::HandlerScoped);
         }
         if let Some(group) = target.param("group_id") {
-            return Ok(match self.group_scope(group).await? {
+            return Ok(match self.current()?.group_scope(group) {
                 Some(scope @ Scope::Group { .. }) => match (&scope, target.param("space_id")) {
                     (Scope::Group { space_id, .. }, Some(space)) if space != space_id => {
                         Target::Unresolved
@@ -360,15 +414,28 @@ impl ApiKeyVerifier for Admin {
         let (Some(secrets), Some(key)) = (&self.secrets, PresentedKey::parse(presented)) else {
             return Ok(None);
         };
-        let Some(row) = store::key(&self.db, &key.id).await.map_err(unavailable)? else {
-            return Ok(None);
+        let known = {
+            let state = self.current()?;
+            state.key(&key.id).map(|entry| {
+                // Verify the secret first, in constant time, whatever the key's state.
+                secrets.verify(&key.secret, &entry.hmac) && entry.usable(OffsetDateTime::now_utc())
+            })
         };
-        // Verify the secret first, in constant time, whatever the key's state.
-        if !secrets.verify(&key.secret, &row.hmac) || !row.key.active {
+        let usable = match known {
+            Some(usable) => usable,
+            // Not known here yet: created through another process (`plystractl admin
+            // create-api-key`, another replica) and not applied. The table is the truth; nothing
+            // is cached (the fact arrives through the feed).
+            None => match store::key(&self.db, &key.id).await.map_err(unavailable)? {
+                Some(row) => secrets.verify(&key.secret, &row.hmac) && row.key.active,
+                None => false,
+            },
+        };
+        if !usable {
             return Ok(None);
         }
-        self.note_use(&row.key.id);
-        Ok(Some(Credential::ApiKey { id: row.key.id }))
+        self.note_use(&key.id);
+        Ok(Some(Credential::ApiKey { id: key.id }))
     }
 }
 
@@ -404,26 +471,36 @@ impl AdminAuthorizer for Admin {
             return Ok(false);
         }
         let route = &target.route;
-        let target = self.target(target).await?;
+        let target = self.target(target)?;
         let allowed = principal.allows(&wanted, &target);
-        if allowed && let Some(events) = &self.events {
+        // Built only when someone listens: this runs on every management call and check.
+        if allowed
+            && let Some(events) = &self.events
+            && events.has_listeners("admin.action_authorized")
+        {
             events.publish(action_authorized(credential, permission, route));
         }
         Ok(allowed)
     }
 
     /// The handoff is one-way for the life of the process: once a super admin has been seen,
-    /// the database is not asked again (production keeps refusing even if every super admin is
-    /// later disabled; a restart re-evaluates).
+    /// it is not looked for again (production keeps refusing even if every super admin is later
+    /// disabled; a restart re-evaluates). Before that, the credentials in memory say whether one
+    /// exists; a process that cannot confirm they are current answers 503.
     async fn accepts_bootstrap_key(&self) -> Result<bool, ResolveError> {
         if self.handed_off.load(Ordering::SeqCst)
             && (!self.production || self.handoff_recorded.load(Ordering::SeqCst))
         {
             return Ok(!self.production);
         }
-        let supers = store::active_super_admins(&self.db)
-            .await
-            .map_err(unavailable)?;
+        let supers = {
+            let state = self.current()?;
+            let now = OffsetDateTime::now_utc();
+            if !self.handed_off.load(Ordering::SeqCst) && !state.has_super_admin(now) {
+                return Ok(true);
+            }
+            state.super_admins(now)
+        };
         if supers.is_empty() && !self.handed_off.load(Ordering::SeqCst) {
             return Ok(true);
         }
@@ -446,12 +523,12 @@ impl AdminAuthorizer for Admin {
             let mut record = AuditRecord::new("admin.handoff", "admin.handoff");
             record.decision = Some("deny".into());
             record.resource_type = Some("admin_grant".into());
-            record.resource_id = supers.first().map(|g| g.id.clone());
+            record.resource_id = supers.first().cloned();
             record.trace = serde_json::json!({
                 "caller": {"kind": "bootstrap_key"},
                 "environment": "production",
                 "refused": "bootstrap_key",
-                "super_admin_grants": supers.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
+                "super_admin_grants": supers,
             });
             // The key is refused whether or not the record lands; a failed record is retried on
             // the next attempt.

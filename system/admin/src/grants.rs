@@ -327,7 +327,8 @@ impl GrantsApi {
             space_id.as_deref(),
             grant_snapshot(&grant),
         );
-        commit_audited(&self.admin, tx, record).await?;
+        let fact = crate::credentials::grant_fact(&grant);
+        commit_audited(&self.admin, tx, record, fact).await?;
         Ok(GrantCreated::Created(Json(Envelope::new(grant))))
     }
 
@@ -423,7 +424,8 @@ impl GrantsApi {
             after.space_id.as_deref(),
             grant_snapshot(&after),
         );
-        commit_audited(&self.admin, tx, record).await?;
+        let fact = crate::credentials::grant_fact(&after);
+        commit_audited(&self.admin, tx, record, fact).await?;
         Ok(Json(Envelope::new(after)))
     }
 }

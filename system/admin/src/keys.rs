@@ -249,11 +249,23 @@ pub(crate) async fn create_checked(
         space_id.as_deref(),
         key_snapshot(&api_key),
     );
-    commit_audited(admin, tx, record).await?;
+    let fact = stored_key_fact(&mut tx, &id).await?;
+    commit_audited(admin, tx, record, fact).await?;
     Ok(ApiKeyCreated {
         key: api_key,
         api_key: minted.plaintext,
     })
+}
+
+/// The fact of key `id` as `tx` sees it.
+async fn stored_key_fact(
+    tx: &mut plystra_contracts::storage::Transaction,
+    id: &str,
+) -> Result<plystra_contracts::facts::Fact, ApiError> {
+    let row = store::key_in(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", id))?;
+    Ok(crate::credentials::key_fact(&row))
 }
 
 pub(crate) fn key_snapshot(key: &ApiKey) -> serde_json::Value {
@@ -270,21 +282,22 @@ pub(crate) fn key_snapshot(key: &ApiKey) -> serde_json::Value {
     })
 }
 
-/// Records `record` inside `tx` and commits both through the one commit path
-/// (`plystra_contracts::feed::commit_audited`); an audit failure is a 503 and rolls back. Keys and
-/// admin grants are not facts the authorization index follows: admin reads them from the
-/// database on every request, so they append nothing to the change feed.
+/// Records `record` inside `tx` and commits both, with the changed key's or grant's `fact`,
+/// through the one commit path (`plystra_contracts::feed::commit_audited`): every process's
+/// credentials follow the fact, this one's before the answer leaves. An audit failure is a 503
+/// and rolls back.
 pub(crate) async fn commit_audited(
     admin: &Admin,
     tx: plystra_contracts::storage::Transaction,
     record: plystra_contracts::services::AuditRecord,
+    fact: plystra_contracts::facts::Fact,
 ) -> Result<(), ApiError> {
     plystra_contracts::feed::commit_audited(
         tx,
         admin.audit.as_ref(),
         vec![record],
-        Vec::new(),
-        None,
+        vec![fact],
+        admin.feed(),
         || {},
     )
     .await
@@ -429,10 +442,11 @@ impl KeysApi {
             );
         }
         store::revoke_key(&mut tx, &key.id, principal.user_id(), why.as_deref()).await?;
-        let after = store::key_in(&mut tx, &key.id)
+        let row = store::key_in(&mut tx, &key.id)
             .await?
-            .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", &key.id))?
-            .key;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", &key.id))?;
+        let fact = crate::credentials::key_fact(&row);
+        let after = row.key;
         let credential: Option<&Credential> = Some(&principal.credential);
         let record = store::audit_record(
             credential,
@@ -442,7 +456,7 @@ impl KeysApi {
             after.space_id.as_deref(),
             key_snapshot(&after),
         );
-        commit_audited(&self.admin, tx, record).await?;
+        commit_audited(&self.admin, tx, record, fact).await?;
         Ok(Json(Envelope::new(after)))
     }
 }

@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod bootstrap;
 pub mod console;
 pub mod core;
+pub(crate) mod credentials;
 pub mod grants;
 pub mod keys;
 pub mod level_rules;
@@ -312,6 +313,9 @@ impl Capability for AdminCapability {
             })?,
         };
         let _ = self.flush_every.set(std::time::Duration::from_secs(flush));
+        let feed = services
+            .require::<dyn plystra_contracts::feed::FactsFeed>()
+            .ok();
         let admin = Arc::new(Admin::new(
             (*db).clone(),
             key_secrets(runtime.as_ref()),
@@ -322,7 +326,12 @@ impl Capability for AdminCapability {
             services
                 .require::<dyn plystra_contracts::events::EventPublisher>()
                 .ok(),
+            feed.clone(),
         ));
+        // The credentials follow the change feed, loaded with the authorization index.
+        if let Some(feed) = &feed {
+            feed.follow(admin.credentials.clone());
+        }
         let _ = self.admin.set(admin.clone());
         services.provide::<dyn AdminAuthorizer>(SERVICE, admin.clone())?;
         services.provide::<dyn ApiKeyVerifier>(API_KEYS_SERVICE, admin.clone())?;
