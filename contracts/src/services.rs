@@ -437,8 +437,10 @@ pub enum CheckError {
 /// what business plugins call before they act.
 #[async_trait]
 pub trait Authorizer: Send + Sync {
-    /// Decides one check and makes its audit record durable before answering.
-    async fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, CheckError>;
+    /// Decides one check and makes its audit record durable before answering. The request is
+    /// taken as it is, typed: its strings move into the decision's trace and audit record, and
+    /// a blank field is refused as `authz/check` refuses it.
+    async fn check(&self, request: CheckRequest) -> Result<CheckOutcome, CheckError>;
 }
 
 /// Registers what a business plugin governs (resource.registry provides it as

@@ -136,7 +136,7 @@ impl Governance {
     ) -> Result<(), ApiError> {
         let outcome = self
             .authorizer
-            .check(&CheckRequest {
+            .check(CheckRequest {
                 actor: actor.clone(),
                 resource_type: resource_type.to_owned(),
                 resource_id: resource_id.to_owned(),

@@ -904,166 +904,398 @@ fn resolve_error(e: ResolveError) -> ApiError {
     }
 }
 
+/// The trace of one decision on `snapshot`, its audit reference not yet set. Every string of the
+/// trace is built here, once; the audit record and the answers take them from the trace.
+fn trace_of(
+    snapshot: &Snapshot,
+    caller: &Caller,
+    parsed: &Parsed,
+    now: i64,
+) -> Result<ExplainTrace, ApiError> {
+    let resolved_statuses;
+    let (mode, facts, statuses, target_space_id): (_, _, &ActorStatuses<'_>, _) = match parsed {
+        Parsed::Managed(m) => {
+            let resolved = snapshot
+                .resolve(
+                    &IndexRequest {
+                        user_id: &m.actor.user_id,
+                        member_id: &m.actor.member_id,
+                        user_member_id: &m.actor.user_member_id,
+                        space_id: &m.actor.space_id,
+                        resource_type: &m.resource_type,
+                        resource_id: &m.resource_id,
+                        action: &m.action,
+                    },
+                    now,
+                )
+                .map_err(resolve_error)?;
+            resolved_statuses = resolved.statuses;
+            (
+                CheckMode::Managed,
+                resolved.facts,
+                &resolved_statuses,
+                resolved.target_space_id,
+            )
+        }
+        Parsed::Context(c) => (
+            CheckMode::Context,
+            context_facts(snapshot, c, now),
+            &c.statuses,
+            Some(c.space_id.as_str()),
+        ),
+    };
+    // The trace is always built: the audit record keeps it, and explain returns it.
+    let evaluation = engine::evaluate(&facts, true);
+    let reason = evaluation.reason(&facts);
+    let engine::Evaluation {
+        deny_code, checks, ..
+    } = evaluation;
+    let group_trace = |g: &GroupFacts<'_>| GroupTrace {
+        id: g.id.as_deref().map(str::to_owned),
+        path: g.path.to_string(),
+        space_id: g.space_id.as_deref().map(str::to_owned),
+    };
+    let matched_candidates = checks
+        .into_iter()
+        .map(|(i, check)| {
+            let c = &facts.candidates[i];
+            CandidateTrace {
+                role: c.role_key.to_string(),
+                role_id: c.role_id.to_string(),
+                role_space_id: c.role_space_id.to_string(),
+                permission: c.permission_id.to_string(),
+                scope: c.scope,
+                scope_anchor: c.anchor.as_ref().map(group_trace),
+                scope_check: ScopeCheckTrace {
+                    covered: check.covered,
+                    rule: check.rule,
+                    reason: check.reason,
+                    deny_code: check.deny_code,
+                },
+                member_role_id: c.member_role_id.to_string(),
+                member_role_space_id: c.member_role_space_id.to_string(),
+            }
+        })
+        .collect();
+    let resource_type = facts.target.resource_type.to_string();
+    Ok(ExplainTrace {
+        trace_version: TRACE_VERSION.to_owned(),
+        trace_id: plystra_contracts::ids::generate("trace_"),
+        mode,
+        revision: snapshot.revision(),
+        decision: if deny_code.is_none() {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        },
+        deny_code,
+        reason,
+        actor: ActorTrace {
+            user_id: facts.actor.user_id.to_string(),
+            user_status: statuses.user_status.to_string(),
+            member_id: facts.actor.member_id.to_string(),
+            member_status: statuses.member_status.to_string(),
+            member_space_id: facts.actor.member_space_id.to_string(),
+            user_member_id: facts.actor.user_member_id.to_string(),
+            user_member_status: statuses.user_member_status.to_string(),
+            user_member_expires_at: statuses
+                .user_member_expires_at
+                .as_deref()
+                .map(str::to_owned),
+            space_id: facts.actor.space_id.to_string(),
+            space_status: statuses.space_status.to_string(),
+        },
+        target: TargetTrace {
+            resource_type: resource_type.clone(),
+            resource_id: facts.target.resource_id.to_string(),
+            space_id: target_space_id.map(str::to_owned),
+            group: facts.target.group.as_ref().map(group_trace),
+            owner_member_id: facts.target.owner_member_id.as_deref().map(str::to_owned),
+        },
+        resource_registry: RegistryTrace {
+            resource_type,
+            resource_type_known: facts.resource_type_known,
+            action: facts.action.to_string(),
+            action_known: facts.action_known,
+        },
+        matched_candidates,
+        request: RequestTrace {
+            request_id: plystra_contracts::current_request_id(),
+            ip: caller.ip.clone(),
+            user_agent: caller.user_agent.clone(),
+        },
+        audit: AuditRef::unrecorded(),
+    })
+}
+
+impl AuditRef {
+    /// No record (yet): what the record's own trace says, since it is written before its ID
+    /// exists.
+    fn unrecorded() -> Self {
+        Self {
+            recorded: false,
+            audit_log_id: None,
+        }
+    }
+
+    fn into_json(self) -> serde_json::Value {
+        json_object([
+            ("recorded", self.recorded.into()),
+            ("audit_log_id", optional(self.audit_log_id)),
+        ])
+    }
+}
+
+/// A JSON object of these fields (the map sorts them, as it does poem's output).
+fn json_object<const N: usize>(fields: [(&str, serde_json::Value); N]) -> serde_json::Value {
+    serde_json::Value::Object(
+        fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
+    )
+}
+
+/// An optional field as poem-openapi writes it: present, `null` when absent.
+fn optional(value: Option<String>) -> serde_json::Value {
+    value.map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+/// An enum as its `ToJSON` writes it (its name as a string).
+fn enum_json<T: ToJSON>(value: &T) -> serde_json::Value {
+    value.to_json().unwrap_or(serde_json::Value::Null)
+}
+
+impl GroupTrace {
+    fn into_json(self) -> serde_json::Value {
+        json_object([
+            ("id", optional(self.id)),
+            ("path", self.path.into()),
+            ("space_id", optional(self.space_id)),
+        ])
+    }
+}
+
+fn optional_group(group: Option<GroupTrace>) -> serde_json::Value {
+    group.map_or(serde_json::Value::Null, GroupTrace::into_json)
+}
+
+impl ExplainTrace {
+    /// The trace as JSON, made by moving its strings: what the decision's audit record keeps.
+    /// The same value, field for field (every field present, `null` where absent), as the
+    /// explain answer's `data`, which poem-openapi writes from the same struct; the unit test
+    /// `the_record_keeps_the_trace_the_explain_answer_returns` holds the two together.
+    pub fn into_record_json(self) -> serde_json::Value {
+        let actor = self.actor;
+        let target = self.target;
+        let registry = self.resource_registry;
+        let request = self.request;
+        let candidates = self
+            .matched_candidates
+            .into_iter()
+            .map(|c| {
+                json_object([
+                    ("role", c.role.into()),
+                    ("role_id", c.role_id.into()),
+                    ("role_space_id", c.role_space_id.into()),
+                    ("permission", c.permission.into()),
+                    ("scope", enum_json(&c.scope)),
+                    ("scope_anchor", optional_group(c.scope_anchor)),
+                    (
+                        "scope_check",
+                        json_object([
+                            ("covered", c.scope_check.covered.into()),
+                            ("rule", c.scope_check.rule.into()),
+                            ("reason", c.scope_check.reason.into()),
+                            ("deny_code", enum_json(&c.scope_check.deny_code)),
+                        ]),
+                    ),
+                    ("member_role_id", c.member_role_id.into()),
+                    ("member_role_space_id", c.member_role_space_id.into()),
+                ])
+            })
+            .collect();
+        json_object([
+            ("trace_version", self.trace_version.into()),
+            ("trace_id", self.trace_id.into()),
+            ("mode", enum_json(&self.mode)),
+            ("revision", self.revision.into()),
+            ("decision", enum_json(&self.decision)),
+            ("deny_code", enum_json(&self.deny_code)),
+            ("reason", self.reason.into()),
+            (
+                "actor",
+                json_object([
+                    ("user_id", actor.user_id.into()),
+                    ("user_status", actor.user_status.into()),
+                    ("member_id", actor.member_id.into()),
+                    ("member_status", actor.member_status.into()),
+                    ("member_space_id", actor.member_space_id.into()),
+                    ("user_member_id", actor.user_member_id.into()),
+                    ("user_member_status", actor.user_member_status.into()),
+                    (
+                        "user_member_expires_at",
+                        optional(actor.user_member_expires_at),
+                    ),
+                    ("space_id", actor.space_id.into()),
+                    ("space_status", actor.space_status.into()),
+                ]),
+            ),
+            (
+                "target",
+                json_object([
+                    ("resource_type", target.resource_type.into()),
+                    ("resource_id", target.resource_id.into()),
+                    ("space_id", optional(target.space_id)),
+                    ("group", optional_group(target.group)),
+                    ("owner_member_id", optional(target.owner_member_id)),
+                ]),
+            ),
+            (
+                "resource_registry",
+                json_object([
+                    ("resource_type", registry.resource_type.into()),
+                    ("resource_type_known", registry.resource_type_known.into()),
+                    ("action", registry.action.into()),
+                    ("action_known", registry.action_known.into()),
+                ]),
+            ),
+            ("matched_candidates", serde_json::Value::Array(candidates)),
+            (
+                "request",
+                json_object([
+                    ("request_id", request.request_id.into()),
+                    ("ip", optional(request.ip)),
+                    ("user_agent", optional(request.user_agent)),
+                ]),
+            ),
+            ("audit", self.audit.into_json()),
+        ])
+    }
+
+    /// The decision's audit record, without its trace (set from [`ExplainTrace::into_record_json`]).
+    fn audit_record(&self) -> AuditRecord {
+        AuditRecord {
+            space_id: Some(self.actor.space_id.clone()),
+            actor_user_id: Some(self.actor.user_id.clone()),
+            actor_member_id: Some(self.actor.member_id.clone()),
+            actor_user_member_id: Some(self.actor.user_member_id.clone()),
+            resource_type: Some(self.target.resource_type.clone()),
+            resource_id: Some(self.target.resource_id.clone()),
+            decision: Some(
+                match self.decision {
+                    Decision::Allow => "allow",
+                    Decision::Deny => "deny",
+                }
+                .to_owned(),
+            ),
+            deny_code: self.deny_code.map(|c| c.as_str().to_owned()),
+            ip_address: self.request.ip.clone(),
+            user_agent: self.request.user_agent.clone(),
+            ..AuditRecord::new("authz.decision", self.resource_registry.action.clone())
+        }
+    }
+}
+
+/// What a decision answers: the full trace (explain) or the short result (check, batch and the
+/// `Authorizer`). Each takes the typed trace once and hands back the audit record's JSON of it.
+trait Answer: Sized {
+    /// The answer and the record's trace JSON, both from `trace`.
+    fn split(trace: ExplainTrace) -> (Self, serde_json::Value);
+    /// Where the audit record went.
+    fn audited(&mut self, audit: AuditRef);
+}
+
+impl Answer for ExplainTrace {
+    fn split(trace: ExplainTrace) -> (Self, serde_json::Value) {
+        // The trace is returned, so its JSON is written from it by reference: poem's `ToJSON`,
+        // as the answer itself will be (cheaper than a clone to move from).
+        let json = ToJSON::to_json(&trace).unwrap_or(serde_json::Value::Null);
+        (trace, json)
+    }
+
+    fn audited(&mut self, audit: AuditRef) {
+        self.audit = audit;
+    }
+}
+
+impl Answer for CheckResult {
+    fn split(trace: ExplainTrace) -> (Self, serde_json::Value) {
+        let result = CheckResult {
+            allow: trace.decision == Decision::Allow,
+            decision: trace.decision,
+            deny_code: trace.deny_code,
+            reason: trace.reason.clone(),
+            trace_id: trace.trace_id.clone(),
+            audit_log_id: None,
+            audit: AuditRef::unrecorded(),
+            revision: trace.revision,
+        };
+        // The trace is not returned: its strings move into the record's JSON.
+        (result, trace.into_record_json())
+    }
+
+    fn audited(&mut self, audit: AuditRef) {
+        self.audit_log_id.clone_from(&audit.audit_log_id);
+        self.audit = audit;
+    }
+}
+
+/// The consistency token of a request, if it carries one.
+fn at_least_revision(body: &AuthzRequest) -> Option<u64> {
+    body.consistency.as_ref().and_then(|c| c.at_least_revision)
+}
+
 impl Decider {
-    /// Decides, audits once, and returns the trace.
-    pub async fn decide(
+    /// Decides an `authz/explain` body, audits once, and returns the full trace.
+    pub async fn explain(
         &self,
         caller: &Caller,
         body: AuthzRequest,
     ) -> Result<ExplainTrace, ApiError> {
-        let at_least = body.consistency.as_ref().and_then(|c| c.at_least_revision);
+        let at_least = at_least_revision(&body);
         let parsed = parse(body, caller.credential.as_ref())?;
+        self.decide_parsed(caller, parsed, at_least).await
+    }
+
+    /// Decides an `authz/check` body, audits once, and returns the result (the trace only in the
+    /// audit record).
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        body: AuthzRequest,
+    ) -> Result<CheckResult, ApiError> {
+        let at_least = at_least_revision(&body);
+        let parsed = parse(body, caller.credential.as_ref())?;
+        self.decide_parsed(caller, parsed, at_least).await
+    }
+
+    /// Decides a validated request on a snapshot at least as new as `at_least`, makes its one
+    /// audit record durable, and answers with the trace or the result.
+    async fn decide_parsed<A: Answer>(
+        &self,
+        caller: &Caller,
+        parsed: Parsed,
+        at_least: Option<u64>,
+    ) -> Result<A, ApiError> {
         let snapshot = self.service.snapshot(at_least).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let (mode, facts, statuses, target_space_id) = match &parsed {
-            Parsed::Managed(m) => {
-                let resolved = snapshot
-                    .resolve(
-                        &IndexRequest {
-                            user_id: &m.actor.user_id,
-                            member_id: &m.actor.member_id,
-                            user_member_id: &m.actor.user_member_id,
-                            space_id: &m.actor.space_id,
-                            resource_type: &m.resource_type,
-                            resource_id: &m.resource_id,
-                            action: &m.action,
-                        },
-                        now,
-                    )
-                    .map_err(resolve_error)?;
-                (
-                    CheckMode::Managed,
-                    resolved.facts,
-                    resolved.statuses,
-                    resolved.target_space_id.map(str::to_owned),
-                )
-            }
-            Parsed::Context(c) => (
-                CheckMode::Context,
-                context_facts(&snapshot, c, now),
-                c.statuses.clone(),
-                Some(c.space_id.clone()),
-            ),
-        };
-        // The trace is always built: the audit record keeps it, and explain returns it.
-        let evaluation = engine::evaluate(&facts, true);
-        let group_trace = |g: &GroupFacts<'_>| GroupTrace {
-            id: g.id.as_deref().map(str::to_owned),
-            path: g.path.to_string(),
-            space_id: g.space_id.as_deref().map(str::to_owned),
-        };
-        let decision = if evaluation.allow() {
-            Decision::Allow
-        } else {
-            Decision::Deny
-        };
-        let mut trace = ExplainTrace {
-            trace_version: TRACE_VERSION.to_owned(),
-            trace_id: plystra_contracts::ids::generate("trace_"),
-            mode,
-            revision: snapshot.revision(),
-            decision,
-            deny_code: evaluation.deny_code,
-            reason: evaluation.reason(&facts),
-            actor: ActorTrace {
-                user_id: facts.actor.user_id.to_string(),
-                user_status: statuses.user_status.to_string(),
-                member_id: facts.actor.member_id.to_string(),
-                member_status: statuses.member_status.to_string(),
-                member_space_id: facts.actor.member_space_id.to_string(),
-                user_member_id: facts.actor.user_member_id.to_string(),
-                user_member_status: statuses.user_member_status.to_string(),
-                user_member_expires_at: statuses
-                    .user_member_expires_at
-                    .as_deref()
-                    .map(str::to_owned),
-                space_id: facts.actor.space_id.to_string(),
-                space_status: statuses.space_status.to_string(),
-            },
-            target: TargetTrace {
-                resource_type: facts.target.resource_type.to_string(),
-                resource_id: facts.target.resource_id.to_string(),
-                space_id: target_space_id,
-                group: facts.target.group.as_ref().map(group_trace),
-                owner_member_id: facts.target.owner_member_id.as_deref().map(str::to_owned),
-            },
-            resource_registry: RegistryTrace {
-                resource_type: facts.target.resource_type.to_string(),
-                resource_type_known: facts.resource_type_known,
-                action: facts.action.to_string(),
-                action_known: facts.action_known,
-            },
-            matched_candidates: evaluation
-                .checks
-                .iter()
-                .map(|(i, check)| {
-                    let c = &facts.candidates[*i];
-                    CandidateTrace {
-                        role: c.role_key.to_string(),
-                        role_id: c.role_id.to_string(),
-                        role_space_id: c.role_space_id.to_string(),
-                        permission: c.permission_id.to_string(),
-                        scope: c.scope,
-                        scope_anchor: c.anchor.as_ref().map(group_trace),
-                        scope_check: ScopeCheckTrace {
-                            covered: check.covered,
-                            rule: check.rule.clone(),
-                            reason: check.reason.clone(),
-                            deny_code: check.deny_code,
-                        },
-                        member_role_id: c.member_role_id.to_string(),
-                        member_role_space_id: c.member_role_space_id.to_string(),
-                    }
-                })
-                .collect(),
-            request: RequestTrace {
-                request_id: plystra_contracts::current_request_id(),
-                ip: caller.ip.clone(),
-                user_agent: caller.user_agent.clone(),
-            },
-            audit: AuditRef {
-                recorded: false,
-                audit_log_id: None,
-            },
-        };
-        let record = AuditRecord {
-            space_id: Some(facts.actor.space_id.to_string()),
-            actor_user_id: Some(facts.actor.user_id.to_string()),
-            actor_member_id: Some(facts.actor.member_id.to_string()),
-            actor_user_member_id: Some(facts.actor.user_member_id.to_string()),
-            resource_type: Some(facts.target.resource_type.to_string()),
-            resource_id: Some(facts.target.resource_id.to_string()),
-            decision: Some(if evaluation.allow() { "allow" } else { "deny" }.to_owned()),
-            deny_code: evaluation.deny_code.map(|c| c.as_str().to_owned()),
-            ip_address: trace.request.ip.clone(),
-            user_agent: trace.request.user_agent.clone(),
-            trace: poem_openapi::types::ToJSON::to_json(&trace).unwrap_or(serde_json::Value::Null),
-            ..AuditRecord::new("authz.decision", facts.action.to_string())
-        };
+        let trace = trace_of(&snapshot, caller, &parsed, now)?;
+        let (decision, deny_code) = (trace.decision, trace.deny_code);
+        let mut record = trace.audit_record();
+        let (mut answer, trace_json) = A::split(trace);
+        record.trace = trace_json;
         let audit_log_id = self
             .audit
             .record(record)
             .await
             .map_err(|e| ApiError::new(ErrorCode::AuditUnavailable, e.to_string()))?;
-        trace.audit = AuditRef {
+        answer.audited(AuditRef {
             recorded: audit_log_id.is_some(),
             audit_log_id,
-        };
-        plystra_contracts::metrics::record_authz_decision(trace.decision, trace.deny_code);
-        Ok(trace)
-    }
-}
-
-fn check_result(trace: &ExplainTrace) -> CheckResult {
-    CheckResult {
-        allow: trace.decision == Decision::Allow,
-        decision: trace.decision,
-        deny_code: trace.deny_code,
-        reason: trace.reason.clone(),
-        trace_id: trace.trace_id.clone(),
-        audit_log_id: trace.audit.audit_log_id.clone(),
-        audit: trace.audit.clone(),
-        revision: trace.revision,
+        });
+        plystra_contracts::metrics::record_authz_decision(decision, deny_code);
+        Ok(answer)
     }
 }
 
@@ -1082,13 +1314,15 @@ impl CheckApi {
         req: &poem::Request,
         body: JsonBody<AuthzRequestBody>,
     ) -> Result<CheckResponse, ApiError> {
-        let trace = self.decider.decide(&Caller::of(req), body.0.0).await?;
-        let result = check_result(&trace);
+        let result = self.decider.decide(&Caller::of(req), body.0.0).await?;
+        let trace_id = result.trace_id.clone();
+        let audit_log_id = result.audit_log_id.clone();
+        let revision = result.revision;
         Ok(CheckResponse::Decided(
             Json(Envelope::new(result)),
-            trace.trace_id,
-            trace.audit.audit_log_id,
-            trace.revision,
+            trace_id,
+            audit_log_id,
+            revision,
         ))
     }
 
@@ -1104,7 +1338,7 @@ impl CheckApi {
         req: &poem::Request,
         body: JsonBody<AuthzRequestBody>,
     ) -> Result<ExplainResponse, ApiError> {
-        let trace = self.decider.decide(&Caller::of(req), body.0.0).await?;
+        let trace = self.decider.explain(&Caller::of(req), body.0.0).await?;
         let trace_id = trace.trace_id.clone();
         let audit_log_id = trace.audit.audit_log_id.clone();
         let revision = trace.revision;
@@ -1130,7 +1364,7 @@ impl CheckApi {
         req: &poem::Request,
         body: JsonBody<BatchCheckRequest>,
     ) -> Result<Json<Envelope<BatchCheckResult>>, ApiError> {
-        let checks: Vec<AuthzRequest> = body.0.checks.into_iter().map(|c| c.0).collect();
+        let checks = body.0.checks;
         if checks.is_empty() || checks.len() > MAX_BATCH {
             return Err(ApiError::invalid_field(
                 "checks",
@@ -1138,11 +1372,19 @@ impl CheckApi {
             ));
         }
         let caller = Caller::of(req);
-        // A check that is not well-formed fails the batch, as the schema says; one that is
-        // well-formed but cannot be decided (an unknown ID) carries its own error below.
+        // Each check is parsed once. One that is not well-formed fails the batch, as the schema
+        // says; one that is well-formed but cannot be decided (an unknown ID, inline grants
+        // from a session) carries its own error below.
+        let parsed: Vec<Result<(Parsed, Option<u64>), ApiError>> = checks
+            .into_iter()
+            .map(|check| {
+                let at_least = at_least_revision(&check.0);
+                parse(check.0, caller.credential.as_ref()).map(|p| (p, at_least))
+            })
+            .collect();
         let mut malformed = serde_json::Map::new();
-        for (i, check) in checks.iter().enumerate() {
-            if let Err(e) = parse(check.clone(), caller.credential.as_ref())
+        for (i, check) in parsed.iter().enumerate() {
+            if let Err(e) = check
                 && e.code == ErrorCode::ValidationFailed
                 && let Some(fields) = e.details.get("fields").and_then(|f| f.as_object())
             {
@@ -1160,17 +1402,21 @@ impl CheckApi {
             .with_detail("fields", serde_json::Value::Object(malformed)));
         }
         // Decided concurrently so their audit records share group commits; joined in order.
-        let outcomes = futures_util::future::join_all(
-            checks.into_iter().map(|c| self.decider.decide(&caller, c)),
-        )
+        let (caller, decider) = (&caller, &self.decider);
+        let outcomes = futures_util::future::join_all(parsed.into_iter().map(|check| async move {
+            let (parsed, at_least) = check?;
+            decider
+                .decide_parsed::<CheckResult>(caller, parsed, at_least)
+                .await
+        }))
         .await;
         let (mut allowed, mut denied, mut failed) = (0, 0, 0);
         let results = outcomes
             .into_iter()
             .enumerate()
             .map(|(i, outcome)| match outcome {
-                Ok(trace) => {
-                    if trace.decision == Decision::Allow {
+                Ok(result) => {
+                    if result.allow {
                         allowed += 1;
                     } else {
                         denied += 1;
@@ -1178,7 +1424,7 @@ impl CheckApi {
                     BatchCheckItem {
                         index: i as u32,
                         status: 200,
-                        result: Some(check_result(&trace)),
+                        result: Some(result),
                         error: None,
                     }
                 }
@@ -1202,45 +1448,57 @@ impl CheckApi {
     }
 }
 
+/// A plugin's managed-mode request, validated as the HTTP route validates the same fields: a
+/// blank one is refused with the same error, naming it as the route does.
+fn managed_request(
+    request: plystra_contracts::services::CheckRequest,
+) -> Result<(Parsed, Caller), ApiError> {
+    let plystra_contracts::services::CheckRequest {
+        actor,
+        resource_type,
+        resource_id,
+        action,
+        ip,
+        user_agent,
+    } = request;
+    let mut missing = Missing::default();
+    let managed = Managed {
+        actor: ActorRef {
+            user_id: missing.take("actor.user_id", Some(actor.user_id)),
+            member_id: missing.take("actor.member_id", Some(actor.member_id)),
+            user_member_id: missing.take("actor.user_member_id", Some(actor.user_member_id)),
+            space_id: missing.take("actor.space_id", Some(actor.space_id)),
+        },
+        resource_type: missing.take("resource_type", Some(resource_type)),
+        resource_id: missing.take("resource_id", Some(resource_id)),
+        action: missing.take("action", Some(action)),
+    };
+    missing.finish()?;
+    let caller = Caller {
+        credential: None,
+        ip,
+        user_agent,
+    };
+    Ok((Parsed::Managed(managed), caller))
+}
+
 #[async_trait::async_trait]
 impl plystra_contracts::services::Authorizer for Decider {
     async fn check(
         &self,
-        request: &plystra_contracts::services::CheckRequest,
+        request: plystra_contracts::services::CheckRequest,
     ) -> Result<plystra_contracts::services::CheckOutcome, plystra_contracts::services::CheckError>
     {
-        let actor = &request.actor;
-        let body = AuthzRequest {
-            actor: AuthzActor {
-                user_id: actor.user_id.clone(),
-                member_id: actor.member_id.clone(),
-                user_member_id: Some(actor.user_member_id.clone()),
-                binding_id: None,
-                space_id: actor.space_id.clone(),
-                user_status: None,
-                member_status: None,
-                binding_status: None,
-                space_status: None,
-            },
-            resource_type: Some(request.resource_type.clone()),
-            resource_id: Some(request.resource_id.clone()),
-            resource: None,
-            action: request.action.clone(),
-            grants: None,
-            consistency: None,
-        };
-        let caller = Caller {
-            credential: None,
-            ip: request.ip.clone(),
-            user_agent: request.user_agent.clone(),
-        };
-        let trace = self.decide(&caller, body).await?;
+        let (parsed, caller) = managed_request(request)?;
+        let result = self
+            .decide_parsed::<CheckResult>(&caller, parsed, None)
+            .await?;
         Ok(plystra_contracts::services::CheckOutcome {
-            decision: trace.decision,
-            deny_code: trace.deny_code,
-            reason: trace.reason,
-            trace_id: trace.trace_id,
-            audit_log_id: trace.audit.audit_log_id,
+            decision: result.decision,
+            deny_code: result.deny_code,
+            reason: result.reason,
+            trace_id: result.trace_id,
+            audit_log_id: result.audit_log_id,
         })
     }
 }
@@ -1328,6 +1586,249 @@ mod tests {
                 "resource_type"
             ]
         );
+    }
+
+    /// The Finance Reviewer data of `AuthzRequest::example`: alice approves invoices in the
+    /// `finance` subtree; `invoice_001` lies in `finance.apac`, `invoice_002` in `sales`.
+    fn finance_snapshot() -> Snapshot {
+        use plystra_contracts::facts::Fact;
+        let s = |v: &str| v.to_owned();
+        let group = |id: &str, path: &str| Fact::Group {
+            id: s(id),
+            space_id: s("space_acme"),
+            path: s(path),
+            status: s("active"),
+        };
+        let invoice = |id: &str, group: &str| Fact::Resource {
+            resource_type: s("invoice"),
+            id: s(id),
+            external_id: s(id),
+            space_id: s("space_acme"),
+            group_id: Some(s(group)),
+            owner_member_id: None,
+            status: s("active"),
+        };
+        crate::index::snapshot_of([
+            Fact::User {
+                id: s("user_alice"),
+                status: s("active"),
+            },
+            Fact::Space {
+                id: s("space_acme"),
+                status: s("active"),
+            },
+            Fact::Member {
+                id: s("member_finance_reviewer"),
+                space_id: s("space_acme"),
+                status: s("active"),
+            },
+            Fact::UserMember {
+                id: s("um_alice_finance_reviewer"),
+                user_id: s("user_alice"),
+                member_id: s("member_finance_reviewer"),
+                status: s("active"),
+                expires_at: None,
+            },
+            group("group_finance", "finance"),
+            group("group_apac", "finance.apac"),
+            group("group_sales", "sales"),
+            Fact::ResourceType {
+                id: s("rt_invoice"),
+                key: s("invoice"),
+                status: s("active"),
+            },
+            Fact::ResourceAction {
+                resource_type: s("invoice"),
+                key: s("approve"),
+            },
+            invoice("invoice_001", "group_apac"),
+            invoice("invoice_002", "group_sales"),
+            Fact::Role {
+                id: s("role_fa"),
+                space_id: s("space_acme"),
+                key: s("finance_approver"),
+                status: s("active"),
+            },
+            Fact::Permission {
+                id: s("perm_approve"),
+                resource: s("invoice"),
+                action: s("approve"),
+                scope: s("group_tree"),
+                status: s("active"),
+            },
+            Fact::RolePermission {
+                id: s("rp_1"),
+                role_id: s("role_fa"),
+                permission_id: s("perm_approve"),
+                deleted: false,
+            },
+            Fact::MemberRole {
+                id: s("mr_1"),
+                space_id: s("space_acme"),
+                member_id: s("member_finance_reviewer"),
+                role_id: s("role_fa"),
+                scope_anchor_group_id: Some(s("group_finance")),
+                status: s("active"),
+            },
+        ])
+    }
+
+    fn managed(resource_id: &str) -> Parsed {
+        let mut body = AuthzRequest::example();
+        body.resource_id = Some(resource_id.into());
+        parse(body, None).unwrap()
+    }
+
+    #[test]
+    fn the_record_keeps_the_trace_the_explain_answer_returns() {
+        let snapshot = finance_snapshot();
+        let caller = Caller {
+            credential: None,
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+        };
+        let key = Credential::ApiKey { id: "ak_1".into() };
+        // Context Mode: the target's group named by path only (its ID is null in the trace).
+        let mut inline_in_apac = inline();
+        inline_in_apac.resource = Some(AuthzResource {
+            resource_type: None,
+            id: None,
+            external_id: None,
+            space_id: None,
+            group_id: None,
+            group_path: Some("finance.apac".into()),
+            owner_member_id: None,
+        });
+        let cases = [
+            (managed("invoice_001"), "allow", None),
+            (managed("invoice_002"), "deny", Some("SCOPE_OUT_OF_BOUNDS")),
+            (parse(inline_in_apac, Some(&key)).unwrap(), "allow", None),
+        ];
+        for (parsed, decision, deny_code) in cases {
+            let trace = trace_of(&snapshot, &caller, &parsed, 1_800_000_000).unwrap();
+            let columns = trace.audit_record();
+            // What check, batch and the `Authorizer` store (moved out of the typed trace), and
+            // what explain stores (poem's `ToJSON` of the same trace).
+            let (result, checked) = <CheckResult as Answer>::split(trace.clone());
+            let (mut explained, record) = <ExplainTrace as Answer>::split(trace);
+            assert_eq!(checked, record);
+            // What explain answers once the record is durable: the same trace, which says where
+            // the record went; the record's own copy could not know its ID yet.
+            explained.audited(AuditRef {
+                recorded: true,
+                audit_log_id: Some("audit_1".into()),
+            });
+            let answer = Envelope::new(explained).to_json().unwrap()["data"].clone();
+            assert_eq!(
+                record["audit"],
+                serde_json::json!({"recorded": false, "audit_log_id": null})
+            );
+            assert_eq!(
+                answer["audit"],
+                serde_json::json!({"recorded": true, "audit_log_id": "audit_1"})
+            );
+            let mut record = record;
+            record["audit"] = answer["audit"].clone();
+            assert_eq!(
+                serde_json::to_string(&record).unwrap(),
+                serde_json::to_string(&answer).unwrap()
+            );
+            // Pinned values, so the comparison is of real traces: absent fields are present as
+            // null, enums are their names.
+            assert_eq!(answer["decision"], decision, "{answer}");
+            assert_eq!(answer["deny_code"], serde_json::json!(deny_code));
+            assert_eq!(answer["trace_version"], "1.0");
+            assert_eq!(answer["request"]["ip"], "192.0.2.1");
+            for (object, field) in [
+                (&answer["request"], "user_agent"),
+                (&answer["target"], "owner_member_id"),
+                (&answer["actor"], "user_member_expires_at"),
+            ] {
+                assert_eq!(object.get(field), Some(&serde_json::Value::Null), "{field}");
+            }
+            let candidate = &answer["matched_candidates"][0];
+            assert_eq!(candidate["role"], "finance_approver");
+            assert_eq!(candidate["scope"], "group_tree");
+            assert_eq!(candidate["scope_anchor"]["path"], "finance");
+            assert_eq!(candidate["scope_check"]["covered"], deny_code.is_none());
+            assert_eq!(candidate["scope_check"]["deny_code"], answer["deny_code"]);
+            // The answer of check and the record's columns say the same.
+            assert_eq!(result.reason, answer["reason"]);
+            assert_eq!(result.trace_id, answer["trace_id"]);
+            assert_eq!(result.allow, deny_code.is_none());
+            assert_eq!(columns.decision.as_deref(), Some(decision));
+            assert_eq!(columns.deny_code.as_deref(), deny_code);
+            assert_eq!(columns.action, "approve");
+            assert_eq!(columns.event_type, "authz.decision");
+            assert_eq!(
+                columns.resource_id,
+                answer["target"]["resource_id"].as_str().map(str::to_owned)
+            );
+            assert_eq!(columns.ip_address.as_deref(), Some("192.0.2.1"));
+        }
+    }
+
+    #[test]
+    fn a_plugin_request_is_refused_with_the_errors_of_the_route() {
+        let plugin = plystra_contracts::services::CheckRequest {
+            actor: ActorRef {
+                user_id: " ".into(),
+                member_id: "member_finance_reviewer".into(),
+                user_member_id: String::new(),
+                space_id: "space_acme".into(),
+            },
+            resource_type: "\t".into(),
+            resource_id: "invoice_001".into(),
+            action: String::new(),
+            ip: None,
+            user_agent: None,
+        };
+        let mut body = AuthzRequest::example();
+        body.actor.user_id = " ".into();
+        body.actor.user_member_id = Some(String::new());
+        body.resource_type = Some("\t".into());
+        body.action = String::new();
+        let refused = managed_request(plugin).err().unwrap();
+        let route = parse(body, None).err().unwrap();
+        assert_eq!(refused.code, ErrorCode::ValidationFailed);
+        assert_eq!(refused.message, route.message);
+        assert_eq!(refused.details, route.details);
+        let fields = refused.details["fields"].as_object().unwrap();
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "action",
+                "actor.user_id",
+                "actor.user_member_id",
+                "resource_type"
+            ]
+        );
+
+        // A well-formed one is managed mode, with the end user's address as the caller.
+        let (parsed, caller) = managed_request(plystra_contracts::services::CheckRequest {
+            actor: ActorRef {
+                user_id: "user_alice".into(),
+                member_id: "member_finance_reviewer".into(),
+                user_member_id: "um_alice_finance_reviewer".into(),
+                space_id: "space_acme".into(),
+            },
+            resource_type: "invoice".into(),
+            resource_id: "invoice_001".into(),
+            action: "approve".into(),
+            ip: Some("192.0.2.7".into()),
+            user_agent: Some("notes".into()),
+        })
+        .unwrap();
+        let Parsed::Managed(managed) = &parsed else {
+            panic!("a plugin's request is managed mode");
+        };
+        assert_eq!(managed.resource_id, "invoice_001");
+        assert!(caller.credential.is_none());
+        let trace = trace_of(&finance_snapshot(), &caller, &parsed, 1_800_000_000).unwrap();
+        assert_eq!(trace.decision, Decision::Allow);
+        assert_eq!(trace.request.ip.as_deref(), Some("192.0.2.7"));
+        assert_eq!(trace.request.user_agent.as_deref(), Some("notes"));
     }
 
     #[test]
