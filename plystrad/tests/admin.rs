@@ -1572,6 +1572,16 @@ async fn revoking_reads_revoked_reason_stores_it_and_echoes_it() {
         .as_str()
         .unwrap()
         .to_owned();
+    let members = "/api/v1/spaces/space_acme/members";
+    expect(
+        &cli,
+        Auth::Bearer(&w.bob),
+        "GET",
+        members,
+        None,
+        StatusCode::OK,
+    )
+    .await;
     let after = expect(
         &cli,
         Auth::Bearer(&w.alice),
@@ -1581,6 +1591,12 @@ async fn revoking_reads_revoked_reason_stores_it_and_echoes_it() {
         StatusCode::OK,
     )
     .await;
+    // The very next request of bob's session is refused: the grant is gone from memory.
+    let (status, body) = send(&cli, Auth::Bearer(&w.bob), "GET", members, None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "ADMIN_PERMISSION_REQUIRED")
+    );
     assert_eq!(
         (after["status"].as_str(), after["revoked_reason"].as_str()),
         (Some("revoked"), Some("left the team")),

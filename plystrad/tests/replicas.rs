@@ -293,6 +293,137 @@ async fn a_key_revoked_through_one_process_is_refused_by_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_grant_revoked_through_one_process_is_refused_by_the_other() {
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
+    let a = Server::start(&t.url, &[]).await;
+    let b = Server::start(&t.url, &[]).await;
+    let password = "correct horse battery staple";
+    for (id, email) in [
+        ("user_root", "root@example.com"),
+        ("user_bob", "bob@example.com"),
+    ] {
+        let (status, _, json) = a
+            .send(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"id": id, "email": email, "password": password})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 201, "{json}");
+    }
+    let (code, text) = ctl(
+        &[
+            "--database-url",
+            &t.url,
+            "admin",
+            "bootstrap-super-admin",
+            "--user-id",
+            "user_root",
+        ],
+        &[("PLYSTRA_API_KEY_SECRET", API_KEY_SECRET)],
+    );
+    assert_eq!(code, 0, "{text}");
+    let head = plystra_contracts::feed::head(&t.db).await.unwrap();
+    // A session presented in X-Plystra-API-Key is judged as a session (the prefix decides).
+    let login = |server: &Server, email: &'static str| {
+        let http = server.http.clone();
+        let url = format!("{}/api/v1/auth/login", server.base());
+        async move {
+            let resp = http
+                .post(url)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let json: Value = resp.json().await.unwrap();
+            json["data"]["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let root = login(&a, "root@example.com").await;
+    let (status, granted, json) = a
+        .send(
+            "POST",
+            "/api/v1/admin/grants",
+            Some(json!({"user_id": "user_bob", "level": "instance_admin", "permission_key": "users:read"})),
+            &[
+                ("X-Plystra-API-Key", root.clone()),
+                ("X-Plystra-At-Least-Revision", head.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{json}");
+    let grant = json["data"]["id"].as_str().unwrap().to_owned();
+    let bob = login(&b, "bob@example.com").await;
+    let granted = granted.expect("a grant answers its revision");
+    let (status, _, json) = b
+        .send(
+            "GET",
+            "/api/v1/users",
+            None,
+            &[
+                ("X-Plystra-API-Key", bob.clone()),
+                ("X-Plystra-At-Least-Revision", granted.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "the grant made through A holds on B: {json}");
+    let (status, revoked, json) = a
+        .send(
+            "POST",
+            &format!("/api/v1/admin/grants/{grant}/revoke"),
+            Some(json!({"revoked_reason": "left the team"})),
+            &[("X-Plystra-API-Key", root)],
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let revoked_at = Instant::now();
+    // Without a token, B refuses within the staleness bound (one notification, or one poll
+    // interval on SQLite)...
+    loop {
+        let (status, _, json) = b
+            .send(
+                "GET",
+                "/api/v1/users",
+                None,
+                &[("X-Plystra-API-Key", bob.clone())],
+            )
+            .await;
+        if status == 403 {
+            assert_eq!(json["error"]["code"], "ADMIN_PERMISSION_REQUIRED", "{json}");
+            break;
+        }
+        assert_eq!(status, 200, "{json}");
+        assert!(
+            revoked_at.elapsed() < plystra_contracts::feed::DEFAULT_STALENESS_BOUND,
+            "B still honoured the revoked grant {:?} after the revoke",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "the grant's revoke was honoured by B after {:?}",
+        revoked_at.elapsed()
+    );
+    // ...and at once with the revoke's revision.
+    let (status, _, json) = b
+        .send(
+            "GET",
+            "/api/v1/users",
+            None,
+            &[
+                ("X-Plystra-API-Key", bob),
+                ("X-Plystra-At-Least-Revision", revoked.unwrap().to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 403, "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_in_a_burst_of_writes_catches_up_and_agrees() {
     let Some(t) = TestDatabase::migrated().await else {
         return;
