@@ -352,6 +352,20 @@ pub trait ActorResolver: Send + Sync {
     /// Every user, space, member, binding and group, as facts: what authorization's index loads
     /// at start. Later changes arrive as `identity.facts_changed` events.
     async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;
+
+    /// Every user and group, as facts: what the control plane's credentials need (user statuses
+    /// for grants, group spaces and paths for scopes), without reading members and bindings.
+    /// The default filters [`ActorResolver::facts`].
+    async fn user_and_group_facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError> {
+        let mut facts = self.facts().await?;
+        facts.retain(|f| {
+            matches!(
+                f,
+                crate::facts::Fact::User { .. } | crate::facts::Fact::Group { .. }
+            )
+        });
+        Ok(facts)
+    }
 }
 
 /// The registry facts authorization needs about a target.

@@ -315,13 +315,11 @@ impl Credentials {
         let mut state = State::default();
         for fact in self
             .resolver
-            .facts()
+            .user_and_group_facts()
             .await
             .map_err(|e| format!("cannot load users and groups: {e}"))?
         {
-            if matches!(fact, Fact::User { .. } | Fact::Group { .. }) {
-                state.apply(&fact);
-            }
+            state.apply(&fact);
         }
         for row in store::keys_after(&self.db, None)
             .await

@@ -338,6 +338,14 @@ impl ActorResolver for Resolver {
         crate::facts::all(&self.db).await.map_err(unavailable)
     }
 
+    async fn user_and_group_facts(
+        &self,
+    ) -> Result<Vec<plystra_contracts::facts::Fact>, ResolveError> {
+        crate::facts::users_and_groups(&self.db)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError> {
         Ok(crate::groups::get(&self.db, group_id)
             .await

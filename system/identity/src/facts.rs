@@ -87,6 +87,16 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     Ok(facts)
 }
 
+/// Every user and group, as facts (the control plane's credentials need no more).
+pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiError> {
+    let users: Vec<User> = db.fetch_all(&crate::users::select()).await?;
+    let groups: Vec<Group> = db.fetch_all(&crate::groups::select()).await?;
+    let mut facts = Vec::with_capacity(users.len() + groups.len());
+    facts.extend(users.iter().map(Fact::from));
+    facts.extend(groups.iter().map(Fact::from));
+    Ok(facts)
+}
+
 /// Announces committed `facts` (nothing to announce without a bus). Sessions are left out: they
 /// are credentials, followed through the feed only, and the event carries the entities it names.
 pub(crate) fn publish(events: Option<&Arc<dyn EventPublisher>>, mut facts: Vec<Fact>) {
