@@ -129,37 +129,42 @@ pub fn canonical_content_json(fields: &mut [(&str, ContentField<'_>)]) -> Vec<u8
 // The writers below write into a `Vec<u8>`, which cannot fail, so their `io::Result`s are
 // dropped.
 
+/// Writes `items` between `open` and `close`, separated by commas, each with `write`.
+fn write_separated<T>(
+    items: impl IntoIterator<Item = T>,
+    (open, close): (&[u8], &[u8]),
+    out: &mut Vec<u8>,
+    mut write: impl FnMut(T, &mut Vec<u8>),
+) {
+    out.extend_from_slice(open);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out);
+    }
+    out.extend_from_slice(close);
+}
+
 fn write_content_object(fields: &mut [(&str, ContentField<'_>)], out: &mut Vec<u8>) {
     fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let _ = out.write_all(b"{");
-    for (i, (name, field)) in fields.iter().enumerate() {
-        if i > 0 {
-            let _ = out.write_all(b",");
-        }
+    write_separated(fields.iter(), (b"{", b"}"), out, |(name, field), out| {
         write_str(name, out);
-        let _ = out.write_all(b":");
+        out.push(b':');
         match field {
-            ContentField::Text(None) => {
-                let _ = out.write_all(b"null");
-            }
+            ContentField::Text(None) => out.extend_from_slice(b"null"),
             ContentField::Text(Some(text)) => write_str(text, out),
             ContentField::Integer(n) => {
                 let _ = write!(out, "{n}");
             }
             ContentField::Json(value) => write_content_value(value, out),
             ContentField::TextList(items) => {
-                let _ = out.write_all(b"[");
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        let _ = out.write_all(b",");
-                    }
+                write_separated(items.iter(), (b"[", b"]"), out, |item, out| {
                     write_str(item, out);
-                }
-                let _ = out.write_all(b"]");
+                });
             }
         }
-    }
-    let _ = out.write_all(b"}");
+    });
 }
 
 fn write_str(text: &str, out: &mut Vec<u8>) {
@@ -174,27 +179,13 @@ fn write_content_value(value: &Value, out: &mut Vec<u8>) {
             if !members.is_sorted_by(|a, b| a.0 <= b.0) {
                 members.sort_unstable_by(|a, b| a.0.cmp(b.0));
             }
-            let _ = out.write_all(b"{");
-            for (i, (key, child)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    let _ = out.write_all(b",");
-                }
+            write_separated(members, (b"{", b"}"), out, |(key, child), out| {
                 write_str(key, out);
-                let _ = out.write_all(b":");
+                out.push(b':');
                 write_content_value(child, out);
-            }
-            let _ = out.write_all(b"}");
+            });
         }
-        Value::Array(items) => {
-            let _ = out.write_all(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    let _ = out.write_all(b",");
-                }
-                write_content_value(item, out);
-            }
-            let _ = out.write_all(b"]");
-        }
+        Value::Array(items) => write_separated(items, (b"[", b"]"), out, write_content_value),
         Value::String(text) => write_str(text, out),
         Value::Number(number) => write_content_number(number, out),
         Value::Bool(true) => {
