@@ -106,6 +106,10 @@ pub enum ErrorCode {
     /// The revision the request asked for (a consistency token) was not reached within the
     /// consistency wait.
     RevisionNotReached,
+    /// The revision the request asked for is past the newest one the database has committed:
+    /// no write of this deployment returned it (a token from another deployment, a database
+    /// restored from an older backup, or a made-up number). Waiting would not help.
+    RevisionNotIssued,
 }
 
 impl ErrorCode {
@@ -150,12 +154,13 @@ impl ErrorCode {
         Self::StorageUnwritable,
         Self::FactsNotCurrent,
         Self::RevisionNotReached,
+        Self::RevisionNotIssued,
     ];
 
     /// The HTTP status of this code. This is the only mapping from codes to statuses.
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::ValidationFailed => StatusCode::BAD_REQUEST,
+            Self::ValidationFailed | Self::RevisionNotIssued => StatusCode::BAD_REQUEST,
             Self::AuthenticationRequired => StatusCode::UNAUTHORIZED,
             Self::AdminPermissionRequired
             | Self::InlineContextRequiresApiKey
@@ -237,6 +242,7 @@ impl ErrorCode {
             Self::StorageUnwritable => "STORAGE_UNWRITABLE",
             Self::FactsNotCurrent => "FACTS_NOT_CURRENT",
             Self::RevisionNotReached => "REVISION_NOT_REACHED",
+            Self::RevisionNotIssued => "REVISION_NOT_ISSUED",
         }
     }
 }

@@ -312,6 +312,17 @@ pub enum FeedError {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// A requested revision is past the newest the database has committed: no write returned
+    /// it, so no wait would reach it.
+    #[error(
+        "revision {wanted} was never issued: the newest committed revision is {head} (a consistency token from another deployment, or from before a restore?)"
+    )]
+    RevisionNotIssued {
+        /// The revision asked for.
+        wanted: u64,
+        /// The newest committed revision.
+        head: u64,
+    },
 }
 
 impl From<FeedError> for ApiError {
@@ -324,6 +335,11 @@ impl From<FeedError> for ApiError {
                 ApiError::new(ErrorCode::RevisionNotReached, e.to_string())
                     .with_detail("at_least_revision", *wanted)
                     .with_detail("revision", *at)
+            }
+            FeedError::RevisionNotIssued { wanted, head } => {
+                ApiError::new(ErrorCode::RevisionNotIssued, e.to_string())
+                    .with_detail("at_least_revision", *wanted)
+                    .with_detail("head", *head)
             }
         }
     }
@@ -356,7 +372,8 @@ pub trait FactsFeed: Send + Sync {
     fn current(&self) -> Result<u64, FeedError>;
 
     /// Waits until revision `revision` is applied, at most the configured consistency wait, and
-    /// returns the revision applied.
+    /// returns the revision applied. A revision past the database's newest committed one is
+    /// refused at once with [`FeedError::RevisionNotIssued`]: no wait would reach it.
     async fn wait_for(&self, revision: u64) -> Result<u64, FeedError>;
 
     /// Reads the feed now (loading first if needed) unless the facts are confirmed current; for
@@ -495,7 +512,7 @@ mod tests {
     }
 
     #[test]
-    fn feed_errors_are_503_with_their_own_codes() {
+    fn feed_errors_have_their_own_codes_503_but_for_a_revision_never_issued() {
         let e: ApiError = FeedError::NotCurrent {
             reason: "down".into(),
         }
@@ -509,5 +526,14 @@ mod tests {
         .into();
         assert_eq!(e.code, ErrorCode::RevisionNotReached);
         assert_eq!(e.code.status().as_u16(), 503);
+        // Asking for a revision nobody issued is the client's error, and says what the head is.
+        let e: ApiError = FeedError::RevisionNotIssued {
+            wanted: 99,
+            head: 7,
+        }
+        .into();
+        assert_eq!(e.code, ErrorCode::RevisionNotIssued);
+        assert_eq!(e.code.status().as_u16(), 400);
+        assert_eq!(e.details.get("head"), Some(&serde_json::json!(7)));
     }
 }

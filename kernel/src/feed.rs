@@ -496,6 +496,17 @@ impl FactsFeed for Follower {
         if at >= revision {
             return Ok(at);
         }
+        // Ahead of this process: if the database never committed it, say so now rather than
+        // answer 503 after the wait (a token from elsewhere would never be reached). A failed
+        // read proves nothing; the wait below then decides.
+        if let Ok(head) = feed::head(&self.db).await
+            && head < revision
+        {
+            return Err(FeedError::RevisionNotIssued {
+                wanted: revision,
+                head,
+            });
+        }
         self.wake.notify_one();
         let wait = self.settings.consistency_wait;
         match tokio::time::timeout(wait, seen.wait_for(|r| *r >= revision)).await {

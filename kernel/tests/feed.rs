@@ -1,7 +1,7 @@
 //! The change-feed follower against a real database (both backends): changes apply once, in
 //! revision order, whether they are handed over in process or read from the table; a gap the
-//! feed no longer holds reloads at the head; a consistency token past the head is refused after
-//! the wait; pruning keeps what a known follower still needs.
+//! feed no longer holds reloads at the head; a consistency token not yet read is refused after the
+//! wait, one past the head at once; pruning keeps what a known follower still needs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,10 +92,20 @@ async fn changes_apply_once_in_revision_order_whoever_hands_them_over() {
     );
     assert_eq!(follower.current(), Ok(third.revision));
     assert_eq!(follower.wait_for(third.revision).await, Ok(third.revision));
+    // Committed, but this follower has no loop to read it: the wait runs out.
+    let fourth = commit_elsewhere(&t.db, "user_d").await;
     assert!(matches!(
-        follower.wait_for(third.revision + 5).await,
-        Err(FeedError::RevisionNotReached { wanted, at, .. }) if wanted == third.revision + 5 && at == third.revision
+        follower.wait_for(fourth.revision).await,
+        Err(FeedError::RevisionNotReached { wanted, at, .. }) if wanted == fourth.revision && at == third.revision
     ));
+    // Never committed: refused (before any wait), naming the head.
+    assert_eq!(
+        follower.wait_for(fourth.revision + 5).await,
+        Err(FeedError::RevisionNotIssued {
+            wanted: fourth.revision + 5,
+            head: fourth.revision
+        })
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::Access;
-use plystra_contracts::feed::FactsFeed;
+use plystra_contracts::feed::{FactsFeed, FeedError};
 use plystra_contracts::services::{
     AdminAuthorizer, AdminTarget, ApiKeyVerifier, Credential, SessionVerifier,
 };
@@ -73,9 +73,11 @@ impl Authenticator {
     }
 
     /// Waits until the revision the request asks for (`X-Plystra-At-Least-Revision`) is
-    /// applied; 400 for a malformed value, 503 `REVISION_NOT_REACHED` past the consistency wait
-    /// (`PLYSTRA_CONSISTENCY_WAIT_MS`) or without a feed to follow. A revision already applied
-    /// costs nothing; one ahead holds the request at most the consistency wait.
+    /// applied; 400 for a malformed value, 400 `REVISION_NOT_ISSUED` for a revision past the
+    /// database's newest (or any but 0 without a database), 503 `REVISION_NOT_REACHED` past the
+    /// consistency wait (`PLYSTRA_CONSISTENCY_WAIT_MS`). A revision already applied costs
+    /// nothing; one ahead costs a read of the feed's head and holds the request at most the
+    /// consistency wait.
     pub async fn await_revision(&self, req: &Request) -> Result<(), ApiError> {
         let Some(revision) = plystra_contracts::feed::at_least_revision(req)? else {
             return Ok(());
@@ -83,10 +85,12 @@ impl Authenticator {
         match &self.feed {
             Some(feed) => feed.wait_for(revision).await.map(drop).map_err(Into::into),
             None if revision == 0 => Ok(()),
-            None => Err(ApiError::new(
-                ErrorCode::RevisionNotReached,
-                "this server follows no change feed (no database)",
-            )),
+            // Without a database nothing was ever committed, so no write returned this revision.
+            None => Err(FeedError::RevisionNotIssued {
+                wanted: revision,
+                head: 0,
+            }
+            .into()),
         }
     }
 

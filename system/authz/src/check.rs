@@ -179,8 +179,9 @@ pub struct AuthzRequest {
 pub struct Consistency {
     /// A revision from `X-Plystra-Authz-Revision` of an earlier answer (a write's, or a
     /// decision's). The server waits, at most `PLYSTRA_CONSISTENCY_WAIT_MS` (1 s by default),
-    /// until it has applied that revision, and answers 503 `REVISION_NOT_REACHED` otherwise.
-    /// The header `X-Plystra-At-Least-Revision` does the same for any protected operation.
+    /// until it has applied that revision, and answers 503 `REVISION_NOT_REACHED` otherwise;
+    /// a revision past the newest the database committed is refused at once with 400
+    /// `REVISION_NOT_ISSUED`. The header `X-Plystra-At-Least-Revision` does the same for any protected operation.
     pub at_least_revision: Option<u64>,
 }
 
