@@ -266,6 +266,12 @@ pub trait AuditRecorder: Send + Sync {
     /// `Ok(None)` when the write mode skips it (`deny_only` and an allow decision).
     async fn record(&self, record: AuditRecord) -> Result<Option<String>, AuditUnavailable>;
 
+    /// True when [`record`](Self::record) skips every allowed `authz.decision` (the `deny_only`
+    /// write mode), so a decider need not build the record of an allow at all.
+    fn skips_allowed_decisions(&self) -> bool {
+        false
+    }
+
     /// Appends inside the caller's transaction, so a management mutation and its record commit
     /// together or not at all. Holds the chain until the caller commits or rolls back.
     async fn record_in(

@@ -138,7 +138,7 @@ impl AuditService {
     }
 
     fn skipped(&self, record: &AuditRecord) -> bool {
-        self.settings.mode == WriteMode::DenyOnly
+        self.skips_allowed_decisions()
             && record.decision.as_deref() == Some("allow")
             && record.event_type == "authz.decision"
     }
@@ -152,6 +152,10 @@ impl AuditRecorder for AuditService {
         }
         let prepared = store::prepare(&self.settings.policy, record);
         self.writer.append(prepared).await.map(Some)
+    }
+
+    fn skips_allowed_decisions(&self) -> bool {
+        self.settings.mode == WriteMode::DenyOnly
     }
 
     async fn record_in(

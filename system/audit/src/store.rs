@@ -338,12 +338,15 @@ pub fn prepare(policy: &RedactionPolicy, record: AuditRecord) -> Prepared {
     }
 }
 
-/// SQLite: the rows go in `SQLITE_CHUNK` at a time through one multi-row INSERT of constant text
-/// (so sqlx prepares it once per connection and caches it), and the rest one by one through the
-/// single-row INSERT: fewer round trips to sqlx's SQLite worker thread than one INSERT per row
-/// (which measured slower, see BENCHMARKS.md), while one statement for the whole batch would have
-/// a different text, to prepare again, for every batch size.
+/// SQLite: the rows go in through multi-row INSERTs of constant text, one for each power of two
+/// up to `SQLITE_CHUNK` rows (so sqlx prepares each once per connection and caches it): a batch
+/// of n rows takes at most log2(n) + 1 statements, each a round trip to sqlx's SQLite worker
+/// thread, where one INSERT per row measured slower (see BENCHMARKS.md) and one statement for the
+/// whole batch would have a different text, to prepare again, for every batch size.
 const SQLITE_CHUNK: usize = 32;
+
+/// The row counts of the SQLite INSERTs, largest first.
+const SQLITE_SIZES: [usize; 6] = [SQLITE_CHUNK, 16, 8, 4, 2, 1];
 
 /// The INSERT of `rows` rows on SQLite.
 fn sqlite_insert(rows: usize) -> String {
@@ -358,8 +361,9 @@ fn sqlite_insert(rows: usize) -> String {
 }
 
 /// PostgreSQL: the whole batch in one statement of constant text, one array per column, so the
-/// statement is prepared once per connection and a batch binds 22 parameters, not 22 per row.
-const POSTGRES_INSERT: &str = "INSERT INTO sys_audit_audit_logs (id, seq, event_type, \
+/// statement is prepared once per connection and a batch binds 24 parameters, not 22 per row;
+/// the same statement advances the chain's head to `$23`, `$24` (one round trip fewer).
+const POSTGRES_INSERT: &str = "WITH inserted AS (INSERT INTO sys_audit_audit_logs (id, seq, event_type, \
     request_id, space_id, actor_user_id, actor_member_id, actor_user_member_id, action, \
     resource_type, resource_id, decision, deny_code, ip_address, user_agent, trace, prev_hash, \
     entry_hash, redaction_version, created_at, redactions, content_hash) \
@@ -374,7 +378,8 @@ const POSTGRES_INSERT: &str = "INSERT INTO sys_audit_audit_logs (id, seq, event_
     AS batch(id, seq, event_type, request_id, space_id, actor_user_id, actor_member_id, \
     actor_user_member_id, action, resource_type, resource_id, decision, deny_code, ip_address, \
     user_agent, trace, prev_hash, entry_hash, redaction_version, created_at, redactions, \
-    content_hash)";
+    content_hash) RETURNING 1) \
+    UPDATE sys_audit_chain_head SET seq = $23, entry_hash = $24 WHERE id = 1";
 
 /// A prepared record with its place in the chain.
 struct Linked {
@@ -395,17 +400,15 @@ pub async fn append(
     tx: &mut Transaction,
     records: Vec<Prepared>,
 ) -> Result<Vec<String>, StorageError> {
+    // Takes the chain's head row lock (writers of every process and in-transaction records line
+    // up here) and reads the head, in one statement.
     let mut lock = Query::update();
     lock.table(Alias::new(HEAD))
         .value(Alias::new("seq"), Expr::col(Alias::new("seq")))
-        .and_where(Expr::col(Alias::new("id")).eq(1));
-    tx.execute(&lock).await?;
-    let mut head = Query::select();
-    head.columns([Alias::new("seq"), Alias::new("entry_hash")])
-        .from(Alias::new(HEAD))
-        .and_where(Expr::col(Alias::new("id")).eq(1));
+        .and_where(Expr::col(Alias::new("id")).eq(1))
+        .returning(Query::returning().columns([Alias::new("seq"), Alias::new("entry_hash")]));
     let (mut seq, mut prev): (i64, String) = tx
-        .fetch_optional(&head)
+        .fetch_optional(&lock)
         .await?
         .unwrap_or((0, GENESIS.to_owned()));
     if records.is_empty() {
@@ -425,40 +428,50 @@ pub async fn append(
         });
     }
     match tx {
-        Transaction::Sqlite(conn) => insert_sqlite(conn, linked).await?,
-        Transaction::Postgres(conn) => insert_postgres(conn, linked).await?,
+        Transaction::Sqlite(conn) => {
+            insert_sqlite(conn, linked).await?;
+            let mut advance = Query::update();
+            advance
+                .table(Alias::new(HEAD))
+                .values([
+                    (Alias::new("seq"), seq.into()),
+                    (Alias::new("entry_hash"), prev.into()),
+                ])
+                .and_where(Expr::col(Alias::new("id")).eq(1));
+            tx.execute(&advance).await?;
+        }
+        Transaction::Postgres(conn) => insert_postgres(conn, linked, seq, prev).await?,
     }
-    let mut advance = Query::update();
-    advance
-        .table(Alias::new(HEAD))
-        .values([
-            (Alias::new("seq"), seq.into()),
-            (Alias::new("entry_hash"), prev.into()),
-        ])
-        .and_where(Expr::col(Alias::new("id")).eq(1));
-    tx.execute(&advance).await?;
     Ok(ids)
 }
 
-/// The single-row and the `SQLITE_CHUNK`-row SQLite INSERTs, built once.
-fn sqlite_statements() -> &'static (String, String) {
-    static STATEMENTS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    STATEMENTS.get_or_init(|| (sqlite_insert(1), sqlite_insert(SQLITE_CHUNK)))
+/// The SQLite INSERT of each of `SQLITE_SIZES`' row counts, built once.
+fn sqlite_statements() -> &'static [(usize, String)] {
+    static STATEMENTS: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    STATEMENTS.get_or_init(|| {
+        SQLITE_SIZES
+            .iter()
+            .map(|&rows| (rows, sqlite_insert(rows)))
+            .collect()
+    })
+}
+
+/// The largest SQLite INSERT for `left` rows still to go in (`None` when none are left).
+fn sqlite_statement_for(left: usize) -> Option<&'static (usize, String)> {
+    sqlite_statements().iter().find(|(size, _)| *size <= left)
 }
 
 async fn insert_sqlite(
     conn: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     rows: Vec<Linked>,
 ) -> Result<(), StorageError> {
-    let (single, chunk) = sqlite_statements();
     let mut rows = rows.into_iter();
     loop {
-        let (sql, take) = match rows.len() {
-            0 => return Ok(()),
-            n if n >= SQLITE_CHUNK => (chunk.as_str(), SQLITE_CHUNK),
-            _ => (single.as_str(), 1),
+        let Some((take, sql)) = sqlite_statement_for(rows.len()) else {
+            return Ok(());
         };
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let take = *take;
+        let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
         for row in rows.by_ref().take(take) {
             let r = row.record;
             query = query
@@ -492,6 +505,8 @@ async fn insert_sqlite(
 async fn insert_postgres(
     conn: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     rows: Vec<Linked>,
+    head_seq: i64,
+    head_hash: String,
 ) -> Result<(), StorageError> {
     let n = rows.len();
     let texts = || Vec::<String>::with_capacity(n);
@@ -556,6 +571,8 @@ async fn insert_postgres(
         .bind(created_at)
         .bind(redactions)
         .bind(content_hash)
+        .bind(head_seq)
+        .bind(head_hash)
         .execute(&mut **conn)
         .await?;
     Ok(())
@@ -731,4 +748,33 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
         records,
         first_broken: reason.map(|reason| (expected_seq, String::new(), reason)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_postgres_insert_advances_the_chain_head_it_locked() {
+        assert!(
+            POSTGRES_INSERT.contains(&format!("UPDATE {HEAD} SET seq = $23, entry_hash = $24"))
+        );
+    }
+
+    #[test]
+    fn any_sqlite_batch_goes_in_with_few_statements_that_add_up() {
+        for n in 1..=crate::writer::MAX_BATCH {
+            let (mut left, mut statements) = (n, 0);
+            while let Some((rows, sql)) = sqlite_statement_for(left) {
+                assert_eq!(sql.matches("(?").count(), *rows);
+                left -= rows;
+                statements += 1;
+            }
+            assert_eq!(left, 0);
+            assert!(
+                statements <= n / SQLITE_CHUNK + 5,
+                "{n} rows took {statements}"
+            );
+        }
+    }
 }

@@ -907,12 +907,16 @@ fn resolve_error(e: ResolveError) -> ApiError {
 
 /// The trace of one decision on `snapshot`, its audit reference not yet set. Every string of the
 /// trace is built here, once; the audit record and the answers take them from the trace.
+///
+/// With `untraced_allow` (the answer is short and the audit log skips allowed decisions) an
+/// allow comes back as [`Traced::Allowed`] without the trace: nothing would keep it.
 fn trace_of(
     snapshot: &Snapshot,
     caller: &Caller,
     parsed: &Parsed,
     now: i64,
-) -> Result<ExplainTrace, ApiError> {
+    untraced_allow: bool,
+) -> Result<Traced, ApiError> {
     let resolved_statuses;
     let (mode, facts, statuses, target_space_id): (_, _, &ActorStatuses<'_>, _) = match parsed {
         Parsed::Managed(m) => {
@@ -951,6 +955,12 @@ fn trace_of(
     let engine::Evaluation {
         deny_code, checks, ..
     } = evaluation;
+    if untraced_allow && deny_code.is_none() {
+        return Ok(Traced::Allowed {
+            reason,
+            revision: snapshot.revision(),
+        });
+    }
     let group_trace = |g: &GroupFacts<'_>| GroupTrace {
         id: g.id.as_deref().map(str::to_owned),
         path: g.path.to_string(),
@@ -979,7 +989,7 @@ fn trace_of(
         })
         .collect();
     let resource_type = facts.target.resource_type.to_string();
-    Ok(ExplainTrace {
+    Ok(Traced::Full(ExplainTrace {
         trace_version: TRACE_VERSION.to_owned(),
         trace_id: plystra_contracts::ids::generate("trace_"),
         mode,
@@ -1026,7 +1036,20 @@ fn trace_of(
             user_agent: caller.user_agent.clone(),
         },
         audit: AuditRef::unrecorded(),
-    })
+    }))
+}
+
+/// What [`trace_of`] decided.
+enum Traced {
+    /// The decision with its full trace.
+    Full(ExplainTrace),
+    /// An allow whose trace nobody keeps: the audit log skips it and the answer is short.
+    Allowed {
+        /// The sentence for people.
+        reason: String,
+        /// The snapshot's revision.
+        revision: u64,
+    },
 }
 
 impl AuditRef {
@@ -1201,13 +1224,23 @@ impl ExplainTrace {
 /// What a decision answers: the full trace (explain) or the short result (check, batch and the
 /// `Authorizer`). Each takes the typed trace once and hands back the audit record's JSON of it.
 trait Answer: Sized {
+    /// True when the answer carries no trace, so an allow the audit log skips needs none.
+    const SHORT: bool;
     /// The answer and the record's trace JSON, both from `trace`.
     fn split(trace: ExplainTrace) -> (Self, serde_json::Value);
+    /// The answer to an allow with no trace and no record (only for short answers).
+    fn unrecorded_allow(reason: String, revision: u64) -> Option<Self>;
     /// Where the audit record went.
     fn audited(&mut self, audit: AuditRef);
 }
 
 impl Answer for ExplainTrace {
+    const SHORT: bool = false;
+
+    fn unrecorded_allow(_: String, _: u64) -> Option<Self> {
+        None
+    }
+
     fn split(trace: ExplainTrace) -> (Self, serde_json::Value) {
         // The trace is returned, so its JSON is written from it by reference: poem's `ToJSON`,
         // as the answer itself will be (cheaper than a clone to move from).
@@ -1221,6 +1254,24 @@ impl Answer for ExplainTrace {
 }
 
 impl Answer for CheckResult {
+    const SHORT: bool = true;
+
+    fn unrecorded_allow(reason: String, revision: u64) -> Option<Self> {
+        Some(CheckResult {
+            allow: true,
+            decision: Decision::Allow,
+            deny_code: None,
+            reason,
+            trace_id: plystra_contracts::ids::generate("trace_"),
+            audit_log_id: None,
+            audit: AuditRef {
+                recorded: false,
+                audit_log_id: None,
+            },
+            revision,
+        })
+    }
+
     fn split(trace: ExplainTrace) -> (Self, serde_json::Value) {
         let result = CheckResult {
             allow: trace.decision == Decision::Allow,
@@ -1281,7 +1332,20 @@ impl Decider {
     ) -> Result<A, ApiError> {
         let snapshot = self.service.snapshot(at_least).await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let trace = trace_of(&snapshot, caller, &parsed, now)?;
+        let untraced_allow = A::SHORT && self.audit.skips_allowed_decisions();
+        let trace = match trace_of(&snapshot, caller, &parsed, now, untraced_allow)? {
+            Traced::Full(trace) => trace,
+            Traced::Allowed { reason, revision } => {
+                let answer = A::unrecorded_allow(reason, revision).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InternalError,
+                        "an untraced allow was produced for a traced answer",
+                    )
+                })?;
+                plystra_contracts::metrics::record_authz_decision(Decision::Allow, None);
+                return Ok(answer);
+            }
+        };
         let (decision, deny_code) = (trace.decision, trace.deny_code);
         let mut record = trace.audit_record();
         let (mut answer, trace_json) = A::split(trace);
@@ -1674,6 +1738,14 @@ mod tests {
         ])
     }
 
+    /// The full trace, which `trace_of` returns when not told to skip allows.
+    fn traced(traced: Result<Traced, ApiError>) -> ExplainTrace {
+        match traced.unwrap() {
+            Traced::Full(trace) => trace,
+            Traced::Allowed { .. } => panic!("asked for the full trace"),
+        }
+    }
+
     fn managed(resource_id: &str) -> Parsed {
         let mut body = AuthzRequest::example();
         body.resource_id = Some(resource_id.into());
@@ -1706,7 +1778,21 @@ mod tests {
             (parse(inline_in_apac, Some(&key)).unwrap(), "allow", None),
         ];
         for (parsed, decision, deny_code) in cases {
-            let trace = trace_of(&snapshot, &caller, &parsed, 1_800_000_000).unwrap();
+            let trace = traced(trace_of(&snapshot, &caller, &parsed, 1_800_000_000, false));
+            // Where the log skips allows, a check's allow builds no trace and says the same.
+            match trace_of(&snapshot, &caller, &parsed, 1_800_000_000, true).unwrap() {
+                Traced::Allowed { reason, revision } => {
+                    assert_eq!(decision, "allow");
+                    assert_eq!(
+                        (reason.as_str(), revision),
+                        (trace.reason.as_str(), trace.revision)
+                    );
+                }
+                Traced::Full(denied) => {
+                    assert_eq!(decision, "deny");
+                    assert_eq!(denied.reason, trace.reason);
+                }
+            }
             let columns = trace.audit_record();
             // What check, batch and the `Authorizer` store (moved out of the typed trace), and
             // what explain stores (poem's `ToJSON` of the same trace).
@@ -1826,7 +1912,13 @@ mod tests {
         };
         assert_eq!(managed.resource_id, "invoice_001");
         assert!(caller.credential.is_none());
-        let trace = trace_of(&finance_snapshot(), &caller, &parsed, 1_800_000_000).unwrap();
+        let trace = traced(trace_of(
+            &finance_snapshot(),
+            &caller,
+            &parsed,
+            1_800_000_000,
+            false,
+        ));
         assert_eq!(trace.decision, Decision::Allow);
         assert_eq!(trace.request.ip.as_deref(), Some("192.0.2.7"));
         assert_eq!(trace.request.user_agent.as_deref(), Some("notes"));

@@ -577,15 +577,18 @@ impl Registry {
         let t = resource_types::from_row(
             type_row.ok_or_else(|| resource_types::not_found(&req.resource_type))?,
         )?;
+        // A well-formed request the type's state refuses: a conflict, as granting a disabled
+        // role is, not a malformed field.
         if t.status != RegistryEntryStatus::Active {
-            return Err(ApiError::invalid_field(
-                "resource_type",
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
                 format!(
-                    "{:?} is {}, so it accepts no new resources",
+                    "resource_type: {:?} is {}, so it accepts no new resources; enable it first",
                     t.key,
                     t.status.as_str()
                 ),
-            ));
+            )
+            .with_detail("field", "resource_type"));
         }
         if !store::space_exists(&mut m.tx, &space_id).await? {
             return Err(space_not_found(&space_id));
