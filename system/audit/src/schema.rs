@@ -37,7 +37,6 @@ pub const AUDIT_LOGS: Table = Table {
     ],
     indexes: &[
         Index::unique("sys_audit_audit_logs_seq", &["seq"]),
-        Index::unique("sys_audit_audit_logs_entry_hash", &["entry_hash"]),
         Index::plain(
             "sys_audit_audit_logs_space_created",
             &["space_id", "created_at"],
