@@ -181,7 +181,8 @@ pub struct Consistency {
     /// decision's). The server waits, at most `PLYSTRA_CONSISTENCY_WAIT_MS` (1 s by default),
     /// until it has applied that revision, and answers 503 `REVISION_NOT_REACHED` otherwise;
     /// a revision past the newest the database committed is refused at once with 400
-    /// `REVISION_NOT_ISSUED`. The header `X-Plystra-At-Least-Revision` does the same for any protected operation.
+    /// `REVISION_NOT_ISSUED`. The header `X-Plystra-At-Least-Revision` does the same for any
+    /// protected operation.
     pub at_least_revision: Option<u64>,
 }
 
