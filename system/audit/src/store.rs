@@ -340,7 +340,7 @@ pub fn prepare(policy: &RedactionPolicy, record: AuditRecord) -> Prepared {
 
 /// SQLite: the rows go in through multi-row INSERTs of constant text, one for each power of two
 /// up to `SQLITE_CHUNK` rows (so sqlx prepares each once per connection and caches it): a batch
-/// of n rows takes at most log2(n) + 1 statements, each a round trip to sqlx's SQLite worker
+/// of n rows takes at most n / 32 + 5 statements, each a round trip to sqlx's SQLite worker
 /// thread, where one INSERT per row measured slower (see BENCHMARKS.md) and one statement for the
 /// whole batch would have a different text, to prepare again, for every batch size.
 const SQLITE_CHUNK: usize = 32;
