@@ -108,7 +108,8 @@ pub enum ErrorCode {
     RevisionNotReached,
     /// The revision the request asked for is past the newest one the database has committed:
     /// no write of this deployment returned it (a token from another deployment, a database
-    /// restored from an older backup, or a made-up number). Waiting would not help.
+    /// restored from an older backup, or a made-up number). A well-formed value the server's
+    /// state refuses, so 409, like every such refusal; waiting would not help.
     RevisionNotIssued,
 }
 
@@ -160,7 +161,7 @@ impl ErrorCode {
     /// The HTTP status of this code. This is the only mapping from codes to statuses.
     pub const fn status(self) -> StatusCode {
         match self {
-            Self::ValidationFailed | Self::RevisionNotIssued => StatusCode::BAD_REQUEST,
+            Self::ValidationFailed => StatusCode::BAD_REQUEST,
             Self::AuthenticationRequired => StatusCode::UNAUTHORIZED,
             Self::AdminPermissionRequired
             | Self::InlineContextRequiresApiKey
@@ -186,7 +187,7 @@ impl ErrorCode {
             Self::LoginLocked | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict | Self::LastSuperAdmin => StatusCode::CONFLICT,
+            Self::Conflict | Self::LastSuperAdmin | Self::RevisionNotIssued => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -526,14 +526,15 @@ mod tests {
         .into();
         assert_eq!(e.code, ErrorCode::RevisionNotReached);
         assert_eq!(e.code.status().as_u16(), 503);
-        // Asking for a revision nobody issued is the client's error, and says what the head is.
+        // Asking for a revision nobody issued conflicts with the server's state (well-formed, so
+        // not a 400), and says what the head is.
         let e: ApiError = FeedError::RevisionNotIssued {
             wanted: 99,
             head: 7,
         }
         .into();
         assert_eq!(e.code, ErrorCode::RevisionNotIssued);
-        assert_eq!(e.code.status().as_u16(), 400);
+        assert_eq!(e.code.status().as_u16(), 409);
         assert_eq!(e.details.get("head"), Some(&serde_json::json!(7)));
     }
 }

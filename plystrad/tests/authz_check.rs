@@ -1012,8 +1012,9 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
     assert!(revision(&headers) >= revision_elsewhere);
 
     // The header asks the same of any protected operation. A revision the database never
-    // committed (a token from another deployment, a made-up number) is the client's error, and
-    // waiting would not help: 400 at once, naming the head, for the header and the body alike.
+    // committed (a token from another deployment, a made-up number) conflicts with the server's
+    // state, and waiting would not help: 409 at once, naming the head, for the header and the
+    // body alike.
     let resp = cli
         .post("/api/v1/authz/check")
         .header("X-Plystra-API-Key", KEY)
@@ -1024,7 +1025,7 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
         .body_json(&alice_request("invoice_001", "approve"))
         .send()
         .await;
-    resp.assert_status(StatusCode::BAD_REQUEST);
+    resp.assert_status(StatusCode::CONFLICT);
     resp.assert_header("x-plystra-error-code", "REVISION_NOT_ISSUED");
     let json: Value =
         serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
@@ -1036,7 +1037,7 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
     let mut body = alice_request("invoice_001", "approve");
     body["consistency"] = json!({"at_least_revision": 9_999_999_999_999_u64});
     let (status, _, json) = call(&cli, "POST", "/api/v1/authz/check", body).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
     assert_eq!(json["error"]["code"], "REVISION_NOT_ISSUED", "{json}");
     let resp = cli
         .post("/api/v1/authz/check")

@@ -73,7 +73,7 @@ impl Authenticator {
     }
 
     /// Waits until the revision the request asks for (`X-Plystra-At-Least-Revision`) is
-    /// applied; 400 for a malformed value, 400 `REVISION_NOT_ISSUED` for a revision past the
+    /// applied; 400 for a malformed value, 409 `REVISION_NOT_ISSUED` for a revision past the
     /// database's newest (or any but 0 without a database), 503 `REVISION_NOT_REACHED` past the
     /// consistency wait (`PLYSTRA_CONSISTENCY_WAIT_MS`). A revision already applied costs
     /// nothing; one ahead costs a read of the feed's head and holds the request at most the

@@ -180,7 +180,7 @@ pub struct Consistency {
     /// A revision from `X-Plystra-Authz-Revision` of an earlier answer (a write's, or a
     /// decision's). The server waits, at most `PLYSTRA_CONSISTENCY_WAIT_MS` (1 s by default),
     /// until it has applied that revision, and answers 503 `REVISION_NOT_REACHED` otherwise;
-    /// a revision past the newest the database committed is refused at once with 400
+    /// a revision past the newest the database committed is refused at once with 409
     /// `REVISION_NOT_ISSUED`. The header `X-Plystra-At-Least-Revision` does the same for any
     /// protected operation.
     pub at_least_revision: Option<u64>,
@@ -643,14 +643,31 @@ impl Missing {
     }
 
     /// A field that may be absent, and must not be blank when present (even where another field
-    /// shadows it), as the schema's `NOT_BLANK` pattern says.
+    /// shadows it), as the schema's `NOT_BLANK` pattern says, nor hold a control character (the
+    /// route's body check refuses them first; a plugin's in-process request meets this one).
     fn present(&mut self, field: &str, value: Option<String>) -> Option<String> {
         match value {
             Some(v) if v.trim().is_empty() => {
                 self.0.insert(field.to_owned(), "must not be blank".into());
                 None
             }
-            other => other,
+            Some(v) => self.printable(field, v),
+            None => None,
+        }
+    }
+
+    /// `value`, unless it holds a control character (which, among others, PostgreSQL cannot
+    /// store in the decision's audit record: one such record would fail its whole batch).
+    fn printable(&mut self, field: &str, value: String) -> Option<String> {
+        match plystra_contracts::limits::refused_character(&value, false) {
+            Some(c) => {
+                self.0.insert(
+                    field.to_owned(),
+                    format!("must not hold the control character U+{:04X}", u32::from(c)).into(),
+                );
+                None
+            }
+            None => Some(value),
         }
     }
 
@@ -1539,6 +1556,8 @@ fn managed_request(
         resource_id: missing.take("resource_id", Some(resource_id)),
         action: missing.take("action", Some(action)),
     };
+    let ip = ip.and_then(|ip| missing.printable("ip", ip));
+    let user_agent = user_agent.and_then(|agent| missing.printable("user_agent", agent));
     missing.finish()?;
     let caller = Caller {
         credential: None,
@@ -1892,6 +1911,34 @@ mod tests {
                 "resource_type"
             ]
         );
+
+        // A control character (from a path parameter, say) is refused by name, never stored.
+        let refused = managed_request(plystra_contracts::services::CheckRequest {
+            actor: ActorRef {
+                user_id: "user_alice".into(),
+                member_id: "member_finance_reviewer".into(),
+                user_member_id: "um_alice_finance_reviewer".into(),
+                space_id: "space_acme".into(),
+            },
+            resource_type: "invoice".into(),
+            resource_id: "invoice_\u{0}001".into(),
+            action: "approve".into(),
+            ip: Some("192.0.2.7".into()),
+            user_agent: Some("notes\u{1b}[2J".into()),
+        })
+        .err()
+        .unwrap();
+        assert_eq!(refused.code, ErrorCode::ValidationFailed);
+        let fields = refused.details["fields"].as_object().unwrap();
+        assert_eq!(
+            fields["resource_id"],
+            "must not hold the control character U+0000"
+        );
+        assert_eq!(
+            fields["user_agent"],
+            "must not hold the control character U+001B"
+        );
+        assert_eq!(fields.len(), 2, "{fields:?}");
 
         // A well-formed one is managed mode, with the end user's address as the caller.
         let (parsed, caller) = managed_request(plystra_contracts::services::CheckRequest {

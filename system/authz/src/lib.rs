@@ -403,7 +403,7 @@ impl AuthorizationService {
     /// the consistency wait, until the feed revision is applied here. Fails closed: 503
     /// `NOT_READY` before the index is loaded, `FACTS_NOT_CURRENT` when this process cannot
     /// confirm it follows the feed within the staleness bound, `REVISION_NOT_REACHED` when the
-    /// token's revision is not reached in time; 400 `REVISION_NOT_ISSUED` for a token past the
+    /// token's revision is not reached in time; 409 `REVISION_NOT_ISSUED` for a token past the
     /// database's newest revision.
     pub async fn snapshot(&self, at_least: Option<u64>) -> Result<Arc<index::Snapshot>, ApiError> {
         let Some(feed) = &self.feed else {
