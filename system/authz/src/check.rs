@@ -1912,8 +1912,8 @@ mod tests {
             ]
         );
 
-        // A control character (from a path parameter, say) is refused by name, never stored.
-        let refused = managed_request(plystra_contracts::services::CheckRequest {
+        // Alice approving invoice_001 through the notes plugin, from 192.0.2.7.
+        let alice = || plystra_contracts::services::CheckRequest {
             actor: ActorRef {
                 user_id: "user_alice".into(),
                 member_id: "member_finance_reviewer".into(),
@@ -1921,10 +1921,17 @@ mod tests {
                 space_id: "space_acme".into(),
             },
             resource_type: "invoice".into(),
-            resource_id: "invoice_\u{0}001".into(),
+            resource_id: "invoice_001".into(),
             action: "approve".into(),
             ip: Some("192.0.2.7".into()),
+            user_agent: Some("notes".into()),
+        };
+
+        // A control character (from a path parameter, say) is refused by name, never stored.
+        let refused = managed_request(plystra_contracts::services::CheckRequest {
+            resource_id: "invoice_\u{0}001".into(),
             user_agent: Some("notes\u{1b}[2J".into()),
+            ..alice()
         })
         .err()
         .unwrap();
@@ -1941,20 +1948,7 @@ mod tests {
         assert_eq!(fields.len(), 2, "{fields:?}");
 
         // A well-formed one is managed mode, with the end user's address as the caller.
-        let (parsed, caller) = managed_request(plystra_contracts::services::CheckRequest {
-            actor: ActorRef {
-                user_id: "user_alice".into(),
-                member_id: "member_finance_reviewer".into(),
-                user_member_id: "um_alice_finance_reviewer".into(),
-                space_id: "space_acme".into(),
-            },
-            resource_type: "invoice".into(),
-            resource_id: "invoice_001".into(),
-            action: "approve".into(),
-            ip: Some("192.0.2.7".into()),
-            user_agent: Some("notes".into()),
-        })
-        .unwrap();
+        let (parsed, caller) = managed_request(alice()).unwrap();
         let Parsed::Managed(managed) = &parsed else {
             panic!("a plugin's request is managed mode");
         };
