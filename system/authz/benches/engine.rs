@@ -11,9 +11,18 @@
 //! real path must equal the bare evaluator's, so the figures are of real decisions.
 //!
 //! It also reports the heap bytes the index holds against the bare evaluator's maps, counted by a
-//! global allocator that tracks live bytes.
+//! global allocator that tracks live bytes, and the time to build it from the facts.
+//!
+//! Since issue 17 every figure is an A/B: the dense index (`index::Snapshot`) against the index
+//! as it was before (`benches/engine/legacy_index.rs`, string keys in persistent hash maps), built
+//! from the same facts in the same run, timed in alternating rounds. Both must resolve every
+//! query to the same facts before anything is printed. It also times what the change feed's
+//! follower does per change (clone the snapshot, apply, settle) for single member-role changes
+//! and for moving a group subtree, and checks that both indexes still agree after the move.
 //!
 //! Without `--bench` (for example `cargo test --benches`) everything runs once on a few queries.
+//! `ENGINE_HEAP_BY_KIND=1` prints the dense index's heap for the data set's facts kind by kind
+//! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, for `perf`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -23,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use plystra_contracts::facts::Fact;
-use plystra_system_authz::engine::{evaluate, path_within};
+use plystra_system_authz::engine::{Facts, evaluate, path_within};
 use plystra_system_authz::index::{Request, Snapshot, snapshot_of};
+
+#[path = "engine/legacy_index.rs"]
+mod legacy;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -429,9 +441,40 @@ fn bare_decision(bare: &Bare, q: &Query) -> bool {
     bare.allow(&q.member_id, &q.resource_id, q.action)
 }
 
-fn real_decision(snapshot: &Snapshot, q: &Query, trace: bool) -> bool {
-    let resolved = snapshot.resolve(&q.request(), NOW).unwrap();
-    let evaluation = evaluate(&resolved.facts, trace);
+/// One timed way to decide a query.
+type Decide<'a> = dyn Fn(&Query) -> bool + 'a;
+
+/// An index the benchmark can decide on: the dense one and, for the A/B, the one before it.
+trait Index {
+    /// The request of `q` resolved into the engine's facts.
+    fn facts<'a>(&'a self, q: &'a Query) -> Facts<'a>;
+}
+
+impl Index for Snapshot {
+    fn facts<'a>(&'a self, q: &'a Query) -> Facts<'a> {
+        self.resolve(&q.request(), NOW).unwrap().facts
+    }
+}
+
+impl Index for legacy::Snapshot {
+    fn facts<'a>(&'a self, q: &'a Query) -> Facts<'a> {
+        let r = q.request();
+        let request = legacy::Request {
+            user_id: r.user_id,
+            member_id: r.member_id,
+            user_member_id: r.user_member_id,
+            space_id: r.space_id,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            action: r.action,
+        };
+        self.resolve(&request, NOW).unwrap().facts
+    }
+}
+
+fn real_decision(index: &impl Index, q: &Query, trace: bool) -> bool {
+    let facts = index.facts(q);
+    let evaluation = evaluate(&facts, trace);
     let allow = evaluation.allow();
     black_box(evaluation);
     allow
@@ -439,17 +482,17 @@ fn real_decision(snapshot: &Snapshot, q: &Query, trace: bool) -> bool {
 
 /// The check as the HTTP response needs it without the trace: the decision and its sentence
 /// for people (`reason`), which the engine formats only on request.
-fn reason_decision(snapshot: &Snapshot, q: &Query) -> bool {
-    let resolved = snapshot.resolve(&q.request(), NOW).unwrap();
-    let evaluation = evaluate(&resolved.facts, false);
-    black_box(evaluation.reason(&resolved.facts));
+fn reason_decision(index: &impl Index, q: &Query) -> bool {
+    let facts = index.facts(q);
+    let evaluation = evaluate(&facts, false);
+    black_box(evaluation.reason(&facts));
     evaluation.allow()
 }
 
 /// Only the index half of the real path: the request resolved into the engine's facts. Answers
 /// the decision found earlier, so the row is split like the others.
-fn resolve_only(snapshot: &Snapshot, q: &Query) -> bool {
-    black_box(snapshot.resolve(&q.request(), NOW).unwrap());
+fn resolve_only(index: &impl Index, q: &Query) -> bool {
+    black_box(index.facts(q));
     q.allowed
 }
 
@@ -552,19 +595,154 @@ fn live_mib() -> f64 {
     LIVE_BYTES.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
 }
 
+/// Times `rounds` alternating rounds of `decide` on every query; the samples of all rounds,
+/// sorted: (allow nanoseconds, deny nanoseconds).
+fn time_rounds(
+    queries: &[Query],
+    rounds: usize,
+    mut decide: impl FnMut(usize, &Query) -> bool,
+    cases: usize,
+) -> Vec<(Vec<u64>, Vec<u64>)> {
+    let mut out: Vec<(Vec<u64>, Vec<u64>)> = (0..cases).map(|_| (Vec::new(), Vec::new())).collect();
+    for _ in 0..rounds {
+        for (case, (allow, deny)) in out.iter_mut().enumerate() {
+            let (a, d) = time_each(queries, |q| decide(case, q));
+            allow.extend(a);
+            deny.extend(d);
+        }
+    }
+    for (allow, deny) in &mut out {
+        allow.sort_unstable();
+        deny.sort_unstable();
+    }
+    out
+}
+
+/// `n` member-role changes on random members (each flips one of the member's member-roles
+/// between active and revoked, or gives a member without one a new one), as the follower
+/// applies them: clone the snapshot, apply, settle. Nanoseconds per change, sorted.
+fn time_member_role_changes<S: Clone>(
+    data: &DataSet,
+    start: &S,
+    n: usize,
+    apply: impl Fn(&mut S, Vec<Fact>),
+) -> Vec<u64> {
+    let mut rng = StdRng::seed_from_u64(SEED ^ 0x5eed);
+    let mut current = start.clone();
+    let mut flipped: HashMap<(usize, usize), bool> = HashMap::new();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = rng.random_range(0..MEMBERS);
+        let (j, role, anchor) = match data.member_roles[m].choose(&mut rng) {
+            Some(mr) => (
+                data.member_roles[m]
+                    .iter()
+                    .position(|x| std::ptr::eq(x, mr))
+                    .unwrap_or(0),
+                mr.role,
+                mr.anchor,
+            ),
+            None => (0, rng.random_range(0..ROLES), rng.random_range(0..GROUPS)),
+        };
+        let revoked = flipped.entry((m, j)).or_insert(false);
+        *revoked = !*revoked;
+        let fact = Fact::MemberRole {
+            id: format!("mr_{m:05}_{j:02}"),
+            space_id: SPACE.to_owned(),
+            member_id: member_id(m),
+            role_id: format!("role_{role:02}"),
+            scope_anchor_group_id: Some(group_id(anchor)),
+            status: if *revoked { "revoked" } else { "active" }.to_owned(),
+        };
+        let started = Instant::now();
+        let mut next = current.clone();
+        apply(&mut next, vec![fact]);
+        current = next;
+        out.push(started.elapsed().as_nanos() as u64);
+    }
+    black_box(current);
+    out.sort_unstable();
+    out
+}
+
+/// The group facts of moving the subtree of `g` under another root: `g` and every group below
+/// it get a new path.
+fn group_move(data: &DataSet, g: usize) -> Vec<Fact> {
+    let old = &data.groups[g].path;
+    let last = old.rsplit('.').next().unwrap_or(old);
+    let root = if old.starts_with("t0.") || old == "t0" {
+        "t1"
+    } else {
+        "t0"
+    };
+    let new = format!("{root}.moved.{last}");
+    data.groups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, group)| {
+            let rest = group.path.strip_prefix(old.as_str())?;
+            (rest.is_empty() || rest.starts_with('.')).then(|| Fact::Group {
+                id: group_id(i),
+                space_id: SPACE.to_owned(),
+                path: format!("{new}{rest}"),
+                status: "active".to_owned(),
+            })
+        })
+        .collect()
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let timed = if full { 200_000 } else { 2_000 };
+    let rounds = if full { 3 } else { 1 };
 
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(SEED);
     let data = DataSet::generate(&mut rng);
-    let before_index = live_mib();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
+
+    if std::env::var_os("ENGINE_HEAP_BY_KIND").is_some() {
+        for kind in [
+            "user",
+            "member",
+            "user_member",
+            "group",
+            "resource",
+            "member_role",
+            "*",
+        ] {
+            let before = live_mib();
+            let facts: Vec<Fact> = data
+                .facts()
+                .into_iter()
+                .filter(|f| {
+                    kind == "*"
+                        || serde_json::to_value(f).unwrap()["kind"] == kind
+                        || matches!(f, Fact::Space { .. } | Fact::ResourceType { .. })
+                })
+                .collect();
+            let snap = snapshot_of(facts);
+            println!("{kind}: {:.1} MiB", live_mib() - before);
+            drop(snap);
+        }
+        return;
+    }
+    // Each index is built from its own copy of the facts, which the load consumes and frees:
+    // what the allocator still counts afterwards is the snapshot.
+    let before = live_mib();
     let facts = data.facts();
     let fact_count = facts.len();
-    // The facts are consumed and freed by the load: what is left is the snapshot.
+    let loading = Instant::now();
     let snapshot = snapshot_of(facts);
-    let index_mib = live_mib() - before_index;
+    let dense_load = loading.elapsed();
+    let dense_mib = live_mib() - before;
+    let before = live_mib();
+    let facts = data.facts();
+    let loading = Instant::now();
+    let old = legacy::snapshot_of(facts);
+    let legacy_load = loading.elapsed();
+    let legacy_mib = live_mib() - before;
     let before_bare = live_mib();
     let bare = Bare::build(&data);
     let bare_mib = live_mib() - before_bare;
@@ -579,20 +757,34 @@ fn main() {
         data.member_role_count(),
         started.elapsed().as_secs_f64(),
     );
+    println!("\n| index | heap held | ratio to the bare maps | load from facts |");
+    println!("|---|---:|---:|---:|");
     println!(
-        "heap held: index snapshot {index_mib:.1} MiB, bare evaluator's maps {bare_mib:.1} MiB \
-         ({:.1}x)",
-        index_mib / bare_mib
+        "| dense (issue 17) | {dense_mib:.1} MiB | {:.1}x | {:.0} ms |",
+        dense_mib / bare_mib,
+        dense_load.as_secs_f64() * 1e3
     );
+    println!(
+        "| before issue 17 | {legacy_mib:.1} MiB | {:.1}x | {:.0} ms |",
+        legacy_mib / bare_mib,
+        legacy_load.as_secs_f64() * 1e3
+    );
+    println!("| bare evaluator's maps | {bare_mib:.1} MiB | 1.0x | |");
 
-    // The sanity check: the real path and the bare evaluator agree on every query (every actor
-    // is active and every target exists, so the bare semantics apply to all of them).
+    // The sanity check: both indexes resolve every query to the same facts, and the real path
+    // and the bare evaluator agree on every decision (every actor is active and every target
+    // exists, so the bare semantics apply to all of them).
     let mut allows = 0usize;
     let mut codes: HashMap<String, usize> = HashMap::new();
     for q in &mut queries {
-        let resolved = snapshot.resolve(&q.request(), NOW).unwrap();
-        let evaluation = evaluate(&resolved.facts, false);
-        let traced = evaluate(&resolved.facts, true);
+        let facts = snapshot.facts(q);
+        assert_eq!(
+            facts,
+            old.facts(q),
+            "the dense index and the one before it resolved a query differently: refusing to report"
+        );
+        let evaluation = evaluate(&facts, false);
+        let traced = evaluate(&facts, true);
         assert_eq!(
             evaluation.deny_code, traced.deny_code,
             "the trace changed the decision"
@@ -616,66 +808,158 @@ fn main() {
     let mut codes: Vec<_> = codes.into_iter().collect();
     codes.sort();
     println!(
-        "{} queries: {allows} allow, {} deny {codes:?}; the real path and the bare evaluator agree on all of them\n",
+        "\n{} queries: {allows} allow, {} deny {codes:?}; both indexes resolve each to the same \
+         facts and the real path agrees with the bare evaluator on all of them\n",
         queries.len(),
         queries.len() - allows
     );
 
+    if std::env::var_os("ENGINE_PROFILE_RESOLVE").is_some() {
+        // For `perf record`: only the dense index's resolve, over and over.
+        for _ in 0..30 {
+            for q in &queries {
+                resolve_only(&snapshot, q);
+            }
+        }
+        return;
+    }
+
     criterion_part(&snapshot, &bare, &queries);
 
-    // Warm up, then time every decision on its own.
+    // Warm up, then time every decision on its own, in alternating rounds.
+    let cases: [(&str, &Decide<'_>); 9] = [
+        ("bare", &|q| bare_decision(&bare, q)),
+        ("dense: check (no trace)", &|q| {
+            real_decision(&snapshot, q, false)
+        }),
+        ("dense: check + reason", &|q| reason_decision(&snapshot, q)),
+        ("dense: explain (trace)", &|q| {
+            real_decision(&snapshot, q, true)
+        }),
+        ("dense: of which resolve", &|q| resolve_only(&snapshot, q)),
+        ("before: check (no trace)", &|q| {
+            real_decision(&old, q, false)
+        }),
+        ("before: check + reason", &|q| reason_decision(&old, q)),
+        ("before: explain (trace)", &|q| real_decision(&old, q, true)),
+        ("before: of which resolve", &|q| resolve_only(&old, q)),
+    ];
     let warm = &queries[..queries.len().min(20_000)];
-    time_each(warm, |q| bare_decision(&bare, q));
-    time_each(warm, |q| real_decision(&snapshot, q, false));
-    time_each(warm, |q| real_decision(&snapshot, q, true));
-    time_each(warm, |q| reason_decision(&snapshot, q));
-    let (bare_allow, bare_deny) = time_each(&queries, |q| bare_decision(&bare, q));
-    let (check_allow, check_deny) = time_each(&queries, |q| real_decision(&snapshot, q, false));
-    let (trace_allow, trace_deny) = time_each(&queries, |q| real_decision(&snapshot, q, true));
-    let (reason_allow, reason_deny) = time_each(&queries, |q| reason_decision(&snapshot, q));
-    let (resolve_allow, resolve_deny) = time_each(&queries, |q| resolve_only(&snapshot, q));
+    for (_, decide) in &cases {
+        time_each(warm, decide);
+    }
+    let timed = time_rounds(&queries, rounds, |case, q| cases[case].1(q), cases.len());
     let overhead = timer_overhead();
 
     println!(
-        "\nper decision, {} decisions timed one by one (each includes ~{overhead} ns of timer reads)\n",
+        "\nper decision, {} decisions timed one by one in {rounds} alternating round(s) (each \
+         includes ~{overhead} ns of timer reads)\n",
         queries.len()
     );
-    println!("| case                        | decisions | p50 ns | p99 ns | ratio to bare p50 |");
-    println!("|-----------------------------|----------:|-------:|-------:|------------------:|");
-    let row = |name: &str, sorted: &[u64], base: &[u64]| {
-        let p50 = percentile(sorted, 0.5);
-        println!(
-            "| {name:<27} | {:>9} | {p50:>6} | {:>6} | {:>16.1}x |",
-            sorted.len(),
-            percentile(sorted, 0.99),
-            p50 as f64 / percentile(base, 0.5).max(1) as f64
-        );
-        p50
-    };
-    row("bare, allow", &bare_allow, &bare_allow);
-    row("bare, deny", &bare_deny, &bare_deny);
-    let check_p50 = [
-        row("check (no trace), allow", &check_allow, &bare_allow),
-        row("check (no trace), deny", &check_deny, &bare_deny),
-    ];
-    row("check + reason, allow", &reason_allow, &bare_allow);
-    row("check + reason, deny", &reason_deny, &bare_deny);
-    let trace_p50 = [
-        row("explain (trace), allow", &trace_allow, &bare_allow),
-        row("explain (trace), deny", &trace_deny, &bare_deny),
-    ];
-    row("of which resolve, allow", &resolve_allow, &bare_allow);
-    row("of which resolve, deny", &resolve_deny, &bare_deny);
-    let verdict = |p50s: [u64; 2], limit: u64| {
-        if p50s.iter().all(|&p| p <= limit) {
-            "met"
-        } else {
-            "NOT met"
-        }
-    };
     println!(
-        "\ntargets: p50 ≤ 1,000 ns without trace: {}; p50 ≤ 10,000 ns with trace: {}",
-        verdict(check_p50, 1_000),
-        verdict(trace_p50, 10_000)
+        "| case                        | outcome | decisions | p50 ns | p99 ns | ratio to bare p50 |"
     );
+    println!(
+        "|-----------------------------|---------|----------:|-------:|-------:|------------------:|"
+    );
+    let (bare_allow, bare_deny) = &timed[0];
+    let mut p50s = HashMap::new();
+    for ((name, _), (allow, deny)) in cases.iter().zip(&timed) {
+        for (outcome, sorted, base) in [("allow", allow, bare_allow), ("deny", deny, bare_deny)] {
+            let p50 = percentile(sorted, 0.5);
+            println!(
+                "| {name:<27} | {outcome:<7} | {:>9} | {p50:>6} | {:>6} | {:>16.1}x |",
+                sorted.len(),
+                percentile(sorted, 0.99),
+                p50 as f64 / percentile(base, 0.5).max(1) as f64
+            );
+            p50s.insert((*name, outcome), p50);
+        }
+    }
+
+    // Changes, as the follower applies them: clone, apply, settle.
+    let changes = if full { 5_000 } else { 200 };
+    let dense_changes = time_member_role_changes(&data, &snapshot, changes, |s, f| s.apply_all(f));
+    let legacy_changes = time_member_role_changes(&data, &old, changes, |s, f| s.apply_all(f));
+    let moved = (0..data.groups.len())
+        .filter(|&g| data.groups[g].depth > 1)
+        .max_by_key(|&g| data.subtree_resources[g].len())
+        .unwrap_or(0);
+    let move_facts = group_move(&data, moved);
+    let time_move = |apply: &dyn Fn()| {
+        let mut samples: Vec<u64> = (0..if full { 20 } else { 2 })
+            .map(|_| {
+                let started = Instant::now();
+                apply();
+                started.elapsed().as_nanos() as u64
+            })
+            .collect();
+        samples.sort_unstable();
+        samples
+    };
+    let dense_move = time_move(&|| {
+        let mut next = snapshot.clone();
+        next.apply_all(move_facts.clone());
+        black_box(next);
+    });
+    let legacy_move = time_move(&|| {
+        let mut next = old.clone();
+        next.apply_all(move_facts.clone());
+        black_box(next);
+    });
+    // After the move both still decide alike.
+    let mut moved_dense = snapshot.clone();
+    moved_dense.apply_all(move_facts.clone());
+    let mut moved_old = old.clone();
+    moved_old.apply_all(move_facts.clone());
+    for q in queries.iter().take(20_000) {
+        assert_eq!(
+            moved_dense.facts(q),
+            moved_old.facts(q),
+            "after the group move the indexes disagree: refusing to report"
+        );
+    }
+    println!(
+        "\nchanges (clone the snapshot, apply, settle): {changes} member-role changes; moving group \
+         {} ({} groups, {} resources below it) under another root\n",
+        group_id(moved),
+        move_facts.len(),
+        data.subtree_resources[moved].len()
+    );
+    println!("| change | index | p50 µs | p99 µs |");
+    println!("|---|---|---:|---:|");
+    let us = |ns: u64| ns as f64 / 1e3;
+    for (change, name, sorted) in [
+        ("one member-role", "dense", &dense_changes),
+        ("one member-role", "before", &legacy_changes),
+        ("group move", "dense", &dense_move),
+        ("group move", "before", &legacy_move),
+    ] {
+        println!(
+            "| {change} | {name} | {:.1} | {:.1} |",
+            us(percentile(sorted, 0.5)),
+            us(percentile(sorted, 0.99))
+        );
+    }
+
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    let bare_p50 = |outcome| p50s[&("bare", outcome)];
+    let check_ok = ["allow", "deny"].iter().all(|o| {
+        let p = p50s[&("dense: check (no trace)", *o)];
+        p <= 1_000 && p <= 2 * bare_p50(*o)
+    });
+    let explain_ok = ["allow", "deny"]
+        .iter()
+        .all(|o| p50s[&("dense: explain (trace)", *o)] <= 3_000);
+    println!(
+        "\ntargets (issue 17): check p50 ≤ 1,000 ns and ≤ 2× bare: {}; explain p50 ≤ 3,000 ns: {}; \
+         heap ≤ 3× the bare maps: {}; one member-role change p99 ≤ 50 µs: {}; group move ≤ 10 ms: {}",
+        verdict(check_ok),
+        verdict(explain_ok),
+        verdict(dense_mib <= 3.0 * bare_mib),
+        verdict(percentile(&dense_changes, 0.99) <= 50_000),
+        verdict(percentile(&dense_move, 0.99) <= 10_000_000),
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at end: {}", load.trim());
 }

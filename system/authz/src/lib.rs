@@ -421,29 +421,36 @@ impl AuthorizationService {
             .map_err(|e| ApiError::new(plystra_contracts::ErrorCode::NotReady, e.to_string()))
     }
 
-    /// Reads every fact the index holds from its sources.
+    /// Reads every fact the index holds from its sources: identity, the registry and the
+    /// grant store at once (each on its own connection), in that order.
     async fn read_sources(&self) -> Result<Vec<plystra_contracts::facts::Fact>, String> {
         let Some(sources) = &self.sources else {
             return Err("no database, identity or registry service".to_owned());
         };
-        let mut facts = sources
-            .actors
-            .facts()
-            .await
-            .map_err(|e| format!("cannot load identity facts: {e}"))?;
-        facts.extend(
+        let identity = async {
+            sources
+                .actors
+                .facts()
+                .await
+                .map_err(|e| format!("cannot load identity facts: {e}"))
+        };
+        let registry = async {
             sources
                 .lookup
                 .facts()
                 .await
-                .map_err(|e| format!("cannot load registry facts: {e}"))?,
-        );
-        facts.extend(
+                .map_err(|e| format!("cannot load registry facts: {e}"))
+        };
+        let grants = async {
             grants::load_grants(&sources.db)
                 .await
-                .map_err(|e| format!("cannot load grants: {e}"))?
-                .into_facts(),
-        );
+                .map(grants::GrantSnapshot::into_facts)
+                .map_err(|e| format!("cannot load grants: {e}"))
+        };
+        let (mut facts, registry, grants) =
+            futures_util::future::try_join3(identity, registry, grants).await?;
+        facts.extend(registry);
+        facts.extend(grants);
         Ok(facts)
     }
 }
