@@ -22,7 +22,8 @@
 //!
 //! Without `--bench` (for example `cargo test --benches`) everything runs once on a few queries.
 //! `ENGINE_HEAP_BY_KIND=1` prints the dense index's heap for the data set's facts kind by kind
-//! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, for `perf`.
+//! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, and
+//! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -814,6 +815,16 @@ fn main() {
         queries.len() - allows
     );
 
+    if std::env::var_os("ENGINE_PROFILE_CHANGES").is_some() {
+        // For `perf record`: only member-role changes on the dense index.
+        black_box(time_member_role_changes(
+            &data,
+            &snapshot,
+            200_000,
+            |s, f| s.apply_all(f),
+        ));
+        return;
+    }
     if std::env::var_os("ENGINE_PROFILE_RESOLVE").is_some() {
         // For `perf record`: only the dense index's resolve, over and over.
         for _ in 0..30 {

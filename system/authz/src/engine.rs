@@ -255,9 +255,15 @@ fn group_space<'g>(group: Option<&'g GroupFacts<'_>>) -> Option<&'g str> {
     group.and_then(|g| g.space_id.as_deref())
 }
 
+/// Whether two strings are equal, without reading them when they are the same text (the index
+/// shares one text per ID, so the spaces and paths a decision compares usually are).
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// Whether a target path lies in an anchor's subtree: equal, or below it at a `.` boundary.
 pub fn path_within(target: &str, anchor: &str) -> bool {
-    target == anchor
+    same(target, anchor)
         || (target.len() > anchor.len()
             && target.starts_with(anchor)
             && target.as_bytes()[anchor.len()] == b'.')
@@ -345,23 +351,23 @@ pub fn evaluate(facts: &Facts<'_>, trace: bool) -> Evaluation {
 
 fn cross_space(facts: &Facts<'_>) -> Option<CrossSpace> {
     let space: &str = &facts.actor.space_id;
-    if facts.actor.member_space_id != space {
+    if !same(&facts.actor.member_space_id, space) {
         return Some(CrossSpace::Member);
     }
-    if facts.target.space_id != space {
+    if !same(&facts.target.space_id, space) {
         return Some(CrossSpace::Target);
     }
-    if group_space(facts.target.group.as_ref()).is_some_and(|s| s != space) {
+    if group_space(facts.target.group.as_ref()).is_some_and(|s| !same(s, space)) {
         return Some(CrossSpace::TargetGroup);
     }
     for (i, c) in facts.candidates.iter().enumerate() {
-        if c.role_space_id != space {
+        if !same(&c.role_space_id, space) {
             return Some(CrossSpace::Role(i));
         }
-        if c.member_role_space_id != space {
+        if !same(&c.member_role_space_id, space) {
             return Some(CrossSpace::MemberRole(i));
         }
-        if group_space(c.anchor.as_ref()).is_some_and(|s| s != space) {
+        if group_space(c.anchor.as_ref()).is_some_and(|s| !same(s, space)) {
             return Some(CrossSpace::Anchor(i));
         }
     }
@@ -399,8 +405,8 @@ fn group_covered(tree: bool, group: &GroupFacts<'_>, anchor: &GroupFacts<'_>) ->
         path_within(&group.path, &anchor.path)
     } else {
         match (&group.id, &anchor.id) {
-            (Some(g), Some(a)) => g == a,
-            _ => group.path == anchor.path,
+            (Some(g), Some(a)) => same(g, a),
+            _ => same(&group.path, &anchor.path),
         }
     }
 }

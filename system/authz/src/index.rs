@@ -50,23 +50,31 @@ type HashSet<A> = imbl::GenericHashSet<A, foldhash::fast::RandomState, DefaultSh
 /// A flat (not persistent) hash table: compact, shared between snapshots behind an `Arc`.
 type FlatMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Elements per chunk of a [`Chunked`] array.
+/// Slots per chunk of a [`Chunked`] array.
 const CHUNK: usize = 64;
+/// Chunks per page of a [`Chunked`] array.
+const PAGE: usize = 64;
 
-/// A chunked copy-on-write array: a shared table of shared chunks of [`CHUNK`] slots. Reading
-/// an element is two loads past the table (the chunk pointer, then the slot, in the chunk's
-/// own allocation); changing one copies its chunk and the table of chunk pointers when another
+/// A chunk of a [`Chunked`] array: its slots, in the chunk's own allocation.
+type Chunk<T> = Arc<[Option<T>]>;
+/// A page of a [`Chunked`] array: up to [`PAGE`] chunks.
+type Page<T> = Arc<[Chunk<T>]>;
+
+/// A chunked copy-on-write array: a short table of pages of [`PAGE`] chunks of [`CHUNK`]
+/// slots, each level shared. Reading an element is three loads past the table (page, chunk,
+/// slot; the table and the pages are small and stay in cache); changing one copies its chunk
+/// (64 slots), its page (64 pointers) and the table (one pointer per 4,096 slots) when another
 /// snapshot shares them, and nothing while one snapshot alone holds them (a load).
 #[derive(Debug)]
 struct Chunked<T> {
-    chunks: Arc<Vec<Arc<[Option<T>]>>>,
+    pages: Arc<[Page<T>]>,
     len: usize,
 }
 
 impl<T> Clone for Chunked<T> {
     fn clone(&self) -> Self {
         Self {
-            chunks: Arc::clone(&self.chunks),
+            pages: Arc::clone(&self.pages),
             len: self.len,
         }
     }
@@ -75,15 +83,26 @@ impl<T> Clone for Chunked<T> {
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
         Self {
-            chunks: Arc::default(),
+            pages: Arc::from(Vec::new()),
             len: 0,
         }
     }
 }
 
+/// Grows a shared slice to at least `len` elements with `fill`.
+fn grown<E: Clone>(slice: &Arc<[E]>, len: usize, fill: impl Fn() -> E) -> Arc<[E]> {
+    let mut items = slice.to_vec();
+    items.resize_with(len, fill);
+    items.into()
+}
+
 impl<T: Clone> Chunked<T> {
     fn get(&self, i: usize) -> Option<&T> {
-        self.chunks.get(i / CHUNK)?.get(i % CHUNK)?.as_ref()
+        self.pages
+            .get(i / (CHUNK * PAGE))?
+            .get((i / CHUNK) % PAGE)?
+            .get(i % CHUNK)?
+            .as_ref()
     }
 
     /// One past the highest slot ever set.
@@ -93,12 +112,17 @@ impl<T: Clone> Chunked<T> {
 
     /// Slot `i`, to change, the array grown to hold it.
     fn slot_mut(&mut self, i: usize) -> &mut Option<T> {
-        let chunks = Arc::make_mut(&mut self.chunks);
-        while chunks.len() <= i / CHUNK {
-            chunks.push((0..CHUNK).map(|_| None).collect());
+        let (p, c) = (i / (CHUNK * PAGE), (i / CHUNK) % PAGE);
+        if self.pages.len() <= p {
+            self.pages = grown(&self.pages, p + 1, || Arc::from(Vec::new()));
         }
+        let page = &mut Arc::make_mut(&mut self.pages)[p];
+        if page.len() <= c {
+            *page = grown(page, c + 1, || (0..CHUNK).map(|_| None).collect());
+        }
+        let chunk = &mut Arc::make_mut(page)[c];
         self.len = self.len.max(i + 1);
-        &mut Arc::make_mut(&mut chunks[i / CHUNK])[i % CHUNK]
+        &mut Arc::make_mut(chunk)[i % CHUNK]
     }
 
     fn push(&mut self, value: T) {
@@ -113,17 +137,86 @@ type Shared = Arc<str>;
 /// A dense number given to one ID of one kind, in the order the index first saw it.
 type Num = u32;
 
+/// The longest ID a [`Key`] holds inline (every generated ID, prefix included, fits).
+const INLINE: usize = 38;
+
+/// An ID as a hash table key: its bytes inline when they fit, so that comparing it with a
+/// request's text reads no memory beyond the table's own slot.
+#[derive(Debug, Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Shared),
+}
+
+impl Key {
+    fn new(text: &str) -> Self {
+        let src = text.as_bytes();
+        if src.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..src.len()].copy_from_slice(src);
+            Self::Inline {
+                len: src.len() as u8,
+                bytes,
+            }
+        } else {
+            Self::Heap(text.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(text) => text.as_bytes(),
+        }
+    }
+
+    /// Whether this is the key of `text`.
+    fn is(&self, text: &str) -> bool {
+        self.as_bytes() == text.as_bytes()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        KeyRef(self.as_bytes()).hash(state);
+    }
+}
+
+/// A borrowed [`Key`]: hashes and compares like it, so a lookup allocates nothing.
+struct KeyRef<'a>(&'a [u8]);
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+        state.write_u8(0xff);
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.as_bytes()
+    }
+}
+
 /// A resource's name: (the number of its type's key, its ID or external ID).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct TypedKey(Num, Shared);
+struct TypedKey(Num, Key);
 
 /// A borrowed [`TypedKey`]: hashes and compares like it, so a lookup allocates nothing.
 #[derive(Hash)]
-struct TypedRef<'a>(Num, &'a str);
+struct TypedRef<'a>(Num, KeyRef<'a>);
 
 impl Equivalent<TypedKey> for TypedRef<'_> {
     fn equivalent(&self, key: &TypedKey) -> bool {
-        self.0 == key.0 && self.1 == &*key.1
+        self.0 == key.0 && self.1.equivalent(&key.1)
     }
 }
 
@@ -154,7 +247,7 @@ impl<K: Clone + Hash + Eq> Default for Names<K> {
 }
 
 impl<K: Clone + Hash + Eq> Names<K> {
-    fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<Num> {
+    fn lookup<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<Num> {
         match self.settled.get(key) {
             Some(n) => Some(*n),
             None if self.recent.is_empty() => None,
@@ -196,25 +289,33 @@ impl<K: Clone + Hash + Eq> Names<K> {
     }
 }
 
-impl Names<Shared> {
+impl Names<Key> {
+    /// The number of `text`.
+    fn get(&self, text: &str) -> Option<Num> {
+        self.lookup(&KeyRef(text.as_bytes()))
+    }
+
     /// The number of `text`, given one if it has none.
     fn intern(&mut self, text: &str) -> Num {
         if let Some(n) = self.get(text) {
             return n;
         }
-        let shared: Shared = text.into();
-        self.add(shared.clone(), shared)
+        self.add(Key::new(text), text.into())
     }
 }
 
 impl Names<TypedKey> {
+    /// The number of (`type_key`, `id`).
+    fn get(&self, type_key: Num, id: &str) -> Option<Num> {
+        self.lookup(&TypedRef(type_key, KeyRef(id.as_bytes())))
+    }
+
     /// The number of (`type_key`, `id`), given one if it has none.
     fn intern(&mut self, type_key: Num, id: &str) -> Num {
-        if let Some(n) = self.get(&TypedRef(type_key, id)) {
+        if let Some(n) = self.get(type_key, id) {
             return n;
         }
-        let shared: Shared = id.into();
-        self.add(TypedKey(type_key, shared.clone()), shared)
+        self.add(TypedKey(type_key, Key::new(id)), id.into())
     }
 }
 
@@ -314,14 +415,19 @@ struct MemberRow {
 struct BindingRow {
     user: Num,
     member: Num,
-    /// The user's and member's IDs, shared with their names: a check compares them with the
-    /// request's without a lookup.
-    user_id: Shared,
-    member_id: Shared,
+    /// The user's and member's IDs: a check compares them with the request's without a lookup.
+    user_id: Key,
+    member_id: Key,
     status: Status,
     revoked: bool,
     expires_at: Option<Shared>,
     expires_unix: Option<i64>,
+    /// Copies of its user's and member's rows and of the member's grants, kept current through
+    /// `bindings_of_user` and `bindings_of_member`: a check reads the whole actor from this
+    /// one row.
+    user_row: Option<Status>,
+    member_row: Option<MemberRow>,
+    grants: Option<Arc<MemberGrants>>,
 }
 
 #[derive(Debug, Clone)]
@@ -444,24 +550,28 @@ impl Carriers {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: u64,
-    user_names: Names<Shared>,
+    user_names: Names<Key>,
     users: Rows<Status>,
-    space_names: Names<Shared>,
+    space_names: Names<Key>,
     spaces: Rows<Status>,
-    member_names: Names<Shared>,
+    member_names: Names<Key>,
     members: Rows<MemberRow>,
-    binding_names: Names<Shared>,
+    binding_names: Names<Key>,
     bindings: Rows<BindingRow>,
-    group_names: Names<Shared>,
+    /// user → its bindings, member → its bindings: whose copies a user or member change
+    /// reaches.
+    bindings_of_user: Rows<OrdSet<Num>>,
+    bindings_of_member: Rows<OrdSet<Num>>,
+    group_names: Names<Key>,
     groups: Rows<GroupRow>,
     /// Types by ID.
-    type_names: Names<Shared>,
+    type_names: Names<Key>,
     types: Rows<TypeRow>,
     /// Type keys, as permissions, actions and resources name types.
-    type_keys: Names<Shared>,
+    type_keys: Names<Key>,
     /// Type key → the type that has it.
     type_of_key: Rows<Num>,
-    action_names: Names<Shared>,
+    action_names: Names<Key>,
     /// (type key, action) pairs the registry declares.
     actions: HashSet<(Num, Num)>,
     /// Resources by (type key, ID).
@@ -471,13 +581,13 @@ pub struct Snapshot {
     external_names: Names<TypedKey>,
     /// The resources that carry each of them now.
     carriers: Rows<Carriers>,
-    role_names: Names<Shared>,
+    role_names: Names<Key>,
     roles: Rows<RoleRow>,
-    permission_names: Names<Shared>,
+    permission_names: Names<Key>,
     permissions: Rows<PermissionRow>,
-    role_permission_names: Names<Shared>,
+    role_permission_names: Names<Key>,
     role_permissions: Rows<RolePermissionRow>,
-    member_role_names: Names<Shared>,
+    member_role_names: Names<Key>,
     member_roles: Rows<MemberRoleRow>,
     /// role → its role-permissions not removed.
     permissions_of_role: Rows<OrdSet<Num>>,
@@ -603,10 +713,28 @@ impl Snapshot {
     fn settle(&mut self) {
         for member in std::mem::take(&mut self.unsettled) {
             let grants = self.grants_of(member);
-            if grants.is_empty() {
+            let grants = if grants.is_empty() {
                 self.grants_of_member.remove(member);
+                None
             } else {
-                self.grants_of_member.set(member, Arc::new(grants));
+                let grants = Arc::new(grants);
+                self.grants_of_member.set(member, Arc::clone(&grants));
+                Some(grants)
+            };
+            self.update_bindings_of(member, |row| row.grants = grants.clone());
+        }
+    }
+
+    /// Changes the copies in every binding of `member`.
+    fn update_bindings_of(&mut self, member: Num, change: impl Fn(&mut BindingRow)) {
+        let bindings: Vec<Num> = self
+            .bindings_of_member
+            .get(member)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        for b in bindings {
+            if let Some(row) = self.bindings.get_mut(b) {
+                change(row);
             }
         }
     }
@@ -701,7 +829,18 @@ impl Snapshot {
         match fact {
             Fact::User { id, status } => {
                 let n = self.user_names.intern(&id);
-                self.users.set(n, Status::of(&status));
+                let status = Status::of(&status);
+                self.users.set(n, status.clone());
+                let bindings: Vec<Num> = self
+                    .bindings_of_user
+                    .get(n)
+                    .map(|set| set.iter().copied().collect())
+                    .unwrap_or_default();
+                for b in bindings {
+                    if let Some(row) = self.bindings.get_mut(b) {
+                        row.user_row = Some(status.clone());
+                    }
+                }
             }
             Fact::Space { id, status } => {
                 let n = self.space_names.intern(&id);
@@ -719,7 +858,8 @@ impl Snapshot {
                     space_id: self.space_names.shared(space),
                     status: Status::of(&status),
                 };
-                self.members.set(n, row);
+                self.members.set(n, row.clone());
+                self.update_bindings_of(n, |binding| binding.member_row = Some(row.clone()));
             }
             Fact::UserMember {
                 id,
@@ -731,11 +871,21 @@ impl Snapshot {
                 let n = self.binding_names.intern(&id);
                 let user = self.user_names.intern(&user_id);
                 let member = self.member_names.intern(&member_id);
+                if let Some(old) = self.bindings.get(n) {
+                    let (old_user, old_member) = (old.user, old.member);
+                    take_from(&mut self.bindings_of_user, old_user, n);
+                    take_from(&mut self.bindings_of_member, old_member, n);
+                }
+                add_to(&mut self.bindings_of_user, user, n);
+                add_to(&mut self.bindings_of_member, member, n);
                 let row = BindingRow {
+                    user_row: self.users.get(user).cloned(),
+                    member_row: self.members.get(member).cloned(),
+                    grants: self.grants_of_member.get(member).cloned(),
                     user,
                     member,
-                    user_id: self.user_names.shared(user),
-                    member_id: self.member_names.shared(member),
+                    user_id: Key::new(&user_id),
+                    member_id: Key::new(&member_id),
                     revoked: status == "revoked",
                     status: Status::of(&status),
                     expires_unix: expires_at.as_deref().and_then(parse_unix),
@@ -983,7 +1133,17 @@ impl Snapshot {
 
     /// A member's grants for (type key, action), as candidates.
     fn candidates_of(&self, member: Num, type_key: Num, action: Num) -> Vec<Candidate<'_>> {
-        let Some(list) = self.grants_of_member.get(member).and_then(|lists| {
+        self.candidates_in(self.grants_of_member.get(member), type_key, action)
+    }
+
+    /// The grants for (type key, action) among a member's `grants`, as candidates.
+    fn candidates_in<'a>(
+        &'a self,
+        grants: Option<&'a Arc<MemberGrants>>,
+        type_key: Num,
+        action: Num,
+    ) -> Vec<Candidate<'a>> {
+        let Some(list) = grants.and_then(|lists| {
             lists
                 .iter()
                 .find(|l| l.type_key == type_key && l.action == action)
@@ -1047,10 +1207,10 @@ impl Snapshot {
 
     /// The resource with ID `id`, else the first (by ID) whose external ID is `id`.
     fn resource(&self, type_key: Num, id: &str) -> Option<&ResourceRow> {
-        let n = match self.resource_names.get(&TypedRef(type_key, id)) {
+        let n = match self.resource_names.get(type_key, id) {
             Some(n) if self.resources.get(n).is_some() => n,
             _ => {
-                let external = self.external_names.get(&TypedRef(type_key, id))?;
+                let external = self.external_names.get(type_key, id)?;
                 self.carriers.get(external)?.first()?
             }
         };
@@ -1065,12 +1225,9 @@ impl Snapshot {
             .get(req.user_member_id)
             .and_then(|n| self.bindings.get(n));
         if let Some(binding) = binding
-            && *binding.user_id == *req.user_id
-            && *binding.member_id == *req.member_id
-            && let (Some(user), Some(member)) = (
-                self.users.get(binding.user),
-                self.members.get(binding.member),
-            )
+            && binding.user_id.is(req.user_id)
+            && binding.member_id.is(req.member_id)
+            && let (Some(user), Some(member)) = (&binding.user_row, &binding.member_row)
         {
             return Ok(Actor {
                 user,
@@ -1108,7 +1265,6 @@ impl Snapshot {
             member,
             binding,
         } = self.actor(req)?;
-        let member_n = binding.member;
         let (space_id, space) = if req.space_id.is_empty() || req.space_id == &*member.space_id {
             (&*member.space_id, member.space)
         } else {
@@ -1139,7 +1295,9 @@ impl Snapshot {
         };
         let target_space_id = resource.map(|r| &*r.space_id);
         let candidates = match (type_key, action) {
-            (Some(key), Some(action)) if action_known => self.candidates_of(member_n, key, action),
+            (Some(key), Some(action)) if action_known => {
+                self.candidates_in(binding.grants.as_ref(), key, action)
+            }
             _ => Vec::new(),
         };
         let facts = Facts {
