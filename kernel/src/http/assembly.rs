@@ -328,36 +328,38 @@ pub(crate) fn application(
                 .collect()
         })
         .collect();
-    let (api, json, yaml, docs) = with_sets(sets, || {
-        let service = service(tables);
-        let spec = service.spec();
-        let json = crate::http::document::close_objects_json(spec.clone());
-        let yaml = crate::http::document::close_objects_yaml(service.spec_yaml());
-        // Swagger UI embeds the document as it is generated; it gets the finished one.
-        let docs = service.swagger_ui_html().replacen(&spec, &json, 1);
-        (service.into_endpoint(), json, yaml, docs)
-    });
+    let api = with_sets(sets, || service(tables).into_endpoint());
+    let documents = Documents::generate_in_background(sets.to_vec());
+    let document = |pick: fn(&Generated) -> poem::Response| {
+        let documents = documents.clone();
+        poem::endpoint::make(move |_| {
+            let documents = documents.clone();
+            async move { documents.answer(pick).await }
+        })
+        .boxed()
+    };
     let mut route = Route::new()
         .at(
             "/openapi.json",
             metrics::tag(
-                make_sync(move |_| document_response(json.clone(), "application/json")).boxed(),
+                document(|d| document_response(d.json.clone(), "application/json")),
                 "openapiJson",
             ),
         )
         .at(
             "/openapi.yaml",
             metrics::tag(
-                make_sync(move |_| document_response(yaml.clone(), "application/x-yaml")).boxed(),
+                document(|d| document_response(d.yaml.clone(), "application/x-yaml")),
                 "openapiYaml",
             ),
         )
         .at(
             "/docs",
             metrics::tag(
-                make_sync(move |_| poem::web::Html(docs.clone()))
-                    .map_to_response()
-                    .boxed(),
+                document(|d| {
+                    use poem::IntoResponse;
+                    poem::web::Html(d.docs.clone()).into_response()
+                }),
                 "swaggerUi",
             ),
         );
@@ -456,6 +458,74 @@ fn with_allow(
         }
     })
     .boxed()
+}
+
+/// The served documents: the OpenAPI document as JSON and YAML, and Swagger UI's page with the
+/// document in it.
+struct Generated {
+    json: String,
+    yaml: String,
+    docs: String,
+}
+
+/// The served documents, generated once on a thread of their own when the application is
+/// assembled: generating them (about 0.9 MB of JSON, then YAML) takes longer than the rest of
+/// a start, and nothing but these three routes needs them, so the server answers everything
+/// else meanwhile. A request for one of them waits for it (or generates it, if that thread
+/// could not be started).
+#[derive(Clone)]
+struct Documents(Arc<(std::sync::OnceLock<Generated>, Vec<OwnedRouteSet>)>);
+
+impl Documents {
+    fn generate_in_background(sets: Vec<OwnedRouteSet>) -> Self {
+        let documents = Self(Arc::new((std::sync::OnceLock::new(), sets)));
+        let generating = documents.clone();
+        std::thread::Builder::new()
+            .name("plystra-openapi".to_owned())
+            .spawn(move || {
+                generating.get();
+            })
+            .map_err(|e| tracing::warn!(error = %e, "cannot generate the API documents ahead"))
+            .ok();
+        documents
+    }
+
+    /// The documents, generated here if nobody has yet (waiting while another thread does).
+    fn get(&self) -> &Generated {
+        let (generated, sets) = &*self.0;
+        generated.get_or_init(|| {
+            with_sets(sets, || {
+                let service = service(Vec::new());
+                let spec = service.spec();
+                let json = crate::http::document::close_objects_json(spec.clone());
+                let yaml = crate::http::document::close_objects_yaml(service.spec_yaml());
+                // Swagger UI embeds the document as it is generated; it gets the finished one.
+                let docs = service.swagger_ui_html().replacen(&spec, &json, 1);
+                Generated { json, yaml, docs }
+            })
+        })
+    }
+
+    /// The answer `pick` makes from the documents, off the async workers while they are still
+    /// being generated.
+    async fn answer(&self, pick: fn(&Generated) -> poem::Response) -> poem::Response {
+        use poem::IntoResponse;
+        if let Some(generated) = self.0.0.get() {
+            return pick(generated);
+        }
+        let documents = self.clone();
+        match tokio::task::spawn_blocking(move || pick(documents.get())).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "generating the API documents failed");
+                ApiError::new(
+                    ErrorCode::InternalError,
+                    "the API documents could not be generated",
+                )
+                .into_response()
+            }
+        }
+    }
 }
 
 fn document_response(body: String, content_type: &'static str) -> poem::Response {

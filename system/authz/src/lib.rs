@@ -427,25 +427,44 @@ impl AuthorizationService {
         let Some(sources) = &self.sources else {
             return Err("no database, identity or registry service".to_owned());
         };
+        let timed = |source: &'static str,
+                     started: std::time::Instant,
+                     facts: &[plystra_contracts::facts::Fact]| {
+            tracing::debug!(
+                source,
+                facts = facts.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "authorization facts read"
+            );
+        };
         let identity = async {
-            sources
+            let started = std::time::Instant::now();
+            let facts = sources
                 .actors
                 .facts()
                 .await
-                .map_err(|e| format!("cannot load identity facts: {e}"))
+                .map_err(|e| format!("cannot load identity facts: {e}"))?;
+            timed("identity", started, &facts);
+            Ok::<_, String>(facts)
         };
         let registry = async {
-            sources
+            let started = std::time::Instant::now();
+            let facts = sources
                 .lookup
                 .facts()
                 .await
-                .map_err(|e| format!("cannot load registry facts: {e}"))
+                .map_err(|e| format!("cannot load registry facts: {e}"))?;
+            timed("registry", started, &facts);
+            Ok(facts)
         };
         let grants = async {
-            grants::load_grants(&sources.db)
+            let started = std::time::Instant::now();
+            let facts = grants::load_grants(&sources.db)
                 .await
                 .map(grants::GrantSnapshot::into_facts)
-                .map_err(|e| format!("cannot load grants: {e}"))
+                .map_err(|e| format!("cannot load grants: {e}"))?;
+            timed("grants", started, &facts);
+            Ok(facts)
         };
         let (mut facts, registry, grants) =
             futures_util::future::try_join3(identity, registry, grants).await?;
@@ -458,11 +477,19 @@ impl AuthorizationService {
 #[async_trait::async_trait]
 impl FactsConsumer for AuthorizationService {
     async fn load(&self, revision: u64) -> Result<(), String> {
+        let started = std::time::Instant::now();
         match self.read_sources().await {
             Ok(facts) => {
                 let count = facts.len();
+                let read_ms = started.elapsed().as_millis() as u64;
                 self.index.install(facts, revision);
-                tracing::info!(facts = count, revision, "authorization index loaded");
+                tracing::info!(
+                    facts = count,
+                    revision,
+                    read_ms,
+                    build_ms = started.elapsed().as_millis() as u64 - read_ms,
+                    "authorization index loaded"
+                );
                 Ok(())
             }
             Err(e) => {

@@ -6,8 +6,9 @@ use plystra_contracts::facts::Fact;
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, JoinType, Query};
 
+use crate::model::{ResourceStatus, ResourceVisibility};
 use crate::resource_types::{self, ResourceType, TypeRow};
-use crate::resources::{self, Resource, ResourceRow};
+use crate::resources::Resource;
 use crate::store::{col, name, table};
 
 impl From<&ResourceType> for Fact {
@@ -35,6 +36,19 @@ impl From<&Resource> for Fact {
 }
 
 /// Every type, action and resource.
+/// A resource as its fact needs it: type key, ID, external ID, space, group, owner, visibility,
+/// status.
+type ResourceFactRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     let types: Vec<TypeRow> = db.fetch_all(&resource_types::select()).await?;
     let mut facts = Vec::new();
@@ -57,9 +71,42 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
             .into_iter()
             .map(|(resource_type, key)| Fact::ResourceAction { resource_type, key }),
     );
-    let rows: Vec<ResourceRow> = db.fetch_all(&resources::select()).await?;
-    for row in rows {
-        facts.push(Fact::from(&resources::from_row(row)?));
+    // Only the columns a fact holds (the first load reads every resource: no joins for names,
+    // no metadata or timestamps to decode); stored values are still checked as a full read
+    // checks them.
+    let r = table::RESOURCES;
+    let rows = Query::select()
+        .columns([
+            col(table::TYPES, "key"),
+            col(r, "id"),
+            col(r, "external_id"),
+            col(r, "space_id"),
+            col(r, "group_id"),
+            col(r, "owner_member_id"),
+            col(r, "visibility"),
+            col(r, "status"),
+        ])
+        .from(name(r))
+        .inner_join(
+            name(table::TYPES),
+            Expr::col(col(table::TYPES, "id")).equals(col(r, "resource_type_id")),
+        )
+        .to_owned();
+    let rows: Vec<ResourceFactRow> = db.fetch_all(&rows).await?;
+    facts.reserve(rows.len());
+    for (resource_type, id, external_id, space_id, group_id, owner_member_id, visibility, status) in
+        rows
+    {
+        ResourceVisibility::stored(&visibility)?;
+        facts.push(Fact::Resource {
+            resource_type,
+            id,
+            external_id,
+            space_id,
+            group_id,
+            owner_member_id,
+            status: ResourceStatus::stored(&status)?.as_str().to_owned(),
+        });
     }
     Ok(facts)
 }
