@@ -10,7 +10,7 @@
 //! `serde_json::Value` (TEXT / JSONB): sea-query's `with-time` and `with-json` values encode
 //! correctly on both backends, where a plain string would not type-check on PostgreSQL.
 
-use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+use sea_query::{ExprTrait, PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use sqlx::postgres::{PgPool, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
@@ -421,6 +421,9 @@ pub enum Database {
     Postgres(PgPool),
 }
 
+/// Rows per JSON array in [`Database::fetch_all_bulk`] on SQLite.
+const BULK_ROWS: u64 = 20_000;
+
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
@@ -527,6 +530,81 @@ impl Database {
         .fetch_all(pool)
         .await)?;
         Ok(rows)
+    }
+
+    /// Reads every row of `from` (a select without columns, from table `table` and whatever it
+    /// joins) as `columns`, for a load that reads whole tables at start. Row order is not kept.
+    ///
+    /// On SQLite the database folds the rows, `BULK_ROWS` at a time in `rowid` order, into one
+    /// JSON array each (`json_group_array(json_array(…))`), parsed here: sqlx hands SQLite rows
+    /// from its worker thread to the async side one at a time, about 5 µs a row, which made
+    /// reading 100,000 resources take half a second where SQLite itself needs a tenth of that.
+    /// The chunks keep each array far below SQLite's string length limit. The columns must be
+    /// text, integers or NULL (what JSON carries as they are). On PostgreSQL, rows are fetched
+    /// as usual.
+    pub async fn fetch_all_bulk<T>(
+        &self,
+        table: &str,
+        from: &SelectStatement,
+        columns: Vec<sea_query::Expr>,
+    ) -> Result<Vec<T>, StorageError>
+    where
+        T: Record + serde::de::DeserializeOwned,
+    {
+        if self.dialect() == Dialect::Postgres {
+            return self.fetch_all(from.clone().exprs(columns)).await;
+        }
+        let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+        let mut out = Vec::new();
+        let mut after = i64::MIN;
+        loop {
+            let mut chunk = from.clone();
+            for (column, name) in columns.iter().zip(&names) {
+                chunk.expr_as(column.clone(), sea_query::Alias::new(name));
+            }
+            let rowid = sea_query::Expr::col((
+                sea_query::Alias::new(table),
+                sea_query::Alias::new("rowid"),
+            ));
+            chunk
+                .expr_as(rowid.clone(), sea_query::Alias::new("bulk_rowid"))
+                .and_where(rowid.clone().gt(after))
+                .order_by_expr(rowid, sea_query::Order::Asc)
+                .limit(BULK_ROWS);
+            let folded = sea_query::Query::select()
+                .expr(
+                    sea_query::Func::cust("json_group_array").arg(
+                        sea_query::Func::cust("json_array").args(
+                            names
+                                .iter()
+                                .map(|n| sea_query::Expr::col(sea_query::Alias::new(n))),
+                        ),
+                    ),
+                )
+                .expr(sea_query::Func::max(sea_query::Expr::col(
+                    sea_query::Alias::new("bulk_rowid"),
+                )))
+                .expr(sea_query::Func::count(sea_query::Expr::col(
+                    sea_query::Alias::new("bulk_rowid"),
+                )))
+                .from_subquery(chunk, sea_query::Alias::new("bulk_chunk"))
+                .to_owned();
+            let Some((json, last, count)) = self
+                .fetch_optional::<(String, Option<i64>, i64), _>(&folded)
+                .await?
+            else {
+                break;
+            };
+            let rows: Vec<T> = serde_json::from_str(&json).map_err(|e| StorageError::Database {
+                source: sqlx::Error::Decode(Box::new(e)),
+            })?;
+            out.extend(rows);
+            match last {
+                Some(last) if count >= BULK_ROWS as i64 => after = last,
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Runs a query and decodes its first row, if any.

@@ -1,5 +1,6 @@
 //! The migrated schema's constraints, through the capability-facing `Database` API: same-space
-//! foreign keys, unique keys as conflicts, the append-only audit log, and typed round trips.
+//! foreign keys, unique keys as conflicts, the append-only audit log, typed round trips, and bulk
+//! reads.
 
 use plystra_contracts::ApiError;
 use plystra_contracts::error::ErrorCode;
@@ -262,4 +263,81 @@ async fn a_dropped_transaction_rolls_back() {
         .to_owned();
     let (n,): (i64,) = t.db.fetch_one(&count).await.unwrap();
     assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn a_bulk_read_returns_every_row_once_across_chunks_with_nulls_and_any_text() {
+    let Some(t) = migrated().await else { return };
+    let db = &t.db;
+    let at = now();
+    // Three SQLite chunks (20,000 rows each), odd text included.
+    let total = 45_001usize;
+    let resource = |i: usize| match i % 4 {
+        0 => format!("r{i}"),
+        1 => format!("r{i} \"quoted\" \\ back"),
+        2 => format!("r{i} ünïcødé ✓"),
+        _ => format!("[\"r{i}\", {{\"looks\": \"like json\"}}]"),
+    };
+    for start in (0..total).step_by(1_000) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("sys_authz_permissions"))
+            .columns(
+                [
+                    "id",
+                    "resource",
+                    "action",
+                    "scope",
+                    "status",
+                    "metadata",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(Alias::new),
+            );
+        for i in start..(start + 1_000).min(total) {
+            let status = if i == 7 { "disabled" } else { "active" };
+            let values: [sea_query::Value; 8] = [
+                format!("p{i:06}").into(),
+                resource(i).into(),
+                "read".into(),
+                "space".into(),
+                status.into(),
+                sea_query::Value::Json(None),
+                at.into(),
+                at.into(),
+            ];
+            insert.values_panic(values.map(Expr::val));
+        }
+        db.execute(&insert).await.unwrap();
+    }
+    let from = |status: &str| {
+        Query::select()
+            .from(Alias::new("sys_authz_permissions"))
+            .and_where(Expr::col(Alias::new("status")).eq(status))
+            .to_owned()
+    };
+    let columns = || {
+        ["id", "resource", "scope"]
+            .map(|c| Expr::col(Alias::new(c)))
+            .into_iter()
+            .chain([Expr::cust("NULL")])
+            .collect::<Vec<_>>()
+    };
+    let mut rows: Vec<(String, String, String, Option<String>)> = db
+        .fetch_all_bulk("sys_authz_permissions", &from("active"), columns())
+        .await
+        .unwrap();
+    rows.sort();
+    assert_eq!(rows.len(), total - 1);
+    let expected: Vec<(String, String, String, Option<String>)> = (0..total)
+        .filter(|&i| i != 7)
+        .map(|i| (format!("p{i:06}"), resource(i), "space".to_owned(), None))
+        .collect();
+    assert_eq!(rows, expected);
+    let none: Vec<(String, String, String, Option<String>)> = db
+        .fetch_all_bulk("sys_authz_permissions", &from("archived"), columns())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

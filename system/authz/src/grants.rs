@@ -105,23 +105,23 @@ pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
         .order_by(a("id"), Order::Asc);
     let role_permissions: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
 
+    // The largest of the four (one row per member and role): read in bulk, then put in ID order.
     let mut q = Query::select();
-    q.columns(
-        [
-            "id",
-            "space_id",
-            "member_id",
-            "role_id",
-            "scope_anchor_group_id",
-        ]
-        .map(a),
-    )
-    .from(a(MEMBER_ROLES))
-    .and_where(Expr::col(a("status")).eq("active"))
-    .and_where(Expr::col(a("deleted_at")).is_null())
-    .order_by(a("id"), Order::Asc);
-    let member_roles: Vec<(String, String, String, String, Option<String>)> =
-        db.fetch_all(&q).await?;
+    q.from(a(MEMBER_ROLES))
+        .and_where(Expr::col(a("status")).eq("active"))
+        .and_where(Expr::col(a("deleted_at")).is_null());
+    let columns = [
+        "id",
+        "space_id",
+        "member_id",
+        "role_id",
+        "scope_anchor_group_id",
+    ]
+    .map(|c| Expr::col(a(c)))
+    .into();
+    let mut member_roles: Vec<(String, String, String, String, Option<String>)> =
+        db.fetch_all_bulk(MEMBER_ROLES, &q, columns).await?;
+    member_roles.sort_unstable_by(|x, y| x.0.cmp(&y.0));
 
     Ok(GrantSnapshot {
         roles: roles

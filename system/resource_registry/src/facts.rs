@@ -72,27 +72,30 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
             .map(|(resource_type, key)| Fact::ResourceAction { resource_type, key }),
     );
     // Only the columns a fact holds (the first load reads every resource: no joins for names,
-    // no metadata or timestamps to decode); stored values are still checked as a full read
-    // checks them.
+    // no metadata or timestamps to decode), read in bulk; stored values are still checked as a
+    // full read checks them.
     let r = table::RESOURCES;
-    let rows = Query::select()
-        .columns([
-            col(table::TYPES, "key"),
-            col(r, "id"),
-            col(r, "external_id"),
-            col(r, "space_id"),
-            col(r, "group_id"),
-            col(r, "owner_member_id"),
-            col(r, "visibility"),
-            col(r, "status"),
-        ])
+    let from = Query::select()
         .from(name(r))
         .inner_join(
             name(table::TYPES),
             Expr::col(col(table::TYPES, "id")).equals(col(r, "resource_type_id")),
         )
         .to_owned();
-    let rows: Vec<ResourceFactRow> = db.fetch_all(&rows).await?;
+    let columns = [
+        col(table::TYPES, "key"),
+        col(r, "id"),
+        col(r, "external_id"),
+        col(r, "space_id"),
+        col(r, "group_id"),
+        col(r, "owner_member_id"),
+        col(r, "visibility"),
+        col(r, "status"),
+    ]
+    .into_iter()
+    .map(Expr::col)
+    .collect();
+    let rows: Vec<ResourceFactRow> = db.fetch_all_bulk(r, &from, columns).await?;
     facts.reserve(rows.len());
     for (resource_type, id, external_id, space_id, group_id, owner_member_id, visibility, status) in
         rows
