@@ -459,17 +459,7 @@ impl Index for Snapshot {
 
 impl Index for legacy::Snapshot {
     fn facts<'a>(&'a self, q: &'a Query) -> Facts<'a> {
-        let r = q.request();
-        let request = legacy::Request {
-            user_id: r.user_id,
-            member_id: r.member_id,
-            user_member_id: r.user_member_id,
-            space_id: r.space_id,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            action: r.action,
-        };
-        self.resolve(&request, NOW).unwrap().facts
+        self.resolve(&q.request(), NOW).unwrap().facts
     }
 }
 

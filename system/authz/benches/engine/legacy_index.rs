@@ -15,6 +15,7 @@ use plystra_contracts::facts::Fact;
 use plystra_contracts::services::ResolveError;
 use plystra_system_authz::Scope;
 use plystra_system_authz::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+use plystra_system_authz::index::{ActorStatuses, Request, Resolved};
 
 /// A persistent hash map with a fast (non-SipHash) hasher: a check makes a dozen lookups.
 type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
@@ -177,54 +178,6 @@ pub struct Snapshot {
     grants_of_member: HashMap<String, Arc<MemberGrants>>,
     /// Members whose grants an applied fact may have changed; empty in a published snapshot.
     unsettled: std::collections::BTreeSet<String>,
-}
-
-/// The actor's statuses as values, for the trace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActorStatuses<'a> {
-    /// The user's status.
-    pub user_status: Cow<'a, str>,
-    /// The member's status.
-    pub member_status: Cow<'a, str>,
-    /// The binding's status.
-    pub user_member_status: Cow<'a, str>,
-    /// The binding's expiry, RFC 3339.
-    pub user_member_expires_at: Option<Cow<'a, str>>,
-    /// The request space's status.
-    pub space_status: Cow<'a, str>,
-}
-
-/// A managed-mode request, by IDs.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    /// The user.
-    pub user_id: &'a str,
-    /// The member.
-    pub member_id: &'a str,
-    /// The binding.
-    pub user_member_id: &'a str,
-    /// The space; the member's when empty.
-    pub space_id: &'a str,
-    /// The type, by key or ID.
-    pub resource_type: &'a str,
-    /// The resource, by ID or external ID.
-    pub resource_id: &'a str,
-    /// The action.
-    pub action: &'a str,
-}
-
-/// A request resolved against one snapshot: the engine's facts and what the trace adds. It
-/// borrows from the snapshot and the request.
-#[derive(Debug, Clone)]
-pub struct Resolved<'a> {
-    /// What the engine decides on.
-    pub facts: Facts<'a>,
-    /// The actor's statuses.
-    pub statuses: ActorStatuses<'a>,
-    /// The target's space when the resource was found.
-    pub target_space_id: Option<&'a str>,
-    /// The snapshot's revision.
-    pub revision: u64,
 }
 
 fn parse_unix(rfc3339: &str) -> Option<i64> {
