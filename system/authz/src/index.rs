@@ -2120,6 +2120,67 @@ mod tests {
     }
 
     #[test]
+    fn names_stay_numbered_through_merges_and_older_copies_keep_their_view() {
+        // Loaded alone: straight into the flat table.
+        let mut names = Names::<Key>::default();
+        for i in 0..3_000 {
+            assert_eq!(names.intern(&format!("id_{i}")), i);
+        }
+        assert!(names.recent.is_empty());
+        // Shared with a published copy: new names go to the recent map until it holds an
+        // eighth of the table (or 1,024), which is then merged into a new table of this copy's
+        // own (the published copy keeps the old one), so later names go straight in. Every
+        // name keeps its number throughout.
+        let published = names.clone();
+        let mut merges = 0;
+        for i in 3_000..9_000 {
+            let before = Arc::as_ptr(&names.settled);
+            assert_eq!(names.intern(&format!("id_{i}")), i);
+            if Arc::as_ptr(&names.settled) != before {
+                merges += 1;
+            }
+            // Interning again finds it, wherever it sits.
+            assert_eq!(names.intern(&format!("id_{i}")), i);
+        }
+        assert_eq!(merges, 1);
+        assert!(names.recent.is_empty());
+        for i in 0..9_000 {
+            assert_eq!(names.get(&format!("id_{i}")), Some(i));
+            assert_eq!(names.text(i), format!("id_{i}"));
+        }
+        // The published copy is as it was.
+        assert_eq!(published.get("id_2999"), Some(2_999));
+        assert_eq!(published.get("id_3000"), None);
+        assert_eq!(published.len(), 3_000);
+        // A key too long to hold inline works the same.
+        let long = "x".repeat(INLINE + 10);
+        let n = names.intern(&long);
+        assert_eq!(names.get(&long), Some(n));
+        assert_eq!(names.get(&long[..INLINE]), None);
+    }
+
+    #[test]
+    fn a_chunked_array_copies_on_write_across_pages() {
+        let mut rows = Rows::<u32>::default();
+        for n in (0..10_000).step_by(3) {
+            rows.set(n, n);
+        }
+        let published = rows.clone();
+        rows.set(9_999, 1);
+        rows.set(4_096, 7);
+        rows.remove(3);
+        assert_eq!(published.get(9_999), Some(&9_999));
+        assert_eq!(published.get(4_096), None);
+        assert_eq!(published.get(3), Some(&3));
+        assert_eq!(rows.get(9_999), Some(&1));
+        assert_eq!(rows.get(4_096), Some(&7));
+        assert_eq!(rows.get(3), None);
+        assert_eq!(rows.get(20_000), None);
+        assert_eq!(published.present, 3_334);
+        assert_eq!(rows.present, 3_334);
+    }
+
+    #[test]
     fn a_failed_load_explains_an_unloaded_index_and_keeps_a_loaded_one() {
         let index = AuthzIndex::new();
         index.load_failed("database down".into());
