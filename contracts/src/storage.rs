@@ -540,8 +540,8 @@ impl Database {
     /// from its worker thread to the async side one at a time, about 5 µs a row, which made
     /// reading 100,000 resources take half a second where SQLite itself needs a tenth of that.
     /// The chunks keep each array far below SQLite's string length limit. The columns must be
-    /// text, integers or NULL (what JSON carries as they are). On PostgreSQL, rows are fetched
-    /// as usual.
+    /// text, integers or NULL (what JSON carries as they are). `from` must not rely on its own
+    /// `ORDER BY` or `LIMIT`: the chunks replace them. On PostgreSQL, rows are fetched as usual.
     pub async fn fetch_all_bulk<T>(
         &self,
         table: &str,
@@ -559,6 +559,7 @@ impl Database {
         let mut after = i64::MIN;
         loop {
             let mut chunk = from.clone();
+            chunk.clear_order_by();
             for (column, name) in columns.iter().zip(&names) {
                 chunk.expr_as(column.clone(), sea_query::Alias::new(name));
             }

@@ -9,9 +9,12 @@ use plystra_contracts::facts::{Fact, facts_value};
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::time::format_description::well_known::Rfc3339;
 
+use plystra_contracts::storage::sea_query::{Expr, Query};
+
 use crate::groups::Group;
 use crate::members::Member;
 use crate::spaces::Space;
+use crate::store::{GROUPS, MEMBERS, SPACES, Status, USERS, a};
 use crate::user_members::UserMember;
 use crate::users::User;
 
@@ -71,20 +74,57 @@ impl From<&Group> for Fact {
 
 /// Every identity fact, table by table.
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
-    let users: Vec<User> = db.fetch_all(&crate::users::select()).await?;
-    let spaces: Vec<Space> = db.fetch_all(&crate::spaces::select()).await?;
-    let members: Vec<Member> = db.fetch_all(&crate::members::select()).await?;
+    // Users, spaces, members and groups: only the columns a fact holds, read in bulk (the
+    // first load reads them whole). Bindings go through the entity, for their expiry's format.
+    let users: Vec<(String, String)> = bulk(db, USERS, &["id", "status"]).await?;
+    let spaces: Vec<(String, String)> = bulk(db, SPACES, &["id", "status"]).await?;
+    let members: Vec<(String, String, String)> =
+        bulk(db, MEMBERS, &["id", "space_id", "status"]).await?;
     let bindings: Vec<UserMember> = db.fetch_all(&crate::user_members::select()).await?;
-    let groups: Vec<Group> = db.fetch_all(&crate::groups::select()).await?;
+    let groups: Vec<(String, String, String, String)> =
+        bulk(db, GROUPS, &["id", "space_id", "path", "status"]).await?;
+    let status = |stored: &str| Status::parse(stored).as_str().to_owned();
     let mut facts = Vec::with_capacity(
         users.len() + spaces.len() + members.len() + bindings.len() + groups.len(),
     );
-    facts.extend(users.iter().map(Fact::from));
-    facts.extend(spaces.iter().map(Fact::from));
-    facts.extend(members.iter().map(Fact::from));
+    facts.extend(users.into_iter().map(|(id, s)| Fact::User {
+        id,
+        status: status(&s),
+    }));
+    facts.extend(spaces.into_iter().map(|(id, s)| Fact::Space {
+        id,
+        status: status(&s),
+    }));
+    facts.extend(members.into_iter().map(|(id, space_id, s)| Fact::Member {
+        id,
+        space_id,
+        status: status(&s),
+    }));
     facts.extend(bindings.iter().map(Fact::from));
-    facts.extend(groups.iter().map(Fact::from));
+    facts.extend(
+        groups
+            .into_iter()
+            .map(|(id, space_id, path, s)| Fact::Group {
+                id,
+                space_id,
+                path,
+                status: status(&s),
+            }),
+    );
     Ok(facts)
+}
+
+/// Every row of `table` as `columns`, read in bulk.
+async fn bulk<T>(db: &Database, table: &str, columns: &[&str]) -> Result<Vec<T>, ApiError>
+where
+    T: plystra_contracts::storage::Record + serde::de::DeserializeOwned,
+{
+    let from = Query::select().from(a(table)).to_owned();
+    let columns = columns
+        .iter()
+        .map(|c| Expr::col((a(table), a(c))))
+        .collect();
+    Ok(db.fetch_all_bulk(table, &from, columns).await?)
 }
 
 /// Every user and group, as facts (the control plane's credentials need no more).
