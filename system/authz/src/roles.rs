@@ -111,7 +111,11 @@ pub struct RoleCreateRequest {
     /// The key, unique in the space (`^[a-z][a-z0-9_]*$`, at most 64 characters).
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
-    /// A name for people (1-200 characters).
+    /// A name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
     /// `active` (the default) or `disabled`.
     pub status: Option<RoleStatus>,
@@ -126,7 +130,11 @@ pub struct RoleUpdateRequest {
     /// A new key, unique in the space (409 when taken).
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: Option<String>,
-    /// A new name for people.
+    /// A new name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: Option<String>,
     /// A new status (`active` or `disabled`).
     pub status: Option<RoleStatus>,

@@ -89,7 +89,11 @@ pub struct SpaceCreateRequest {
     /// A caller-chosen ID (`space_` then a-z, 0-9, _); generated when absent.
     #[oai(validator(pattern = r"^space_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
-    /// A name for people.
+    /// A name for people, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: String,
     /// A unique URL-safe name; derived from the name when absent.
     #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]*$", max_length = 64))]
@@ -110,7 +114,11 @@ pub struct SpaceCreateRequest {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "SpaceUpdateRequest")]
 pub struct SpaceUpdateRequest {
-    /// A new name.
+    /// A new name, at most 200 characters and not blank.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub name: Option<String>,
     /// A new unique slug.
     #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]*$", max_length = 64))]
