@@ -1,5 +1,5 @@
 """Seeds a migrated, empty Plystra database with the shape of the authorization engine
-benchmark's data set (system/authz/benches/engine.rs), for timing a start: one space, 10,000
+benchmark's data set (system/authz/core/benches/engine.rs), for timing a start: one space, 10,000
 members (each a user and an active binding), 2,000 groups in 20 trees of depth <= 5, 100,000
 invoices, 50 roles with 1-4 permissions, 0-10 member-roles per member, from a fixed seed.
 It writes the tables directly (SQLite through Python's sqlite3, PostgreSQL through psql's

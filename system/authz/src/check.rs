@@ -951,7 +951,7 @@ fn trace_of(
                     },
                     now,
                 )
-                .map_err(resolve_error)?;
+                .map_err(|e| resolve_error(crate::boundary::resolve_error(e)))?;
             resolved_statuses = resolved.statuses;
             (
                 CheckMode::Managed,
@@ -999,7 +999,7 @@ fn trace_of(
                     covered: check.covered,
                     rule: check.rule,
                     reason: check.reason,
-                    deny_code: check.deny_code,
+                    deny_code: check.deny_code.map(crate::boundary::deny_code),
                 },
                 member_role_id: c.member_role_id.to_string(),
                 member_role_space_id: c.member_role_space_id.to_string(),
@@ -1017,7 +1017,7 @@ fn trace_of(
         } else {
             Decision::Deny
         },
-        deny_code,
+        deny_code: deny_code.map(crate::boundary::deny_code),
         reason,
         actor: ActorTrace {
             user_id: facts.actor.user_id.to_string(),
@@ -1676,7 +1676,7 @@ mod tests {
     /// The Finance Reviewer data of `AuthzRequest::example`: alice approves invoices in the
     /// `finance` subtree; `invoice_001` lies in `finance.apac`, `invoice_002` in `sales`.
     fn finance_snapshot() -> Snapshot {
-        use plystra_contracts::facts::Fact;
+        use plystra_authz_core::Fact;
         let s = |v: &str| v.to_owned();
         let group = |id: &str, path: &str| Fact::Group {
             id: s(id),

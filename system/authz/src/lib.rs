@@ -7,10 +7,9 @@
 //! own transaction and announced as `authorization.grants_changed`; `grants::load_grants` reads
 //! the grants in force for the authorization index.
 
+pub mod boundary;
 pub mod check;
-pub mod engine;
 pub mod grants;
-pub mod index;
 pub mod member_roles;
 pub mod permissions;
 pub mod role_permissions;
@@ -24,6 +23,7 @@ use plystra_contracts::feed::{Change, FactsConsumer, FactsFeed};
 use plystra_contracts::services::AuditRecorder;
 use plystra_contracts::storage::Database;
 
+pub use plystra_authz_core::{Scope, engine, index};
 pub use plystra_contracts::DenyCode;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
@@ -32,7 +32,7 @@ use plystra_contracts::{
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi, Tags};
+use poem_openapi::{Object, OpenApi, Tags};
 
 /// The capability ID.
 pub const ID: &str = "authorization.resource";
@@ -292,50 +292,6 @@ pub const DENY_CODES: &[(DenyCode, &str)] = &[
     ),
 ];
 
-/// A permission's scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum Scope {
-    /// The target's owner is the acting member.
-    #[oai(rename = "self")]
-    OwnSelf,
-    /// The target's group is the anchor group.
-    Group,
-    /// The target's group is the anchor group or below it.
-    GroupTree,
-    /// The target is in the actor's space.
-    Space,
-    /// Always denies with GLOBAL_SCOPE_DISABLED.
-    Global,
-}
-
-impl Scope {
-    /// Every scope.
-    pub const ALL: [Scope; 5] = [
-        Self::OwnSelf,
-        Self::Group,
-        Self::GroupTree,
-        Self::Space,
-        Self::Global,
-    ];
-
-    /// The stored and wire form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OwnSelf => "self",
-            Self::Group => "group",
-            Self::GroupTree => "group_tree",
-            Self::Space => "space",
-            Self::Global => "global",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
-    }
-}
-
 /// One deny code.
 #[derive(Debug, Clone, Object)]
 pub struct DenyCodeInfo {
@@ -482,7 +438,8 @@ impl FactsConsumer for AuthorizationService {
             Ok(facts) => {
                 let count = facts.len();
                 let read_ms = started.elapsed().as_millis() as u64;
-                self.index.install(facts, revision);
+                self.index
+                    .install(facts.iter().filter_map(boundary::lend), revision);
                 tracing::info!(
                     facts = count,
                     revision,
@@ -500,7 +457,10 @@ impl FactsConsumer for AuthorizationService {
     }
 
     fn apply(&self, change: &Change) {
-        self.index.apply(change);
+        self.index.apply(
+            change.revision,
+            change.facts.iter().filter_map(boundary::lend),
+        );
     }
 }
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use equivalent::Equivalent;
 use imbl::shared_ptr::DefaultSharedPtr;
 use imbl::{OrdMap, OrdSet};
-use plystra_contracts::facts::Fact;
-use plystra_contracts::services::ResolveError;
-use plystra_system_authz::Scope;
-use plystra_system_authz::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
-use plystra_system_authz::index::{ActorStatuses, Request, Resolved};
+use plystra_authz_core::Fact;
+use plystra_authz_core::ResolveError;
+use plystra_authz_core::Scope;
+use plystra_authz_core::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+use plystra_authz_core::index::{ActorStatuses, Request, Resolved};
 
 /// A persistent hash map with a fast (non-SipHash) hasher: a check makes a dozen lookups.
 type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
@@ -505,8 +505,6 @@ impl Snapshot {
                     );
                 self.member_of_member_role.insert(id, member_id);
             }
-            // Credentials: the control plane and identity follow them, decisions do not.
-            Fact::ApiKey { .. } | Fact::AdminGrant { .. } | Fact::Session { .. } => {}
         }
     }
 

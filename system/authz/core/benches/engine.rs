@@ -2,7 +2,7 @@
 //! and `engine::evaluate`, without and with the trace) against a bare evaluator on the same data,
 //! measured in the same run.
 //!
-//! `cargo bench -p plystra-system-authz --bench engine`. The data set and the queries come from a
+//! `cargo bench -p plystra-authz-core --bench engine`. The data set and the queries come from a
 //! fixed seed (see `BENCHMARKS.md`): one space, 10,000 members with a user and an active binding
 //! each, about 2,000 groups in trees of depth ≤ 5, 100,000 invoices, 50 roles with 1–4
 //! permissions, about 50,000 member-roles. Criterion reports the mean over the query mix; then a
@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use plystra_contracts::facts::Fact;
-use plystra_system_authz::engine::{Facts, evaluate, path_within};
-use plystra_system_authz::index::{Request, Snapshot, snapshot_of};
+use plystra_authz_core::Fact;
+use plystra_authz_core::engine::{Facts, evaluate, path_within};
+use plystra_authz_core::index::{Request, Snapshot, snapshot_of};
 
 #[path = "engine/legacy_index.rs"]
 mod legacy;
@@ -709,7 +709,7 @@ fn main() {
                 .into_iter()
                 .filter(|f| {
                     kind == "*"
-                        || serde_json::to_value(f).unwrap()["kind"] == kind
+                        || f.kind() == kind
                         || matches!(f, Fact::Space { .. } | Fact::ResourceType { .. })
                 })
                 .collect();

@@ -6,9 +6,9 @@
 //! Writers build the next snapshot from the current one (persistent structures share everything
 //! they do not change) and swap it in, bumping the revision.
 //!
-//! The index follows the change feed (`plystra_contracts::feed`): the kernel's follower loads it
-//! from identity and the registry (through their contract services) and from this capability's
-//! own tables, then hands it every committed change in revision order, whichever process
+//! The index follows the change feed (`plystra_contracts::feed`): the capability's follower
+//! loads it from identity and the registry (through their contract services) and from the
+//! grant tables, then hands it every committed change in revision order, whichever process
 //! committed it. Each snapshot carries the feed revision it has applied. Until a load succeeds
 //! checks fail closed with 503; whether a loaded index is current enough to answer is the
 //! follower's staleness rule, not the index's.
@@ -32,16 +32,12 @@ use std::sync::{Arc, Mutex};
 use std::borrow::Cow;
 use std::hash::Hash;
 
+use crate::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+use crate::{Fact, ResolveError, Scope};
 use arc_swap::ArcSwap;
 use equivalent::Equivalent;
 use imbl::OrdSet;
 use imbl::shared_ptr::DefaultSharedPtr;
-use plystra_contracts::facts::Fact;
-use plystra_contracts::feed::Change;
-use plystra_contracts::services::ResolveError;
-
-use crate::Scope;
-use crate::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
 
 /// A persistent hash map with a fast (non-SipHash) hasher.
 type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
@@ -702,7 +698,7 @@ impl Snapshot {
 
     /// Applies facts (each the entity's full new state) as one change, then recomputes the
     /// grants of every member they reach.
-    pub fn apply_all(&mut self, facts: impl IntoIterator<Item = Fact>) {
+    pub fn apply_all<S: AsRef<str>>(&mut self, facts: impl IntoIterator<Item = Fact<S>>) {
         for fact in facts {
             self.apply_one(fact);
         }
@@ -825,11 +821,12 @@ impl Snapshot {
     }
 
     /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
-    fn apply_one(&mut self, fact: Fact) {
+    fn apply_one<S: AsRef<str>>(&mut self, fact: Fact<S>) {
+        let fact = fact.as_deref();
         match fact {
             Fact::User { id, status } => {
-                let n = self.user_names.intern(&id);
-                let status = Status::of(&status);
+                let n = self.user_names.intern(id);
+                let status = Status::of(status);
                 self.users.set(n, status.clone());
                 let bindings: Vec<Num> = self
                     .bindings_of_user
@@ -843,20 +840,20 @@ impl Snapshot {
                 }
             }
             Fact::Space { id, status } => {
-                let n = self.space_names.intern(&id);
-                self.spaces.set(n, Status::of(&status));
+                let n = self.space_names.intern(id);
+                self.spaces.set(n, Status::of(status));
             }
             Fact::Member {
                 id,
                 space_id,
                 status,
             } => {
-                let n = self.member_names.intern(&id);
-                let space = self.space_names.intern(&space_id);
+                let n = self.member_names.intern(id);
+                let space = self.space_names.intern(space_id);
                 let row = MemberRow {
                     space,
                     space_id: self.space_names.shared(space),
-                    status: Status::of(&status),
+                    status: Status::of(status),
                 };
                 self.members.set(n, row.clone());
                 self.update_bindings_of(n, |binding| binding.member_row = Some(row.clone()));
@@ -868,9 +865,9 @@ impl Snapshot {
                 status,
                 expires_at,
             } => {
-                let n = self.binding_names.intern(&id);
-                let user = self.user_names.intern(&user_id);
-                let member = self.member_names.intern(&member_id);
+                let n = self.binding_names.intern(id);
+                let user = self.user_names.intern(user_id);
+                let member = self.member_names.intern(member_id);
                 if let Some(old) = self.bindings.get(n) {
                     let (old_user, old_member) = (old.user, old.member);
                     take_from(&mut self.bindings_of_user, old_user, n);
@@ -884,11 +881,11 @@ impl Snapshot {
                     grants: self.grants_of_member.get(member).cloned(),
                     user,
                     member,
-                    user_id: Key::new(&user_id),
-                    member_id: Key::new(&member_id),
+                    user_id: Key::new(user_id),
+                    member_id: Key::new(member_id),
                     revoked: status == "revoked",
-                    status: Status::of(&status),
-                    expires_unix: expires_at.as_deref().and_then(parse_unix),
+                    status: Status::of(status),
+                    expires_unix: expires_at.and_then(parse_unix),
                     expires_at: expires_at.map(Shared::from),
                 };
                 self.bindings.set(n, row);
@@ -899,17 +896,17 @@ impl Snapshot {
                 path,
                 status: _,
             } => {
-                let n = self.group_names.intern(&id);
+                let n = self.group_names.intern(id);
                 let row = GroupRow {
                     id: self.group_names.shared(n),
-                    space_id: self.shared_space(&space_id),
+                    space_id: self.shared_space(space_id),
                     path: path.into(),
                 };
                 self.groups.set(n, row);
             }
             Fact::ResourceType { id, key, status } => {
-                let n = self.type_names.intern(&id);
-                let key = self.type_keys.intern(&key);
+                let n = self.type_names.intern(id);
+                let key = self.type_keys.intern(key);
                 if let Some(old) = self.types.get(n)
                     && old.key != key
                     && self.type_of_key.get(old.key) == Some(&n)
@@ -927,8 +924,8 @@ impl Snapshot {
                 );
             }
             Fact::ResourceAction { resource_type, key } => {
-                let type_key = self.type_keys.intern(&resource_type);
-                let action = self.action_names.intern(&key);
+                let type_key = self.type_keys.intern(resource_type);
+                let action = self.action_names.intern(key);
                 self.actions.insert((type_key, action));
             }
             Fact::Resource {
@@ -940,14 +937,14 @@ impl Snapshot {
                 owner_member_id,
                 status: _,
             } => {
-                let type_key = self.type_keys.intern(&resource_type);
-                let n = self.resource_names.intern(type_key, &id);
-                let external = self.external_names.intern(type_key, &external_id);
-                let owner = owner_member_id.map(|m| self.member_names.intern(&m));
+                let type_key = self.type_keys.intern(resource_type);
+                let n = self.resource_names.intern(type_key, id);
+                let external = self.external_names.intern(type_key, external_id);
+                let owner = owner_member_id.map(|m| self.member_names.intern(m));
                 let row = ResourceRow {
                     external,
-                    space_id: self.shared_space(&space_id),
-                    group: group_id.map(|g| self.group_names.intern(&g)),
+                    space_id: self.shared_space(space_id),
+                    group: group_id.map(|g| self.group_names.intern(g)),
                     owner_id: owner.map(|m| self.member_names.shared(m)),
                 };
                 if let Some(old) = self.resources.set(n, row) {
@@ -964,11 +961,11 @@ impl Snapshot {
                 key,
                 status,
             } => {
-                let n = self.role_names.intern(&id);
+                let n = self.role_names.intern(id);
                 self.unsettle_role(n);
                 let row = RoleRow {
                     key: key.into(),
-                    space_id: self.shared_space(&space_id),
+                    space_id: self.shared_space(space_id),
                     active: status == "active",
                 };
                 self.roles.set(n, row);
@@ -980,7 +977,7 @@ impl Snapshot {
                 scope,
                 status,
             } => {
-                let n = self.permission_names.intern(&id);
+                let n = self.permission_names.intern(id);
                 let roles: Vec<Num> = self
                     .role_permissions_of_permission
                     .get(n)
@@ -993,9 +990,9 @@ impl Snapshot {
                     self.unsettle_role(role);
                 }
                 let row = PermissionRow {
-                    type_key: self.type_keys.intern(&resource),
-                    action: self.action_names.intern(&action),
-                    scope: Scope::parse(&scope),
+                    type_key: self.type_keys.intern(resource),
+                    action: self.action_names.intern(action),
+                    scope: Scope::parse(scope),
                     active: status == "active",
                 };
                 self.permissions.set(n, row);
@@ -1006,9 +1003,9 @@ impl Snapshot {
                 permission_id,
                 deleted,
             } => {
-                let n = self.role_permission_names.intern(&id);
-                let role = self.role_names.intern(&role_id);
-                let permission = self.permission_names.intern(&permission_id);
+                let n = self.role_permission_names.intern(id);
+                let role = self.role_names.intern(role_id);
+                let permission = self.permission_names.intern(permission_id);
                 if let Some(old) = self.role_permissions.get(n).cloned() {
                     if !old.deleted {
                         take_from(&mut self.permissions_of_role, old.role, n);
@@ -1040,9 +1037,9 @@ impl Snapshot {
                 scope_anchor_group_id,
                 status,
             } => {
-                let n = self.member_role_names.intern(&id);
-                let member = self.member_names.intern(&member_id);
-                let role = self.role_names.intern(&role_id);
+                let n = self.member_role_names.intern(id);
+                let member = self.member_names.intern(member_id);
+                let role = self.role_names.intern(role_id);
                 if let Some(old) = self.member_roles.get(n).cloned() {
                     if old.member != member {
                         take_from(&mut self.roles_of_member, old.member, n);
@@ -1057,15 +1054,13 @@ impl Snapshot {
                 add_to(&mut self.roles_of_member, member, n);
                 let row = MemberRoleRow {
                     member,
-                    space_id: self.shared_space(&space_id),
+                    space_id: self.shared_space(space_id),
                     role,
-                    anchor: scope_anchor_group_id.map(|g| self.group_names.intern(&g)),
+                    anchor: scope_anchor_group_id.map(|g| self.group_names.intern(g)),
                     active: status == "active",
                 };
                 self.member_roles.set(n, row);
             }
-            // Credentials: the control plane and identity follow them, decisions do not.
-            Fact::ApiKey { .. } | Fact::AdminGrant { .. } | Fact::Session { .. } => {}
         }
     }
 
@@ -1351,7 +1346,7 @@ impl Snapshot {
 }
 
 /// Builds a snapshot from facts (the benchmarks' and tests' entry point).
-pub fn snapshot_of(facts: impl IntoIterator<Item = Fact>) -> Snapshot {
+pub fn snapshot_of<S: AsRef<str>>(facts: impl IntoIterator<Item = Fact<S>>) -> Snapshot {
     let mut snapshot = Snapshot::default();
     snapshot.apply_all(facts);
     snapshot
@@ -1407,7 +1402,7 @@ impl AuthzIndex {
 
     /// Installs a full load made at feed revision `revision` (what it read is at least that
     /// new; the follower applies the changes after it next).
-    pub fn install(&self, loaded: impl IntoIterator<Item = Fact>, revision: u64) {
+    pub fn install<S: AsRef<str>>(&self, loaded: impl IntoIterator<Item = Fact<S>>, revision: u64) {
         let mut next = Snapshot {
             revision,
             ..Snapshot::default()
@@ -1433,15 +1428,15 @@ impl AuthzIndex {
         }
     }
 
-    /// Applies one committed change from the feed: the next snapshot, at its revision. The
-    /// follower calls this in revision order, one change at a time.
-    pub fn apply(&self, change: &Change) {
+    /// Applies one committed change from the feed (its facts, at its revision): the next
+    /// snapshot. The follower calls this in revision order, one change at a time.
+    pub fn apply<S: AsRef<str>>(&self, revision: u64, facts: impl IntoIterator<Item = Fact<S>>) {
         if !self.loaded.load(Ordering::Acquire) {
             return;
         }
         let mut next = Snapshot::clone(&self.current.load());
-        next.apply_all(change.facts.iter().cloned());
-        next.revision = change.revision;
+        next.apply_all(facts);
+        next.revision = revision;
         self.current.store(Arc::new(next));
     }
 }
@@ -1553,11 +1548,14 @@ mod tests {
         evaluate(&resolved.facts, false).deny_code
     }
 
-    fn change(revision: u64, facts: Vec<Fact>) -> Change {
-        Change {
-            revision,
-            facts: facts.into(),
-        }
+    /// A committed change: its revision and facts.
+    fn change(revision: u64, facts: Vec<Fact>) -> (u64, Vec<Fact>) {
+        (revision, facts)
+    }
+
+    /// The follower's step: `change` applied to `index`.
+    fn apply(index: &AuthzIndex, (revision, facts): (u64, Vec<Fact>)) {
+        index.apply(revision, facts);
     }
 
     #[test]
@@ -1569,31 +1567,37 @@ mod tests {
         assert_eq!(decide(&index, "invoice_001"), None);
         // By external ID too.
         assert_eq!(decide(&index, "INV-1"), None);
-        index.apply(&change(
-            8,
-            vec![Fact::MemberRole {
-                id: "mr_1".into(),
-                space_id: "space_acme".into(),
-                member_id: "member_fr".into(),
-                role_id: "role_fr".into(),
-                scope_anchor_group_id: Some("group_finance".into()),
-                status: "revoked".into(),
-            }],
-        ));
+        apply(
+            &index,
+            change(
+                8,
+                vec![Fact::MemberRole {
+                    id: "mr_1".into(),
+                    space_id: "space_acme".into(),
+                    member_id: "member_fr".into(),
+                    role_id: "role_fr".into(),
+                    scope_anchor_group_id: Some("group_finance".into()),
+                    status: "revoked".into(),
+                }],
+            ),
+        );
         assert_eq!(index.snapshot().unwrap().revision(), 8);
         assert_eq!(
             decide(&index, "invoice_001"),
             Some(DenyCode::NoMatchingPermission)
         );
-        index.apply(&change(
-            9,
-            vec![Fact::RolePermission {
-                id: "rp_1".into(),
-                role_id: "role_fr".into(),
-                permission_id: "perm_approve".into(),
-                deleted: true,
-            }],
-        ));
+        apply(
+            &index,
+            change(
+                9,
+                vec![Fact::RolePermission {
+                    id: "rp_1".into(),
+                    role_id: "role_fr".into(),
+                    permission_id: "perm_approve".into(),
+                    deleted: true,
+                }],
+            ),
+        );
         assert!(
             index
                 .snapshot()
@@ -1995,10 +1999,16 @@ mod tests {
                 Fact::Resource {
                     resource_type, id, ..
                 } => format!("resource {resource_type} {id}"),
-                other => {
-                    let value = serde_json::to_value(other).unwrap_or_default();
-                    format!("{} {}", value["kind"], value["id"])
-                }
+                Fact::User { id, .. }
+                | Fact::Space { id, .. }
+                | Fact::Member { id, .. }
+                | Fact::UserMember { id, .. }
+                | Fact::Group { id, .. }
+                | Fact::ResourceType { id, .. }
+                | Fact::Role { id, .. }
+                | Fact::Permission { id, .. }
+                | Fact::RolePermission { id, .. }
+                | Fact::MemberRole { id, .. } => format!("{} {id}", fact.kind()),
             }
         }
 
@@ -2078,13 +2088,16 @@ mod tests {
         let index = AuthzIndex::new();
         index.install(finance(), 1);
         let held = index.snapshot().unwrap();
-        index.apply(&change(
-            2,
-            vec![Fact::User {
-                id: "user_alice".into(),
-                status: "disabled".into(),
-            }],
-        ));
+        apply(
+            &index,
+            change(
+                2,
+                vec![Fact::User {
+                    id: "user_alice".into(),
+                    status: "disabled".into(),
+                }],
+            ),
+        );
         let old = held.resolve(&request("invoice_001"), 0).unwrap();
         assert!(old.facts.actor.user_active);
         assert_eq!(
@@ -2097,24 +2110,30 @@ mod tests {
     fn changes_before_the_first_load_are_ignored_and_changes_after_it_apply_on_top() {
         let index = AuthzIndex::new();
         // Before the first load there is nothing to apply to: the load reads this state.
-        index.apply(&change(
-            1,
-            vec![Fact::User {
-                id: "user_alice".into(),
-                status: "disabled".into(),
-            }],
-        ));
+        apply(
+            &index,
+            change(
+                1,
+                vec![Fact::User {
+                    id: "user_alice".into(),
+                    status: "disabled".into(),
+                }],
+            ),
+        );
         assert!(index.snapshot().is_err());
         index.install(finance(), 4);
         assert_eq!(decide(&index, "invoice_001"), None);
         // A change the load did not see (committed after the head it was made at).
-        index.apply(&change(
-            5,
-            vec![Fact::Space {
-                id: "space_acme".into(),
-                status: "disabled".into(),
-            }],
-        ));
+        apply(
+            &index,
+            change(
+                5,
+                vec![Fact::Space {
+                    id: "space_acme".into(),
+                    status: "disabled".into(),
+                }],
+            ),
+        );
         assert_eq!(decide(&index, "invoice_001"), Some(DenyCode::SpaceInactive));
         assert_eq!(index.snapshot().unwrap().revision(), 5);
     }

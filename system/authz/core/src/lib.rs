@@ -1,0 +1,453 @@
+//! Authorization's pure core: the in-memory index ([`index`]), the decision engine and its trace
+//! ([`engine`]), and the small vocabulary they share. No HTTP, no database, no async runtime:
+//! the capability crate (`plystra-system-authz`) loads the index from the database, follows the
+//! change feed into it and serves the decisions over HTTP; everything here is plain data and
+//! pure functions, so its tests, property tests and benchmark build and run on their own.
+//!
+//! The boundary with the rest of the workspace is [`Fact`]: the capability maps each
+//! `plystra_contracts::facts::Fact` it loads or follows to this crate's borrowed form (the
+//! credentials kinds, which decisions do not use, have no counterpart here), and maps this
+//! crate's [`DenyCode`] and [`ResolveError`] back to the contracts' types.
+
+pub mod engine;
+pub mod index;
+
+/// A permission's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Enum),
+    oai(rename_all = "snake_case")
+)]
+pub enum Scope {
+    /// The target's owner is the acting member.
+    #[cfg_attr(feature = "openapi", oai(rename = "self"))]
+    OwnSelf,
+    /// The target's group is the anchor group.
+    Group,
+    /// The target's group is the anchor group or below it.
+    GroupTree,
+    /// The target is in the actor's space.
+    Space,
+    /// Always denies with GLOBAL_SCOPE_DISABLED.
+    Global,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Self::OwnSelf,
+        Self::Group,
+        Self::GroupTree,
+        Self::Space,
+        Self::Global,
+    ];
+
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OwnSelf => "self",
+            Self::Group => "group",
+            Self::GroupTree => "group_tree",
+            Self::Space => "space",
+            Self::Global => "global",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
+    }
+}
+
+/// Why the engine denied: upstream's 13 codes, in precedence order. The capability maps each
+/// to the contracts' `DenyCode` (the wire type); a test there checks the two agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyCode {
+    /// The acting user is not active.
+    ActorUserInactive,
+    /// The acting member is not active.
+    ActorMemberInactive,
+    /// The space is not active.
+    SpaceInactive,
+    /// The user-member binding is revoked.
+    UserMemberRevoked,
+    /// The user-member binding is past its expiry.
+    UserMemberExpired,
+    /// The actor, the target, its group or a grant belong to different spaces.
+    CrossSpaceViolation,
+    /// No grant covers this resource type and action.
+    NoMatchingPermission,
+    /// A grant's scope needs an anchor group that is missing.
+    ScopeAnchorMissing,
+    /// A grant's scope needs the target's group, which is missing.
+    TargetGroupMissing,
+    /// Grants exist, but none of their scopes covers the target.
+    ScopeOutOfBounds,
+    /// A grant uses the `global` scope, which always denies.
+    GlobalScopeDisabled,
+    /// The resource type is not registered.
+    InvalidResourceType,
+    /// The action is not registered for the resource type.
+    InvalidResourceAction,
+}
+
+impl DenyCode {
+    /// Every code, in precedence order.
+    pub const ALL: [DenyCode; 13] = [
+        Self::ActorUserInactive,
+        Self::ActorMemberInactive,
+        Self::SpaceInactive,
+        Self::UserMemberRevoked,
+        Self::UserMemberExpired,
+        Self::CrossSpaceViolation,
+        Self::NoMatchingPermission,
+        Self::ScopeAnchorMissing,
+        Self::TargetGroupMissing,
+        Self::ScopeOutOfBounds,
+        Self::GlobalScopeDisabled,
+        Self::InvalidResourceType,
+        Self::InvalidResourceAction,
+    ];
+
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ActorUserInactive => "ACTOR_USER_INACTIVE",
+            Self::ActorMemberInactive => "ACTOR_MEMBER_INACTIVE",
+            Self::SpaceInactive => "SPACE_INACTIVE",
+            Self::UserMemberRevoked => "USER_MEMBER_REVOKED",
+            Self::UserMemberExpired => "USER_MEMBER_EXPIRED",
+            Self::CrossSpaceViolation => "CROSS_SPACE_VIOLATION",
+            Self::NoMatchingPermission => "NO_MATCHING_PERMISSION",
+            Self::ScopeAnchorMissing => "SCOPE_ANCHOR_MISSING",
+            Self::TargetGroupMissing => "TARGET_GROUP_MISSING",
+            Self::ScopeOutOfBounds => "SCOPE_OUT_OF_BOUNDS",
+            Self::GlobalScopeDisabled => "GLOBAL_SCOPE_DISABLED",
+            Self::InvalidResourceType => "INVALID_RESOURCE_TYPE",
+            Self::InvalidResourceAction => "INVALID_RESOURCE_ACTION",
+        }
+    }
+}
+
+/// Why the index could not resolve a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// An ID names nothing.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The entity kind (`user`, `member`, …).
+        entity: &'static str,
+        /// The ID that was not found.
+        id: String,
+    },
+}
+
+/// One entity's full state after a change, as the index applies it: the kinds a decision reads.
+/// `S` is the text type: `&str` when the capability lends the facts it loaded or followed (no
+/// copy), `String` in tests and the benchmark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact<S = String> {
+    /// A user.
+    User {
+        /// Its ID.
+        id: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// A space.
+    Space {
+        /// Its ID.
+        id: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// A member of a space.
+    Member {
+        /// Its ID.
+        id: S,
+        /// Its space.
+        space_id: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// A binding between a user and a member (upstream's user-member).
+    UserMember {
+        /// Its ID.
+        id: S,
+        /// The user.
+        user_id: S,
+        /// The member.
+        member_id: S,
+        /// `active`, `revoked`, …
+        status: S,
+        /// Its expiry (RFC 3339), if any.
+        expires_at: Option<S>,
+    },
+    /// A group.
+    Group {
+        /// Its ID.
+        id: S,
+        /// Its space.
+        space_id: S,
+        /// Its dotted path.
+        path: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// A resource type.
+    ResourceType {
+        /// Its ID.
+        id: S,
+        /// Its key (what requests name).
+        key: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// An action registered for a resource type.
+    ResourceAction {
+        /// The type's key.
+        resource_type: S,
+        /// The action's key.
+        key: S,
+    },
+    /// A resource.
+    Resource {
+        /// Its type's key.
+        resource_type: S,
+        /// Its ID.
+        id: S,
+        /// The application's ID for it.
+        external_id: S,
+        /// Its space.
+        space_id: S,
+        /// Its group, if any.
+        group_id: Option<S>,
+        /// Its owner, if any.
+        owner_member_id: Option<S>,
+        /// `active`, `archived`, …
+        status: S,
+    },
+    /// A role.
+    Role {
+        /// Its ID.
+        id: S,
+        /// Its space.
+        space_id: S,
+        /// Its key.
+        key: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// A permission.
+    Permission {
+        /// Its ID.
+        id: S,
+        /// The resource type's key.
+        resource: S,
+        /// The action.
+        action: S,
+        /// Its scope's stored form.
+        scope: S,
+        /// `active`, `disabled`, …
+        status: S,
+    },
+    /// A permission held by a role.
+    RolePermission {
+        /// Its ID.
+        id: S,
+        /// The role.
+        role_id: S,
+        /// The permission.
+        permission_id: S,
+        /// Removed from the role.
+        deleted: bool,
+    },
+    /// A role held by a member.
+    MemberRole {
+        /// Its ID.
+        id: S,
+        /// Its space.
+        space_id: S,
+        /// The member.
+        member_id: S,
+        /// The role.
+        role_id: S,
+        /// The anchor group of group scopes, if any.
+        scope_anchor_group_id: Option<S>,
+        /// `active`, `revoked`, …
+        status: S,
+    },
+}
+
+impl<S> Fact<S> {
+    /// The fact's kind, as the contracts' facts name it (`user`, `member_role`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::User { .. } => "user",
+            Self::Space { .. } => "space",
+            Self::Member { .. } => "member",
+            Self::UserMember { .. } => "user_member",
+            Self::Group { .. } => "group",
+            Self::ResourceType { .. } => "resource_type",
+            Self::ResourceAction { .. } => "resource_action",
+            Self::Resource { .. } => "resource",
+            Self::Role { .. } => "role",
+            Self::Permission { .. } => "permission",
+            Self::RolePermission { .. } => "role_permission",
+            Self::MemberRole { .. } => "member_role",
+        }
+    }
+}
+
+impl<S: AsRef<str>> Fact<S> {
+    /// The same fact, borrowing its texts.
+    pub fn as_deref(&self) -> Fact<&str> {
+        fn text<S: AsRef<str>>(s: &S) -> &str {
+            s.as_ref()
+        }
+        fn opt<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+            s.as_ref().map(AsRef::as_ref)
+        }
+        match self {
+            Self::User { id, status } => Fact::User {
+                id: text(id),
+                status: text(status),
+            },
+            Self::Space { id, status } => Fact::Space {
+                id: text(id),
+                status: text(status),
+            },
+            Self::Member {
+                id,
+                space_id,
+                status,
+            } => Fact::Member {
+                id: text(id),
+                space_id: text(space_id),
+                status: text(status),
+            },
+            Self::UserMember {
+                id,
+                user_id,
+                member_id,
+                status,
+                expires_at,
+            } => Fact::UserMember {
+                id: text(id),
+                user_id: text(user_id),
+                member_id: text(member_id),
+                status: text(status),
+                expires_at: opt(expires_at),
+            },
+            Self::Group {
+                id,
+                space_id,
+                path,
+                status,
+            } => Fact::Group {
+                id: text(id),
+                space_id: text(space_id),
+                path: text(path),
+                status: text(status),
+            },
+            Self::ResourceType { id, key, status } => Fact::ResourceType {
+                id: text(id),
+                key: text(key),
+                status: text(status),
+            },
+            Self::ResourceAction { resource_type, key } => Fact::ResourceAction {
+                resource_type: text(resource_type),
+                key: text(key),
+            },
+            Self::Resource {
+                resource_type,
+                id,
+                external_id,
+                space_id,
+                group_id,
+                owner_member_id,
+                status,
+            } => Fact::Resource {
+                resource_type: text(resource_type),
+                id: text(id),
+                external_id: text(external_id),
+                space_id: text(space_id),
+                group_id: opt(group_id),
+                owner_member_id: opt(owner_member_id),
+                status: text(status),
+            },
+            Self::Role {
+                id,
+                space_id,
+                key,
+                status,
+            } => Fact::Role {
+                id: text(id),
+                space_id: text(space_id),
+                key: text(key),
+                status: text(status),
+            },
+            Self::Permission {
+                id,
+                resource,
+                action,
+                scope,
+                status,
+            } => Fact::Permission {
+                id: text(id),
+                resource: text(resource),
+                action: text(action),
+                scope: text(scope),
+                status: text(status),
+            },
+            Self::RolePermission {
+                id,
+                role_id,
+                permission_id,
+                deleted,
+            } => Fact::RolePermission {
+                id: text(id),
+                role_id: text(role_id),
+                permission_id: text(permission_id),
+                deleted: *deleted,
+            },
+            Self::MemberRole {
+                id,
+                space_id,
+                member_id,
+                role_id,
+                scope_anchor_group_id,
+                status,
+            } => Fact::MemberRole {
+                id: text(id),
+                space_id: text(space_id),
+                member_id: text(member_id),
+                role_id: text(role_id),
+                scope_anchor_group_id: opt(scope_anchor_group_id),
+                status: text(status),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_through_their_stored_form() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+        }
+        assert_eq!(Scope::parse("planet"), None);
+    }
+
+    #[test]
+    fn there_are_thirteen_distinct_deny_codes() {
+        let mut names: Vec<_> = DenyCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 13);
+    }
+}

@@ -1,0 +1,209 @@
+//! The boundary with the pure core (`plystra-authz-core`): the contracts' facts lent to the
+//! index without a copy, and the core's deny codes and resolve errors as the contracts' types.
+
+use plystra_authz_core::Fact as CoreFact;
+use plystra_contracts::DenyCode;
+use plystra_contracts::facts::Fact;
+use plystra_contracts::services::ResolveError;
+
+/// `fact` as the index applies it, borrowing its texts; `None` for the credentials kinds (API
+/// keys, admin grants, sessions), which the control plane and identity follow and decisions do
+/// not read.
+pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
+    Some(match fact {
+        Fact::User { id, status } => CoreFact::User { id, status },
+        Fact::Space { id, status } => CoreFact::Space { id, status },
+        Fact::Member {
+            id,
+            space_id,
+            status,
+        } => CoreFact::Member {
+            id,
+            space_id,
+            status,
+        },
+        Fact::UserMember {
+            id,
+            user_id,
+            member_id,
+            status,
+            expires_at,
+        } => CoreFact::UserMember {
+            id,
+            user_id,
+            member_id,
+            status,
+            expires_at: expires_at.as_deref(),
+        },
+        Fact::Group {
+            id,
+            space_id,
+            path,
+            status,
+        } => CoreFact::Group {
+            id,
+            space_id,
+            path,
+            status,
+        },
+        Fact::ResourceType { id, key, status } => CoreFact::ResourceType { id, key, status },
+        Fact::ResourceAction { resource_type, key } => {
+            CoreFact::ResourceAction { resource_type, key }
+        }
+        Fact::Resource {
+            resource_type,
+            id,
+            external_id,
+            space_id,
+            group_id,
+            owner_member_id,
+            status,
+        } => CoreFact::Resource {
+            resource_type,
+            id,
+            external_id,
+            space_id,
+            group_id: group_id.as_deref(),
+            owner_member_id: owner_member_id.as_deref(),
+            status,
+        },
+        Fact::Role {
+            id,
+            space_id,
+            key,
+            status,
+        } => CoreFact::Role {
+            id,
+            space_id,
+            key,
+            status,
+        },
+        Fact::Permission {
+            id,
+            resource,
+            action,
+            scope,
+            status,
+        } => CoreFact::Permission {
+            id,
+            resource,
+            action,
+            scope,
+            status,
+        },
+        Fact::RolePermission {
+            id,
+            role_id,
+            permission_id,
+            deleted,
+        } => CoreFact::RolePermission {
+            id,
+            role_id,
+            permission_id,
+            deleted: *deleted,
+        },
+        Fact::MemberRole {
+            id,
+            space_id,
+            member_id,
+            role_id,
+            scope_anchor_group_id,
+            status,
+        } => CoreFact::MemberRole {
+            id,
+            space_id,
+            member_id,
+            role_id,
+            scope_anchor_group_id: scope_anchor_group_id.as_deref(),
+            status,
+        },
+        Fact::ApiKey { .. } | Fact::AdminGrant { .. } | Fact::Session { .. } => return None,
+    })
+}
+
+/// The core's deny code as the wire type.
+pub fn deny_code(code: plystra_authz_core::DenyCode) -> DenyCode {
+    use plystra_authz_core::DenyCode as Core;
+    match code {
+        Core::ActorUserInactive => DenyCode::ActorUserInactive,
+        Core::ActorMemberInactive => DenyCode::ActorMemberInactive,
+        Core::SpaceInactive => DenyCode::SpaceInactive,
+        Core::UserMemberRevoked => DenyCode::UserMemberRevoked,
+        Core::UserMemberExpired => DenyCode::UserMemberExpired,
+        Core::CrossSpaceViolation => DenyCode::CrossSpaceViolation,
+        Core::NoMatchingPermission => DenyCode::NoMatchingPermission,
+        Core::ScopeAnchorMissing => DenyCode::ScopeAnchorMissing,
+        Core::TargetGroupMissing => DenyCode::TargetGroupMissing,
+        Core::ScopeOutOfBounds => DenyCode::ScopeOutOfBounds,
+        Core::GlobalScopeDisabled => DenyCode::GlobalScopeDisabled,
+        Core::InvalidResourceType => DenyCode::InvalidResourceType,
+        Core::InvalidResourceAction => DenyCode::InvalidResourceAction,
+    }
+}
+
+/// The core's resolve error as the contracts' type.
+pub fn resolve_error(error: plystra_authz_core::ResolveError) -> ResolveError {
+    match error {
+        plystra_authz_core::ResolveError::NotFound { entity, id } => {
+            ResolveError::NotFound { entity, id }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_deny_code_maps_to_the_wire_code_of_the_same_name_in_the_same_order() {
+        let mapped: Vec<DenyCode> = plystra_authz_core::DenyCode::ALL
+            .into_iter()
+            .map(deny_code)
+            .collect();
+        assert_eq!(mapped, DenyCode::ALL);
+        for code in plystra_authz_core::DenyCode::ALL {
+            assert_eq!(deny_code(code).as_str(), code.as_str());
+        }
+    }
+
+    #[test]
+    fn every_decision_fact_is_lent_and_credentials_are_not() {
+        let user = Fact::User {
+            id: "user_a".into(),
+            status: "active".into(),
+        };
+        assert_eq!(
+            lend(&user),
+            Some(CoreFact::User {
+                id: "user_a",
+                status: "active"
+            })
+        );
+        let binding = Fact::UserMember {
+            id: "um_a".into(),
+            user_id: "user_a".into(),
+            member_id: "member_a".into(),
+            status: "active".into(),
+            expires_at: Some("2030-01-01T00:00:00Z".into()),
+        };
+        assert_eq!(
+            lend(&binding),
+            Some(CoreFact::UserMember {
+                id: "um_a",
+                user_id: "user_a",
+                member_id: "member_a",
+                status: "active",
+                expires_at: Some("2030-01-01T00:00:00Z"),
+            })
+        );
+        let session = Fact::Session {
+            id: "ses_a".into(),
+            user_id: "user_a".into(),
+            user_member_id: None,
+            token_hmac: "h".into(),
+            status: "active".into(),
+            expires_at: "2030-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(lend(&session), None);
+    }
+}
