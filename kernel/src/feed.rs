@@ -336,7 +336,7 @@ impl Follower {
         }
     }
 
-    /// Loads every consumer from the tables at the feed's current head.
+    /// Loads every consumer from the tables at the feed's current head, all at once.
     async fn load(&self) -> Result<(), String> {
         let consumers = {
             let mut applied = self.applied();
@@ -347,9 +347,12 @@ impl Follower {
             let head = feed::head(&self.db)
                 .await
                 .map_err(|e| format!("cannot read the feed's head: {e}"))?;
-            for consumer in &consumers {
-                consumer.load(head).await?;
-            }
+            // Every consumer reads at once (each on its own connections): a start waits for
+            // the slowest load, not for their sum. Each one either installs what it read or
+            // records why it could not; the first failure fails the whole load.
+            let results =
+                futures_util::future::join_all(consumers.iter().map(|c| c.load(head))).await;
+            results.into_iter().collect::<Result<Vec<()>, String>>()?;
             Ok::<_, String>(head)
         }
         .await;

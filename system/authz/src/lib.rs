@@ -377,74 +377,102 @@ impl AuthorizationService {
             .map_err(|e| ApiError::new(plystra_contracts::ErrorCode::NotReady, e.to_string()))
     }
 
-    /// Reads every fact the index holds from its sources: identity, the registry and the
-    /// grant store at once (each on its own connection), in that order.
-    async fn read_sources(&self) -> Result<Vec<plystra_contracts::facts::Fact>, String> {
+    /// Builds the index a full load installs, at feed revision `revision`: reads identity, the
+    /// registry and the grant store at once (each on its own connections) and hands each
+    /// source's facts, as soon as it has them, to a builder thread that applies them (the facts
+    /// may arrive in any order; see `Snapshot::empty_at`). So the build overlaps the slower
+    /// reads, and the index's long-lived allocations are made on a thread of their own, apart
+    /// from the rows and texts the reads decode and drop.
+    async fn build(&self, revision: u64) -> Result<Built, String> {
         let Some(sources) = &self.sources else {
             return Err("no database, identity or registry service".to_owned());
         };
-        let timed = |source: &'static str,
-                     started: std::time::Instant,
-                     facts: &[plystra_contracts::facts::Fact]| {
+        let started = std::time::Instant::now();
+        let (to_builder, arrived) =
+            std::sync::mpsc::channel::<Vec<plystra_contracts::facts::Fact>>();
+        let builder = tokio::task::spawn_blocking(move || {
+            let mut next = index::Snapshot::empty_at(revision);
+            let mut facts = 0;
+            for batch in arrived {
+                facts += batch.len();
+                next.apply_all(batch.iter().filter_map(boundary::lend));
+            }
+            (next, facts)
+        });
+        let arrive = |source: &'static str, facts: Vec<plystra_contracts::facts::Fact>| {
             tracing::debug!(
                 source,
                 facts = facts.len(),
                 ms = started.elapsed().as_millis() as u64,
                 "authorization facts read"
             );
+            // The builder only stops early if it panicked, which the join below reports.
+            let _ = to_builder.send(facts);
         };
         let identity = async {
-            let started = std::time::Instant::now();
             let facts = sources
                 .actors
                 .facts()
                 .await
                 .map_err(|e| format!("cannot load identity facts: {e}"))?;
-            timed("identity", started, &facts);
-            Ok::<_, String>(facts)
+            arrive("identity", facts);
+            Ok::<_, String>(())
         };
         let registry = async {
-            let started = std::time::Instant::now();
             let facts = sources
                 .lookup
                 .facts()
                 .await
                 .map_err(|e| format!("cannot load registry facts: {e}"))?;
-            timed("registry", started, &facts);
-            Ok(facts)
+            arrive("registry", facts);
+            Ok(())
         };
         let grants = async {
-            let started = std::time::Instant::now();
             let facts = grants::load_grants(&sources.db)
                 .await
                 .map(grants::GrantSnapshot::into_facts)
                 .map_err(|e| format!("cannot load grants: {e}"))?;
-            timed("grants", started, &facts);
-            Ok(facts)
+            arrive("grants", facts);
+            Ok(())
         };
-        let (mut facts, registry, grants) =
-            futures_util::future::try_join3(identity, registry, grants).await?;
-        facts.extend(registry);
-        facts.extend(grants);
-        Ok(facts)
+        let read = futures_util::future::try_join3(identity, registry, grants).await;
+        let read_ms = started.elapsed().as_millis() as u64;
+        // Ends the builder's loop; after a failed read its partial snapshot is dropped.
+        drop(to_builder);
+        let (snapshot, facts) = builder
+            .await
+            .map_err(|e| format!("the index builder failed: {e}"))?;
+        read?;
+        Ok(Built {
+            snapshot,
+            facts,
+            read_ms,
+            total_ms: started.elapsed().as_millis() as u64,
+        })
     }
+}
+
+/// A full load's index, and what it took.
+struct Built {
+    snapshot: index::Snapshot,
+    facts: usize,
+    /// Until the last source was read.
+    read_ms: u64,
+    /// Until the index was built (the builder finishes what arrived last after `read_ms`).
+    total_ms: u64,
 }
 
 #[async_trait::async_trait]
 impl FactsConsumer for AuthorizationService {
     async fn load(&self, revision: u64) -> Result<(), String> {
-        let started = std::time::Instant::now();
-        match self.read_sources().await {
-            Ok(facts) => {
-                let count = facts.len();
-                let read_ms = started.elapsed().as_millis() as u64;
-                self.index
-                    .install(facts.iter().filter_map(boundary::lend), revision);
+        match self.build(revision).await {
+            Ok(built) => {
+                self.index.install_snapshot(built.snapshot);
                 tracing::info!(
-                    facts = count,
+                    facts = built.facts,
                     revision,
-                    read_ms,
-                    build_ms = started.elapsed().as_millis() as u64 - read_ms,
+                    read_ms = built.read_ms,
+                    build_ms = built.total_ms - built.read_ms,
                     "authorization index loaded"
                 );
                 Ok(())

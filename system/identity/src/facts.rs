@@ -76,21 +76,25 @@ impl From<&Group> for Fact {
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     // Users, spaces, members and groups: only the columns a fact holds, read in bulk (the
     // first load reads them whole). Bindings go through the entity, for their expiry's format.
-    let users: Vec<(String, String)> = bulk(db, USERS, &["id", "status"]).await?;
-    let spaces: Vec<(String, String)> = bulk(db, SPACES, &["id", "status"]).await?;
-    let members: Vec<(String, String, String)> =
-        bulk(db, MEMBERS, &["id", "space_id", "status"]).await?;
-    let bindings: Vec<UserMember> = db.fetch_all(&crate::user_members::select()).await?;
-    let groups: Vec<(String, String, String, String)> =
-        bulk(db, GROUPS, &["id", "space_id", "path", "status"]).await?;
-    let status = |stored: &str| Status::parse(stored).as_str().to_owned();
+    // The five tables are read at once, each on its own connection.
+    let (users, spaces, members, bindings, groups): (
+        Vec<(String, String)>,
+        Vec<(String, String)>,
+        Vec<(String, String, String)>,
+        Vec<UserMember>,
+        Vec<GroupColumns>,
+    ) = futures_util::future::try_join5(
+        bulk(db, USERS, &["id", "status"]),
+        bulk(db, SPACES, &["id", "status"]),
+        bulk(db, MEMBERS, &["id", "space_id", "status"]),
+        async { Ok(db.fetch_all(&crate::user_members::select()).await?) },
+        bulk(db, GROUPS, GROUP_COLUMNS),
+    )
+    .await?;
     let mut facts = Vec::with_capacity(
         users.len() + spaces.len() + members.len() + bindings.len() + groups.len(),
     );
-    facts.extend(users.into_iter().map(|(id, s)| Fact::User {
-        id,
-        status: status(&s),
-    }));
+    facts.extend(users.into_iter().map(user_fact));
     facts.extend(spaces.into_iter().map(|(id, s)| Fact::Space {
         id,
         status: status(&s),
@@ -101,17 +105,48 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
         status: status(&s),
     }));
     facts.extend(bindings.iter().map(Fact::from));
-    facts.extend(
-        groups
-            .into_iter()
-            .map(|(id, space_id, path, s)| Fact::Group {
-                id,
-                space_id,
-                path,
-                status: status(&s),
-            }),
-    );
+    facts.extend(groups.into_iter().map(group_fact));
     Ok(facts)
+}
+
+/// Every user and group, as facts (the control plane's credentials need no more), read in bulk
+/// and at once like [`all`].
+pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiError> {
+    let (users, groups): (Vec<(String, String)>, Vec<GroupColumns>) =
+        futures_util::future::try_join(
+            bulk(db, USERS, &["id", "status"]),
+            bulk(db, GROUPS, GROUP_COLUMNS),
+        )
+        .await?;
+    let mut facts = Vec::with_capacity(users.len() + groups.len());
+    facts.extend(users.into_iter().map(user_fact));
+    facts.extend(groups.into_iter().map(group_fact));
+    Ok(facts)
+}
+
+/// A group's columns a fact holds: ID, space, path, status.
+type GroupColumns = (String, String, String, String);
+const GROUP_COLUMNS: &[&str] = &["id", "space_id", "path", "status"];
+
+/// A stored status in its canonical form (what the entity would say).
+fn status(stored: &str) -> String {
+    Status::parse(stored).as_str().to_owned()
+}
+
+fn user_fact((id, s): (String, String)) -> Fact {
+    Fact::User {
+        id,
+        status: status(&s),
+    }
+}
+
+fn group_fact((id, space_id, path, s): GroupColumns) -> Fact {
+    Fact::Group {
+        id,
+        space_id,
+        path,
+        status: status(&s),
+    }
 }
 
 /// Every row of `table` as `columns`, read in bulk.
@@ -125,16 +160,6 @@ where
         .map(|c| Expr::col((a(table), a(c))))
         .collect();
     Ok(db.fetch_all_bulk(table, &from, columns).await?)
-}
-
-/// Every user and group, as facts (the control plane's credentials need no more).
-pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiError> {
-    let users: Vec<User> = db.fetch_all(&crate::users::select()).await?;
-    let groups: Vec<Group> = db.fetch_all(&crate::groups::select()).await?;
-    let mut facts = Vec::with_capacity(users.len() + groups.len());
-    facts.extend(users.iter().map(Fact::from));
-    facts.extend(groups.iter().map(Fact::from));
-    Ok(facts)
 }
 
 /// Announces committed `facts` (nothing to announce without a bus). Sessions are left out: they

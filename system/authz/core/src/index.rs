@@ -691,6 +691,15 @@ struct Actor<'s> {
 }
 
 impl Snapshot {
+    /// An empty snapshot at feed revision `revision`: where a full load starts. Its facts may
+    /// then be applied in any order and in any number of [`Snapshot::apply_all`] calls.
+    pub fn empty_at(revision: u64) -> Self {
+        Self {
+            revision,
+            ..Self::default()
+        }
+    }
+
     /// The change feed's revision this snapshot has applied.
     pub fn revision(&self) -> u64 {
         self.revision
@@ -1403,11 +1412,14 @@ impl AuthzIndex {
     /// Installs a full load made at feed revision `revision` (what it read is at least that
     /// new; the follower applies the changes after it next).
     pub fn install<S: AsRef<str>>(&self, loaded: impl IntoIterator<Item = Fact<S>>, revision: u64) {
-        let mut next = Snapshot {
-            revision,
-            ..Snapshot::default()
-        };
+        let mut next = Snapshot::empty_at(revision);
         next.apply_all(loaded);
+        self.install_snapshot(next);
+    }
+
+    /// Installs a snapshot a full load built from [`Snapshot::empty_at`] its revision (a load
+    /// that applies its sources as they arrive builds it itself).
+    pub fn install_snapshot(&self, next: Snapshot) {
         self.current.store(Arc::new(next));
         *self
             .unloaded
@@ -2062,24 +2074,57 @@ mod tests {
                     next.apply_all(change);
                     incremental = next;
                     let rebuilt = snapshot_of(latest.clone());
-                    for request in &requests {
-                        let a = incremental.resolve(request, 1_800_000_000);
-                        let b = rebuilt.resolve(request, 1_800_000_000);
-                        match (a, b) {
-                            (Ok(a), Ok(b)) => {
-                                prop_assert_eq!(&a.facts, &b.facts, "{:?}", request);
-                                prop_assert_eq!(&a.statuses, &b.statuses, "{:?}", request);
-                                prop_assert_eq!(a.target_space_id, b.target_space_id);
-                                prop_assert_eq!(
-                                    evaluate(&a.facts, true).deny_code,
-                                    evaluate(&b.facts, true).deny_code
-                                );
-                            }
-                            (a, b) => prop_assert_eq!(a.err(), b.err(), "{:?}", request),
-                        }
-                    }
+                    decide_alike(&incremental, &rebuilt, &requests)?;
                 }
             }
+
+            /// A full load applies its sources as they arrive: in any order, in any number of
+            /// parts, it must build the index applying everything at once builds.
+            #[test]
+            fn a_load_applied_in_any_order_and_in_parts_decides_like_one_applied_at_once(
+                (shuffled, cuts) in (
+                    Just(world()).prop_shuffle(),
+                    proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+                )
+            ) {
+                let at_once = snapshot_of(world());
+                let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(shuffled.len())).collect();
+                cuts.sort_unstable();
+                let mut parts = Snapshot::empty_at(7);
+                let mut start = 0;
+                for end in cuts.into_iter().chain([shuffled.len()]) {
+                    parts.apply_all(shuffled[start..end].iter().map(Fact::as_deref));
+                    start = end;
+                }
+                prop_assert_eq!(parts.revision(), 7);
+                decide_alike(&parts, &at_once, &requests())?;
+            }
+        }
+
+        /// Every request resolves to the same facts, statuses and decision on `a` as on `b`.
+        fn decide_alike(
+            a: &Snapshot,
+            b: &Snapshot,
+            requests: &[Request<'_>],
+        ) -> Result<(), TestCaseError> {
+            for request in requests {
+                match (
+                    a.resolve(request, 1_800_000_000),
+                    b.resolve(request, 1_800_000_000),
+                ) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert_eq!(&a.facts, &b.facts, "{:?}", request);
+                        prop_assert_eq!(&a.statuses, &b.statuses, "{:?}", request);
+                        prop_assert_eq!(a.target_space_id, b.target_space_id);
+                        prop_assert_eq!(
+                            evaluate(&a.facts, true).deny_code,
+                            evaluate(&b.facts, true).deny_code
+                        );
+                    }
+                    (a, b) => prop_assert_eq!(a.err(), b.err(), "{:?}", request),
+                }
+            }
+            Ok(())
         }
     }
 
