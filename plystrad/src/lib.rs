@@ -16,7 +16,9 @@ extern crate plystra_example_notes as _;
 /// CPU; in an A/B of `check_load` (2026-12-04, on a loaded machine, before the regex fix of
 /// `vendor/poem-openapi`) it served about 20-35 % more checks per second than the system
 /// allocator and about as many as jemalloc, and its C part builds in seconds where jemalloc's
-/// takes minutes.
+/// takes minutes. Built without transparent huge pages (the workspace's `no_thp` feature): with
+/// them a server held 25-40 MB more resident memory for the same heap, and served no more
+/// checks (BENCHMARKS.md, issue 17).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
