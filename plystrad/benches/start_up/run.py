@@ -1,5 +1,7 @@
 """Times a release plystrad from spawn to its first 200 on /api/v1/ready and to its first
-answered check (not 503), and reads its RSS then and one second later. Start it on a migrated
+answered check (not 503), and reads its RSS then, one second later, and after 1,000 more checks
+(one connection; a server's idle threads keep memory they freed until they next allocate, so
+the last figure is what a server in use holds). Start it on a migrated
 database (an empty one, or one seed.py filled); each run starts and stops the server once.
 
     cargo build --release -p plystrad
@@ -51,13 +53,16 @@ def start(url):
     rss = rss_mb(p.pid)
     time.sleep(1.0)
     rss_later = rss_mb(p.pid)
+    for _ in range(1000):
+        get("/api/v1/authz/check", CHECK)
+    rss_used = rss_mb(p.pid)
     p.terminate(); p.wait()
-    return ready, checked, rss, rss_later
+    return ready, checked, rss, rss_later, rss_used
 
 if __name__ == "__main__":
     url, label = sys.argv[1], sys.argv[2]
     for i in range(int(sys.argv[3]) if len(sys.argv) > 3 else 3):
-        ready, checked, rss, later = start(url)
+        ready, checked, rss, later, used = start(url)
         load = open("/proc/loadavg").read().split()[:3]
         print(f"{label} run {i+1}: ready {ready*1e3 if ready else float('nan'):.0f} ms, first check answered "
-              f"{checked*1e3 if checked else float('nan'):.0f} ms, RSS {rss:.0f} MB (1 s later {later:.0f} MB), load {' '.join(load)}", flush=True)
+              f"{checked*1e3 if checked else float('nan'):.0f} ms, RSS {rss:.0f} MB (1 s later {later:.0f} MB, after 1,000 checks {used:.0f} MB), load {' '.join(load)}", flush=True)
