@@ -407,6 +407,11 @@ impl MigrationSet {
     pub async fn status(&self, db: &Database) -> Result<Vec<MigrationStatus>, MigrationError> {
         self.check_dialect(db)?;
         let ledger = read_ledger(db).await?;
+        Ok(self.status_of(&ledger))
+    }
+
+    /// Each file's state against `ledger`, and any applied version no file provides.
+    fn status_of(&self, ledger: &[LedgerEntry]) -> Vec<MigrationStatus> {
         let by_version: BTreeMap<(usize, &str), &LedgerEntry> = ledger
             .iter()
             .map(|e| (version_key(&e.version), e))
@@ -428,7 +433,7 @@ impl MigrationSet {
                 }
             })
             .collect();
-        for e in &ledger {
+        for e in ledger {
             if !self
                 .migrations
                 .iter()
@@ -443,21 +448,27 @@ impl MigrationSet {
             }
         }
         out.sort_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)));
-        Ok(out)
+        out
     }
 
     /// The files not applied yet, in order.
     pub async fn pending(&self, db: &Database) -> Result<Vec<&Migration>, MigrationError> {
-        let status = self.status(db).await?;
-        Ok(self
-            .migrations
+        self.check_dialect(db)?;
+        let ledger = read_ledger(db).await?;
+        Ok(self.pending_of(&ledger))
+    }
+
+    /// The files `ledger` does not hold, in order.
+    fn pending_of(&self, ledger: &[LedgerEntry]) -> Vec<&Migration> {
+        let status = self.status_of(ledger);
+        self.migrations
             .iter()
             .filter(|m| {
                 status
                     .iter()
                     .any(|s| s.file == m.file && s.state == FileState::Pending)
             })
-            .collect())
+            .collect()
     }
 
     /// Checks `plystra.sum` (when the set has one) and that every applied file is unchanged and
@@ -468,6 +479,11 @@ impl MigrationSet {
         }
         self.check_dialect(db)?;
         let ledger = read_ledger(db).await?;
+        self.verify_ledger(ledger)
+    }
+
+    /// Checks that every entry of `ledger` names a file of this set, unchanged.
+    fn verify_ledger(&self, ledger: Vec<LedgerEntry>) -> Result<(), MigrationError> {
         for e in ledger {
             match self
                 .migrations
@@ -555,15 +571,21 @@ impl SchemaState {
 impl MigrationSet {
     /// The schema state of `db` against this set. Fails when the applied history does not verify.
     pub async fn schema_state(&self, db: &Database) -> Result<SchemaState, MigrationError> {
-        self.verify(db).await?;
+        // One read of the ledger for all three answers: readiness asks this on every probe.
+        if self.sum.is_some() {
+            self.check_sum()?;
+        }
+        self.check_dialect(db)?;
+        let ledger = read_ledger(db).await?;
         let pending = self
-            .pending(db)
-            .await?
+            .pending_of(&ledger)
             .into_iter()
             .map(|m| m.file.clone())
             .collect();
+        let schema_version = highest_version(&ledger);
+        self.verify_ledger(ledger)?;
         Ok(SchemaState {
-            schema_version: schema_version(db).await?,
+            schema_version,
             expected_schema_version: self.expected_schema_version().map(str::to_owned),
             pending,
         })
@@ -584,11 +606,16 @@ pub fn parse_file_name(file: &str) -> Option<(String, String)> {
 
 /// The highest applied version, or `None` for a database with no migrations applied.
 pub async fn schema_version(db: &Database) -> Result<Option<String>, MigrationError> {
-    Ok(read_ledger(db)
-        .await?
-        .into_iter()
-        .map(|e| e.version)
-        .max_by(|a, b| version_key(a).cmp(&version_key(b))))
+    Ok(highest_version(&read_ledger(db).await?))
+}
+
+/// The highest version `ledger` holds.
+fn highest_version(ledger: &[LedgerEntry]) -> Option<String> {
+    ledger
+        .iter()
+        .map(|e| &e.version)
+        .max_by(|a, b| version_key(a).cmp(&version_key(b)))
+        .cloned()
 }
 
 fn ledger_ddl(dialect: Dialect) -> &'static str {
@@ -627,7 +654,9 @@ pub async fn ledger_exists(db: &Database) -> Result<bool, MigrationError> {
         }
         Database::Postgres(pool) => {
             sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+                // The catalog, not `information_schema.tables` (a view that checks privileges
+                // on every table, several milliseconds per call; readiness asks on every probe).
+                "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = $1",
             )
             .bind(LEDGER_TABLE)
             .fetch_one(pool)
