@@ -78,9 +78,9 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     // first load reads them whole). Bindings go through the entity, for their expiry's format.
     // The five tables are read at once, each on its own connection.
     let (users, spaces, members, bindings, groups): (
-        Vec<(String, String)>,
-        Vec<(String, String)>,
-        Vec<(String, String, String)>,
+        Vec<IdStatus>,
+        Vec<IdStatus>,
+        Vec<MemberColumns>,
         Vec<UserMember>,
         Vec<GroupColumns>,
     ) = futures_util::future::try_join5(
@@ -112,18 +112,21 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
 /// Every user and group, as facts (the control plane's credentials need no more), read in bulk
 /// and at once like [`all`].
 pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiError> {
-    let (users, groups): (Vec<(String, String)>, Vec<GroupColumns>) =
-        futures_util::future::try_join(
-            bulk(db, USERS, &["id", "status"]),
-            bulk(db, GROUPS, GROUP_COLUMNS),
-        )
-        .await?;
+    let (users, groups): (Vec<IdStatus>, Vec<GroupColumns>) = futures_util::future::try_join(
+        bulk(db, USERS, &["id", "status"]),
+        bulk(db, GROUPS, GROUP_COLUMNS),
+    )
+    .await?;
     let mut facts = Vec::with_capacity(users.len() + groups.len());
     facts.extend(users.into_iter().map(user_fact));
     facts.extend(groups.into_iter().map(group_fact));
     Ok(facts)
 }
 
+/// A user's or a space's columns a fact holds: ID, status.
+type IdStatus = (String, String);
+/// A member's columns a fact holds: ID, space, status.
+type MemberColumns = (String, String, String);
 /// A group's columns a fact holds: ID, space, path, status.
 type GroupColumns = (String, String, String, String);
 const GROUP_COLUMNS: &[&str] = &["id", "space_id", "path", "status"];
@@ -133,7 +136,7 @@ fn status(stored: &str) -> String {
     Status::parse(stored).as_str().to_owned()
 }
 
-fn user_fact((id, s): (String, String)) -> Fact {
+fn user_fact((id, s): IdStatus) -> Fact {
     Fact::User {
         id,
         status: status(&s),
