@@ -77,18 +77,15 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     // Users, spaces, members and groups: only the columns a fact holds, read in bulk (the
     // first load reads them whole). Bindings go through the entity, for their expiry's format.
     // The five tables are read at once, each on its own connection.
-    let (users, spaces, members, bindings, groups): (
-        Vec<IdStatus>,
-        Vec<IdStatus>,
-        Vec<MemberColumns>,
-        Vec<UserMember>,
-        Vec<GroupColumns>,
-    ) = futures_util::future::try_join5(
-        bulk(db, USERS, &["id", "status"]),
-        bulk(db, SPACES, &["id", "status"]),
-        bulk(db, MEMBERS, &["id", "space_id", "status"]),
-        async { Ok(db.fetch_all(&crate::user_members::select()).await?) },
-        bulk(db, GROUPS, GROUP_COLUMNS),
+    let (users, spaces, members, bindings, groups) = futures_util::future::try_join5(
+        bulk::<IdStatus>(db, USERS, &["id", "status"]),
+        bulk::<IdStatus>(db, SPACES, &["id", "status"]),
+        bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status"]),
+        async {
+            let bindings: Vec<UserMember> = db.fetch_all(&crate::user_members::select()).await?;
+            Ok(bindings)
+        },
+        bulk::<GroupColumns>(db, GROUPS, GROUP_COLUMNS),
     )
     .await?;
     let mut facts = Vec::with_capacity(
