@@ -403,6 +403,17 @@ pub trait ResourceLookup: Send + Sync {
     /// Every resource type, action and resource, as facts: what authorization's index loads at
     /// start. Later changes arrive in `resource.registry_updated` events.
     async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;
+
+    /// The same facts as [`ResourceLookup::facts`], handed to `part` as they are read, so that
+    /// a load can apply the first part while the next is read and never holds them all at
+    /// once. The default hands them over in one part.
+    async fn facts_in_parts(
+        &self,
+        part: &mut (dyn FnMut(Vec<crate::facts::Fact>) + Send),
+    ) -> Result<(), ResolveError> {
+        part(self.facts().await?);
+        Ok(())
+    }
 }
 
 /// The outcome of an authorization check.

@@ -551,11 +551,30 @@ impl Database {
     where
         T: Record + serde::de::DeserializeOwned,
     {
+        let mut out = Vec::new();
+        self.fetch_bulk_in_parts(table, from, columns, |rows| out.extend(rows))
+            .await?;
+        Ok(out)
+    }
+
+    /// [`Database::fetch_all_bulk`], handing the rows to `part` as they are read: on SQLite one
+    /// call per chunk of at most `BULK_ROWS` rows (so a load can use the first chunk while
+    /// the next is read, and never holds every row at once), on PostgreSQL one call.
+    pub async fn fetch_bulk_in_parts<T>(
+        &self,
+        table: &str,
+        from: &SelectStatement,
+        columns: Vec<sea_query::Expr>,
+        mut part: impl FnMut(Vec<T>) + Send,
+    ) -> Result<(), StorageError>
+    where
+        T: Record + serde::de::DeserializeOwned,
+    {
         if self.dialect() == Dialect::Postgres {
-            return self.fetch_all(from.clone().exprs(columns)).await;
+            part(self.fetch_all(from.clone().exprs(columns)).await?);
+            return Ok(());
         }
         let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
-        let mut out = Vec::new();
         let mut after = i64::MIN;
         loop {
             let mut chunk = from.clone();
@@ -599,13 +618,16 @@ impl Database {
             let rows: Vec<T> = serde_json::from_str(&json).map_err(|e| StorageError::Database {
                 source: sqlx::Error::Decode(Box::new(e)),
             })?;
-            out.extend(rows);
+            drop(json);
+            if !rows.is_empty() {
+                part(rows);
+            }
             match last {
                 Some(last) if count >= BULK_ROWS as i64 => after = last,
                 _ => break,
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Runs a query and decodes its first row, if any.

@@ -379,7 +379,8 @@ impl AuthorizationService {
 
     /// Builds the index a full load installs, at feed revision `revision`: reads identity, the
     /// registry and the grant store at once (each on its own connections) and hands each
-    /// source's facts, as soon as it has them, to a builder thread that applies them (the facts
+    /// source's facts, as soon as it has them (the registry's resources in parts, as they are
+    /// read), to a builder thread that applies them (the facts
     /// may arrive in any order; see `Snapshot::empty_at`). So the build overlaps the slower
     /// reads, and the index's long-lived allocations are made on a thread of their own, apart
     /// from the rows and texts the reads decode and drop.
@@ -418,13 +419,24 @@ impl AuthorizationService {
             arrive("identity", facts);
             Ok::<_, String>(())
         };
+        // The registry's resources arrive a bulk chunk at a time.
         let registry = async {
-            let facts = sources
+            let mut facts = 0;
+            sources
                 .lookup
-                .facts()
+                .facts_in_parts(&mut |part| {
+                    facts += part.len();
+                    // As above: only a panicked builder stops early.
+                    let _ = to_builder.send(part);
+                })
                 .await
                 .map_err(|e| format!("cannot load registry facts: {e}"))?;
-            arrive("registry", facts);
+            tracing::debug!(
+                source = "registry",
+                facts,
+                ms = started.elapsed().as_millis() as u64,
+                "authorization facts read"
+            );
             Ok(())
         };
         let grants = async {

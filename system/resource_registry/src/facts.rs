@@ -50,6 +50,17 @@ type ResourceFactRow = (
 );
 
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
+    let mut facts = Vec::new();
+    all_in_parts(db, &mut |part| facts.extend(part)).await?;
+    Ok(facts)
+}
+
+/// [`all`], handed to `part` as it is read: the types and actions first, then the resources
+/// one bulk chunk at a time.
+pub(crate) async fn all_in_parts(
+    db: &Database,
+    part: &mut (dyn FnMut(Vec<Fact>) + Send),
+) -> Result<(), ApiError> {
     let types: Vec<TypeRow> = db.fetch_all(&resource_types::select()).await?;
     let mut facts = Vec::new();
     for row in types {
@@ -71,6 +82,7 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
             .into_iter()
             .map(|(resource_type, key)| Fact::ResourceAction { resource_type, key }),
     );
+    part(facts);
     // Only the columns a fact holds (the first load reads every resource: no joins for names,
     // no metadata or timestamps to decode), read in bulk; stored values are still checked as a
     // full read checks them.
@@ -95,8 +107,24 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     .into_iter()
     .map(Expr::col)
     .collect();
-    let rows: Vec<ResourceFactRow> = db.fetch_all_bulk(r, &from, columns).await?;
-    facts.reserve(rows.len());
+    // A stored value the registry does not know fails the load; later chunks are skipped.
+    let mut refused: Option<ApiError> = None;
+    db.fetch_bulk_in_parts(r, &from, columns, |rows: Vec<ResourceFactRow>| {
+        if refused.is_some() {
+            return;
+        }
+        match resource_facts(rows) {
+            Ok(facts) => part(facts),
+            Err(e) => refused = Some(e),
+        }
+    })
+    .await?;
+    refused.map_or(Ok(()), Err)
+}
+
+/// Resource rows as facts, each stored value checked.
+fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
+    let mut facts = Vec::with_capacity(rows.len());
     for (resource_type, id, external_id, space_id, group_id, owner_member_id, visibility, status) in
         rows
     {

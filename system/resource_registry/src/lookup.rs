@@ -36,6 +36,18 @@ impl ResourceLookup for Registry {
             .map_err(|e| ResolveError::Unavailable(e.message))
     }
 
+    async fn facts_in_parts(
+        &self,
+        part: &mut (dyn FnMut(Vec<plystra_contracts::facts::Fact>) + Send),
+    ) -> Result<(), ResolveError> {
+        let db = self
+            .db()
+            .map_err(|e| ResolveError::Unavailable(e.message))?;
+        crate::facts::all_in_parts(db, part)
+            .await
+            .map_err(|e| ResolveError::Unavailable(e.message))
+    }
+
     async fn lookup(
         &self,
         resource_type: &str,
