@@ -380,10 +380,10 @@ impl AuthorizationService {
     /// Builds the index a full load installs, at feed revision `revision`: reads identity, the
     /// registry and the grant store at once (each on its own connections) and hands each
     /// source's facts, as soon as it has them (the registry's resources in parts, as they are
-    /// read), to a builder thread that applies them (the facts
-    /// may arrive in any order; see `Snapshot::empty_at`). So the build overlaps the slower
-    /// reads, and the index's long-lived allocations are made on a thread of their own, apart
-    /// from the rows and texts the reads decode and drop.
+    /// read), to a builder thread that applies them (the facts may arrive in any order; see
+    /// `Snapshot::empty_at`). So the build overlaps the slower reads, and the index's
+    /// long-lived allocations are made on a thread of their own, apart from the rows and texts
+    /// the reads decode and drop.
     async fn build(&self, revision: u64) -> Result<Built, String> {
         let Some(sources) = &self.sources else {
             return Err("no database, identity or registry service".to_owned());
