@@ -732,9 +732,19 @@ impl Snapshot {
 
     /// Changes the copies in every binding of `member`.
     fn update_bindings_of(&mut self, member: Num, change: impl Fn(&mut BindingRow)) {
-        let bindings: Vec<Num> = self
-            .bindings_of_member
-            .get(member)
+        self.update_bindings(|s| &s.bindings_of_member, member, change);
+    }
+
+    /// Changes the copies in every binding `reverse` (`bindings_of_user` or
+    /// `bindings_of_member`) lists for `n`.
+    fn update_bindings(
+        &mut self,
+        reverse: fn(&Self) -> &Rows<OrdSet<Num>>,
+        n: Num,
+        change: impl Fn(&mut BindingRow),
+    ) {
+        let bindings: Vec<Num> = reverse(self)
+            .get(n)
             .map(|set| set.iter().copied().collect())
             .unwrap_or_default();
         for b in bindings {
@@ -837,16 +847,13 @@ impl Snapshot {
                 let n = self.user_names.intern(id);
                 let status = Status::of(status);
                 self.users.set(n, status.clone());
-                let bindings: Vec<Num> = self
-                    .bindings_of_user
-                    .get(n)
-                    .map(|set| set.iter().copied().collect())
-                    .unwrap_or_default();
-                for b in bindings {
-                    if let Some(row) = self.bindings.get_mut(b) {
+                self.update_bindings(
+                    |s| &s.bindings_of_user,
+                    n,
+                    |row| {
                         row.user_row = Some(status.clone());
-                    }
-                }
+                    },
+                );
             }
             Fact::Space { id, status } => {
                 let n = self.space_names.intern(id);
