@@ -3,8 +3,10 @@
 //!
 //! PostgreSQL tests connect to `PLYSTRA_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), create a uniquely named database and drop it
-//! when the [`TestDatabase`] is dropped. When PostgreSQL cannot be reached the test fails if
-//! `CI=true` and is skipped with a warning otherwise.
+//! when the [`TestDatabase`] is dropped. When PostgreSQL cannot be reached the test fails, naming
+//! the URL and the reason, unless `PLYSTRA_TEST_SKIP_POSTGRES=1` asks for PostgreSQL tests to be
+//! skipped: then the constructor prints a `skipped:` line and answers `None`, the only case in
+//! which it does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,8 +42,11 @@ pub fn backend() -> Dialect {
     }
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+/// The variable that asks for PostgreSQL tests to be skipped when the server is unreachable.
+pub const SKIP_POSTGRES: &str = "PLYSTRA_TEST_SKIP_POSTGRES";
+
+fn skip_postgres() -> bool {
+    std::env::var(SKIP_POSTGRES).is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// A database that exists for one test.
@@ -56,12 +61,14 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// A fresh database on the selected backend; `None` when the test should be skipped.
+    /// A fresh database on the selected backend; `None` only when PostgreSQL is unreachable and
+    /// `PLYSTRA_TEST_SKIP_POSTGRES=1` (the test is skipped).
     pub async fn new() -> Option<Self> {
         Self::on(backend()).await
     }
 
-    /// A fresh database on `dialect`; `None` when PostgreSQL is unreachable outside CI.
+    /// A fresh database on `dialect`; `None` only when PostgreSQL is unreachable and
+    /// `PLYSTRA_TEST_SKIP_POSTGRES=1`.
     pub async fn on(dialect: Dialect) -> Option<Self> {
         match dialect {
             Dialect::Sqlite => Some(Self::sqlite().await),
@@ -70,7 +77,8 @@ impl TestDatabase {
     }
 
     /// A fresh database on the selected backend with every embedded migration of
-    /// [`SYSTEM_NAMESPACES`] applied; `None` when the test should be skipped.
+    /// [`SYSTEM_NAMESPACES`] applied; `None` only when PostgreSQL is unreachable and
+    /// `PLYSTRA_TEST_SKIP_POSTGRES=1`.
     pub async fn migrated() -> Option<Self> {
         Self::migrated_on(backend()).await
     }
@@ -100,8 +108,8 @@ impl TestDatabase {
         }
     }
 
-    /// A fresh PostgreSQL database; `None` (after a warning) when the server is unreachable outside
-    /// CI. Panics in CI.
+    /// A fresh PostgreSQL database. Panics when the server is unreachable, unless
+    /// `PLYSTRA_TEST_SKIP_POSTGRES=1`: then `None`, after a `skipped:` line.
     pub async fn postgres() -> Option<Self> {
         let admin = std::env::var("PLYSTRA_TEST_DATABASE_URL")
             .ok()
@@ -120,11 +128,15 @@ impl TestDatabase {
                     _ => "timed out".to_owned(),
                 };
                 let shown = super::redact_url(&admin);
-                if in_ci() {
-                    panic!("PostgreSQL at {shown} is unreachable and CI=true: {reason}");
+                if !skip_postgres() {
+                    panic!(
+                        "PostgreSQL at {shown} is unreachable ({reason}): start it, point \
+                         PLYSTRA_TEST_DATABASE_URL at a server, or set {SKIP_POSTGRES}=1 to skip \
+                         the PostgreSQL tests"
+                    );
                 }
-                eprintln!(
-                    "WARNING: skipping PostgreSQL test: {shown} is unreachable ({reason}); set CI=true to fail instead"
+                println!(
+                    "skipped: PostgreSQL at {shown} is unreachable ({reason}) and {SKIP_POSTGRES}=1"
                 );
                 return None;
             }

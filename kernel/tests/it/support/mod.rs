@@ -42,6 +42,10 @@ pub const SERVICE_NAMES: [&str; 8] = [
     "test.s0", "test.s1", "test.s2", "test.s3", "test.s4", "test.s5", "test.s6", "test.s7",
 ];
 
+/// Notifies its waiters when a request to `/test/slow` reaches the handler (the shutdown test
+/// waits for it; no permit is stored, so another test's slow request is never taken for it).
+pub static SLOW_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// The order in which test capabilities were stopped (only the shutdown test reads it).
 pub static STOPPED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 
@@ -239,9 +243,10 @@ impl PingApi {
         panic!("secret internals: password=hunter2")
     }
 
-    /// Slow.
+    /// Slow: signals [`SLOW_STARTED`], then takes 400 ms.
     #[oai(path = "/test/slow", method = "get", operation_id = "testSlow")]
     async fn slow(&self) -> Result<Json<Envelope<String>>, ApiError> {
+        SLOW_STARTED.notify_waiters();
         tokio::time::sleep(Duration::from_millis(400)).await;
         Ok(Json(Envelope::new("done".to_owned())))
     }

@@ -1,12 +1,10 @@
 //! Boot tests: one per manifest rule, the dependency graph, and lifecycle failures.
 
-mod support;
-
+use crate::support::*;
 use plystra_contracts::{CapabilityKind, CapabilityState, Migrations, RouteMethod, Stability};
 use plystra_kernel::graph::GraphError;
 use plystra_kernel::validation::ManifestError;
 use plystra_kernel::{BootError, CapabilitySource, boot, resolve};
-use support::*;
 
 fn manifest_errors(source: &CapabilitySource) -> Vec<ManifestError> {
     match resolve(source) {

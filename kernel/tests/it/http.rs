@@ -1,15 +1,13 @@
 //! HTTP tests through the kernel's real pipeline: envelopes for every failure, request IDs,
 //! protection by default, path merging, unavailable capabilities and graceful shutdown.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use plystra_kernel::{Booted, boot};
 use poem::http::StatusCode;
 use poem::test::{TestClient, TestResponse};
 use serde_json::Value;
-use support::*;
 
 async fn app() -> Booted {
     let plugin = Spec::plugin::<0>("test.plugin").routes::<PingApi>(PING_ROUTES);
@@ -430,8 +428,12 @@ async fn graceful_shutdown_drains_in_flight_requests_then_stops_in_reverse_order
             Some(Duration::from_secs(5)),
         ),
     );
+    // Stop once the request is in its handler: the waiter is registered before the request goes.
+    let started = SLOW_STARTED.notified();
+    tokio::pin!(started);
+    started.as_mut().enable();
     let in_flight = tokio::spawn(raw_get(addr, "/test/slow"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    started.await;
     stop_tx.send(()).unwrap();
     assert_eq!(
         in_flight.await.unwrap(),
