@@ -1,0 +1,388 @@
+//! Applying one fact (an entity's full new state) to a snapshot: one function per fact kind,
+//! each keeping its rows, names and reverse indexes and marking the members whose grants it
+//! reaches for `Snapshot::settle` to recompute.
+
+use super::{
+    BindingRow, Carriers, GroupRow, Key, MemberRoleRow, MemberRow, Num, PermissionRow, ResourceRow,
+    RolePermissionRow, RoleRow, Shared, Snapshot, Status, TypeRow, add_to, parse_unix, take_from,
+};
+use crate::{Fact, Scope};
+
+impl Snapshot {
+    /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
+    pub(super) fn apply_one<S: AsRef<str>>(&mut self, fact: Fact<S>) {
+        match fact.as_deref() {
+            Fact::User { id, status } => self.apply_user(id, status),
+            Fact::Space { id, status } => {
+                let n = self.space_names.intern(id);
+                self.spaces.set(n, Status::of(status));
+            }
+            Fact::Member {
+                id,
+                space_id,
+                status,
+            } => self.apply_member(id, space_id, status),
+            Fact::UserMember {
+                id,
+                user_id,
+                member_id,
+                status,
+                expires_at,
+            } => self.apply_user_member(id, user_id, member_id, status, expires_at),
+            Fact::Group {
+                id,
+                space_id,
+                path,
+                status: _,
+            } => self.apply_group(id, space_id, path),
+            Fact::ResourceType { id, key, status } => self.apply_resource_type(id, key, status),
+            Fact::ResourceAction { resource_type, key } => {
+                let type_key = self.type_keys.intern(resource_type);
+                let action = self.action_names.intern(key);
+                self.actions.insert((type_key, action));
+            }
+            Fact::Resource {
+                resource_type,
+                id,
+                external_id,
+                space_id,
+                group_id,
+                owner_member_id,
+                status: _,
+            } => self.apply_resource(
+                resource_type,
+                id,
+                external_id,
+                space_id,
+                group_id,
+                owner_member_id,
+            ),
+            Fact::Role {
+                id,
+                space_id,
+                key,
+                status,
+            } => self.apply_role(id, space_id, key, status),
+            Fact::Permission {
+                id,
+                resource,
+                action,
+                scope,
+                status,
+            } => self.apply_permission(id, resource, action, scope, status),
+            Fact::RolePermission {
+                id,
+                role_id,
+                permission_id,
+                deleted,
+            } => self.apply_role_permission(id, role_id, permission_id, deleted),
+            Fact::MemberRole {
+                id,
+                space_id,
+                member_id,
+                role_id,
+                scope_anchor_group_id,
+                status,
+            } => self.apply_member_role(
+                id,
+                space_id,
+                member_id,
+                role_id,
+                scope_anchor_group_id,
+                status,
+            ),
+        }
+    }
+
+    /// A user: its status, and the copy in each of its bindings.
+    fn apply_user(&mut self, id: &str, status: &str) {
+        let n = self.user_names.intern(id);
+        let status = Status::of(status);
+        self.users.set(n, status.clone());
+        self.update_bindings(
+            |s| &s.bindings_of_user,
+            n,
+            |row| {
+                row.user_row = Some(status.clone());
+            },
+        );
+    }
+
+    /// A member: its row, and the copy in each of its bindings.
+    fn apply_member(&mut self, id: &str, space_id: &str, status: &str) {
+        let n = self.member_names.intern(id);
+        let space = self.space_names.intern(space_id);
+        let row = MemberRow {
+            space,
+            space_id: self.space_names.shared(space),
+            status: Status::of(status),
+        };
+        self.members.set(n, row.clone());
+        self.update_bindings_of(n, |binding| binding.member_row = Some(row.clone()));
+    }
+
+    /// A user-member binding: moved between its user's and member's reverse indexes, with
+    /// copies of their rows and the member's grants.
+    fn apply_user_member(
+        &mut self,
+        id: &str,
+        user_id: &str,
+        member_id: &str,
+        status: &str,
+        expires_at: Option<&str>,
+    ) {
+        let n = self.binding_names.intern(id);
+        let user = self.user_names.intern(user_id);
+        let member = self.member_names.intern(member_id);
+        if let Some(old) = self.bindings.get(n) {
+            let (old_user, old_member) = (old.user, old.member);
+            take_from(&mut self.bindings_of_user, old_user, n);
+            take_from(&mut self.bindings_of_member, old_member, n);
+        }
+        add_to(&mut self.bindings_of_user, user, n);
+        add_to(&mut self.bindings_of_member, member, n);
+        let row = BindingRow {
+            user_row: self.users.get(user).cloned(),
+            member_row: self.members.get(member).cloned(),
+            grants: self.grants_of_member.get(member).cloned(),
+            user,
+            member,
+            user_id: Key::new(user_id),
+            member_id: Key::new(member_id),
+            revoked: status == "revoked",
+            status: Status::of(status),
+            expires_unix: expires_at.and_then(parse_unix),
+            expires_at: expires_at.map(Shared::from),
+        };
+        self.bindings.set(n, row);
+    }
+
+    /// A group: its space and path (moving it recomputes nothing; anchors are looked up).
+    fn apply_group(&mut self, id: &str, space_id: &str, path: &str) {
+        let n = self.group_names.intern(id);
+        let row = GroupRow {
+            id: self.group_names.shared(n),
+            space_id: self.shared_space(space_id),
+            path: path.into(),
+        };
+        self.groups.set(n, row);
+    }
+
+    /// A resource type: its key (a renamed type gives up its old key) and whether it is active.
+    fn apply_resource_type(&mut self, id: &str, key: &str, status: &str) {
+        let n = self.type_names.intern(id);
+        let key = self.type_keys.intern(key);
+        if let Some(old) = self.types.get(n)
+            && old.key != key
+            && self.type_of_key.get(old.key) == Some(&n)
+        {
+            let old_key = old.key;
+            self.type_of_key.remove(old_key);
+        }
+        self.type_of_key.set(key, n);
+        self.types.set(
+            n,
+            TypeRow {
+                key,
+                active: status == "active",
+            },
+        );
+    }
+
+    /// A resource: its row, and the carriers of its external name when that changed.
+    fn apply_resource(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        external_id: &str,
+        space_id: &str,
+        group_id: Option<&str>,
+        owner_member_id: Option<&str>,
+    ) {
+        let type_key = self.type_keys.intern(resource_type);
+        let n = self.resource_names.intern(type_key, id);
+        let external = self.external_names.intern(type_key, external_id);
+        let owner = owner_member_id.map(|m| self.member_names.intern(m));
+        let row = ResourceRow {
+            external,
+            space_id: self.shared_space(space_id),
+            group: group_id.map(|g| self.group_names.intern(g)),
+            owner_id: owner.map(|m| self.member_names.shared(m)),
+        };
+        if let Some(old) = self.resources.set(n, row) {
+            if old.external == external {
+                return;
+            }
+            self.unname_external(old.external, n);
+        }
+        self.name_external(external, n);
+    }
+
+    /// A role: its row; every member holding it is recomputed.
+    fn apply_role(&mut self, id: &str, space_id: &str, key: &str, status: &str) {
+        let n = self.role_names.intern(id);
+        self.unsettle_role(n);
+        let row = RoleRow {
+            key: key.into(),
+            space_id: self.shared_space(space_id),
+            active: status == "active",
+        };
+        self.roles.set(n, row);
+    }
+
+    /// A permission: its row; every member holding a role that holds it is recomputed.
+    fn apply_permission(
+        &mut self,
+        id: &str,
+        resource: &str,
+        action: &str,
+        scope: &str,
+        status: &str,
+    ) {
+        let n = self.permission_names.intern(id);
+        let roles: Vec<Num> = self
+            .role_permissions_of_permission
+            .get(n)
+            .into_iter()
+            .flatten()
+            .filter_map(|&rp| self.role_permissions.get(rp))
+            .map(|rp| rp.role)
+            .collect();
+        for role in roles {
+            self.unsettle_role(role);
+        }
+        let row = PermissionRow {
+            type_key: self.type_keys.intern(resource),
+            action: self.action_names.intern(action),
+            scope: Scope::parse(scope),
+            active: status == "active",
+        };
+        self.permissions.set(n, row);
+    }
+
+    /// A role-permission: moved between its roles' and permissions' reverse indexes (a deleted
+    /// one is kept only in its permission's); the members of its old and new role are
+    /// recomputed.
+    fn apply_role_permission(
+        &mut self,
+        id: &str,
+        role_id: &str,
+        permission_id: &str,
+        deleted: bool,
+    ) {
+        let n = self.role_permission_names.intern(id);
+        let role = self.role_names.intern(role_id);
+        let permission = self.permission_names.intern(permission_id);
+        if let Some(old) = self.role_permissions.get(n).cloned() {
+            if !old.deleted {
+                take_from(&mut self.permissions_of_role, old.role, n);
+            }
+            if old.permission != permission {
+                take_from(&mut self.role_permissions_of_permission, old.permission, n);
+            }
+            self.unsettle_role(old.role);
+        }
+        self.unsettle_role(role);
+        add_to(&mut self.role_permissions_of_permission, permission, n);
+        if !deleted {
+            add_to(&mut self.permissions_of_role, role, n);
+        }
+        self.role_permissions.set(
+            n,
+            RolePermissionRow {
+                role,
+                permission,
+                deleted,
+            },
+        );
+    }
+
+    /// A member-role: moved between its members' and roles' reverse indexes; its old and new
+    /// member are recomputed.
+    fn apply_member_role(
+        &mut self,
+        id: &str,
+        space_id: &str,
+        member_id: &str,
+        role_id: &str,
+        scope_anchor_group_id: Option<&str>,
+        status: &str,
+    ) {
+        let n = self.member_role_names.intern(id);
+        let member = self.member_names.intern(member_id);
+        let role = self.role_names.intern(role_id);
+        if let Some(old) = self.member_roles.get(n).cloned() {
+            if old.member != member {
+                take_from(&mut self.roles_of_member, old.member, n);
+            }
+            if old.role != role {
+                take_from(&mut self.member_roles_of_role, old.role, n);
+            }
+            self.unsettled.insert(old.member);
+        }
+        self.unsettled.insert(member);
+        add_to(&mut self.member_roles_of_role, role, n);
+        add_to(&mut self.roles_of_member, member, n);
+        let row = MemberRoleRow {
+            member,
+            space_id: self.shared_space(space_id),
+            role,
+            anchor: scope_anchor_group_id.map(|g| self.group_names.intern(g)),
+            active: status == "active",
+        };
+        self.member_roles.set(n, row);
+    }
+
+    /// Marks every member holding `role` for recomputation.
+    fn unsettle_role(&mut self, role: Num) {
+        if let Some(member_roles) = self.member_roles_of_role.get(role) {
+            for &mr in member_roles {
+                if let Some(row) = self.member_roles.get(mr) {
+                    self.unsettled.insert(row.member);
+                }
+            }
+        }
+    }
+
+    /// Space `id`'s text, shared with its name (a role and a member-role hold their space as
+    /// text: the trace shows it and the engine compares it).
+    fn shared_space(&mut self, id: &str) -> Shared {
+        let n = self.space_names.intern(id);
+        self.space_names.shared(n)
+    }
+
+    /// Records that resource `n` carries external name `external`, keeping the list in ID
+    /// order.
+    fn name_external(&mut self, external: Num, n: Num) {
+        let mut list = self
+            .carriers
+            .get(external)
+            .map(Carriers::to_vec)
+            .unwrap_or_default();
+        if !list.contains(&n) {
+            list.push(n);
+            list.sort_by(|a, b| {
+                self.resource_names
+                    .text(*a)
+                    .cmp(self.resource_names.text(*b))
+            });
+        }
+        if let Some(carriers) = Carriers::of(list) {
+            self.carriers.set(external, carriers);
+        }
+    }
+
+    /// Records that resource `n` no longer carries external name `external`.
+    fn unname_external(&mut self, external: Num, n: Num) {
+        let Some(carriers) = self.carriers.get(external) else {
+            return;
+        };
+        let rest: Vec<Num> = carriers.to_vec().into_iter().filter(|r| *r != n).collect();
+        match Carriers::of(rest) {
+            Some(carriers) => {
+                self.carriers.set(external, carriers);
+            }
+            None => self.carriers.remove(external),
+        }
+    }
+}
