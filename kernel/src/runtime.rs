@@ -9,6 +9,7 @@ use plystra_contracts::events::{EVENT_DESCRIPTORS, EventPublisher};
 use plystra_contracts::metrics::Metrics;
 use plystra_contracts::registration::{self, BundleDeclaration, Registration, RouteTable};
 use plystra_contracts::services::RuntimeInfo;
+use plystra_contracts::storage::Database;
 use plystra_contracts::{Capability, CapabilityState, Health, ServiceRegistry};
 use serde_json::json;
 
@@ -356,7 +357,8 @@ pub fn resolve(source: &CapabilitySource) -> Result<Vec<&'static Registration>, 
 }
 
 /// Boots: resolve, then register migrations, services and routes, start in dependency order, and
-/// build the application. Lifecycle failures leave the runtime serving but unready.
+/// build the application. Lifecycle failures leave the runtime serving but unready. Each step is
+/// one function below, in the order ARCHITECTURE.md's boot sequence lists them.
 pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Booted, BootError> {
     tracing::info!(
         step = "config",
@@ -366,8 +368,33 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     let events = Arc::new(EventBus::new(1024));
     tracing::info!(step = "events", "event substrate initialised");
     let order = resolve(&source)?;
+    let runtime = new_runtime(config, &order, events.clone());
+    let database = open_database(&runtime, &order).await;
+    register_migrations(&runtime, &events);
+    crate::http::metrics::register_kernel_gauges(&runtime, database.as_ref());
+    let mut services = kernel_services(&runtime, &events);
+    let follower = database.map(|database| offer_database(&runtime, &mut services, database));
+    register_capabilities(&runtime, &events, &mut services).await;
+    // The change feed: every consumer registered above loads, then follows it.
+    if let Some(follower) = &follower {
+        follower.start().await;
+        tracing::info!(step = "feed", problem = ?follower.problem(), "following the change feed");
+    }
+    let services = Arc::new(services);
+    let (route_sets, tables) = build_routes(&runtime, &services);
+    start_capabilities(&runtime, &events, &services).await;
+    announce_readiness(&runtime, &events).await;
+    let app = assembly::application(runtime.clone(), &services, &route_sets, tables);
+    Ok(Booted { runtime, app })
+}
 
-    let runtime = Arc::new(Runtime {
+/// The runtime over the resolved order, every capability constructed and `validated`.
+fn new_runtime(
+    config: KernelConfig,
+    order: &[&'static Registration],
+    events: Arc<EventBus>,
+) -> Arc<Runtime> {
+    Arc::new(Runtime {
         entries: order
             .iter()
             .map(|reg| CapabilityEntry {
@@ -380,34 +407,39 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
             })
             .collect(),
         config,
-        events: events.clone(),
+        events,
         probes: RwLock::new(Vec::new()),
         schema_version: RwLock::new(("none".to_owned(), "none".to_owned())),
         metrics: Arc::new(Metrics::new()),
-    });
+    })
+}
 
-    let database = match &runtime.config.database {
-        Some(db_config) => {
-            let namespaces: Vec<&str> = std::iter::once(plystra_contracts::feed::NAMESPACE)
-                .chain(
-                    order
-                        .iter()
-                        .filter_map(|r| r.manifest.provides().migrations.namespace),
-                )
-                .collect();
-            let prepared =
-                crate::storage::boot::prepare(db_config, runtime.config.environment, &namespaces)
-                    .await;
-            prepared.probe.refresh(&runtime).await;
-            runtime.add_probe(Arc::new(crate::storage::boot::BoundProbe {
-                probe: prepared.probe,
-                runtime: Arc::downgrade(&runtime),
-            }));
-            prepared.database
-        }
-        None => None,
-    };
+/// Step 1's database (`storage/boot.rs`): opened, migrated in development, and watched by a
+/// readiness probe. `None` without a configured database or when it cannot be reached.
+async fn open_database(
+    runtime: &Arc<Runtime>,
+    order: &[&'static Registration],
+) -> Option<Database> {
+    let db_config = runtime.config.database.as_ref()?;
+    let namespaces: Vec<&str> = std::iter::once(plystra_contracts::feed::NAMESPACE)
+        .chain(
+            order
+                .iter()
+                .filter_map(|r| r.manifest.provides().migrations.namespace),
+        )
+        .collect();
+    let prepared =
+        crate::storage::boot::prepare(db_config, runtime.config.environment, &namespaces).await;
+    prepared.probe.refresh(runtime).await;
+    runtime.add_probe(Arc::new(crate::storage::boot::BoundProbe {
+        probe: prepared.probe,
+        runtime: Arc::downgrade(runtime),
+    }));
+    prepared.database
+}
 
+/// Step 6: each capability's migration namespace is registered; state `migrated`.
+fn register_migrations(runtime: &Runtime, events: &EventBus) {
     for entry in &runtime.entries {
         let ns = entry.registration.manifest.provides().migrations.namespace;
         if let Some(namespace) = ns {
@@ -418,8 +450,10 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         }
         entry.set(CapabilityState::Migrated, None);
     }
+}
 
-    crate::http::metrics::register_kernel_gauges(&runtime, database.as_ref());
+/// Step 7, first half: the kernel's own services, provided before any capability's.
+fn kernel_services(runtime: &Arc<Runtime>, events: &Arc<EventBus>) -> ServiceRegistry {
     let mut services = ServiceRegistry::new();
     services
         .provide::<dyn EventPublisher>("kernel.events", events.clone())
@@ -442,69 +476,53 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
             runtime.clone(),
         )
         .expect("kernel services are provided first");
-    let follower = match database {
-        Some(database) => {
-            let settings = crate::feed::FeedSettings::from_settings(&runtime.config.settings)
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "a change feed setting is invalid; using the defaults");
-                    crate::feed::FeedSettings::default()
-                });
-            let follower = crate::feed::Follower::new(database.clone(), settings);
-            services
-                .provide::<plystra_contracts::storage::Database>(
-                    "kernel.database",
-                    Arc::new(database),
-                )
-                .expect("kernel services are provided first");
-            services
-                .provide::<dyn plystra_contracts::feed::FactsFeed>(
-                    plystra_contracts::feed::SERVICE,
-                    follower.clone(),
-                )
-                .expect("kernel services are provided first");
-            runtime.add_probe(Arc::new(crate::feed::FeedProbe(follower.clone())));
-            Some(follower)
-        }
-        None => None,
-    };
+    services
+}
 
+/// The database as `kernel.database`, and the change feed's follower over it as the facts feed
+/// (its readiness probe registered); the follower starts once every consumer has registered.
+fn offer_database(
+    runtime: &Runtime,
+    services: &mut ServiceRegistry,
+    database: Database,
+) -> Arc<crate::feed::Follower> {
+    let settings = crate::feed::FeedSettings::from_settings(&runtime.config.settings)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a change feed setting is invalid; using the defaults");
+            crate::feed::FeedSettings::default()
+        });
+    let follower = crate::feed::Follower::new(database.clone(), settings);
+    services
+        .provide::<Database>("kernel.database", Arc::new(database))
+        .expect("kernel services are provided first");
+    services
+        .provide::<dyn plystra_contracts::feed::FactsFeed>(
+            plystra_contracts::feed::SERVICE,
+            follower.clone(),
+        )
+        .expect("kernel services are provided first");
+    runtime.add_probe(Arc::new(crate::feed::FeedProbe(follower.clone())));
+    follower
+}
+
+/// Step 7, second half: each capability's `init` and `register` in order; state `registered`,
+/// or `failed` (with the event) when a hook fails, a dependency failed, or the services it
+/// provided are not the ones its manifest declares.
+async fn register_capabilities(
+    runtime: &Runtime,
+    events: &EventBus,
+    services: &mut ServiceRegistry,
+) {
     for entry in &runtime.entries {
         let id = entry.registration.manifest.id();
-        if let Some(dep) = failed_dependency(&runtime, entry) {
+        if let Some(dep) = failed_dependency(runtime, entry) {
             entry.set(
                 CapabilityState::Failed,
                 Some(format!("dependency {dep} is not available")),
             );
             continue;
         }
-        let before: BTreeSet<&'static str> = services.names().collect();
-        let outcome = match entry.instance.init(&services).await {
-            Ok(()) => entry
-                .instance
-                .register(&mut services)
-                .map_err(|e| format!("register: {e}")),
-            Err(e) => Err(format!("init: {e}")),
-        };
-        let outcome = outcome.and_then(|()| {
-            let added: BTreeSet<&'static str> =
-                services.names().filter(|n| !before.contains(n)).collect();
-            let declared: BTreeSet<&'static str> = entry
-                .registration
-                .manifest
-                .provides()
-                .services
-                .iter()
-                .copied()
-                .collect();
-            if added == declared {
-                Ok(())
-            } else {
-                Err(format!(
-                    "declared services {declared:?} but provided {added:?}"
-                ))
-            }
-        });
-        match outcome {
+        match register_one(entry, services).await {
             Ok(()) => {
                 entry.set(CapabilityState::Registered, None);
                 events.kernel("capability.loaded", json!({"capability": id}));
@@ -518,17 +536,49 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
             }
         }
     }
+}
 
-    // The change feed: every consumer registered above loads, then follows it.
-    if let Some(follower) = &follower {
-        follower.start().await;
-        tracing::info!(step = "feed", problem = ?follower.problem(), "following the change feed");
+/// One capability's `init` and `register`, and the check that it provided exactly the services
+/// its manifest declares.
+async fn register_one(
+    entry: &CapabilityEntry,
+    services: &mut ServiceRegistry,
+) -> Result<(), String> {
+    let before: BTreeSet<&'static str> = services.names().collect();
+    match entry.instance.init(services).await {
+        Ok(()) => entry
+            .instance
+            .register(services)
+            .map_err(|e| format!("register: {e}"))?,
+        Err(e) => return Err(format!("init: {e}")),
     }
+    let added: BTreeSet<&'static str> = services.names().filter(|n| !before.contains(n)).collect();
+    let declared: BTreeSet<&'static str> = entry
+        .registration
+        .manifest
+        .provides()
+        .services
+        .iter()
+        .copied()
+        .collect();
+    if added == declared {
+        Ok(())
+    } else {
+        Err(format!(
+            "declared services {declared:?} but provided {added:?}"
+        ))
+    }
+}
 
-    let services = Arc::new(services);
+/// Step 8: each route set built (the kernel's first); a capability that is not registered, or
+/// whose routes fail to build, serves 503 `NOT_READY` on its operations instead.
+fn build_routes(
+    runtime: &Runtime,
+    services: &Arc<ServiceRegistry>,
+) -> (Vec<OwnedRouteSet>, Vec<RouteTable>) {
     let build = |set: &OwnedRouteSet| {
         let mut table = RouteTable::new();
-        (set.routes.add_routes)(&services, &mut table).map(|()| table)
+        (set.routes.add_routes)(services, &mut table).map(|()| table)
     };
     let kernel_set = OwnedRouteSet::kernel();
     let mut tables =
@@ -552,41 +602,54 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
         sets = route_sets.len(),
         "route metadata registered"
     );
+    (route_sets, tables)
+}
 
+/// Step 9: `start` in dependency order, then `health`; states `starting` → `ready`/`degraded`/
+/// `failed`. A dependent of a failed capability does not start.
+async fn start_capabilities(runtime: &Runtime, events: &EventBus, services: &ServiceRegistry) {
     for entry in &runtime.entries {
-        let id = entry.registration.manifest.id();
         if !entry.is(CapabilityState::Registered) {
             continue;
         }
-        if let Some(dep) = failed_dependency(&runtime, entry) {
+        if let Some(dep) = failed_dependency(runtime, entry) {
             entry.set(
                 CapabilityState::Failed,
                 Some(format!("dependency {dep} is not available")),
             );
             continue;
         }
-        entry.set(CapabilityState::Starting, None);
-        match entry.instance.start(&services).await {
-            Err(e) => {
-                let reason = format!("start: {e}");
-                events.kernel(
-                    "capability.failed",
-                    json!({"capability": id, "reason": reason}),
-                );
-                entry.set(CapabilityState::Failed, Some(reason));
-            }
-            Ok(()) => match entry.instance.health().await {
-                Health::Healthy => {
-                    entry.set(CapabilityState::Ready, None);
-                    events.kernel("capability.ready", json!({"capability": id}));
-                }
-                Health::Degraded(reason) | Health::Unhealthy(reason) => {
-                    entry.set(CapabilityState::Degraded, Some(reason));
-                }
-            },
-        }
+        start_one(entry, events, services).await;
     }
+}
 
+/// One capability's `start` and `health`.
+async fn start_one(entry: &CapabilityEntry, events: &EventBus, services: &ServiceRegistry) {
+    let id = entry.registration.manifest.id();
+    entry.set(CapabilityState::Starting, None);
+    match entry.instance.start(services).await {
+        Err(e) => {
+            let reason = format!("start: {e}");
+            events.kernel(
+                "capability.failed",
+                json!({"capability": id, "reason": reason}),
+            );
+            entry.set(CapabilityState::Failed, Some(reason));
+        }
+        Ok(()) => match entry.instance.health().await {
+            Health::Healthy => {
+                entry.set(CapabilityState::Ready, None);
+                events.kernel("capability.ready", json!({"capability": id}));
+            }
+            Health::Degraded(reason) | Health::Unhealthy(reason) => {
+                entry.set(CapabilityState::Degraded, Some(reason));
+            }
+        },
+    }
+}
+
+/// Step 10: readiness, announced as `kernel.started` and logged.
+async fn announce_readiness(runtime: &Runtime, events: &EventBus) {
     let readiness = runtime.readiness().await;
     events.kernel(
         "kernel.started",
@@ -597,9 +660,6 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     } else {
         tracing::warn!(step = "ready", problems = ?readiness.problems, "runtime not ready");
     }
-
-    let app = assembly::application(runtime.clone(), &services, &route_sets, tables);
-    Ok(Booted { runtime, app })
 }
 
 /// A dependency of `entry` that is not registered or started, if any.
