@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use plystra_contracts::schema::linked_models;
 use plystra_kernel::config_guards::check_production;
-use plystra_kernel::storage::migrations::{FileState, MigrationSet, schema_version};
-use plystra_kernel::storage::{self, DatabaseConfig, drift, redact_url};
+use plystra_kernel::storage::migrations::{
+    FileState, MigrationSet, MigrationStatus, schema_version,
+};
+use plystra_kernel::storage::{self, Database, DatabaseConfig, Dialect, drift, redact_url};
 use serde_json::json;
 
 use crate::cli::{dialect_of, owned_namespaces};
@@ -114,40 +116,54 @@ pub async fn run(url: &str, server: Option<&str>, json: bool) -> Outcome {
     }
 }
 
+/// The local checks, in report order: environment, configuration, database, migrations, schema,
+/// capabilities.
 async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
-    let mut out = Vec::new();
+    let (environment, production) = environment_check(env);
+    let mut out = vec![environment];
+    out.extend(configuration_checks(env, production));
+    out.extend(database_checks(url).await);
+    out.push(capabilities_check());
+    out
+}
 
+/// `PLYSTRA_ENV` (development when unset), and whether it names production.
+fn environment_check(env: &dyn Fn(&str) -> Option<String>) -> (Check, bool) {
     let environment = env("PLYSTRA_ENV").unwrap_or_else(|| "development".to_owned());
-    let production = match environment.as_str() {
-        "production" => true,
-        "development" => false,
-        other => {
-            out.push(Check::fail(
+    match environment.as_str() {
+        "production" => (Check::ok("environment", environment), true),
+        "development" => (Check::ok("environment", environment), false),
+        other => (
+            Check::fail(
                 "environment",
                 format!("PLYSTRA_ENV={other} is neither development nor production"),
                 "set PLYSTRA_ENV to development or production",
-            ));
-            false
-        }
-    };
-    if out.is_empty() {
-        out.push(Check::ok("environment", environment.clone()));
+            ),
+            false,
+        ),
     }
+}
 
+/// The production guards plystrad enforces: each violation fails in production, and all of them
+/// are one warning in development.
+fn configuration_checks(env: &dyn Fn(&str) -> Option<String>, production: bool) -> Vec<Check> {
     let violations = check_production(env);
     if violations.is_empty() {
-        out.push(Check::ok("configuration", "production guards pass"));
+        vec![Check::ok("configuration", "production guards pass")]
     } else if production {
-        for v in &violations {
-            out.push(Check::fail(
-                "configuration",
-                format!("{}: {}", v.setting, v.problem),
-                v.fix.clone(),
-            ));
-        }
+        violations
+            .iter()
+            .map(|v| {
+                Check::fail(
+                    "configuration",
+                    format!("{}: {}", v.setting, v.problem),
+                    v.fix.clone(),
+                )
+            })
+            .collect()
     } else {
         let settings: Vec<&str> = violations.iter().map(|v| v.setting).collect();
-        out.push(Check::warn(
+        vec![Check::warn(
             "configuration",
             format!(
                 "development mode; {} production guard(s) would fail: {}",
@@ -155,72 +171,82 @@ async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
                 settings.join(", ")
             ),
             "set them before running with PLYSTRA_ENV=production",
-        ));
+        )]
     }
+}
 
-    let linked: Vec<&str> = plystra_contracts::registration::linked()
-        .map(|r| r.manifest.id())
-        .collect();
-    let capabilities = if linked.is_empty() {
+/// The capabilities linked into this binary.
+fn capabilities_check() -> Check {
+    let linked = plystra_contracts::registration::linked().count();
+    if linked == 0 {
         Check::fail(
             "capabilities",
             "no capabilities are linked into this binary",
             "build plystractl with the system bundle",
         )
     } else {
-        Check::ok("capabilities", format!("{} linked", linked.len()))
-    };
+        Check::ok("capabilities", format!("{linked} linked"))
+    }
+}
 
-    let shown = redact_url(url);
+/// The database answers; then its migrations and schema (both skipped, as warnings, when it
+/// does not).
+async fn database_checks(url: &str) -> Vec<Check> {
     let dialect = match dialect_of(url) {
         Ok(d) => d,
         Err(e) => {
-            out.push(Check::fail(
+            return vec![Check::fail(
                 "database",
                 format!("{e:#}"),
                 "set PLYSTRA_DATABASE_URL to sqlite://… or postgres://…",
-            ));
-            out.push(capabilities);
-            return out;
+            )];
         }
     };
     let mut config = DatabaseConfig::new(url);
     config.acquire_timeout = Duration::from_secs(3);
     let db = match storage::connect(&config).await {
-        Ok(db) => {
-            out.push(Check::ok(
-                "database",
-                format!("{dialect} at {shown} answers"),
-            ));
-            db
-        }
+        Ok(db) => db,
         Err(e) => {
-            out.push(Check::fail(
-                "database",
-                e.to_string(),
-                "check PLYSTRA_DATABASE_URL and that the database is running and reachable",
-            ));
-            out.push(Check::warn(
-                "migrations",
-                "not checked: the database is unreachable",
-                "fix the database check first",
-            ));
-            out.push(Check::warn(
-                "schema",
-                "not checked: the database is unreachable",
-                "fix the database check first",
-            ));
-            out.push(capabilities);
-            return out;
+            return vec![
+                Check::fail(
+                    "database",
+                    e.to_string(),
+                    "check PLYSTRA_DATABASE_URL and that the database is running and reachable",
+                ),
+                Check::warn(
+                    "migrations",
+                    "not checked: the database is unreachable",
+                    "fix the database check first",
+                ),
+                Check::warn(
+                    "schema",
+                    "not checked: the database is unreachable",
+                    "fix the database check first",
+                ),
+            ];
         }
     };
+    let out = vec![
+        Check::ok(
+            "database",
+            format!("{dialect} at {} answers", redact_url(url)),
+        ),
+        migrations_check(&db, dialect).await,
+        schema_check(&db).await,
+    ];
+    db.close().await;
+    out
+}
 
+/// The embedded migrations: owned by their namespaces, verified against the ledger, none
+/// pending.
+async fn migrations_check(db: &Database, dialect: Dialect) -> Check {
     let set = MigrationSet::embedded(dialect);
     let expected = set.expected_schema_version().unwrap_or("none").to_owned();
-    let migrations = match (
+    match (
         set.check_ownership(&owned_namespaces()),
-        set.status(&db).await,
-        set.verify(&db).await,
+        set.status(db).await,
+        set.verify(db).await,
     ) {
         (Err(e), _, _) => Check::fail(
             "migrations",
@@ -233,54 +259,64 @@ async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
             e.to_string(),
             "restore the applied migration files as they were; write changes as new migrations",
         ),
-        (Ok(_), Ok(status), Ok(())) => {
-            let pending: Vec<&str> = status
-                .iter()
-                .filter(|s| s.state == FileState::Pending)
-                .map(|s| s.file.as_str())
-                .collect();
-            if pending.is_empty() {
-                let version = schema_version(&db)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| "none".to_owned());
-                Check::ok(
-                    "migrations",
-                    format!("current and verified (schema version {version})"),
-                )
-            } else {
-                Check::fail(
-                    "migrations",
-                    format!(
-                        "{} pending of {} (expected schema version {expected}): {}",
-                        pending.len(),
-                        status.len(),
-                        pending.join(", ")
-                    ),
-                    "run `plystractl migrate up`",
-                )
-            }
-        }
-    };
-    out.push(migrations);
+        (Ok(_), Ok(status), Ok(())) => pending_check(db, &status, &expected).await,
+    }
+}
 
+/// Current (with the schema version) when no migration is pending; a failure naming the
+/// pending files otherwise.
+async fn pending_check(db: &Database, status: &[MigrationStatus], expected: &str) -> Check {
+    let pending: Vec<&str> = status
+        .iter()
+        .filter(|s| s.state == FileState::Pending)
+        .map(|s| s.file.as_str())
+        .collect();
+    if pending.is_empty() {
+        let version = schema_version(db)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "none".to_owned());
+        Check::ok(
+            "migrations",
+            format!("current and verified (schema version {version})"),
+        )
+    } else {
+        Check::fail(
+            "migrations",
+            format!(
+                "{} pending of {} (expected schema version {expected}): {}",
+                pending.len(),
+                status.len(),
+                pending.join(", ")
+            ),
+            "run `plystractl migrate up`",
+        )
+    }
+}
+
+/// The live schema against the linked capabilities' table models.
+async fn schema_check(db: &Database) -> Check {
     let models = linked_models();
-    out.push(match drift::check(&db, &models).await {
-        Err(e) => Check::fail("schema", format!("cannot read the live schema: {e}"), "check the database"),
+    match drift::check(db, &models).await {
+        Err(e) => Check::fail(
+            "schema",
+            format!("cannot read the live schema: {e}"),
+            "check the database",
+        ),
         Ok(drifts) if drifts.is_empty() => {
             let tables: usize = models.iter().map(|m| m.tables.len()).sum();
-            Check::ok("schema", format!("no drift across {tables} modelled tables"))
+            Check::ok(
+                "schema",
+                format!("no drift across {tables} modelled tables"),
+            )
         }
         Ok(drifts) => Check::fail(
             "schema",
             format!("{} difference(s), first: {}", drifts.len(), drifts[0]),
             "run `plystractl ent check` for the list; apply pending migrations or remove manual changes",
         ),
-    });
-    db.close().await;
-    out.push(capabilities);
-    out
+    }
 }
 
 /// Checks a running server through the generated client: `/api/v1/ready`, then
