@@ -5,6 +5,7 @@
 //! The kernel depends on this crate only; capabilities depend on it and never on each other.
 
 pub mod body;
+pub mod entity;
 pub mod envelope;
 pub mod error;
 pub mod events;

@@ -84,9 +84,72 @@ fn decode(cursor: &str) -> Option<serde_json::Value> {
     serde_json::from_str(text.strip_prefix("v1:")?).ok()
 }
 
+/// A page request over a text key (IDs or paths): the keyset condition, order and limit of one
+/// page of a list in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPage {
+    /// The validated request.
+    pub request: PageRequest,
+    /// The key the previous page ended at.
+    pub after: Option<String>,
+}
+
+impl KeyPage {
+    /// Parses `limit` and `cursor`; the cursor must carry a text key.
+    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let request = PageRequest::parse(limit, cursor)?;
+        let after = match &request.after {
+            None => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "cursor",
+                    "is not a cursor this list issued",
+                ));
+            }
+        };
+        Ok(Self { request, after })
+    }
+
+    /// Adds the keyset condition, order and limit on `column` of `table` to `select`.
+    pub fn apply(
+        &self,
+        select: &mut crate::storage::sea_query::SelectStatement,
+        table: &str,
+        column: &str,
+    ) {
+        use crate::storage::sea_query::{Alias, Expr, ExprTrait, Order};
+        let key = (Alias::new(table), Alias::new(column));
+        if let Some(after) = &self.after {
+            select.and_where(Expr::col(key.clone()).gt(after.as_str()));
+        }
+        select.order_by(key, Order::Asc).limit(self.request.fetch());
+    }
+
+    /// Cuts the fetched rows to the page.
+    pub fn finish<T>(&self, rows: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Pagination) {
+        self.request
+            .page(rows, |row| serde_json::Value::String(key(row)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_pages_take_only_text_cursors() {
+        let cursor = encode(&serde_json::json!(5));
+        assert!(KeyPage::parse(None, Some(&cursor)).is_err());
+        let cursor = encode(&serde_json::json!("user_a"));
+        assert_eq!(
+            KeyPage::parse(None, Some(&cursor))
+                .unwrap()
+                .after
+                .as_deref(),
+            Some("user_a")
+        );
+    }
     use crate::ErrorCode;
 
     #[test]

@@ -675,6 +675,60 @@ impl Database {
     }
 }
 
+/// A connection to read through: the pool, or an open transaction. `&Database` and
+/// `&mut Transaction` convert into it, so one read function serves both.
+pub enum Conn<'a> {
+    /// The pool.
+    Db(&'a Database),
+    /// An open transaction.
+    Tx(&'a mut Transaction),
+}
+
+impl<'a> From<&'a Database> for Conn<'a> {
+    fn from(db: &'a Database) -> Self {
+        Self::Db(db)
+    }
+}
+
+impl<'a> From<&'a mut Transaction> for Conn<'a> {
+    fn from(tx: &'a mut Transaction) -> Self {
+        Self::Tx(tx)
+    }
+}
+
+impl<'a, 'b: 'a> From<&'a mut Conn<'b>> for Conn<'a> {
+    fn from(conn: &'a mut Conn<'b>) -> Self {
+        match conn {
+            Conn::Db(db) => Conn::Db(db),
+            Conn::Tx(tx) => Conn::Tx(tx),
+        }
+    }
+}
+
+impl Conn<'_> {
+    /// The first row of `statement`, if any.
+    pub async fn fetch_optional<T: Record, S: SqlxBinder>(
+        &mut self,
+        statement: &S,
+    ) -> Result<Option<T>, StorageError> {
+        match self {
+            Self::Db(db) => db.fetch_optional(statement).await,
+            Self::Tx(tx) => tx.fetch_optional(statement).await,
+        }
+    }
+
+    /// Every row of `statement`.
+    pub async fn fetch_all<T: Record, S: SqlxBinder>(
+        &mut self,
+        statement: &S,
+    ) -> Result<Vec<T>, StorageError> {
+        match self {
+            Self::Db(db) => db.fetch_all(statement).await,
+            Self::Tx(tx) => tx.fetch_all(statement).await,
+        }
+    }
+}
+
 /// An open transaction on either backend.
 #[derive(Debug)]
 pub enum Transaction {
