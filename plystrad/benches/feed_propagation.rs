@@ -20,7 +20,7 @@
 //!
 //! The load average is printed before each part. Without `--bench` it does nothing.
 
-#[path = "../tests/support/processes.rs"]
+#[path = "../tests/it/support/processes.rs"]
 mod processes;
 
 use std::sync::Arc;

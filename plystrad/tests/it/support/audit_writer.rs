@@ -2,10 +2,9 @@
 //! `AuditRecorder` contract, on its own (`POST /test/audit`) or inside a transaction of its own
 //! (`POST /test/audit/in-transaction`), like a real plugin would.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
+use plystra_contracts::registration::{Registration, RouteSet};
 use plystra_contracts::services::{AuditRecord, AuditRecorder};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
@@ -152,4 +151,10 @@ impl WriterApi {
     }
 }
 
-plystra_contracts::register_capability! { manifest: MANIFEST, capability: construct, routes: WriterApi }
+/// The plugin, for [`super::app::boot`]'s `plugins`.
+pub static PLUGIN: Registration = Registration {
+    manifest: &MANIFEST,
+    construct,
+    routes: RouteSet::of::<WriterApi>(),
+    package: env!("CARGO_PKG_NAME"),
+};

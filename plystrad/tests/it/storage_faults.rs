@@ -17,18 +17,15 @@ use plystra_contracts::storage::{Database, sqlx};
 use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::Dialect;
 use plystra_kernel::storage::testing::{TestDatabase, backend};
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use serde_json::{Value, json};
 
-const KEY: &str = "plystrad-storage-faults-key-0123456789";
+use crate::support::app::{Client, boot_with, call, code, config};
 
 /// The write-fault state that decides when pooled connections are discarded is process-wide (one
 /// server, one database), so these tests take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
 
 /// Every log line the test's thread emits (the tests run on a current-thread runtime, so the
 /// server's tasks log here too).
@@ -62,38 +59,11 @@ impl std::io::Write for CapturedLog {
 }
 
 async fn client(database: DatabaseConfig) -> Client {
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        build: plystrad::cli::build_info(),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        database: Some(database),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked())
-        .await
-        .expect("the linked capabilities boot");
-    TestClient::new(booted.app)
-}
-
-async fn send(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let request = match method {
-        "POST" => cli.post(path),
-        _ => cli.get(path),
-    }
-    .header("X-Plystra-API-Key", KEY);
-    let request = match body {
-        Some(body) => request.body_json(&body),
-        None => request,
-    };
-    let resp = request.send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
+    TestClient::new(boot_with(config(database, &[]), &[]).await.app)
 }
 
 async fn create_space(cli: &Client, n: usize) -> (StatusCode, Value) {
-    send(
+    call(
         cli,
         "POST",
         "/api/v1/spaces",
@@ -103,7 +73,7 @@ async fn create_space(cli: &Client, n: usize) -> (StatusCode, Value) {
 }
 
 async fn create_user(cli: &Client, n: usize) -> (StatusCode, Value) {
-    send(
+    call(
         cli,
         "POST",
         "/api/v1/users",
@@ -117,11 +87,7 @@ async fn create_user(cli: &Client, n: usize) -> (StatusCode, Value) {
 }
 
 async fn ready(cli: &Client) -> (StatusCode, Value) {
-    send(cli, "GET", "/api/v1/ready", None).await
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
+    call(cli, "GET", "/api/v1/ready", None).await
 }
 
 /// A 503 that names the storage fault (or the audit store that could not commit because of it).

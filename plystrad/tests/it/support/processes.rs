@@ -2,8 +2,8 @@
 //! bootstrap key holding every permission), wait until it is ready, call it, kill -9 it and
 //! start it again; and the built `plystractl` beside it.
 //!
-//! Included with `#[path]` by `tests/replicas.rs` and `benches/feed_propagation.rs`; each uses
-//! part of it.
+//! A module of the `it` test binary's `support`, and included with `#[path]` by
+//! `benches/feed_propagation.rs`; each uses part of it.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -284,13 +284,27 @@ impl Drop for Server {
     }
 }
 
-pub fn check(user: &str, binding: &str, resource: &str, action: &str) -> Value {
+/// A check of the Finance Reviewer fixture: `user` through `binding` as the finance reviewer of
+/// `space`, doing `action` on `resource` of `resource_type`.
+pub fn request(
+    user: &str,
+    binding: &str,
+    space: &str,
+    resource_type: &str,
+    resource: &str,
+    action: &str,
+) -> Value {
     json!({
-        "actor": {"user_id": user, "member_id": "member_finance_reviewer", "user_member_id": binding, "space_id": "space_acme"},
-        "resource_type": "invoice",
+        "actor": {"user_id": user, "member_id": "member_finance_reviewer", "user_member_id": binding, "space_id": space},
+        "resource_type": resource_type,
         "resource_id": resource,
         "action": action,
     })
+}
+
+/// [`request`] on an invoice of `space_acme`.
+pub fn check(user: &str, binding: &str, resource: &str, action: &str) -> Value {
+    request(user, binding, "space_acme", "invoice", resource, action)
 }
 
 /// The rows of the Finance Reviewer table.

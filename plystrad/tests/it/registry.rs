@@ -10,139 +10,25 @@ use std::sync::Arc;
 use plystra_contracts::ServiceRegistry;
 use plystra_contracts::registration::linked;
 use plystra_contracts::services::{ResolveError, ResourceLookup};
-use plystra_contracts::storage::sea_query::{self, Alias, Expr, Order, Query};
-use plystra_contracts::storage::time::OffsetDateTime;
+use plystra_contracts::storage::sea_query::{Alias, Order, Query};
 use plystra_contracts::storage::{Database, sqlx::types::Json};
-use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, Environment, KernelConfig, boot};
-use poem::http::StatusCode;
-use poem::test::TestClient;
+use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const KEY: &str = "registry-test-key-0123456789abcdef";
-
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
-async fn boot_on(database: &TestDatabase) -> Client {
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        build: plystrad::cli::build_info(),
-        environment: Environment::Development,
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        ..KernelConfig::default()
-    };
-    TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app)
-}
-
-async fn json_of(resp: poem::test::TestResponse) -> (StatusCode, Value) {
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    };
-    (status, body)
-}
+use crate::support::app::{Auth, Client, app, call, exchange};
+use crate::support::identity_rows::{group, member, space};
 
 async fn get(cli: &Client, path: &str) -> (StatusCode, Value) {
-    json_of(cli.get(path).header("X-Plystra-API-Key", KEY).send().await).await
+    call(cli, "GET", path, None).await
 }
 
 async fn post(cli: &Client, path: &str, body: Value) -> (StatusCode, Value) {
-    json_of(
-        cli.post(path)
-            .header("X-Plystra-API-Key", KEY)
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await
+    call(cli, "POST", path, Some(body)).await
 }
 
 async fn patch(cli: &Client, path: &str, body: Value) -> (StatusCode, Value) {
-    json_of(
-        cli.patch(path)
-            .header("X-Plystra-API-Key", KEY)
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await
-}
-
-fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap()
-}
-
-async fn insert(db: &Database, table: &str, values: &[(&str, sea_query::Value)]) {
-    let mut insert = Query::insert();
-    insert
-        .into_table(Alias::new(table))
-        .columns(values.iter().map(|(c, _)| Alias::new(*c)))
-        .values_panic(values.iter().map(|(_, v)| Expr::val(v.clone())));
-    db.execute(&insert).await.unwrap();
-}
-
-async fn space(db: &Database, id: &str) {
-    let at = now();
-    insert(
-        db,
-        "sys_identity_spaces",
-        &[
-            ("id", id.into()),
-            ("name", format!("Space {id}").into()),
-            ("slug", id.into()),
-            ("type", "organization".into()),
-            ("status", "active".into()),
-            ("created_at", at.into()),
-            ("updated_at", at.into()),
-        ],
-    )
-    .await;
-}
-
-async fn group(db: &Database, space_id: &str, id: &str, path: &str, parent: Option<&str>) {
-    let at = now();
-    insert(
-        db,
-        "sys_identity_groups",
-        &[
-            ("id", id.into()),
-            ("space_id", space_id.into()),
-            ("parent_id", parent.map(str::to_owned).into()),
-            ("name", path.rsplit('.').next().unwrap().into()),
-            ("path", path.into()),
-            ("depth", (path.matches('.').count() as i64).into()),
-            ("sort_order", 0i64.into()),
-            ("status", "active".into()),
-            ("created_at", at.into()),
-            ("updated_at", at.into()),
-        ],
-    )
-    .await;
-}
-
-async fn member(db: &Database, space_id: &str, id: &str, name: &str) {
-    let at = now();
-    insert(
-        db,
-        "sys_identity_members",
-        &[
-            ("id", id.into()),
-            ("space_id", space_id.into()),
-            ("member_type", "person".into()),
-            ("display_name", name.into()),
-            ("status", "active".into()),
-            ("created_at", at.into()),
-            ("updated_at", at.into()),
-        ],
-    )
-    .await;
+    call(cli, "PATCH", path, Some(body)).await
 }
 
 /// The Finance Reviewer's identity side (`space_acme`) and a second space (`space_other`).
@@ -254,8 +140,7 @@ async fn seed_registry(cli: &Client) {
 
 /// A database with the schema and the identity rows, and the app booted on it.
 async fn setup() -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let cli = boot_on(&database).await;
+    let (database, cli) = app(&[]).await?;
     seed_identity(&database.db).await;
     Some((database, cli))
 }
@@ -485,13 +370,15 @@ async fn the_finance_reviewer_registry_round_trips_with_one_audit_record_per_mut
     assert_eq!(archive.3.as_deref(), Some("invoice_002"));
     assert_eq!(archive.4.as_deref(), Some("space_acme"));
     let trace = &archive.6.0;
-    assert_eq!(trace["resource"]["status"], "archived");
-    assert_eq!(trace["resource"]["group_path"], "finance.emea");
-    assert_eq!(trace["reason"], "paid");
+    // One shape for every capability's change record: who called, and the state after.
+    assert_eq!(trace["caller"]["kind"], "bootstrap_key");
+    assert_eq!(trace["after"]["resource"]["status"], "archived");
+    assert_eq!(trace["after"]["resource"]["group_path"], "finance.emea");
+    assert_eq!(trace["after"]["reason"], "paid");
     let create = &rows[7];
     assert_eq!(create.3.as_deref(), Some("invoice_001"));
     assert_eq!(
-        create.6.0["resource"]["owner_member_id"],
+        create.6.0["after"]["resource"]["owner_member_id"],
         "member_invoice_creator"
     );
 }
@@ -570,15 +457,15 @@ async fn invalid_input_is_a_400_naming_the_field_and_writes_nothing() {
         assert_eq!(resp["error"]["code"], "VALIDATION_FAILED");
         assert_eq!(field_error(&resp), fields, "{body}: {resp}");
     }
-    let (status, resp) = json_of(
-        cli.post("/api/v1/resource-types")
-            .header("X-Plystra-API-Key", KEY)
-            .content_type("application/json")
-            .body("{not json")
-            .send()
-            .await,
+    let answer = exchange(
+        &cli,
+        Auth::Boot,
+        Method::POST,
+        "/api/v1/resource-types",
+        Some("{not json".to_owned()),
     )
     .await;
+    let (status, resp) = (answer.status, answer.body);
     assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
     assert_eq!(resp["error"]["code"], "VALIDATION_FAILED");
     for (path, body, field) in [

@@ -8,15 +8,12 @@
 //! The servers are the built `plystrad` binary; the fixture is seeded through the built
 //! `plystractl demo seed` (the two binaries sit side by side in the target directory).
 
-#[path = "support/processes.rs"]
-mod processes;
-
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::processes::{API_KEY_SECRET, KEY, Server, alice_approves_001, ctl, seed};
 use plystra_kernel::storage::testing::TestDatabase;
-use processes::{API_KEY_SECRET, KEY, Server, alice_approves_001, ctl, seed};
 use serde_json::{Value, json};
 
 /// A small deterministic generator for the interleavings (its seed is printed).
@@ -432,7 +429,9 @@ async fn a_process_killed_in_a_burst_of_writes_catches_up_and_agrees() {
     let b = Server::start(&t.url, &[]).await;
     seed(&a);
     // A burst of grants and revokes through both processes; A is killed in the middle of it.
+    let answered = Arc::new(AtomicUsize::new(0));
     let burst = {
+        let answered = answered.clone();
         let (base_a, base_b, http) = (a.base(), b.base(), b.http.clone());
         tokio::spawn(async move {
             let mut last = 0u64;
@@ -444,6 +443,7 @@ async fn a_process_killed_in_a_burst_of_writes_catches_up_and_agrees() {
                     .json(&json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": if n % 3 == 0 { "group_legal" } else { "group_finance" }}))
                     .send()
                     .await;
+                answered.fetch_add(1, Ordering::Relaxed);
                 if let Ok(resp) = resp
                     && let Some(r) = resp
                         .headers()
@@ -457,7 +457,12 @@ async fn a_process_killed_in_a_burst_of_writes_catches_up_and_agrees() {
             last
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In the middle: once a few of its 60 writes have been answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::Relaxed) < 10 {
+        assert!(Instant::now() < deadline, "the burst was not answered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     a.kill();
     let last = burst.await.unwrap();
     assert!(last > 0, "the burst committed through B at least");

@@ -3,67 +3,22 @@
 //! filters, redaction, the hash chain and its tamper detection, 405 on changes, and fail-closed
 //! callers when the store cannot commit.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-mod support;
-
 use plystra_contracts::storage::Database;
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
-use poem::test::TestClient;
 use serde_json::{Value, json};
 
-const KEY: &str = "audit-test-key-0123456789abcdef0123";
+use plystra_kernel::storage::testing::TestDatabase;
+
+use crate::support::app::{self, Client, all_pages, call, log_to_test_output};
+use crate::support::audit_writer;
 
 /// Whether a sent record should match a query.
 type Matcher = Box<dyn Fn(&Value) -> bool>;
 
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
+/// The app with the audit-writing plugin and `settings`, its logs in the test's output.
 async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: settings
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .chain(std::iter::once((
-                "PLYSTRA_API_KEY_PERMISSIONS".to_owned(),
-                "*".to_owned(),
-            )))
-            .collect(),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    Some((database, TestClient::new(booted.app)))
-}
-
-async fn call(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = match method {
-        "GET" => cli.get(path),
-        "POST" => cli.post(path),
-        "PUT" => cli.put(path),
-        "PATCH" => cli.patch(path),
-        "DELETE" => cli.delete(path),
-        other => panic!("{other}"),
-    };
-    let req = req.header("X-Plystra-API-Key", KEY);
-    let req = match body {
-        Some(b) => req.body_json(&b),
-        None => req,
-    };
-    let resp = req.send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}")),
-    )
+    log_to_test_output();
+    app::app_with(settings, &[&audit_writer::PLUGIN]).await
 }
 
 fn record(i: usize) -> Value {
@@ -83,30 +38,12 @@ fn record(i: usize) -> Value {
     })
 }
 
-async fn all_pages(cli: &Client, query: &str, limit: usize) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let sep = if query.is_empty() { "" } else { "&" };
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/audit/logs?{query}{sep}limit={limit}&cursor={c}"),
-            None => format!("/api/v1/audit/logs?{query}{sep}limit={limit}"),
-        };
-        let (status, body) = call(cli, "GET", &path, None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let page = body["data"].as_array().unwrap().clone();
-        let has_more = body["pagination"]["has_more"].as_bool().unwrap();
-        assert!(page.len() <= limit);
-        assert_eq!(
-            has_more,
-            body["pagination"]["cursor"].is_string(),
-            "a cursor exactly when more follow"
-        );
-        items.extend(page);
-        if !has_more {
-            return items;
-        }
-        cursor = body["pagination"]["cursor"].as_str().map(str::to_owned);
+/// Every record of the audit log that `query` finds, `limit` at a time.
+async fn log_pages(cli: &Client, query: &str, limit: usize) -> Vec<Value> {
+    if query.is_empty() {
+        all_pages(cli, "/api/v1/audit/logs", limit).await
+    } else {
+        all_pages(cli, &format!("/api/v1/audit/logs?{query}"), limit).await
     }
 }
 
@@ -126,7 +63,7 @@ async fn records_are_found_by_every_filter_and_pages_have_no_gaps_or_repeats() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body["data"].as_str().unwrap().starts_with("audit_"));
     }
-    let everything = all_pages(&cli, "", 5).await;
+    let everything = log_pages(&cli, "", 5).await;
     assert_eq!(everything.len(), n);
     let seqs: Vec<i64> = everything
         .iter()
@@ -179,7 +116,7 @@ async fn records_are_found_by_every_filter_and_pages_have_no_gaps_or_repeats() {
         ),
     ];
     for (query, matches) in filters {
-        let found = all_pages(&cli, query, 4).await;
+        let found = log_pages(&cli, query, 4).await;
         let wanted = records.iter().filter(|r| matches(r)).count();
         assert!(wanted > 0, "{query} selects something");
         assert_eq!(found.len(), wanted, "{query}");
@@ -191,7 +128,7 @@ async fn records_are_found_by_every_filter_and_pages_have_no_gaps_or_repeats() {
         );
     }
     let first = &everything[0];
-    let by_request = all_pages(
+    let by_request = log_pages(
         &cli,
         &format!("request_id={}", first["request_id"].as_str().unwrap()),
         50,
@@ -200,7 +137,7 @@ async fn records_are_found_by_every_filter_and_pages_have_no_gaps_or_repeats() {
     assert_eq!(by_request.len(), 1);
 
     let from = first["created_at"].as_str().unwrap();
-    let recent = all_pages(
+    let recent = log_pages(
         &cli,
         &format!("created_at_from={}", from.replace('+', "%2B")),
         50,
@@ -212,7 +149,7 @@ async fn records_are_found_by_every_filter_and_pages_have_no_gaps_or_repeats() {
                 .iter()
                 .all(|r| r["created_at"].as_str().unwrap() >= from)
     );
-    let none = all_pages(&cli, "created_at_to=2000-01-01T00:00:00Z", 50).await;
+    let none = log_pages(&cli, "created_at_to=2000-01-01T00:00:00Z", 50).await;
     assert!(none.is_empty());
 
     let id = first["id"].as_str().unwrap();
@@ -635,7 +572,7 @@ async fn the_space_log_applies_every_filter_of_the_audit_log() {
                 && matches(&records[r["trace"]["n"].as_u64().unwrap() as usize])),
             "{query}"
         );
-        let everywhere = all_pages(&cli, &format!("space_id=space_acme&{query}"), 200).await;
+        let everywhere = log_pages(&cli, &format!("space_id=space_acme&{query}"), 200).await;
         assert_eq!(
             everywhere.len(),
             found.len(),

@@ -3,84 +3,22 @@
 //! keep-alive after an early rejection, and `Allow` on 405 answers.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Bytes, Frame};
 
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::{StatusCode, Version};
-use poem::test::TestClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const KEY: &str = "plystrad-test-key-0123456789abcdef";
+use crate::support::app::{KEY, app};
+use crate::support::serve::RunningServer;
 /// The default body limit (1 MiB).
 const LIMIT: usize = 1024 * 1024;
 /// A bound on every socket read, so a broken server fails a test instead of hanging it.
 const READ_BOUND: Duration = Duration::from_secs(20);
-
-/// A real `plystrad::serve` on an ephemeral port, on a fresh database.
-struct RunningServer {
-    _database: TestDatabase,
-    address: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), plystrad::ServeError>>,
-}
-
-impl RunningServer {
-    /// `None` when the selected backend is unavailable outside CI.
-    async fn start() -> Option<Self> {
-        use clap::Parser as _;
-        let database = TestDatabase::new().await?;
-        let cli = plystrad::Cli::try_parse_from([
-            "plystrad",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--database-url",
-            &database.url,
-        ])
-        .unwrap();
-        let mut settings = cli.settings().unwrap();
-        settings.kernel.bootstrap_api_key = Some(KEY.to_owned());
-        settings
-            .kernel
-            .settings
-            .insert("PLYSTRA_API_KEY_PERMISSIONS".into(), "*".into());
-        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(plystrad::serve(
-            settings,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |address| {
-                let _ = address_tx.send(address);
-            },
-        ));
-        let address = address_rx.await.expect("the server binds");
-        Some(Self {
-            _database: database,
-            address,
-            stop,
-            task,
-        })
-    }
-
-    async fn shut_down(self) {
-        self.stop.send(()).unwrap();
-        self.task
-            .await
-            .unwrap()
-            .expect("serve returns cleanly after shutdown");
-    }
-}
 
 /// A space-create body of exactly `size` bytes: valid JSON padded with whitespace, so only its
 /// size can make it fail.
@@ -342,18 +280,9 @@ async fn http1_bodies_over_the_limit_are_refused_chunked_or_not() {
 async fn a_lying_content_length_does_not_lift_the_limit() {
     // poem's test client does not frame the body by its Content-Length, so the pipeline sees a
     // body longer than declared, as a peer that lies would make it.
-    let Some(database) = TestDatabase::new().await else {
+    let Some((_database, client)) = app(&[]).await else {
         return;
     };
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        build: plystrad::cli::build_info(),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        ..KernelConfig::default()
-    };
-    let app = boot(config, CapabilitySource::linked()).await.unwrap().app;
-    let client = TestClient::new(app);
     let response = client
         .post("/api/v1/spaces")
         .header("x-plystra-api-key", KEY)
@@ -414,17 +343,9 @@ async fn an_early_rejection_keeps_the_connection_usable() {
 
 #[tokio::test]
 async fn method_not_allowed_names_the_methods_the_path_serves() {
-    let Some(database) = TestDatabase::new().await else {
+    let Some((_database, client)) = app(&[]).await else {
         return;
     };
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        build: plystrad::cli::build_info(),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        ..KernelConfig::default()
-    };
-    let app = boot(config, CapabilitySource::linked()).await.unwrap().app;
-    let client = TestClient::new(app);
     let document: Value = client
         .get("/openapi.json")
         .send()

@@ -5,49 +5,15 @@
 //! are refused by name; every string a write body or a path takes is capped at a documented
 //! length. A sweep over the document's write operations checks the rules hold on every one.
 
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, Environment, KernelConfig, boot};
 use poem::http::{Method, StatusCode};
-use poem::test::TestClient;
 use serde_json::{Map, Value, json};
 
-const KEY: &str = "input-boundary-test-key-0123456789abcdef";
-
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
-async fn setup() -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        build: plystrad::cli::build_info(),
-        environment: Environment::Development,
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        ..KernelConfig::default()
-    };
-    let cli = TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app);
-    Some((database, cli))
-}
-
-async fn json_of(resp: poem::test::TestResponse) -> (StatusCode, Value) {
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
-    };
-    (status, body)
-}
+use crate::support::app::{Auth, Client, app, exchange};
 
 /// Sends `body` (raw JSON text, so it can hold anything) with the bootstrap key.
 async fn send(cli: &Client, method: Method, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut req = cli.request(method, path).header("X-Plystra-API-Key", KEY);
-    if let Some(body) = body {
-        req = req.content_type("application/json").body(body.to_owned());
-    }
-    json_of(req.send().await).await
+    let answer = exchange(cli, Auth::Boot, method, path, body.map(str::to_owned)).await;
+    (answer.status, answer.body)
 }
 
 async fn post(cli: &Client, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -101,7 +67,7 @@ fn nul_metadata() -> [Value; 3] {
 
 #[tokio::test]
 async fn nul_in_metadata_is_refused_on_create_and_update() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let space = created(&post(&cli, "/api/v1/spaces", &json!({"name": "Finance"})).await);
@@ -169,7 +135,7 @@ async fn nul_in_metadata_is_refused_on_create_and_update() {
 
 #[tokio::test]
 async fn control_characters_in_string_fields_are_refused() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     refused_naming(
@@ -216,7 +182,7 @@ async fn control_characters_in_string_fields_are_refused() {
 
 #[tokio::test]
 async fn nul_in_path_ids_and_list_filters_is_refused() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let paths = [
@@ -246,23 +212,25 @@ async fn nul_in_path_ids_and_list_filters_is_refused() {
 
 #[tokio::test]
 async fn nul_in_the_login_email_is_refused() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
-    let answer = json_of(
-        cli.post("/api/v1/auth/login")
-            .content_type("application/json")
-            .body(r#"{"email": "ana\u0000@example.com", "password": "correct horse battery"}"#)
-            .send()
-            .await,
+    let answer = exchange(
+        &cli,
+        Auth::None,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(
+            r#"{"email": "ana\u0000@example.com", "password": "correct horse battery"}"#.to_owned(),
+        ),
     )
     .await;
-    refused_naming(&answer, "email");
+    refused_naming(&(answer.status, answer.body), "email");
 }
 
 #[tokio::test]
 async fn json_booleans_and_numbers_are_not_strings() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     refused_naming(
@@ -293,7 +261,7 @@ async fn json_booleans_and_numbers_are_not_strings() {
 
 #[tokio::test]
 async fn unknown_fields_are_refused_by_name() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let answer = post(
@@ -320,7 +288,7 @@ async fn unknown_fields_are_refused_by_name() {
 
 #[tokio::test]
 async fn over_long_strings_and_metadata_are_refused() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let long = "a".repeat(10_000);
@@ -444,7 +412,7 @@ const SESSION_ONLY: [&str; 3] = ["switchMember", "logout", "refreshSession"];
 
 #[tokio::test]
 async fn every_write_operation_refuses_unknown_fields_wrong_types_and_control_characters() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (status, document) = get(&cli, "/openapi.json").await;
@@ -487,7 +455,7 @@ async fn every_write_operation_refuses_unknown_fields_wrong_types_and_control_ch
 /// through nested objects and arrays; free-form maps are capped by the extractor as a whole.
 #[tokio::test]
 async fn every_string_in_a_write_body_declares_a_max_length() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -541,7 +509,7 @@ async fn every_string_in_a_write_body_declares_a_max_length() {
 /// placeholder of the extractor's is left in the served document.
 #[tokio::test]
 async fn every_object_in_a_write_body_is_closed_to_undeclared_properties() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -610,7 +578,7 @@ const FREE_TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
 /// stricter pattern of its own, or a format).
 #[tokio::test]
 async fn every_path_and_query_string_parameter_declares_max_length_and_pattern() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -654,7 +622,7 @@ async fn every_path_and_query_string_parameter_declares_max_length_and_pattern()
 /// 400 naming the parameter, on every parameterised path.
 #[tokio::test]
 async fn a_path_parameter_the_document_refuses_is_refused() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -707,7 +675,7 @@ async fn a_path_parameter_the_document_refuses_is_refused() {
 /// (date-times) say it through their format.
 #[tokio::test]
 async fn every_string_in_a_write_body_declares_a_pattern() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -760,7 +728,7 @@ async fn every_string_in_a_write_body_declares_a_pattern() {
 /// `minLength: 1`; the revoke reasons declare the 500 characters the handlers allow.
 #[tokio::test]
 async fn shaped_fields_declare_their_pattern_and_length() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -885,7 +853,7 @@ async fn shaped_fields_declare_their_pattern_and_length() {
 /// Wherever the document declares `minLength: 1`, an empty string is refused naming the field.
 #[tokio::test]
 async fn every_declared_min_length_is_enforced() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -918,7 +886,7 @@ async fn every_declared_min_length_is_enforced() {
 /// date-time`, and a value that is not one is refused naming the parameter.
 #[tokio::test]
 async fn date_time_query_filters_declare_their_format() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;
@@ -968,7 +936,7 @@ async fn date_time_query_filters_declare_their_format() {
 /// and a negative one is a 400.
 #[tokio::test]
 async fn unsigned_integers_declare_their_minimum() {
-    let Some((_db, cli)) = setup().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = get(&cli, "/openapi.json").await;

@@ -4,55 +4,10 @@
 //! the document allows is decided, a reference to nothing is a 404 with its entity's code, a body
 //! that contradicts its path or the record is a 409, a blank optional reason means none.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
-use poem::test::TestClient;
 use serde_json::{Value, json};
 
-const KEY: &str = "documented-rules-test-key-0123456789abcdef";
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
-async fn app() -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    Some((database, TestClient::new(booted.app)))
-}
-
-async fn call(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = match method {
-        "GET" => cli.get(path),
-        "PATCH" => cli.patch(path),
-        _ => cli.post(path),
-    };
-    let req = match body {
-        Some(body) => req.body_json(&body),
-        None => req,
-    };
-    let resp = req.header("X-Plystra-API-Key", KEY).send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn create(cli: &Client, path: &str, body: Value) -> Value {
-    let (status, json) = call(cli, "POST", path, Some(body)).await;
-    assert!(
-        status == StatusCode::CREATED || status == StatusCode::OK,
-        "{path}: {status} {json}"
-    );
-    json
-}
+use crate::support::app::{Client, app, call, create};
 
 /// The served document's schema `name`.
 async fn schema(cli: &Client, name: &str) -> Value {
@@ -95,7 +50,7 @@ fn actor() -> Value {
 
 #[tokio::test]
 async fn the_check_schemas_say_which_fields_are_required_and_the_server_agrees() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let request = schema(&cli, "AuthzRequest").await;
@@ -213,7 +168,7 @@ async fn the_check_schemas_say_which_fields_are_required_and_the_server_agrees()
 
 #[tokio::test]
 async fn a_logout_that_names_no_session_is_unauthenticated() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     // Neither a refresh token nor a Bearer token: nothing names a session to end.
@@ -267,7 +222,7 @@ async fn registry_fixture(cli: &Client) {
 
 #[tokio::test]
 async fn a_body_that_contradicts_its_path_or_record_is_a_conflict() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     registry_fixture(&cli).await;
@@ -307,7 +262,7 @@ async fn a_body_that_contradicts_its_path_or_record_is_a_conflict() {
 
 #[tokio::test]
 async fn a_blank_archive_reason_means_no_reason() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     registry_fixture(&cli).await;
@@ -324,7 +279,7 @@ async fn a_blank_archive_reason_means_no_reason() {
 
 #[tokio::test]
 async fn a_body_reference_to_nothing_is_a_404_with_the_entity_code() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     registry_fixture(&cli).await;
@@ -401,7 +356,7 @@ fn refused_fields(json: &Value) -> Vec<String> {
 #[tokio::test]
 async fn text_the_handlers_trim_is_declared_not_blank_and_taken_as_declared() {
     use plystra_contracts::limits::{NOT_BLANK, NOT_BLANK_FREE_TEXT};
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     for (name, field, pattern) in [
@@ -520,7 +475,7 @@ async fn binding_fixture(cli: &Client) {
 
 #[tokio::test]
 async fn a_blank_revoked_reason_means_none_and_a_reason_takes_line_breaks() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     binding_fixture(&cli).await;
@@ -561,7 +516,7 @@ async fn a_blank_revoked_reason_means_none_and_a_reason_takes_line_breaks() {
 
 #[tokio::test]
 async fn a_binding_reference_outside_the_space_is_a_404_and_a_changed_user_a_conflict() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     binding_fixture(&cli).await;
@@ -605,7 +560,7 @@ async fn a_binding_reference_outside_the_space_is_a_404_and_a_changed_user_a_con
 
 #[tokio::test]
 async fn the_email_rule_and_the_password_length_are_declared_and_taken_as_declared() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     for name in ["UserCreateRequest", "UserUpdateRequest"] {
@@ -655,7 +610,7 @@ async fn the_email_rule_and_the_password_length_are_declared_and_taken_as_declar
 
 #[tokio::test]
 async fn api_key_permission_keys_are_declared_one_to_a_hundred_keys() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let keys = property(&cli, "ApiKeyCreateRequest", "permission_keys").await;
@@ -695,7 +650,7 @@ async fn api_key_permission_keys_are_declared_one_to_a_hundred_keys() {
 
 #[tokio::test]
 async fn a_group_needs_a_name_or_a_path_and_a_parent_that_names_nothing_is_a_404() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let request = schema(&cli, "GroupCreateRequest").await;
@@ -769,7 +724,7 @@ async fn a_group_needs_a_name_or_a_path_and_a_parent_that_names_nothing_is_a_404
 
 #[tokio::test]
 async fn a_new_member_role_documents_its_only_status() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let status = property(&cli, "MemberRoleCreateRequest", "status").await;
@@ -798,7 +753,7 @@ async fn a_new_member_role_documents_its_only_status() {
 
 #[tokio::test]
 async fn registering_a_resource_outside_a_space_route_requires_its_space() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = call(&cli, "GET", "/openapi.json", None).await;
@@ -858,7 +813,7 @@ async fn registering_a_resource_outside_a_space_route_requires_its_space() {
 /// key without `group_id` is a 400 naming it, a space key naming no space a 404.
 #[tokio::test]
 async fn a_level_says_which_scope_ids_it_needs_and_the_server_agrees() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     for name in ["ApiKeyCreateRequest", "AdminGrantCreateRequest"] {
@@ -921,7 +876,7 @@ async fn a_level_says_which_scope_ids_it_needs_and_the_server_agrees() {
 /// state; two fields naming different groups conflict, as two different parents do).
 #[tokio::test]
 async fn a_group_whose_name_and_path_disagree_is_a_conflict() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     create(
@@ -953,7 +908,7 @@ async fn a_group_whose_name_and_path_disagree_is_a_conflict() {
 /// answers a key there with 401; every other protected operation takes a key or a session.
 #[tokio::test]
 async fn session_only_operations_declare_session_auth_and_refuse_keys() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     let (_, document) = call(&cli, "GET", "/openapi.json", None).await;

@@ -3,12 +3,10 @@
 //! the API and the database, status lifecycles, sessions (login, lockout, refresh rotation,
 //! logout, switch-member), registration, and one audit record per mutation.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
 use std::sync::Arc;
 
 use plystra_contracts::events::EventPublisher;
+use plystra_contracts::registration::{Registration, RouteSet};
 use plystra_contracts::services::{ActorRef, ActorResolver, ResolveError};
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
 use plystra_contracts::storage::sqlx::types::Json;
@@ -18,16 +16,12 @@ use plystra_contracts::{
     ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod,
     ServiceError, ServiceRegistry, Stability,
 };
-use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
-use poem::test::TestClient;
 use poem_openapi::{Object, OpenApi};
 use serde_json::{Value, json};
 
-const KEY: &str = "identity-test-key-0123456789abcdef0123";
-const PASSWORD: &str = "correct horse battery staple";
+use crate::support::app::{self, Auth, Client, KEY, PASSWORD, call, code, expect, send, try_login};
 
 /// A test plugin that resolves actors through `identity.service`, as authorization does.
 const RESOLVER_MANIFEST: CapabilityManifest =
@@ -149,108 +143,21 @@ impl ProbeApi {
     }
 }
 
-plystra_contracts::register_capability! {
-    manifest: RESOLVER_MANIFEST, capability: construct_probe, routes: ProbeApi
-}
+static PROBE: Registration = Registration {
+    manifest: &RESOLVER_MANIFEST,
+    construct: construct_probe,
+    routes: RouteSet::of::<ProbeApi>(),
+    package: env!("CARGO_PKG_NAME"),
+};
 
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
+/// The app with the resolver probe and `settings`, on a fresh database.
 async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let cli = boot_on(&database, settings).await;
-    Some((database, cli))
+    app::app_with(settings, &[&PROBE]).await
 }
 
-/// The real app on `database`, with `settings` (a test session secret unless one is given).
+/// The app with the resolver probe and `settings`, on `database`.
 async fn boot_on(database: &TestDatabase, settings: &[(&str, &str)]) -> Client {
-    let mut all: std::collections::BTreeMap<String, String> = settings
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    all.entry("PLYSTRA_SESSION_SECRET".into())
-        .or_insert_with(|| "identity-test-session-secret-0123456789".into());
-    // These tests manage everything with the bootstrap key.
-    all.entry("PLYSTRA_API_KEY_PERMISSIONS".into())
-        .or_insert_with(|| "*".into());
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: all,
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    TestClient::new(booted.app)
-}
-
-/// How a request authenticates.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    Key,
-    Bearer(&'a str),
-    None,
-}
-
-async fn send(
-    cli: &Client,
-    auth: Auth<'_>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = match method {
-        "GET" => cli.get(path),
-        "POST" => cli.post(path),
-        "PATCH" => cli.patch(path),
-        other => panic!("{other}"),
-    };
-    let req = match auth {
-        Auth::Key => req.header("X-Plystra-API-Key", KEY),
-        Auth::Bearer(t) => req.header("Authorization", format!("Bearer {t}")),
-        Auth::None => req,
-    };
-    let req = match body {
-        Some(b) => req.body_json(&b),
-        None => req,
-    };
-    let resp = req.send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    assert!(
-        !text.contains("password_hash") && !text.contains("$argon2"),
-        "{path}: a password hash leaked: {text}"
-    );
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {status}: {text}"));
-    assert!(
-        body["request_id"].is_string(),
-        "{path}: no request_id: {body}"
-    );
-    (status, body)
-}
-
-async fn call(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    send(cli, Auth::Key, method, path, body).await
-}
-
-/// Calls and expects `status`; returns `data` (or the whole body on errors).
-async fn expect(
-    cli: &Client,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    status: StatusCode,
-) -> Value {
-    let (got, body) = call(cli, method, path, body).await;
-    assert_eq!(got, status, "{method} {path}: {body}");
-    if got.is_success() {
-        body["data"].clone()
-    } else {
-        body
-    }
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
+    app::boot_on(database, settings, &[&PROBE]).await
 }
 
 /// The identity part of the Finance Reviewer fixture, created over plain HTTP.
@@ -261,6 +168,7 @@ async fn finance_reviewer(cli: &Client) {
     ] {
         let user = expect(
             cli,
+            Auth::Boot,
             "POST",
             "/api/v1/users",
             Some(json!({"id": id, "email": email, "password": PASSWORD})),
@@ -274,6 +182,7 @@ async fn finance_reviewer(cli: &Client) {
     for (id, name) in [("space_acme", "Acme"), ("space_other", "Other")] {
         expect(
             cli,
+            Auth::Boot,
             "POST",
             "/api/v1/spaces",
             Some(json!({"id": id, "name": name})),
@@ -283,6 +192,7 @@ async fn finance_reviewer(cli: &Client) {
     }
     let finance = expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"id": "group_finance", "name": "finance", "display_name": "Finance"})),
@@ -296,6 +206,7 @@ async fn finance_reviewer(cli: &Client) {
     // A child by path (the parent is found by path) and one by parent ID.
     let apac = expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"id": "group_finance_apac", "path": "finance.apac"})),
@@ -308,6 +219,7 @@ async fn finance_reviewer(cli: &Client) {
     assert_eq!(apac["depth"], 1);
     let emea = expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"id": "group_finance_emea", "name": "emea", "parent_id": "group_finance"})),
@@ -317,6 +229,7 @@ async fn finance_reviewer(cli: &Client) {
     assert_eq!(emea["path"], "finance.emea");
     expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"id": "group_legal", "path": "legal"})),
@@ -325,6 +238,7 @@ async fn finance_reviewer(cli: &Client) {
     .await;
     expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"id": "group_legal_emea", "name": "emea", "parent_group_id": "group_legal", "path": "legal.emea"})),
@@ -337,6 +251,7 @@ async fn finance_reviewer(cli: &Client) {
     ] {
         expect(
             cli,
+            Auth::Boot,
             "POST",
             "/api/v1/spaces/space_acme/members",
             Some(json!({"id": id, "display_name": name})),
@@ -355,6 +270,7 @@ async fn finance_reviewer(cli: &Client) {
     ] {
         let b = expect(
             cli,
+            Auth::Boot,
             "POST",
             "/api/v1/spaces/space_acme/user-members",
             Some(json!({"id": id, "user_id": user, "member_id": "member_finance_reviewer", "relation_type": relation})),
@@ -366,6 +282,7 @@ async fn finance_reviewer(cli: &Client) {
     }
     let revoked = expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked/revoke",
         Some(json!({"revoked_reason": "rotated"})),
@@ -378,23 +295,13 @@ async fn finance_reviewer(cli: &Client) {
     // The expired binding, for USER_MEMBER_EXPIRED.
     expect(
         cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/user-members",
         Some(json!({"id": "um_alice_finance_reviewer_expired", "user_id": "user_alice", "member_id": "member_finance_reviewer", "relation_type": "delegate", "expires_at": "2020-01-01T00:00:00Z"})),
         StatusCode::CREATED,
     )
     .await;
-}
-
-async fn login(cli: &Client, email: &str, password: &str) -> (StatusCode, Value) {
-    send(
-        cli,
-        Auth::None,
-        "POST",
-        "/api/v1/auth/login",
-        Some(json!({"email": email, "password": password})),
-    )
-    .await
 }
 
 async fn audit_rows(db: &Database) -> Vec<(String, String, Value)> {
@@ -419,6 +326,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     // The tree comes in path order with depths.
     let tree = expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/spaces/space_acme/groups/tree",
         None,
@@ -463,6 +371,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     // Lookups by ID, in and out of the space.
     let g = expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/groups/group_legal_emea",
         None,
@@ -472,6 +381,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     assert_eq!(g["space_id"], "space_acme");
     expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/spaces/space_acme/groups/group_finance",
         None,
@@ -480,6 +390,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/members/member_invoice_creator",
         None,
@@ -488,6 +399,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/spaces/space_acme/members/member_invoice_creator",
         None,
@@ -496,6 +408,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     .await;
     let um = expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/user-members/um_bob_finance_reviewer",
         None,
@@ -506,6 +419,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     assert_eq!(um["relation_type"], "login");
     expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
         None,
@@ -514,6 +428,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     .await;
     let ums = expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/spaces/space_acme/user-members",
         None,
@@ -523,7 +438,7 @@ async fn the_finance_reviewer_identity_fixture_is_created_over_http_and_alice_re
     assert_eq!(ums.as_array().unwrap().len(), 4);
 
     // Alice logs in (any case of her email) and reads her actor context.
-    let (status, body) = login(&cli, "Alice@Example.com", PASSWORD).await;
+    let (status, body) = try_login(&cli, "Alice@Example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let session = &body["data"];
     assert_eq!(session["token_type"], "Bearer");
@@ -588,6 +503,7 @@ async fn one_hundred_twenty_users_page_as_50_50_20() {
     for i in 0..120 {
         expect(
             &cli,
+            Auth::Boot,
             "POST",
             "/api/v1/users",
             Some(json!({"email": format!("user{i:03}@example.com")})),
@@ -638,6 +554,7 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
     };
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces",
         Some(json!({"id": "space_acme", "name": "Acme"})),
@@ -708,6 +625,7 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
     // Duplicates are 409s; emails compare case-insensitively.
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": "dup@example.com"})),
@@ -716,6 +634,7 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
     .await;
     let err = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": "DUP@example.com", "username": "other"})),
@@ -725,6 +644,7 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
     assert_eq!(code(&err), "CONFLICT");
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces",
         Some(json!({"id": "space_acme", "name": "Again", "slug": "again"})),
@@ -733,6 +653,7 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"path": "finance"})),
@@ -741,6 +662,7 @@ async fn validation_errors_name_fields_and_unknown_ids_are_typed_404s() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"path": "finance"})),
@@ -809,6 +731,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     finance_reviewer(&cli).await;
     let g = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/groups/group_finance_apac",
         Some(json!({"display_name": "APAC", "sort_order": 3, "path": "finance.apac"})),
@@ -826,6 +749,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     ] {
         let err = expect(
             &cli,
+            Auth::Boot,
             "PATCH",
             "/api/v1/spaces/space_acme/groups/group_finance_apac",
             Some(body),
@@ -851,18 +775,35 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
         ),
     ] {
         let disable = format!("{base}/disable");
-        let d = expect(&cli, "POST", &disable, None, StatusCode::OK).await;
+        let d = expect(&cli, Auth::Boot, "POST", &disable, None, StatusCode::OK).await;
         assert_eq!(d["status"], "disabled", "{base}");
-        let err = expect(&cli, "POST", &disable, None, StatusCode::CONFLICT).await;
+        let err = expect(
+            &cli,
+            Auth::Boot,
+            "POST",
+            &disable,
+            None,
+            StatusCode::CONFLICT,
+        )
+        .await;
         assert_eq!(code(&err), "CONFLICT");
         if let Some(restore) = restore {
-            let r = expect(&cli, "POST", restore, None, StatusCode::OK).await;
+            let r = expect(&cli, Auth::Boot, "POST", restore, None, StatusCode::OK).await;
             assert_eq!(r["status"], "active");
-            expect(&cli, "POST", restore, None, StatusCode::CONFLICT).await;
+            expect(
+                &cli,
+                Auth::Boot,
+                "POST",
+                restore,
+                None,
+                StatusCode::CONFLICT,
+            )
+            .await;
         }
         // PATCH can move status along the same lifecycle.
         let p = expect(
             &cli,
+            Auth::Boot,
             "PATCH",
             base,
             Some(json!({"status": "active"})),
@@ -873,9 +814,18 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     }
     // A revoked binding is revoked for good.
     let revoke = "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked/revoke";
-    expect(&cli, "POST", revoke, Some(json!({})), StatusCode::CONFLICT).await;
     expect(
         &cli,
+        Auth::Boot,
+        "POST",
+        revoke,
+        Some(json!({})),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    expect(
+        &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked",
         Some(json!({"status": "active"})),
@@ -884,6 +834,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     .await;
     let b = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
         Some(json!({"is_primary": true, "relation_type": "owner"})),
@@ -896,6 +847,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     );
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
         Some(json!({"user_id": "user_alice"})),
@@ -905,6 +857,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     // `null` clears a phone number and an expiry; absent fields stay.
     let u = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/users/user_alice",
         Some(json!({"phone": "+1 555 0100"})),
@@ -914,6 +867,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     assert_eq!(u["phone"], "+1 555 0100");
     let u = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/users/user_alice",
         Some(json!({"username": "alice"})),
@@ -926,6 +880,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     );
     let u = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/users/user_alice",
         Some(json!({"phone": null})),
@@ -935,6 +890,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     assert!(Value::is_null(&u["phone"]), "{u}");
     let b = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_expired",
         Some(json!({"expires_at": null})),
@@ -945,6 +901,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     // Space-scoped routes do not reach into another space.
     expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/spaces/space_other/members/member_invoice_creator",
         None,
@@ -953,6 +910,7 @@ async fn groups_keep_their_path_and_statuses_move_only_along_their_lifecycle() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_other/groups/group_finance/disable",
         None,
@@ -969,6 +927,7 @@ async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
     finance_reviewer(&cli).await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_other/members",
         Some(json!({"id": "member_other", "display_name": "Other"})),
@@ -977,6 +936,7 @@ async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_other/groups",
         Some(json!({"id": "group_other", "name": "ops"})),
@@ -986,6 +946,7 @@ async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
     // A binding in space_acme to a member of space_other: no member of this space has that ID.
     let err = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/user-members",
         Some(json!({"user_id": "user_alice", "member_id": "member_other"})),
@@ -996,6 +957,7 @@ async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
     assert_eq!(err["error"]["details"]["field"], "member_id", "{err}");
     let err = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/user-members",
         Some(json!({"user_id": "user_alice", "member_id": "member_invoice_creator", "linked_by_member_id": "member_other"})),
@@ -1010,6 +972,7 @@ async fn cross_space_links_are_refused_by_the_api_and_by_the_database() {
     // A group in space_acme under a parent of space_other: no group of this space.
     let err = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups",
         Some(json!({"name": "sub", "parent_id": "group_other"})),
@@ -1099,6 +1062,7 @@ async fn eight_failed_logins_lock_the_email_and_address_for_a_while() {
     for email in ["locked@example.com", "other@example.com"] {
         expect(
             &cli,
+            Auth::Boot,
             "POST",
             "/api/v1/users",
             Some(json!({"email": email, "password": PASSWORD})),
@@ -1107,12 +1071,12 @@ async fn eight_failed_logins_lock_the_email_and_address_for_a_while() {
         .await;
     }
     for _ in 0..8 {
-        let (status, body) = login(&cli, "locked@example.com", "wrong password!!").await;
+        let (status, body) = try_login(&cli, "locked@example.com", "wrong password!!").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(code(&body), "INVALID_CREDENTIALS");
     }
     // Now even the right password is refused.
-    let (status, body) = login(&cli, "locked@example.com", PASSWORD).await;
+    let (status, body) = try_login(&cli, "locked@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(code(&body), "LOGIN_LOCKED");
     assert!(
@@ -1122,9 +1086,9 @@ async fn eight_failed_logins_lock_the_email_and_address_for_a_while() {
             > 0
     );
     // Another email is not affected; an unknown email is the same 401 as a wrong password.
-    let (status, _) = login(&cli, "other@example.com", PASSWORD).await;
+    let (status, _) = try_login(&cli, "other@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = login(&cli, "nobody@example.com", PASSWORD).await;
+    let (status, body) = try_login(&cli, "nobody@example.com", PASSWORD).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
@@ -1140,6 +1104,7 @@ async fn the_login_lockout_counts_across_processes() {
     let second = boot_on(&database, &[]).await;
     expect(
         &first,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": "spread@example.com", "password": PASSWORD})),
@@ -1149,7 +1114,7 @@ async fn the_login_lockout_counts_across_processes() {
     // Four failures on each, alternating: neither app alone has seen eight.
     for attempt in 0..8 {
         let cli = if attempt % 2 == 0 { &first } else { &second };
-        let (status, body) = login(cli, "spread@example.com", "wrong password!!").await;
+        let (status, body) = try_login(cli, "spread@example.com", "wrong password!!").await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
@@ -1159,7 +1124,7 @@ async fn the_login_lockout_counts_across_processes() {
     }
     // The ninth, even with the right password, is refused by both.
     for cli in [&first, &second] {
-        let (status, body) = login(cli, "spread@example.com", PASSWORD).await;
+        let (status, body) = try_login(cli, "spread@example.com", PASSWORD).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         assert_eq!(code(&body), "LOGIN_LOCKED");
         assert!(
@@ -1189,7 +1154,7 @@ async fn refresh_rotates_both_tokens_and_logout_and_password_changes_end_session
         return;
     };
     finance_reviewer(&cli).await;
-    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "bob@example.com", PASSWORD).await;
     let access = body["data"]["access_token"].as_str().unwrap().to_owned();
     let refresh = body["data"]["refresh_token"].as_str().unwrap().to_owned();
 
@@ -1276,7 +1241,7 @@ async fn refresh_rotates_both_tokens_and_logout_and_password_changes_end_session
     assert_eq!(out["data"]["logged_out"], false);
 
     // Logout by Bearer access token.
-    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "bob@example.com", PASSWORD).await;
     let access3 = body["data"]["access_token"].as_str().unwrap().to_owned();
     let (_, out) = send(
         &cli,
@@ -1289,11 +1254,12 @@ async fn refresh_rotates_both_tokens_and_logout_and_password_changes_end_session
     assert_eq!(out["data"]["logged_out"], true);
 
     // A new password ends every session and the old password stops working.
-    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "bob@example.com", PASSWORD).await;
     let access4 = body["data"]["access_token"].as_str().unwrap().to_owned();
     let refresh4 = body["data"]["refresh_token"].as_str().unwrap().to_owned();
     let user = expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/users/user_bob",
         Some(json!({"password": "a brand new passphrase"})),
@@ -1319,21 +1285,22 @@ async fn refresh_rotates_both_tokens_and_logout_and_password_changes_end_session
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (status, _) = try_login(&cli, "bob@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = login(&cli, "bob@example.com", "a brand new passphrase").await;
+    let (status, _) = try_login(&cli, "bob@example.com", "a brand new passphrase").await;
     assert_eq!(status, StatusCode::OK);
 
     // A disabled user cannot log in.
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_bob/disable",
         None,
         StatusCode::OK,
     )
     .await;
-    let (status, _) = login(&cli, "bob@example.com", "a brand new passphrase").await;
+    let (status, _) = try_login(&cli, "bob@example.com", "a brand new passphrase").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -1345,13 +1312,14 @@ async fn switch_member_moves_the_session_between_working_bindings_only() {
     finance_reviewer(&cli).await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/user-members",
         Some(json!({"id": "um_alice_invoice_creator", "user_id": "user_alice", "member_id": "member_invoice_creator", "is_primary": true})),
         StatusCode::CREATED,
     )
     .await;
-    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "alice@example.com", PASSWORD).await;
     // The primary binding is the default actor.
     assert_eq!(
         body["data"]["actor"]["user_member_id"],
@@ -1416,6 +1384,7 @@ async fn switch_member_moves_the_session_between_working_bindings_only() {
     // A disabled member drops out of the available bindings.
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/members/member_invoice_creator/disable",
         None,
@@ -1458,6 +1427,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     finance_reviewer(&cli).await;
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/users/user_bob",
         Some(json!({"password": "another long passphrase", "phone": "+1 555"})),
@@ -1466,6 +1436,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_bob/disable",
         None,
@@ -1474,6 +1445,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_bob/restore",
         None,
@@ -1482,6 +1454,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme",
         Some(json!({"name": "Acme Inc"})),
@@ -1490,6 +1463,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_other/disable",
         None,
@@ -1498,6 +1472,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_other/restore",
         None,
@@ -1506,6 +1481,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/groups/group_legal",
         Some(json!({"display_name": "Legal"})),
@@ -1514,6 +1490,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/groups/group_legal/disable",
         None,
@@ -1522,6 +1499,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/members/member_invoice_creator",
         Some(json!({"display_name": "Creator"})),
@@ -1530,6 +1508,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces/space_acme/members/member_invoice_creator/disable",
         None,
@@ -1538,6 +1517,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/spaces/space_acme/user-members/um_bob_finance_reviewer",
         Some(json!({"is_primary": true})),
@@ -1547,6 +1527,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     // A refused change records nothing.
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_alice/restore",
         None,
@@ -1622,6 +1603,7 @@ async fn registration_is_off_by_default_and_needs_the_token_when_on() {
     };
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces",
         Some(json!({"id": "space_acme", "name": "Acme"})),
@@ -1698,6 +1680,7 @@ async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
     let resolve = |user: &str, member: &str, um: &str, space: &str| json!({"user_id": user, "member_id": member, "user_member_id": um, "space_id": space});
     let snap = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/test/identity/resolve",
         Some(resolve(
@@ -1717,6 +1700,7 @@ async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
     assert_eq!(snap["event"], "identity.actor_resolved");
     let snap = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/test/identity/resolve",
         Some(resolve(
@@ -1731,6 +1715,7 @@ async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
     assert_eq!(snap["user_member_status"], "revoked");
     let snap = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/test/identity/resolve",
         Some(resolve(
@@ -1755,6 +1740,7 @@ async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
     // A space other than the member's is reported, for CROSS_SPACE_VIOLATION.
     let snap = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/test/identity/resolve",
         Some(resolve(
@@ -1820,6 +1806,7 @@ async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
     ] {
         let err = expect(
             &cli,
+            Auth::Boot,
             "POST",
             "/test/identity/resolve",
             Some(body),
@@ -1879,7 +1866,7 @@ async fn a_session_without_an_admin_grant_changes_nothing_and_leaves_no_record()
         return;
     };
     finance_reviewer(&cli).await;
-    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "alice@example.com", PASSWORD).await;
     let token = body["data"]["access_token"].as_str().unwrap().to_owned();
     let (status, body) = send(
         &cli,
@@ -1898,7 +1885,7 @@ async fn a_session_without_an_admin_grant_changes_nothing_and_leaves_no_record()
         .to_owned();
     let rows: Vec<(String,)> = db.db.fetch_all(&q).await.unwrap();
     assert!(rows.is_empty(), "a refused change leaves no record");
-    let (_, space) = send(&cli, Auth::Key, "GET", "/api/v1/spaces/space_acme", None).await;
+    let (_, space) = send(&cli, Auth::Boot, "GET", "/api/v1/spaces/space_acme", None).await;
     assert_ne!(space["data"]["name"], "Acme by Alice");
 }
 
@@ -1909,6 +1896,7 @@ async fn a_mutation_the_audit_store_cannot_record_is_not_made() {
     };
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"id": "user_kept", "email": "kept@example.com"})),
@@ -1932,6 +1920,7 @@ async fn a_mutation_the_audit_store_cannot_record_is_not_made() {
     }
     let err = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"id": "user_lost", "email": "lost@example.com"})),
@@ -1941,6 +1930,7 @@ async fn a_mutation_the_audit_store_cannot_record_is_not_made() {
     assert_eq!(code(&err), "AUDIT_UNAVAILABLE");
     expect(
         &cli,
+        Auth::Boot,
         "GET",
         "/api/v1/users/user_lost",
         None,
@@ -1949,6 +1939,7 @@ async fn a_mutation_the_audit_store_cannot_record_is_not_made() {
     .await;
     let err = expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_kept/disable",
         None,
@@ -1956,7 +1947,15 @@ async fn a_mutation_the_audit_store_cannot_record_is_not_made() {
     )
     .await;
     assert_eq!(code(&err), "AUDIT_UNAVAILABLE");
-    let user = expect(&cli, "GET", "/api/v1/users/user_kept", None, StatusCode::OK).await;
+    let user = expect(
+        &cli,
+        Auth::Boot,
+        "GET",
+        "/api/v1/users/user_kept",
+        None,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(user["status"], "active", "the change was rolled back");
 }
 
@@ -1971,7 +1970,7 @@ async fn tokens_issued_under_a_previous_secret_keep_working_after_rotation() {
         return;
     };
     finance_reviewer(&cli).await;
-    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "alice@example.com", PASSWORD).await;
     let access = body["data"]["access_token"].as_str().unwrap().to_owned();
     let refresh = body["data"]["refresh_token"].as_str().unwrap().to_owned();
 
@@ -2048,8 +2047,11 @@ async fn tokens_issued_under_a_previous_secret_keep_working_after_rotation() {
 
 #[tokio::test]
 async fn production_without_a_session_secret_keeps_identity_up_with_sessions_off() {
+    use plystra_kernel::KernelConfig;
+    use plystra_kernel::storage::DatabaseConfig;
     use plystra_kernel::storage::migrations::MigrationSet;
     use plystra_kernel::storage::testing::SYSTEM_NAMESPACES;
+    use poem::test::TestClient;
     let Some(database) = TestDatabase::new().await else {
         return;
     };
@@ -2071,18 +2073,20 @@ async fn production_without_a_session_secret_keeps_identity_up_with_sessions_off
         .into(),
         ..KernelConfig::default()
     };
-    let cli = TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app);
+    // No session secret, unlike every other boot.
+    let cli = TestClient::new(app::boot_with(config, &[&PROBE]).await.app);
     let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": "p@example.com", "password": PASSWORD})),
         StatusCode::CREATED,
     )
     .await;
-    let (status, body) = login(&cli, "p@example.com", PASSWORD).await;
+    let (status, body) = try_login(&cli, "p@example.com", PASSWORD).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
@@ -2203,7 +2207,7 @@ async fn a_refresh_fails_the_old_access_token_on_the_next_request_and_the_new_on
         return;
     };
     finance_reviewer(&cli).await;
-    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "alice@example.com", PASSWORD).await;
     let (access, refresh) = tokens(&body);
     assert!(admitted(&cli, &access).await);
     let (status, rotated, revision) = session_call(
@@ -2251,14 +2255,15 @@ async fn disabling_the_user_or_changing_the_password_refuses_the_session_on_the_
         return;
     };
     finance_reviewer(&cli).await;
-    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "alice@example.com", PASSWORD).await;
     let (alice, _) = tokens(&body);
-    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "bob@example.com", PASSWORD).await;
     let (bob, _) = tokens(&body);
     assert!(admitted(&cli, &alice).await && admitted(&cli, &bob).await);
 
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_alice/disable",
         None,
@@ -2273,6 +2278,7 @@ async fn disabling_the_user_or_changing_the_password_refuses_the_session_on_the_
     // Restoring the user does not bring the ended session back.
     expect(
         &cli,
+        Auth::Boot,
         "POST",
         "/api/v1/users/user_alice/restore",
         None,
@@ -2285,6 +2291,7 @@ async fn disabling_the_user_or_changing_the_password_refuses_the_session_on_the_
     // can refuse them.
     expect(
         &cli,
+        Auth::Boot,
         "PATCH",
         "/api/v1/users/user_bob",
         Some(json!({"password": "a brand new passphrase"})),
@@ -2303,7 +2310,7 @@ async fn a_live_session_is_verified_from_memory_without_reading_its_row() {
         return;
     };
     finance_reviewer(&cli).await;
-    let (_, body) = login(&cli, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "bob@example.com", PASSWORD).await;
     let (access, _) = tokens(&body);
     // Remove every session row behind the feed's back (no write does this): a verifier that
     // read the table would refuse the token now.
@@ -2315,7 +2322,7 @@ async fn a_live_session_is_verified_from_memory_without_reading_its_row() {
         "verified from the session table in memory"
     );
     // A token the table does not know is still judged by the database (which knows none).
-    let (_, body) = login(&cli, "alice@example.com", PASSWORD).await;
+    let (_, body) = try_login(&cli, "alice@example.com", PASSWORD).await;
     let (alice, _) = tokens(&body);
     assert!(admitted(&cli, &alice).await);
     assert!(!admitted(&cli, "ply_at_not-a-token-anyone-issued").await);
@@ -2334,7 +2341,7 @@ async fn a_session_committed_by_another_process_verifies_before_its_fact_arrives
     };
     finance_reviewer(&first).await;
     let second = boot_on(&database, &[]).await;
-    let (_, body) = login(&second, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&second, "bob@example.com", PASSWORD).await;
     let (access, _) = tokens(&body);
     // The first process has not applied the login on SQLite: it asks the database.
     assert!(admitted(&first, &access).await);
@@ -2379,7 +2386,7 @@ async fn sessions_answer_503_never_an_allow_while_the_facts_are_not_current() {
         return;
     };
     finance_reviewer(&writer).await;
-    let (_, body) = login(&writer, "bob@example.com", PASSWORD).await;
+    let (_, body) = try_login(&writer, "bob@example.com", PASSWORD).await;
     let (access, _) = tokens(&body);
     // The process under test only verifies, under a short staleness bound.
     let cli = boot_on(&database, &[("PLYSTRA_FEED_STALENESS_MS", "1000")]).await;

@@ -4,82 +4,22 @@
 //! `а`) is another address; and an audit record never holds an email in clear, not even when
 //! the username (or a registered member's display name) defaults to it.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
-use poem::test::TestClient;
 use serde_json::{Value, json};
 
-const KEY: &str = "identity-input-test-key-0123456789abcdef";
-const PASSWORD: &str = "correct horse battery staple";
+use crate::support::app::{self, Auth, Client, PASSWORD, send};
 
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
+/// The app with a fixed audit hash key and `settings`.
 async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let mut all: std::collections::BTreeMap<String, String> = [
-        (
-            "PLYSTRA_SESSION_SECRET",
-            "identity-input-session-secret-0123456789",
-        ),
-        ("PLYSTRA_API_KEY_PERMISSIONS", "*"),
-        ("PLYSTRA_AUDIT_HASH_KEY", "identity-input-audit-hash-key"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in settings {
-        all.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: all,
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    Some((database, TestClient::new(booted.app)))
+    let mut all = vec![("PLYSTRA_AUDIT_HASH_KEY", "identity-input-audit-hash-key")];
+    all.extend_from_slice(settings);
+    app::app(&all).await
 }
 
-/// Sends `body` with the bootstrap key (or none, for the public routes).
-async fn send(
-    cli: &Client,
-    key: bool,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = match method {
-        "GET" => cli.get(path),
-        "PATCH" => cli.patch(path),
-        _ => cli.post(path),
-    };
-    if key {
-        req = req.header("X-Plystra-API-Key", KEY);
-    }
-    if let Some(body) = body {
-        req = req.body_json(&body);
-    }
-    let resp = req.send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {status}: {text}"));
-    (status, body)
-}
-
+/// A login with [`PASSWORD`] as the router answers it.
 async fn login(cli: &Client, email: &str) -> (StatusCode, Value) {
-    send(
-        cli,
-        false,
-        "POST",
-        "/api/v1/auth/login",
-        Some(json!({"email": email, "password": PASSWORD})),
-    )
-    .await
+    app::try_login(cli, email, PASSWORD).await
 }
 
 fn assert_names_email(status: StatusCode, body: &Value, what: &str) {
@@ -100,7 +40,7 @@ async fn emails_are_stored_in_nfc_and_log_in_in_either_form() {
     let composed = "jos\u{e9}@example.com";
     let (status, body) = send(
         &cli,
-        true,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": decomposed, "password": PASSWORD})),
@@ -111,7 +51,7 @@ async fn emails_are_stored_in_nfc_and_log_in_in_either_form() {
     // The other form is the same address.
     let (status, body) = send(
         &cli,
-        true,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": composed, "username": "other"})),
@@ -131,7 +71,7 @@ async fn zero_width_invisible_and_control_characters_in_emails_are_refused() {
     };
     let (status, body) = send(
         &cli,
-        true,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": "ana@example.com", "password": PASSWORD})),
@@ -150,7 +90,7 @@ async fn zero_width_invisible_and_control_characters_in_emails_are_refused() {
     ] {
         let (status, body) = send(
             &cli,
-            true,
+            Auth::Boot,
             "POST",
             "/api/v1/users",
             Some(json!({"email": bad, "username": format!("u{}", bad.len())})),
@@ -159,7 +99,7 @@ async fn zero_width_invisible_and_control_characters_in_emails_are_refused() {
         assert_names_email(status, &body, &format!("create {bad:?}"));
         let (status, body) = send(
             &cli,
-            true,
+            Auth::Boot,
             "PATCH",
             &format!("/api/v1/users/{id}"),
             Some(json!({"email": bad})),
@@ -181,7 +121,7 @@ async fn a_lookalike_email_is_another_address() {
     for email in [latin, cyrillic] {
         let (status, body) = send(
             &cli,
-            true,
+            Auth::Boot,
             "POST",
             "/api/v1/users",
             Some(json!({"email": email, "password": PASSWORD})),
@@ -202,7 +142,7 @@ async fn a_lookalike_email_is_another_address() {
 
 /// Every audit record (not decisions), whole, as the API serves them.
 async fn audit_records(cli: &Client) -> Vec<Value> {
-    let (status, body) = send(cli, true, "GET", "/api/v1/audit/logs?limit=200", None).await;
+    let (status, body) = send(cli, Auth::Boot, "GET", "/api/v1/audit/logs?limit=200", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["data"].as_array().unwrap().clone()
 }
@@ -223,7 +163,7 @@ async fn no_audit_record_holds_an_email_in_clear_when_the_username_defaults_to_i
     };
     let (status, body) = send(
         &cli,
-        true,
+        Auth::Boot,
         "POST",
         "/api/v1/spaces",
         Some(json!({"id": "space_acme", "name": "Acme", "slug": "acme"})),
@@ -233,7 +173,7 @@ async fn no_audit_record_holds_an_email_in_clear_when_the_username_defaults_to_i
     // Created by an admin without a username: the username is the email.
     let (status, body) = send(
         &cli,
-        true,
+        Auth::Boot,
         "POST",
         "/api/v1/users",
         Some(json!({"email": "Priya.Secret@Example.com", "phone": "+1 555 0100"})),
@@ -245,7 +185,7 @@ async fn no_audit_record_holds_an_email_in_clear_when_the_username_defaults_to_i
     // A username set to an email later.
     let (status, body) = send(
         &cli,
-        true,
+        Auth::Boot,
         "PATCH",
         &format!("/api/v1/users/{user_id}"),
         Some(json!({"username": "priya.other@example.org"})),
@@ -255,7 +195,7 @@ async fn no_audit_record_holds_an_email_in_clear_when_the_username_defaults_to_i
     // Registered without a username or display name: both default to the email.
     let (status, body) = send(
         &cli,
-        false,
+        Auth::None,
         "POST",
         "/api/v1/auth/register",
         Some(json!({

@@ -4,20 +4,18 @@
 //! The server is this test binary re-executed (`crash_server_child`), so the test plugin that
 //! writes through the audit contract is linked into the process that gets killed.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-mod support;
-
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::migrations::MigrationSet;
 use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const KEY: &str = "crash-test-key-0123456789abcdef01234";
+use crate::support::app::{KEY, boot_with, config};
+use crate::support::audit_writer;
+
 const CHILD_DATABASE: &str = "PLYSTRA_CRASH_CHILD_DATABASE_URL";
 const CHILD_PORT_FILE: &str = "PLYSTRA_CRASH_CHILD_PORT_FILE";
 
@@ -30,13 +28,11 @@ async fn crash_server_child() {
     ) else {
         return;
     };
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(url)),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
+    let booted = boot_with(
+        config(DatabaseConfig::new(url), &[]),
+        &[&audit_writer::PLUGIN],
+    )
+    .await;
     use poem::listener::{Acceptor, Listener};
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
@@ -87,7 +83,7 @@ async fn kill_9_during_audited_writes_loses_nothing_acknowledged() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "crash_server_child",
+            "audit_crash::crash_server_child",
             "--nocapture",
             "--test-threads",
             "1",
@@ -111,26 +107,36 @@ async fn kill_9_during_audited_writes_loses_nothing_acknowledged() {
     }
     let port = port.expect("the server child started");
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counted = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..8 {
-        let stop = stop.clone();
+        let (stop, counted) = (stop.clone(), counted.clone());
         writers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             let mut n = w * 1_000_000;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 if let Some(id) = write(port, n).await {
                     acknowledged.push(id);
+                    counted.fetch_add(1, Ordering::Relaxed);
                 }
             }
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The kill lands while the writers are busy: once a good number of writes were acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counted.load(Ordering::Relaxed) <= 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the writes were not acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     child.kill().unwrap(); // SIGKILL: no drain, no graceful anything.
     let _ = child.wait();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let mut acknowledged = Vec::new();
     for w in writers {
         acknowledged.extend(w.await.unwrap());

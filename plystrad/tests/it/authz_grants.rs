@@ -4,30 +4,24 @@
 //! mutation read back through the audit API, and one `authorization.grants_changed` event per
 //! committed change. Spaces, groups and members are written directly with sea-query.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
 use std::sync::{Arc, Mutex};
 
 use plystra_contracts::events::{Event, EventPublisher};
+use plystra_contracts::registration::{Registration, RouteSet};
 use plystra_contracts::storage::Database;
-use plystra_contracts::storage::sea_query::{Alias, Expr, Query, Value as SqlValue};
-use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
     Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError,
     ServiceRegistry, Stability,
 };
-use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
-use poem::test::TestClient;
 use poem_openapi::OpenApi;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::Receiver;
 
-const KEY: &str = "authz-grants-test-key-0123456789abcdef";
+use crate::support::app::{Client, all_pages, app_with, call, log_to_test_output};
+use crate::support::identity_rows::{group, member, space};
 
 /// A test plugin that records every `authorization.grants_changed` event, as the index will.
 const PROBE_MANIFEST: CapabilityManifest =
@@ -105,59 +99,22 @@ impl ProbeApi {
     }
 }
 
-plystra_contracts::register_capability! {
-    manifest: PROBE_MANIFEST, capability: construct_probe, routes: ProbeApi
-}
+static PROBE: Registration = Registration {
+    manifest: &PROBE_MANIFEST,
+    construct: construct_probe,
+    routes: RouteSet::of::<ProbeApi>(),
+    package: env!("CARGO_PKG_NAME"),
+};
 
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
+/// The app with the grant-event probe, on the seeded identity rows, its logs in the test's output.
 async fn app() -> Option<(TestDatabase, Client)> {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [
-            (
-                "PLYSTRA_SESSION_SECRET".to_owned(),
-                "authz-grants-test-session-secret-0123456789".to_owned(),
-            ),
-            // These tests manage everything with the bootstrap key.
-            ("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned()),
-        ]
-        .into_iter()
-        .collect(),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    let cli = TestClient::new(booted.app);
+    log_to_test_output();
+    let (database, cli) = app_with(&[], &[&PROBE]).await?;
     seed(&database.db).await;
     Some((database, cli))
 }
 
-async fn call(cli: &Client, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let req = match method {
-        "GET" => cli.get(path),
-        "POST" => cli.post(path),
-        "PATCH" => cli.patch(path),
-        "DELETE" => cli.delete(path),
-        other => panic!("{other}"),
-    };
-    let req = req.header("X-Plystra-API-Key", KEY);
-    let req = match body {
-        Some(b) => req.body_json(&b),
-        None => req,
-    };
-    let resp = req.send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}")),
-    )
-}
-
-/// Calls and asserts the status; returns the body.
+/// Calls with the bootstrap key and asserts the status; the whole body (pages and errors alike).
 async fn expect(
     cli: &Client,
     method: &str,
@@ -191,87 +148,36 @@ async fn refused(
     }
 }
 
-fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap()
-}
-
-async fn insert(db: &Database, table: &str, values: Vec<(&str, SqlValue)>) {
-    let at = now();
-    let mut q = Query::insert();
-    let mut values = values;
-    values.push(("created_at", at.into()));
-    values.push(("updated_at", at.into()));
-    q.into_table(Alias::new(table))
-        .columns(values.iter().map(|(c, _)| Alias::new(*c)))
-        .values_panic(values.iter().map(|(_, v)| Expr::val(v.clone())));
-    db.execute(&q).await.unwrap();
-}
-
 /// The identity rows of the Finance Reviewer fixture, plus a second space.
 async fn seed(db: &Database) {
-    for space in ["space_acme", "space_other"] {
-        insert(
-            db,
-            "sys_identity_spaces",
-            vec![
-                ("id", space.into()),
-                ("name", space.into()),
-                ("slug", space.into()),
-                ("type", "team".into()),
-                ("status", "active".into()),
-            ],
-        )
-        .await;
-    }
-    let groups = [
-        ("group_finance", "space_acme", None, "finance"),
-        (
-            "group_finance_apac",
-            "space_acme",
-            Some("group_finance"),
-            "finance.apac",
-        ),
-        ("group_legal", "space_acme", None, "legal"),
-        ("group_other_root", "space_other", None, "ops"),
-    ];
-    for (id, space, parent, path) in groups {
-        insert(
-            db,
-            "sys_identity_groups",
-            vec![
-                ("id", id.into()),
-                ("space_id", space.into()),
-                ("parent_id", parent.map(str::to_owned).into()),
-                ("name", path.rsplit('.').next().unwrap().into()),
-                ("path", path.into()),
-                ("depth", (path.matches('.').count() as i32).into()),
-                ("sort_order", 0i32.into()),
-                ("status", "active".into()),
-            ],
-        )
-        .await;
-    }
-    let members = [
-        ("member_finance_reviewer", "space_acme", "Finance reviewer"),
-        ("member_invoice_creator", "space_acme", "Invoice creator"),
-        ("member_other", "space_other", "Somebody elsewhere"),
-    ];
-    for (id, space, name) in members {
-        insert(
-            db,
-            "sys_identity_members",
-            vec![
-                ("id", id.into()),
-                ("space_id", space.into()),
-                ("member_type", "human".into()),
-                ("display_name", name.into()),
-                ("status", "active".into()),
-            ],
-        )
-        .await;
-    }
+    space(db, "space_acme").await;
+    space(db, "space_other").await;
+    group(db, "space_acme", "group_finance", "finance", None).await;
+    group(
+        db,
+        "space_acme",
+        "group_finance_apac",
+        "finance.apac",
+        Some("group_finance"),
+    )
+    .await;
+    group(db, "space_acme", "group_legal", "legal", None).await;
+    group(db, "space_other", "group_other_root", "ops", None).await;
+    member(
+        db,
+        "space_acme",
+        "member_finance_reviewer",
+        "Finance reviewer",
+    )
+    .await;
+    member(
+        db,
+        "space_acme",
+        "member_invoice_creator",
+        "Invoice creator",
+    )
+    .await;
+    member(db, "space_other", "member_other", "Somebody elsewhere").await;
 }
 
 /// The Finance Reviewer grants through the API; returns (role, permission, role-permission,
@@ -337,31 +243,6 @@ async fn audit_logs(cli: &Client, event_type: &str) -> Vec<Value> {
     )
     .await;
     body["data"].as_array().unwrap().clone()
-}
-
-async fn all_pages(cli: &Client, path: &str, limit: usize) -> Vec<Value> {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
-            None => format!("{path}{sep}limit={limit}"),
-        };
-        let body = expect(cli, "GET", &url, None, StatusCode::OK).await;
-        let page = body["data"].as_array().unwrap().clone();
-        let has_more = body["pagination"]["has_more"].as_bool().unwrap();
-        assert!(page.len() <= limit);
-        assert_eq!(has_more, body["pagination"]["cursor"].is_string(), "{body}");
-        items.extend(page);
-        pages += 1;
-        assert!(pages < 100);
-        if !has_more {
-            return items;
-        }
-        cursor = body["pagination"]["cursor"].as_str().map(str::to_owned);
-    }
 }
 
 #[tokio::test]

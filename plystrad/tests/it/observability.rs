@@ -2,9 +2,6 @@
 //! or `metrics:read`, counting authorization decisions after a check; one JSON log line per request
 //! with its fields under `LOG_FORMAT=json`, and human lines under `LOG_FORMAT=text`.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,14 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
 use poem::http::StatusCode;
-use poem::test::TestClient;
 use serde_json::{Value, json};
 
-const KEY: &str = "observability-test-key-0123456789abcdef";
+use crate::support::app::{KEY, app};
+use crate::support::processes::alice_approves_001;
+
 const TOKEN: &str = "metrics-token-0123456789abcdef";
 
 /// A plystrad process on a temporary SQLite database and a free loopback port, with its stderr
@@ -216,13 +211,7 @@ fn seed(server: &Server) -> Value {
         "/api/v1/spaces/space_acme/resources",
         json!({"id": "invoice_001", "resource_type": "invoice"}),
     );
-    json!({
-        "actor": {"user_id": "user_alice", "member_id": "member_finance_reviewer",
-                  "user_member_id": "um_alice_finance_reviewer", "space_id": "space_acme"},
-        "resource_type": "invoice",
-        "resource_id": "invoice_001",
-        "action": "approve",
-    })
+    alice_approves_001()
 }
 
 fn json_line(line: &str) -> Value {
@@ -334,27 +323,6 @@ fn text_logs_are_human_lines() {
         line.contains("request_id=req-observed-text") && line.contains("status=200"),
         "{line}"
     );
-}
-
-async fn app(
-    settings: &[(&str, &str)],
-) -> Option<(
-    TestDatabase,
-    TestClient<poem::endpoint::BoxEndpoint<'static>>,
-)> {
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        // The bootstrap key seeds users here, so it holds every permission.
-        settings: std::iter::once(&("PLYSTRA_API_KEY_PERMISSIONS", "*"))
-            .chain(settings)
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    Some((database, TestClient::new(booted.app)))
 }
 
 #[tokio::test]

@@ -4,84 +4,44 @@
 //! `RATE_LIMITED` with `Retry-After`, `X-Forwarded-For` not believed), and a real `plystrad`
 //! flooded with 256 concurrent logins keeps its memory within 100 MB and answers health meanwhile.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-#[path = "support/processes.rs"]
-mod processes;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
-use poem::http::StatusCode;
-use poem::test::TestClient;
-use processes::Server;
+use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const KEY: &str = "logins-test-key-0123456789abcdef0123456";
-const PASSWORD: &str = "correct horse battery staple";
+use crate::support::app::{self, Auth, Client, KEY, PASSWORD, code, create, exchange};
+use crate::support::processes::Server;
 
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
-/// The real app on a fresh database with `settings` (metrics on, a session secret).
+/// The app on a fresh database with metrics on and `settings`.
 async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let mut all: std::collections::BTreeMap<String, String> = [
-        (
-            "PLYSTRA_SESSION_SECRET",
-            "logins-test-session-secret-0123456789",
-        ),
-        ("PLYSTRA_API_KEY_PERMISSIONS", "*"),
-        ("PLYSTRA_METRICS_ENABLED", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in settings {
-        all.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: all,
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    Some((database, TestClient::new(booted.app)))
+    let mut all = vec![("PLYSTRA_METRICS_ENABLED", "true")];
+    all.extend_from_slice(settings);
+    app::app(&all).await
 }
 
 /// A login as the router answers it: (status, `Retry-After`, body).
 async fn login(cli: &Client, email: &str, password: &str) -> (StatusCode, Option<u64>, Value) {
-    let resp = cli
-        .post("/api/v1/auth/login")
-        .body_json(&json!({"email": email, "password": password}))
-        .send()
-        .await;
-    let status = resp.0.status();
-    let retry_after = resp
-        .0
-        .headers()
+    let body = json!({"email": email, "password": password}).to_string();
+    let answer = exchange(
+        cli,
+        Auth::None,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(body),
+    )
+    .await;
+    let retry_after = answer
+        .headers
         .get("Retry-After")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let text = resp.0.into_body().into_string().await.unwrap();
-    (status, retry_after, serde_json::from_str(&text).unwrap())
+    (answer.status, retry_after, answer.body)
 }
 
 async fn create_user(cli: &Client, body: Value) -> Value {
-    let resp = cli
-        .post("/api/v1/users")
-        .header("X-Plystra-API-Key", KEY)
-        .body_json(&body)
-        .send()
-        .await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{text}");
-    serde_json::from_str(&text).unwrap()
+    create(cli, "/api/v1/users", body).await
 }
 
 /// The password verifications the server ran, as `/metrics` counts them.
@@ -102,10 +62,6 @@ async fn verifications(cli: &Client) -> u64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,259 +2,32 @@
 //! the identity, registry and grant routes, every expected decision is checked through
 //! `authz/check` and `authz/explain`, and the audit log holds exactly one record per decision.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::testing::TestDatabase;
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
-use poem::http::StatusCode;
-use poem::test::TestClient;
+use poem::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
-const KEY: &str = "authz-check-test-key-0123456789abcdef";
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
+use crate::support::app::{Auth, Client, KEY, app, create, exchange, login};
+use crate::support::finance_reviewer::seed as fixture;
+use crate::support::processes::{check, request};
+use crate::support::super_admin::bootstrap_super_admin;
 
-async fn app() -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        ..KernelConfig::default()
-    };
-    let booted = boot(config, CapabilitySource::linked()).await.unwrap();
-    Some((database, TestClient::new(booted.app)))
-}
-
+/// GETs, or POSTs `body`, with the bootstrap key; the answer with its headers (the revision).
 async fn call(
     cli: &Client,
     method: &str,
     path: &str,
     body: Value,
-) -> (StatusCode, poem::http::HeaderMap, Value) {
-    let req = match method {
-        "GET" => cli.get(path),
-        _ => cli.post(path).body_json(&body),
+) -> (StatusCode, HeaderMap, Value) {
+    let (method, body) = match method {
+        "GET" => (Method::GET, None),
+        _ => (Method::POST, Some(body.to_string())),
     };
-    let resp = req.header("X-Plystra-API-Key", KEY).send().await;
-    let status = resp.0.status();
-    let headers = resp.0.headers().clone();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
-}
-
-async fn create(cli: &Client, path: &str, body: Value) -> Value {
-    let (status, _, json) = call(cli, "POST", path, body).await;
-    assert!(
-        status == StatusCode::CREATED || status == StatusCode::OK,
-        "{path}: {status} {json}"
-    );
-    json
-}
-
-async fn fixture(cli: &Client) {
-    for (id, email) in [
-        ("user_alice", "alice@example.com"),
-        ("user_bob", "bob@example.com"),
-    ] {
-        create(
-            cli,
-            "/api/v1/users",
-            json!({"id": id, "email": email, "password": "correct horse battery"}),
-        )
-        .await;
-    }
-    for (id, name) in [("space_acme", "Acme"), ("space_other", "Other")] {
-        create(cli, "/api/v1/spaces", json!({"id": id, "name": name})).await;
-    }
-    for (id, path) in [
-        ("group_finance", "finance"),
-        ("group_finance_apac", "finance.apac"),
-        ("group_finance_emea", "finance.emea"),
-        ("group_legal", "legal"),
-        ("group_legal_emea", "legal.emea"),
-    ] {
-        create(
-            cli,
-            "/api/v1/spaces/space_acme/groups",
-            json!({"id": id, "path": path}),
-        )
-        .await;
-    }
-    create(
-        cli,
-        "/api/v1/spaces/space_other/groups",
-        json!({"id": "group_other_ops", "path": "ops"}),
-    )
-    .await;
-    for (space, id, name) in [
-        ("space_acme", "member_finance_reviewer", "Finance reviewer"),
-        ("space_acme", "member_invoice_creator", "Invoice creator"),
-        ("space_other", "member_other_clerk", "Other clerk"),
-    ] {
-        create(
-            cli,
-            &format!("/api/v1/spaces/{space}/members"),
-            json!({"id": id, "display_name": name}),
-        )
-        .await;
-    }
-    for (id, user, relation, expires) in [
-        ("um_alice_finance_reviewer", "user_alice", "delegate", None),
-        ("um_bob_finance_reviewer", "user_bob", "login", None),
-        (
-            "um_alice_finance_reviewer_revoked",
-            "user_alice",
-            "delegate",
-            None,
-        ),
-        (
-            "um_alice_finance_reviewer_expired",
-            "user_alice",
-            "delegate",
-            Some("2020-01-01T00:00:00Z"),
-        ),
-    ] {
-        let mut body = json!({"id": id, "user_id": user, "member_id": "member_finance_reviewer", "relation_type": relation});
-        if let Some(at) = expires {
-            body["expires_at"] = json!(at);
-        }
-        create(cli, "/api/v1/spaces/space_acme/user-members", body).await;
-    }
-    // Alice also acts for a clerk of the other space (the member-space cross-space case).
-    create(
-        cli,
-        "/api/v1/spaces/space_other/user-members",
-        json!({"id": "um_alice_other_clerk", "user_id": "user_alice", "member_id": "member_other_clerk", "relation_type": "delegate"}),
-    )
-    .await;
-    create(
-        cli,
-        "/api/v1/spaces/space_other/roles",
-        json!({"id": "role_other_approver", "key": "other_approver", "name": "Other approver"}),
-    )
-    .await;
-    create(
-        cli,
-        "/api/v1/spaces/space_acme/user-members/um_alice_finance_reviewer_revoked/revoke",
-        json!({"revoked_reason": "rotated"}),
-    )
-    .await;
-
-    create(
-        cli,
-        "/api/v1/resource-types",
-        json!({"key": "invoice", "display_name": "Invoice"}),
-    )
-    .await;
-    for (key, risk) in [
-        ("read", "normal"),
-        ("create", "normal"),
-        ("approve", "high"),
-        ("reject", "high"),
-        ("delete", "critical"),
-    ] {
-        create(
-            cli,
-            "/api/v1/resource-types/invoice/actions",
-            json!({"key": key, "risk_level": risk}),
-        )
-        .await;
-    }
-    create(
-        cli,
-        "/api/v1/resource-types/invoice/mapping",
-        json!({"storage_kind": "internal_table"}),
-    )
-    .await;
-    for (id, group) in [
-        ("invoice_001", "group_finance_apac"),
-        ("invoice_002", "group_legal_emea"),
-    ] {
-        create(
-            cli,
-            "/api/v1/spaces/space_acme/resources",
-            json!({"id": id, "resource_type": "invoice", "group_id": group, "owner_member_id": "member_invoice_creator"}),
-        )
-        .await;
-    }
-    create(
-        cli,
-        "/api/v1/spaces/space_other/resources",
-        json!({"id": "invoice_other", "resource_type": "invoice", "group_id": "group_other_ops", "owner_member_id": "member_other_clerk"}),
-    )
-    .await;
-
-    create(cli, "/api/v1/spaces/space_acme/roles", json!({"id": "role_finance_approver", "key": "finance_approver", "name": "Finance approver"})).await;
-    create(
-        cli,
-        "/api/v1/spaces/space_acme/roles",
-        json!({"id": "role_global_deleter", "key": "global_deleter", "name": "Global deleter"}),
-    )
-    .await;
-    for (role, action, scope) in [
-        ("role_finance_approver", "approve", "group_tree"),
-        ("role_global_deleter", "delete", "global"),
-    ] {
-        let permission = create(
-            cli,
-            "/api/v1/permissions",
-            json!({"resource": "invoice", "action": action, "scope": scope}),
-        )
-        .await;
-        let permission_id = permission["data"]["id"].as_str().unwrap().to_owned();
-        create(
-            cli,
-            "/api/v1/role-permissions",
-            json!({"role_id": role, "permission_id": permission_id}),
-        )
-        .await;
-    }
-    create(
-        cli,
-        "/api/v1/spaces/space_acme/member-roles",
-        json!({"member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance"}),
-    )
-    .await;
-    create(
-        cli,
-        "/api/v1/spaces/space_acme/member-roles",
-        json!({"member_id": "member_finance_reviewer", "role_id": "role_global_deleter"}),
-    )
-    .await;
-}
-
-fn request(
-    user: &str,
-    binding: &str,
-    space: &str,
-    resource_type: &str,
-    resource: &str,
-    action: &str,
-) -> Value {
-    json!({
-        "actor": {"user_id": user, "member_id": "member_finance_reviewer", "user_member_id": binding, "space_id": space},
-        "resource_type": resource_type,
-        "resource_id": resource,
-        "action": action,
-    })
+    let answer = exchange(cli, Auth::Boot, method, path, body).await;
+    (answer.status, answer.headers, answer.body)
 }
 
 /// Alice, through her binding in `space_acme`, doing `action` on the invoice `resource`.
 fn alice_request(resource: &str, action: &str) -> Value {
-    request(
-        "user_alice",
-        "um_alice_finance_reviewer",
-        "space_acme",
-        "invoice",
-        resource,
-        action,
-    )
+    check("user_alice", "um_alice_finance_reviewer", resource, action)
 }
 
 /// The deny code of alice approving the invoice `resource` (null for an allow).
@@ -301,7 +74,7 @@ fn context(edit: impl FnOnce(&mut Value)) -> Value {
 
 #[tokio::test]
 async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -592,7 +365,7 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
 
 #[tokio::test]
 async fn bad_requests_and_unknown_ids_are_4xx_never_500() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -697,7 +470,7 @@ fn revision(headers: &poem::http::HeaderMap) -> u64 {
 
 #[tokio::test]
 async fn each_committed_write_is_seen_by_the_very_next_check() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -769,7 +542,7 @@ async fn each_committed_write_is_seen_by_the_very_next_check() {
 
 #[tokio::test]
 async fn a_batch_decides_each_item_on_its_own_in_request_order() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -863,7 +636,7 @@ async fn a_batch_decides_each_item_on_its_own_in_request_order() {
 /// after each round the next check must agree with the user's status as the API reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_of_one_entity_leave_the_index_on_the_last_commit() {
-    let Some((_db, cli)) = app().await else {
+    let Some((_db, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -918,7 +691,7 @@ async fn concurrent_writes_of_one_entity_leave_the_index_on_the_last_commit() {
 /// least that revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_answers_its_feed_revision_in_commit_order() {
-    let Some((database, cli)) = app().await else {
+    let Some((database, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -981,7 +754,7 @@ async fn every_write_answers_its_feed_revision_in_commit_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
     use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
-    let Some((database, cli)) = app().await else {
+    let Some((database, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -1057,15 +830,9 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
 /// calling task, and poem's test client serves the request on that task.
 #[tokio::test]
 async fn a_check_runs_no_statement_with_a_bootstrap_key_a_managed_key_or_a_session() {
-    use std::sync::Arc;
-
-    use plystra_contracts::services::AuditRecorder;
     use plystra_contracts::storage::counting_statements;
-    use plystra_system_admin::bootstrap::{self, IfExists};
-    use plystra_system_audit::redaction::RedactionPolicy;
-    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
 
-    let Some((db, cli)) = app().await else {
+    let Some((db, cli)) = app(&[]).await else {
         return;
     };
     fixture(&cli).await;
@@ -1117,28 +884,9 @@ async fn a_check_runs_no_statement_with_a_bootstrap_key_a_managed_key_or_a_sessi
     .await;
     no_statement("managed key", "X-Plystra-API-Key", key, head).await;
     // Bob becomes the super admin, as `plystractl admin bootstrap-super-admin` makes one.
-    let audit = AuditService::start(
-        db.db.clone(),
-        AuditSettings {
-            mode: WriteMode::Always,
-            policy: RedactionPolicy::with_key(b"check-test-audit-hash-key".to_vec()),
-        },
-    );
-    let recorder: Arc<dyn AuditRecorder> = audit.clone();
-    bootstrap::bootstrap_super_admin(&db.db, recorder.as_ref(), "user_bob", IfExists::Error)
-        .await
-        .unwrap();
-    audit.shutdown().await;
+    bootstrap_super_admin(&db.db, "user_bob").await;
     let head = plystra_contracts::feed::head(&db.db).await.unwrap();
-    let resp = cli
-        .post("/api/v1/auth/login")
-        .body_json(&json!({"email": "bob@example.com", "password": "correct horse battery"}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let login: Value =
-        serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
-    let bearer = format!("Bearer {}", login["data"]["access_token"].as_str().unwrap());
+    let bearer = format!("Bearer {}", login(&cli, "bob@example.com").await);
     // A session's admin permissions are its user's grants: from memory.
     no_statement("session", "Authorization", bearer, head).await;
     no_statement(

@@ -4,10 +4,6 @@
 //! permissions and handoff, the console, and the protection sweep over every operation of the
 //! OpenAPI document.
 
-// Links the system capabilities, as the server binary does.
-extern crate plystrad as _;
-
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use plystra_contracts::services::AuditRecorder;
@@ -17,137 +13,28 @@ use plystra_contracts::storage::{Database, time::OffsetDateTime};
 use plystra_kernel::storage::DatabaseConfig;
 use plystra_kernel::storage::migrations::MigrationSet;
 use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
-use plystra_kernel::{Booted, CapabilitySource, Environment, KernelConfig, boot};
-use plystra_system_admin::bootstrap::{self, Bootstrapped, IfExists};
-use plystra_system_audit::redaction::RedactionPolicy;
-use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+use plystra_kernel::{Booted, Environment, KernelConfig};
+use plystra_system_admin::bootstrap;
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use serde_json::{Value, json};
 
-const KEY: &str = "admin-test-bootstrap-key-0123456789abcdef";
-const PASSWORD: &str = "correct horse battery staple";
-const SECRET: &str = "admin-test-api-key-secret-0123456789abcdef";
+use crate::support::app::{
+    API_KEY_SECRET, Auth, Client, KEY, PASSWORD, app, boot_with, code, config, expect, login, send,
+};
+use crate::support::super_admin::{audit_service, bootstrap_super_admin};
 
-type Client = TestClient<poem::endpoint::BoxEndpoint<'static>>;
-
-/// How a request authenticates.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    /// The bootstrap key.
-    Boot,
-    /// A value for `X-Plystra-API-Key`.
-    Key(&'a str),
-    /// A value for `Authorization: Bearer`.
-    Bearer(&'a str),
-    None,
-}
-
-fn settings(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut all: BTreeMap<String, String> = [
-        (
-            "PLYSTRA_SESSION_SECRET",
-            "admin-test-session-secret-0123456789",
-        ),
-        ("PLYSTRA_API_KEY_SECRET", SECRET),
-        ("PLYSTRA_API_KEY_PERMISSIONS", "*"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in extra {
-        all.insert((*k).to_owned(), (*v).to_owned());
-    }
-    all
-}
-
-async fn boot_with(
+/// The app on `database` in `environment`, with `extra` settings.
+async fn boot_in(
     database: &TestDatabase,
     environment: Environment,
     extra: &[(&str, &str)],
 ) -> Booted {
     let config = KernelConfig {
         environment,
-        bootstrap_api_key: Some(KEY.to_owned()),
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings: settings(extra),
-        ..KernelConfig::default()
+        ..config(DatabaseConfig::new(database.url.clone()), extra)
     };
-    boot(config, CapabilitySource::linked()).await.unwrap()
-}
-
-async fn app(extra: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
-    let database = TestDatabase::new().await?;
-    let booted = boot_with(&database, Environment::Development, extra).await;
-    Some((database, TestClient::new(booted.app)))
-}
-
-async fn send(
-    cli: &Client,
-    auth: Auth<'_>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = match method {
-        "GET" => cli.get(path),
-        "POST" => cli.post(path),
-        "PATCH" => cli.patch(path),
-        "PUT" => cli.put(path),
-        "DELETE" => cli.delete(path),
-        other => panic!("{other}"),
-    };
-    let req = match auth {
-        Auth::Boot => req.header("X-Plystra-API-Key", KEY),
-        Auth::Key(k) => req.header("X-Plystra-API-Key", k),
-        Auth::Bearer(t) => req.header("Authorization", format!("Bearer {t}")),
-        Auth::None => req,
-    };
-    let req = match body {
-        Some(b) => req.body_json(&b),
-        None => req,
-    };
-    let resp = req.send().await;
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {status}: {text}"));
-    assert!(
-        !text.contains("key_hmac") && !text.contains(SECRET),
-        "{path}: a secret leaked: {text}"
-    );
-    (status, body)
-}
-
-async fn expect(
-    cli: &Client,
-    auth: Auth<'_>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    status: StatusCode,
-) -> Value {
-    let (got, body) = send(cli, auth, method, path, body).await;
-    assert_eq!(got, status, "{method} {path}: {body}");
-    if got.is_success() {
-        body["data"].clone()
-    } else {
-        body
-    }
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
-}
-
-fn audit_service(db: &Database) -> Arc<AuditService> {
-    AuditService::start(
-        db.clone(),
-        AuditSettings {
-            mode: WriteMode::Always,
-            policy: RedactionPolicy::with_key(b"admin-test-audit-hash-key".to_vec()),
-        },
-    )
+    boot_with(config, &[]).await
 }
 
 /// Waits until the server behind `cli` has applied every change committed to the feed so far
@@ -168,33 +55,6 @@ async fn caught_up(cli: &Client, db: &Database) {
         !text.contains("REVISION_NOT_REACHED"),
         "the server did not reach revision {head}: {text}"
     );
-}
-
-/// Makes `user_id` the first super admin, as `plystractl admin bootstrap-super-admin` does.
-async fn bootstrap_super_admin(db: &Database, user_id: &str) -> String {
-    let audit = audit_service(db);
-    let recorder: Arc<dyn AuditRecorder> = audit.clone();
-    let outcome = bootstrap::bootstrap_super_admin(db, recorder.as_ref(), user_id, IfExists::Error)
-        .await
-        .unwrap();
-    audit.shutdown().await;
-    match outcome {
-        Bootstrapped::Created(grant) => grant.id,
-        Bootstrapped::Existing(_) => panic!("a super admin existed"),
-    }
-}
-
-async fn login(cli: &Client, email: &str) -> String {
-    let data = expect(
-        cli,
-        Auth::None,
-        "POST",
-        "/api/v1/auth/login",
-        Some(json!({"email": email, "password": PASSWORD})),
-        StatusCode::OK,
-    )
-    .await;
-    data["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Users alice..erin; spaces acme and other; groups finance, finance.ap and sales in acme and
@@ -1030,7 +890,7 @@ async fn key_rotation_accepts_the_previous_secret_until_it_is_dropped() {
     let old_secret = "old-api-key-secret-0123456789abcdef0123";
     let new_secret = "new-api-key-secret-0123456789abcdef0123";
     let first = TestClient::new(
-        boot_with(
+        boot_in(
             &database,
             Environment::Development,
             &[("PLYSTRA_API_KEY_SECRET", old_secret)],
@@ -1051,7 +911,7 @@ async fn key_rotation_accepts_the_previous_secret_until_it_is_dropped() {
     .await;
 
     let rotating = TestClient::new(
-        boot_with(
+        boot_in(
             &database,
             Environment::Development,
             &[
@@ -1086,7 +946,7 @@ async fn key_rotation_accepts_the_previous_secret_until_it_is_dropped() {
     .await;
 
     let rotated = TestClient::new(
-        boot_with(
+        boot_in(
             &database,
             Environment::Development,
             &[("PLYSTRA_API_KEY_SECRET", new_secret)],
@@ -1110,7 +970,7 @@ async fn key_rotation_accepts_the_previous_secret_until_it_is_dropped() {
     );
     // The new key was minted under the new secret only.
     let old_only = TestClient::new(
-        boot_with(
+        boot_in(
             &database,
             Environment::Development,
             &[("PLYSTRA_API_KEY_SECRET", old_secret)],
@@ -1138,7 +998,7 @@ async fn last_used_at_is_coalesced_and_written_at_stop() {
         return;
     };
     // A flush interval far beyond the test: only the stop writes.
-    let booted = boot_with(
+    let booted = boot_in(
         &database,
         Environment::Development,
         &[("PLYSTRA_API_KEY_LAST_USED_FLUSH_SECONDS", "3600")],
@@ -1206,7 +1066,7 @@ async fn production_refuses_the_bootstrap_key_after_the_handoff_and_records_it_o
         .apply_pending(&database.db, &SYSTEM_NAMESPACES)
         .await
         .unwrap();
-    let cli = TestClient::new(boot_with(&database, Environment::Production, &[]).await.app);
+    let cli = TestClient::new(boot_in(&database, Environment::Production, &[]).await.app);
     expect(
         &cli,
         Auth::Boot,
@@ -1244,11 +1104,7 @@ async fn production_refuses_the_bootstrap_key_after_the_handoff_and_records_it_o
     assert_eq!(handoffs, 1);
 
     // Development keeps accepting it.
-    let dev = TestClient::new(
-        boot_with(&database, Environment::Development, &[])
-            .await
-            .app,
-    );
+    let dev = TestClient::new(boot_in(&database, Environment::Development, &[]).await.app);
     expect(
         &dev,
         Auth::Boot,
@@ -1271,7 +1127,7 @@ async fn every_operation_needs_a_credential_and_its_permission() {
     let (_, key) = bootstrap::create_api_key(
         &db.db,
         recorder.as_ref(),
-        &plystra_system_admin::api_key::KeySecrets::new(SECRET, ""),
+        &plystra_system_admin::api_key::KeySecrets::new(API_KEY_SECRET, ""),
         bootstrap::KeyRequest {
             name: "nothing".into(),
             level: "instance".into(),
@@ -1351,7 +1207,7 @@ async fn each_authorized_management_call_is_announced() {
     let Some(database) = TestDatabase::new().await else {
         return;
     };
-    let booted = boot_with(
+    let booted = boot_in(
         &database,
         Environment::Development,
         &[("PLYSTRA_API_KEY_PERMISSIONS", "users:read")],

@@ -1,12 +1,17 @@
 //! End-to-end tests of plystrad's application: the real linked capabilities behind the real
 //! pipeline, and the real server with graceful shutdown.
 
-use plystra_kernel::{CapabilitySource, KernelConfig, boot};
+use plystra_kernel::storage::DatabaseConfig;
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::{CapabilitySource, Environment, KernelConfig};
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use serde_json::Value;
 
-const KEY: &str = "plystrad-test-key-0123456789abcdef";
+use crate::support::app::{Auth, Client, app, boot_with, config, send};
+use crate::support::serve::RunningServer;
+
 const SYSTEM_IDS: [&str; 5] = [
     "audit.explainable",
     "identity.business",
@@ -15,47 +20,12 @@ const SYSTEM_IDS: [&str; 5] = [
     "admin.control_plane",
 ];
 
-fn config() -> KernelConfig {
-    KernelConfig {
-        bootstrap_api_key: Some(KEY.to_owned()),
-        build: plystrad::cli::build_info(),
-        settings: [("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned())].into(),
-        ..KernelConfig::default()
-    }
-}
-
-/// The real app on a fresh database (the system capabilities need one); `None` when the selected
-/// backend is unavailable outside CI.
-async fn client() -> Option<(
-    TestDatabase,
-    TestClient<poem::endpoint::BoxEndpoint<'static>>,
-)> {
-    let database = TestDatabase::new().await?;
-    let config = KernelConfig {
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        ..config()
-    };
-    let booted = boot(config, CapabilitySource::linked())
-        .await
-        .expect("the linked capabilities boot");
-    Some((database, TestClient::new(booted.app)))
-}
-
-async fn json(resp: poem::test::TestResponse) -> (StatusCode, Value) {
-    let status = resp.0.status();
-    let text = resp.0.into_body().into_string().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
-    )
-}
-
 #[tokio::test]
 async fn ready_reports_all_five_system_capabilities_ready() {
-    let Some((_database, cli)) = client().await else {
+    let Some((_database, cli)) = app(&[]).await else {
         return;
     };
-    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["status"], "ready");
     let states = body["data"]["system_capabilities"].as_object().unwrap();
@@ -67,7 +37,7 @@ async fn ready_reports_all_five_system_capabilities_ready() {
 
 #[tokio::test]
 async fn capabilities_needs_a_key_and_lists_five_in_boot_order() {
-    let Some((_database, cli)) = client().await else {
+    let Some((_database, cli)) = app(&[]).await else {
         return;
     };
     let resp = cli.get("/api/v1/capabilities").send().await;
@@ -75,17 +45,11 @@ async fn capabilities_needs_a_key_and_lists_five_in_boot_order() {
         resp.0.headers().get("x-plystra-error-code").unwrap(),
         "AUTHENTICATION_REQUIRED"
     );
-    let (status, body) = json(resp).await;
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/capabilities", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "AUTHENTICATION_REQUIRED");
 
-    let (status, body) = json(
-        cli.get("/api/v1/capabilities")
-            .header("X-Plystra-API-Key", KEY)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = send(&cli, Auth::Boot, "GET", "/api/v1/capabilities", None).await;
     assert_eq!(status, StatusCode::OK);
     let ids: Vec<&str> = body["data"]
         .as_array()
@@ -119,10 +83,10 @@ async fn capabilities_needs_a_key_and_lists_five_in_boot_order() {
 
 #[tokio::test]
 async fn the_document_has_operations_from_all_five_capabilities_and_the_ui_is_served() {
-    let Some((_database, cli)) = client().await else {
+    let Some((_database, cli)) = app(&[]).await else {
         return;
     };
-    let (status, doc) = json(cli.get("/openapi.json").send().await).await;
+    let (status, doc) = send(&cli, Auth::None, "GET", "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     let operations: Vec<String> = doc["paths"]
         .as_object()
@@ -183,7 +147,7 @@ async fn the_document_has_operations_from_all_five_capabilities_and_the_ui_is_se
 
 #[tokio::test]
 async fn each_capability_route_answers_with_the_key() {
-    let Some((_database, cli)) = client().await else {
+    let Some((_database, cli)) = app(&[]).await else {
         return;
     };
     for (path, probe) in [
@@ -199,8 +163,7 @@ async fn each_capability_route_answers_with_the_key() {
             "/data/permission_keys/0/key",
         ),
     ] {
-        let (status, body) =
-            json(cli.get(path).header("X-Plystra-API-Key", KEY).send().await).await;
+        let (status, body) = send(&cli, Auth::Boot, "GET", path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(body.pointer(probe).is_some(), "{path}: {body}");
     }
@@ -232,38 +195,12 @@ fn plystrad_sources_name_no_capability() {
 #[tokio::test]
 async fn serve_binds_answers_and_shuts_down_gracefully() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(database) = TestDatabase::new().await else {
+    let Some(server) = RunningServer::start().await else {
         return;
     };
-    let cli = plystrad::Cli::try_parse_from([
-        "plystrad",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--database-url",
-        &database.url,
-    ])
-    .unwrap();
-    let mut settings = cli.settings().unwrap();
-    settings.kernel.bootstrap_api_key = Some(KEY.to_owned());
-    settings
-        .kernel
-        .settings
-        .insert("PLYSTRA_API_KEY_PERMISSIONS".into(), "*".into());
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(plystrad::serve(
-        settings,
-        async move {
-            let _ = stop_rx.await;
-        },
-        move |addr| {
-            let _ = addr_tx.send(addr);
-        },
-    ));
-    let addr = addr_rx.await.unwrap();
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
     stream
         .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .await
@@ -271,43 +208,17 @@ async fn serve_binds_answers_and_shuts_down_gracefully() {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    stop_tx.send(()).unwrap();
-    server
-        .await
-        .unwrap()
-        .expect("serve returns cleanly after shutdown");
+    server.shut_down().await;
 }
 
-use clap::Parser as _;
-use plystra_kernel::storage::DatabaseConfig;
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
-
-async fn boot_on(
-    database: &TestDatabase,
-    environment: plystra_kernel::Environment,
-) -> TestClient<poem::endpoint::BoxEndpoint<'static>> {
-    // Production has passed its guards by the time the kernel boots, so its secrets are set.
-    let settings = [
-        (
-            "PLYSTRA_API_KEY_SECRET",
-            "a-production-secret-of-at-least-32-characters",
-        ),
-        (
-            "PLYSTRA_SESSION_SECRET",
-            "another-production-secret-of-32-characters",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+/// The app on `database` in `environment` (production has passed its guards by the time the
+/// kernel boots, so its secrets are set: the test ones are long enough).
+async fn boot_on(database: &TestDatabase, environment: Environment) -> Client {
     let config = KernelConfig {
         environment,
-        database: Some(DatabaseConfig::new(database.url.clone())),
-        settings,
-        ..config()
+        ..config(DatabaseConfig::new(database.url.clone()), &[])
     };
-    TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app)
+    TestClient::new(boot_with(config, &[]).await.app)
 }
 
 #[tokio::test]
@@ -315,8 +226,8 @@ async fn development_applies_migrations_at_boot_and_reports_the_schema() {
     let Some(database) = TestDatabase::new().await else {
         return;
     };
-    let cli = boot_on(&database, plystra_kernel::Environment::Development).await;
-    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    let cli = boot_on(&database, Environment::Development).await;
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let expected = MigrationSet::embedded(database.db.dialect())
         .expected_schema_version()
@@ -324,7 +235,7 @@ async fn development_applies_migrations_at_boot_and_reports_the_schema() {
         .to_owned();
     assert_eq!(body["data"]["schema_version"], expected.as_str());
     assert_eq!(body["data"]["expected_schema_version"], expected.as_str());
-    let (_, version) = json(cli.get("/api/v1/version").send().await).await;
+    let (_, version) = send(&cli, Auth::None, "GET", "/api/v1/version", None).await;
     assert_eq!(version["data"]["schema_version"], expected.as_str());
 }
 
@@ -333,8 +244,8 @@ async fn production_names_pending_migrations_until_they_are_applied() {
     let Some(database) = TestDatabase::new().await else {
         return;
     };
-    let cli = boot_on(&database, plystra_kernel::Environment::Production).await;
-    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    let cli = boot_on(&database, Environment::Production).await;
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "NOT_READY");
     let message = body["error"]["message"].as_str().unwrap();
@@ -343,28 +254,28 @@ async fn production_names_pending_migrations_until_they_are_applied() {
         "{message}"
     );
     assert!(message.contains("plystractl migrate up"), "{message}");
-    let (_, version) = json(cli.get("/api/v1/version").send().await).await;
+    let (_, version) = send(&cli, Auth::None, "GET", "/api/v1/version", None).await;
     assert_eq!(version["data"]["schema_version"], "none");
 
     MigrationSet::embedded(database.db.dialect())
         .apply_pending(&database.db, &SYSTEM_NAMESPACES)
         .await
         .unwrap();
-    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
 async fn an_unreachable_database_is_reported_by_ready_without_crashing() {
-    let config = KernelConfig {
-        database: Some(DatabaseConfig {
+    let config = config(
+        DatabaseConfig {
             acquire_timeout: std::time::Duration::from_secs(1),
             ..DatabaseConfig::new("postgres://postgres@127.0.0.1:1/nowhere")
-        }),
-        ..config()
-    };
-    let cli = TestClient::new(boot(config, CapabilitySource::linked()).await.unwrap().app);
-    let (status, body) = json(cli.get("/api/v1/ready").send().await).await;
+        },
+        &[],
+    );
+    let cli = TestClient::new(boot_with(config, &[]).await.app);
+    let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         body["error"]["message"]
@@ -373,7 +284,7 @@ async fn an_unreachable_database_is_reported_by_ready_without_crashing() {
             .contains("database unreachable"),
         "{body}"
     );
-    let (status, _) = json(cli.get("/api/v1/health").send().await).await;
+    let (status, _) = send(&cli, Auth::None, "GET", "/api/v1/health", None).await;
     assert_eq!(status, StatusCode::OK);
 }
 
