@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::entity::Lifecycle as _;
 use plystra_contracts::services::{AuditRecorder, RuntimeInfo};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::time::format_description::well_known::Rfc3339;

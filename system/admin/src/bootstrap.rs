@@ -60,7 +60,7 @@ fn operator_record(
     id: &str,
     trace: serde_json::Value,
 ) -> AuditRecord {
-    let mut record = store::audit_record(
+    let mut record = plystra_contracts::entity::change_record(
         None,
         action,
         resource_type,

@@ -20,6 +20,7 @@ use crate::keys::{RevokeRequest, commit_audited, denied, future, key};
 use crate::permission::PermissionKey;
 use crate::scope::{Principal, Scope};
 use crate::store::{self, AdminGrant, AdminStatus, GrantLevel, NewGrant};
+use plystra_contracts::entity::Lifecycle;
 
 use crate::level_rules::{LevelRules, Leveled};
 
@@ -319,7 +320,7 @@ impl GrantsApi {
             },
         )
         .await?;
-        let record = store::audit_record(
+        let record = plystra_contracts::entity::change_record(
             Some(&principal.credential),
             "admin_grants.create",
             "admin_grant",
@@ -416,7 +417,7 @@ impl GrantsApi {
         }
         store::revoke_grant(&mut tx, &id, why.as_deref()).await?;
         let after = store::grant_in(&mut tx, &id).await?.ok_or_else(not_found)?;
-        let record = store::audit_record(
+        let record = plystra_contracts::entity::change_record(
             Some(&principal.credential),
             "admin_grants.revoke",
             "admin_grant",

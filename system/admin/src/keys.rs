@@ -18,6 +18,7 @@ use crate::core::{Admin, api_error};
 use crate::permission::PermissionKey;
 use crate::scope::{Principal, Scope};
 use crate::store::{self, ApiKey, KeyLevel, NewKey};
+use plystra_contracts::entity::Lifecycle;
 
 use crate::level_rules::{LevelRules, Leveled};
 
@@ -241,7 +242,7 @@ pub(crate) async fn create_checked(
         },
     )
     .await?;
-    let record = store::audit_record(
+    let record = plystra_contracts::entity::change_record(
         Some(&principal.credential),
         "api_keys.create",
         "api_key",
@@ -448,7 +449,7 @@ impl KeysApi {
         let fact = crate::credentials::key_fact(&row);
         let after = row.key;
         let credential: Option<&Credential> = Some(&principal.credential);
-        let record = store::audit_record(
+        let record = plystra_contracts::entity::change_record(
             credential,
             "api_keys.revoke",
             "api_key",

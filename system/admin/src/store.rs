@@ -2,8 +2,8 @@
 //! and the inserts and updates both the HTTP handlers and `plystractl admin` use. Every statement
 //! is built with sea-query.
 
-use plystra_contracts::services::{AuditRecord, Credential};
-use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Order, Query, Value};
+use plystra_contracts::entity::Lifecycle;
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{
     Database, JsonColumn, Metadata, StorageError, Transaction, metadata_out,
@@ -17,9 +17,7 @@ pub const GRANTS: &str = "sys_admin_admin_grants";
 /// The identity users table (grants are active only while their user is).
 pub(crate) const USERS: &str = "sys_identity_users";
 
-pub(crate) fn a(name: &str) -> Alias {
-    Alias::new(name)
-}
+pub(crate) use plystra_contracts::entity::name as a;
 
 /// An API key's level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -106,23 +104,10 @@ pub enum AdminStatus {
     Revoked,
 }
 
-impl AdminStatus {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    /// Parses the stored form; anything unknown reads as revoked (fail closed).
-    pub fn parse(s: &str) -> Self {
-        if s == "active" {
-            Self::Active
-        } else {
-            Self::Revoked
-        }
-    }
+impl Lifecycle for AdminStatus {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Active, "active"), (Self::Revoked, "revoked")];
+    const UNKNOWN: Self = Self::Revoked;
 }
 
 /// An API key as the API shows it. The secret and its HMAC never leave the server.
@@ -672,34 +657,4 @@ pub async fn user_status_in(
         .fetch_optional::<(String,), _>(&q)
         .await?
         .map(|(status,)| status))
-}
-
-/// An audit record of an admin change, with the caller as actor.
-pub fn audit_record(
-    credential: Option<&Credential>,
-    action: &str,
-    resource_type: &str,
-    resource_id: &str,
-    space_id: Option<&str>,
-    snapshot: serde_json::Value,
-) -> AuditRecord {
-    let mut record = AuditRecord::new(action, action);
-    record.resource_type = Some(resource_type.to_owned());
-    record.resource_id = Some(resource_id.to_owned());
-    record.space_id = space_id.map(str::to_owned);
-    record.decision = Some("allow".into());
-    let caller = match credential {
-        Some(Credential::BootstrapKey) => serde_json::json!({"kind": "bootstrap_key"}),
-        Some(Credential::ApiKey { id }) => serde_json::json!({"kind": "api_key", "id": id}),
-        Some(Credential::Session {
-            user_id,
-            session_id,
-        }) => {
-            record.actor_user_id = Some(user_id.clone());
-            serde_json::json!({"kind": "session", "user_id": user_id, "session": session_id})
-        }
-        None => serde_json::json!({"kind": "plystractl"}),
-    };
-    record.trace = serde_json::json!({"caller": caller, "after": snapshot});
-    record
 }

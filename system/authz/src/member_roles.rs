@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
@@ -14,11 +14,12 @@ use poem_openapi::{Enum, Object, OpenApi};
 use crate::GrantsTag;
 use crate::roles::RoleStatus;
 use crate::store::{
-    Change, Conn, Created, Ctx, GROUPS, GrantKind, JsonColumn, MEMBER_ROLES, MEMBERS, Metadata,
-    Page, ROLES, a, conflict, entity_id, from_rows, group_space, member_space, metadata_in,
-    metadata_out, not_found, now, other_space, reference, referenced_not_found, require_space,
-    transition,
+    Change, Conn, Created, Ctx, GROUPS, GrantKind, JsonColumn, KeyPage, Lifecycle, MEMBER_ROLES,
+    MEMBERS, Metadata, ROLES, a, conflict, entity_id, from_rows, group_space, member_space,
+    metadata_in, metadata_out, now, other_space, reference, referenced_not_found, require_space,
 };
+use plystra_contracts::entity::transition;
+use plystra_contracts::entity::{self, Stored};
 
 /// A member-role's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -38,26 +39,14 @@ pub enum MemberRoleCreateStatus {
     Active,
 }
 
-impl MemberRoleStatus {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    /// Parses the stored form; anything unknown reads as revoked (fail closed).
-    pub fn parse(s: &str) -> Self {
-        if s == "active" {
-            Self::Active
-        } else {
-            Self::Revoked
-        }
-    }
+impl Lifecycle for MemberRoleStatus {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Active, "active"), (Self::Revoked, "revoked")];
+    const UNKNOWN: Self = Self::Revoked;
 }
 
-const MOVES: &[(&str, &str)] = &[("active", "revoked")];
+const MOVES: &[(MemberRoleStatus, MemberRoleStatus)] =
+    &[(MemberRoleStatus::Active, MemberRoleStatus::Revoked)];
 
 /// A role granted to a member, with the role, member and anchor described by value.
 #[derive(Debug, Clone, Object)]
@@ -150,54 +139,54 @@ pub struct MemberRoleCreateRequest {
     pub metadata: Option<Metadata>,
 }
 
-const COLUMNS: [&str; 10] = [
-    "id",
-    "space_id",
-    "member_id",
-    "role_id",
-    "scope_anchor_group_id",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for MemberRole {
+    const TABLE: &'static str = MEMBER_ROLES;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "space_id",
+        "member_id",
+        "role_id",
+        "scope_anchor_group_id",
+        "status",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "member-role";
+    const NOT_FOUND: ErrorCode = ErrorCode::MemberRoleNotFound;
 
-fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(MEMBER_ROLES), a(c))))
-        .expr_as(
-            Expr::col((a(MEMBERS), a("display_name"))),
-            a("member_display_name"),
-        )
-        .expr_as(Expr::col((a(ROLES), a("key"))), a("role_key"))
-        .expr_as(Expr::col((a(ROLES), a("name"))), a("role_name"))
-        .expr_as(Expr::col((a(GROUPS), a("path"))), a("scope_anchor_path"))
-        .from(a(MEMBER_ROLES))
-        .inner_join(
-            a(MEMBERS),
-            Expr::col((a(MEMBERS), a("id"))).equals((a(MEMBER_ROLES), a("member_id"))),
-        )
-        .inner_join(
-            a(ROLES),
-            Expr::col((a(ROLES), a("id"))).equals((a(MEMBER_ROLES), a("role_id"))),
-        )
-        .left_join(
-            a(GROUPS),
-            Expr::col((a(GROUPS), a("id"))).equals((a(MEMBER_ROLES), a("scope_anchor_group_id"))),
-        );
-    select
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-async fn get(conn: &mut Conn<'_>, id: &str) -> Result<Option<MemberRole>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(MEMBER_ROLES), a("id"))).eq(id));
-    Ok(conn.fetch_optional(&q).await?)
-}
-
-fn mr_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::MemberRoleNotFound, "member-role", id)
+    fn select() -> SelectStatement {
+        let mut select = Query::select();
+        select
+            .columns(Self::COLUMNS.iter().map(|c| (a(MEMBER_ROLES), a(c))))
+            .expr_as(
+                Expr::col((a(MEMBERS), a("display_name"))),
+                a("member_display_name"),
+            )
+            .expr_as(Expr::col((a(ROLES), a("key"))), a("role_key"))
+            .expr_as(Expr::col((a(ROLES), a("name"))), a("role_name"))
+            .expr_as(Expr::col((a(GROUPS), a("path"))), a("scope_anchor_path"))
+            .from(a(MEMBER_ROLES))
+            .inner_join(
+                a(MEMBERS),
+                Expr::col((a(MEMBERS), a("id"))).equals((a(MEMBER_ROLES), a("member_id"))),
+            )
+            .inner_join(
+                a(ROLES),
+                Expr::col((a(ROLES), a("id"))).equals((a(MEMBER_ROLES), a("role_id"))),
+            )
+            .left_join(
+                a(GROUPS),
+                Expr::col((a(GROUPS), a("id")))
+                    .equals((a(MEMBER_ROLES), a("scope_anchor_group_id"))),
+            );
+        select
+    }
 }
 
 /// A validated grant request.
@@ -279,7 +268,7 @@ impl NewMemberRole {
         conn: &mut Conn<'_>,
         space_id: &str,
     ) -> Result<Option<String>, ApiError> {
-        let mut q = select();
+        let mut q = MemberRole::select();
         q.and_where(Expr::col((a(MEMBER_ROLES), a("space_id"))).eq(space_id))
             .and_where(Expr::col((a(MEMBER_ROLES), a("member_id"))).eq(self.member_id.as_str()))
             .and_where(Expr::col((a(MEMBER_ROLES), a("role_id"))).eq(self.role_id.as_str()))
@@ -327,10 +316,10 @@ impl MemberRolesApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<MemberRole>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
         let mut conn = Conn::Db(&self.ctx.db);
         require_space(&mut conn, &space_id.0).await?;
-        let mut q = select();
+        let mut q = MemberRole::select();
         q.and_where(Expr::col((a(MEMBER_ROLES), a("space_id"))).eq(space_id.0.as_str()));
         for (column, value) in [("member_id", member_id.0), ("role_id", role_id.0)] {
             if let Some(v) = value {
@@ -340,10 +329,7 @@ impl MemberRolesApi {
         if let Some(status) = status.0 {
             q.and_where(Expr::col((a(MEMBER_ROLES), a("status"))).eq(status.as_str()));
         }
-        page.apply(&mut q, MEMBER_ROLES);
-        let rows: Vec<MemberRole> = conn.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |m| m.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        Ok(Json(entity::list(&mut conn, q, &page).await?))
     }
 
     /// Grants a role to a member, optionally anchored at a group. The member, the role and the
@@ -377,44 +363,29 @@ impl MemberRolesApi {
             )
             .with_detail("existing_id", existing));
         }
-        if get(&mut Conn::Tx(&mut tx), &new.id).await?.is_some() {
+        if entity::get::<MemberRole>(&mut tx, &new.id).await?.is_some() {
             return Err(conflict("a member-role with this ID exists", "id"));
         }
         let at = now();
-        let mut q = Query::insert();
-        q.into_table(a(MEMBER_ROLES))
-            .columns(
-                [
-                    "id",
-                    "space_id",
-                    "member_id",
-                    "role_id",
-                    "scope_anchor_group_id",
-                    "status",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    new.id.clone().into(),
-                    space_id.clone().into(),
-                    new.member_id.clone().into(),
-                    new.role_id.clone().into(),
-                    new.anchor.clone().into(),
-                    MemberRoleStatus::Active.as_str().into(),
-                    metadata_in(&body.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        let grant = get(&mut Conn::Tx(&mut tx), &new.id)
+        entity::insert(
+            &mut tx,
+            MEMBER_ROLES,
+            vec![
+                ("id", new.id.clone().into()),
+                ("space_id", space_id.clone().into()),
+                ("member_id", new.member_id.clone().into()),
+                ("role_id", new.role_id.clone().into()),
+                ("scope_anchor_group_id", new.anchor.clone().into()),
+                ("status", MemberRoleStatus::Active.as_str().into()),
+                ("metadata", metadata_in(&body.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        let grant = entity::get::<MemberRole>(&mut tx, &new.id)
             .await?
-            .ok_or_else(|| mr_not_found(&new.id))?;
+            .ok_or_else(|| MemberRole::not_found(&new.id))?;
         let change = Change {
             kind: GrantKind::MemberRole,
             event_type: "member_roles.create",
@@ -423,7 +394,7 @@ impl MemberRolesApi {
             snapshot: grant.snapshot(),
         };
         self.ctx.commit_audited(tx, req, change).await?;
-        Ok(Created::Created(Json(Envelope::new(grant))))
+        Ok(Created::new(grant))
     }
 
     /// Reads one member-role of a space.
@@ -441,9 +412,9 @@ impl MemberRolesApi {
     ) -> Result<Json<Envelope<MemberRole>>, ApiError> {
         let mut conn = Conn::Db(&self.ctx.db);
         require_space(&mut conn, &space_id.0).await?;
-        match get(&mut conn, &member_role_id.0).await? {
+        match entity::get::<MemberRole>(&mut conn, &member_role_id.0).await? {
             Some(m) if m.space_id == space_id.0 => Ok(Json(Envelope::new(m))),
-            _ => Err(mr_not_found(&member_role_id.0)),
+            _ => Err(MemberRole::not_found(&member_role_id.0)),
         }
     }
 
@@ -465,27 +436,29 @@ impl MemberRolesApi {
         let id = member_role_id.0;
         let mut tx = self.ctx.begin().await?;
         require_space(&mut Conn::Tx(&mut tx), &space_id.0).await?;
-        let current = match get(&mut Conn::Tx(&mut tx), &id).await? {
+        let current = match entity::get::<MemberRole>(&mut tx, &id).await? {
             Some(m) if m.space_id == space_id.0 => m,
-            _ => return Err(mr_not_found(&id)),
+            _ => return Err(MemberRole::not_found(&id)),
         };
         transition(
             "member-role",
-            current.status.as_str(),
-            MemberRoleStatus::Revoked.as_str(),
+            current.status,
+            MemberRoleStatus::Revoked,
             MOVES,
         )?;
-        let mut q = Query::update();
-        q.table(a(MEMBER_ROLES))
-            .values([
-                (a("status"), Expr::val(MemberRoleStatus::Revoked.as_str())),
-                (a("updated_at"), Expr::val(now())),
-            ])
-            .and_where(Expr::col(a("id")).eq(id.as_str()));
-        tx.execute(&q).await?;
-        let grant = get(&mut Conn::Tx(&mut tx), &id)
+        entity::update(
+            &mut tx,
+            MEMBER_ROLES,
+            &id,
+            vec![
+                ("status", MemberRoleStatus::Revoked.as_str().into()),
+                ("updated_at", now().into()),
+            ],
+        )
+        .await?;
+        let grant = entity::get::<MemberRole>(&mut tx, &id)
             .await?
-            .ok_or_else(|| mr_not_found(&id))?;
+            .ok_or_else(|| MemberRole::not_found(&id))?;
         let change = Change {
             kind: GrantKind::MemberRole,
             event_type: "member_roles.revoke",
@@ -531,8 +504,9 @@ mod tests {
 
     #[test]
     fn revoked_is_final() {
-        assert!(transition("member-role", "active", "revoked", MOVES).is_ok());
-        let err = transition("member-role", "revoked", "revoked", MOVES).unwrap_err();
+        use MemberRoleStatus::{Active, Revoked};
+        assert!(transition("member-role", Active, Revoked, MOVES).is_ok());
+        let err = transition("member-role", Revoked, Revoked, MOVES).unwrap_err();
         assert_eq!(err.code, ErrorCode::Conflict);
         assert_eq!(MemberRoleStatus::parse("weird"), MemberRoleStatus::Revoked);
     }

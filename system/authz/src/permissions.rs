@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
@@ -12,11 +12,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::store::{
-    Change, Conn, Created, Ctx, GrantKind, JsonColumn, Metadata, PERMISSIONS, Page, a, conflict,
-    entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, require_space,
-    transition,
+    Change, Conn, Created, Ctx, GrantKind, JsonColumn, KeyPage, Lifecycle, Metadata, PERMISSIONS,
+    a, conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now, require_space,
+    status_change,
 };
 use crate::{GrantsTag, Scope};
+use plystra_contracts::entity::{self, Stored};
 
 /// A permission's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -28,26 +29,16 @@ pub enum PermissionStatus {
     Disabled,
 }
 
-impl PermissionStatus {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    /// Parses the stored form; anything unknown reads as disabled (fail closed).
-    pub fn parse(s: &str) -> Self {
-        if s == "active" {
-            Self::Active
-        } else {
-            Self::Disabled
-        }
-    }
+impl Lifecycle for PermissionStatus {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Active, "active"), (Self::Disabled, "disabled")];
+    const UNKNOWN: Self = Self::Disabled;
 }
 
-const MOVES: &[(&str, &str)] = &[("active", "disabled"), ("disabled", "active")];
+const MOVES: &[(PermissionStatus, PermissionStatus)] = &[
+    (PermissionStatus::Active, PermissionStatus::Disabled),
+    (PermissionStatus::Disabled, PermissionStatus::Active),
+];
 
 /// A permission.
 #[derive(Debug, Clone, Object)]
@@ -146,31 +137,25 @@ pub struct PermissionUpdateRequest {
     pub audit_space_id: Option<String>,
 }
 
-const COLUMNS: [&str; 9] = [
-    "id",
-    "resource",
-    "action",
-    "scope",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for Permission {
+    const TABLE: &'static str = PERMISSIONS;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "resource",
+        "action",
+        "scope",
+        "status",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "permission";
+    const NOT_FOUND: ErrorCode = ErrorCode::PermissionNotFound;
 
-fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(PERMISSIONS), a(c))))
-        .from(a(PERMISSIONS));
-    select
-}
-
-/// The permission with `id`.
-pub(crate) async fn get(conn: &mut Conn<'_>, id: &str) -> Result<Option<Permission>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(PERMISSIONS), a("id"))).eq(id));
-    Ok(conn.fetch_optional(&q).await?)
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 async fn triple_taken(
@@ -179,7 +164,7 @@ async fn triple_taken(
     action: &str,
     scope: Scope,
 ) -> Result<Option<String>, ApiError> {
-    let mut q = select();
+    let mut q = Permission::select();
     q.and_where(Expr::col((a(PERMISSIONS), a("resource"))).eq(resource))
         .and_where(Expr::col((a(PERMISSIONS), a("action"))).eq(action))
         .and_where(Expr::col((a(PERMISSIONS), a("scope"))).eq(scope.as_str()));
@@ -195,10 +180,6 @@ fn triple_conflict(existing: &str) -> ApiError {
         "scope",
     )
     .with_detail("existing_id", existing)
-}
-
-pub(crate) fn permission_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::PermissionNotFound, "permission", id)
 }
 
 /// Checks `audit_space_id`: absent, or a space that exists (404 `SPACE_NOT_FOUND` naming the
@@ -238,14 +219,12 @@ impl PermissionsApi {
             .transpose()?;
         let mut tx = self.ctx.begin().await?;
         audit_space(&mut Conn::Tx(&mut tx), update.audit_space_id.as_deref()).await?;
-        let current = get(&mut Conn::Tx(&mut tx), permission_id)
+        let current = entity::get::<Permission>(&mut tx, permission_id)
             .await?
-            .ok_or_else(|| permission_not_found(permission_id))?;
+            .ok_or_else(|| Permission::not_found(permission_id))?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
+        if let Some(to) = status_change("permission", current.status, update.status, strict, MOVES)?
         {
-            transition("permission", current.status.as_str(), to.as_str(), MOVES)?;
             sets.push(("status", to.as_str().into()));
         }
         let resource = resource.unwrap_or_else(|| current.resource.clone());
@@ -271,14 +250,10 @@ impl PermissionsApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        let mut q = Query::update();
-        q.table(a(PERMISSIONS))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(permission_id));
-        tx.execute(&q).await?;
-        let permission = get(&mut Conn::Tx(&mut tx), permission_id)
+        entity::update(&mut tx, PERMISSIONS, permission_id, sets).await?;
+        let permission = entity::get::<Permission>(&mut tx, permission_id)
             .await?
-            .ok_or_else(|| permission_not_found(permission_id))?;
+            .ok_or_else(|| Permission::not_found(permission_id))?;
         let change = Change {
             kind: GrantKind::Permission,
             event_type,
@@ -317,8 +292,8 @@ impl PermissionsApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<Permission>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut q = select();
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
+        let mut q = Permission::select();
         if let Some(resource) = resource.0 {
             q.and_where(Expr::col((a(PERMISSIONS), a("resource"))).eq(resource));
         }
@@ -331,10 +306,7 @@ impl PermissionsApi {
         if let Some(status) = status.0 {
             q.and_where(Expr::col((a(PERMISSIONS), a("status"))).eq(status.as_str()));
         }
-        page.apply(&mut q, PERMISSIONS);
-        let rows: Vec<Permission> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |p| p.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
     }
 
     /// Creates a permission. 409 when one with the same resource, action and scope (or ID)
@@ -356,7 +328,7 @@ impl PermissionsApi {
         let status = body.status.unwrap_or(PermissionStatus::Active);
         let mut tx = self.ctx.begin().await?;
         audit_space(&mut Conn::Tx(&mut tx), body.audit_space_id.as_deref()).await?;
-        if get(&mut Conn::Tx(&mut tx), &id).await?.is_some() {
+        if entity::get::<Permission>(&mut tx, &id).await?.is_some() {
             return Err(conflict("a permission with this ID exists", "id"));
         }
         if let Some(existing) =
@@ -365,38 +337,24 @@ impl PermissionsApi {
             return Err(triple_conflict(&existing));
         }
         let at = now();
-        let mut q = Query::insert();
-        q.into_table(a(PERMISSIONS))
-            .columns(
-                [
-                    "id",
-                    "resource",
-                    "action",
-                    "scope",
-                    "status",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    id.clone().into(),
-                    resource.into(),
-                    action.into(),
-                    body.scope.as_str().into(),
-                    status.as_str().into(),
-                    metadata_in(&body.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        let permission = get(&mut Conn::Tx(&mut tx), &id)
+        entity::insert(
+            &mut tx,
+            PERMISSIONS,
+            vec![
+                ("id", id.clone().into()),
+                ("resource", resource.into()),
+                ("action", action.into()),
+                ("scope", body.scope.as_str().into()),
+                ("status", status.as_str().into()),
+                ("metadata", metadata_in(&body.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        let permission = entity::get::<Permission>(&mut tx, &id)
             .await?
-            .ok_or_else(|| permission_not_found(&id))?;
+            .ok_or_else(|| Permission::not_found(&id))?;
         let change = Change {
             kind: GrantKind::Permission,
             event_type: "permissions.create",
@@ -405,7 +363,7 @@ impl PermissionsApi {
             snapshot: permission.snapshot(),
         };
         self.ctx.commit_audited(tx, req, change).await?;
-        Ok(Created::Created(Json(Envelope::new(permission))))
+        Ok(Created::new(permission))
     }
 
     /// Reads one permission.
@@ -419,9 +377,9 @@ impl PermissionsApi {
         /// The permission's ID.
         permission_id: Path<String>,
     ) -> Result<Json<Envelope<Permission>>, ApiError> {
-        let permission = get(&mut Conn::Db(&self.ctx.db), &permission_id.0)
+        let permission = entity::get::<Permission>(&mut Conn::Db(&self.ctx.db), &permission_id.0)
             .await?
-            .ok_or_else(|| permission_not_found(&permission_id.0))?;
+            .ok_or_else(|| Permission::not_found(&permission_id.0))?;
         Ok(Json(Envelope::new(permission)))
     }
 

@@ -12,14 +12,15 @@ use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::permissions::{PermissionStatus, permission_not_found};
+use crate::permissions::{Permission, PermissionStatus};
 use crate::roles::RoleStatus;
 use crate::store::{
-    Change, Conn, Created, Ctx, GrantKind, JsonColumn, Metadata, PERMISSIONS, Page,
-    ROLE_PERMISSIONS, ROLES, a, conflict, entity_id, from_rows, metadata_in, metadata_out,
-    not_found, now, other_space, reference, referenced_not_found,
+    Change, Conn, Created, Ctx, GrantKind, JsonColumn, KeyPage, Metadata, PERMISSIONS,
+    ROLE_PERMISSIONS, ROLES, a, conflict, entity_id, from_rows, metadata_in, metadata_out, now,
+    other_space, reference, referenced_not_found,
 };
 use crate::{GrantsTag, Scope};
+use plystra_contracts::entity::{self, Stored};
 
 /// A permission granted to a role, with the role's key and the permission's triple as values.
 #[derive(Debug, Clone, Object)]
@@ -105,39 +106,43 @@ pub struct RolePermissionCreateRequest {
     pub audit_space_id: Option<String>,
 }
 
-const COLUMNS: [&str; 8] = [
-    "id",
-    "space_id",
-    "role_id",
-    "permission_id",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for RolePermission {
+    const TABLE: &'static str = ROLE_PERMISSIONS;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "space_id",
+        "role_id",
+        "permission_id",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "role-permission";
+    const NOT_FOUND: ErrorCode = ErrorCode::RolePermissionNotFound;
 
-fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(ROLE_PERMISSIONS), a(c))))
-        .expr_as(Expr::col((a(ROLES), a("key"))), a("role_key"))
-        .columns(["resource", "action", "scope"].map(|c| (a(PERMISSIONS), a(c))))
-        .from(a(ROLE_PERMISSIONS))
-        .inner_join(
-            a(ROLES),
-            Expr::col((a(ROLES), a("id"))).equals((a(ROLE_PERMISSIONS), a("role_id"))),
-        )
-        .inner_join(
-            a(PERMISSIONS),
-            Expr::col((a(PERMISSIONS), a("id"))).equals((a(ROLE_PERMISSIONS), a("permission_id"))),
-        );
-    select
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-async fn get(conn: &mut Conn<'_>, id: &str) -> Result<Option<RolePermission>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(ROLE_PERMISSIONS), a("id"))).eq(id));
-    Ok(conn.fetch_optional(&q).await?)
+    fn select() -> SelectStatement {
+        let mut select = Query::select();
+        select
+            .columns(Self::COLUMNS.iter().map(|c| (a(ROLE_PERMISSIONS), a(c))))
+            .expr_as(Expr::col((a(ROLES), a("key"))), a("role_key"))
+            .columns(["resource", "action", "scope"].map(|c| (a(PERMISSIONS), a(c))))
+            .from(a(ROLE_PERMISSIONS))
+            .inner_join(
+                a(ROLES),
+                Expr::col((a(ROLES), a("id"))).equals((a(ROLE_PERMISSIONS), a("role_id"))),
+            )
+            .inner_join(
+                a(PERMISSIONS),
+                Expr::col((a(PERMISSIONS), a("id")))
+                    .equals((a(ROLE_PERMISSIONS), a("permission_id"))),
+            );
+        select
+    }
 }
 
 async fn get_pair(
@@ -145,14 +150,10 @@ async fn get_pair(
     role_id: &str,
     permission_id: &str,
 ) -> Result<Option<RolePermission>, ApiError> {
-    let mut q = select();
+    let mut q = RolePermission::select();
     q.and_where(Expr::col((a(ROLE_PERMISSIONS), a("role_id"))).eq(role_id))
         .and_where(Expr::col((a(ROLE_PERMISSIONS), a("permission_id"))).eq(permission_id));
     Ok(conn.fetch_optional(&q).await?)
-}
-
-fn rp_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::RolePermissionNotFound, "role-permission", id)
 }
 
 /// The role-permission routes.
@@ -186,8 +187,8 @@ impl RolePermissionsApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<RolePermission>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut q = select();
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
+        let mut q = RolePermission::select();
         for (column, value) in [
             ("space_id", space_id.0),
             ("role_id", role_id.0),
@@ -200,10 +201,7 @@ impl RolePermissionsApi {
         if !include_deleted.0.unwrap_or(false) {
             q.and_where(Expr::col((a(ROLE_PERMISSIONS), a("deleted_at"))).is_null());
         }
-        page.apply(&mut q, ROLE_PERMISSIONS);
-        let rows: Vec<RolePermission> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |r| r.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
     }
 
     /// Grants a permission to a role. 409 when the role already holds it, or when the role or
@@ -238,10 +236,10 @@ impl RolePermissionsApi {
                 audit_space,
             ));
         }
-        let permission = crate::permissions::get(&mut Conn::Tx(&mut tx), &permission_id)
+        let permission = entity::get::<Permission>(&mut tx, &permission_id)
             .await?
             .ok_or_else(|| {
-                permission_not_found(&permission_id).with_detail("field", "permission_id")
+                Permission::not_found(&permission_id).with_detail("field", "permission_id")
             })?;
         if role.status != RoleStatus::Active {
             return Err(conflict(
@@ -294,42 +292,29 @@ impl RolePermissionsApi {
                 existing.id
             }
             None => {
-                if get(&mut Conn::Tx(&mut tx), &id).await?.is_some() {
+                if entity::get::<RolePermission>(&mut tx, &id).await?.is_some() {
                     return Err(conflict("a role-permission with this ID exists", "id"));
                 }
-                let mut q = Query::insert();
-                q.into_table(a(ROLE_PERMISSIONS))
-                    .columns(
-                        [
-                            "id",
-                            "space_id",
-                            "role_id",
-                            "permission_id",
-                            "metadata",
-                            "created_at",
-                            "updated_at",
-                        ]
-                        .map(a),
-                    )
-                    .values_panic(
-                        [
-                            id.clone().into(),
-                            role.space_id.clone().into(),
-                            role_id.clone().into(),
-                            permission_id.clone().into(),
-                            metadata_in(&body.metadata).into(),
-                            at.into(),
-                            at.into(),
-                        ]
-                        .map(|v: Value| Expr::val(v)),
-                    );
-                tx.execute(&q).await?;
+                entity::insert(
+                    &mut tx,
+                    ROLE_PERMISSIONS,
+                    vec![
+                        ("id", id.clone().into()),
+                        ("space_id", role.space_id.clone().into()),
+                        ("role_id", role_id.clone().into()),
+                        ("permission_id", permission_id.clone().into()),
+                        ("metadata", metadata_in(&body.metadata).into()),
+                        ("created_at", at.into()),
+                        ("updated_at", at.into()),
+                    ],
+                )
+                .await?;
                 id
             }
         };
-        let grant = get(&mut Conn::Tx(&mut tx), &grant_id)
+        let grant = entity::get::<RolePermission>(&mut tx, &grant_id)
             .await?
-            .ok_or_else(|| rp_not_found(&grant_id))?;
+            .ok_or_else(|| RolePermission::not_found(&grant_id))?;
         let change = Change {
             kind: GrantKind::RolePermission,
             event_type: "role_permissions.create",
@@ -338,7 +323,7 @@ impl RolePermissionsApi {
             snapshot: grant.snapshot(),
         };
         self.ctx.commit_audited(tx, req, change).await?;
-        Ok(Created::Created(Json(Envelope::new(grant))))
+        Ok(Created::new(grant))
     }
 
     /// Reads one role-permission, removed or not.
@@ -352,9 +337,10 @@ impl RolePermissionsApi {
         /// The role-permission's ID.
         role_permission_id: Path<String>,
     ) -> Result<Json<Envelope<RolePermission>>, ApiError> {
-        let grant = get(&mut Conn::Db(&self.ctx.db), &role_permission_id.0)
-            .await?
-            .ok_or_else(|| rp_not_found(&role_permission_id.0))?;
+        let grant =
+            entity::get::<RolePermission>(&mut Conn::Db(&self.ctx.db), &role_permission_id.0)
+                .await?
+                .ok_or_else(|| RolePermission::not_found(&role_permission_id.0))?;
         Ok(Json(Envelope::new(grant)))
     }
 
@@ -373,9 +359,9 @@ impl RolePermissionsApi {
     ) -> Result<Json<Envelope<RolePermission>>, ApiError> {
         let id = role_permission_id.0;
         let mut tx = self.ctx.begin().await?;
-        let current = get(&mut Conn::Tx(&mut tx), &id)
+        let current = entity::get::<RolePermission>(&mut tx, &id)
             .await?
-            .ok_or_else(|| rp_not_found(&id))?;
+            .ok_or_else(|| RolePermission::not_found(&id))?;
         if current.deleted_at.is_some() {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
@@ -392,9 +378,9 @@ impl RolePermissionsApi {
             ])
             .and_where(Expr::col(a("id")).eq(id.as_str()));
         tx.execute(&q).await?;
-        let grant = get(&mut Conn::Tx(&mut tx), &id)
+        let grant = entity::get::<RolePermission>(&mut tx, &id)
             .await?
-            .ok_or_else(|| rp_not_found(&id))?;
+            .ok_or_else(|| RolePermission::not_found(&id))?;
         let change = Change {
             kind: GrantKind::RolePermission,
             event_type: "role_permissions.delete",

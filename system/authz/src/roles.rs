@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::storage::sea_query::{
-    Expr, ExprTrait, LockType, Query, SelectStatement, Value,
-};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, LockType, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
@@ -14,10 +12,11 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::GrantsTag;
 use crate::store::{
-    Change, Conn, Created, Ctx, GrantKind, JsonColumn, Metadata, Page, ROLES, a, conflict,
-    entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, require_space, text,
-    transition,
+    Change, Conn, Created, Ctx, GrantKind, JsonColumn, KeyPage, Lifecycle, Metadata, ROLES, a,
+    conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now, require_space,
+    status_change, text,
 };
+use plystra_contracts::entity::{self, Stored};
 
 /// A role's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -29,26 +28,16 @@ pub enum RoleStatus {
     Disabled,
 }
 
-impl RoleStatus {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    /// Parses the stored form; anything unknown reads as disabled (fail closed).
-    pub fn parse(s: &str) -> Self {
-        if s == "active" {
-            Self::Active
-        } else {
-            Self::Disabled
-        }
-    }
+impl Lifecycle for RoleStatus {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Active, "active"), (Self::Disabled, "disabled")];
+    const UNKNOWN: Self = Self::Disabled;
 }
 
-const MOVES: &[(&str, &str)] = &[("active", "disabled"), ("disabled", "active")];
+const MOVES: &[(RoleStatus, RoleStatus)] = &[
+    (RoleStatus::Active, RoleStatus::Disabled),
+    (RoleStatus::Disabled, RoleStatus::Active),
+];
 
 /// A role of a space.
 #[derive(Debug, Clone, Object)]
@@ -142,51 +131,41 @@ pub struct RoleUpdateRequest {
     pub metadata: Option<Metadata>,
 }
 
-const COLUMNS: [&str; 9] = [
-    "id",
-    "space_id",
-    "key",
-    "name",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for Role {
+    const TABLE: &'static str = ROLES;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "space_id",
+        "key",
+        "name",
+        "status",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "role";
+    const NOT_FOUND: ErrorCode = ErrorCode::RoleNotFound;
 
-fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(ROLES), a(c))))
-        .from(a(ROLES));
-    select
-}
-
-/// The role with `id`, in any space.
-pub(crate) async fn get(conn: &mut Conn<'_>, id: &str) -> Result<Option<Role>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(ROLES), a("id"))).eq(id));
-    Ok(conn.fetch_optional(&q).await?)
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// The role with `id`, locked until the transaction ends (PostgreSQL; SQLite transactions hold
 /// the write lock already), so a grant and a concurrent disable or duplicate grant serialize.
 pub(crate) async fn get_locked(conn: &mut Conn<'_>, id: &str) -> Result<Option<Role>, ApiError> {
-    let mut q = select();
+    let mut q = Role::select();
     q.and_where(Expr::col((a(ROLES), a("id"))).eq(id))
         .lock(LockType::Update);
     Ok(conn.fetch_optional(&q).await?)
 }
 
 async fn key_taken(conn: &mut Conn<'_>, space_id: &str, key: &str) -> Result<bool, ApiError> {
-    let mut q = select();
+    let mut q = Role::select();
     q.and_where(Expr::col((a(ROLES), a("space_id"))).eq(space_id))
         .and_where(Expr::col((a(ROLES), a("key"))).eq(key));
     Ok(conn.fetch_optional::<Role, _>(&q).await?.is_some())
-}
-
-pub(crate) fn role_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::RoleNotFound, "role", id)
 }
 
 /// The role routes.
@@ -216,15 +195,12 @@ impl RolesApi {
             .transpose()?;
         let mut tx = self.ctx.begin().await?;
         require_space(&mut Conn::Tx(&mut tx), space_id).await?;
-        let current = match get(&mut Conn::Tx(&mut tx), role_id).await? {
+        let current = match entity::get::<Role>(&mut tx, role_id).await? {
             Some(r) if r.space_id == space_id => r,
-            _ => return Err(role_not_found(role_id)),
+            _ => return Err(Role::not_found(role_id)),
         };
         let mut sets: Vec<(&str, Value)> = Vec::new();
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
-        {
-            transition("role", current.status.as_str(), to.as_str(), MOVES)?;
+        if let Some(to) = status_change("role", current.status, update.status, strict, MOVES)? {
             sets.push(("status", to.as_str().into()));
         }
         if let Some(key) = key
@@ -245,14 +221,10 @@ impl RolesApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        let mut q = Query::update();
-        q.table(a(ROLES))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(role_id));
-        tx.execute(&q).await?;
-        let role = get(&mut Conn::Tx(&mut tx), role_id)
+        entity::update(&mut tx, ROLES, role_id, sets).await?;
+        let role = entity::get::<Role>(&mut tx, role_id)
             .await?
-            .ok_or_else(|| role_not_found(role_id))?;
+            .ok_or_else(|| Role::not_found(role_id))?;
         let change = Change {
             kind: GrantKind::Role,
             event_type,
@@ -285,18 +257,15 @@ impl RolesApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<Role>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
         let mut conn = Conn::Db(&self.ctx.db);
         require_space(&mut conn, &space_id.0).await?;
-        let mut q = select();
+        let mut q = Role::select();
         q.and_where(Expr::col((a(ROLES), a("space_id"))).eq(space_id.0.as_str()));
         if let Some(status) = status.0 {
             q.and_where(Expr::col((a(ROLES), a("status"))).eq(status.as_str()));
         }
-        page.apply(&mut q, ROLES);
-        let rows: Vec<Role> = conn.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |r| r.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        Ok(Json(entity::list(&mut conn, q, &page).await?))
     }
 
     /// Creates a role in a space. 409 when the space already has a role with this key or ID.
@@ -319,7 +288,7 @@ impl RolesApi {
         let status = body.status.unwrap_or(RoleStatus::Active);
         let mut tx = self.ctx.begin().await?;
         require_space(&mut Conn::Tx(&mut tx), &space_id.0).await?;
-        if get(&mut Conn::Tx(&mut tx), &id).await?.is_some() {
+        if entity::get::<Role>(&mut tx, &id).await?.is_some() {
             return Err(conflict("a role with this ID exists", "id"));
         }
         if key_taken(&mut Conn::Tx(&mut tx), &space_id.0, &key).await? {
@@ -329,38 +298,24 @@ impl RolesApi {
             ));
         }
         let at = now();
-        let mut q = Query::insert();
-        q.into_table(a(ROLES))
-            .columns(
-                [
-                    "id",
-                    "space_id",
-                    "key",
-                    "name",
-                    "status",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    id.clone().into(),
-                    space_id.0.clone().into(),
-                    key.into(),
-                    name.into(),
-                    status.as_str().into(),
-                    metadata_in(&body.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        let role = get(&mut Conn::Tx(&mut tx), &id)
+        entity::insert(
+            &mut tx,
+            ROLES,
+            vec![
+                ("id", id.clone().into()),
+                ("space_id", space_id.0.clone().into()),
+                ("key", key.into()),
+                ("name", name.into()),
+                ("status", status.as_str().into()),
+                ("metadata", metadata_in(&body.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        let role = entity::get::<Role>(&mut tx, &id)
             .await?
-            .ok_or_else(|| role_not_found(&id))?;
+            .ok_or_else(|| Role::not_found(&id))?;
         let change = Change {
             kind: GrantKind::Role,
             event_type: "roles.create",
@@ -369,7 +324,7 @@ impl RolesApi {
             snapshot: role.snapshot(),
         };
         self.ctx.commit_audited(tx, req, change).await?;
-        Ok(Created::Created(Json(Envelope::new(role))))
+        Ok(Created::new(role))
     }
 
     /// Reads one role of a space.
@@ -387,9 +342,9 @@ impl RolesApi {
     ) -> Result<Json<Envelope<Role>>, ApiError> {
         let mut conn = Conn::Db(&self.ctx.db);
         require_space(&mut conn, &space_id.0).await?;
-        match get(&mut conn, &role_id.0).await? {
+        match entity::get::<Role>(&mut conn, &role_id.0).await? {
             Some(r) if r.space_id == space_id.0 => Ok(Json(Envelope::new(r))),
-            _ => Err(role_not_found(&role_id.0)),
+            _ => Err(Role::not_found(&role_id.0)),
         }
     }
 
@@ -454,9 +409,9 @@ impl RolesApi {
         /// The role's ID.
         role_id: Path<String>,
     ) -> Result<Json<Envelope<Role>>, ApiError> {
-        let role = get(&mut Conn::Db(&self.ctx.db), &role_id.0)
+        let role = entity::get::<Role>(&mut Conn::Db(&self.ctx.db), &role_id.0)
             .await?
-            .ok_or_else(|| role_not_found(&role_id.0))?;
+            .ok_or_else(|| Role::not_found(&role_id.0))?;
         Ok(Json(Envelope::new(role)))
     }
 }
@@ -475,9 +430,10 @@ mod tests {
 
     #[test]
     fn a_disabled_role_cannot_be_disabled_again() {
-        assert!(transition("role", "active", "disabled", MOVES).is_ok());
-        assert!(transition("role", "disabled", "active", MOVES).is_ok());
-        let err = transition("role", "disabled", "disabled", MOVES).unwrap_err();
+        use RoleStatus::{Active, Disabled};
+        assert!(status_change("role", Active, None, Some(Disabled), MOVES).is_ok());
+        assert!(status_change("role", Disabled, None, Some(Active), MOVES).is_ok());
+        let err = status_change("role", Disabled, None, Some(Disabled), MOVES).unwrap_err();
         assert_eq!(err.code, ErrorCode::Conflict);
     }
 }

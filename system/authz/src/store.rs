@@ -1,23 +1,15 @@
-//! What every grant entity shares: the context handlers run in (database, audit, events), row
-//! decoding for both backends, audited transactions that publish `authorization.grants_changed`
-//! once committed, lookups of the identity rows grants point at, field validation and list pages.
+//! What every grant entity shares beyond the kit (`plystra_contracts::entity`): the context
+//! handlers run in (database, audit, events), the change a grant write commits (its audit record,
+//! fact and `authorization.grants_changed` payload), and the identity rows grants point at.
 
 use std::sync::Arc;
 
-use plystra_contracts::envelope::Pagination;
 use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::feed::FactsFeed;
-use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
-use plystra_contracts::storage::sea_query::{
-    Alias, Expr, ExprTrait, Order, Query, SelectStatement,
-};
-use plystra_contracts::storage::sea_query_sqlx::SqlxBinder;
-use plystra_contracts::storage::{Database, Record, StorageError, Transaction};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
+use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode};
-use poem_openapi::ApiResponse;
-use poem_openapi::payload::Json;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
 
 /// The event published after every committed grant change.
 pub const GRANTS_CHANGED: &str = "authorization.grants_changed";
@@ -30,14 +22,6 @@ pub(crate) const MEMBER_ROLES: &str = "sys_authz_member_roles";
 pub(crate) const SPACES: &str = "sys_identity_spaces";
 pub(crate) const GROUPS: &str = "sys_identity_groups";
 pub(crate) const MEMBERS: &str = "sys_identity_members";
-
-/// The answer to a create: 201 with the new entity.
-#[derive(ApiResponse)]
-pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
-    /// Created; the body is the new entity.
-    #[oai(status = 201)]
-    Created(Json<plystra_contracts::Envelope<T>>),
-}
 
 /// Which kind of grant entity changed, as named in the `authorization.grants_changed` payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,25 +110,14 @@ impl Change<'_> {
 
     /// The audit record of the change, made by `credential`.
     pub(crate) fn audit_record(&self, credential: Option<&Credential>) -> AuditRecord {
-        let mut record = AuditRecord::new(self.event_type, self.event_type);
-        record.resource_type = Some(self.kind.as_str().to_owned());
-        record.resource_id = Some(self.id.to_owned());
-        record.space_id = self.space_id.map(str::to_owned);
-        record.decision = Some("allow".into());
-        let caller = match credential {
-            Some(Credential::BootstrapKey) => serde_json::json!({"kind": "bootstrap_key"}),
-            Some(Credential::ApiKey { id }) => serde_json::json!({"kind": "api_key", "id": id}),
-            Some(Credential::Session {
-                user_id,
-                session_id,
-            }) => {
-                record.actor_user_id = Some(user_id.clone());
-                serde_json::json!({"kind": "session", "user_id": user_id, "session": session_id})
-            }
-            None => serde_json::json!({"kind": "anonymous"}),
-        };
-        record.trace = serde_json::json!({"caller": caller, "after": self.snapshot});
-        record
+        change_record(
+            credential,
+            self.event_type,
+            self.kind.as_str(),
+            self.id,
+            self.space_id,
+            self.snapshot.clone(),
+        )
     }
 }
 
@@ -194,78 +167,14 @@ impl Ctx {
     }
 }
 
-/// A connection to read through: the pool, or an open transaction.
-pub(crate) enum Conn<'a> {
-    /// The pool.
-    Db(&'a Database),
-    /// An open transaction.
-    Tx(&'a mut Transaction),
-}
-
-impl Conn<'_> {
-    /// The first row of `statement`, if any.
-    pub(crate) async fn fetch_optional<T: Record, S: SqlxBinder>(
-        &mut self,
-        statement: &S,
-    ) -> Result<Option<T>, StorageError> {
-        match self {
-            Self::Db(db) => db.fetch_optional(statement).await,
-            Self::Tx(tx) => tx.fetch_optional(statement).await,
-        }
-    }
-
-    /// Every row of `statement`.
-    pub(crate) async fn fetch_all<T: Record, S: SqlxBinder>(
-        &mut self,
-        statement: &S,
-    ) -> Result<Vec<T>, StorageError> {
-        match self {
-            Self::Db(db) => db.fetch_all(statement).await,
-            Self::Tx(tx) => tx.fetch_all(statement).await,
-        }
-    }
-}
-
-/// An `Alias` for a name.
-pub(crate) fn a(name: &str) -> Alias {
-    Alias::new(name)
-}
-
-pub(crate) use plystra_contracts::storage::now;
-
+pub(crate) use plystra_contracts::entity::{
+    Created, Lifecycle, change_record, conflict, entity_id, keyword, name as a, reference,
+    status_change, text,
+};
 pub(crate) use plystra_contracts::from_rows;
-
-pub(crate) use plystra_contracts::storage::JsonColumn;
-
+pub(crate) use plystra_contracts::pagination::KeyPage;
 pub use plystra_contracts::storage::Metadata;
-
-pub(crate) use plystra_contracts::storage::metadata_out;
-
-pub(crate) use plystra_contracts::storage::metadata_in;
-
-/// Checks a lifecycle move from `from` to `to`; a move not in `allowed` is a 409.
-pub(crate) fn transition(
-    entity: &str,
-    from: &'static str,
-    to: &'static str,
-    allowed: &[(&str, &str)],
-) -> Result<(), ApiError> {
-    if allowed.contains(&(from, to)) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("the {entity} is {from}; it cannot become {to}"),
-        )
-        .with_detail("status", from)
-        .with_detail("requested_status", to))
-    }
-}
-
-/// A 404 with an entity code.
-pub(crate) fn not_found(code: ErrorCode, entity: &str, id: &str) -> ApiError {
-    ApiError::not_found(code, entity, id)
-}
+pub(crate) use plystra_contracts::storage::{Conn, JsonColumn, metadata_in, metadata_out, now};
 
 /// A 404 for an ID a request body names, with the field that named it.
 pub(crate) fn referenced_not_found(
@@ -274,7 +183,7 @@ pub(crate) fn referenced_not_found(
     field: &str,
     id: &str,
 ) -> ApiError {
-    not_found(code, entity, id).with_detail("field", field)
+    ApiError::not_found(code, entity, id).with_detail("field", field)
 }
 
 /// A 409 for a well-formed body reference to a record that lives in another space than it must:
@@ -289,94 +198,9 @@ pub(crate) fn other_space(field: &str, entity: &str, found: &str, expected: &str
     .with_detail("found_space_id", found)
 }
 
-/// A 409 for a duplicate.
-pub(crate) fn conflict(message: impl Into<String>, field: &str) -> ApiError {
-    ApiError::new(ErrorCode::Conflict, message).with_detail("field", field)
-}
-
-pub(crate) use plystra_contracts::input::entity_id;
-
-/// A trimmed text field of 1..=max characters without control characters.
-pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ApiError::invalid_field(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-pub(crate) use plystra_contracts::input::keyword;
-
-/// A required reference to another entity: not empty, at most 128 characters.
-pub(crate) fn reference(field: &str, value: &str) -> Result<String, ApiError> {
-    if value.is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            field,
-            "must be an ID of 1-128 characters",
-        ));
-    }
-    Ok(value.to_owned())
-}
-
 /// The caller's credential, as the kernel put it in the request.
 pub(crate) fn credential(req: &poem::Request) -> Option<&Credential> {
     Credential::of(req)
-}
-
-/// A page request over the entities' IDs.
-pub(crate) struct Page {
-    pub(crate) request: PageRequest,
-    pub(crate) after: Option<String>,
-}
-
-impl Page {
-    /// Parses `limit` and `cursor`; the cursor must carry a string key.
-    pub(crate) fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
-        let request = PageRequest::parse(limit, cursor)?;
-        let after = match &request.after {
-            None => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "cursor",
-                    "is not a cursor this list issued",
-                ));
-            }
-        };
-        Ok(Self { request, after })
-    }
-
-    /// Adds the keyset condition, order and limit on `table.id` to `select`.
-    pub(crate) fn apply(&self, select: &mut SelectStatement, table: &str) {
-        if let Some(after) = &self.after {
-            select.and_where(Expr::col((a(table), a("id"))).gt(after.as_str()));
-        }
-        select
-            .order_by((a(table), a("id")), Order::Asc)
-            .limit(self.request.fetch());
-    }
-
-    /// Cuts the rows to the page.
-    pub(crate) fn finish<T>(
-        &self,
-        rows: Vec<T>,
-        key: impl Fn(&T) -> String,
-    ) -> (Vec<T>, Pagination) {
-        self.request
-            .page(rows, |row| serde_json::Value::String(key(row)))
-    }
 }
 
 /// The space of a path, which must exist (404 `SPACE_NOT_FOUND`).
@@ -388,7 +212,11 @@ pub(crate) async fn require_space(conn: &mut Conn<'_>, space_id: &str) -> Result
     let found: Option<(String,)> = conn.fetch_optional(&q).await?;
     match found {
         Some(_) => Ok(()),
-        None => Err(not_found(ErrorCode::SpaceNotFound, "space", space_id)),
+        None => Err(ApiError::not_found(
+            ErrorCode::SpaceNotFound,
+            "space",
+            space_id,
+        )),
     }
 }
 
@@ -417,39 +245,6 @@ async fn space_of(conn: &mut Conn<'_>, table: &str, id: &str) -> Result<Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transitions_allow_only_listed_moves() {
-        let moves = [("active", "disabled")];
-        assert!(transition("role", "active", "disabled", &moves).is_ok());
-        let err = transition("role", "disabled", "disabled", &moves).unwrap_err();
-        assert_eq!(err.code, ErrorCode::Conflict);
-        assert_eq!(err.details["status"], "disabled");
-    }
-
-    #[test]
-    fn ids_are_generated_or_checked() {
-        assert!(entity_id("role_", None).unwrap().starts_with("role_"));
-        assert_eq!(
-            entity_id("role_", Some("role_finance")).unwrap(),
-            "role_finance"
-        );
-        let err = entity_id("role_", Some("perm_x")).unwrap_err();
-        assert!(err.details["fields"]["id"].is_string());
-    }
-
-    #[test]
-    fn keywords_text_and_references_are_validated() {
-        assert!(keyword("key", "finance_approver").is_ok());
-        for bad in ["", "Finance", "2x", "a-b", "a.b", &"a".repeat(65)] {
-            assert!(keyword("key", bad).is_err(), "{bad}");
-        }
-        assert_eq!(text("name", "  Approver ", 20).unwrap(), "Approver");
-        assert!(text("name", "  ", 20).is_err());
-        assert!(text("name", "a\u{7}", 20).is_err());
-        assert!(reference("role_id", "").is_err());
-        assert!(reference("role_id", "role_x").is_ok());
-    }
 
     #[test]
     fn changes_describe_their_event_and_audit_record() {
@@ -505,16 +300,5 @@ mod tests {
         assert_eq!(record.actor_user_id.as_deref(), Some("user_alice"));
         assert_eq!(record.decision.as_deref(), Some("allow"));
         assert_eq!(record.trace["after"]["id"], "mr_x");
-    }
-
-    #[test]
-    fn cursors_must_carry_string_keys() {
-        let cursor = plystra_contracts::pagination::encode(&serde_json::json!(5));
-        assert!(Page::parse(None, Some(&cursor)).is_err());
-        let cursor = plystra_contracts::pagination::encode(&serde_json::json!("role_a"));
-        assert_eq!(
-            Page::parse(None, Some(&cursor)).unwrap().after.as_deref(),
-            Some("role_a")
-        );
     }
 }

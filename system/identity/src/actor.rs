@@ -16,8 +16,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
-use crate::store::{Ctx, Status, credential, now};
+use crate::store::{Ctx, Lifecycle, Status, credential, now};
 use crate::user_members::UserMember;
+use plystra_contracts::entity;
 
 /// One binding a user can act through.
 #[derive(Debug, Clone, Object)]
@@ -87,10 +88,10 @@ pub(crate) async fn available(db: &Database, user_id: &str) -> Result<Vec<UserMe
         if !b.usable_at(at) {
             continue;
         }
-        let member_ok = crate::members::get(db, &b.member_id)
+        let member_ok = entity::get::<crate::members::Member>(db, &b.member_id)
             .await?
             .is_some_and(|m| m.status == Status::Active);
-        let space_ok = crate::spaces::get(db, &b.space_id)
+        let space_ok = entity::get::<crate::spaces::Space>(db, &b.space_id)
             .await?
             .is_some_and(|s| s.status == Status::Active);
         if member_ok && space_ok {
@@ -244,25 +245,26 @@ impl ActorResolver for Resolver {
             entity,
             id: id.to_owned(),
         };
-        let user = crate::users::get(&self.db, &actor.user_id)
+        let user = entity::get::<crate::users::User>(&self.db, &actor.user_id)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| missing("user", &actor.user_id))?;
-        let member = crate::members::get(&self.db, &actor.member_id)
+        let member = entity::get::<crate::members::Member>(&self.db, &actor.member_id)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| missing("member", &actor.member_id))?;
-        let binding = crate::user_members::get(&self.db, &actor.user_member_id)
-            .await
-            .map_err(unavailable)?
-            .filter(|b| b.user_id == user.id && b.member_id == member.id)
-            .ok_or_else(|| missing("user_member", &actor.user_member_id))?;
+        let binding =
+            entity::get::<crate::user_members::UserMember>(&self.db, &actor.user_member_id)
+                .await
+                .map_err(unavailable)?
+                .filter(|b| b.user_id == user.id && b.member_id == member.id)
+                .ok_or_else(|| missing("user_member", &actor.user_member_id))?;
         let space_id = if actor.space_id.is_empty() {
             member.space_id.clone()
         } else {
             actor.space_id.clone()
         };
-        let space = crate::spaces::get(&self.db, &space_id)
+        let space = entity::get::<crate::spaces::Space>(&self.db, &space_id)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| missing("space", &space_id))?;
@@ -347,7 +349,7 @@ impl ActorResolver for Resolver {
     }
 
     async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError> {
-        Ok(crate::groups::get(&self.db, group_id)
+        Ok(entity::get::<crate::groups::Group>(&self.db, group_id)
             .await
             .map_err(unavailable)?
             .map(|g| GroupSnapshot {

@@ -14,10 +14,11 @@ use subtle::ConstantTimeEq;
 use crate::actor::{ActorBinding, available, context};
 use crate::members::{MemberCreateRequest, NewMember};
 use crate::sessions::Issued;
-use crate::store::{Created, Ctx, Metadata, Status, audit_record};
+use crate::store::{Created, Ctx, Metadata, Status, change_record};
 use crate::user_members::{NewBinding, UserMemberCreateRequest};
 use crate::users::{NewUser, UserCreateRequest};
 use crate::{ApiTag, passwords};
+use plystra_contracts::entity;
 
 /// The user a session belongs to.
 #[derive(Debug, Clone, Object)]
@@ -450,7 +451,7 @@ impl AuthApi {
             .member_display_name
             .unwrap_or_else(|| new_user.username.clone());
         let mut tx = self.ctx.begin().await?;
-        let space = crate::spaces::require_in(&mut tx, space_id)
+        let space = entity::require::<crate::spaces::Space>(&mut tx, space_id)
             .await
             .map_err(|_| {
                 ApiError::new(
@@ -503,7 +504,7 @@ impl AuthApi {
         };
         let records = [
             crate::users::created_record(Some(&as_user), &user),
-            audit_record(
+            change_record(
                 Some(&as_user),
                 "members.create",
                 "member",
@@ -511,7 +512,7 @@ impl AuthApi {
                 Some(&space.id),
                 member.snapshot(),
             ),
-            audit_record(
+            change_record(
                 Some(&as_user),
                 "user_members.create",
                 "user_member",

@@ -14,9 +14,10 @@ use plystra_contracts::storage::sea_query::{Expr, Query};
 use crate::groups::Group;
 use crate::members::Member;
 use crate::spaces::Space;
-use crate::store::{GROUPS, MEMBERS, SPACES, Status, USERS, a};
+use crate::store::{GROUPS, Lifecycle, MEMBERS, SPACES, Status, USERS, a};
 use crate::user_members::UserMember;
 use crate::users::User;
+use plystra_contracts::entity::Stored;
 
 /// The event identity publishes after each committed change to a fact.
 pub const FACTS_CHANGED: &str = "identity.facts_changed";
@@ -82,7 +83,7 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
         bulk::<IdStatus>(db, SPACES, &["id", "status"]),
         bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status"]),
         async {
-            let bindings: Vec<UserMember> = db.fetch_all(&crate::user_members::select()).await?;
+            let bindings: Vec<UserMember> = db.fetch_all(&UserMember::select()).await?;
             Ok(bindings)
         },
         bulk::<GroupColumns>(db, GROUPS, GROUP_COLUMNS),

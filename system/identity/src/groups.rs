@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::Transaction;
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
-use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
@@ -17,10 +17,11 @@ use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
-    Created, Ctx, GROUPS, JsonColumn, Metadata, Page, STATUS_MOVES, Status, a, audit_record,
-    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
-    transition,
+    Created, Ctx, GROUPS, JsonColumn, KeyPage, Lifecycle, Metadata, STATUS_MOVES, Status, a,
+    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
+    status_change, text,
 };
+use plystra_contracts::entity::{self, Stored};
 
 /// The deepest a tree may go (segments in a path).
 pub const MAX_DEPTH: usize = 32;
@@ -59,21 +60,30 @@ pub struct Group {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: [&str; 13] = [
-    "id",
-    "space_id",
-    "parent_id",
-    "name",
-    "display_name",
-    "path",
-    "depth",
-    "sort_order",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for Group {
+    const TABLE: &'static str = GROUPS;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "space_id",
+        "parent_id",
+        "name",
+        "display_name",
+        "path",
+        "depth",
+        "sort_order",
+        "status",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "group";
+    const NOT_FOUND: ErrorCode = ErrorCode::GroupNotFound;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 from_rows!(Group, |row| {
     let parent_id: Option<String> = row.try_get("parent_id")?;
@@ -244,23 +254,8 @@ pub fn valid_path(path: &str) -> bool {
         })
 }
 
-pub(crate) fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(GROUPS), a(c))))
-        .from(a(GROUPS));
-    select
-}
-
-/// The group with `id`, in any space.
-pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<Group>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(GROUPS), a("id"))).eq(id));
-    Ok(db.fetch_optional(&q).await?)
-}
-
 async fn get_in(tx: &mut Transaction, space_id: &str, id: &str) -> Result<Option<Group>, ApiError> {
-    let mut q = select();
+    let mut q = Group::select();
     q.and_where(Expr::col((a(GROUPS), a("id"))).eq(id))
         .and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
     Ok(tx.fetch_optional(&q).await?)
@@ -271,14 +266,10 @@ async fn by_path(
     space_id: &str,
     path: &str,
 ) -> Result<Option<Group>, ApiError> {
-    let mut q = select();
+    let mut q = Group::select();
     q.and_where(Expr::col((a(GROUPS), a("path"))).eq(path))
         .and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
     Ok(tx.fetch_optional(&q).await?)
-}
-
-fn group_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::GroupNotFound, "group", id)
 }
 
 /// The parent ID a request names through `parent_id` and/or `parent_group_id`; two different
@@ -314,10 +305,10 @@ impl GroupsApi {
         strict: Option<Status>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
-        crate::spaces::require_in(&mut tx, space_id).await?;
+        entity::require::<crate::spaces::Space>(&mut tx, space_id).await?;
         let current = get_in(&mut tx, space_id, group_id)
             .await?
-            .ok_or_else(|| group_not_found(group_id))?;
+            .ok_or_else(|| Group::not_found(group_id))?;
         let immutable = |field: &str, sent: &Option<String>, have: Option<&str>| match sent {
             Some(v) if Some(v.as_str()) != have => Err(ApiError::new(
                 ErrorCode::Conflict,
@@ -335,10 +326,9 @@ impl GroupsApi {
             current.parent_id.as_deref(),
         )?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
+        if let Some(to) =
+            status_change("group", current.status, update.status, strict, STATUS_MOVES)?
         {
-            transition("group", current.status, to, STATUS_MOVES, Status::as_str)?;
             sets.push(("status", to.as_str().into()));
         }
         if let Some(d) = &update.display_name {
@@ -351,15 +341,11 @@ impl GroupsApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        let mut q = Query::update();
-        q.table(a(GROUPS))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(group_id));
-        tx.execute(&q).await?;
+        entity::update(&mut tx, GROUPS, group_id, sets).await?;
         let group = get_in(&mut tx, space_id, group_id)
             .await?
-            .ok_or_else(|| group_not_found(group_id))?;
-        let record = audit_record(
+            .ok_or_else(|| Group::not_found(group_id))?;
+        let record = change_record(
             credential(req),
             action,
             "group",
@@ -380,9 +366,9 @@ impl GroupsApi {
         limit: Option<i64>,
         cursor: Option<&str>,
     ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
-        let page = Page::parse(limit, cursor)?;
-        crate::spaces::require(&self.ctx.db, space_id).await?;
-        let mut q = select();
+        let page = KeyPage::parse(limit, cursor)?;
+        entity::require::<crate::spaces::Space>(&self.ctx.db, space_id).await?;
+        let mut q = Group::select();
         q.and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
         page.apply(&mut q, GROUPS, key);
         let rows: Vec<Group> = self.ctx.db.fetch_all(&q).await?;
@@ -493,7 +479,7 @@ impl GroupsApi {
             .map(|d| text("display_name", d, 200))
             .transpose()?;
         let mut tx = self.ctx.begin().await?;
-        crate::spaces::require_in(&mut tx, &space_id).await?;
+        entity::require::<crate::spaces::Space>(&mut tx, &space_id).await?;
         // A parent that names nothing is a 404 before two parents can disagree.
         for (field, named) in [
             ("parent_id", &body.parent_id),
@@ -502,7 +488,7 @@ impl GroupsApi {
             if let Some(id) = named
                 && get_in(&mut tx, &space_id, id).await?.is_none()
             {
-                return Err(group_not_found(id).with_detail("field", field));
+                return Err(Group::not_found(id).with_detail("field", field));
             }
         }
         let parent_id = parent_of(&body.parent_id, &body.parent_group_id)?;
@@ -510,7 +496,7 @@ impl GroupsApi {
             (Some(pid), _) => Some(
                 get_in(&mut tx, &space_id, pid)
                     .await?
-                    .ok_or_else(|| group_not_found(pid).with_detail("field", "parent_id"))?,
+                    .ok_or_else(|| Group::not_found(pid).with_detail("field", "parent_id"))?,
             ),
             (None, Some(p)) => match p.rsplit_once('.') {
                 Some((parent_path, _)) => Some(
@@ -551,7 +537,7 @@ impl GroupsApi {
                 format!("may have at most {MAX_DEPTH} segments"),
             ));
         }
-        let mut any = select();
+        let mut any = Group::select();
         any.and_where(Expr::col((a(GROUPS), a("id"))).eq(id.as_str()));
         if tx.fetch_optional::<Group, _>(&any).await?.is_some() {
             return Err(
@@ -567,47 +553,32 @@ impl GroupsApi {
             .with_detail("field", "path"));
         }
         let at = now();
-        let mut q = Query::insert();
-        q.into_table(a(GROUPS))
-            .columns(
-                [
-                    "id",
-                    "space_id",
-                    "parent_id",
-                    "name",
-                    "display_name",
-                    "path",
-                    "depth",
-                    "sort_order",
+        entity::insert(
+            &mut tx,
+            GROUPS,
+            vec![
+                ("id", id.clone().into()),
+                ("space_id", space_id.clone().into()),
+                ("parent_id", parent.map(|p| p.id).into()),
+                ("name", name.into()),
+                ("display_name", display_name.into()),
+                ("path", path.into()),
+                ("depth", (depth as i64 - 1).into()),
+                ("sort_order", body.sort_order.unwrap_or(0).into()),
+                (
                     "status",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    id.clone().into(),
-                    space_id.clone().into(),
-                    parent.map(|p| p.id).into(),
-                    name.into(),
-                    display_name.into(),
-                    path.into(),
-                    (depth as i64 - 1).into(),
-                    body.sort_order.unwrap_or(0).into(),
                     body.status.unwrap_or(Status::Active).as_str().into(),
-                    metadata_in(&body.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
+                ),
+                ("metadata", metadata_in(&body.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
         let group = get_in(&mut tx, &space_id, &id)
             .await?
-            .ok_or_else(|| group_not_found(&id))?;
-        let record = audit_record(
+            .ok_or_else(|| Group::not_found(&id))?;
+        let record = change_record(
             credential(req),
             "groups.create",
             "group",
@@ -618,7 +589,7 @@ impl GroupsApi {
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&group))
             .await?;
-        Ok(Created::Created(Json(Envelope::new(group))))
+        Ok(Created::new(group))
     }
 
     /// Reads one group of a space.
@@ -634,10 +605,10 @@ impl GroupsApi {
         /// The group's ID.
         group_id: Path<String>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
-        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
-        match get(&self.ctx.db, &group_id.0).await? {
+        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
+        match entity::get::<Group>(&self.ctx.db, &group_id.0).await? {
             Some(g) if g.space_id == space_id.0 => Ok(Json(Envelope::new(g))),
-            _ => Err(group_not_found(&group_id.0)),
+            _ => Err(Group::not_found(&group_id.0)),
         }
     }
 
@@ -696,9 +667,9 @@ impl GroupsApi {
         /// The group's ID.
         group_id: Path<String>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
-        let group = get(&self.ctx.db, &group_id.0)
+        let group = entity::get::<Group>(&self.ctx.db, &group_id.0)
             .await?
-            .ok_or_else(|| group_not_found(&group_id.0))?;
+            .ok_or_else(|| Group::not_found(&group_id.0))?;
         Ok(Json(Envelope::new(group)))
     }
 }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::storage::Transaction;
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
-use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
@@ -13,10 +13,11 @@ use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
-    Created, Ctx, JsonColumn, MEMBERS, Metadata, Page, STATUS_MOVES, Status, a, audit_record,
-    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
-    transition,
+    Created, Ctx, JsonColumn, KeyPage, Lifecycle, MEMBERS, Metadata, STATUS_MOVES, Status, a,
+    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
+    status_change, text,
 };
+use plystra_contracts::entity::{self, Stored};
 
 /// A member of a space.
 #[derive(Debug, Clone, Object)]
@@ -42,17 +43,26 @@ pub struct Member {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: [&str; 9] = [
-    "id",
-    "space_id",
-    "member_type",
-    "display_name",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for Member {
+    const TABLE: &'static str = MEMBERS;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "space_id",
+        "member_type",
+        "display_name",
+        "status",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "member";
+    const NOT_FOUND: ErrorCode = ErrorCode::MemberNotFound;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 from_rows!(Member, |row| {
     Ok(Member {
@@ -122,32 +132,6 @@ pub struct MemberUpdateRequest {
     pub metadata: Option<Metadata>,
 }
 
-pub(crate) fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(MEMBERS), a(c))))
-        .from(a(MEMBERS));
-    select
-}
-
-/// The member with `id`, in any space.
-pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<Member>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(MEMBERS), a("id"))).eq(id));
-    Ok(db.fetch_optional(&q).await?)
-}
-
-/// The member with `id` inside `tx`, in any space.
-pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<Member>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(MEMBERS), a("id"))).eq(id));
-    Ok(tx.fetch_optional(&q).await?)
-}
-
-fn member_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::MemberNotFound, "member", id)
-}
-
 /// A validated new member.
 pub(crate) struct NewMember {
     pub(crate) id: String,
@@ -175,46 +159,32 @@ impl NewMember {
 
     /// Inserts inside `tx` (the space must exist) and returns the member.
     pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<Member, ApiError> {
-        crate::spaces::require_in(tx, &self.space_id).await?;
-        if get_in(tx, &self.id).await?.is_some() {
+        entity::require::<crate::spaces::Space>(&mut *tx, &self.space_id).await?;
+        if entity::get::<Member>(&mut *tx, &self.id).await?.is_some() {
             return Err(
                 ApiError::new(ErrorCode::Conflict, "a member with this ID exists")
                     .with_detail("field", "id"),
             );
         }
         let at = now();
-        let mut q = Query::insert();
-        q.into_table(a(MEMBERS))
-            .columns(
-                [
-                    "id",
-                    "space_id",
-                    "member_type",
-                    "display_name",
-                    "status",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    self.id.clone().into(),
-                    self.space_id.into(),
-                    self.member_type.into(),
-                    self.display_name.into(),
-                    self.status.as_str().into(),
-                    metadata_in(&self.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        get_in(tx, &self.id)
+        entity::insert(
+            tx,
+            MEMBERS,
+            vec![
+                ("id", self.id.clone().into()),
+                ("space_id", self.space_id.into()),
+                ("member_type", self.member_type.into()),
+                ("display_name", self.display_name.into()),
+                ("status", self.status.as_str().into()),
+                ("metadata", metadata_in(&self.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        entity::get::<Member>(&mut *tx, &self.id)
             .await?
-            .ok_or_else(|| member_not_found(&self.id))
+            .ok_or_else(|| Member::not_found(&self.id))
     }
 }
 
@@ -234,16 +204,19 @@ impl MembersApi {
         strict: Option<Status>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
-        crate::spaces::require_in(&mut tx, space_id).await?;
-        let current = match get_in(&mut tx, member_id).await? {
+        entity::require::<crate::spaces::Space>(&mut tx, space_id).await?;
+        let current = match entity::get::<Member>(&mut tx, member_id).await? {
             Some(m) if m.space_id == space_id => m,
-            _ => return Err(member_not_found(member_id)),
+            _ => return Err(Member::not_found(member_id)),
         };
         let mut sets: Vec<(&str, Value)> = Vec::new();
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
-        {
-            transition("member", current.status, to, STATUS_MOVES, Status::as_str)?;
+        if let Some(to) = status_change(
+            "member",
+            current.status,
+            update.status,
+            strict,
+            STATUS_MOVES,
+        )? {
             sets.push(("status", to.as_str().into()));
         }
         if let Some(d) = &update.display_name {
@@ -256,15 +229,11 @@ impl MembersApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        let mut q = Query::update();
-        q.table(a(MEMBERS))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(member_id));
-        tx.execute(&q).await?;
-        let member = get_in(&mut tx, member_id)
+        entity::update(&mut tx, MEMBERS, member_id, sets).await?;
+        let member = entity::get::<Member>(&mut tx, member_id)
             .await?
-            .ok_or_else(|| member_not_found(member_id))?;
-        let record = audit_record(
+            .ok_or_else(|| Member::not_found(member_id))?;
+        let record = change_record(
             credential(req),
             action,
             "member",
@@ -306,14 +275,11 @@ impl MembersApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<Member>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
-        let mut q = select();
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
+        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
+        let mut q = Member::select();
         q.and_where(Expr::col((a(MEMBERS), a("space_id"))).eq(space_id.0.as_str()));
-        page.apply(&mut q, MEMBERS, "id");
-        let rows: Vec<Member> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |m| m.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
     }
 
     /// Creates a member in a space.
@@ -332,7 +298,7 @@ impl MembersApi {
         let new = NewMember::validate(space_id.0.clone(), body.0)?;
         let mut tx = self.ctx.begin().await?;
         let member = new.insert(&mut tx).await?;
-        let record = audit_record(
+        let record = change_record(
             credential(req),
             "members.create",
             "member",
@@ -343,7 +309,7 @@ impl MembersApi {
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&member))
             .await?;
-        Ok(Created::Created(Json(Envelope::new(member))))
+        Ok(Created::new(member))
     }
 
     /// Reads one member of a space.
@@ -359,10 +325,10 @@ impl MembersApi {
         /// The member's ID.
         member_id: Path<String>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
-        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
-        match get(&self.ctx.db, &member_id.0).await? {
+        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
+        match entity::get::<Member>(&self.ctx.db, &member_id.0).await? {
             Some(m) if m.space_id == space_id.0 => Ok(Json(Envelope::new(m))),
-            _ => Err(member_not_found(&member_id.0)),
+            _ => Err(Member::not_found(&member_id.0)),
         }
     }
 
@@ -428,9 +394,9 @@ impl MembersApi {
         /// The member's ID.
         member_id: Path<String>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
-        let member = get(&self.ctx.db, &member_id.0)
+        let member = entity::get::<Member>(&self.ctx.db, &member_id.0)
             .await?
-            .ok_or_else(|| member_not_found(&member_id.0))?;
+            .ok_or_else(|| Member::not_found(&member_id.0))?;
         Ok(Json(Envelope::new(member)))
     }
 }

@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::session_index::{Lookup, SessionIndex};
 use crate::store::{SESSIONS, USERS, a, from_rows, now};
+use plystra_contracts::entity;
 
 /// The access token prefix.
 pub const ACCESS_PREFIX: &str = "ply_at_";
@@ -378,45 +379,33 @@ impl Sessions {
         let at = now();
         let issued = self.issue(plystra_contracts::ids::generate("sess_"), at);
         let token_hmac = secrets.current(&issued.access_token);
-        let mut q = Query::insert();
-        q.into_table(a(SESSIONS))
-            .columns(
-                [
-                    "id",
-                    "user_id",
-                    "token_hmac",
-                    "status",
-                    "user_member_id",
-                    "ip_address",
+        entity::insert(
+            tx,
+            SESSIONS,
+            vec![
+                ("id", issued.session_id.clone().into()),
+                ("user_id", user_id.into()),
+                ("token_hmac", token_hmac.clone().into()),
+                ("status", "active".into()),
+                ("user_member_id", user_member_id.map(str::to_owned).into()),
+                ("ip_address", ip.map(str::to_owned).into()),
+                (
                     "user_agent",
-                    "created_at",
-                    "expires_at",
-                    "last_seen_at",
-                    "refresh_token_hmac",
-                    "refresh_expires_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    issued.session_id.clone().into(),
-                    user_id.into(),
-                    token_hmac.clone().into(),
-                    "active".into(),
-                    user_member_id.map(str::to_owned).into(),
-                    ip.map(str::to_owned).into(),
                     user_agent
                         .map(|u| u.chars().take(500).collect::<String>())
                         .into(),
-                    at.into(),
-                    issued.expires_at.into(),
-                    Some(at).into(),
+                ),
+                ("created_at", at.into()),
+                ("expires_at", issued.expires_at.into()),
+                ("last_seen_at", Some(at).into()),
+                (
+                    "refresh_token_hmac",
                     Some(secrets.current(&issued.refresh_token)).into(),
-                    Some(issued.refresh_expires_at).into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
+                ),
+                ("refresh_expires_at", Some(issued.refresh_expires_at).into()),
+            ],
+        )
+        .await?;
         let mut login = Query::update();
         login
             .table(a(USERS))

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, SelectStatement, Value};
+use plystra_contracts::entity::{self, Stored, conflict};
+use plystra_contracts::storage::Transaction;
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
-use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
@@ -13,9 +14,9 @@ use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
-    Created, Ctx, JsonColumn, Metadata, Page, SPACES, STATUS_MOVES, Status, a, audit_record,
-    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now, text,
-    transition,
+    Created, Ctx, JsonColumn, KeyPage, Lifecycle, Metadata, SPACES, STATUS_MOVES, Status, a,
+    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
+    status_change, text,
 };
 
 /// A space.
@@ -43,17 +44,26 @@ pub struct Space {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: [&str; 9] = [
-    "id",
-    "name",
-    "slug",
-    "type",
-    "status",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for Space {
+    const TABLE: &'static str = SPACES;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "name",
+        "slug",
+        "type",
+        "status",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "space";
+    const NOT_FOUND: ErrorCode = ErrorCode::SpaceNotFound;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 from_rows!(Space, |row| {
     Ok(Space {
@@ -169,42 +179,6 @@ fn slug_from(name: &str, id: &str) -> String {
     }
 }
 
-pub(crate) fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(SPACES), a(c))))
-        .from(a(SPACES));
-    select
-}
-
-/// The space with `id`.
-pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<Space>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(SPACES), a("id"))).eq(id));
-    Ok(db.fetch_optional(&q).await?)
-}
-
-/// The space with `id`, read inside `tx`.
-pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<Space>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(SPACES), a("id"))).eq(id));
-    Ok(tx.fetch_optional(&q).await?)
-}
-
-/// The space with `id`, or 404 `SPACE_NOT_FOUND`.
-pub(crate) async fn require(db: &Database, id: &str) -> Result<Space, ApiError> {
-    get(db, id)
-        .await?
-        .ok_or_else(|| not_found(ErrorCode::SpaceNotFound, "space", id))
-}
-
-/// The space with `id` inside `tx`, or 404 `SPACE_NOT_FOUND`.
-pub(crate) async fn require_in(tx: &mut Transaction, id: &str) -> Result<Space, ApiError> {
-    get_in(tx, id)
-        .await?
-        .ok_or_else(|| not_found(ErrorCode::SpaceNotFound, "space", id))
-}
-
 async fn slug_taken(tx: &mut Transaction, slug: &str, except: &str) -> Result<bool, ApiError> {
     let mut q = Query::select();
     q.column(a("id"))
@@ -215,8 +189,7 @@ async fn slug_taken(tx: &mut Transaction, slug: &str, except: &str) -> Result<bo
 }
 
 fn slug_conflict() -> ApiError {
-    ApiError::new(ErrorCode::Conflict, "another space already has this slug")
-        .with_detail("field", "slug")
+    conflict("another space already has this slug", "slug")
 }
 
 /// The space routes.
@@ -234,12 +207,11 @@ impl SpacesApi {
         strict: Option<Status>,
     ) -> Result<Json<Envelope<Space>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
-        let current = require_in(&mut tx, space_id).await?;
+        let current: Space = entity::require(&mut tx, space_id).await?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
+        if let Some(to) =
+            status_change("space", current.status, update.status, strict, STATUS_MOVES)?
         {
-            transition("space", current.status, to, STATUS_MOVES, Status::as_str)?;
             sets.push(("status", to.as_str().into()));
         }
         if let Some(n) = &update.name {
@@ -261,13 +233,9 @@ impl SpacesApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        let mut q = Query::update();
-        q.table(a(SPACES))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(space_id));
-        tx.execute(&q).await?;
-        let space = require_in(&mut tx, space_id).await?;
-        let record = audit_record(
+        entity::update(&mut tx, SPACES, space_id, sets).await?;
+        let space: Space = entity::require(&mut tx, space_id).await?;
+        let record = change_record(
             credential(req),
             action,
             "space",
@@ -304,12 +272,10 @@ impl SpacesApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<Space>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut q = select();
-        page.apply(&mut q, SPACES, "id");
-        let rows: Vec<Space> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |s| s.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
+        Ok(Json(
+            entity::list(&self.ctx.db, Space::select(), &page).await?,
+        ))
     }
 
     /// Creates a space.
@@ -328,47 +294,33 @@ impl SpacesApi {
         };
         let space_type = keyword("type", body.space_type.as_deref().unwrap_or("team"))?;
         let mut tx = self.ctx.begin().await?;
-        if get_in(&mut tx, &id).await?.is_some() {
-            return Err(
-                ApiError::new(ErrorCode::Conflict, "a space with this ID exists")
-                    .with_detail("field", "id"),
-            );
+        if entity::get::<Space>(&mut tx, &id).await?.is_some() {
+            return Err(conflict("a space with this ID exists", "id"));
         }
         if slug_taken(&mut tx, &slug, &id).await? {
             return Err(slug_conflict());
         }
         let at = now();
-        let mut q = Query::insert();
-        q.into_table(a(SPACES))
-            .columns(
-                [
-                    "id",
-                    "name",
-                    "slug",
-                    "type",
+        entity::insert(
+            &mut tx,
+            SPACES,
+            vec![
+                ("id", id.clone().into()),
+                ("name", name.into()),
+                ("slug", slug.into()),
+                ("type", space_type.into()),
+                (
                     "status",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    id.clone().into(),
-                    name.into(),
-                    slug.into(),
-                    space_type.into(),
                     body.status.unwrap_or(Status::Active).as_str().into(),
-                    metadata_in(&body.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        let space = require_in(&mut tx, &id).await?;
-        let record = audit_record(
+                ),
+                ("metadata", metadata_in(&body.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        let space: Space = entity::require(&mut tx, &id).await?;
+        let record = change_record(
             credential(req),
             "spaces.create",
             "space",
@@ -379,7 +331,7 @@ impl SpacesApi {
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&space))
             .await?;
-        Ok(Created::Created(Json(Envelope::new(space))))
+        Ok(Created::new(space))
     }
 
     /// Reads one space.
@@ -394,7 +346,7 @@ impl SpacesApi {
         space_id: Path<String>,
     ) -> Result<Json<Envelope<Space>>, ApiError> {
         Ok(Json(Envelope::new(
-            require(&self.ctx.db, &space_id.0).await?,
+            entity::require::<Space>(&self.ctx.db, &space_id.0).await?,
         )))
     }
 

@@ -1,28 +1,17 @@
-//! What every identity entity shares: the context handlers run in (database, audit, sessions),
-//! row decoding for both backends, audited transactions, status lifecycles, field validation and
-//! list pages.
+//! What every identity entity shares beyond the kit (`plystra_contracts::entity`): the context
+//! handlers run in (database, audit, sessions), the one audited commit that also publishes
+//! `identity.facts_changed`, the acting binding of a session caller, the table names and the
+//! entity status.
 
 use std::sync::Arc;
 
-use plystra_contracts::envelope::Pagination;
-use plystra_contracts::pagination::PageRequest;
+use plystra_contracts::ApiError;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
-use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Order, SelectStatement};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait};
 use plystra_contracts::storage::{Database, Transaction};
-use plystra_contracts::{ApiError, ErrorCode};
-use poem_openapi::payload::Json;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
-use poem_openapi::{ApiResponse, Enum};
+use poem_openapi::Enum;
 
 use crate::sessions::Sessions;
-
-/// The answer to a create: 201 with the new entity.
-#[derive(ApiResponse)]
-pub enum Created<T: ParseFromJSON + ToJSON + Send + Sync> {
-    /// Created; the body is the new entity.
-    #[oai(status = 201)]
-    Created(Json<plystra_contracts::Envelope<T>>),
-}
 
 /// Table names.
 pub(crate) const USERS: &str = "sys_identity_users";
@@ -114,22 +103,13 @@ pub(crate) async fn acting_binding(
     Ok(())
 }
 
-/// An `Alias` for a name.
-pub(crate) fn a(name: &str) -> Alias {
-    Alias::new(name)
-}
-
-pub(crate) use plystra_contracts::storage::now;
-
+pub(crate) use plystra_contracts::entity::{
+    Created, Lifecycle, change_record, entity_id, keyword, name as a, status_change, text,
+};
 pub(crate) use plystra_contracts::from_rows;
-
-pub(crate) use plystra_contracts::storage::JsonColumn;
-
+pub(crate) use plystra_contracts::pagination::KeyPage;
 pub use plystra_contracts::storage::Metadata;
-
-pub(crate) use plystra_contracts::storage::metadata_out;
-
-pub(crate) use plystra_contracts::storage::metadata_in;
+pub(crate) use plystra_contracts::storage::{JsonColumn, metadata_in, metadata_out, now};
 
 /// The status of users, spaces, groups and members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -141,44 +121,10 @@ pub enum Status {
     Disabled,
 }
 
-impl Status {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    /// Parses the stored form; anything unknown reads as disabled (fail closed).
-    pub fn parse(s: &str) -> Self {
-        if s == "active" {
-            Self::Active
-        } else {
-            Self::Disabled
-        }
-    }
-}
-
-/// Checks a lifecycle move: `to` must differ from `from` when `strict` (the dedicated
-/// disable/restore/revoke routes), and a disallowed move is a 409.
-pub(crate) fn transition<S: PartialEq + Copy>(
-    entity: &str,
-    from: S,
-    to: S,
-    allowed: &[(S, S)],
-    name: impl Fn(S) -> &'static str,
-) -> Result<(), ApiError> {
-    if allowed.contains(&(from, to)) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("{entity} is {}; it cannot become {}", name(from), name(to)),
-        )
-        .with_detail("status", name(from))
-        .with_detail("requested_status", name(to)))
-    }
+impl Lifecycle for Status {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Active, "active"), (Self::Disabled, "disabled")];
+    const UNKNOWN: Self = Self::Disabled;
 }
 
 /// The moves between `active` and `disabled`.
@@ -187,113 +133,9 @@ pub(crate) const STATUS_MOVES: &[(Status, Status)] = &[
     (Status::Disabled, Status::Active),
 ];
 
-/// A 404 with an entity code.
-pub(crate) fn not_found(code: ErrorCode, entity: &str, id: &str) -> ApiError {
-    ApiError::not_found(code, entity, id)
-}
-
-pub(crate) use plystra_contracts::input::entity_id;
-
-/// A trimmed text field of 1..=max characters.
-pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ApiError::invalid_field(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-pub(crate) use plystra_contracts::input::keyword;
-
-/// Who made a change, for the audit record.
-pub(crate) fn audit_record(
-    credential: Option<&Credential>,
-    action: &str,
-    resource_type: &str,
-    resource_id: &str,
-    space_id: Option<&str>,
-    snapshot: serde_json::Value,
-) -> AuditRecord {
-    let mut record = AuditRecord::new(action, action);
-    record.resource_type = Some(resource_type.to_owned());
-    record.resource_id = Some(resource_id.to_owned());
-    record.space_id = space_id.map(str::to_owned);
-    record.decision = Some("allow".into());
-    let caller = match credential {
-        Some(Credential::BootstrapKey) => serde_json::json!({"kind": "bootstrap_key"}),
-        Some(Credential::ApiKey { id }) => serde_json::json!({"kind": "api_key", "id": id}),
-        Some(Credential::Session {
-            user_id,
-            session_id,
-        }) => {
-            record.actor_user_id = Some(user_id.clone());
-            serde_json::json!({"kind": "session", "user_id": user_id, "session": session_id})
-        }
-        None => serde_json::json!({"kind": "anonymous"}),
-    };
-    record.trace = serde_json::json!({"caller": caller, "after": snapshot});
-    record
-}
-
 /// The caller's credential, as the kernel put it in the request.
 pub(crate) fn credential(req: &poem::Request) -> Option<&Credential> {
     Credential::of(req)
-}
-
-/// A page request over a string key (IDs or paths).
-pub(crate) struct Page {
-    pub(crate) request: PageRequest,
-    pub(crate) after: Option<String>,
-}
-
-impl Page {
-    /// Parses `limit` and `cursor`; the cursor must carry a string key.
-    pub(crate) fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
-        let request = PageRequest::parse(limit, cursor)?;
-        let after = match &request.after {
-            None => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "cursor",
-                    "is not a cursor this list issued",
-                ));
-            }
-        };
-        Ok(Self { request, after })
-    }
-
-    /// Adds the keyset condition, order and limit on `column` of `table` to `select`.
-    pub(crate) fn apply(&self, select: &mut SelectStatement, table: &str, column: &str) {
-        if let Some(after) = &self.after {
-            select.and_where(Expr::col((a(table), a(column))).gt(after.as_str()));
-        }
-        select
-            .order_by((a(table), a(column)), Order::Asc)
-            .limit(self.request.fetch());
-    }
-
-    /// Cuts the rows to the page.
-    pub(crate) fn finish<T>(
-        &self,
-        rows: Vec<T>,
-        key: impl Fn(&T) -> String,
-    ) -> (Vec<T>, Pagination) {
-        self.request
-            .page(rows, |row| serde_json::Value::String(key(row)))
-    }
 }
 
 #[cfg(test)]
@@ -301,58 +143,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transitions_allow_only_listed_moves() {
-        assert!(
-            transition(
-                "user",
-                Status::Active,
-                Status::Disabled,
-                STATUS_MOVES,
-                Status::as_str
-            )
-            .is_ok()
-        );
-        let err = transition(
-            "user",
-            Status::Active,
-            Status::Active,
-            STATUS_MOVES,
-            Status::as_str,
-        )
-        .unwrap_err();
-        assert_eq!(err.code, ErrorCode::Conflict);
-    }
-
-    #[test]
-    fn ids_are_generated_or_checked() {
-        assert!(entity_id("user_", None).unwrap().starts_with("user_"));
-        assert_eq!(
-            entity_id("user_", Some("user_alice")).unwrap(),
-            "user_alice"
-        );
-        let err = entity_id("user_", Some("space_x")).unwrap_err();
-        assert!(err.details["fields"]["id"].is_string());
-    }
-
-    #[test]
-    fn keywords_and_text_are_validated() {
-        assert!(keyword("name", "finance_2").is_ok());
-        for bad in ["", "Finance", "2x", "a-b", "a.b"] {
-            assert!(keyword("name", bad).is_err(), "{bad}");
+    fn statuses_round_trip_and_unknown_fails_closed() {
+        for s in [Status::Active, Status::Disabled] {
+            assert_eq!(Status::parse(s.as_str()), s);
         }
-        assert_eq!(text("name", "  Acme ", 10).unwrap(), "Acme");
-        assert!(text("name", "   ", 10).is_err());
-        assert!(text("name", "abcdefghijk", 10).is_err());
-    }
-
-    #[test]
-    fn cursors_must_carry_string_keys() {
-        let cursor = plystra_contracts::pagination::encode(&serde_json::json!(5));
-        assert!(Page::parse(None, Some(&cursor)).is_err());
-        let cursor = plystra_contracts::pagination::encode(&serde_json::json!("user_a"));
-        assert_eq!(
-            Page::parse(None, Some(&cursor)).unwrap().after.as_deref(),
-            Some("user_a")
-        );
+        assert_eq!(Status::parse("archived"), Status::Disabled);
     }
 }

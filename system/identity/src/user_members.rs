@@ -18,10 +18,11 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
-    Created, Ctx, JsonColumn, MEMBERS, Metadata, Page, USER_MEMBERS, USERS, a, audit_record,
-    credential, entity_id, from_rows, keyword, metadata_in, metadata_out, not_found, now,
-    transition,
+    Created, Ctx, JsonColumn, KeyPage, Lifecycle, MEMBERS, Metadata, USER_MEMBERS, USERS, a,
+    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
+    status_change,
 };
+use plystra_contracts::entity::{self, Stored};
 
 /// A binding's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -33,23 +34,10 @@ pub enum BindingStatus {
     Revoked,
 }
 
-impl BindingStatus {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    /// Parses the stored form; anything unknown reads as revoked (fail closed).
-    pub fn parse(s: &str) -> Self {
-        if s == "active" {
-            Self::Active
-        } else {
-            Self::Revoked
-        }
-    }
+impl Lifecycle for BindingStatus {
+    const ALL: &'static [(Self, &'static str)] =
+        &[(Self::Active, "active"), (Self::Revoked, "revoked")];
+    const UNKNOWN: Self = Self::Revoked;
 }
 
 const MOVES: &[(BindingStatus, BindingStatus)] = &[(BindingStatus::Active, BindingStatus::Revoked)];
@@ -96,24 +84,56 @@ pub struct UserMember {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: [&str; 16] = [
-    "id",
-    "space_id",
-    "user_id",
-    "member_id",
-    "relation_type",
-    "is_primary",
-    "status",
-    "linked_at",
-    "linked_by_member_id",
-    "expires_at",
-    "revoked_at",
-    "revoked_reason",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for UserMember {
+    const TABLE: &'static str = USER_MEMBERS;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "space_id",
+        "user_id",
+        "member_id",
+        "relation_type",
+        "is_primary",
+        "status",
+        "linked_at",
+        "linked_by_member_id",
+        "expires_at",
+        "revoked_at",
+        "revoked_reason",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "user-member";
+    const NOT_FOUND: ErrorCode = ErrorCode::UserMemberNotFound;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn select() -> SelectStatement {
+        let mut select = Query::select();
+        select
+            .columns(Self::COLUMNS.iter().map(|c| (a(USER_MEMBERS), a(c))))
+            .expr_as(Expr::col((a(USERS), a("email"))), a("email"))
+            .expr_as(
+                Expr::col((a(MEMBERS), a("display_name"))),
+                a("member_display_name"),
+            )
+            .from(a(USER_MEMBERS))
+            .join(
+                JoinType::LeftJoin,
+                a(USERS),
+                Expr::col((a(USERS), a("id"))).equals((a(USER_MEMBERS), a("user_id"))),
+            )
+            .join(
+                JoinType::LeftJoin,
+                a(MEMBERS),
+                Expr::col((a(MEMBERS), a("id"))).equals((a(USER_MEMBERS), a("member_id"))),
+            );
+        select
+    }
+}
 
 from_rows!(UserMember, |row| {
     Ok(UserMember {
@@ -235,55 +255,15 @@ fn revoked_reason(value: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub(crate) fn select() -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(USER_MEMBERS), a(c))))
-        .expr_as(Expr::col((a(USERS), a("email"))), a("email"))
-        .expr_as(
-            Expr::col((a(MEMBERS), a("display_name"))),
-            a("member_display_name"),
-        )
-        .from(a(USER_MEMBERS))
-        .join(
-            JoinType::LeftJoin,
-            a(USERS),
-            Expr::col((a(USERS), a("id"))).equals((a(USER_MEMBERS), a("user_id"))),
-        )
-        .join(
-            JoinType::LeftJoin,
-            a(MEMBERS),
-            Expr::col((a(MEMBERS), a("id"))).equals((a(USER_MEMBERS), a("member_id"))),
-        );
-    select
-}
-
-/// The binding with `id`, in any space.
-pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<UserMember>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(USER_MEMBERS), a("id"))).eq(id));
-    Ok(db.fetch_optional(&q).await?)
-}
-
-pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<UserMember>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(USER_MEMBERS), a("id"))).eq(id));
-    Ok(tx.fetch_optional(&q).await?)
-}
-
 /// Every binding of `user_id`, by ID.
 pub(crate) async fn of_user(db: &Database, user_id: &str) -> Result<Vec<UserMember>, ApiError> {
-    let mut q = select();
+    let mut q = UserMember::select();
     q.and_where(Expr::col((a(USER_MEMBERS), a("user_id"))).eq(user_id))
         .order_by(
             (a(USER_MEMBERS), a("id")),
             plystra_contracts::storage::sea_query::Order::Asc,
         );
     Ok(db.fetch_all(&q).await?)
-}
-
-fn um_not_found(id: &str) -> ApiError {
-    not_found(ErrorCode::UserMemberNotFound, "user-member", id)
 }
 
 /// A validated new binding.
@@ -328,14 +308,16 @@ impl NewBinding {
 
     /// Inserts inside `tx` after checking the same-space rules, and returns the binding.
     pub(crate) async fn insert(self, tx: &mut Transaction) -> Result<UserMember, ApiError> {
-        crate::spaces::require_in(tx, &self.space_id).await?;
-        if crate::users::get_in(tx, &self.user_id).await?.is_none() {
+        entity::require::<crate::spaces::Space>(&mut *tx, &self.space_id).await?;
+        if entity::get::<crate::users::User>(&mut *tx, &self.user_id)
+            .await?
+            .is_none()
+        {
             return Err(
-                ApiError::not_found(ErrorCode::UserNotFound, "user", &self.user_id)
-                    .with_detail("field", "user_id"),
+                crate::users::User::not_found(&self.user_id).with_detail("field", "user_id")
             );
         }
-        match crate::members::get_in(tx, &self.member_id).await? {
+        match entity::get::<crate::members::Member>(&mut *tx, &self.member_id).await? {
             None => {
                 return Err(ApiError::not_found(
                     ErrorCode::MemberNotFound,
@@ -356,7 +338,7 @@ impl NewBinding {
             Some(_) => {}
         }
         if let Some(by) = &self.linked_by_member_id {
-            match crate::members::get_in(tx, by).await? {
+            match entity::get::<crate::members::Member>(&mut *tx, by).await? {
                 Some(m) if m.space_id == self.space_id => {}
                 _ => {
                     return Err(ApiError::not_found(
@@ -368,7 +350,10 @@ impl NewBinding {
                 }
             }
         }
-        if get_in(tx, &self.id).await?.is_some() {
+        if entity::get::<UserMember>(&mut *tx, &self.id)
+            .await?
+            .is_some()
+        {
             return Err(
                 ApiError::new(ErrorCode::Conflict, "a user-member with this ID exists")
                     .with_detail("field", "id"),
@@ -376,52 +361,31 @@ impl NewBinding {
         }
         let at = now();
         let revoked_at = (self.status == BindingStatus::Revoked).then_some(at);
-        let mut q = Query::insert();
-        q.into_table(a(USER_MEMBERS))
-            .columns(
-                [
-                    "id",
-                    "space_id",
-                    "user_id",
-                    "member_id",
-                    "relation_type",
-                    "is_primary",
-                    "status",
-                    "linked_at",
-                    "linked_by_member_id",
-                    "expires_at",
-                    "revoked_at",
-                    "revoked_reason",
-                    "metadata",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    self.id.clone().into(),
-                    self.space_id.into(),
-                    self.user_id.into(),
-                    self.member_id.into(),
-                    self.relation_type.into(),
-                    self.is_primary.into(),
-                    self.status.as_str().into(),
-                    Some(self.linked_at.unwrap_or(at)).into(),
-                    self.linked_by_member_id.into(),
-                    self.expires_at.into(),
-                    revoked_at.into(),
-                    self.revoked_reason.into(),
-                    metadata_in(&self.metadata).into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        get_in(tx, &self.id)
+        entity::insert(
+            tx,
+            USER_MEMBERS,
+            vec![
+                ("id", self.id.clone().into()),
+                ("space_id", self.space_id.into()),
+                ("user_id", self.user_id.into()),
+                ("member_id", self.member_id.into()),
+                ("relation_type", self.relation_type.into()),
+                ("is_primary", self.is_primary.into()),
+                ("status", self.status.as_str().into()),
+                ("linked_at", Some(self.linked_at.unwrap_or(at)).into()),
+                ("linked_by_member_id", self.linked_by_member_id.into()),
+                ("expires_at", self.expires_at.into()),
+                ("revoked_at", revoked_at.into()),
+                ("revoked_reason", self.revoked_reason.into()),
+                ("metadata", metadata_in(&self.metadata).into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        entity::get::<UserMember>(&mut *tx, &self.id)
             .await?
-            .ok_or_else(|| um_not_found(&self.id))
+            .ok_or_else(|| UserMember::not_found(&self.id))
     }
 }
 
@@ -441,10 +405,10 @@ impl UserMembersApi {
         strict: Option<BindingStatus>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
-        crate::spaces::require_in(&mut tx, space_id).await?;
-        let current = match get_in(&mut tx, um_id).await? {
+        entity::require::<crate::spaces::Space>(&mut tx, space_id).await?;
+        let current = match entity::get::<UserMember>(&mut tx, um_id).await? {
             Some(b) if b.space_id == space_id => b,
-            _ => return Err(um_not_found(um_id)),
+            _ => return Err(UserMember::not_found(um_id)),
         };
         for (field, sent, have) in [
             ("user_id", &update.user_id, &current.user_id),
@@ -460,16 +424,9 @@ impl UserMembersApi {
         }
         let mut sets: Vec<(&str, Value)> = Vec::new();
         let at = now();
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
+        if let Some(to) =
+            status_change("user-member", current.status, update.status, strict, MOVES)?
         {
-            transition(
-                "user-member",
-                current.status,
-                to,
-                MOVES,
-                BindingStatus::as_str,
-            )?;
             sets.push(("status", to.as_str().into()));
             sets.push(("revoked_at", Some(at).into()));
         }
@@ -493,15 +450,11 @@ impl UserMembersApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", at.into()));
-        let mut q = Query::update();
-        q.table(a(USER_MEMBERS))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(um_id));
-        tx.execute(&q).await?;
-        let binding = get_in(&mut tx, um_id)
+        entity::update(&mut tx, USER_MEMBERS, um_id, sets).await?;
+        let binding = entity::get::<UserMember>(&mut tx, um_id)
             .await?
-            .ok_or_else(|| um_not_found(um_id))?;
-        let record = audit_record(
+            .ok_or_else(|| UserMember::not_found(um_id))?;
+        let record = change_record(
             credential(req),
             action,
             "user_member",
@@ -534,14 +487,11 @@ impl UserMembersApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<UserMember>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
-        let mut q = select();
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
+        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
+        let mut q = UserMember::select();
         q.and_where(Expr::col((a(USER_MEMBERS), a("space_id"))).eq(space_id.0.as_str()));
-        page.apply(&mut q, USER_MEMBERS, "id");
-        let rows: Vec<UserMember> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |b| b.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
     }
 
     /// Binds a user to a member of this space.
@@ -560,7 +510,7 @@ impl UserMembersApi {
         let new = NewBinding::validate(space_id.0.clone(), body.0)?;
         let mut tx = self.ctx.begin().await?;
         let binding = new.insert(&mut tx).await?;
-        let record = audit_record(
+        let record = change_record(
             credential(req),
             "user_members.create",
             "user_member",
@@ -571,7 +521,7 @@ impl UserMembersApi {
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&binding))
             .await?;
-        Ok(Created::Created(Json(Envelope::new(binding))))
+        Ok(Created::new(binding))
     }
 
     /// Reads one binding of a space.
@@ -587,10 +537,10 @@ impl UserMembersApi {
         /// The binding's ID.
         user_member_id: Path<String>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        crate::spaces::require(&self.ctx.db, &space_id.0).await?;
-        match get(&self.ctx.db, &user_member_id.0).await? {
+        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
+        match entity::get::<UserMember>(&self.ctx.db, &user_member_id.0).await? {
             Some(b) if b.space_id == space_id.0 => Ok(Json(Envelope::new(b))),
-            _ => Err(um_not_found(&user_member_id.0)),
+            _ => Err(UserMember::not_found(&user_member_id.0)),
         }
     }
 
@@ -667,9 +617,9 @@ impl UserMembersApi {
         /// The binding's ID.
         user_member_id: Path<String>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        let binding = get(&self.ctx.db, &user_member_id.0)
+        let binding = entity::get::<UserMember>(&self.ctx.db, &user_member_id.0)
             .await?
-            .ok_or_else(|| um_not_found(&user_member_id.0))?;
+            .ok_or_else(|| UserMember::not_found(&user_member_id.0))?;
         Ok(Json(Envelope::new(binding)))
     }
 }

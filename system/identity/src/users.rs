@@ -15,11 +15,12 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
 use crate::store::{
-    Created, Ctx, JsonColumn, Metadata, Page, SESSIONS, STATUS_MOVES, Status, USERS, a,
-    audit_record, credential, entity_id, from_rows, metadata_in, metadata_out, not_found, now,
-    text, transition,
+    Created, Ctx, JsonColumn, KeyPage, Lifecycle, Metadata, SESSIONS, STATUS_MOVES, Status, USERS,
+    a, change_record, credential, entity_id, from_rows, metadata_in, metadata_out, now,
+    status_change, text,
 };
 use crate::{ApiTag, passwords};
+use plystra_contracts::entity::{self, Stored};
 
 /// A user. The password hash is never part of it.
 #[derive(Debug, Clone, Object)]
@@ -49,19 +50,28 @@ pub struct User {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: [&str; 11] = [
-    "id",
-    "username",
-    "email",
-    "phone",
-    "status",
-    "metadata",
-    "last_login_at",
-    "password_changed_at",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-];
+impl Stored for User {
+    const TABLE: &'static str = USERS;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "username",
+        "email",
+        "phone",
+        "status",
+        "metadata",
+        "last_login_at",
+        "password_changed_at",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ];
+    const ENTITY: &'static str = "user";
+    const NOT_FOUND: ErrorCode = ErrorCode::UserNotFound;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 from_rows!(User, |row| {
     Ok(User {
@@ -234,34 +244,12 @@ fn phone(value: &str) -> Result<String, ApiError> {
     text("phone", value, 64)
 }
 
-pub(crate) fn select() -> plystra_contracts::storage::sea_query::SelectStatement {
-    let mut select = Query::select();
-    select
-        .columns(COLUMNS.map(|c| (a(USERS), a(c))))
-        .from(a(USERS));
-    select
-}
-
-/// The user with `id`, read inside `tx`.
-pub(crate) async fn get_in(tx: &mut Transaction, id: &str) -> Result<Option<User>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(USERS), a("id"))).eq(id));
-    Ok(tx.fetch_optional(&q).await?)
-}
-
-/// The user with `id`.
-pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<User>, ApiError> {
-    let mut q = select();
-    q.and_where(Expr::col((a(USERS), a("id"))).eq(id));
-    Ok(db.fetch_optional(&q).await?)
-}
-
 /// The user with `email` (already normalized) and its password hash.
 pub(crate) async fn by_email_with_hash(
     db: &Database,
     email: &str,
 ) -> Result<Option<(User, Option<String>)>, ApiError> {
-    let mut q = select();
+    let mut q = User::select();
     q.column((a(USERS), a("password_hash")))
         .and_where(Expr::col((a(USERS), a("email"))).eq(email));
     let Some(user) = db.fetch_optional::<User, _>(&q).await? else {
@@ -378,7 +366,7 @@ impl NewUser {
         if username_taken(tx, &self.username, &self.id).await? {
             return Err(conflict("username"));
         }
-        if get_in(tx, &self.id).await?.is_some() {
+        if entity::get::<User>(&mut *tx, &self.id).await?.is_some() {
             return Err(
                 ApiError::new(ErrorCode::Conflict, "a user with this ID exists")
                     .with_detail("field", "id"),
@@ -390,42 +378,26 @@ impl NewUser {
             None => None,
         };
         let changed = hash.as_ref().map(|_| at);
-        let mut q = Query::insert();
-        q.into_table(a(USERS))
-            .columns(
-                [
-                    "id",
-                    "username",
-                    "email",
-                    "phone",
-                    "password_hash",
-                    "status",
-                    "metadata",
-                    "password_changed_at",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(a),
-            )
-            .values_panic(
-                [
-                    self.id.clone().into(),
-                    self.username.into(),
-                    Some(self.email).into(),
-                    self.phone.into(),
-                    hash.into(),
-                    self.status.as_str().into(),
-                    metadata_in(&self.metadata).into(),
-                    changed.into(),
-                    at.into(),
-                    at.into(),
-                ]
-                .map(|v: Value| Expr::val(v)),
-            );
-        tx.execute(&q).await?;
-        get_in(tx, &self.id)
+        entity::insert(
+            tx,
+            USERS,
+            vec![
+                ("id", self.id.clone().into()),
+                ("username", self.username.into()),
+                ("email", Some(self.email).into()),
+                ("phone", self.phone.into()),
+                ("password_hash", hash.into()),
+                ("status", self.status.as_str().into()),
+                ("metadata", metadata_in(&self.metadata).into()),
+                ("password_changed_at", changed.into()),
+                ("created_at", at.into()),
+                ("updated_at", at.into()),
+            ],
+        )
+        .await?;
+        entity::get::<User>(&mut *tx, &self.id)
             .await?
-            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", &self.id))
+            .ok_or_else(|| User::not_found(&self.id))
     }
 }
 
@@ -434,7 +406,7 @@ pub(crate) fn created_record(
     credential: Option<&plystra_contracts::services::Credential>,
     user: &User,
 ) -> plystra_contracts::services::AuditRecord {
-    audit_record(
+    change_record(
         credential,
         "users.create",
         "user",
@@ -459,15 +431,14 @@ impl UsersApi {
         strict: Option<Status>,
     ) -> Result<Json<Envelope<User>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
-        let current = get_in(&mut tx, user_id)
+        let current = entity::get::<User>(&mut tx, user_id)
             .await?
-            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", user_id))?;
+            .ok_or_else(|| User::not_found(user_id))?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
         let mut end_sessions = false;
-        if let Some(to) = strict.or(update.status)
-            && (strict.is_some() || to != current.status)
+        if let Some(to) =
+            status_change("user", current.status, update.status, strict, STATUS_MOVES)?
         {
-            transition("user", current.status, to, STATUS_MOVES, Status::as_str)?;
             sets.push(("status", to.as_str().into()));
             end_sessions |= to == Status::Disabled;
         }
@@ -506,20 +477,16 @@ impl UsersApi {
             end_sessions = true;
         }
         sets.push(("updated_at", at.into()));
-        let mut q = Query::update();
-        q.table(a(USERS))
-            .values(sets.into_iter().map(|(c, v)| (a(c), Expr::val(v))))
-            .and_where(Expr::col(a("id")).eq(user_id));
-        tx.execute(&q).await?;
+        entity::update(&mut tx, USERS, user_id, sets).await?;
         let ended = if end_sessions {
             revoke_sessions(&mut tx, user_id).await?
         } else {
             Vec::new()
         };
-        let user = get_in(&mut tx, user_id)
+        let user = entity::get::<User>(&mut tx, user_id)
             .await?
-            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", user_id))?;
-        let mut record = audit_record(
+            .ok_or_else(|| User::not_found(user_id))?;
+        let mut record = change_record(
             credential(req),
             action,
             "user",
@@ -558,12 +525,9 @@ impl UsersApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<User>>, ApiError> {
-        let page = Page::parse(limit.0, cursor.0.as_deref())?;
-        let mut q = select();
-        page.apply(&mut q, USERS, "id");
-        let rows: Vec<User> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |u| u.id.clone());
-        Ok(Json(ListEnvelope::new(rows, pagination)))
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
+        let q = User::select();
+        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
     }
 
     /// Creates a user; the password, if given, is stored only as an Argon2id hash.
@@ -580,7 +544,7 @@ impl UsersApi {
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&user))
             .await?;
-        Ok(Created::Created(Json(Envelope::new(user))))
+        Ok(Created::new(user))
     }
 
     /// Reads one user.
@@ -594,9 +558,9 @@ impl UsersApi {
         /// The user's ID.
         user_id: Path<String>,
     ) -> Result<Json<Envelope<User>>, ApiError> {
-        let user = get(&self.ctx.db, &user_id.0)
+        let user = entity::get::<User>(&self.ctx.db, &user_id.0)
             .await?
-            .ok_or_else(|| not_found(ErrorCode::UserNotFound, "user", &user_id.0))?;
+            .ok_or_else(|| User::not_found(&user_id.0))?;
         Ok(Json(Envelope::new(user)))
     }
 

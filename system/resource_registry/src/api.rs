@@ -73,10 +73,6 @@ pub enum ResourceCreated {
     Created(Json<Envelope<Resource>>),
 }
 
-fn credential(req: &Request) -> Option<&Credential> {
-    req.extensions().get::<Credential>()
-}
-
 /// The registry routes.
 pub struct RegistryApi {
     registry: Registry,
@@ -137,7 +133,10 @@ impl RegistryApi {
         req: &Request,
         body: JsonBody<ResourceTypeMutationRequest>,
     ) -> Result<ResourceTypeUpserted, ApiError> {
-        let (created, t) = self.registry.upsert_type(credential(req), body.0).await?;
+        let (created, t) = self
+            .registry
+            .upsert_type(Credential::of(req), body.0)
+            .await?;
         let body = Json(Envelope::new(t));
         Ok(if created {
             ResourceTypeUpserted::Created(body)
@@ -202,7 +201,7 @@ impl RegistryApi {
     ) -> Result<ResourceActionUpserted, ApiError> {
         let (created, a) = self
             .registry
-            .upsert_action(credential(req), &resource_type.0, body.0)
+            .upsert_action(Credential::of(req), &resource_type.0, body.0)
             .await?;
         let body = Json(Envelope::new(a));
         Ok(if created {
@@ -245,7 +244,7 @@ impl RegistryApi {
     ) -> Result<ResourceMappingUpserted, ApiError> {
         let (created, mapping) = self
             .registry
-            .upsert_mapping(credential(req), &resource_type.0, body.0)
+            .upsert_mapping(Credential::of(req), &resource_type.0, body.0)
             .await?;
         let body = Json(Envelope::new(mapping));
         Ok(if created {
@@ -299,7 +298,7 @@ impl RegistryApi {
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(credential(req), None, body.0.0)
+            .create_resource(Credential::of(req), None, body.0.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }
@@ -371,7 +370,7 @@ impl RegistryApi {
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(credential(req), Some(&space_id.0), body.0)
+            .create_resource(Credential::of(req), Some(&space_id.0), body.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }
@@ -416,7 +415,7 @@ impl RegistryApi {
     ) -> Result<Json<Envelope<Resource>>, ApiError> {
         let r = self
             .registry
-            .update_resource(credential(req), &space_id.0, &resource_id.0, body.0)
+            .update_resource(Credential::of(req), &space_id.0, &resource_id.0, body.0)
             .await?;
         Ok(Json(Envelope::new(r)))
     }
@@ -440,7 +439,7 @@ impl RegistryApi {
     ) -> Result<Json<Envelope<Resource>>, ApiError> {
         let r = self
             .registry
-            .archive_resource(credential(req), &space_id.0, &resource_id.0, body.0)
+            .archive_resource(Credential::of(req), &space_id.0, &resource_id.0, body.0)
             .await?;
         Ok(Json(Envelope::new(r)))
     }

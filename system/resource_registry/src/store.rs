@@ -2,14 +2,15 @@
 //! substrate), the audited-mutation protocol every write follows, and the table and column names.
 //!
 //! A mutation opens a transaction, writes, reads its own result back, hands the audit recorder a
-//! record in the same transaction and commits; an audit failure rolls everything back and answers
+//! record (`plystra_contracts::entity::change_record`: the caller and the state after) in the
+//! same transaction and commits; an audit failure rolls everything back and answers
 //! 503 `AUDIT_UNAVAILABLE`. Only after the commit is `resource.registry_updated` published.
 
 use std::sync::Arc;
 
 use plystra_contracts::events::{Event, EventPublisher};
-use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
-use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
+use plystra_contracts::services::{AuditRecorder, Credential};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode, ServiceRegistry};
 
@@ -29,15 +30,7 @@ pub(crate) mod table {
     pub const MEMBERS: &str = "sys_identity_members";
 }
 
-/// A column of a table, for sea-query.
-pub(crate) fn col(table: &str, column: &str) -> (Alias, Alias) {
-    (Alias::new(table), Alias::new(column))
-}
-
-/// A bare name, for sea-query.
-pub(crate) fn name(n: &str) -> Alias {
-    Alias::new(n)
-}
+pub(crate) use plystra_contracts::entity::{col, name};
 
 /// What changed, for the audit record and the event.
 #[derive(Debug, Clone)]
@@ -159,16 +152,15 @@ impl Registry {
         change: Change,
     ) -> Result<(), ApiError> {
         let Mutation { tx, audit } = mutation;
-        let mut record = AuditRecord::new(change.event_type, change.action);
-        record.space_id = change.space_id.clone();
-        record.actor_user_id = match credential {
-            Some(Credential::Session { user_id, .. }) => Some(user_id.clone()),
-            _ => None,
-        };
-        record.resource_type = Some(change.resource_type.clone());
-        record.resource_id = Some(change.resource_id.clone());
-        record.decision = Some("allow".to_owned());
-        record.trace = change.snapshot.clone();
+        let mut record = plystra_contracts::entity::change_record(
+            credential,
+            change.action,
+            &change.resource_type,
+            &change.resource_id,
+            change.space_id.as_deref(),
+            change.snapshot.clone(),
+        );
+        record.event_type = change.event_type.to_owned();
         let events = self.events.clone();
         let facts = change.facts.clone();
         plystra_contracts::feed::commit_audited(
@@ -270,7 +262,7 @@ mod tests {
     use std::sync::Mutex;
 
     use plystra_contracts::events::Event;
-    use plystra_contracts::services::{AuditUnavailable, LookupContext, ResolveError};
+    use plystra_contracts::services::{AuditRecord, AuditUnavailable, LookupContext, ResolveError};
     use plystra_contracts::storage::sqlx::sqlite::SqlitePoolOptions;
     use plystra_contracts::storage::sqlx::{self, AssertSqlSafe};
 
@@ -379,7 +371,9 @@ mod tests {
         assert_eq!(r.resource_type.as_deref(), Some("invoice"));
         assert_eq!(r.resource_id.as_deref(), Some(t.id.as_str()));
         assert_eq!(r.decision.as_deref(), Some("allow"));
-        assert_eq!(r.trace["resource_type"]["key"], "invoice");
+        assert_eq!(r.trace["caller"]["kind"], "session");
+        assert_eq!(r.trace["caller"]["user_id"], "user_alice");
+        assert_eq!(r.trace["after"]["resource_type"]["key"], "invoice");
 
         let published = events.0.lock().unwrap().clone();
         assert_eq!(published.len(), 1);
