@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
 use plystra_contracts::services::Credential;
+use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -281,35 +282,7 @@ impl Registry {
         type_key_or_id: &str,
         req: ResourceMappingMutationRequest,
     ) -> Result<(bool, ResourceMapping), ApiError> {
-        if let Some(id) = &req.id {
-            validation::supplied_id("id", ID_PREFIX, id)?;
-        }
-        let table_name = field("table_name", req.table_name)?;
-        let id_field = req
-            .id_field
-            .map(|v| validation::field_name("id_field", &v).map(|()| v))
-            .transpose()?;
-        let space_field = req
-            .space_field
-            .map(|v| validation::field_name("space_field", &v).map(|()| v))
-            .transpose()?;
-        let group_field = field("group_field", req.group_field)?;
-        let owner_member_field = field("owner_member_field", req.owner_member_field)?;
-        let visibility_field = field("visibility_field", req.visibility_field)?;
-        let metadata_field = field("metadata_field", req.metadata_field)?;
-        let display_name = match req.display_name {
-            MaybeUndefined::Value(d) => {
-                MaybeUndefined::Value(validation::text("display_name", &d)?)
-            }
-            other => other,
-        };
-        let source = req
-            .source
-            .as_deref()
-            .map(|s| validation::text("source", s))
-            .transpose()?;
-        let metadata = validation::metadata(req.metadata);
-
+        let valid = ValidMapping::of(req)?;
         let mut m = self.begin().await?;
         let type_row: Option<TypeRow> =
             m.tx.fetch_optional(&resource_types::by_key_or_id(type_key_or_id))
@@ -318,125 +291,204 @@ impl Registry {
             type_row.ok_or_else(|| resource_types::not_found(type_key_or_id))?,
         )?;
         let existing: Option<MappingRow> = m.tx.fetch_optional(&of_type(&t.id)).await?;
-        let at = now();
         let created = match existing {
             Some(row) => {
                 let current = from_row(&t, row)?;
-                if req.id.as_ref().is_some_and(|id| *id != current.id) {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!("the mapping of {:?} has the ID {:?}", t.key, current.id),
-                    )
-                    .with_detail("field", "id"));
-                }
-                let mut update = Query::update();
-                update
-                    .table(name(table::MAPPINGS))
-                    .value(name("storage_kind"), req.storage_kind.as_str())
-                    .value(name("updated_at"), at)
-                    .and_where(Expr::col(name("id")).eq(current.id.as_str()));
-                for (column, value) in [
-                    ("table_name", table_name),
-                    ("group_field", group_field),
-                    ("owner_member_field", owner_member_field),
-                    ("visibility_field", visibility_field),
-                    ("metadata_field", metadata_field),
-                    ("display_name", display_name),
-                ] {
-                    match value {
-                        MaybeUndefined::Value(v) => {
-                            update.value(name(column), v);
-                        }
-                        MaybeUndefined::Null => {
-                            update.value(name(column), Option::<String>::None);
-                        }
-                        MaybeUndefined::Undefined => {}
-                    }
-                }
-                for (column, value) in [
-                    ("id_field", id_field),
-                    ("space_field", space_field),
-                    ("source", source),
-                ] {
-                    if let Some(v) = value {
-                        update.value(name(column), v);
-                    }
-                }
-                if let Some(s) = req.status {
-                    update.value(name("status"), s.as_str());
-                }
-                if let Some(meta) = metadata {
-                    update.value(name("metadata"), meta);
-                }
-                m.tx.execute(&update).await?;
+                valid.update(&mut m.tx, &t, &current).await?;
                 false
             }
             None => {
-                let id = req.id.unwrap_or_else(|| ids::generate(ID_PREFIX));
-                let f = INTERNAL_FIELDS;
-                let insert = Query::insert()
-                    .into_table(name(table::MAPPINGS))
-                    .columns(COLUMNS.map(name))
-                    .values_panic([
-                        id.into(),
-                        t.id.as_str().into(),
-                        source.unwrap_or_else(|| "api".to_owned()).into(),
-                        req.storage_kind.as_str().into(),
-                        or_default(&table_name, f.table_name).into(),
-                        Some(id_field.unwrap_or_else(|| f.id_field.to_owned())).into(),
-                        Some(space_field.unwrap_or_else(|| f.space_field.to_owned())).into(),
-                        or_default(&group_field, f.group_field).into(),
-                        or_default(&owner_member_field, f.owner_member_field).into(),
-                        or_default(&visibility_field, f.visibility_field).into(),
-                        or_default(&metadata_field, f.metadata_field).into(),
-                        display_name.take().into(),
-                        req.status
-                            .unwrap_or(RegistryEntryStatus::Active)
-                            .as_str()
-                            .into(),
-                        metadata.into(),
-                        at.into(),
-                        at.into(),
-                    ])
-                    .to_owned();
-                m.tx.execute(&insert).await?;
+                valid.insert(&mut m.tx, &t).await?;
                 true
             }
         };
         let row: Option<MappingRow> = m.tx.fetch_optional(&of_type(&t.id)).await?;
         let saved = from_row(&t, row.ok_or_else(|| mapping_not_found(&t))?)?;
-        let change = Change {
-            event_type: "resource_types.upsert",
-            action: "resource_mappings.upsert",
-            entity: "resource_mapping",
-            change: if created { "created" } else { "updated" },
-            space_id: None,
-            resource_type: t.key.clone(),
-            resource_id: saved.id.clone(),
-            facts: Vec::new(),
-            snapshot: serde_json::json!({
-                "resource_mapping": {
-                    "id": saved.id,
-                    "resource_type": saved.resource_type,
-                    "resource_type_id": saved.resource_type_id,
-                    "source": saved.source,
-                    "storage_kind": saved.storage_kind.as_str(),
-                    "table_name": saved.table_name,
-                    "id_field": saved.id_field,
-                    "space_field": saved.space_field,
-                    "group_field": saved.group_field,
-                    "owner_member_field": saved.owner_member_field,
-                    "visibility_field": saved.visibility_field,
-                    "metadata_field": saved.metadata_field,
-                    "display_name": saved.display_name,
-                    "status": saved.status.as_str(),
-                    "metadata": saved.metadata,
-                    "created_at": saved.created_at,
-                    "updated_at": saved.updated_at,
-                }
-            }),
-        };
+        let change = saved_change(&t, &saved, created);
         self.commit(m, credential, change).await?;
         Ok((created, saved))
+    }
+}
+
+/// A mapping request with every field checked, before the type is read.
+struct ValidMapping {
+    id: Option<String>,
+    storage_kind: StorageKind,
+    status: Option<RegistryEntryStatus>,
+    table_name: MaybeUndefined<String>,
+    id_field: Option<String>,
+    space_field: Option<String>,
+    group_field: MaybeUndefined<String>,
+    owner_member_field: MaybeUndefined<String>,
+    visibility_field: MaybeUndefined<String>,
+    metadata_field: MaybeUndefined<String>,
+    display_name: MaybeUndefined<String>,
+    source: Option<String>,
+    metadata: Option<serde_json::Value>,
+}
+
+impl ValidMapping {
+    /// Checks every field of `req`; the first bad one is a 400 naming it.
+    fn of(req: ResourceMappingMutationRequest) -> Result<Self, ApiError> {
+        if let Some(id) = &req.id {
+            validation::supplied_id("id", ID_PREFIX, id)?;
+        }
+        let name_of = |field: &str, value: Option<String>| {
+            value
+                .map(|v| validation::field_name(field, &v).map(|()| v))
+                .transpose()
+        };
+        Ok(Self {
+            table_name: field("table_name", req.table_name)?,
+            id_field: name_of("id_field", req.id_field)?,
+            space_field: name_of("space_field", req.space_field)?,
+            group_field: field("group_field", req.group_field)?,
+            owner_member_field: field("owner_member_field", req.owner_member_field)?,
+            visibility_field: field("visibility_field", req.visibility_field)?,
+            metadata_field: field("metadata_field", req.metadata_field)?,
+            display_name: match req.display_name {
+                MaybeUndefined::Value(d) => {
+                    MaybeUndefined::Value(validation::text("display_name", &d)?)
+                }
+                other => other,
+            },
+            source: req
+                .source
+                .as_deref()
+                .map(|s| validation::text("source", s))
+                .transpose()?,
+            metadata: validation::metadata(req.metadata),
+            id: req.id,
+            storage_kind: req.storage_kind,
+            status: req.status,
+        })
+    }
+
+    /// Changes the type's mapping `current`: the fields sent, nothing else. A different `id` is
+    /// a 409: a mapping keeps its ID.
+    async fn update(
+        self,
+        tx: &mut Transaction,
+        t: &ResourceType,
+        current: &ResourceMapping,
+    ) -> Result<(), ApiError> {
+        if self.id.as_ref().is_some_and(|id| *id != current.id) {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("the mapping of {:?} has the ID {:?}", t.key, current.id),
+            )
+            .with_detail("field", "id"));
+        }
+        let mut update = Query::update();
+        update
+            .table(name(table::MAPPINGS))
+            .value(name("storage_kind"), self.storage_kind.as_str())
+            .value(name("updated_at"), now())
+            .and_where(Expr::col(name("id")).eq(current.id.as_str()));
+        for (column, value) in [
+            ("table_name", self.table_name),
+            ("group_field", self.group_field),
+            ("owner_member_field", self.owner_member_field),
+            ("visibility_field", self.visibility_field),
+            ("metadata_field", self.metadata_field),
+            ("display_name", self.display_name),
+        ] {
+            match value {
+                MaybeUndefined::Value(v) => {
+                    update.value(name(column), v);
+                }
+                MaybeUndefined::Null => {
+                    update.value(name(column), Option::<String>::None);
+                }
+                MaybeUndefined::Undefined => {}
+            }
+        }
+        for (column, value) in [
+            ("id_field", self.id_field),
+            ("space_field", self.space_field),
+            ("source", self.source),
+        ] {
+            if let Some(v) = value {
+                update.value(name(column), v);
+            }
+        }
+        if let Some(s) = self.status {
+            update.value(name("status"), s.as_str());
+        }
+        if let Some(meta) = self.metadata {
+            update.value(name("metadata"), meta);
+        }
+        tx.execute(&update).await?;
+        Ok(())
+    }
+
+    /// Registers the type's first mapping; absent fields take the internal table's names.
+    async fn insert(self, tx: &mut Transaction, t: &ResourceType) -> Result<(), ApiError> {
+        let id = self.id.unwrap_or_else(|| ids::generate(ID_PREFIX));
+        let f = INTERNAL_FIELDS;
+        let at = now();
+        let display_name = self.display_name;
+        let insert = Query::insert()
+            .into_table(name(table::MAPPINGS))
+            .columns(COLUMNS.map(name))
+            .values_panic([
+                id.into(),
+                t.id.as_str().into(),
+                self.source.unwrap_or_else(|| "api".to_owned()).into(),
+                self.storage_kind.as_str().into(),
+                or_default(&self.table_name, f.table_name).into(),
+                Some(self.id_field.unwrap_or_else(|| f.id_field.to_owned())).into(),
+                Some(self.space_field.unwrap_or_else(|| f.space_field.to_owned())).into(),
+                or_default(&self.group_field, f.group_field).into(),
+                or_default(&self.owner_member_field, f.owner_member_field).into(),
+                or_default(&self.visibility_field, f.visibility_field).into(),
+                or_default(&self.metadata_field, f.metadata_field).into(),
+                display_name.take().into(),
+                self.status
+                    .unwrap_or(RegistryEntryStatus::Active)
+                    .as_str()
+                    .into(),
+                self.metadata.into(),
+                at.into(),
+                at.into(),
+            ])
+            .to_owned();
+        tx.execute(&insert).await?;
+        Ok(())
+    }
+}
+
+/// The audit record and event of a saved mapping.
+fn saved_change(t: &ResourceType, saved: &ResourceMapping, created: bool) -> Change {
+    Change {
+        event_type: "resource_types.upsert",
+        action: "resource_mappings.upsert",
+        entity: "resource_mapping",
+        change: if created { "created" } else { "updated" },
+        space_id: None,
+        resource_type: t.key.clone(),
+        resource_id: saved.id.clone(),
+        facts: Vec::new(),
+        snapshot: serde_json::json!({
+            "resource_mapping": {
+                "id": saved.id,
+                "resource_type": saved.resource_type,
+                "resource_type_id": saved.resource_type_id,
+                "source": saved.source,
+                "storage_kind": saved.storage_kind.as_str(),
+                "table_name": saved.table_name,
+                "id_field": saved.id_field,
+                "space_field": saved.space_field,
+                "group_field": saved.group_field,
+                "owner_member_field": saved.owner_member_field,
+                "visibility_field": saved.visibility_field,
+                "metadata_field": saved.metadata_field,
+                "display_name": saved.display_name,
+                "status": saved.status.as_str(),
+                "metadata": saved.metadata,
+                "created_at": saved.created_at,
+                "updated_at": saved.updated_at,
+            }
+        }),
     }
 }
