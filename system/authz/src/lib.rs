@@ -223,7 +223,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         services: &[SERVICE, CHECKS_SERVICE],
         routes: ROUTES,
         events: Events {
-            publishes: &["authorization.decision_recorded", store::GRANTS_CHANGED],
+            publishes: &[store::GRANTS_CHANGED],
             subscribes: &[],
         },
         migrations: Migrations {
@@ -231,9 +231,6 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         },
     },
 });
-
-declare_event!(AUTHORIZATION_DECISION_RECORDED, name: "authorization.decision_recorded", publisher: ID,
-    description: "A check or explain was decided and its audit record is durable.");
 
 declare_event!(AUTHORIZATION_GRANTS_CHANGED, name: "authorization.grants_changed", publisher: ID,
     description: "A role, permission, role-permission or member-role changed and the change is \
