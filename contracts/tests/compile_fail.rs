@@ -3,6 +3,11 @@
 //! `plystra-privileged` cannot name its macro. Each case's expected compiler error is committed
 //! beside it in `tests/ui/*.stderr` (regenerate with `TRYBUILD=overwrite` and review the diff).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 #[test]
 fn the_privileged_path_is_closed_to_business_plugins() {
     let cases = trybuild::TestCases::new();

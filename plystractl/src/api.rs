@@ -7,6 +7,7 @@ use std::time::Duration;
 #[allow(
     clippy::all,
     clippy::pedantic,
+    clippy::unwrap_used,
     missing_docs,
     unused,
     rust_2018_idioms,

@@ -4,6 +4,11 @@
 //! user logs in and creates a space-scoped API key through the API, `plystractl admin
 //! create-api-key` mints a headless one, and the audit log holds every step.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 // Links the system capabilities, for the server this test boots.
 extern crate plystra_system as _;
 

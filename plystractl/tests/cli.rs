@@ -1,6 +1,11 @@
 //! `plystractl` end to end: the built binary against a fresh database on the backend
 //! `PLYSTRA_TEST_BACKEND` selects.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 // Links the system capabilities, for the test that boots a live server.
 extern crate plystra_system as _;
 

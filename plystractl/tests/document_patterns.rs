@@ -2,6 +2,11 @@
 //! progenitor-generated client checks values with (a pattern it cannot read would panic at run
 //! time, the first time plystractl builds a value of that type).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 use std::path::Path;
 
 use serde_json::Value;

@@ -40,6 +40,11 @@
 //! filters out `info`. Progress goes to stderr, the tables to stdout. Without `--bench` (for
 //! example `cargo test --benches`) it does nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark whose setup fails has no figure to report: the panic is its report"
+)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;

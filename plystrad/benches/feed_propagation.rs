@@ -20,6 +20,11 @@
 //!
 //! The load average is printed before each part. Without `--bench` it does nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark whose setup fails has no figure to report: the panic is its report"
+)]
+
 #[path = "../tests/it/support/processes.rs"]
 mod processes;
 

@@ -2,6 +2,11 @@
 //! throwaway crate outside `system/` of a temporary workspace, makes the check fail with a
 //! located `path:line: rule-id: message`; the same workspace without it, and the real one, pass.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,11 @@
 //! member writes and reads a note, a member without the grant gets 403 with the deny code, both
 //! decisions are in the audit log, and the plugin's operations are in the served document.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 // Links the system capabilities, as the server binary does, and the plugin, as
 // `--features example-plugins` does.
 extern crate plystra_example_notes as _;

@@ -2,6 +2,11 @@
 //! change feed, and the storage layer's constraints and migrations; `support` holds the test
 //! capabilities they boot.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 mod support;
 
 mod boot;

@@ -2,6 +2,11 @@
 //! processes over HTTP, one module per area; `support` holds what they share (the boot, the
 //! requests, the logins, the test plugins and the Finance Reviewer fixture).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 // Links the system capabilities, as the server binary does.
 extern crate plystrad as _;
 

@@ -2,6 +2,11 @@
 //! the grants in force (active roles and permissions, role-permissions not removed, active
 //! member-roles with their anchors) and leaves out a permission whose stored scope is unknown.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test's helpers unwrap as its test functions do: a panic is a failed test"
+)]
+
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Alias, Expr, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;

@@ -25,6 +25,11 @@
 //! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, and
 //! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark whose setup fails has no figure to report: the panic is its report"
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;
