@@ -2,9 +2,12 @@
 //!
 //! - every `.rs` file of a workspace crate starts with a `//!` line (`module-doc`);
 //! - no `dbg!` and no `todo!()` in non-test code (`forbidden-macro`);
+//! - no system table's name (`"sys_identity_users"`) written in non-test code outside
+//!   `system/schema`, the one place the five system capabilities' tables are named (`table-name`);
 //! - dependencies listed in `[workspace.dependencies]` are inherited with `workspace = true`, and
 //!   no version is written in two member manifests (`workspace-dependency`, `duplicate-version`);
-//! - the bundle `system/src/lib.rs` links every crate under `system/` except `privileged` exactly
+//! - the bundle `system/src/lib.rs` links every crate under `system/` except `privileged` and
+//!   `schema` (not capabilities) exactly
 //!   once with `extern crate x as _;`, and `system/Cargo.toml` depends on each exactly once
 //!   (`system-bundle`).
 
@@ -65,9 +68,12 @@ fn source_findings(root: &Path, member: &Member) -> Result<Vec<Finding>> {
             .iter()
             .map(|(file, _, syntax)| (file.as_path(), syntax)),
     );
+    let names_tables = member.dir.ends_with("system/schema");
+    let benches = member.dir.join("benches");
     for (file, path, syntax) in &parsed {
         if !tests.contains(file) {
-            findings.extend(forbidden_macros(path, syntax));
+            let table_names = !names_tables && !file.starts_with(&benches);
+            findings.extend(non_test_findings(path, syntax, table_names));
         }
     }
     Ok(findings)
@@ -87,40 +93,105 @@ pub fn module_doc(path: &Path, source: &str) -> Option<Finding> {
     })
 }
 
-/// Every `dbg!` and `todo!` outside items marked `#[cfg(test)]` or `#[test]`.
-pub fn forbidden_macros(path: &Path, file: &syn::File) -> Vec<Finding> {
+/// Every `dbg!` and `todo!`, and with `table_names` every system table's name, outside items
+/// marked `#[cfg(test)]` or `#[test]`.
+pub fn non_test_findings(path: &Path, file: &syn::File, table_names: bool) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let mut scan = Scan {
+        path,
+        table_names,
+        findings: &mut findings,
+    };
     for item in &file.items {
-        item_macros(path, item, &mut findings);
+        scan.item(item);
     }
     findings
 }
 
-fn item_macros(path: &Path, item: &Item, findings: &mut Vec<Finding>) {
-    match item {
-        Item::Mod(module) if !is_test(&module.attrs) => {
-            if let Some((_, items)) = &module.content {
-                for item in items {
-                    item_macros(path, item, findings);
+/// What a walk over a file's non-test tokens looks for, and what it found.
+struct Scan<'a> {
+    path: &'a Path,
+    table_names: bool,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl Scan<'_> {
+    fn item(&mut self, item: &Item) {
+        match item {
+            Item::Mod(module) if !is_test(&module.attrs) => {
+                if let Some((_, items)) = &module.content {
+                    for item in items {
+                        self.item(item);
+                    }
                 }
             }
-        }
-        Item::Impl(block) if !is_test(&block.attrs) => {
-            for item in &block.items {
-                let attrs = match item {
-                    ImplItem::Fn(f) => &f.attrs,
-                    ImplItem::Const(c) => &c.attrs,
-                    _ => &Vec::new(),
-                };
-                if !is_test(attrs) {
-                    token_macros(path, item.to_token_stream(), findings);
+            Item::Impl(block) if !is_test(&block.attrs) => {
+                for item in &block.items {
+                    let attrs = match item {
+                        ImplItem::Fn(f) => &f.attrs,
+                        ImplItem::Const(c) => &c.attrs,
+                        _ => &Vec::new(),
+                    };
+                    if !is_test(attrs) {
+                        self.tokens(item.to_token_stream());
+                    }
                 }
             }
+            Item::Mod(_) | Item::Impl(_) => {}
+            _ if item_attrs(item).is_some_and(|attrs| is_test(attrs)) => {}
+            _ => self.tokens(item.to_token_stream()),
         }
-        Item::Mod(_) | Item::Impl(_) => {}
-        _ if item_attrs(item).is_some_and(|attrs| is_test(attrs)) => {}
-        _ => token_macros(path, item.to_token_stream(), findings),
     }
+
+    fn tokens(&mut self, tokens: TokenStream) {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, token) in tokens.iter().enumerate() {
+            match token {
+                TokenTree::Group(group) => self.tokens(group.stream()),
+                TokenTree::Ident(ident) if ident == "dbg" || ident == "todo" => {
+                    if matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!')
+                    {
+                        self.findings.push(Finding::new(
+                            self.path,
+                            ident.span().start().line,
+                            "forbidden-macro",
+                            format!("`{ident}!` in non-test code"),
+                        ));
+                    }
+                }
+                TokenTree::Literal(literal) if self.table_names => {
+                    if let Some(table) = system_table_name(&literal.to_string()) {
+                        self.findings.push(Finding::new(
+                            self.path,
+                            literal.span().start().line,
+                            "table-name",
+                            format!(
+                                "the system table {table} is named outside system/schema: use its handle \
+                                 (`plystra_system_schema::<namespace>::<TABLE>.name`, or the owning \
+                                 capability's `schema` module)"
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The system table a string literal's source text (`"sys_identity_users"`) names: one of the
+/// five system namespaces followed by `_` and a name; `None` for anything else, a namespace alone
+/// included.
+pub fn system_table_name(literal: &str) -> Option<&str> {
+    let text = literal.strip_prefix('"')?.strip_suffix('"')?;
+    let rest = text.strip_prefix("sys_")?;
+    let named = ["audit_", "identity_", "resource_", "authz_", "admin_"]
+        .iter()
+        .any(|ns| rest.strip_prefix(ns).is_some_and(|name| !name.is_empty()));
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    (named && plain).then_some(text)
 }
 
 fn item_attrs(item: &Item) -> Option<&Vec<Attribute>> {
@@ -134,26 +205,6 @@ fn item_attrs(item: &Item) -> Option<&Vec<Attribute>> {
         Item::Use(i) => Some(&i.attrs),
         Item::Macro(i) => Some(&i.attrs),
         _ => None,
-    }
-}
-
-fn token_macros(path: &Path, tokens: TokenStream, findings: &mut Vec<Finding>) {
-    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    for (i, token) in tokens.iter().enumerate() {
-        match token {
-            TokenTree::Group(group) => token_macros(path, group.stream(), findings),
-            TokenTree::Ident(ident) if ident == "dbg" || ident == "todo" => {
-                if matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!') {
-                    findings.push(Finding::new(
-                        path,
-                        ident.span().start().line,
-                        "forbidden-macro",
-                        format!("`{ident}!` in non-test code"),
-                    ));
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -316,7 +367,10 @@ fn bundle(root: &Path) -> Result<Vec<Finding>> {
     dirs.sort();
     for dir in dirs {
         let manifest = dir.join("Cargo.toml");
-        if dir.file_name().is_some_and(|n| n == "privileged") || !manifest.is_file() {
+        let not_a_capability = dir
+            .file_name()
+            .is_some_and(|n| n == "privileged" || n == "schema");
+        if not_a_capability || !manifest.is_file() {
             continue;
         }
         let (_, table) = cargo_toml::read(&manifest)?;
@@ -444,7 +498,7 @@ impl S {
 fn s() { let _ = "dbg!(in a string)"; }
 "#;
         let file = syn::parse_file(source).unwrap();
-        let found = forbidden_macros(Path::new("a.rs"), &file);
+        let found = non_test_findings(Path::new("a.rs"), &file, false);
         assert_eq!(
             rules(&found),
             [
@@ -454,6 +508,35 @@ fn s() { let _ = "dbg!(in a string)"; }
                 (12, "forbidden-macro")
             ]
         );
+    }
+
+    #[test]
+    fn system_table_names_are_found_in_non_test_code_only() {
+        let source = r#"//! x
+const USERS: &str = "sys_identity_users";
+const NAMESPACE: &str = "sys_identity";
+fn f() -> &'static str { m!("sys_authz_roles") }
+fn g() -> &'static str { "sys_other_table" }
+#[cfg(test)]
+mod tests { const T: &str = "sys_audit_audit_logs"; }
+"#;
+        let file = syn::parse_file(source).unwrap();
+        let found = non_test_findings(Path::new("a.rs"), &file, true);
+        assert_eq!(rules(&found), [(2, "table-name"), (4, "table-name")]);
+        assert!(non_test_findings(Path::new("a.rs"), &file, false).is_empty());
+        assert_eq!(
+            system_table_name("\"sys_resource_resources\""),
+            Some("sys_resource_resources")
+        );
+        for not_a_table in [
+            "\"sys_admin\"",
+            "\"sys_admin_\"",
+            "\"sys_identity_users has a row\"",
+            "r\"sys_identity_users\"",
+            "sys_identity_users",
+        ] {
+            assert_eq!(system_table_name(not_a_table), None, "{not_a_table}");
+        }
     }
 
     #[test]

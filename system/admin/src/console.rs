@@ -7,6 +7,7 @@ use std::sync::Arc;
 use plystra_contracts::services::CapabilityStates;
 use plystra_contracts::storage::sea_query::{Alias, Expr, Query};
 use plystra_contracts::{ApiError, Envelope};
+use plystra_system_schema::{admin, audit, identity, resource};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -14,13 +15,13 @@ use crate::core::Admin;
 
 /// What the overview counts, and the table each count reads.
 pub const COUNTED: &[(&str, &str)] = &[
-    ("users", "sys_identity_users"),
-    ("spaces", "sys_identity_spaces"),
-    ("members", "sys_identity_members"),
-    ("resources", "sys_resource_resources"),
-    ("admin_grants", "sys_admin_admin_grants"),
-    ("api_keys", "sys_admin_api_keys"),
-    ("audit_records", "sys_audit_audit_logs"),
+    ("users", identity::USERS.name),
+    ("spaces", identity::SPACES.name),
+    ("members", identity::MEMBERS.name),
+    ("resources", resource::RESOURCES.name),
+    ("admin_grants", admin::ADMIN_GRANTS.name),
+    ("api_keys", admin::API_KEYS.name),
+    ("audit_records", audit::AUDIT_LOGS.name),
 ];
 
 /// The console overview.

@@ -11,11 +11,11 @@ use plystra_contracts::storage::{
 use poem_openapi::{Enum, Object};
 
 /// The API key table.
-pub const API_KEYS: &str = "sys_admin_api_keys";
+pub const API_KEYS: &str = crate::schema::API_KEYS.name;
 /// The admin grant table.
-pub const GRANTS: &str = "sys_admin_admin_grants";
+pub const GRANTS: &str = crate::schema::ADMIN_GRANTS.name;
 /// The identity users table (grants are active only while their user is).
-pub(crate) const USERS: &str = "sys_identity_users";
+pub(crate) const USERS: &str = plystra_system_schema::identity::USERS.name;
 
 pub(crate) use plystra_contracts::entity::name as a;
 

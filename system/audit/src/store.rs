@@ -17,9 +17,9 @@ use crate::chain::{ContentField, GENESIS, content_hash, legacy_entry_hash, link_
 use crate::redaction::{REDACTION_VERSION, RedactionPolicy};
 
 /// The audit log table.
-pub const TABLE: &str = "sys_audit_audit_logs";
+pub const TABLE: &str = crate::schema::AUDIT_LOGS.name;
 /// The chain head table.
-pub const HEAD: &str = "sys_audit_chain_head";
+pub const HEAD: &str = crate::schema::CHAIN_HEAD.name;
 
 const COLUMNS: [&str; 22] = [
     "id",

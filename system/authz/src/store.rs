@@ -15,13 +15,14 @@ use plystra_contracts::{ApiError, ErrorCode};
 pub const GRANTS_CHANGED: &str = "authorization.grants_changed";
 
 /// Table names.
-pub(crate) const ROLES: &str = "sys_authz_roles";
-pub(crate) const PERMISSIONS: &str = "sys_authz_permissions";
-pub(crate) const ROLE_PERMISSIONS: &str = "sys_authz_role_permissions";
-pub(crate) const MEMBER_ROLES: &str = "sys_authz_member_roles";
-pub(crate) const SPACES: &str = "sys_identity_spaces";
-pub(crate) const GROUPS: &str = "sys_identity_groups";
-pub(crate) const MEMBERS: &str = "sys_identity_members";
+pub(crate) const ROLES: &str = crate::schema::ROLES.name;
+pub(crate) const PERMISSIONS: &str = crate::schema::PERMISSIONS.name;
+pub(crate) const ROLE_PERMISSIONS: &str = crate::schema::ROLE_PERMISSIONS.name;
+pub(crate) const MEMBER_ROLES: &str = crate::schema::MEMBER_ROLES.name;
+/// Identity's tables grants point at, joined and checked through the shared schema.
+pub(crate) const SPACES: &str = plystra_system_schema::identity::SPACES.name;
+pub(crate) const GROUPS: &str = plystra_system_schema::identity::GROUPS.name;
+pub(crate) const MEMBERS: &str = plystra_system_schema::identity::MEMBERS.name;
 
 /// Which kind of grant entity changed, as named in the `authorization.grants_changed` payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

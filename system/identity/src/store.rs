@@ -14,12 +14,12 @@ use poem_openapi::Enum;
 use crate::sessions::Sessions;
 
 /// Table names.
-pub(crate) const USERS: &str = "sys_identity_users";
-pub(crate) const SPACES: &str = "sys_identity_spaces";
-pub(crate) const GROUPS: &str = "sys_identity_groups";
-pub(crate) const MEMBERS: &str = "sys_identity_members";
-pub(crate) const USER_MEMBERS: &str = "sys_identity_user_members";
-pub(crate) const SESSIONS: &str = "sys_identity_sessions";
+pub(crate) const USERS: &str = crate::schema::USERS.name;
+pub(crate) const SPACES: &str = crate::schema::SPACES.name;
+pub(crate) const GROUPS: &str = crate::schema::GROUPS.name;
+pub(crate) const MEMBERS: &str = crate::schema::MEMBERS.name;
+pub(crate) const USER_MEMBERS: &str = crate::schema::USER_MEMBERS.name;
+pub(crate) const SESSIONS: &str = crate::schema::SESSIONS.name;
 
 /// Everything a handler needs, shared by every route group of the capability.
 pub(crate) struct Ctx {

@@ -23,7 +23,7 @@ pub const ID_PREFIX: &str = "rmap_";
 
 /// The internal table's field names, the defaults of an `internal_table` mapping.
 pub const INTERNAL_FIELDS: InternalFields = InternalFields {
-    table_name: "sys_resource_resources",
+    table_name: table::RESOURCES,
     id_field: "id",
     space_field: "space_id",
     group_field: "group_id",

@@ -21,13 +21,17 @@ pub const REGISTRY_UPDATED: &str = "resource.registry_updated";
 
 /// Table names.
 pub(crate) mod table {
-    pub const TYPES: &str = "sys_resource_resource_types";
-    pub const ACTIONS: &str = "sys_resource_resource_actions";
-    pub const MAPPINGS: &str = "sys_resource_resource_mappings";
-    pub const RESOURCES: &str = "sys_resource_resources";
-    pub const SPACES: &str = "sys_identity_spaces";
-    pub const GROUPS: &str = "sys_identity_groups";
-    pub const MEMBERS: &str = "sys_identity_members";
+    use plystra_system_schema::{identity, resource};
+
+    pub const TYPES: &str = resource::RESOURCE_TYPES.name;
+    pub const ACTIONS: &str = resource::RESOURCE_ACTIONS.name;
+    pub const MAPPINGS: &str = resource::RESOURCE_MAPPINGS.name;
+    pub const RESOURCES: &str = resource::RESOURCES.name;
+    /// Identity's tables a resource's group and owner live in, joined and checked through the
+    /// shared schema.
+    pub const SPACES: &str = identity::SPACES.name;
+    pub const GROUPS: &str = identity::GROUPS.name;
+    pub const MEMBERS: &str = identity::MEMBERS.name;
 }
 
 pub(crate) use plystra_contracts::entity::{col, name};

@@ -1,0 +1,93 @@
+//! The tables of the `sys_authz` migration namespace, as the schema model declares them.
+//!
+//! The migrations `migrations/{sqlite,postgres}/*_sys_authz_*.sql` create them; `plystractl ent check`
+//! compares this model with the live database. Keep both in step.
+
+use plystra_contracts::schema::{Column, ColumnType, Index, Table};
+
+/// The migration namespace these tables belong to.
+pub const NAMESPACE: &str = "sys_authz";
+
+/// Roles of a space.
+pub const ROLES: Table = Table {
+    name: "sys_authz_roles",
+    columns: &[
+        Column::required("id", ColumnType::Text),
+        Column::required("space_id", ColumnType::Text),
+        Column::required("key", ColumnType::Text),
+        Column::required("name", ColumnType::Text),
+        Column::required("status", ColumnType::Text),
+        Column::optional("metadata", ColumnType::Json),
+        Column::required("created_at", ColumnType::Timestamp),
+        Column::required("updated_at", ColumnType::Timestamp),
+        Column::optional("deleted_at", ColumnType::Timestamp),
+    ],
+    indexes: &[
+        Index::unique("sys_authz_roles_space_key", &["space_id", "key"]),
+        Index::unique("sys_authz_roles_space_id_id", &["space_id", "id"]),
+    ],
+    append_only: false,
+};
+
+/// Permissions: an action on a resource type within a scope.
+pub const PERMISSIONS: Table = Table {
+    name: "sys_authz_permissions",
+    columns: &[
+        Column::required("id", ColumnType::Text),
+        Column::required("resource", ColumnType::Text),
+        Column::required("action", ColumnType::Text),
+        Column::required("scope", ColumnType::Text),
+        Column::required("status", ColumnType::Text),
+        Column::optional("metadata", ColumnType::Json),
+        Column::required("created_at", ColumnType::Timestamp),
+        Column::required("updated_at", ColumnType::Timestamp),
+        Column::optional("deleted_at", ColumnType::Timestamp),
+    ],
+    indexes: &[Index::unique(
+        "sys_authz_permissions_resource_action_scope",
+        &["resource", "action", "scope"],
+    )],
+    append_only: false,
+};
+
+/// Permissions granted to a role.
+pub const ROLE_PERMISSIONS: Table = Table {
+    name: "sys_authz_role_permissions",
+    columns: &[
+        Column::required("id", ColumnType::Text),
+        Column::required("space_id", ColumnType::Text),
+        Column::required("role_id", ColumnType::Text),
+        Column::required("permission_id", ColumnType::Text),
+        Column::optional("metadata", ColumnType::Json),
+        Column::required("created_at", ColumnType::Timestamp),
+        Column::required("updated_at", ColumnType::Timestamp),
+        Column::optional("deleted_at", ColumnType::Timestamp),
+    ],
+    indexes: &[Index::unique(
+        "sys_authz_role_permissions_role_permission",
+        &["role_id", "permission_id"],
+    )],
+    append_only: false,
+};
+
+/// Roles assigned to members, optionally anchored at a group; all in one space.
+pub const MEMBER_ROLES: Table = Table {
+    name: "sys_authz_member_roles",
+    columns: &[
+        Column::required("id", ColumnType::Text),
+        Column::required("space_id", ColumnType::Text),
+        Column::required("member_id", ColumnType::Text),
+        Column::required("role_id", ColumnType::Text),
+        Column::optional("scope_anchor_group_id", ColumnType::Text),
+        Column::required("status", ColumnType::Text),
+        Column::optional("metadata", ColumnType::Json),
+        Column::required("created_at", ColumnType::Timestamp),
+        Column::required("updated_at", ColumnType::Timestamp),
+        Column::optional("deleted_at", ColumnType::Timestamp),
+    ],
+    indexes: &[
+        Index::plain("sys_authz_member_roles_member", &["space_id", "member_id"]),
+        Index::plain("sys_authz_member_roles_role", &["space_id", "role_id"]),
+    ],
+    append_only: false,
+};
