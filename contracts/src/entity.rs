@@ -1,5 +1,5 @@
 //! The kit a capability's stored entities are written with: the table handle (`Stored`: select,
-//! get, require, list a page, insert, update), statuses and their lifecycle moves, field
+//! get, require, list a page, insert, update; `InSpace`: require under a space's path), statuses and their lifecycle moves, field
 //! validation re-exported from [`crate::input`], the one audit record shape of a change, and the
 //! 201 answer of a create.
 //!
@@ -92,6 +92,25 @@ pub async fn get<'c, T: Stored>(
 /// The entity with `id`, or its 404.
 pub async fn require<'c, T: Stored>(conn: impl Into<Conn<'c>>, id: &str) -> Result<T, ApiError> {
     get(conn, id).await?.ok_or_else(|| T::not_found(id))
+}
+
+/// An entity that belongs to one space, addressed under its space's path.
+pub trait InSpace: Stored {
+    /// The space the entity belongs to.
+    fn space_id(&self) -> &str;
+}
+
+/// The entity with `id` in `space_id`, or its 404: an entity of another space is as unknown to
+/// this path as one that does not exist. The space itself is the caller's to check first.
+pub async fn require_in<'c, T: InSpace>(
+    conn: impl Into<Conn<'c>>,
+    space_id: &str,
+    id: &str,
+) -> Result<T, ApiError> {
+    match get::<T>(conn, id).await? {
+        Some(entity) if entity.space_id() == space_id => Ok(entity),
+        _ => Err(T::not_found(id)),
+    }
 }
 
 /// One page of the entities `select` (from [`Stored::select`], with the caller's conditions)

@@ -19,7 +19,7 @@ use crate::store::{
     metadata_in, metadata_out, now, other_space, reference, referenced_not_found, require_space,
 };
 use plystra_contracts::entity::transition;
-use plystra_contracts::entity::{self, Stored};
+use plystra_contracts::entity::{self, InSpace, Stored};
 
 /// A member-role's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -186,6 +186,12 @@ impl Stored for MemberRole {
                     .equals((a(MEMBER_ROLES), a("scope_anchor_group_id"))),
             );
         select
+    }
+}
+
+impl InSpace for MemberRole {
+    fn space_id(&self) -> &str {
+        &self.space_id
     }
 }
 
@@ -412,10 +418,9 @@ impl MemberRolesApi {
     ) -> Result<Json<Envelope<MemberRole>>, ApiError> {
         let mut conn = Conn::Db(&self.ctx.db);
         require_space(&mut conn, &space_id.0).await?;
-        match entity::get::<MemberRole>(&mut conn, &member_role_id.0).await? {
-            Some(m) if m.space_id == space_id.0 => Ok(Json(Envelope::new(m))),
-            _ => Err(MemberRole::not_found(&member_role_id.0)),
-        }
+        Ok(Json(Envelope::new(
+            entity::require_in::<MemberRole>(&mut conn, &space_id.0, &member_role_id.0).await?,
+        )))
     }
 
     /// Revokes an active member-role; the member no longer holds the role. 409 when already
@@ -436,10 +441,7 @@ impl MemberRolesApi {
         let id = member_role_id.0;
         let mut tx = self.ctx.begin().await?;
         require_space(&mut Conn::Tx(&mut tx), &space_id.0).await?;
-        let current = match entity::get::<MemberRole>(&mut tx, &id).await? {
-            Some(m) if m.space_id == space_id.0 => m,
-            _ => return Err(MemberRole::not_found(&id)),
-        };
+        let current = entity::require_in::<MemberRole>(&mut tx, &space_id.0, &id).await?;
         transition(
             "member-role",
             current.status,

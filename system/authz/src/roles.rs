@@ -16,7 +16,7 @@ use crate::store::{
     conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now, require_space,
     status_change, text,
 };
-use plystra_contracts::entity::{self, Stored};
+use plystra_contracts::entity::{self, InSpace, Stored};
 
 /// A role's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -152,6 +152,12 @@ impl Stored for Role {
     }
 }
 
+impl InSpace for Role {
+    fn space_id(&self) -> &str {
+        &self.space_id
+    }
+}
+
 /// The role with `id`, locked until the transaction ends (PostgreSQL; SQLite transactions hold
 /// the write lock already), so a grant and a concurrent disable or duplicate grant serialize.
 pub(crate) async fn get_locked(conn: &mut Conn<'_>, id: &str) -> Result<Option<Role>, ApiError> {
@@ -195,10 +201,7 @@ impl RolesApi {
             .transpose()?;
         let mut tx = self.ctx.begin().await?;
         require_space(&mut Conn::Tx(&mut tx), space_id).await?;
-        let current = match entity::get::<Role>(&mut tx, role_id).await? {
-            Some(r) if r.space_id == space_id => r,
-            _ => return Err(Role::not_found(role_id)),
-        };
+        let current = entity::require_in::<Role>(&mut tx, space_id, role_id).await?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
         if let Some(to) = status_change("role", current.status, update.status, strict, MOVES)? {
             sets.push(("status", to.as_str().into()));
@@ -342,10 +345,9 @@ impl RolesApi {
     ) -> Result<Json<Envelope<Role>>, ApiError> {
         let mut conn = Conn::Db(&self.ctx.db);
         require_space(&mut conn, &space_id.0).await?;
-        match entity::get::<Role>(&mut conn, &role_id.0).await? {
-            Some(r) if r.space_id == space_id.0 => Ok(Json(Envelope::new(r))),
-            _ => Err(Role::not_found(&role_id.0)),
-        }
+        Ok(Json(Envelope::new(
+            entity::require_in::<Role>(&mut conn, &space_id.0, &role_id.0).await?,
+        )))
     }
 
     /// Changes a role's key, name, status or metadata.

@@ -21,7 +21,7 @@ use crate::store::{
     change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
     status_change, text,
 };
-use plystra_contracts::entity::{self, Stored};
+use plystra_contracts::entity::{self, InSpace, Stored};
 
 /// The deepest a tree may go (segments in a path).
 pub const MAX_DEPTH: usize = 32;
@@ -82,6 +82,12 @@ impl Stored for Group {
 
     fn id(&self) -> &str {
         &self.id
+    }
+}
+
+impl InSpace for Group {
+    fn space_id(&self) -> &str {
+        &self.space_id
     }
 }
 
@@ -606,10 +612,9 @@ impl GroupsApi {
         group_id: Path<String>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
         entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        match entity::get::<Group>(&self.ctx.db, &group_id.0).await? {
-            Some(g) if g.space_id == space_id.0 => Ok(Json(Envelope::new(g))),
-            _ => Err(Group::not_found(&group_id.0)),
-        }
+        Ok(Json(Envelope::new(
+            entity::require_in::<Group>(&self.ctx.db, &space_id.0, &group_id.0).await?,
+        )))
     }
 
     /// Changes a group's display name, sibling order, status or metadata.

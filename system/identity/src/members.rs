@@ -17,7 +17,7 @@ use crate::store::{
     change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
     status_change, text,
 };
-use plystra_contracts::entity::{self, Stored};
+use plystra_contracts::entity::{self, InSpace, Stored};
 
 /// A member of a space.
 #[derive(Debug, Clone, Object)]
@@ -61,6 +61,12 @@ impl Stored for Member {
 
     fn id(&self) -> &str {
         &self.id
+    }
+}
+
+impl InSpace for Member {
+    fn space_id(&self) -> &str {
+        &self.space_id
     }
 }
 
@@ -205,10 +211,7 @@ impl MembersApi {
     ) -> Result<Json<Envelope<Member>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
         entity::require::<crate::spaces::Space>(&mut tx, space_id).await?;
-        let current = match entity::get::<Member>(&mut tx, member_id).await? {
-            Some(m) if m.space_id == space_id => m,
-            _ => return Err(Member::not_found(member_id)),
-        };
+        let current = entity::require_in::<Member>(&mut tx, space_id, member_id).await?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
         if let Some(to) = status_change(
             "member",
@@ -326,10 +329,9 @@ impl MembersApi {
         member_id: Path<String>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
         entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        match entity::get::<Member>(&self.ctx.db, &member_id.0).await? {
-            Some(m) if m.space_id == space_id.0 => Ok(Json(Envelope::new(m))),
-            _ => Err(Member::not_found(&member_id.0)),
-        }
+        Ok(Json(Envelope::new(
+            entity::require_in::<Member>(&self.ctx.db, &space_id.0, &member_id.0).await?,
+        )))
     }
 
     /// Changes a member's display name, kind, status or metadata.

@@ -22,7 +22,7 @@ use crate::store::{
     change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
     status_change,
 };
-use plystra_contracts::entity::{self, Stored};
+use plystra_contracts::entity::{self, InSpace, Stored};
 
 /// A binding's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -132,6 +132,12 @@ impl Stored for UserMember {
                 Expr::col((a(MEMBERS), a("id"))).equals((a(USER_MEMBERS), a("member_id"))),
             );
         select
+    }
+}
+
+impl InSpace for UserMember {
+    fn space_id(&self) -> &str {
+        &self.space_id
     }
 }
 
@@ -406,10 +412,7 @@ impl UserMembersApi {
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
         entity::require::<crate::spaces::Space>(&mut tx, space_id).await?;
-        let current = match entity::get::<UserMember>(&mut tx, um_id).await? {
-            Some(b) if b.space_id == space_id => b,
-            _ => return Err(UserMember::not_found(um_id)),
-        };
+        let current = entity::require_in::<UserMember>(&mut tx, space_id, um_id).await?;
         for (field, sent, have) in [
             ("user_id", &update.user_id, &current.user_id),
             ("member_id", &update.member_id, &current.member_id),
@@ -538,10 +541,9 @@ impl UserMembersApi {
         user_member_id: Path<String>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
         entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        match entity::get::<UserMember>(&self.ctx.db, &user_member_id.0).await? {
-            Some(b) if b.space_id == space_id.0 => Ok(Json(Envelope::new(b))),
-            _ => Err(UserMember::not_found(&user_member_id.0)),
-        }
+        Ok(Json(Envelope::new(
+            entity::require_in::<UserMember>(&self.ctx.db, &space_id.0, &user_member_id.0).await?,
+        )))
     }
 
     /// Changes a binding's relation, primary flag, expiry, metadata, or revokes it.
