@@ -256,7 +256,7 @@ pub async fn create_api_key(
         serde_json::json!({"caller": {"kind": "plystractl"}, "after": key_snapshot(&key)}),
     );
     record.space_id = request.space_id;
-    let row = store::key_in(&mut tx, &id)
+    let row = store::key(&mut tx, &id)
         .await?
         .ok_or(StorageError::NotFound)?;
     commit(audit, tx, record, &[crate::credentials::key_fact(&row)]).await?;

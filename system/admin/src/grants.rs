@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::pagination::PageRequest;
+use plystra_contracts::pagination::KeyPage;
 use plystra_contracts::services::Credential;
 use plystra_contracts::storage::Metadata;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -200,21 +200,11 @@ impl GrantsApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<AdminGrant>>, ApiError> {
-        let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let after = match &page.after {
-            None => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "cursor",
-                    "is not a cursor this list issued",
-                ));
-            }
-        };
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
         let principal = self.admin.principal_of(req).await?;
         let mut rows = Vec::new();
-        for grant in store::grants_after(&self.admin.db, after.as_deref()).await? {
-            if rows.len() as u64 >= page.fetch() {
+        for grant in store::grants_after(&self.admin.db, page.after.as_deref()).await? {
+            if rows.len() as u64 >= page.request.fetch() {
                 break;
             }
             if self
@@ -224,7 +214,7 @@ impl GrantsApi {
                 rows.push(grant);
             }
         }
-        let (rows, pagination) = page.page(rows, |g| serde_json::Value::String(g.id.clone()));
+        let (rows, pagination) = page.finish(rows, |g| g.id.clone());
         Ok(Json(ListEnvelope::new(rows, pagination)))
     }
 
@@ -398,7 +388,7 @@ impl GrantsApi {
         // Read the super admins first: on SQLite the transaction holds the write lock from its
         // start, and on PostgreSQL the count is rechecked below under the rows we change.
         let supers = store::active_super_admins_in(&mut tx).await?;
-        let current = store::grant_in(&mut tx, &id).await?.ok_or_else(not_found)?;
+        let current = store::grant(&mut tx, &id).await?.ok_or_else(not_found)?;
         if current.status == AdminStatus::Revoked {
             return Err(
                 ApiError::new(ErrorCode::Conflict, "the admin grant is already revoked")
@@ -416,7 +406,7 @@ impl GrantsApi {
             .with_detail("admin_grant_id", current.id.as_str()));
         }
         store::revoke_grant(&mut tx, &id, why.as_deref()).await?;
-        let after = store::grant_in(&mut tx, &id).await?.ok_or_else(not_found)?;
+        let after = store::grant(&mut tx, &id).await?.ok_or_else(not_found)?;
         let record = plystra_contracts::entity::change_record(
             Some(&principal.credential),
             "admin_grants.revoke",

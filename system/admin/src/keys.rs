@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::pagination::PageRequest;
+use plystra_contracts::pagination::KeyPage;
 use plystra_contracts::services::Credential;
 use plystra_contracts::storage::Metadata;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -263,7 +263,7 @@ async fn stored_key_fact(
     tx: &mut plystra_contracts::storage::Transaction,
     id: &str,
 ) -> Result<plystra_contracts::facts::Fact, ApiError> {
-    let row = store::key_in(tx, id)
+    let row = store::key(&mut *tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", id))?;
     Ok(crate::credentials::key_fact(&row))
@@ -359,28 +359,18 @@ impl KeysApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<ApiKey>>, ApiError> {
-        let page = PageRequest::parse(limit.0, cursor.0.as_deref())?;
-        let after = match &page.after {
-            None => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "cursor",
-                    "is not a cursor this list issued",
-                ));
-            }
-        };
+        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
         let principal = self.admin.principal_of(req).await?;
         let mut rows = Vec::new();
-        for row in store::keys_after(&self.admin.db, after.as_deref()).await? {
-            if rows.len() as u64 >= page.fetch() {
+        for row in store::keys_after(&self.admin.db, page.after.as_deref()).await? {
+            if rows.len() as u64 >= page.request.fetch() {
                 break;
             }
             if self.reaches(&principal, "api_keys:read", &row.key).await? {
                 rows.push(row.key);
             }
         }
-        let (rows, pagination) = page.page(rows, |k| serde_json::Value::String(k.id.clone()));
+        let (rows, pagination) = page.finish(rows, |k| k.id.clone());
         Ok(Json(ListEnvelope::new(rows, pagination)))
     }
 
@@ -433,7 +423,7 @@ impl KeysApi {
         let why = body.0.revoked_reason()?;
         let (principal, key) = self.visible(req, &api_key_id.0, "api_keys:revoke").await?;
         let mut tx = self.admin.db.begin().await?;
-        let current = store::key_in(&mut tx, &key.id)
+        let current = store::key(&mut tx, &key.id)
             .await?
             .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", &key.id))?;
         if current.key.status == store::AdminStatus::Revoked {
@@ -443,7 +433,7 @@ impl KeysApi {
             );
         }
         store::revoke_key(&mut tx, &key.id, principal.user_id(), why.as_deref()).await?;
-        let row = store::key_in(&mut tx, &key.id)
+        let row = store::key(&mut tx, &key.id)
             .await?
             .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", &key.id))?;
         let fact = crate::credentials::key_fact(&row);

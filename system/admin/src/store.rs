@@ -6,7 +6,7 @@ use plystra_contracts::entity::Lifecycle;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{
-    Database, JsonColumn, Metadata, StorageError, Transaction, metadata_out,
+    Conn, Database, JsonColumn, Metadata, StorageError, Transaction, metadata_out,
 };
 use poem_openapi::{Enum, Object};
 
@@ -240,18 +240,14 @@ fn select_keys() -> plystra_contracts::storage::sea_query::SelectStatement {
     q
 }
 
-/// The key with `id`.
-pub(crate) async fn key(db: &Database, id: &str) -> Result<Option<KeyRow>, StorageError> {
+/// The key with `id`, through the pool or inside a transaction.
+pub(crate) async fn key<'c>(
+    conn: impl Into<Conn<'c>>,
+    id: &str,
+) -> Result<Option<KeyRow>, StorageError> {
     let mut q = select_keys();
     q.and_where(Expr::col((a(API_KEYS), a("id"))).eq(id));
-    db.fetch_optional(&q).await
-}
-
-/// The key with `id`, inside `tx`.
-pub(crate) async fn key_in(tx: &mut Transaction, id: &str) -> Result<Option<KeyRow>, StorageError> {
-    let mut q = select_keys();
-    q.and_where(Expr::col((a(API_KEYS), a("id"))).eq(id));
-    tx.fetch_optional(&q).await
+    conn.into().fetch_optional(&q).await
 }
 
 /// Keys with an ID after `after`, by ID.
@@ -336,7 +332,7 @@ pub async fn insert_key(tx: &mut Transaction, key: NewKey) -> Result<ApiKey, Sto
             .map(|v: Value| Expr::val(v)),
         );
     tx.execute(&q).await?;
-    key_in(tx, &key.id)
+    self::key(&mut *tx, &key.id)
         .await?
         .map(|row| row.key)
         .ok_or(StorageError::NotFound)
@@ -488,21 +484,14 @@ fn select_grants() -> plystra_contracts::storage::sea_query::SelectStatement {
     q
 }
 
-/// The grant with `id`.
-pub(crate) async fn grant(db: &Database, id: &str) -> Result<Option<AdminGrant>, StorageError> {
-    let mut q = select_grants();
-    q.and_where(Expr::col((a(GRANTS), a("id"))).eq(id));
-    db.fetch_optional(&q).await
-}
-
-/// The grant with `id`, inside `tx`.
-pub(crate) async fn grant_in(
-    tx: &mut Transaction,
+/// The grant with `id`, through the pool or inside a transaction.
+pub(crate) async fn grant<'c>(
+    conn: impl Into<Conn<'c>>,
     id: &str,
 ) -> Result<Option<AdminGrant>, StorageError> {
     let mut q = select_grants();
     q.and_where(Expr::col((a(GRANTS), a("id"))).eq(id));
-    tx.fetch_optional(&q).await
+    conn.into().fetch_optional(&q).await
 }
 
 /// Grants with an ID after `after`, by ID.
@@ -621,7 +610,9 @@ pub async fn insert_grant(
             .map(|v: Value| Expr::val(v)),
         );
     tx.execute(&q).await?;
-    grant_in(tx, &grant.id).await?.ok_or(StorageError::NotFound)
+    self::grant(&mut *tx, &grant.id)
+        .await?
+        .ok_or(StorageError::NotFound)
 }
 
 /// Marks grant `id` revoked inside `tx`.
