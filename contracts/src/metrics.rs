@@ -1,22 +1,39 @@
-//! Metrics: a small registry of labelled counters, histograms and gauges, rendered in the
+//! Metrics: one Prometheus registry per runtime (a `prometheus-client` [`Registry`]) with
+//! labelled counters, fixed-bucket histograms and gauges read at scrape time, rendered in the
 //! Prometheus text exposition format (0.0.4).
 //!
 //! The kernel makes one [`Metrics`] per runtime and offers it to capabilities as the
-//! `kernel.metrics` service, so a capability records without depending on the kernel: it asks the
-//! registry for a handle by name ([`Metrics::counter`], [`Metrics::histogram`]) or registers a
-//! gauge read at scrape time ([`Metrics::gauge`]). The request pipeline also makes the serving
-//! runtime's registry current for each request ([`with_metrics`]), so a handler can record with
-//! one call and no handle ([`record_authz_decision`]). Recording is a short mutex hold on a
-//! `BTreeMap`; nothing is exported unless `GET /metrics` asks.
+//! `kernel.metrics` service, so a capability records without depending on the kernel or on the
+//! exporter: when it starts, it asks the registry for a handle by name ([`Metrics::counter`],
+//! [`Metrics::histogram`]) and keeps it, or registers a gauge read at scrape time
+//! ([`Metrics::gauge`]). Nothing is process-global: two runtimes in one process (as in tests)
+//! have two registries.
+//!
+//! Recording through a handle does not allocate once a label set has been seen: a series is keyed
+//! by its label values ([`LabelValue`]: static text or a number), looked up under the family's
+//! shared read lock, then a counter is one atomic add and a histogram observation one short lock
+//! of that series alone. The registry's own lock is taken only to register and to scrape.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, RwLock};
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
-use crate::services::{Decision, DenyCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+    LabelSetEncoder, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter as Count;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram as Distribution;
+use prometheus_client::registry::Registry;
 
-/// Authorization decisions, by `decision` and `deny_code` (empty for an allow).
-pub const AUTHZ_DECISIONS: &str = "plystra_authz_decisions_total";
+/// The `Content-Type` of a scrape: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Bucket bounds for latencies in seconds: 0.5 ms to 10 s.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -26,156 +43,210 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Bucket bounds for sizes (records per batch and the like).
 pub const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
-type Series<T> = Mutex<BTreeMap<Vec<String>, T>>;
-
-/// Label values, owned, in the family's label order; missing values are empty.
-fn key(labels: &'static [&'static str], values: &[&str]) -> Vec<String> {
-    (0..labels.len())
-        .map(|i| values.get(i).copied().unwrap_or("").to_owned())
-        .collect()
+/// One label's value: static text (an operation ID, an outcome) or a number (a status code), so
+/// that naming a series allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LabelValue {
+    /// Text known at compile time.
+    Text(&'static str),
+    /// A number, written in decimal.
+    Number(u64),
 }
 
-struct CounterInner {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    values: Series<u64>,
-}
-
-/// A monotonically increasing count per label set. Cloning shares the series.
-#[derive(Clone)]
-pub struct Counter(Arc<CounterInner>);
-
-impl std::fmt::Debug for Counter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Counter").field(&self.0.name).finish()
+impl From<&'static str> for LabelValue {
+    fn from(text: &'static str) -> Self {
+        Self::Text(text)
     }
 }
 
-impl Counter {
-    fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
-        Self(Arc::new(CounterInner {
-            name,
-            help,
-            labels,
-            values: Mutex::default(),
-        }))
+impl From<u16> for LabelValue {
+    fn from(number: u16) -> Self {
+        Self::Number(u64::from(number))
+    }
+}
+
+impl EncodeLabelValue for LabelValue {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => EncodeLabelValue::encode(text, encoder),
+            Self::Number(number) => EncodeLabelValue::encode(number, encoder),
+        }
+    }
+}
+
+/// A series' key: the family's label names and this series' values. Equality and hashing look at
+/// the values only (the names are the family's).
+#[derive(Debug, Clone, Copy)]
+struct Series<const N: usize> {
+    names: [&'static str; N],
+    values: [LabelValue; N],
+}
+
+impl<const N: usize> PartialEq for Series<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
+}
+
+impl<const N: usize> Eq for Series<N> {}
+
+impl<const N: usize> Hash for Series<N> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.values.hash(state);
+    }
+}
+
+impl<const N: usize> EncodeLabelSet for Series<N> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        for (name, value) in self.names.iter().zip(&self.values) {
+            EncodeLabel::encode(&(*name, *value), encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// A monotonically increasing count per label set, with `N` labels. Cloning shares the series.
+#[derive(Debug, Clone)]
+pub struct Counter<const N: usize> {
+    names: [&'static str; N],
+    family: Family<Series<N>, Count>,
+}
+
+impl<const N: usize> Counter<N> {
+    fn new(names: [&'static str; N]) -> Self {
+        Self {
+            names,
+            family: Family::default(),
+        }
     }
 
     /// Adds one to the series with these label values (in the family's label order).
-    pub fn inc(&self, values: &[&str]) {
+    pub fn inc(&self, values: [LabelValue; N]) {
         self.inc_by(values, 1);
     }
 
     /// Adds `n`.
-    pub fn inc_by(&self, values: &[&str], n: u64) {
-        let mut map = self.0.values.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(key(self.0.labels, values)).or_default() += n;
+    pub fn inc_by(&self, values: [LabelValue; N], n: u64) {
+        let series = Series {
+            names: self.names,
+            values,
+        };
+        self.family.get_or_create(&series).inc_by(n);
     }
 
     /// The current count of one series (0 when never recorded).
-    pub fn get(&self, values: &[&str]) -> u64 {
-        let map = self.0.values.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&key(self.0.labels, values)).copied().unwrap_or(0)
+    pub fn get(&self, values: [LabelValue; N]) -> u64 {
+        let series = Series {
+            names: self.names,
+            values,
+        };
+        self.family.get(&series).map_or(0, |count| count.get())
     }
 }
 
-#[derive(Clone, Default)]
-struct Buckets {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+/// Makes each new series of a histogram family with the family's bucket bounds.
+#[derive(Debug, Clone, Copy)]
+struct Bounds(&'static [f64]);
 
-struct HistogramInner {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    bounds: &'static [f64],
-    values: Series<Buckets>,
-}
-
-/// A distribution per label set, with fixed bucket bounds. Cloning shares the series.
-#[derive(Clone)]
-pub struct Histogram(Arc<HistogramInner>);
-
-impl std::fmt::Debug for Histogram {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Histogram").field(&self.0.name).finish()
+impl MetricConstructor<Distribution> for Bounds {
+    fn new_metric(&self) -> Distribution {
+        Distribution::new(self.0.iter().copied())
     }
 }
 
-impl Histogram {
-    fn new(
-        name: &'static str,
-        help: &'static str,
-        labels: &'static [&'static str],
-        bounds: &'static [f64],
-    ) -> Self {
-        Self(Arc::new(HistogramInner {
-            name,
-            help,
-            labels,
-            bounds,
-            values: Mutex::default(),
-        }))
+/// A distribution per label set, with `N` labels and fixed bucket bounds. Cloning shares the
+/// series.
+#[derive(Debug, Clone)]
+pub struct Histogram<const N: usize> {
+    names: [&'static str; N],
+    family: Family<Series<N>, Distribution, Bounds>,
+}
+
+impl<const N: usize> Histogram<N> {
+    fn new(names: [&'static str; N], bounds: &'static [f64]) -> Self {
+        Self {
+            names,
+            family: Family::new_with_constructor(Bounds(bounds)),
+        }
     }
 
     /// Records one observation in the series with these label values.
-    pub fn observe(&self, values: &[&str], value: f64) {
-        let mut map = self.0.values.lock().unwrap_or_else(|p| p.into_inner());
-        let series = map
-            .entry(key(self.0.labels, values))
-            .or_insert_with(|| Buckets {
-                counts: vec![0; self.0.bounds.len()],
-                ..Buckets::default()
-            });
-        for (i, bound) in self.0.bounds.iter().enumerate() {
-            if value <= *bound {
-                series.counts[i] += 1;
-            }
-        }
-        series.sum += value;
-        series.count += 1;
-    }
-
-    /// How many observations one series holds.
-    pub fn count(&self, values: &[&str]) -> u64 {
-        let map = self.0.values.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&key(self.0.labels, values)).map_or(0, |b| b.count)
+    pub fn observe(&self, values: [LabelValue; N], value: f64) {
+        let series = Series {
+            names: self.names,
+            values,
+        };
+        self.family.get_or_create(&series).observe(value);
     }
 }
 
 /// Reads a gauge's series at scrape time: label values (in the family's order) and the value.
-pub type GaugeFn = dyn Fn() -> Vec<(Vec<String>, f64)> + Send + Sync;
+pub type GaugeFn = dyn Fn() -> Vec<(Vec<String>, i64)> + Send + Sync;
 
-struct Gauge {
+/// A gauge family: its readers, each called at every scrape.
+struct Gauges {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    read: Arc<GaugeFn>,
+    readers: Mutex<Vec<Arc<GaugeFn>>>,
 }
 
-enum Family {
-    Counter(Counter),
-    Histogram(Histogram),
-    Gauges(Vec<Gauge>),
+impl fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gauges").field("name", &self.name).finish()
+    }
 }
 
-/// One runtime's metrics. Families are keyed by name; asking twice for the same name gives the
-/// same series.
+impl Collector for Gauges {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let readers = self
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut family =
+            encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?;
+        for read in readers {
+            for (values, value) in read() {
+                let labels: Vec<(&str, &str)> = self
+                    .labels
+                    .iter()
+                    .copied()
+                    .zip(values.iter().map(String::as_str))
+                    .collect();
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The registry and the handle of each family registered in it, by name.
+#[derive(Default)]
+struct Registered {
+    registry: Registry,
+    families: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+}
+
+/// One runtime's metrics. Families are keyed by name; asking twice for the same name (and kind
+/// and number of labels) gives the same series.
 #[derive(Default)]
 pub struct Metrics {
-    families: RwLock<BTreeMap<&'static str, Family>>,
+    registered: Mutex<Registered>,
 }
 
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let families = self.families.read().unwrap_or_else(|p| p.into_inner());
-        f.debug_struct("Metrics")
-            .field("families", &families.keys().collect::<Vec<_>>())
-            .finish()
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<&str> = registered.families.keys().copied().collect();
+        names.sort_unstable();
+        f.debug_struct("Metrics").field("families", &names).finish()
     }
+}
+
+/// `help` as the registry takes it: it adds the closing full stop itself.
+fn sentence(help: &str) -> &str {
+    help.strip_suffix('.').unwrap_or(help)
 }
 
 impl Metrics {
@@ -184,61 +255,60 @@ impl Metrics {
         Self::default()
     }
 
-    /// The counter named `name` (registered on first use). A name already taken by another kind
-    /// gives a handle that records into nothing exported.
-    pub fn counter(
+    /// The counter named `name` (registered on first use), labelled `labels`. Counter names end
+    /// in `_total`, as exported. A name already taken by another kind, or by a counter with
+    /// another number of labels, gives a handle that records into nothing exported.
+    pub fn counter<const N: usize>(
         &self,
         name: &'static str,
         help: &'static str,
-        labels: &'static [&'static str],
-    ) -> Counter {
-        // Recording paths ask for their handle on every call: a shared lock when it exists.
-        if let Some(Family::Counter(counter)) = self
-            .families
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
-            return counter.clone();
+        labels: [&'static str; N],
+    ) -> Counter<N> {
+        let mut registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = registered.families.get(name) {
+            return existing
+                .downcast_ref::<Counter<N>>()
+                .cloned()
+                .unwrap_or_else(|| Counter::new(labels));
         }
-        let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
-        match families
-            .entry(name)
-            .or_insert_with(|| Family::Counter(Counter::new(name, help, labels)))
-        {
-            Family::Counter(counter) => counter.clone(),
-            _ => Counter::new(name, help, labels),
-        }
+        let counter = Counter::new(labels);
+        // The encoder appends `_total` to a counter's name.
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        registered
+            .registry
+            .register(base, sentence(help), counter.family.clone());
+        registered.families.insert(name, Box::new(counter.clone()));
+        counter
     }
 
-    /// The histogram named `name` with `bounds` (registered on first use).
-    pub fn histogram(
+    /// The histogram named `name` with `bounds` (registered on first use), labelled `labels`.
+    pub fn histogram<const N: usize>(
         &self,
         name: &'static str,
         help: &'static str,
-        labels: &'static [&'static str],
+        labels: [&'static str; N],
         bounds: &'static [f64],
-    ) -> Histogram {
-        if let Some(Family::Histogram(histogram)) = self
+    ) -> Histogram<N> {
+        let mut registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = registered.families.get(name) {
+            return existing
+                .downcast_ref::<Histogram<N>>()
+                .cloned()
+                .unwrap_or_else(|| Histogram::new(labels, bounds));
+        }
+        let histogram = Histogram::new(labels, bounds);
+        registered
+            .registry
+            .register(name, sentence(help), histogram.family.clone());
+        registered
             .families
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
-            return histogram.clone();
-        }
-        let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
-        match families
-            .entry(name)
-            .or_insert_with(|| Family::Histogram(Histogram::new(name, help, labels, bounds)))
-        {
-            Family::Histogram(histogram) => histogram.clone(),
-            _ => Histogram::new(name, help, labels, bounds),
-        }
+            .insert(name, Box::new(histogram.clone()));
+        histogram
     }
 
     /// Registers a gauge read by `read` at every scrape. Registering the same name again adds
-    /// the new reader's series to the family (for example, one per writer).
+    /// the new reader's series to the family (for example, one per writer); a name taken by
+    /// another kind is ignored.
     pub fn gauge(
         &self,
         name: &'static str,
@@ -246,151 +316,38 @@ impl Metrics {
         labels: &'static [&'static str],
         read: Arc<GaugeFn>,
     ) {
-        let gauge = Gauge {
+        let mut registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = registered.families.get(name) {
+            if let Some(gauges) = existing.downcast_ref::<Arc<Gauges>>() {
+                gauges
+                    .readers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(read);
+            }
+            return;
+        }
+        let gauges = Arc::new(Gauges {
             name,
             help,
             labels,
-            read,
-        };
-        let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
-        if let Family::Gauges(gauges) = families
-            .entry(name)
-            .or_insert_with(|| Family::Gauges(Vec::new()))
-        {
-            gauges.push(gauge);
-        }
+            readers: Mutex::new(vec![read]),
+        });
+        registered
+            .registry
+            .register_collector(Box::new(gauges.clone()));
+        registered.families.insert(name, Box::new(gauges));
     }
 
-    /// The authorization-decision counter.
-    pub fn authz_decisions(&self) -> Counter {
-        self.counter(
-            AUTHZ_DECISIONS,
-            "Authorization decisions (check, explain and batch items), by decision and deny code.",
-            &["decision", "deny_code"],
-        )
-    }
-
-    /// Every family in the Prometheus text format, sorted by name.
+    /// Every family in the Prometheus text format (0.0.4; see [`CONTENT_TYPE`]), in the order
+    /// registered. A counter or histogram family with no series yet is left out.
     pub fn render(&self) -> String {
-        let families = self.families.read().unwrap_or_else(|p| p.into_inner());
+        let registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        for family in families.values() {
-            match family {
-                Family::Counter(c) => {
-                    header(&mut out, c.0.name, c.0.help, "counter");
-                    let map = c.0.values.lock().unwrap_or_else(|p| p.into_inner());
-                    for (values, n) in map.iter() {
-                        sample(&mut out, c.0.name, c.0.labels, values, None, *n as f64);
-                    }
-                }
-                Family::Histogram(h) => {
-                    header(&mut out, h.0.name, h.0.help, "histogram");
-                    let map = h.0.values.lock().unwrap_or_else(|p| p.into_inner());
-                    let bucket = format!("{}_bucket", h.0.name);
-                    for (values, b) in map.iter() {
-                        for (bound, n) in h.0.bounds.iter().zip(&b.counts) {
-                            let le = number(*bound);
-                            sample(&mut out, &bucket, h.0.labels, values, Some(&le), *n as f64);
-                        }
-                        let count = b.count as f64;
-                        sample(&mut out, &bucket, h.0.labels, values, Some("+Inf"), count);
-                        let sum = format!("{}_sum", h.0.name);
-                        sample(&mut out, &sum, h.0.labels, values, None, b.sum);
-                        let total = format!("{}_count", h.0.name);
-                        sample(&mut out, &total, h.0.labels, values, None, count);
-                    }
-                }
-                Family::Gauges(gauges) => {
-                    if let Some(first) = gauges.first() {
-                        header(&mut out, first.name, first.help, "gauge");
-                    }
-                    for g in gauges {
-                        for (values, v) in (g.read)() {
-                            sample(&mut out, g.name, g.labels, &values, None, v);
-                        }
-                    }
-                }
-            }
-        }
+        // Writing to a String cannot fail, and no family's encoding fails otherwise.
+        let _ =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registered.registry);
         out
-    }
-}
-
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn sample(
-    out: &mut String,
-    name: &str,
-    labels: &[&str],
-    values: &[String],
-    le: Option<&str>,
-    value: f64,
-) {
-    out.push_str(name);
-    let mut pairs: Vec<(&str, &str)> = labels
-        .iter()
-        .zip(values)
-        .map(|(l, v)| (*l, v.as_str()))
-        .collect();
-    if let Some(le) = le {
-        pairs.push(("le", le));
-    }
-    if !pairs.is_empty() {
-        out.push('{');
-        for (i, (label, v)) in pairs.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(out, "{label}=\"{v}\"");
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {}", number(value));
-}
-
-fn number(value: f64) -> String {
-    if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else if value.is_nan() {
-        "NaN".to_owned()
-    } else {
-        format!("{value}")
-    }
-}
-
-tokio::task_local! {
-    static CURRENT: Arc<Metrics>;
-}
-
-/// Runs `fut` with `metrics` as the current request's registry. The kernel's pipeline calls this.
-pub async fn with_metrics<F: std::future::Future>(metrics: Arc<Metrics>, fut: F) -> F::Output {
-    CURRENT.scope(metrics, fut).await
-}
-
-/// The registry of the runtime serving the current request, if any.
-pub fn current() -> Option<Arc<Metrics>> {
-    CURRENT.try_with(Clone::clone).ok()
-}
-
-/// Counts one authorization decision in the current request's registry (nothing outside a
-/// request).
-pub fn record_authz_decision(decision: Decision, deny_code: Option<DenyCode>) {
-    if let Some(metrics) = current() {
-        let decision = match decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        };
-        metrics
-            .authz_decisions()
-            .inc(&[decision, deny_code.map_or("", DenyCode::as_str)]);
     }
 }
 
@@ -401,32 +358,27 @@ mod tests {
     #[test]
     fn counters_histograms_and_gauges_render_in_the_text_format() {
         let metrics = Metrics::new();
-        let requests = metrics.counter("t_requests_total", "Requests.", &["op", "status"]);
-        requests.inc(&["getX", "200"]);
-        requests.inc(&["getX", "200"]);
-        requests.inc(&["get\"Y", "500"]);
+        let requests = metrics.counter("t_requests_total", "Requests.", ["op", "status"]);
+        requests.inc(["getX".into(), 200.into()]);
+        requests.inc(["getX".into(), 200.into()]);
         // The same name gives the same series.
         metrics
-            .counter("t_requests_total", "Requests.", &["op", "status"])
-            .inc(&["getX", "200"]);
-        let latency = metrics.histogram("t_seconds", "Latency.", &[], &[0.1, 1.0]);
-        latency.observe(&[], 0.05);
-        latency.observe(&[], 0.5);
-        latency.observe(&[], 5.0);
+            .counter("t_requests_total", "Requests.", ["op", "status"])
+            .inc(["getX".into(), 200.into()]);
+        let latency = metrics.histogram("t_seconds", "Latency.", [], &[0.1, 1.0]);
+        latency.observe([], 0.05);
+        latency.observe([], 0.5);
+        latency.observe([], 5.0);
         metrics.gauge(
             "t_depth",
             "Depth.",
             &["queue"],
-            Arc::new(|| vec![(vec!["audit".to_owned()], 3.0)]),
+            Arc::new(|| vec![(vec!["a\"b".to_owned()], 3)]),
         );
         let text = metrics.render();
         let expected = "\
-# HELP t_depth Depth.
-# TYPE t_depth gauge
-t_depth{queue=\"audit\"} 3
 # HELP t_requests_total Requests.
 # TYPE t_requests_total counter
-t_requests_total{op=\"get\\\"Y\",status=\"500\"} 1
 t_requests_total{op=\"getX\",status=\"200\"} 3
 # HELP t_seconds Latency.
 # TYPE t_seconds histogram
@@ -435,28 +387,43 @@ t_seconds_bucket{le=\"1\"} 2
 t_seconds_bucket{le=\"+Inf\"} 3
 t_seconds_sum 5.55
 t_seconds_count 3
+# HELP t_depth Depth.
+# TYPE t_depth gauge
+t_depth{queue=\"a\\\"b\"} 3
 ";
         assert_eq!(text, expected);
-        assert_eq!(requests.get(&["getX", "200"]), 3);
-        assert_eq!(latency.count(&[]), 3);
+        assert_eq!(requests.get(["getX".into(), 200.into()]), 3);
+        assert_eq!(requests.get(["getY".into(), 200.into()]), 0);
     }
 
-    #[tokio::test]
-    async fn decisions_count_only_inside_a_request_scope() {
-        record_authz_decision(Decision::Allow, None);
-        let metrics = Arc::new(Metrics::new());
-        with_metrics(metrics.clone(), async {
-            record_authz_decision(Decision::Deny, Some(DenyCode::NoMatchingPermission));
-            record_authz_decision(Decision::Allow, None);
-        })
-        .await;
-        let counter = metrics.authz_decisions();
-        assert_eq!(counter.get(&["deny", "NO_MATCHING_PERMISSION"]), 1);
-        assert_eq!(counter.get(&["allow", ""]), 1);
-        assert!(
-            metrics
-                .render()
-                .contains("plystra_authz_decisions_total{decision=\"allow\",deny_code=\"\"} 1")
+    #[test]
+    fn a_name_taken_by_another_kind_records_into_nothing_exported() {
+        let metrics = Metrics::new();
+        metrics
+            .counter("t_total", "A counter.", ["a"])
+            .inc(["x".into()]);
+        let other = metrics.histogram("t_total", "A histogram.", ["a"], &[1.0]);
+        other.observe(["x".into()], 0.5);
+        let fewer = metrics.counter("t_total", "Fewer labels.", []);
+        fewer.inc([]);
+        assert_eq!(fewer.get([]), 1);
+        assert_eq!(
+            metrics.render(),
+            "# HELP t_total A counter.\n# TYPE t_total counter\nt_total{a=\"x\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn gauges_of_one_name_share_one_family() {
+        let metrics = Metrics::new();
+        let writer = |name: &'static str, depth| -> Arc<GaugeFn> {
+            Arc::new(move || vec![(vec![name.to_owned()], depth)])
+        };
+        metrics.gauge("t_depth", "Depth.", &["writer"], writer("a", 1));
+        metrics.gauge("t_depth", "Depth.", &["writer"], writer("b", 0));
+        assert_eq!(
+            metrics.render(),
+            "# HELP t_depth Depth.\n# TYPE t_depth gauge\nt_depth{writer=\"a\"} 1\nt_depth{writer=\"b\"} 0\n"
         );
     }
 }

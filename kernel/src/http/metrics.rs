@@ -10,7 +10,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use plystra_contracts::metrics::{Counter, Histogram, LATENCY_BUCKETS, Metrics};
+use plystra_contracts::metrics::{CONTENT_TYPE, Counter, Histogram, LATENCY_BUCKETS, Metrics};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{Access, ApiError, CapabilityState, ErrorCode};
 use poem::endpoint::BoxEndpoint;
@@ -69,8 +69,8 @@ pub fn tag(ep: BoxEndpoint<'static>, operation: &'static str) -> BoxEndpoint<'st
 /// The request series the pipeline records.
 #[derive(Debug, Clone)]
 pub struct RequestMetrics {
-    requests: Counter,
-    latency: Histogram,
+    requests: Counter<2>,
+    latency: Histogram<2>,
 }
 
 impl RequestMetrics {
@@ -80,23 +80,22 @@ impl RequestMetrics {
             requests: metrics.counter(
                 "plystra_http_requests_total",
                 "HTTP requests, by operation ID and status.",
-                &["operation", "status"],
+                ["operation", "status"],
             ),
             latency: metrics.histogram(
                 "plystra_http_request_duration_seconds",
                 "HTTP request latency in seconds, by operation ID and status.",
-                &["operation", "status"],
+                ["operation", "status"],
                 LATENCY_BUCKETS,
             ),
         }
     }
 
-    /// Records one answered request.
-    pub fn record(&self, operation: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
-        self.requests.inc(&[operation, &status]);
-        self.latency
-            .observe(&[operation, &status], elapsed.as_secs_f64());
+    /// Records one answered request: no allocation once the operation and status were seen.
+    pub fn record(&self, operation: &'static str, status: u16, elapsed: Duration) {
+        let series = [operation.into(), status.into()];
+        self.requests.inc(series);
+        self.latency.observe(series, elapsed.as_secs_f64());
     }
 }
 
@@ -124,7 +123,7 @@ pub(crate) fn register_kernel_gauges(runtime: &Arc<Runtime>, database: Option<&D
                                 entry.registration.manifest.id().to_owned(),
                                 state.as_str().to_owned(),
                             ],
-                            if *state == current { 1.0 } else { 0.0 },
+                            i64::from(*state == current),
                         )
                     })
                 })
@@ -142,9 +141,9 @@ pub(crate) fn register_kernel_gauges(runtime: &Arc<Runtime>, database: Option<&D
                     Database::Sqlite(p) => (p.size(), p.num_idle()),
                     Database::Postgres(p) => (p.size(), p.num_idle()),
                 };
-                let idle = idle as f64;
+                let (size, idle) = (i64::from(size), i64::try_from(idle).unwrap_or(i64::MAX));
                 vec![
-                    (vec!["in_use".to_owned()], (f64::from(size) - idle).max(0.0)),
+                    (vec!["in_use".to_owned()], (size - idle).max(0)),
                     (vec!["idle".to_owned()], idle),
                 ]
             }),
@@ -158,7 +157,7 @@ pub(crate) fn register_kernel_gauges(runtime: &Arc<Runtime>, database: Option<&D
                     Database::Sqlite(p) => p.options().get_max_connections(),
                     Database::Postgres(p) => p.options().get_max_connections(),
                 };
-                vec![(Vec::new(), f64::from(max))]
+                vec![(Vec::new(), i64::from(max))]
             }),
         );
     }
@@ -210,7 +209,7 @@ pub(crate) fn endpoint(
             }
             Ok::<_, poem::Error>(
                 Response::builder()
-                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                    .content_type(CONTENT_TYPE)
                     .header("cache-control", "no-store")
                     .body(metrics.render()),
             )

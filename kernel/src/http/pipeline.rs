@@ -11,7 +11,7 @@ use std::time::Instant;
 use plystra_contracts::ApiError;
 use plystra_contracts::envelope::with_request_id;
 use plystra_contracts::error::ERROR_CODE_HEADER;
-use plystra_contracts::metrics::{Metrics, with_metrics};
+use plystra_contracts::metrics::Metrics;
 use poem::endpoint::BoxEndpoint;
 use poem::error::ReadBodyError;
 use poem::http::{HeaderName, HeaderValue, StatusCode, Version, header};
@@ -26,8 +26,7 @@ pub const TRACE_ID_HEADER: &str = "x-plystra-trace-id";
 /// The header carrying the ID of the audit record a request wrote.
 pub const AUDIT_LOG_ID_HEADER: &str = "x-plystra-audit-log-id";
 
-/// Wraps the application in the pipeline; requests are counted and timed in `metrics`, which is
-/// also the current registry while each request is served.
+/// Wraps the application in the pipeline; requests are counted and timed in `metrics`.
 pub fn wrap(
     app: BoxEndpoint<'static>,
     config: &KernelConfig,
@@ -52,9 +51,8 @@ pub fn wrap(
     };
     app.around(move |ep, req| {
         let header = header.clone();
-        let metrics = metrics.clone();
         let requests = requests.clone();
-        async move { Ok(handle(ep, req, header, metrics, requests).await) }
+        async move { Ok(handle(ep, req, header, requests).await) }
     })
     .boxed()
 }
@@ -63,7 +61,6 @@ async fn handle(
     ep: Arc<BoxEndpoint<'static>>,
     mut req: Request,
     header: HeaderName,
-    metrics: Arc<Metrics>,
     requests: RequestMetrics,
 ) -> Response {
     let request_id =
@@ -99,7 +96,7 @@ async fn handle(
         into_envelope_if_bare(response).await
     });
     let served = plystra_contracts::feed::with_revision_slot(slot_of_writes, served);
-    let mut response = with_metrics(metrics, served).await;
+    let mut response = served.await;
     let headers = response.headers_mut();
     // A write that committed facts says at which change-feed revision (a consistency token).
     let revision = committed.load(std::sync::atomic::Ordering::Relaxed);

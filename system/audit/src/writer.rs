@@ -41,7 +41,7 @@ pub struct WriterStats {
     /// Records handed over and not yet taken into a batch.
     pub queued: std::sync::atomic::AtomicU64,
     /// Batch sizes and commit latencies, once `instrument` has run.
-    histograms: std::sync::OnceLock<(Histogram, Histogram)>,
+    histograms: std::sync::OnceLock<(Histogram<0>, Histogram<1>)>,
 }
 
 /// The writer's handle.
@@ -115,20 +115,23 @@ impl GroupCommitWriter {
             "Audit records waiting for the group-commit writer.",
             &[],
             std::sync::Arc::new(move || {
-                vec![(Vec::new(), stats.queued.load(Ordering::Relaxed) as f64)]
+                vec![(
+                    Vec::new(),
+                    i64::try_from(stats.queued.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+                )]
             }),
         );
         let _ = self.stats.histograms.set((
             metrics.histogram(
                 "plystra_audit_batch_size",
                 "Records per committed audit batch.",
-                &[],
+                [],
                 SIZE_BUCKETS,
             ),
             metrics.histogram(
                 "plystra_audit_commit_duration_seconds",
                 "Time to commit one audit batch, in seconds.",
-                &["outcome"],
+                ["outcome"],
                 LATENCY_BUCKETS,
             ),
         ));
@@ -169,13 +172,13 @@ async fn run(
         let started = std::time::Instant::now();
         let outcome = commit(&db, records).await;
         if let Some((sizes, latency)) = stats.histograms.get() {
-            sizes.observe(&[], count as f64);
+            sizes.observe([], count as f64);
             let label = if outcome.is_ok() {
                 "committed"
             } else {
                 "failed"
             };
-            latency.observe(&[label], started.elapsed().as_secs_f64());
+            latency.observe([label.into()], started.elapsed().as_secs_f64());
         }
         match outcome {
             Ok(ids) => {

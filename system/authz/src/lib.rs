@@ -536,9 +536,14 @@ impl Capability for AuthorizationCapability {
         let _ = self.service.set(service.clone());
         services.provide::<AuthorizationService>(SERVICE, service.clone())?;
         if let Ok(audit) = services.require::<dyn AuditRecorder>() {
+            let decisions = check::Decisions::in_registry(services);
             services.provide::<dyn plystra_contracts::services::Authorizer>(
                 CHECKS_SERVICE,
-                Arc::new(check::Decider { service, audit }),
+                Arc::new(check::Decider {
+                    service,
+                    audit,
+                    decisions,
+                }),
             )?;
         }
         Ok(())
@@ -625,6 +630,7 @@ impl RouteApi for AuthorizationApi {
                 decider: Arc::new(check::Decider {
                     service: services.require::<AuthorizationService>()?,
                     audit: services.require::<dyn AuditRecorder>()?,
+                    decisions: check::Decisions::in_registry(services),
                 }),
             },
             roles::RolesApi { ctx: ctx.clone() },

@@ -487,6 +487,9 @@ impl RouteApi for IdentityApi {
                 .require::<dyn plystra_contracts::feed::FactsFeed>()
                 .ok(),
         });
+        if let Ok(metrics) = services.require::<plystra_contracts::metrics::Metrics>() {
+            ctx.sessions.hashing().instrument(&metrics);
+        }
         Ok(Self((
             users::UsersApi { ctx: ctx.clone() },
             spaces::SpacesApi { ctx: ctx.clone() },

@@ -10,11 +10,12 @@
 //! `SERVER_BUSY` and `Retry-After`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use plystra_contracts::metrics::{Counter, Metrics};
 use plystra_contracts::{ApiError, ErrorCode};
 use rand::RngCore;
 use tokio::sync::Semaphore;
@@ -170,6 +171,8 @@ pub struct Hashing {
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    /// [`HASHES_METRIC`], once `instrument` has run.
+    hashes: OnceLock<Counter<2>>,
 }
 
 impl Hashing {
@@ -191,7 +194,17 @@ impl Hashing {
             memory: Arc::default(),
             running: Arc::default(),
             peak: Arc::default(),
+            hashes: OnceLock::new(),
         }
+    }
+
+    /// Counts, from now on, every hash and verification in `metrics` ([`HASHES_METRIC`]).
+    pub fn instrument(&self, metrics: &Metrics) {
+        let _ = self.hashes.set(metrics.counter(
+            HASHES_METRIC,
+            "Password hashes and verifications, by operation and outcome (busy: refused for want of a free slot).",
+            ["operation", "outcome"],
+        ));
     }
 
     /// How many run at once at most.
@@ -233,7 +246,7 @@ impl Hashing {
             match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 _ => {
-                    count(operation, "busy");
+                    self.count(operation, "busy");
                     return Err(ApiError::new(
                         ErrorCode::ServerBusy,
                         "too many password checks are in progress; try again shortly",
@@ -262,21 +275,15 @@ impl Hashing {
         })
         .await
         .map_err(|_| internal())?;
-        count(operation, "done");
+        self.count(operation, "done");
         Ok(result)
     }
-}
 
-/// Counts one hash in the serving runtime's metrics (nothing outside a request).
-fn count(operation: &str, outcome: &str) {
-    if let Some(metrics) = plystra_contracts::metrics::current() {
-        metrics
-            .counter(
-                HASHES_METRIC,
-                "Password hashes and verifications, by operation and outcome (busy: refused for want of a free slot).",
-                &["operation", "outcome"],
-            )
-            .inc(&[operation, outcome]);
+    /// Counts one hash or verification (nothing before `instrument`).
+    fn count(&self, operation: &'static str, outcome: &'static str) {
+        if let Some(hashes) = self.hashes.get() {
+            hashes.inc([operation.into(), outcome.into()]);
+        }
     }
 }
 

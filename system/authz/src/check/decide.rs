@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::metrics::{Counter, Metrics};
 use plystra_contracts::services::{
     AuditRecorder, CheckError, CheckOutcome, CheckRequest, Credential,
 };
-use plystra_contracts::{ApiError, Decision, ErrorCode};
+use plystra_contracts::{ApiError, Decision, DenyCode, ErrorCode, ServiceRegistry};
 use poem_openapi::types::ToJSON;
 
 use super::answer::{AuditRef, CheckResult, ExplainTrace};
@@ -21,6 +22,43 @@ pub struct Decider {
     pub service: Arc<crate::AuthorizationService>,
     /// audit.explainable.
     pub audit: Arc<dyn AuditRecorder>,
+    /// Where each decision is counted.
+    pub decisions: Decisions,
+}
+
+/// The authorization-decision counter's name, as exported.
+pub const DECISIONS_METRIC: &str = "plystra_authz_decisions_total";
+
+/// Counts decisions in the runtime's metrics (`kernel.metrics`): check, explain and batch items,
+/// by `decision` and `deny_code` (empty for an allow).
+#[derive(Debug, Clone)]
+pub struct Decisions(Option<Counter<2>>);
+
+impl Decisions {
+    /// The counter in the registry `services` offer; without one, decisions are not counted.
+    pub fn in_registry(services: &ServiceRegistry) -> Self {
+        Self(services.require::<Metrics>().ok().map(|metrics| {
+            metrics.counter(
+                DECISIONS_METRIC,
+                "Authorization decisions (check, explain and batch items), by decision and deny code.",
+                ["decision", "deny_code"],
+            )
+        }))
+    }
+
+    /// Counts one decision.
+    fn record(&self, decision: Decision, deny_code: Option<DenyCode>) {
+        if let Some(counter) = &self.0 {
+            let decision = match decision {
+                Decision::Allow => "allow",
+                Decision::Deny => "deny",
+            };
+            counter.inc([
+                decision.into(),
+                deny_code.map_or("", DenyCode::as_str).into(),
+            ]);
+        }
+    }
 }
 
 /// Who asks, as the decision's trace and audit record show it. Taken from the HTTP request by
@@ -165,7 +203,7 @@ impl Decider {
                         "an untraced allow was produced for a traced answer",
                     )
                 })?;
-                plystra_contracts::metrics::record_authz_decision(Decision::Allow, None);
+                self.decisions.record(Decision::Allow, None);
                 return Ok(answer);
             }
         };
@@ -182,7 +220,7 @@ impl Decider {
             recorded: audit_log_id.is_some(),
             audit_log_id,
         });
-        plystra_contracts::metrics::record_authz_decision(decision, deny_code);
+        self.decisions.record(decision, deny_code);
         Ok(answer)
     }
 }

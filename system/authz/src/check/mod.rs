@@ -28,7 +28,7 @@ pub use answer::{
     ExplainTrace, GroupTrace, RegistryTrace, RequestTrace, ScopeCheckTrace, TRACE_VERSION,
     TargetTrace,
 };
-pub use decide::{Caller, Decider};
+pub use decide::{Caller, Decider, Decisions};
 pub use request::{
     AuthzActor, AuthzRequest, AuthzRequestBody, AuthzResource, BatchCheckRequest, Consistency,
     InlineGrant, MAX_BATCH, NOT_BLANK,
