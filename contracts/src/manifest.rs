@@ -49,7 +49,8 @@ impl Stability {
     }
 }
 
-/// An HTTP method a route may be served on.
+/// An HTTP method a route may be served on. A route set that serves an operation on any other
+/// method is refused at boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RouteMethod {
@@ -104,39 +105,48 @@ pub enum Access {
     SelfService,
 }
 
-/// One route a capability declares it serves.
+/// One operation a capability declares it serves, keyed by its OpenAPI operationId, with what only
+/// the manifest knows about it: who may call it and which declared service answers it.
+///
+/// The method and the path are not repeated here: they are the route set's own
+/// (`#[oai(path = …, method = …, operation_id = …)]`), and the kernel reads them from its
+/// poem-openapi metadata. At boot the kernel refuses an operation the route set serves that no
+/// `RouteDecl` names, a `RouteDecl` naming an operation the route set does not serve, and an
+/// operation declared twice.
+///
+/// ```
+/// use plystra_contracts::RouteDecl;
+///
+/// const ROUTES: &[RouteDecl] = &[
+///     RouteDecl::operation("checkAuthorization").permission("authz:check"),
+///     RouteDecl::operation("getActorContext").self_service(),
+///     RouteDecl::operation("login").served_by("identity.sessions"),
+/// ];
+/// # assert_eq!(ROUTES[0].operation, "checkAuthorization");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct RouteDecl {
-    /// The HTTP method.
-    pub method: RouteMethod,
-    /// The OpenAPI path template, for example `/api/v1/audit/logs/{audit_log_id}`.
-    pub path: &'static str,
-    /// The declared service that answers this route.
-    pub service: &'static str,
-    /// The OpenAPI operationId.
+    /// The OpenAPI operationId the route set serves the operation under.
     pub operation: &'static str,
+    /// The declared service that answers it; `None` means the capability's first service
+    /// (`provides.services[0]`). See [`RouteDecl::service_in`].
+    pub service: Option<&'static str>,
     /// Who may call it; management access unless declared otherwise.
     pub access: Access,
 }
 
 impl RouteDecl {
-    /// A management route: the bootstrap key or an admin grant.
-    pub const fn new(
-        method: RouteMethod,
-        path: &'static str,
-        service: &'static str,
-        operation: &'static str,
-    ) -> Self {
+    /// The management operation `operation`: the bootstrap key or an admin grant of `*`,
+    /// answered by the capability's first service.
+    pub const fn operation(operation: &'static str) -> Self {
         Self {
-            method,
-            path,
-            service,
             operation,
+            service: None,
             access: Access::Admin { permission: None },
         }
     }
 
-    /// The same route, needing `permission` from an admin grant.
+    /// The same operation, needing `permission` from an admin grant.
     pub const fn permission(mut self, permission: &'static str) -> Self {
         self.access = Access::Admin {
             permission: Some(permission),
@@ -144,10 +154,24 @@ impl RouteDecl {
         self
     }
 
-    /// The same route, for the caller's own user session.
+    /// The same operation, for the caller's own user session.
     pub const fn self_service(mut self) -> Self {
         self.access = Access::SelfService;
         self
+    }
+
+    /// The same operation, answered by `service` (one of `provides.services`) rather than the
+    /// capability's first service.
+    pub const fn served_by(mut self, service: &'static str) -> Self {
+        self.service = Some(service);
+        self
+    }
+
+    /// The service that answers the operation in a capability that provides `provides`: the
+    /// declared one, else the first of `provides.services` (`None` only when it is empty, which
+    /// the kernel refuses).
+    pub fn service_in(&self, provides: &Provides) -> Option<&'static str> {
+        self.service.or_else(|| provides.services.first().copied())
     }
 }
 
@@ -189,7 +213,8 @@ pub struct Migrations {
 pub struct Provides {
     /// Names of the services it registers (`audit.service`, …).
     pub services: &'static [&'static str],
-    /// The routes it serves; they must equal the operations of its route set.
+    /// The operations it serves, by operationId; they must be exactly the operations of its
+    /// route set, each once.
     pub routes: &'static [RouteDecl],
     /// Events it publishes and subscribes to.
     pub events: Events,

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use plystra_contracts::registration::{BundleDeclaration, Registration};
 use plystra_contracts::{CapabilityKind, Stability};
 
+use crate::http::operations::served;
+
 /// The five official system capabilities and the migration namespace fixed for each.
 pub const SYSTEM_CAPABILITIES: &[(&str, &str)] = &[
     ("audit.explainable", "sys_audit"),
@@ -75,17 +77,29 @@ pub enum ManifestError {
     NoServices { id: String },
     /// A route naming an undeclared service.
     #[error(
-        "{id}: route {method} {path} names service {service}, which provides.services does not declare"
+        "{id}: route {operation} names service {service}, which provides.services does not declare"
     )]
     UndeclaredRouteService {
         id: String,
-        method: &'static str,
-        path: String,
+        operation: String,
         service: String,
     },
-    /// A route path not starting with `/`.
+    /// One operation declared twice in `provides.routes`.
+    #[error("{id}: provides.routes declares operation {operation} more than once")]
+    DuplicateRouteDecl { id: String, operation: String },
+    /// A served path not starting with `/` (poem-openapi's derive refuses one; a hand-written
+    /// route set could still describe one).
     #[error("{id}: route path {path:?} must start with /")]
     RoutePathNotAbsolute { id: String, path: String },
+    /// An operation served on a method outside `RouteMethod`.
+    #[error(
+        "{id}: serves {method} {path}, but routes are served on GET, POST, PATCH, PUT or DELETE"
+    )]
+    UnsupportedRouteMethod {
+        id: String,
+        method: String,
+        path: String,
+    },
     /// A system capability with the wrong namespace.
     #[error("{id}: provides.migrations.namespace is {found:?}, it must be {expected}")]
     WrongNamespace {
@@ -272,19 +286,23 @@ fn validate_one(
     if provides.services.is_empty() {
         errors.push(ManifestError::NoServices { id: id.clone() });
     }
+    // A route's method and path are its route set's; `http::assembly::check_route_sets` checks
+    // them against the metadata. Here: what only the manifest says.
+    let (mut declared, mut repeated) = (BTreeSet::new(), BTreeSet::new());
     for route in provides.routes {
-        if !route.path.starts_with('/') {
-            errors.push(ManifestError::RoutePathNotAbsolute {
+        if !declared.insert(route.operation) && repeated.insert(route.operation) {
+            errors.push(ManifestError::DuplicateRouteDecl {
                 id: id.clone(),
-                path: route.path.to_owned(),
+                operation: route.operation.to_owned(),
             });
         }
-        if !provides.services.contains(&route.service) {
+        if let Some(service) = route.service
+            && !provides.services.contains(&service)
+        {
             errors.push(ManifestError::UndeclaredRouteService {
                 id: id.clone(),
-                method: route.method.as_str(),
-                path: route.path.to_owned(),
-                service: route.service.to_owned(),
+                operation: route.operation.to_owned(),
+                service: service.to_owned(),
             });
         }
     }
@@ -344,7 +362,8 @@ fn system_flag(id: &str, field: &'static str, found: &str) -> ManifestError {
     }
 }
 
-/// A business plugin may not use a system capability's ID, service names, route paths or events.
+/// A business plugin may not use a system capability's ID, service names, route paths (as their
+/// route sets serve them) or events.
 fn validate_shadowing(registrations: &[&'static Registration], errors: &mut Vec<ManifestError>) {
     let mut owned: BTreeMap<(&'static str, String), String> = BTreeMap::new();
     for (sys_id, _) in SYSTEM_CAPABILITIES {
@@ -358,8 +377,8 @@ fn validate_shadowing(registrations: &[&'static Registration], errors: &mut Vec<
         for s in m.provides().services {
             owned.insert(("service", (*s).to_owned()), m.id().to_owned());
         }
-        for r in m.provides().routes {
-            owned.insert(("route path", r.path.to_owned()), m.id().to_owned());
+        for op in served(&reg.routes) {
+            owned.insert(("route path", op.path), m.id().to_owned());
         }
         for e in m.provides().events.publishes {
             owned.insert(("event", (*e).to_owned()), m.id().to_owned());
@@ -378,10 +397,9 @@ fn validate_shadowing(registrations: &[&'static Registration], errors: &mut Vec<
                     .map(|s| ("service", (*s).to_owned())),
             )
             .chain(
-                m.provides()
-                    .routes
-                    .iter()
-                    .map(|r| ("route path", r.path.to_owned())),
+                served(&reg.routes)
+                    .into_iter()
+                    .map(|op| ("route path", op.path)),
             )
             .chain(
                 m.provides()

@@ -21,8 +21,8 @@ use plystra_contracts::services::{
 };
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
-    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod,
-    ServiceError, ServiceRegistry, Stability, register_capability,
+    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, ServiceError,
+    ServiceRegistry, Stability, register_capability,
 };
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -54,20 +54,8 @@ pub const MANIFEST: CapabilityManifest = CapabilityManifest::business_plugin(Bus
     provides: Provides {
         services: &[SERVICE],
         routes: &[
-            RouteDecl::new(
-                RouteMethod::Post,
-                "/api/v1/plugins/notes/notebooks/{notebook_id}/notes",
-                SERVICE,
-                "createNote",
-            )
-            .self_service(),
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/plugins/notes/notes/{note_id}",
-                SERVICE,
-                "getNote",
-            )
-            .self_service(),
+            RouteDecl::operation("createNote").self_service(),
+            RouteDecl::operation("getNote").self_service(),
         ],
         events: Events {
             publishes: &[],

@@ -21,7 +21,7 @@ use poem_openapi::registry::{MetaApi, MetaOperation, MetaPath, MetaSecuritySchem
 
 use crate::http::auth::{Authenticator, Protect};
 use crate::http::kernel_api::KernelApi;
-use crate::http::{metrics, pipeline};
+use crate::http::{metrics, operations, pipeline};
 use crate::runtime::{BootError, CapabilitySource, Runtime, resolve};
 use crate::validation::ManifestError;
 
@@ -261,15 +261,16 @@ pub(crate) fn application(
                     .ok(),
             ),
     );
-    // Each operation's declared access and path template, by route-table key. The kernel's own
-    // protected operation is the capability list; anything undeclared needs `*`.
-    let access: HashMap<(Method, String), (Access, &'static str)> = runtime
+    // Each operation's declared access (from the manifest) and path template (from the route
+    // set), by route-table key. The kernel's own protected operation is the capability list;
+    // anything undeclared needs `*`.
+    let access: HashMap<(Method, String), (Access, String)> = runtime
         .entries()
         .iter()
-        .flat_map(|e| e.registration.manifest.provides().routes.iter())
+        .flat_map(|e| operations::declared(e.registration))
         .filter_map(|r| {
             let method = Method::from_bytes(r.method.as_str().as_bytes()).ok()?;
-            Some(((method, poem_route_path(r.path)), (r.access, r.path)))
+            Some(((method, poem_route_path(&r.path)), (r.access, r.path)))
         })
         .chain(std::iter::once((
             (Method::GET, "/api/v1/capabilities".to_owned()),
@@ -277,7 +278,7 @@ pub(crate) fn application(
                 Access::Admin {
                     permission: Some("capabilities:read"),
                 },
-                "/api/v1/capabilities",
+                "/api/v1/capabilities".to_owned(),
             ),
         )))
         .collect();
@@ -310,8 +311,9 @@ pub(crate) fn application(
                             } else {
                                 let (access, template) = access
                                     .get(&(method.clone(), path.clone()))
-                                    .copied()
-                                    .unwrap_or((Access::Admin { permission: None }, ""));
+                                    .map_or((Access::Admin { permission: None }, ""), |(a, t)| {
+                                        (*a, t.as_str())
+                                    });
                                 Protect::new(authenticator.clone(), access, admin.clone())
                                     .for_route(template, &path)
                                     .wrap(ep)
@@ -577,83 +579,94 @@ fn poem_route_path(template: &str) -> String {
         .join("/")
 }
 
-/// Checks route metadata: declared routes equal served ones; no (method, path), operationId or
+/// Checks route metadata: every served operation has an operationId, a supported method and an
+/// absolute path; a capability's manifest declares exactly the operations its route set serves
+/// (by operationId; the method and path are the route set's); no (method, path), operationId or
 /// differing schema is claimed twice.
 pub(crate) fn check_route_sets(registrations: &[&'static Registration]) -> Vec<ManifestError> {
     let mut errors = Vec::new();
     let mut routes: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut operations: BTreeMap<String, String> = BTreeMap::new();
+    let mut operation_owners: BTreeMap<String, String> = BTreeMap::new();
     let mut schemas: BTreeMap<String, (String, String)> = BTreeMap::new();
     let sets = std::iter::once(OwnedRouteSet::kernel())
         .chain(registrations.iter().map(|r| OwnedRouteSet::of(r)));
     for set in sets {
         let owner = set.owner.to_owned();
-        let mut served = std::collections::BTreeSet::new();
-        for api in (set.routes.meta)() {
-            for path in &api.paths {
-                for op in &path.operations {
-                    let method = op.method.as_str().to_owned();
-                    served.insert((
-                        method.clone(),
-                        path.path.clone(),
-                        op.operation_id.unwrap_or("").to_owned(),
-                    ));
-                    match op.operation_id {
-                        None => errors.push(ManifestError::MissingOperationId {
-                            id: owner.clone(),
-                            method: method.clone(),
-                            path: path.path.clone(),
-                        }),
-                        Some(operation) => {
-                            if let Some(first) =
-                                operations.insert(operation.to_owned(), owner.clone())
-                            {
-                                errors.push(ManifestError::OperationIdCollision {
-                                    operation: operation.to_owned(),
-                                    first,
-                                    second: owner.clone(),
-                                });
-                            }
-                        }
-                    }
+        // Each served operationId, with its method and path, to name it in a refusal.
+        let mut served: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+        for op in operations::served(&set.routes) {
+            let method = op.method.as_str().to_owned();
+            if !op.path.starts_with('/') {
+                errors.push(ManifestError::RoutePathNotAbsolute {
+                    id: owner.clone(),
+                    path: op.path.clone(),
+                });
+            }
+            let supported = RouteMethod::parse(&method);
+            if supported.is_none() {
+                errors.push(ManifestError::UnsupportedRouteMethod {
+                    id: owner.clone(),
+                    method: method.clone(),
+                    path: op.path.clone(),
+                });
+            }
+            match op.operation {
+                None => errors.push(ManifestError::MissingOperationId {
+                    id: owner.clone(),
+                    method: method.clone(),
+                    path: op.path.clone(),
+                }),
+                Some(operation) => {
+                    served.insert(operation, (method.clone(), op.path.clone()));
                     if let Some(first) =
-                        routes.insert((method.clone(), path.path.clone()), owner.clone())
+                        operation_owners.insert(operation.to_owned(), owner.clone())
                     {
-                        errors.push(ManifestError::RouteCollision {
-                            method: RouteMethod::parse(&method).map_or("?", RouteMethod::as_str),
-                            path: path.path.clone(),
+                        errors.push(ManifestError::OperationIdCollision {
+                            operation: operation.to_owned(),
                             first,
                             second: owner.clone(),
                         });
                     }
                 }
             }
+            if let Some(first) = routes.insert((method, op.path.clone()), owner.clone()) {
+                errors.push(ManifestError::RouteCollision {
+                    method: supported.map_or("?", RouteMethod::as_str),
+                    path: op.path,
+                    first,
+                    second: owner.clone(),
+                });
+            }
         }
         if let Some(reg) = registrations.iter().find(|r| r.manifest.id() == set.owner) {
-            let declared: std::collections::BTreeSet<(String, String, String)> = reg
+            let declared: std::collections::BTreeSet<&'static str> = reg
                 .manifest
                 .provides()
                 .routes
                 .iter()
-                .map(|r| {
-                    (
-                        r.method.as_str().to_owned(),
-                        r.path.to_owned(),
-                        r.operation.to_owned(),
-                    )
-                })
+                .map(|r| r.operation)
                 .collect();
-            for (m, p, o) in declared.difference(&served) {
-                errors.push(ManifestError::RouteMismatch {
-                    id: owner.clone(),
-                    detail: format!("declares {m} {p} ({o}) but its route set does not serve it"),
-                });
+            for operation in &declared {
+                if !served.contains_key(operation) {
+                    errors.push(ManifestError::RouteMismatch {
+                        id: owner.clone(),
+                        detail: format!(
+                            "provides.routes declares operation {operation} but its route set \
+                             does not serve it"
+                        ),
+                    });
+                }
             }
-            for (m, p, o) in served.difference(&declared) {
-                errors.push(ManifestError::RouteMismatch {
-                    id: owner.clone(),
-                    detail: format!("serves {m} {p} ({o}) but provides.routes does not declare it"),
-                });
+            for (operation, (method, path)) in &served {
+                if !declared.contains(operation) {
+                    errors.push(ManifestError::RouteMismatch {
+                        id: owner.clone(),
+                        detail: format!(
+                            "serves {method} {path} ({operation}) but provides.routes does not \
+                             declare it"
+                        ),
+                    });
+                }
             }
         }
         let mut registry = Registry::new();

@@ -171,13 +171,12 @@ impl CapabilityInfo {
             stability: m.stability().as_str().to_owned(),
             dependencies: owned(m.requires().capabilities),
             services: owned(m.provides().services),
-            routes: m
-                .provides()
-                .routes
-                .iter()
+            // The manifest names each operation; its route set says where it is served.
+            routes: crate::http::operations::declared(registration)
+                .into_iter()
                 .map(|r| CapabilityRoute {
                     method: r.method.as_str().to_owned(),
-                    path: r.path.to_owned(),
+                    path: r.path,
                     service: r.service.to_owned(),
                     operation: r.operation.to_owned(),
                 })

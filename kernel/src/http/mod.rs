@@ -6,6 +6,7 @@ pub mod auth;
 mod document;
 pub mod kernel_api;
 pub mod metrics;
+pub mod operations;
 pub mod pipeline;
 pub mod request_guard;
 

@@ -3,7 +3,7 @@
 //! ranges, DEL) or longer than its cap (`limits::MAX_PATH_SEGMENT_LENGTH`,
 //! `limits::MAX_QUERY_VALUE_LENGTH`) is refused with 400 `VALIDATION_FAILED` naming the
 //! parameter, so it never reaches a handler, a database (PostgreSQL fails on NUL) or a 404 that
-//! would echo it. Path parameters are named by the linked capabilities' route templates. The
+//! would echo it. Path parameters are named by the linked route sets' path templates. The
 //! document declares the same rules on every string path and query parameter
 //! (`document::parameter_rules`: `maxLength` and the pattern `limits::NO_CONTROL_CHARACTERS`).
 
@@ -82,13 +82,13 @@ fn percent_decode(raw: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The linked routes' path templates, split into segments.
-fn templates() -> &'static [Vec<&'static str>] {
-    static TEMPLATES: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+/// The linked route sets' path templates (from their poem-openapi metadata), split into segments.
+fn templates() -> &'static [Vec<String>] {
+    static TEMPLATES: OnceLock<Vec<Vec<String>>> = OnceLock::new();
     TEMPLATES.get_or_init(|| {
         plystra_contracts::registration::linked()
-            .flat_map(|r| r.manifest.provides().routes.iter())
-            .map(|route| route.path.split('/').collect())
+            .flat_map(|r| crate::http::operations::served(&r.routes))
+            .map(|op| op.path.split('/').map(str::to_owned).collect())
             .collect()
     })
 }

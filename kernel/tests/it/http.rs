@@ -11,16 +11,8 @@ use serde_json::Value;
 
 async fn app() -> Booted {
     let plugin = Spec::plugin::<0>("test.plugin").routes::<PingApi>(PING_ROUTES);
-    let get = Spec::plugin::<1>("test.get").routes::<SharedGetApi>(&[(
-        plystra_contracts::RouteMethod::Get,
-        "/test/shared/{thing_id}",
-        "getShared",
-    )]);
-    let post = Spec::plugin::<2>("test.post").routes::<SharedPostApi>(&[(
-        plystra_contracts::RouteMethod::Post,
-        "/test/shared/{thing_id}",
-        "postShared",
-    )]);
+    let get = Spec::plugin::<1>("test.get").routes::<SharedGetApi>(&["getShared"]);
+    let post = Spec::plugin::<2>("test.post").routes::<SharedPostApi>(&["postShared"]);
     boot(config(), source(vec![plugin, get, post], &[]))
         .await
         .unwrap()
@@ -462,16 +454,14 @@ async fn graceful_shutdown_drains_in_flight_requests_then_stops_in_reverse_order
 /// A plugin serving ping (management, `test:read`), echo (management, no permission) and slow
 /// (self-service), plus a capability providing sessions and, optionally, an admin authorizer.
 async fn access_app(with_admin: bool) -> Booted {
-    use plystra_contracts::RouteMethod::{Get, Post};
+    use plystra_contracts::RouteDecl;
     let mut plugin = Spec::plugin::<0>("test.plugin").routes::<PingApi>(PING_ROUTES);
     plugin.raw.provides.routes = Box::leak(
         vec![
-            plystra_contracts::RouteDecl::new(Get, "/test/ping", "test.s0", "testPing")
-                .permission("test:read"),
-            plystra_contracts::RouteDecl::new(Post, "/test/echo", "test.s0", "testEcho"),
-            plystra_contracts::RouteDecl::new(Get, "/test/panic", "test.s0", "testPanic"),
-            plystra_contracts::RouteDecl::new(Get, "/test/slow", "test.s0", "testSlow")
-                .self_service(),
+            RouteDecl::operation("testPing").permission("test:read"),
+            RouteDecl::operation("testEcho"),
+            RouteDecl::operation("testPanic"),
+            RouteDecl::operation("testSlow").self_service(),
         ]
         .into_boxed_slice(),
     );

@@ -11,8 +11,8 @@ use plystra_contracts::registration::{Registration, RouteSet};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
-    Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError,
-    ServiceRegistry, Stability,
+    Events, Migrations, Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry,
+    Stability,
 };
 use plystra_kernel::storage::testing::TestDatabase;
 use poem::http::StatusCode;
@@ -35,12 +35,7 @@ const PROBE_MANIFEST: CapabilityManifest =
         },
         provides: Provides {
             services: &["test.grants_probe"],
-            routes: &[RouteDecl::new(
-                RouteMethod::Get,
-                "/test/authz/grant-events",
-                "test.grants_probe",
-                "testGrantEvents",
-            )],
+            routes: &[RouteDecl::operation("testGrantEvents")],
             events: Events {
                 publishes: &[],
                 subscribes: &["authorization.grants_changed"],

@@ -13,8 +13,8 @@ use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::{Database, StorageError};
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
-    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod,
-    ServiceError, ServiceRegistry, Stability,
+    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, ServiceError,
+    ServiceRegistry, Stability,
 };
 use plystra_kernel::storage::testing::TestDatabase;
 use poem::http::StatusCode;
@@ -35,12 +35,7 @@ const RESOLVER_MANIFEST: CapabilityManifest =
         },
         provides: Provides {
             services: &["test.identity_resolver"],
-            routes: &[RouteDecl::new(
-                RouteMethod::Post,
-                "/test/identity/resolve",
-                "test.identity_resolver",
-                "testResolveActor",
-            )],
+            routes: &[RouteDecl::operation("testResolveActor")],
             events: Events::NONE,
             migrations: Migrations { namespace: None },
         },

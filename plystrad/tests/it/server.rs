@@ -293,7 +293,7 @@ fn every_management_operation_declares_a_permission_key() {
     let keys = is_permission_key;
     let mut missing = Vec::new();
     for registration in CapabilitySource::linked().registrations() {
-        for route in registration.manifest.provides().routes {
+        for route in plystra_kernel::http::operations::declared(registration) {
             let public = plystra_kernel::http::PUBLIC_OPERATIONS
                 .iter()
                 .any(|(m, p)| *m == route.method && *p == route.path);

@@ -20,7 +20,7 @@ use plystra_contracts::services::{AuditRecorder, RuntimeInfo};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     Capability, CapabilityError, CapabilityManifest, Events, Health, Migrations, Provides,
-    Requires, RouteDecl, RouteMethod, ServiceRegistry, declare_event,
+    Requires, RouteDecl, ServiceRegistry, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 
@@ -43,48 +43,12 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
     provides: Provides {
         services: &[SERVICE],
         routes: &[
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/audit/logs",
-                SERVICE,
-                "listAuditLogs",
-            )
-            .permission("audit:read"),
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/audit/logs/{audit_log_id}",
-                SERVICE,
-                "getAuditLog",
-            )
-            .permission("audit:read"),
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/spaces/{space_id}/audit-logs",
-                SERVICE,
-                "listSpaceAuditLogs",
-            )
-            .permission("audit:read"),
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/spaces/{space_id}/audit-logs/{audit_log_id}",
-                SERVICE,
-                "getSpaceAuditLog",
-            )
-            .permission("audit:read"),
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/audit/verify",
-                SERVICE,
-                "verifyAuditChain",
-            )
-            .permission("audit:read"),
-            RouteDecl::new(
-                RouteMethod::Get,
-                "/api/v1/audit/event-types",
-                SERVICE,
-                "listAuditEventTypes",
-            )
-            .permission("audit:read"),
+            RouteDecl::operation("listAuditLogs").permission("audit:read"),
+            RouteDecl::operation("getAuditLog").permission("audit:read"),
+            RouteDecl::operation("listSpaceAuditLogs").permission("audit:read"),
+            RouteDecl::operation("getSpaceAuditLog").permission("audit:read"),
+            RouteDecl::operation("verifyAuditChain").permission("audit:read"),
+            RouteDecl::operation("listAuditEventTypes").permission("audit:read"),
         ],
         events: Events {
             publishes: &["audit.event_recorded"],

@@ -12,8 +12,7 @@ use plystra_contracts::services::{ActorResolver, AuditRecorder, RuntimeInfo, Ses
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
-    Provides, Requires, RouteApi, RouteDecl, RouteMethod, ServiceError, ServiceRegistry,
-    declare_event,
+    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
@@ -42,248 +41,48 @@ pub const SESSIONS_SERVICE: &str = "identity.sessions";
 
 /// Every route this capability serves.
 pub const ROUTES: &[RouteDecl] = &[
-    RouteDecl::new(RouteMethod::Get, "/api/v1/users", SERVICE, "listUsers")
-        .permission("users:read"),
-    RouteDecl::new(RouteMethod::Post, "/api/v1/users", SERVICE, "createUser")
-        .permission("users:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/users/{user_id}",
-        SERVICE,
-        "getUser",
-    )
-    .permission("users:read"),
-    RouteDecl::new(
-        RouteMethod::Patch,
-        "/api/v1/users/{user_id}",
-        SERVICE,
-        "updateUser",
-    )
-    .permission("users:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/users/{user_id}/disable",
-        SERVICE,
-        "disableUser",
-    )
-    .permission("users:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/users/{user_id}/restore",
-        SERVICE,
-        "restoreUser",
-    )
-    .permission("users:manage"),
-    RouteDecl::new(RouteMethod::Get, "/api/v1/spaces", SERVICE, "listSpaces")
-        .permission("spaces:read"),
-    RouteDecl::new(RouteMethod::Post, "/api/v1/spaces", SERVICE, "createSpace")
-        .permission("spaces:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}",
-        SERVICE,
-        "getSpace",
-    )
-    .permission("spaces:read"),
-    RouteDecl::new(
-        RouteMethod::Patch,
-        "/api/v1/spaces/{space_id}",
-        SERVICE,
-        "updateSpace",
-    )
-    .permission("spaces:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/disable",
-        SERVICE,
-        "disableSpace",
-    )
-    .permission("spaces:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/restore",
-        SERVICE,
-        "restoreSpace",
-    )
-    .permission("spaces:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/groups",
-        SERVICE,
-        "listGroups",
-    )
-    .permission("groups:read"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/groups",
-        SERVICE,
-        "createGroup",
-    )
-    .permission("groups:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/groups/tree",
-        SERVICE,
-        "getGroupTree",
-    )
-    .permission("groups:read"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/groups/{group_id}",
-        SERVICE,
-        "getGroup",
-    )
-    .permission("groups:read"),
-    RouteDecl::new(
-        RouteMethod::Patch,
-        "/api/v1/spaces/{space_id}/groups/{group_id}",
-        SERVICE,
-        "updateGroup",
-    )
-    .permission("groups:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/groups/{group_id}/disable",
-        SERVICE,
-        "disableGroup",
-    )
-    .permission("groups:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/groups/{group_id}",
-        SERVICE,
-        "getGroupByID",
-    )
-    .permission("groups:read"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/members",
-        SERVICE,
-        "listMembers",
-    )
-    .permission("members:read"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/members",
-        SERVICE,
-        "createMember",
-    )
-    .permission("members:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/members/{member_id}",
-        SERVICE,
-        "getMember",
-    )
-    .permission("members:read"),
-    RouteDecl::new(
-        RouteMethod::Patch,
-        "/api/v1/spaces/{space_id}/members/{member_id}",
-        SERVICE,
-        "updateMember",
-    )
-    .permission("members:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/members/{member_id}/disable",
-        SERVICE,
-        "disableMember",
-    )
-    .permission("members:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/members/{member_id}",
-        SERVICE,
-        "getMemberByID",
-    )
-    .permission("members:read"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/user-members",
-        SERVICE,
-        "listUserMembers",
-    )
-    .permission("user_members:read"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/user-members",
-        SERVICE,
-        "createUserMember",
-    )
-    .permission("user_members:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/user-members/{user_member_id}",
-        SERVICE,
-        "getUserMember",
-    )
-    .permission("user_members:read"),
-    RouteDecl::new(
-        RouteMethod::Patch,
-        "/api/v1/spaces/{space_id}/user-members/{user_member_id}",
-        SERVICE,
-        "updateUserMember",
-    )
-    .permission("user_members:manage"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/user-members/{user_member_id}/revoke",
-        SERVICE,
-        "revokeUserMember",
-    )
-    .permission("user_members:manage"),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/user-members/{user_member_id}",
-        SERVICE,
-        "getUserMemberByID",
-    )
-    .permission("user_members:read"),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/auth/login",
-        SESSIONS_SERVICE,
-        "login",
-    ),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/auth/refresh",
-        SESSIONS_SERVICE,
-        "refreshSession",
-    ),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/auth/logout",
-        SESSIONS_SERVICE,
-        "logout",
-    ),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/auth/register",
-        SESSIONS_SERVICE,
-        "register",
-    ),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/actor/context",
-        SESSIONS_SERVICE,
-        "getActorContext",
-    )
-    .self_service(),
-    RouteDecl::new(
-        RouteMethod::Post,
-        "/api/v1/actor/switch-member",
-        SESSIONS_SERVICE,
-        "switchMember",
-    )
-    .self_service(),
-    RouteDecl::new(
-        RouteMethod::Get,
-        "/api/v1/identity/vocabulary",
-        SERVICE,
-        "getIdentityVocabulary",
-    )
-    .permission("instance:read"),
+    RouteDecl::operation("listUsers").permission("users:read"),
+    RouteDecl::operation("createUser").permission("users:manage"),
+    RouteDecl::operation("getUser").permission("users:read"),
+    RouteDecl::operation("updateUser").permission("users:manage"),
+    RouteDecl::operation("disableUser").permission("users:manage"),
+    RouteDecl::operation("restoreUser").permission("users:manage"),
+    RouteDecl::operation("listSpaces").permission("spaces:read"),
+    RouteDecl::operation("createSpace").permission("spaces:manage"),
+    RouteDecl::operation("getSpace").permission("spaces:read"),
+    RouteDecl::operation("updateSpace").permission("spaces:manage"),
+    RouteDecl::operation("disableSpace").permission("spaces:manage"),
+    RouteDecl::operation("restoreSpace").permission("spaces:manage"),
+    RouteDecl::operation("listGroups").permission("groups:read"),
+    RouteDecl::operation("createGroup").permission("groups:manage"),
+    RouteDecl::operation("getGroupTree").permission("groups:read"),
+    RouteDecl::operation("getGroup").permission("groups:read"),
+    RouteDecl::operation("updateGroup").permission("groups:manage"),
+    RouteDecl::operation("disableGroup").permission("groups:manage"),
+    RouteDecl::operation("getGroupByID").permission("groups:read"),
+    RouteDecl::operation("listMembers").permission("members:read"),
+    RouteDecl::operation("createMember").permission("members:manage"),
+    RouteDecl::operation("getMember").permission("members:read"),
+    RouteDecl::operation("updateMember").permission("members:manage"),
+    RouteDecl::operation("disableMember").permission("members:manage"),
+    RouteDecl::operation("getMemberByID").permission("members:read"),
+    RouteDecl::operation("listUserMembers").permission("user_members:read"),
+    RouteDecl::operation("createUserMember").permission("user_members:manage"),
+    RouteDecl::operation("getUserMember").permission("user_members:read"),
+    RouteDecl::operation("updateUserMember").permission("user_members:manage"),
+    RouteDecl::operation("revokeUserMember").permission("user_members:manage"),
+    RouteDecl::operation("getUserMemberByID").permission("user_members:read"),
+    RouteDecl::operation("login").served_by(SESSIONS_SERVICE),
+    RouteDecl::operation("refreshSession").served_by(SESSIONS_SERVICE),
+    RouteDecl::operation("logout").served_by(SESSIONS_SERVICE),
+    RouteDecl::operation("register").served_by(SESSIONS_SERVICE),
+    RouteDecl::operation("getActorContext")
+        .served_by(SESSIONS_SERVICE)
+        .self_service(),
+    RouteDecl::operation("switchMember")
+        .served_by(SESSIONS_SERVICE)
+        .self_service(),
+    RouteDecl::operation("getIdentityVocabulary").permission("instance:read"),
 ];
 
 /// The manifest.
@@ -524,29 +323,16 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_declares_exactly_the_served_routes() {
-        let mut served = std::collections::BTreeSet::new();
-        for api in IdentityApi::meta() {
-            for path in api.paths {
-                for op in path.operations {
-                    served.insert((
-                        op.method.as_str().to_owned(),
-                        path.path.clone(),
-                        op.operation_id.unwrap_or_default().to_owned(),
-                    ));
-                }
-            }
-        }
-        let declared: std::collections::BTreeSet<_> = ROUTES
-            .iter()
-            .map(|r| {
-                (
-                    r.method.as_str().to_owned(),
-                    r.path.to_owned(),
-                    r.operation.to_owned(),
-                )
-            })
+    fn the_manifest_declares_exactly_the_served_operations() {
+        let served: Vec<&str> = IdentityApi::meta()
+            .into_iter()
+            .flat_map(|api| api.paths)
+            .flat_map(|path| path.operations)
+            .map(|op| op.operation_id.unwrap_or_default())
             .collect();
+        let served: std::collections::BTreeSet<_> = served.into_iter().collect();
+        let declared: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.operation).collect();
+        assert_eq!(declared.len(), ROUTES.len(), "an operation declared twice");
         assert_eq!(served, declared);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use plystra_contracts::services::ResourceLookup;
 use plystra_contracts::{
     Capability, CapabilityError, CapabilityManifest, Events, Migrations, Provides, Requires,
-    RouteDecl, RouteMethod, ServiceRegistry, declare_event,
+    RouteDecl, ServiceRegistry, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 
@@ -37,98 +37,24 @@ pub const SERVICE: &str = "resource.registry";
 /// The service business plugins declare and register through.
 pub const REGISTRAR_SERVICE: &str = "resource.registrar";
 
-const fn route(method: RouteMethod, path: &'static str, operation: &'static str) -> RouteDecl {
-    RouteDecl::new(method, path, SERVICE, operation)
-}
-
 /// Every route, as served.
 pub const ROUTES: &[RouteDecl] = &[
-    route(
-        RouteMethod::Get,
-        "/api/v1/registry/vocabulary",
-        "getRegistryVocabulary",
-    )
-    .permission("instance:read"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/resource-types",
-        "listResourceTypes",
-    )
-    .permission("registry:read"),
-    route(
-        RouteMethod::Post,
-        "/api/v1/resource-types",
-        "upsertResourceType",
-    )
-    .permission("registry:manage"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/resource-types/{resource_type}",
-        "getResourceType",
-    )
-    .permission("registry:read"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/resource-types/{resource_type}/actions",
-        "listResourceActions",
-    )
-    .permission("registry:read"),
-    route(
-        RouteMethod::Post,
-        "/api/v1/resource-types/{resource_type}/actions",
-        "upsertResourceAction",
-    )
-    .permission("registry:manage"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/resource-types/{resource_type}/mapping",
-        "getResourceMapping",
-    )
-    .permission("registry:read"),
-    route(
-        RouteMethod::Post,
-        "/api/v1/resource-types/{resource_type}/mapping",
-        "upsertResourceMapping",
-    )
-    .permission("registry:manage"),
-    route(RouteMethod::Get, "/api/v1/resources", "listResources").permission("resources:read"),
-    route(RouteMethod::Post, "/api/v1/resources", "createResource").permission("resources:manage"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/resources/{resource_type}/{resource_id}",
-        "getResourceByTypeAndID",
-    )
-    .permission("resources:read"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/resources",
-        "listSpaceResources",
-    )
-    .permission("resources:read"),
-    route(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/resources",
-        "createSpaceResource",
-    )
-    .permission("resources:manage"),
-    route(
-        RouteMethod::Get,
-        "/api/v1/spaces/{space_id}/resources/{resource_id}",
-        "getSpaceResource",
-    )
-    .permission("resources:read"),
-    route(
-        RouteMethod::Patch,
-        "/api/v1/spaces/{space_id}/resources/{resource_id}",
-        "updateSpaceResource",
-    )
-    .permission("resources:manage"),
-    route(
-        RouteMethod::Post,
-        "/api/v1/spaces/{space_id}/resources/{resource_id}/archive",
-        "archiveSpaceResource",
-    )
-    .permission("resources:manage"),
+    RouteDecl::operation("getRegistryVocabulary").permission("instance:read"),
+    RouteDecl::operation("listResourceTypes").permission("registry:read"),
+    RouteDecl::operation("upsertResourceType").permission("registry:manage"),
+    RouteDecl::operation("getResourceType").permission("registry:read"),
+    RouteDecl::operation("listResourceActions").permission("registry:read"),
+    RouteDecl::operation("upsertResourceAction").permission("registry:manage"),
+    RouteDecl::operation("getResourceMapping").permission("registry:read"),
+    RouteDecl::operation("upsertResourceMapping").permission("registry:manage"),
+    RouteDecl::operation("listResources").permission("resources:read"),
+    RouteDecl::operation("createResource").permission("resources:manage"),
+    RouteDecl::operation("getResourceByTypeAndID").permission("resources:read"),
+    RouteDecl::operation("listSpaceResources").permission("resources:read"),
+    RouteDecl::operation("createSpaceResource").permission("resources:manage"),
+    RouteDecl::operation("getSpaceResource").permission("resources:read"),
+    RouteDecl::operation("updateSpaceResource").permission("resources:manage"),
+    RouteDecl::operation("archiveSpaceResource").permission("resources:manage"),
 ];
 
 /// The manifest.

@@ -11,7 +11,7 @@ use plystra_contracts::manifest::test_manifests::RawManifest;
 use plystra_contracts::registration::{BundleDeclaration, Registration, RouteApi, RouteSet};
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityKind, Envelope, Events, Health, Migrations,
-    Provides, Requires, RouteDecl, RouteMethod, ServiceError, ServiceRegistry, Stability,
+    Provides, Requires, RouteDecl, ServiceError, ServiceRegistry, Stability,
 };
 use plystra_kernel::{CapabilitySource, KernelConfig};
 use poem_openapi::payload::Json;
@@ -153,16 +153,13 @@ impl Spec {
         self
     }
 
-    pub fn routes<A: RouteApi>(
-        mut self,
-        declared: &[(RouteMethod, &'static str, &'static str)],
-    ) -> Self {
+    /// Serves `A` and declares the operations `declared` (by operationId).
+    pub fn routes<A: RouteApi>(mut self, declared: &[&'static str]) -> Self {
         self.routes = RouteSet::of::<A>();
-        let service = self.raw.provides.services[0];
         self.raw.provides.routes = leak_slice(
             declared
                 .iter()
-                .map(|(m, p, o)| RouteDecl::new(*m, p, service, o))
+                .map(|operation| RouteDecl::operation(operation))
                 .collect(),
         );
         self
@@ -252,13 +249,8 @@ impl PingApi {
     }
 }
 
-/// The routes `PingApi` serves, as a manifest declares them.
-pub const PING_ROUTES: &[(RouteMethod, &str, &str)] = &[
-    (RouteMethod::Get, "/test/ping", "testPing"),
-    (RouteMethod::Post, "/test/echo", "testEcho"),
-    (RouteMethod::Get, "/test/panic", "testPanic"),
-    (RouteMethod::Get, "/test/slow", "testSlow"),
-];
+/// The operations `PingApi` serves, as a manifest declares them.
+pub const PING_ROUTES: &[&str] = &["testPing", "testEcho", "testPanic", "testSlow"];
 
 /// GET on a path another set serves with POST.
 pub struct SharedGetApi;

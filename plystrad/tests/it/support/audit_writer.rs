@@ -9,8 +9,8 @@ use plystra_contracts::services::{AuditRecord, AuditRecorder};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
-    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, RouteMethod,
-    ServiceError, ServiceRegistry, Stability,
+    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, ServiceError,
+    ServiceRegistry, Stability,
 };
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -27,18 +27,8 @@ const MANIFEST: CapabilityManifest = CapabilityManifest::business_plugin(Busines
     provides: Provides {
         services: &["test.audit_writer"],
         routes: &[
-            RouteDecl::new(
-                RouteMethod::Post,
-                "/test/audit",
-                "test.audit_writer",
-                "testWriteAudit",
-            ),
-            RouteDecl::new(
-                RouteMethod::Post,
-                "/test/audit/in-transaction",
-                "test.audit_writer",
-                "testWriteAuditInTransaction",
-            ),
+            RouteDecl::operation("testWriteAudit"),
+            RouteDecl::operation("testWriteAuditInTransaction"),
         ],
         events: Events::NONE,
         migrations: Migrations { namespace: None },
