@@ -272,6 +272,35 @@ pub fn change_record(
     record
 }
 
+/// An entity whose changes are audited: what its change record names and keeps.
+pub trait Audited: Stored {
+    /// The record's resource type (`space`, `user_member`).
+    const RESOURCE_TYPE: &'static str;
+
+    /// The space the change happened in, if any.
+    fn audit_space(&self) -> Option<&str>;
+
+    /// The entity as its change record keeps it (no secrets).
+    fn snapshot(&self) -> serde_json::Value;
+}
+
+/// The change record of `entity` after `action` by `credential` ([`change_record`] with the
+/// entity's type, ID, space and snapshot).
+pub fn change_of<T: Audited>(
+    credential: Option<&Credential>,
+    action: &str,
+    entity: &T,
+) -> AuditRecord {
+    change_record(
+        credential,
+        action,
+        T::RESOURCE_TYPE,
+        entity.id(),
+        entity.audit_space(),
+        entity.snapshot(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::actor::{ActorBinding, available, context};
 use crate::members::{MemberCreateRequest, NewMember};
 use crate::sessions::Issued;
-use crate::store::{Created, Ctx, Metadata, Status, change_record};
+use crate::store::{Created, Ctx, Metadata, Status, change_of};
 use crate::user_members::{NewBinding, UserMemberCreateRequest};
 use crate::users::{NewUser, UserCreateRequest};
 use crate::{ApiTag, passwords};
@@ -504,22 +504,8 @@ impl AuthApi {
         };
         let records = [
             crate::users::created_record(Some(&as_user), &user),
-            change_record(
-                Some(&as_user),
-                "members.create",
-                "member",
-                &member.id,
-                Some(&space.id),
-                member.snapshot(),
-            ),
-            change_record(
-                Some(&as_user),
-                "user_members.create",
-                "user_member",
-                &binding.id,
-                Some(&space.id),
-                binding.snapshot(),
-            ),
+            change_of(Some(&as_user), "members.create", &member),
+            change_of(Some(&as_user), "user_members.create", &binding),
         ];
         let records = records
             .into_iter()

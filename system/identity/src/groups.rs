@@ -18,10 +18,9 @@ use poem_openapi::{Object, OpenApi};
 use crate::ApiTag;
 use crate::store::{
     Created, Ctx, GROUPS, JsonColumn, KeyPage, Lifecycle, Metadata, STATUS_MOVES, Status, a,
-    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
-    status_change, text,
+    entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
 };
-use plystra_contracts::entity::{self, InSpace, Stored};
+use plystra_contracts::entity::{self, Audited, InSpace, Stored};
 
 /// The deepest a tree may go (segments in a path).
 pub const MAX_DEPTH: usize = 32;
@@ -111,7 +110,14 @@ from_rows!(Group, |row| {
     })
 });
 
-impl Group {
+impl Audited for Group {
+    const RESOURCE_TYPE: &'static str = "group";
+
+    fn audit_space(&self) -> Option<&str> {
+        Some(&self.space_id)
+    }
+
+    /// Every field but the timestamps (none of them secret).
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -351,17 +357,7 @@ impl GroupsApi {
         let group = get_in(&mut tx, space_id, group_id)
             .await?
             .ok_or_else(|| Group::not_found(group_id))?;
-        let record = change_record(
-            credential(req),
-            action,
-            "group",
-            group_id,
-            Some(space_id),
-            group.snapshot(),
-        );
-        self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&group))
-            .await?;
+        self.ctx.commit_change(tx, req, action, &group).await?;
         Ok(Json(Envelope::new(group)))
     }
 
@@ -584,16 +580,8 @@ impl GroupsApi {
         let group = get_in(&mut tx, &space_id, &id)
             .await?
             .ok_or_else(|| Group::not_found(&id))?;
-        let record = change_record(
-            credential(req),
-            "groups.create",
-            "group",
-            &id,
-            Some(&space_id),
-            group.snapshot(),
-        );
         self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&group))
+            .commit_change(tx, req, "groups.create", &group)
             .await?;
         Ok(Created::new(group))
     }

@@ -14,10 +14,9 @@ use poem_openapi::{Object, OpenApi};
 use crate::ApiTag;
 use crate::store::{
     Created, Ctx, JsonColumn, KeyPage, Lifecycle, MEMBERS, Metadata, STATUS_MOVES, Status, a,
-    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
-    status_change, text,
+    entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
 };
-use plystra_contracts::entity::{self, InSpace, Stored};
+use plystra_contracts::entity::{self, Audited, InSpace, Stored};
 
 /// A member of a space.
 #[derive(Debug, Clone, Object)]
@@ -84,8 +83,15 @@ from_rows!(Member, |row| {
     })
 });
 
-impl Member {
-    pub(crate) fn snapshot(&self) -> serde_json::Value {
+impl Audited for Member {
+    const RESOURCE_TYPE: &'static str = "member";
+
+    fn audit_space(&self) -> Option<&str> {
+        Some(&self.space_id)
+    }
+
+    /// Every field but the timestamps (none of them secret).
+    fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
             "space_id": self.space_id,
@@ -236,17 +242,7 @@ impl MembersApi {
         let member = entity::get::<Member>(&mut tx, member_id)
             .await?
             .ok_or_else(|| Member::not_found(member_id))?;
-        let record = change_record(
-            credential(req),
-            action,
-            "member",
-            member_id,
-            Some(space_id),
-            member.snapshot(),
-        );
-        self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&member))
-            .await?;
+        self.ctx.commit_change(tx, req, action, &member).await?;
         Ok(Json(Envelope::new(member)))
     }
 }
@@ -301,16 +297,8 @@ impl MembersApi {
         let new = NewMember::validate(space_id.0.clone(), body.0)?;
         let mut tx = self.ctx.begin().await?;
         let member = new.insert(&mut tx).await?;
-        let record = change_record(
-            credential(req),
-            "members.create",
-            "member",
-            &member.id,
-            Some(&space_id.0),
-            member.snapshot(),
-        );
         self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&member))
+            .commit_change(tx, req, "members.create", &member)
             .await?;
         Ok(Created::new(member))
     }

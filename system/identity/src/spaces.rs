@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::entity::{self, Stored, conflict};
+use plystra_contracts::entity::{self, Audited, Stored, conflict};
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -15,8 +15,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::ApiTag;
 use crate::store::{
     Created, Ctx, JsonColumn, KeyPage, Lifecycle, Metadata, SPACES, STATUS_MOVES, Status, a,
-    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
-    status_change, text,
+    entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
 };
 
 /// A space.
@@ -79,7 +78,14 @@ from_rows!(Space, |row| {
     })
 });
 
-impl Space {
+impl Audited for Space {
+    const RESOURCE_TYPE: &'static str = "space";
+
+    fn audit_space(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+
+    /// Every field but the timestamps (none of them secret).
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -235,17 +241,7 @@ impl SpacesApi {
         sets.push(("updated_at", now().into()));
         entity::update(&mut tx, SPACES, space_id, sets).await?;
         let space: Space = entity::require(&mut tx, space_id).await?;
-        let record = change_record(
-            credential(req),
-            action,
-            "space",
-            space_id,
-            Some(space_id),
-            space.snapshot(),
-        );
-        self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&space))
-            .await?;
+        self.ctx.commit_change(tx, req, action, &space).await?;
         Ok(Json(Envelope::new(space)))
     }
 }
@@ -320,16 +316,8 @@ impl SpacesApi {
         )
         .await?;
         let space: Space = entity::require(&mut tx, &id).await?;
-        let record = change_record(
-            credential(req),
-            "spaces.create",
-            "space",
-            &id,
-            Some(&id),
-            space.snapshot(),
-        );
         self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&space))
+            .commit_change(tx, req, "spaces.create", &space)
             .await?;
         Ok(Created::new(space))
     }

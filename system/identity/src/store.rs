@@ -51,6 +51,24 @@ impl Ctx {
         self.commit_facts(tx, vec![record], vec![fact]).await
     }
 
+    /// Commits the change of `entity` that `req`'s caller made with `action`: its change record and
+    /// its fact, through [`Ctx::commit_audited`].
+    pub(crate) async fn commit_change<T>(
+        &self,
+        tx: Transaction,
+        req: &poem::Request,
+        action: &str,
+        entity: &T,
+    ) -> Result<(), ApiError>
+    where
+        T: Audited,
+        for<'a> plystra_contracts::facts::Fact: From<&'a T>,
+    {
+        let record = change_of(credential(req), action, entity);
+        self.commit_audited(tx, record, plystra_contracts::facts::Fact::from(entity))
+            .await
+    }
+
     /// Commits `records` and `facts` with `tx` through the one commit path
     /// (`plystra_contracts::feed::commit_audited`), then publishes `identity.facts_changed`.
     pub(crate) async fn commit_facts(
@@ -104,7 +122,7 @@ pub(crate) async fn acting_binding(
 }
 
 pub(crate) use plystra_contracts::entity::{
-    Created, Lifecycle, change_record, entity_id, keyword, name as a, status_change, text,
+    Audited, Created, Lifecycle, change_of, entity_id, keyword, name as a, status_change, text,
 };
 pub(crate) use plystra_contracts::from_rows;
 pub(crate) use plystra_contracts::pagination::KeyPage;

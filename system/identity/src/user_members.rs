@@ -19,10 +19,9 @@ use poem_openapi::{Enum, Object, OpenApi};
 use crate::ApiTag;
 use crate::store::{
     Created, Ctx, JsonColumn, KeyPage, Lifecycle, MEMBERS, Metadata, USER_MEMBERS, USERS, a,
-    change_record, credential, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
-    status_change,
+    entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change,
 };
-use plystra_contracts::entity::{self, InSpace, Stored};
+use plystra_contracts::entity::{self, Audited, InSpace, Stored};
 
 /// A binding's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -164,8 +163,15 @@ from_rows!(UserMember, |row| {
     })
 });
 
-impl UserMember {
-    pub(crate) fn snapshot(&self) -> serde_json::Value {
+impl Audited for UserMember {
+    const RESOURCE_TYPE: &'static str = "user_member";
+
+    fn audit_space(&self) -> Option<&str> {
+        Some(&self.space_id)
+    }
+
+    /// Every field but the timestamps (none of them secret).
+    fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
             "space_id": self.space_id,
@@ -180,7 +186,9 @@ impl UserMember {
             "metadata": self.metadata,
         })
     }
+}
 
+impl UserMember {
     /// Whether the binding works at `at`: active and not expired.
     pub(crate) fn usable_at(&self, at: OffsetDateTime) -> bool {
         self.status == BindingStatus::Active && self.expires_at.is_none_or(|e| e > at)
@@ -457,17 +465,7 @@ impl UserMembersApi {
         let binding = entity::get::<UserMember>(&mut tx, um_id)
             .await?
             .ok_or_else(|| UserMember::not_found(um_id))?;
-        let record = change_record(
-            credential(req),
-            action,
-            "user_member",
-            um_id,
-            Some(space_id),
-            binding.snapshot(),
-        );
-        self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&binding))
-            .await?;
+        self.ctx.commit_change(tx, req, action, &binding).await?;
         Ok(Json(Envelope::new(binding)))
     }
 }
@@ -513,16 +511,8 @@ impl UserMembersApi {
         let new = NewBinding::validate(space_id.0.clone(), body.0)?;
         let mut tx = self.ctx.begin().await?;
         let binding = new.insert(&mut tx).await?;
-        let record = change_record(
-            credential(req),
-            "user_members.create",
-            "user_member",
-            &binding.id,
-            Some(&space_id.0),
-            binding.snapshot(),
-        );
         self.ctx
-            .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&binding))
+            .commit_change(tx, req, "user_members.create", &binding)
             .await?;
         Ok(Created::new(binding))
     }

@@ -16,11 +16,11 @@ use poem_openapi::{Object, OpenApi};
 
 use crate::store::{
     Created, Ctx, JsonColumn, KeyPage, Lifecycle, Metadata, SESSIONS, STATUS_MOVES, Status, USERS,
-    a, change_record, credential, entity_id, from_rows, metadata_in, metadata_out, now,
-    status_change, text,
+    a, change_of, credential, entity_id, from_rows, metadata_in, metadata_out, now, status_change,
+    text,
 };
 use crate::{ApiTag, passwords};
-use plystra_contracts::entity::{self, Stored};
+use plystra_contracts::entity::{self, Audited, Stored};
 
 /// A user. The password hash is never part of it.
 #[derive(Debug, Clone, Object)]
@@ -89,8 +89,14 @@ from_rows!(User, |row| {
     })
 });
 
-impl User {
-    /// The audit snapshot: every field (none of them secret).
+impl Audited for User {
+    const RESOURCE_TYPE: &'static str = "user";
+
+    fn audit_space(&self) -> Option<&str> {
+        None
+    }
+
+    /// Every field but the timestamps (none of them secret).
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -406,14 +412,7 @@ pub(crate) fn created_record(
     credential: Option<&plystra_contracts::services::Credential>,
     user: &User,
 ) -> plystra_contracts::services::AuditRecord {
-    change_record(
-        credential,
-        "users.create",
-        "user",
-        &user.id,
-        None,
-        user.snapshot(),
-    )
+    change_of(credential, "users.create", user)
 }
 
 /// The user routes.
@@ -486,14 +485,7 @@ impl UsersApi {
         let user = entity::get::<User>(&mut tx, user_id)
             .await?
             .ok_or_else(|| User::not_found(user_id))?;
-        let mut record = change_record(
-            credential(req),
-            action,
-            "user",
-            user_id,
-            None,
-            user.snapshot(),
-        );
+        let mut record = change_of(credential(req), action, &user);
         crate::store::acting_binding(&mut tx, &mut record).await?;
         let mut facts = vec![plystra_contracts::facts::Fact::from(&user)];
         facts.extend(ended);
