@@ -294,25 +294,6 @@ pub struct ActorRef {
     pub space_id: String,
 }
 
-/// The statuses and facts authorization needs about an actor, as values.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ActorSnapshot {
-    /// The IDs resolved.
-    pub actor: ActorRef,
-    /// `active` or `disabled`.
-    pub user_status: String,
-    /// `active` or `disabled`.
-    pub member_status: String,
-    /// `active` or `revoked`.
-    pub user_member_status: String,
-    /// RFC 3339 expiry of the binding, if any.
-    pub user_member_expires_at: Option<String>,
-    /// `active` or `disabled`.
-    pub space_status: String,
-    /// The member's space.
-    pub member_space_id: String,
-}
-
 /// Why an actor could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
@@ -345,10 +326,8 @@ pub struct GroupSnapshot {
 /// Resolves actors (identity.business provides it as `identity.service`).
 #[async_trait]
 pub trait ActorResolver: Send + Sync {
-    /// The snapshot of the named actor.
-    async fn resolve(&self, actor: &ActorRef) -> Result<ActorSnapshot, ResolveError>;
-
-    /// A group by ID (authorization's scope anchors), `None` when there is no such group.
+    /// A group by ID (the control plane's group-level scopes), `None` when there is no such
+    /// group.
     async fn group(&self, group_id: &str) -> Result<Option<GroupSnapshot>, ResolveError>;
 
     /// The actor a user session acts as: its user, the binding it acts through, that binding's
@@ -374,32 +353,9 @@ pub trait ActorResolver: Send + Sync {
     }
 }
 
-/// The registry facts authorization needs about a target.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LookupContext {
-    /// Whether the resource type is registered.
-    pub resource_type_known: bool,
-    /// Whether the action is registered for the type.
-    pub action_known: bool,
-    /// The target's space.
-    pub space_id: Option<String>,
-    /// The target's group ID and path.
-    pub group: Option<(String, String)>,
-    /// The owning member.
-    pub owner_member_id: Option<String>,
-}
-
 /// Looks up registry entries and targets (resource.registry provides it as `resource.registry`).
 #[async_trait]
 pub trait ResourceLookup: Send + Sync {
-    /// The registry entry for (type, action) and the target resource.
-    async fn lookup(
-        &self,
-        resource_type: &str,
-        action: &str,
-        resource_id: &str,
-    ) -> Result<LookupContext, ResolveError>;
-
     /// Every resource type, action and resource, as facts: what authorization's index loads at
     /// start. Later changes arrive in `resource.registry_updated` events.
     async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;

@@ -3,156 +3,23 @@
 //! the API and the database, status lifecycles, sessions (login, lockout, refresh rotation,
 //! logout, switch-member), registration, and one audit record per mutation.
 
-use std::sync::Arc;
-
-use plystra_contracts::events::EventPublisher;
-use plystra_contracts::registration::{Registration, RouteSet};
-use plystra_contracts::services::{ActorRef, ActorResolver, ResolveError};
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::{Database, StorageError};
-use plystra_contracts::{
-    ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
-    ErrorCode, Events, Migrations, Provides, Requires, RouteApi, RouteDecl, ServiceError,
-    ServiceRegistry, Stability,
-};
 use plystra_kernel::storage::testing::TestDatabase;
 use poem::http::StatusCode;
-use poem_openapi::{Object, OpenApi};
 use serde_json::{Value, json};
 
 use crate::support::app::{self, Auth, Client, KEY, PASSWORD, call, code, expect, send, try_login};
 
-/// A test plugin that resolves actors through `identity.service`, as authorization does.
-const RESOLVER_MANIFEST: CapabilityManifest =
-    CapabilityManifest::business_plugin(BusinessPluginSpec {
-        id: "test.identity_resolver",
-        name: "Actor resolver probe (test)",
-        version: "0.1.0",
-        requires: Requires {
-            kernel: "^0.0.1",
-            capabilities: &["identity.business"],
-        },
-        provides: Provides {
-            services: &["test.identity_resolver"],
-            routes: &[RouteDecl::operation("testResolveActor")],
-            events: Events::NONE,
-            migrations: Migrations { namespace: None },
-        },
-        stability: Stability::Experimental,
-    });
-
-struct ResolverProbe;
-
-struct ProbeMarker;
-
-impl Capability for ResolverProbe {
-    fn register(&self, services: &mut ServiceRegistry) -> Result<(), CapabilityError> {
-        services.provide::<ProbeMarker>("test.identity_resolver", Arc::new(ProbeMarker))?;
-        Ok(())
-    }
-}
-
-fn construct_probe() -> Box<dyn Capability> {
-    Box::new(ResolverProbe)
-}
-
-/// The actor to resolve.
-#[derive(Debug, Clone, Object)]
-struct ProbeActor {
-    user_id: String,
-    member_id: String,
-    user_member_id: String,
-    space_id: String,
-}
-
-/// What the resolver answered.
-#[derive(Debug, Clone, Object)]
-struct ProbeSnapshot {
-    space_id: String,
-    user_status: String,
-    member_status: String,
-    user_member_status: String,
-    user_member_expires_at: Option<String>,
-    space_status: String,
-    member_space_id: String,
-    event: Option<String>,
-}
-
-struct ProbeApi {
-    resolver: Arc<dyn ActorResolver>,
-    events: Arc<dyn EventPublisher>,
-}
-
-impl RouteApi for ProbeApi {
-    fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self {
-            resolver: services.require::<dyn ActorResolver>()?,
-            events: services.require::<dyn EventPublisher>()?,
-        })
-    }
-}
-
-#[OpenApi]
-impl ProbeApi {
-    /// Resolves an actor.
-    #[oai(
-        path = "/test/identity/resolve",
-        method = "post",
-        operation_id = "testResolveActor"
-    )]
-    async fn resolve(
-        &self,
-        body: poem_openapi::payload::Json<ProbeActor>,
-    ) -> Result<poem_openapi::payload::Json<Envelope<ProbeSnapshot>>, ApiError> {
-        let mut events = self.events.subscribe();
-        let actor = ActorRef {
-            user_id: body.0.user_id,
-            member_id: body.0.member_id,
-            user_member_id: body.0.user_member_id,
-            space_id: body.0.space_id,
-        };
-        let snapshot = self.resolver.resolve(&actor).await.map_err(|e| match e {
-            ResolveError::NotFound { entity, id } => {
-                ApiError::new(ErrorCode::NotFound, format!("{entity} {id}"))
-                    .with_detail("entity", entity)
-            }
-            other => ApiError::new(ErrorCode::InternalError, other.to_string()),
-        })?;
-        let mut event = None;
-        while let Ok(e) = events.try_recv() {
-            if e.name == "identity.actor_resolved" {
-                event = Some(e.name);
-            }
-        }
-        Ok(poem_openapi::payload::Json(Envelope::new(ProbeSnapshot {
-            space_id: snapshot.actor.space_id,
-            user_status: snapshot.user_status,
-            member_status: snapshot.member_status,
-            user_member_status: snapshot.user_member_status,
-            user_member_expires_at: snapshot.user_member_expires_at,
-            space_status: snapshot.space_status,
-            member_space_id: snapshot.member_space_id,
-            event,
-        })))
-    }
-}
-
-static PROBE: Registration = Registration {
-    manifest: &RESOLVER_MANIFEST,
-    construct: construct_probe,
-    routes: RouteSet::of::<ProbeApi>(),
-    package: env!("CARGO_PKG_NAME"),
-};
-
-/// The app with the resolver probe and `settings`, on a fresh database.
+/// The app with `settings`, on a fresh database.
 async fn app(settings: &[(&str, &str)]) -> Option<(TestDatabase, Client)> {
-    app::app_with(settings, &[&PROBE]).await
+    app::app_with(settings, &[]).await
 }
 
-/// The app with the resolver probe and `settings`, on `database`.
+/// The app with `settings`, on `database`.
 async fn boot_on(database: &TestDatabase, settings: &[(&str, &str)]) -> Client {
-    app::boot_on(database, settings, &[&PROBE]).await
+    app::boot_on(database, settings, &[]).await
 }
 
 /// The identity part of the Finance Reviewer fixture, created over plain HTTP.
@@ -1667,152 +1534,6 @@ async fn registration_is_off_by_default_and_needs_the_token_when_on() {
 }
 
 #[tokio::test]
-async fn the_actor_resolver_reports_statuses_and_typed_not_found() {
-    let Some((_db, cli)) = app(&[]).await else {
-        return;
-    };
-    finance_reviewer(&cli).await;
-    let resolve = |user: &str, member: &str, um: &str, space: &str| json!({"user_id": user, "member_id": member, "user_member_id": um, "space_id": space});
-    let snap = expect(
-        &cli,
-        Auth::Boot,
-        "POST",
-        "/test/identity/resolve",
-        Some(resolve(
-            "user_alice",
-            "member_finance_reviewer",
-            "um_alice_finance_reviewer",
-            "space_acme",
-        )),
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(snap["user_status"], "active");
-    assert_eq!(snap["member_status"], "active");
-    assert_eq!(snap["user_member_status"], "active");
-    assert_eq!(snap["space_status"], "active");
-    assert_eq!(snap["member_space_id"], "space_acme");
-    assert_eq!(snap["event"], "identity.actor_resolved");
-    let snap = expect(
-        &cli,
-        Auth::Boot,
-        "POST",
-        "/test/identity/resolve",
-        Some(resolve(
-            "user_alice",
-            "member_finance_reviewer",
-            "um_alice_finance_reviewer_revoked",
-            "space_acme",
-        )),
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(snap["user_member_status"], "revoked");
-    let snap = expect(
-        &cli,
-        Auth::Boot,
-        "POST",
-        "/test/identity/resolve",
-        Some(resolve(
-            "user_alice",
-            "member_finance_reviewer",
-            "um_alice_finance_reviewer_expired",
-            "",
-        )),
-        StatusCode::OK,
-    )
-    .await;
-    assert!(
-        snap["user_member_expires_at"]
-            .as_str()
-            .unwrap()
-            .starts_with("2020-01-01T00:00:00")
-    );
-    assert_eq!(
-        snap["space_id"], "space_acme",
-        "the member's space when none is named"
-    );
-    // A space other than the member's is reported, for CROSS_SPACE_VIOLATION.
-    let snap = expect(
-        &cli,
-        Auth::Boot,
-        "POST",
-        "/test/identity/resolve",
-        Some(resolve(
-            "user_alice",
-            "member_finance_reviewer",
-            "um_alice_finance_reviewer",
-            "space_other",
-        )),
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(
-        (snap["space_id"].as_str(), snap["member_space_id"].as_str()),
-        (Some("space_other"), Some("space_acme"))
-    );
-    for (body, entity) in [
-        (
-            resolve(
-                "user_nobody",
-                "member_finance_reviewer",
-                "um_alice_finance_reviewer",
-                "space_acme",
-            ),
-            "user",
-        ),
-        (
-            resolve(
-                "user_alice",
-                "member_nobody",
-                "um_alice_finance_reviewer",
-                "space_acme",
-            ),
-            "member",
-        ),
-        (
-            resolve(
-                "user_alice",
-                "member_finance_reviewer",
-                "um_nothing",
-                "space_acme",
-            ),
-            "user_member",
-        ),
-        // Bob's binding does not bind Alice.
-        (
-            resolve(
-                "user_alice",
-                "member_finance_reviewer",
-                "um_bob_finance_reviewer",
-                "space_acme",
-            ),
-            "user_member",
-        ),
-        (
-            resolve(
-                "user_alice",
-                "member_finance_reviewer",
-                "um_alice_finance_reviewer",
-                "space_nowhere",
-            ),
-            "space",
-        ),
-    ] {
-        let err = expect(
-            &cli,
-            Auth::Boot,
-            "POST",
-            "/test/identity/resolve",
-            Some(body),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-        assert_eq!(err["error"]["details"]["entity"], entity, "{err}");
-    }
-}
-
-#[tokio::test]
 async fn every_list_pages_with_a_cursor() {
     let Some((_db, cli)) = app(&[]).await else {
         return;
@@ -2069,7 +1790,7 @@ async fn production_without_a_session_secret_keeps_identity_up_with_sessions_off
         ..KernelConfig::default()
     };
     // No session secret, unlike every other boot.
-    let cli = TestClient::new(app::boot_with(config, &[&PROBE]).await.app);
+    let cli = TestClient::new(app::boot_with(config, &[]).await.app);
     let (status, body) = send(&cli, Auth::None, "GET", "/api/v1/ready", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     expect(

@@ -5,11 +5,6 @@
 //! Identity rows (spaces, groups, members) are inserted directly, so these tests depend on the
 //! identity schema only.
 
-use std::sync::Arc;
-
-use plystra_contracts::ServiceRegistry;
-use plystra_contracts::registration::linked;
-use plystra_contracts::services::{ResolveError, ResourceLookup};
 use plystra_contracts::storage::sea_query::{Alias, Order, Query};
 use plystra_contracts::storage::{Database, sqlx::types::Json};
 use plystra_kernel::storage::testing::TestDatabase;
@@ -175,19 +170,6 @@ async fn audit_rows(db: &Database) -> Vec<AuditRow> {
         .order_by(Alias::new("seq"), Order::Asc)
         .to_owned();
     db.fetch_all(&q).await.unwrap()
-}
-
-/// The `resource.registry` service, built by the linked capability over `db`.
-fn lookup_service(db: &Database) -> Arc<dyn ResourceLookup> {
-    let registration = linked()
-        .find(|r| r.manifest.id() == "resource.registry")
-        .expect("resource.registry is linked");
-    let mut services = ServiceRegistry::new();
-    services
-        .provide::<Database>("kernel.database", Arc::new(db.clone()))
-        .unwrap();
-    (registration.construct)().register(&mut services).unwrap();
-    services.require::<dyn ResourceLookup>().unwrap()
 }
 
 fn field_error(body: &Value) -> Vec<String> {
@@ -764,130 +746,6 @@ async fn lists_page_with_real_cursors() {
     let (ids, more) = walk(&cli, "/api/v1/resources?limit=5&space_id=space_acme").await;
     assert_eq!(ids.len(), 5);
     assert_eq!(more, [false]);
-}
-
-#[tokio::test]
-async fn the_lookup_service_answers_known_and_unknown_types_actions_and_resources() {
-    let Some((database, cli)) = setup().await else {
-        return;
-    };
-    seed_registry(&cli).await;
-    let lookup = lookup_service(&database.db);
-
-    let ctx = lookup
-        .lookup("invoice", "approve", "invoice_001")
-        .await
-        .unwrap();
-    assert!(ctx.resource_type_known && ctx.action_known);
-    assert_eq!(ctx.space_id.as_deref(), Some("space_acme"));
-    assert_eq!(
-        ctx.group,
-        Some(("grp_finance_apac".to_owned(), "finance.apac".to_owned()))
-    );
-    assert_eq!(
-        ctx.owner_member_id.as_deref(),
-        Some("member_invoice_creator")
-    );
-    let ctx = lookup
-        .lookup("invoice", "approve", "invoice_002")
-        .await
-        .unwrap();
-    assert_eq!(
-        ctx.group,
-        Some(("grp_legal_emea".to_owned(), "legal.emea".to_owned()))
-    );
-
-    // A resource created with only an external ID gets a generated ID; both resolve it.
-    let (status, created) = post(
-        &cli,
-        "/api/v1/spaces/space_acme/resources",
-        json!({"resource_type": "invoice", "external_id": "INV-2024-9", "group_id": "grp_finance"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let generated = created["data"]["id"].as_str().unwrap().to_owned();
-    assert!(generated.starts_with("res_"), "{generated}");
-    let (status, by_external) = get(&cli, "/api/v1/resources/invoice/INV-2024-9").await;
-    assert_eq!(status, StatusCode::OK, "{by_external}");
-    assert_eq!(by_external["data"]["id"], generated.as_str());
-    for id in [generated.as_str(), "INV-2024-9"] {
-        let ctx = lookup.lookup("invoice", "read", id).await.unwrap();
-        assert_eq!(
-            ctx.group,
-            Some(("grp_finance".to_owned(), "finance".to_owned())),
-            "{id}"
-        );
-    }
-
-    // An unregistered type: no error, nothing known.
-    let ctx = lookup
-        .lookup("contract", "approve", "invoice_001")
-        .await
-        .unwrap();
-    assert!(!ctx.resource_type_known && !ctx.action_known);
-    assert_eq!(ctx.space_id, None);
-    // An unregistered action: the type is known and the target still resolved.
-    let ctx = lookup
-        .lookup("invoice", "pay", "invoice_001")
-        .await
-        .unwrap();
-    assert!(ctx.resource_type_known && !ctx.action_known);
-    assert_eq!(ctx.space_id.as_deref(), Some("space_acme"));
-    // A registered type and action with no such resource: a typed not-found.
-    let err = lookup
-        .lookup("invoice", "approve", "invoice_404")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        ResolveError::NotFound {
-            entity: "resource",
-            id: "invoice_404".to_owned()
-        }
-    );
-
-    // Writes are visible to the next lookup: a group change and a cleared group.
-    let (status, _) = patch(
-        &cli,
-        "/api/v1/spaces/space_acme/resources/invoice_001",
-        json!({"group_id": "grp_finance"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let ctx = lookup
-        .lookup("invoice", "read", "invoice_001")
-        .await
-        .unwrap();
-    assert_eq!(
-        ctx.group,
-        Some(("grp_finance".to_owned(), "finance".to_owned()))
-    );
-    let (status, _) = patch(
-        &cli,
-        "/api/v1/spaces/space_acme/resources/invoice_001",
-        json!({"group_id": null, "owner_member_id": null}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let ctx = lookup
-        .lookup("invoice", "read", "invoice_001")
-        .await
-        .unwrap();
-    assert_eq!((ctx.group, ctx.owner_member_id), (None, None));
-
-    // A disabled type reads as unregistered.
-    let (status, _) = post(
-        &cli,
-        "/api/v1/resource-types",
-        json!({"key": "invoice", "status": "disabled"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let ctx = lookup
-        .lookup("invoice", "read", "invoice_001")
-        .await
-        .unwrap();
-    assert!(!ctx.resource_type_known);
 }
 
 #[tokio::test]

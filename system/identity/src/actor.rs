@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::services::{
-    ActorRef, ActorResolver, ActorSnapshot, Credential, GroupSnapshot, ResolveError,
+    ActorRef, ActorResolver, Credential, GroupSnapshot, ResolveError,
 };
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -231,7 +230,6 @@ impl ActorApi {
 /// The `identity.service` resolver.
 pub struct Resolver {
     pub(crate) db: Database,
-    pub(crate) events: Option<Arc<dyn EventPublisher>>,
 }
 
 fn unavailable(e: ApiError) -> ResolveError {
@@ -240,64 +238,6 @@ fn unavailable(e: ApiError) -> ResolveError {
 
 #[async_trait]
 impl ActorResolver for Resolver {
-    async fn resolve(&self, actor: &ActorRef) -> Result<ActorSnapshot, ResolveError> {
-        let missing = |entity: &'static str, id: &str| ResolveError::NotFound {
-            entity,
-            id: id.to_owned(),
-        };
-        let user = entity::get::<crate::users::User>(&self.db, &actor.user_id)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| missing("user", &actor.user_id))?;
-        let member = entity::get::<crate::members::Member>(&self.db, &actor.member_id)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| missing("member", &actor.member_id))?;
-        let binding =
-            entity::get::<crate::user_members::UserMember>(&self.db, &actor.user_member_id)
-                .await
-                .map_err(unavailable)?
-                .filter(|b| b.user_id == user.id && b.member_id == member.id)
-                .ok_or_else(|| missing("user_member", &actor.user_member_id))?;
-        let space_id = if actor.space_id.is_empty() {
-            member.space_id.clone()
-        } else {
-            actor.space_id.clone()
-        };
-        let space = entity::get::<crate::spaces::Space>(&self.db, &space_id)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| missing("space", &space_id))?;
-        let snapshot = ActorSnapshot {
-            actor: ActorRef {
-                space_id: space.id.clone(),
-                ..actor.clone()
-            },
-            user_status: user.status.as_str().to_owned(),
-            member_status: member.status.as_str().to_owned(),
-            user_member_status: binding.status.as_str().to_owned(),
-            user_member_expires_at: binding.expires_at.and_then(|e| {
-                e.format(&plystra_contracts::storage::time::format_description::well_known::Rfc3339)
-                    .ok()
-            }),
-            space_status: space.status.as_str().to_owned(),
-            member_space_id: member.space_id.clone(),
-        };
-        if let Some(events) = &self.events {
-            events.publish(Event {
-                name: "identity.actor_resolved".into(),
-                source: crate::ID.into(),
-                payload: serde_json::json!({
-                    "user_id": user.id,
-                    "member_id": member.id,
-                    "user_member_id": binding.id,
-                    "space_id": space.id,
-                }),
-            });
-        }
-        Ok(snapshot)
-    }
-
     async fn of_session(&self, session_id: &str) -> Result<ActorRef, ResolveError> {
         use crate::store::{MEMBERS, SESSIONS, USER_MEMBERS, a};
         use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};

@@ -98,7 +98,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         services: &[SERVICE, SESSIONS_SERVICE],
         routes: ROUTES,
         events: Events {
-            publishes: &["identity.actor_resolved", facts::FACTS_CHANGED],
+            publishes: &[facts::FACTS_CHANGED],
             subscribes: &[],
         },
         migrations: Migrations {
@@ -110,9 +110,6 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
 declare_event!(IDENTITY_FACTS_CHANGED, name: "identity.facts_changed", publisher: ID,
     description: "Users, spaces, members, bindings or groups changed and the change is committed. \
         Payload: {facts: [...]}, each the entity's full state as authorization indexes it.");
-
-declare_event!(IDENTITY_ACTOR_RESOLVED, name: "identity.actor_resolved", publisher: ID,
-    description: "An actor (user, binding, member, space) was resolved for a request.");
 
 /// Entities, their ID prefixes and the statuses they move through.
 pub const ENTITIES: &[(&str, &str, &[&str])] = &[
@@ -206,10 +203,7 @@ impl Capability for IdentityCapability {
             index,
             feed,
         };
-        let resolver = actor::Resolver {
-            db: (*db).clone(),
-            events: services.require::<dyn EventPublisher>().ok(),
-        };
+        let resolver = actor::Resolver { db: (*db).clone() };
         services.provide::<dyn ActorResolver>(SERVICE, Arc::new(resolver))?;
         services.provide::<dyn SessionVerifier>(SESSIONS_SERVICE, Arc::new(verifier))?;
         Ok(())

@@ -266,7 +266,7 @@ mod tests {
     use std::sync::Mutex;
 
     use plystra_contracts::events::Event;
-    use plystra_contracts::services::{AuditRecord, AuditUnavailable, LookupContext, ResolveError};
+    use plystra_contracts::services::{AuditRecord, AuditUnavailable, ResolveError};
     use plystra_contracts::storage::sqlx::sqlite::SqlitePoolOptions;
     use plystra_contracts::storage::sqlx::{self, AssertSqlSafe};
 
@@ -411,15 +411,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_database_reads_answer_503_and_lookups_are_unavailable() {
+    async fn without_a_database_reads_answer_503_and_facts_are_unavailable() {
         let registry = Registry::new(None, None, None);
         let err = registry.get_type("invoice").await.unwrap_err();
         assert_eq!(err.code, ErrorCode::DatabaseUnavailable);
-        let err = registry.lookup("invoice", "read", "x").await.unwrap_err();
+        let err = registry.facts().await.unwrap_err();
         assert!(matches!(err, ResolveError::Unavailable(_)), "{err:?}");
-        // And with one, an empty registry knows nothing without failing.
+        // And with one, an empty registry has no facts, without failing.
         let registry = Registry::new(Some(database().await), None, None);
-        let ctx = registry.lookup("invoice", "read", "x").await.unwrap();
-        assert_eq!(ctx, LookupContext::default());
+        assert!(registry.facts().await.unwrap().is_empty());
     }
 }
