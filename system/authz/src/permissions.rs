@@ -118,7 +118,7 @@ pub struct PermissionCreateRequest {
 }
 
 /// Changes a permission. Absent fields keep their value.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Default)]
 #[oai(rename = "PermissionUpdateRequest")]
 pub struct PermissionUpdateRequest {
     /// A new resource type.
@@ -414,19 +414,11 @@ impl PermissionsApi {
         /// The permission's ID.
         permission_id: Path<String>,
     ) -> Result<Json<Envelope<Permission>>, ApiError> {
-        let none = PermissionUpdateRequest {
-            resource: None,
-            action: None,
-            scope: None,
-            status: None,
-            metadata: None,
-            audit_space_id: None,
-        };
         self.change(
             req,
             &permission_id.0,
             "permissions.disable",
-            none,
+            PermissionUpdateRequest::default(),
             Some(PermissionStatus::Disabled),
         )
         .await

@@ -113,7 +113,7 @@ pub struct RoleCreateRequest {
 }
 
 /// Changes a role. Absent fields keep their value.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Default)]
 #[oai(rename = "RoleUpdateRequest")]
 pub struct RoleUpdateRequest {
     /// A new key, unique in the space (409 when taken).
@@ -383,18 +383,12 @@ impl RolesApi {
         /// The role's ID.
         role_id: Path<String>,
     ) -> Result<Json<Envelope<Role>>, ApiError> {
-        let none = RoleUpdateRequest {
-            key: None,
-            name: None,
-            status: None,
-            metadata: None,
-        };
         self.change(
             req,
             &space_id.0,
             &role_id.0,
             "roles.disable",
-            none,
+            RoleUpdateRequest::default(),
             Some(RoleStatus::Disabled),
         )
         .await

@@ -169,7 +169,7 @@ pub struct GroupCreateRequest {
 
 /// Changes a group's display fields. The name, path and parent never change: sending a different
 /// value contradicts the group (409 `CONFLICT` naming the field).
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Default)]
 #[oai(rename = "GroupUpdateRequest")]
 pub struct GroupUpdateRequest {
     /// A new name for people, at most 200 characters and not blank.
@@ -382,19 +382,6 @@ impl GroupsApi {
             }
         });
         Ok(Json(ListEnvelope::new(rows, pagination)))
-    }
-}
-
-fn no_change() -> GroupUpdateRequest {
-    GroupUpdateRequest {
-        display_name: None,
-        sort_order: None,
-        status: None,
-        metadata: None,
-        name: None,
-        path: None,
-        parent_id: None,
-        parent_group_id: None,
     }
 }
 
@@ -643,7 +630,7 @@ impl GroupsApi {
             &space_id.0,
             &group_id.0,
             "groups.disable",
-            no_change(),
+            GroupUpdateRequest::default(),
             Some(Status::Disabled),
         )
         .await

@@ -126,7 +126,7 @@ pub struct MemberCreateRequest {
 }
 
 /// Changes a member. Absent fields keep their value.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Default)]
 #[oai(rename = "MemberUpdateRequest")]
 pub struct MemberUpdateRequest {
     /// A new name for people, at most 200 characters and not blank.
@@ -247,15 +247,6 @@ impl MembersApi {
     }
 }
 
-fn no_change() -> MemberUpdateRequest {
-    MemberUpdateRequest {
-        display_name: None,
-        member_type: None,
-        status: None,
-        metadata: None,
-    }
-}
-
 #[OpenApi(tag = "ApiTag::Members")]
 impl MembersApi {
     /// Lists a space's members by ID, a page at a time.
@@ -367,7 +358,7 @@ impl MembersApi {
             &space_id.0,
             &member_id.0,
             "members.disable",
-            no_change(),
+            MemberUpdateRequest::default(),
             Some(Status::Disabled),
         )
         .await

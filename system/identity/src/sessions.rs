@@ -26,7 +26,9 @@ use hmac::{Hmac, Mac};
 use plystra_contracts::facts::Fact;
 use plystra_contracts::feed::FactsFeed;
 use plystra_contracts::services::{Credential, ResolveError, RuntimeInfo, SessionVerifier};
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, Value};
+use plystra_contracts::storage::sea_query::{
+    Expr, ExprTrait, Order, Query, SelectStatement, Value,
+};
 use plystra_contracts::storage::time::format_description::well_known::Rfc3339;
 use plystra_contracts::storage::time::{Duration, OffsetDateTime};
 use plystra_contracts::storage::{Database, Transaction};
@@ -190,6 +192,29 @@ from_rows!(SessionRow, |row| {
     })
 });
 
+/// Every session with its user's status, as `SessionRow`s; the caller adds the condition.
+fn session_rows() -> SelectStatement {
+    let mut q = Query::select();
+    q.columns(
+        [
+            "id",
+            "user_id",
+            "user_member_id",
+            "status",
+            "expires_at",
+            "refresh_expires_at",
+        ]
+        .map(|c| (a(SESSIONS), a(c))),
+    )
+    .expr_as(Expr::col((a(USERS), a("status"))), a("user_status"))
+    .from(a(SESSIONS))
+    .inner_join(
+        a(USERS),
+        Expr::col((a(USERS), a("id"))).equals((a(SESSIONS), a("user_id"))),
+    );
+    q
+}
+
 /// A session's state as the change feed carries it: what a write reads back (`RETURNING`) from
 /// the row it changed.
 #[derive(Debug, Clone)]
@@ -314,25 +339,8 @@ impl Sessions {
             return Ok(None);
         };
         for hmac in secrets.all(token) {
-            let mut q = Query::select();
-            q.columns(
-                [
-                    "id",
-                    "user_id",
-                    "user_member_id",
-                    "status",
-                    "expires_at",
-                    "refresh_expires_at",
-                ]
-                .map(|c| (a(SESSIONS), a(c))),
-            )
-            .expr_as(Expr::col((a(USERS), a("status"))), a("user_status"))
-            .from(a(SESSIONS))
-            .inner_join(
-                a(USERS),
-                Expr::col((a(USERS), a("id"))).equals((a(SESSIONS), a("user_id"))),
-            )
-            .and_where(Expr::col((a(SESSIONS), a(column))).eq(hmac));
+            let mut q = session_rows();
+            q.and_where(Expr::col((a(SESSIONS), a(column))).eq(hmac));
             if let Some(row) = self.db.fetch_optional::<SessionRow, _>(&q).await? {
                 return Ok(Some(row));
             }
@@ -524,25 +532,8 @@ impl Sessions {
 
     /// The session with `id`, if live.
     pub async fn by_id(&self, id: &str) -> Result<Option<SessionRow>, ApiError> {
-        let mut q = Query::select();
-        q.columns(
-            [
-                "id",
-                "user_id",
-                "user_member_id",
-                "status",
-                "expires_at",
-                "refresh_expires_at",
-            ]
-            .map(|c| (a(SESSIONS), a(c))),
-        )
-        .expr_as(Expr::col((a(USERS), a("status"))), a("user_status"))
-        .from(a(SESSIONS))
-        .inner_join(
-            a(USERS),
-            Expr::col((a(USERS), a("id"))).equals((a(SESSIONS), a("user_id"))),
-        )
-        .and_where(Expr::col((a(SESSIONS), a("id"))).eq(id));
+        let mut q = session_rows();
+        q.and_where(Expr::col((a(SESSIONS), a("id"))).eq(id));
         Ok(self
             .db
             .fetch_optional::<SessionRow, _>(&q)

@@ -127,7 +127,7 @@ pub struct SpaceCreateRequest {
 }
 
 /// Changes a space. Absent fields keep their value.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Default)]
 #[oai(rename = "SpaceUpdateRequest")]
 pub struct SpaceUpdateRequest {
     /// A new name, at most 200 characters and not blank.
@@ -246,16 +246,6 @@ impl SpacesApi {
     }
 }
 
-fn no_change() -> SpaceUpdateRequest {
-    SpaceUpdateRequest {
-        name: None,
-        slug: None,
-        space_type: None,
-        status: None,
-        metadata: None,
-    }
-}
-
 #[OpenApi(tag = "ApiTag::Spaces")]
 impl SpacesApi {
     /// Lists spaces by ID, a page at a time.
@@ -371,7 +361,7 @@ impl SpacesApi {
             req,
             &space_id.0,
             "spaces.disable",
-            no_change(),
+            SpaceUpdateRequest::default(),
             Some(Status::Disabled),
         )
         .await
@@ -393,7 +383,7 @@ impl SpacesApi {
             req,
             &space_id.0,
             "spaces.restore",
-            no_change(),
+            SpaceUpdateRequest::default(),
             Some(Status::Active),
         )
         .await

@@ -146,7 +146,7 @@ pub struct UserCreateRequest {
 }
 
 /// Changes a user. Absent fields keep their value.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Default)]
 #[oai(rename = "UserUpdateRequest")]
 pub struct UserUpdateRequest {
     /// A new login email, as on create ([`EMAIL_PATTERN`]).
@@ -494,17 +494,6 @@ impl UsersApi {
     }
 }
 
-fn no_change() -> UserUpdateRequest {
-    UserUpdateRequest {
-        email: None,
-        username: None,
-        phone: MaybeUndefined::Undefined,
-        password: None,
-        status: None,
-        metadata: None,
-    }
-}
-
 #[OpenApi(tag = "ApiTag::Users")]
 impl UsersApi {
     /// Lists users by ID, a page at a time.
@@ -591,7 +580,7 @@ impl UsersApi {
             req,
             &user_id.0,
             "users.disable",
-            no_change(),
+            UserUpdateRequest::default(),
             Some(Status::Disabled),
         )
         .await
@@ -613,7 +602,7 @@ impl UsersApi {
             req,
             &user_id.0,
             "users.restore",
-            no_change(),
+            UserUpdateRequest::default(),
             Some(Status::Active),
         )
         .await
