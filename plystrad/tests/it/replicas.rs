@@ -693,13 +693,22 @@ async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
         let (status, _, json) = server.check(&alice_approves_001()).await;
         if status == 503 {
             assert_eq!(json["error"]["code"], "FACTS_NOT_CURRENT", "{json}");
-            assert!(
-                json["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("unreadable facts"),
-                "{json}"
-            );
+            let message = json["error"]["message"].as_str().unwrap();
+            assert!(message.contains("unreadable facts"), "{json}");
+            // The refusal comes from the staleness bound, not from the unreadable row itself:
+            // the process kept deciding on the facts it had proven until the bound ran out.
+            // (It is timed by the process's own last confirmed read, which can precede the
+            // damage by a poll or a slow heartbeat on a loaded machine, so the test's clock is
+            // not the measure; refusing early is the safe direction anyway.)
+            let age_ms: u64 = message
+                .split("last confirmed ")
+                .nth(1)
+                .and_then(|rest| rest.split(" ms ago").next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no confirmed age in {message}"));
+            // Past the bound in nanoseconds; the message truncates to whole milliseconds.
+            assert!(age_ms >= 1000, "refused before the bound: {message}");
+            assert!(message.contains("past the bound of 1000 ms"), "{message}");
             break;
         }
         assert_eq!(status, 200, "{json}");
@@ -709,7 +718,6 @@ async fn a_feed_it_cannot_read_makes_a_process_refuse_checks_until_it_can() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(damaged_at.elapsed() >= Duration::from_millis(900));
     let (status, _, ready) = server.send("GET", "/api/v1/ready", None, &[]).await;
     assert_eq!(status, 503, "{ready}");
     // Repaired: the process follows again on its own.
