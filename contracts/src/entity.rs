@@ -14,7 +14,7 @@ use poem_openapi::types::{ParseFromJSON, ToJSON};
 use crate::envelope::{Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorCode};
 use crate::pagination::KeyPage;
-use crate::services::{AuditRecord, Credential};
+use crate::services::{AuditRecord, Caller, Credential};
 use crate::storage::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement, Value};
 use crate::storage::{Conn, Record, Transaction};
 
@@ -237,7 +237,7 @@ pub fn conflict(message: impl Into<String>, field: &str) -> ApiError {
 }
 
 /// Who made a change, as the audit trace's `caller` object.
-pub fn caller(credential: Option<&Credential>) -> serde_json::Value {
+pub fn caller_trace(credential: Option<&Credential>) -> serde_json::Value {
     match credential {
         Some(Credential::BootstrapKey) => serde_json::json!({"kind": "bootstrap_key"}),
         Some(Credential::ApiKey { id }) => serde_json::json!({"kind": "api_key", "id": id}),
@@ -249,18 +249,19 @@ pub fn caller(credential: Option<&Credential>) -> serde_json::Value {
     }
 }
 
-/// The one audit record of a change a caller made: `action` as event type and action, the
-/// changed entity as target, the session's user as actor, and the trace
+/// The one audit record of a change `caller` made: its request, `action` as event type and
+/// action, the changed entity as target, the session's user as actor, and the trace
 /// `{"caller": …, "after": snapshot}`.
 pub fn change_record(
-    credential: Option<&Credential>,
+    caller: Caller<'_>,
     action: &str,
     resource_type: &str,
     resource_id: &str,
     space_id: Option<&str>,
     snapshot: serde_json::Value,
 ) -> AuditRecord {
-    let mut record = AuditRecord::new(action, action);
+    let credential = caller.credential;
+    let mut record = AuditRecord::new(caller.request_id, action, action);
     record.resource_type = Some(resource_type.to_owned());
     record.resource_id = Some(resource_id.to_owned());
     record.space_id = space_id.map(str::to_owned);
@@ -268,7 +269,7 @@ pub fn change_record(
     if let Some(Credential::Session { user_id, .. }) = credential {
         record.actor_user_id = Some(user_id.clone());
     }
-    record.trace = serde_json::json!({"caller": caller(credential), "after": snapshot});
+    record.trace = serde_json::json!({"caller": caller_trace(credential), "after": snapshot});
     record
 }
 
@@ -284,15 +285,11 @@ pub trait Audited: Stored {
     fn snapshot(&self) -> serde_json::Value;
 }
 
-/// The change record of `entity` after `action` by `credential` ([`change_record`] with the
+/// The change record of `entity` after `action` by `caller` ([`change_record`] with the
 /// entity's type, ID, space and snapshot).
-pub fn change_of<T: Audited>(
-    credential: Option<&Credential>,
-    action: &str,
-    entity: &T,
-) -> AuditRecord {
+pub fn change_of<T: Audited>(caller: Caller<'_>, action: &str, entity: &T) -> AuditRecord {
     change_record(
-        credential,
+        caller,
         action,
         T::RESOURCE_TYPE,
         entity.id(),
@@ -361,13 +358,17 @@ mod tests {
             session_id: "ses_1".into(),
         };
         let record = change_record(
-            Some(&session),
+            Caller {
+                credential: Some(&session),
+                request_id: "req_1",
+            },
             "roles.create",
             "role",
             "role_a",
             Some("space_acme"),
             serde_json::json!({"id": "role_a"}),
         );
+        assert_eq!(record.request_id, "req_1");
         assert_eq!(record.event_type, "roles.create");
         assert_eq!(record.action, "roles.create");
         assert_eq!(record.resource_type.as_deref(), Some("role"));
@@ -378,8 +379,12 @@ mod tests {
         assert_eq!(record.trace["caller"]["kind"], "session");
         assert_eq!(record.trace["caller"]["session"], "ses_1");
         assert_eq!(record.trace["after"]["id"], "role_a");
+        let key = Credential::ApiKey { id: "key_1".into() };
         let record = change_record(
-            Some(&Credential::ApiKey { id: "key_1".into() }),
+            Caller {
+                credential: Some(&key),
+                request_id: "req_2",
+            },
             "roles.create",
             "role",
             "role_a",
@@ -391,9 +396,10 @@ mod tests {
             record.trace["caller"],
             serde_json::json!({"kind": "api_key", "id": "key_1"})
         );
-        assert_eq!(caller(None)["kind"], "anonymous");
+        assert_eq!(record.request_id, "req_2");
+        assert_eq!(caller_trace(None)["kind"], "anonymous");
         assert_eq!(
-            caller(Some(&Credential::BootstrapKey))["kind"],
+            caller_trace(Some(&Credential::BootstrapKey))["kind"],
             "bootstrap_key"
         );
     }

@@ -1,5 +1,12 @@
 //! Success envelopes (`{data, request_id}` and `{data, pagination, request_id}`) and the
 //! per-request ID that every envelope carries.
+//!
+//! The ID reaches an envelope, and an error's envelope, through a task-local the pipeline scopes
+//! around each request: poem builds an error's response in `ResponseError::as_response`, which
+//! sees no request, and every handler would otherwise pass the ID to every envelope it builds.
+//! That is the one ambient read of it, and it only labels responses: what is recorded (audit
+//! records, decision traces) takes the ID explicitly, as
+//! [`RequestId`](crate::services::RequestId) in the request's extensions.
 
 use poem_openapi::Object;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
@@ -13,11 +20,12 @@ pub async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::O
     REQUEST_ID.scope(id, fut).await
 }
 
-/// The ID of the request being served, or `req_unknown` outside a request.
-pub fn current_request_id() -> String {
+/// The ID of the request being served, or `req_unknown` outside a request. Crate-private: only
+/// envelopes read it; what is recorded takes [`RequestId`](crate::services::RequestId).
+pub(crate) fn current_request_id() -> String {
     REQUEST_ID
         .try_with(Clone::clone)
-        .unwrap_or_else(|_| "req_unknown".to_owned())
+        .unwrap_or_else(|_| crate::services::RequestId::NONE.to_owned())
 }
 
 /// A single-object response.

@@ -24,7 +24,7 @@ pub mod security;
 pub mod services;
 pub mod storage;
 
-pub use envelope::{Envelope, ListEnvelope, Pagination, current_request_id};
+pub use envelope::{Envelope, ListEnvelope, Pagination};
 pub use error::{ApiError, ErrorCode};
 pub use lifecycle::{Capability, CapabilityError, CapabilityState, Health};
 pub use manifest::{

@@ -231,11 +231,16 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// A record of `event_type` and `action` for the current request, every other field empty.
-    pub fn new(event_type: impl Into<String>, action: impl Into<String>) -> Self {
+    /// A record of `event_type` and `action` caused by the request `request_id`, every other
+    /// field empty.
+    pub fn new(
+        request_id: impl Into<String>,
+        event_type: impl Into<String>,
+        action: impl Into<String>,
+    ) -> Self {
         Self {
             event_type: event_type.into(),
-            request_id: crate::envelope::current_request_id(),
+            request_id: request_id.into(),
             action: action.into(),
             space_id: None,
             actor_user_id: None,
@@ -409,6 +414,9 @@ pub struct CheckRequest {
     pub ip: Option<String>,
     /// The end user's agent, for the audit record.
     pub user_agent: Option<String>,
+    /// The request that led to the check, for its trace and audit record: the plugin's own HTTP
+    /// request's ID ([`RequestId::of`]) or, outside one, an ID the plugin can correlate (a job's).
+    pub request_id: String,
 }
 
 /// Why a check could not be decided. Never an allow.
@@ -486,6 +494,9 @@ pub struct NewResource {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// Who registers it, for the audit record.
     pub credential: Option<Credential>,
+    /// The request that registers it, for the audit record: the plugin's own HTTP request's ID
+    /// ([`RequestId::of`]) or, outside one, an ID the plugin can correlate.
+    pub request_id: String,
 }
 
 /// A credential the kernel authenticated.
@@ -511,6 +522,52 @@ impl Credential {
     /// The caller's credential, as the kernel's request pipeline put it in the request.
     pub fn of(req: &poem::Request) -> Option<&Credential> {
         req.extensions().get::<Credential>()
+    }
+}
+
+/// The ID of a request, as the kernel's request pipeline put it in the request (the caller's
+/// `X-Request-Id` when acceptable, else a generated `req_…`). Audit records take it from here,
+/// explicitly, never from ambient state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// What a record names when no request caused it (an operator command, a background task).
+    pub const NONE: &'static str = "req_unknown";
+
+    /// The ID of `req`, or [`RequestId::NONE`] for a request the pipeline did not serve.
+    pub fn of(req: &poem::Request) -> &str {
+        req.extensions()
+            .get::<RequestId>()
+            .map_or(Self::NONE, |id| id.0.as_str())
+    }
+}
+
+/// Who made a change and in which request: what an audit record of the change names.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The credential the kernel authenticated, if any.
+    pub credential: Option<&'a Credential>,
+    /// The request that made the change.
+    pub request_id: &'a str,
+}
+
+impl<'a> Caller<'a> {
+    /// The caller of an HTTP request the kernel's pipeline served.
+    pub fn of(req: &'a poem::Request) -> Self {
+        Self {
+            credential: Credential::of(req),
+            request_id: RequestId::of(req),
+        }
+    }
+
+    /// A caller outside any HTTP request: an operator command run against the database, a
+    /// plugin declaring its types at start.
+    pub fn internal() -> Caller<'static> {
+        Caller {
+            credential: None,
+            request_id: RequestId::NONE,
+        }
     }
 }
 
@@ -563,8 +620,10 @@ pub trait AdminAuthorizer: Send + Sync {
     }
 
     /// Whether the environment bootstrap key is still accepted. After the handoff to a managed
-    /// super admin, production refuses it. Defaults to `true`.
-    async fn accepts_bootstrap_key(&self) -> Result<bool, ResolveError> {
+    /// super admin, production refuses it; the refusal's audit record names `request_id`, the
+    /// request that presented the key. Defaults to `true`.
+    async fn accepts_bootstrap_key(&self, request_id: &str) -> Result<bool, ResolveError> {
+        let _ = request_id;
         Ok(true)
     }
 }

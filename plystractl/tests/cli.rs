@@ -348,7 +348,7 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
     for i in 0..3 {
         let record = AuditRecord {
             trace: serde_json::json!({"i": i}),
-            ..AuditRecord::new("users.create", "users.create")
+            ..AuditRecord::new("req_test", "users.create", "users.create")
         };
         service.record(record).await.unwrap();
     }
@@ -408,7 +408,7 @@ async fn audit_verify_finds_the_chain_intact_under_write_load() {
                 while !stop.load(Ordering::Relaxed) {
                     let record = AuditRecord {
                         trace: serde_json::json!({"writer": w, "i": written}),
-                        ..AuditRecord::new("users.create", "users.create")
+                        ..AuditRecord::new("req_test", "users.create", "users.create")
                     };
                     service.record(record).await.unwrap();
                     written += 1;

@@ -169,7 +169,7 @@ async fn commit_round(
             .value(Alias::new("status"), status)
             .and_where(Expr::col(Alias::new("id")).eq("user_bench"));
         tx.execute(&update).await.expect("update");
-        let mut record = AuditRecord::new("users.update", "users.update");
+        let mut record = AuditRecord::new("req_bench", "users.update", "users.update");
         record.resource_type = Some("user".into());
         record.resource_id = Some("user_bench".into());
         record.decision = Some("allow".into());

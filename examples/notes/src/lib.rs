@@ -17,7 +17,7 @@ use std::sync::Arc;
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::services::{
     ActorRef, ActorResolver, AuditRecord, AuditRecorder, Authorizer, CheckRequest, Credential,
-    NewResource, ResolveError, ResourceRegistrar,
+    NewResource, RequestId, ResolveError, ResourceRegistrar,
 };
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
@@ -134,6 +134,7 @@ impl Governance {
                     .as_socket_addr()
                     .map(|a| a.ip().to_string()),
                 user_agent: req.header("User-Agent").map(str::to_owned),
+                request_id: RequestId::of(req).to_owned(),
             })
             .await
             .map_err(|plystra_contracts::services::CheckError::Refused(e)| e)?;
@@ -154,7 +155,13 @@ impl Governance {
     }
 
     /// Step 4: what the plugin did, in the audit log. Fails closed: no record, no answer.
-    async fn record(&self, actor: &ActorRef, event: &str, note_id: &str) -> Result<(), ApiError> {
+    async fn record(
+        &self,
+        req: &poem::Request,
+        actor: &ActorRef,
+        event: &str,
+        note_id: &str,
+    ) -> Result<(), ApiError> {
         let record = AuditRecord {
             space_id: Some(actor.space_id.clone()),
             actor_user_id: Some(actor.user_id.clone()),
@@ -163,7 +170,7 @@ impl Governance {
             resource_type: Some(NOTE.to_owned()),
             resource_id: Some(note_id.to_owned()),
             decision: Some("allow".to_owned()),
-            ..AuditRecord::new(event, event)
+            ..AuditRecord::new(RequestId::of(req), event, event)
         };
         self.audit
             .record(record)
@@ -278,9 +285,10 @@ impl NotesApi {
                 owner_member_id: Some(actor.member_id.clone()),
                 metadata: Some(metadata),
                 credential: Some(credential),
+                request_id: RequestId::of(req).to_owned(),
             })
             .await?;
-        self.gov.record(&actor, "notes.create", &id).await?;
+        self.gov.record(req, &actor, "notes.create", &id).await?;
         Ok(NoteCreated::Created(Json(Envelope::new(Note {
             id,
             notebook_id: notebook.id,
@@ -313,7 +321,7 @@ impl NotesApi {
             .resource(NOTE, &note_id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(ErrorCode::ResourceNotFound, NOTE, &note_id.0))?;
-        self.gov.record(&actor, "notes.read", &note.id).await?;
+        self.gov.record(req, &actor, "notes.read", &note.id).await?;
         Ok(Json(Envelope::new(Note {
             notebook_id: text(&note.metadata, "notebook_id"),
             title: text(&note.metadata, "title"),

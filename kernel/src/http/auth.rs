@@ -156,7 +156,10 @@ impl Authenticator {
         match &self.bootstrap_key {
             Some(key) if bool::from(key.as_bytes().ct_eq(presented.as_bytes())) => {
                 if let Some(admin) = &self.admin {
-                    match admin.accepts_bootstrap_key().await {
+                    match admin
+                        .accepts_bootstrap_key(plystra_contracts::services::RequestId::of(req))
+                        .await
+                    {
                         Ok(true) => {}
                         Ok(false) => {
                             return Err(ApiError::new(

@@ -73,6 +73,10 @@ async fn handle(
         .map(|a| a.ip().to_string());
     let slot = OperationSlot::default();
     req.extensions_mut().insert(slot.clone());
+    // What is recorded takes the ID from here (`RequestId::of`); the task-local below only
+    // labels the response's envelope.
+    req.extensions_mut()
+        .insert(plystra_contracts::services::RequestId(request_id.clone()));
     let started = Instant::now();
     let committed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let slot_of_writes = committed.clone();

@@ -652,3 +652,53 @@ async fn a_row_appended_outside_the_chain_is_found_by_verify() {
         "{broken}"
     );
 }
+
+#[tokio::test]
+async fn each_record_names_the_request_that_caused_it() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    crate::support::finance_reviewer::seed(&cli).await;
+    // A change, a decision (an allow and a deny) and a plugin's own record: each names the
+    // request the caller sent, passed to it explicitly, not read from ambient state.
+    let sent = [
+        (
+            "req-audited-change",
+            "/api/v1/users",
+            json!({"email": "rid@example.com", "username": "rid", "password": "correct horse battery staple"}),
+        ),
+        (
+            "req-audited-allow",
+            "/api/v1/authz/check",
+            crate::support::processes::alice_approves_001(),
+        ),
+        (
+            "req-audited-deny",
+            "/api/v1/authz/check",
+            crate::support::processes::check(
+                "user_alice",
+                "um_alice_finance_reviewer",
+                "invoice_002",
+                "approve",
+            ),
+        ),
+        ("req-audited-plugin", "/test/audit", record(1)),
+    ];
+    for (request_id, path, body) in sent {
+        let resp = cli
+            .post(path)
+            .header("X-Plystra-API-Key", app::KEY)
+            .header("X-Request-ID", request_id)
+            .body_json(&body)
+            .send()
+            .await;
+        assert!(resp.0.status().is_success(), "{path}: {}", resp.0.status());
+        let found = log_pages(&cli, &format!("request_id={request_id}"), 10).await;
+        assert_eq!(found.len(), 1, "{request_id}: {found:?}");
+        assert_eq!(found[0]["request_id"], request_id);
+        if path.ends_with("/check") {
+            assert_eq!(found[0]["event_type"], "authz.decision");
+            assert_eq!(found[0]["trace"]["request"]["request_id"], request_id);
+        }
+    }
+}

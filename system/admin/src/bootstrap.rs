@@ -61,7 +61,7 @@ fn operator_record(
     trace: serde_json::Value,
 ) -> AuditRecord {
     let mut record = plystra_contracts::entity::change_record(
-        None,
+        plystra_contracts::services::Caller::internal(),
         action,
         resource_type,
         id,

@@ -487,7 +487,7 @@ impl AdminAuthorizer for Admin {
     /// it is not looked for again (production keeps refusing even if every super admin is later
     /// disabled; a restart re-evaluates). Before that, the credentials in memory say whether one
     /// exists; a process that cannot confirm they are current answers 503.
-    async fn accepts_bootstrap_key(&self) -> Result<bool, ResolveError> {
+    async fn accepts_bootstrap_key(&self, request_id: &str) -> Result<bool, ResolveError> {
         if self.handed_off.load(Ordering::SeqCst)
             && (!self.production || self.handoff_recorded.load(Ordering::SeqCst))
         {
@@ -520,7 +520,7 @@ impl AdminAuthorizer for Admin {
                 super_admins = supers.len(),
                 "the bootstrap key PLYSTRA_API_KEY was refused: a managed super admin exists (handoff); use a session or a managed API key and unset PLYSTRA_API_KEY"
             );
-            let mut record = AuditRecord::new("admin.handoff", "admin.handoff");
+            let mut record = AuditRecord::new(request_id, "admin.handoff", "admin.handoff");
             record.decision = Some("deny".into());
             record.resource_type = Some("admin_grant".into());
             record.resource_id = supers.first().cloned();

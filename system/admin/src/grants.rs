@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::pagination::KeyPage;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::{Caller, Credential};
 use plystra_contracts::storage::Metadata;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
@@ -311,7 +311,7 @@ impl GrantsApi {
         )
         .await?;
         let record = plystra_contracts::entity::change_record(
-            Some(&principal.credential),
+            Caller::of(req),
             "admin_grants.create",
             "admin_grant",
             &id,
@@ -408,7 +408,7 @@ impl GrantsApi {
         store::revoke_grant(&mut tx, &id, why.as_deref()).await?;
         let after = store::grant(&mut tx, &id).await?.ok_or_else(not_found)?;
         let record = plystra_contracts::entity::change_record(
-            Some(&principal.credential),
+            Caller::of(req),
             "admin_grants.revoke",
             "admin_grant",
             &id,

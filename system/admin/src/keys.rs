@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::pagination::KeyPage;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::Caller;
 use plystra_contracts::storage::Metadata;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
@@ -177,10 +177,11 @@ pub(crate) fn permission_keys(raw: &[String]) -> Result<Vec<PermissionKey>, ApiE
     Ok(keys)
 }
 
-/// Creates a key for `principal` after the anti-escalation checks; shared by the route.
+/// Creates a key for `principal` after the anti-escalation checks, audited as `caller`'s change.
 pub(crate) async fn create_checked(
     admin: &Admin,
     principal: &Principal,
+    caller: Caller<'_>,
     body: ApiKeyCreateRequest,
 ) -> Result<ApiKeyCreated, ApiError> {
     let name = name(&body.name)?;
@@ -243,7 +244,7 @@ pub(crate) async fn create_checked(
     )
     .await?;
     let record = plystra_contracts::entity::change_record(
-        Some(&principal.credential),
+        caller,
         "api_keys.create",
         "api_key",
         &id,
@@ -387,7 +388,7 @@ impl KeysApi {
         body: JsonBody<Leveled<ApiKeyCreateRequest>>,
     ) -> Result<KeyCreated, ApiError> {
         let principal = self.admin.principal_of(req).await?;
-        let created = create_checked(&self.admin, &principal, body.0.0).await?;
+        let created = create_checked(&self.admin, &principal, Caller::of(req), body.0.0).await?;
         Ok(KeyCreated::Created(Json(Envelope::new(created))))
     }
 
@@ -438,9 +439,8 @@ impl KeysApi {
             .ok_or_else(|| ApiError::not_found(ErrorCode::ApiKeyNotFound, "API key", &key.id))?;
         let fact = crate::credentials::key_fact(&row);
         let after = row.key;
-        let credential: Option<&Credential> = Some(&principal.credential);
         let record = plystra_contracts::entity::change_record(
-            credential,
+            Caller::of(req),
             "api_keys.revoke",
             "api_key",
             &key.id,

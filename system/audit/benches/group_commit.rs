@@ -100,7 +100,7 @@ fn record(i: usize) -> AuditRecord {
         ip_address: Some("203.0.113.24".to_owned()),
         user_agent: Some("plystra-client/1.4 (python 3.12; linux x86_64)".to_owned()),
         trace,
-        ..AuditRecord::new("authz.decision", "approve")
+        ..AuditRecord::new("req_bench", "authz.decision", "approve")
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::feed::FactsFeed;
-use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
+use plystra_contracts::services::{AuditRecord, AuditRecorder, Caller};
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode};
@@ -109,10 +109,10 @@ impl Change<'_> {
         }
     }
 
-    /// The audit record of the change, made by `credential`.
-    pub(crate) fn audit_record(&self, credential: Option<&Credential>) -> AuditRecord {
+    /// The audit record of the change, made by `caller`.
+    pub(crate) fn audit_record(&self, caller: Caller<'_>) -> AuditRecord {
         change_record(
-            credential,
+            caller,
             self.event_type,
             self.kind.as_str(),
             self.id,
@@ -146,7 +146,7 @@ impl Ctx {
         req: &poem::Request,
         change: Change<'_>,
     ) -> Result<(), ApiError> {
-        let record = change.audit_record(credential(req));
+        let record = change.audit_record(Caller::of(req));
         let payload = change.payload();
         let events = self.events.clone();
         plystra_contracts::feed::commit_audited(
@@ -199,11 +199,6 @@ pub(crate) fn other_space(field: &str, entity: &str, found: &str, expected: &str
     .with_detail("found_space_id", found)
 }
 
-/// The caller's credential, as the kernel put it in the request.
-pub(crate) fn credential(req: &poem::Request) -> Option<&Credential> {
-    Credential::of(req)
-}
-
 /// The space of a path, which must exist (404 `SPACE_NOT_FOUND`).
 pub(crate) async fn require_space(conn: &mut Conn<'_>, space_id: &str) -> Result<(), ApiError> {
     let mut q = Query::select();
@@ -246,6 +241,7 @@ async fn space_of(conn: &mut Conn<'_>, table: &str, id: &str) -> Result<Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plystra_contracts::services::Credential;
 
     #[test]
     fn changes_describe_their_event_and_audit_record() {
@@ -292,10 +288,15 @@ mod tests {
             rp.fact(),
             plystra_contracts::facts::Fact::RolePermission { deleted: true, .. }
         ));
-        let record = change.audit_record(Some(&Credential::Session {
+        let alice = Credential::Session {
             user_id: "user_alice".into(),
             session_id: "sess_1".into(),
-        }));
+        };
+        let record = change.audit_record(Caller {
+            credential: Some(&alice),
+            request_id: "req_1",
+        });
+        assert_eq!(record.request_id, "req_1");
         assert_eq!(record.event_type, "member_roles.create");
         assert_eq!(record.resource_type.as_deref(), Some("member_role"));
         assert_eq!(record.actor_user_id.as_deref(), Some("user_alice"));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::facts::Fact;
+use plystra_contracts::services::{Caller, RequestId};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode};
 use poem_openapi::payload::Json;
@@ -502,10 +503,14 @@ impl AuthApi {
             user_id: user.id.clone(),
             session_id: String::new(),
         };
+        let caller = Caller {
+            credential: Some(&as_user),
+            request_id: RequestId::of(req),
+        };
         let records = [
-            crate::users::created_record(Some(&as_user), &user),
-            change_of(Some(&as_user), "members.create", &member),
-            change_of(Some(&as_user), "user_members.create", &binding),
+            crate::users::created_record(caller, &user),
+            change_of(caller, "members.create", &member),
+            change_of(caller, "user_members.create", &binding),
         ];
         let records = records
             .into_iter()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::ApiError;
-use plystra_contracts::services::{AuditRecord, AuditRecorder, Credential};
+use plystra_contracts::services::{AuditRecord, AuditRecorder, Caller, Credential};
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait};
 use plystra_contracts::storage::{Database, Transaction};
 use poem_openapi::Enum;
@@ -64,7 +64,7 @@ impl Ctx {
         T: Audited,
         for<'a> plystra_contracts::facts::Fact: From<&'a T>,
     {
-        let record = change_of(credential(req), action, entity);
+        let record = change_of(Caller::of(req), action, entity);
         self.commit_audited(tx, record, plystra_contracts::facts::Fact::from(entity))
             .await
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::limits::MAX_EMAIL_LENGTH;
+use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
@@ -16,8 +17,7 @@ use poem_openapi::{Object, OpenApi};
 
 use crate::store::{
     Created, Ctx, JsonColumn, KeyPage, Lifecycle, Metadata, SESSIONS, STATUS_MOVES, Status, USERS,
-    a, change_of, credential, entity_id, from_rows, metadata_in, metadata_out, now, status_change,
-    text,
+    a, change_of, entity_id, from_rows, metadata_in, metadata_out, now, status_change, text,
 };
 use crate::{ApiTag, passwords};
 use plystra_contracts::entity::{self, Audited, Stored};
@@ -409,10 +409,10 @@ impl NewUser {
 
 /// Audits and commits the creation of `user`.
 pub(crate) fn created_record(
-    credential: Option<&plystra_contracts::services::Credential>,
+    caller: Caller<'_>,
     user: &User,
 ) -> plystra_contracts::services::AuditRecord {
-    change_of(credential, "users.create", user)
+    change_of(caller, "users.create", user)
 }
 
 /// The user routes.
@@ -485,7 +485,7 @@ impl UsersApi {
         let user = entity::get::<User>(&mut tx, user_id)
             .await?
             .ok_or_else(|| User::not_found(user_id))?;
-        let mut record = change_of(credential(req), action, &user);
+        let mut record = change_of(Caller::of(req), action, &user);
         crate::store::acting_binding(&mut tx, &mut record).await?;
         let mut facts = vec![plystra_contracts::facts::Fact::from(&user)];
         facts.extend(ended);
@@ -521,7 +521,7 @@ impl UsersApi {
         let new = NewUser::validate(body.0)?;
         let mut tx = self.ctx.begin().await?;
         let user = new.insert(&mut tx, self.ctx.sessions.hashing()).await?;
-        let record = created_record(credential(req), &user);
+        let record = created_record(Caller::of(req), &user);
         self.ctx
             .commit_audited(tx, record, plystra_contracts::facts::Fact::from(&user))
             .await?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
 use plystra_contracts::pagination::PageRequest;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -152,19 +152,17 @@ impl Registry {
     /// Registers or changes an action of a type; `true` when it was created.
     pub async fn upsert_action(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         type_key_or_id: &str,
         req: ResourceActionMutationRequest,
     ) -> Result<(bool, ResourceAction), ApiError> {
-        store::retry_insert_race(|| {
-            self.upsert_action_once(credential, type_key_or_id, req.clone())
-        })
-        .await
+        store::retry_insert_race(|| self.upsert_action_once(caller, type_key_or_id, req.clone()))
+            .await
     }
 
     async fn upsert_action_once(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         type_key_or_id: &str,
         req: ResourceActionMutationRequest,
     ) -> Result<(bool, ResourceAction), ApiError> {
@@ -276,7 +274,7 @@ impl Registry {
                 }
             }),
         };
-        self.commit(m, credential, change).await?;
+        self.commit(m, caller, change).await?;
         Ok((created, saved))
     }
 }

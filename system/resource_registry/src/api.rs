@@ -1,9 +1,9 @@
 //! The registry's HTTP operations, with upstream's paths, methods and operation IDs. Handlers
 //! only parse, call the [`Registry`] and wrap the answer; every route is protected by the kernel,
-//! which puts the caller's [`Credential`] in the request's extensions.
+//! which puts the caller's credential and request ID in the request's extensions ([`Caller::of`]).
 
 use plystra_contracts::pagination::PageRequest;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::Caller;
 use plystra_contracts::{
     ApiError, Envelope, ListEnvelope, RouteApi, ServiceError, ServiceRegistry,
 };
@@ -133,10 +133,7 @@ impl RegistryApi {
         req: &Request,
         body: JsonBody<ResourceTypeMutationRequest>,
     ) -> Result<ResourceTypeUpserted, ApiError> {
-        let (created, t) = self
-            .registry
-            .upsert_type(Credential::of(req), body.0)
-            .await?;
+        let (created, t) = self.registry.upsert_type(Caller::of(req), body.0).await?;
         let body = Json(Envelope::new(t));
         Ok(if created {
             ResourceTypeUpserted::Created(body)
@@ -201,7 +198,7 @@ impl RegistryApi {
     ) -> Result<ResourceActionUpserted, ApiError> {
         let (created, a) = self
             .registry
-            .upsert_action(Credential::of(req), &resource_type.0, body.0)
+            .upsert_action(Caller::of(req), &resource_type.0, body.0)
             .await?;
         let body = Json(Envelope::new(a));
         Ok(if created {
@@ -244,7 +241,7 @@ impl RegistryApi {
     ) -> Result<ResourceMappingUpserted, ApiError> {
         let (created, mapping) = self
             .registry
-            .upsert_mapping(Credential::of(req), &resource_type.0, body.0)
+            .upsert_mapping(Caller::of(req), &resource_type.0, body.0)
             .await?;
         let body = Json(Envelope::new(mapping));
         Ok(if created {
@@ -298,7 +295,7 @@ impl RegistryApi {
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(Credential::of(req), None, body.0.0)
+            .create_resource(Caller::of(req), None, body.0.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }
@@ -370,7 +367,7 @@ impl RegistryApi {
     ) -> Result<ResourceCreated, ApiError> {
         let r = self
             .registry
-            .create_resource(Credential::of(req), Some(&space_id.0), body.0)
+            .create_resource(Caller::of(req), Some(&space_id.0), body.0)
             .await?;
         Ok(ResourceCreated::Created(Json(Envelope::new(r))))
     }
@@ -415,7 +412,7 @@ impl RegistryApi {
     ) -> Result<Json<Envelope<Resource>>, ApiError> {
         let r = self
             .registry
-            .update_resource(Credential::of(req), &space_id.0, &resource_id.0, body.0)
+            .update_resource(Caller::of(req), &space_id.0, &resource_id.0, body.0)
             .await?;
         Ok(Json(Envelope::new(r)))
     }
@@ -439,7 +436,7 @@ impl RegistryApi {
     ) -> Result<Json<Envelope<Resource>>, ApiError> {
         let r = self
             .registry
-            .archive_resource(Credential::of(req), &space_id.0, &resource_id.0, body.0)
+            .archive_resource(Caller::of(req), &space_id.0, &resource_id.0, body.0)
             .await?;
         Ok(Json(Envelope::new(r)))
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::Caller;
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use plystra_contracts::storage::sqlx::types::Json;
@@ -266,19 +266,17 @@ impl Registry {
     /// Sets the mapping of a type; `true` when it was created.
     pub async fn upsert_mapping(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         type_key_or_id: &str,
         req: ResourceMappingMutationRequest,
     ) -> Result<(bool, ResourceMapping), ApiError> {
-        store::retry_insert_race(|| {
-            self.upsert_mapping_once(credential, type_key_or_id, req.clone())
-        })
-        .await
+        store::retry_insert_race(|| self.upsert_mapping_once(caller, type_key_or_id, req.clone()))
+            .await
     }
 
     async fn upsert_mapping_once(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         type_key_or_id: &str,
         req: ResourceMappingMutationRequest,
     ) -> Result<(bool, ResourceMapping), ApiError> {
@@ -305,7 +303,7 @@ impl Registry {
         let row: Option<MappingRow> = m.tx.fetch_optional(&of_type(&t.id)).await?;
         let saved = from_row(&t, row.ok_or_else(|| mapping_not_found(&t))?)?;
         let change = saved_change(&t, &saved, created);
-        self.commit(m, credential, change).await?;
+        self.commit(m, caller, change).await?;
         Ok((created, saved))
     }
 }

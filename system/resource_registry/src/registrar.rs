@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use plystra_contracts::ApiError;
-use plystra_contracts::services::{NewResource, RegisteredResource, ResourceRegistrar};
+use plystra_contracts::services::{Caller, NewResource, RegisteredResource, ResourceRegistrar};
 use poem_openapi::types::MaybeUndefined;
 
 use crate::actions::ResourceActionMutationRequest;
@@ -22,7 +22,7 @@ impl ResourceRegistrar for Registry {
         actions: &[(&str, &str)],
     ) -> Result<(), ApiError> {
         self.upsert_type(
-            None,
+            Caller::internal(),
             ResourceTypeMutationRequest {
                 id: None,
                 key: key.to_owned(),
@@ -39,7 +39,7 @@ impl ResourceRegistrar for Registry {
                 ApiError::invalid_field("risk_level", format!("{risk} is not a risk level"))
             })?;
             self.upsert_action(
-                None,
+                Caller::internal(),
                 key,
                 ResourceActionMutationRequest {
                     id: None,
@@ -58,7 +58,10 @@ impl ResourceRegistrar for Registry {
     async fn create_resource(&self, resource: NewResource) -> Result<String, ApiError> {
         let created = Registry::create_resource(
             self,
-            resource.credential.as_ref(),
+            Caller {
+                credential: resource.credential.as_ref(),
+                request_id: &resource.request_id,
+            },
             Some(&resource.space_id),
             ResourceCreateRequest {
                 id: resource.id,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
 use plystra_contracts::pagination::PageRequest;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -186,15 +186,15 @@ impl Registry {
     /// Registers or changes a type; `true` when it was created.
     pub async fn upsert_type(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         req: ResourceTypeMutationRequest,
     ) -> Result<(bool, ResourceType), ApiError> {
-        store::retry_insert_race(|| self.upsert_type_once(credential, req.clone())).await
+        store::retry_insert_race(|| self.upsert_type_once(caller, req.clone())).await
     }
 
     async fn upsert_type_once(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         req: ResourceTypeMutationRequest,
     ) -> Result<(bool, ResourceType), ApiError> {
         validation::key("key", &req.key)?;
@@ -302,7 +302,7 @@ impl Registry {
             facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: type_snapshot(&saved),
         };
-        self.commit(m, credential, change).await?;
+        self.commit(m, caller, change).await?;
         Ok((created, saved))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
 use plystra_contracts::pagination::PageRequest;
-use plystra_contracts::services::Credential;
+use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -521,7 +521,7 @@ impl Registry {
     /// Registers a resource. `path_space` is the space of the space route, if that was used.
     pub async fn create_resource(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         path_space: Option<&str>,
         req: ResourceCreateRequest,
     ) -> Result<Resource, ApiError> {
@@ -651,14 +651,14 @@ impl Registry {
             facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: snapshot(&saved),
         };
-        self.commit(m, credential, change).await?;
+        self.commit(m, caller, change).await?;
         Ok(saved)
     }
 
     /// Changes a resource of a space.
     pub async fn update_resource(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         space_id: &str,
         resource_id: &str,
         req: ResourceUpdateRequest,
@@ -760,14 +760,14 @@ impl Registry {
             facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: snapshot(&saved),
         };
-        self.commit(m, credential, change).await?;
+        self.commit(m, caller, change).await?;
         Ok(saved)
     }
 
     /// Archives a resource of a space; archiving an archived resource is a 409.
     pub async fn archive_resource(
         &self,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         space_id: &str,
         resource_id: &str,
         req: ResourceArchiveRequest,
@@ -814,7 +814,7 @@ impl Registry {
             facts: vec![plystra_contracts::facts::Fact::from(&saved)],
             snapshot: trace,
         };
-        self.commit(m, credential, change).await?;
+        self.commit(m, caller, change).await?;
         Ok(saved)
     }
 }

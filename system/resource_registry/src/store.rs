@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::events::{Event, EventPublisher};
-use plystra_contracts::services::{AuditRecorder, Credential};
+use plystra_contracts::services::{AuditRecorder, Caller};
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
 use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, ErrorCode, ServiceRegistry};
@@ -152,12 +152,12 @@ impl Registry {
     pub(crate) async fn commit(
         &self,
         mutation: Mutation,
-        credential: Option<&Credential>,
+        caller: Caller<'_>,
         change: Change,
     ) -> Result<(), ApiError> {
         let Mutation { tx, audit } = mutation;
         let mut record = plystra_contracts::entity::change_record(
-            credential,
+            caller,
             change.action,
             &change.resource_type,
             &change.resource_id,
@@ -272,6 +272,7 @@ mod tests {
 
     use super::*;
     use crate::resource_types::ResourceTypeMutationRequest;
+    use plystra_contracts::services::Credential;
     use plystra_contracts::services::ResourceLookup;
     use poem_openapi::types::MaybeUndefined;
 
@@ -363,7 +364,11 @@ mod tests {
             user_id: "user_alice".to_owned(),
             session_id: "ses_1".to_owned(),
         };
-        let (created, t) = registry.upsert_type(Some(&alice), invoice()).await.unwrap();
+        let caller = Caller {
+            credential: Some(&alice),
+            request_id: "req_1",
+        };
+        let (created, t) = registry.upsert_type(caller, invoice()).await.unwrap();
         assert!(created);
         assert_eq!(type_count(&db).await, 1);
 
@@ -371,6 +376,7 @@ mod tests {
         assert_eq!(records.len(), 1);
         let r = &records[0];
         assert_eq!(r.event_type, "resource_types.upsert");
+        assert_eq!(r.request_id, "req_1");
         assert_eq!(r.actor_user_id.as_deref(), Some("user_alice"));
         assert_eq!(r.resource_type.as_deref(), Some("invoice"));
         assert_eq!(r.resource_id.as_deref(), Some(t.id.as_str()));
@@ -397,7 +403,10 @@ mod tests {
         });
         let events = Arc::new(Events::default());
         let registry = Registry::new(Some(db.clone()), Some(audit), Some(events.clone()));
-        let err = registry.upsert_type(None, invoice()).await.unwrap_err();
+        let err = registry
+            .upsert_type(Caller::internal(), invoice())
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::AuditUnavailable);
         assert_eq!(err.status().as_u16(), 503);
         assert_eq!(type_count(&db).await, 0);
@@ -405,7 +414,10 @@ mod tests {
 
         // Without an audit recorder at all, nothing is attempted.
         let registry = Registry::new(Some(db.clone()), None, None);
-        let err = registry.upsert_type(None, invoice()).await.unwrap_err();
+        let err = registry
+            .upsert_type(Caller::internal(), invoice())
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::AuditUnavailable);
         assert_eq!(type_count(&db).await, 0);
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::registration::{Registration, RouteSet};
-use plystra_contracts::services::{AuditRecord, AuditRecorder};
+use plystra_contracts::services::{AuditRecord, AuditRecorder, RequestId};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, BusinessPluginSpec, Capability, CapabilityError, CapabilityManifest, Envelope,
@@ -67,8 +67,10 @@ pub struct TestRecord {
     trace: Value,
 }
 
-impl From<TestRecord> for AuditRecord {
-    fn from(t: TestRecord) -> Self {
+impl TestRecord {
+    /// The record, caused by the request `request_id`.
+    fn record(self, request_id: &str) -> AuditRecord {
+        let t = self;
         AuditRecord {
             space_id: t.space_id,
             actor_user_id: t.actor_user_id,
@@ -81,7 +83,7 @@ impl From<TestRecord> for AuditRecord {
             ip_address: Some("192.0.2.10".to_owned()),
             user_agent: Some("audit-test".to_owned()),
             trace: t.trace,
-            ..AuditRecord::new(t.event_type, t.action)
+            ..AuditRecord::new(request_id, t.event_type, t.action)
         }
     }
 }
@@ -110,11 +112,12 @@ impl WriterApi {
     #[oai(path = "/test/audit", method = "post", operation_id = "testWriteAudit")]
     async fn write(
         &self,
+        req: &poem::Request,
         body: Json<TestRecord>,
     ) -> Result<Json<Envelope<Option<String>>>, ApiError> {
         let id = self
             .audit
-            .record(body.0.into())
+            .record(body.0.record(RequestId::of(req)))
             .await
             .map_err(unavailable)?;
         Ok(Json(Envelope::new(id)))
@@ -128,12 +131,13 @@ impl WriterApi {
     )]
     async fn write_in_transaction(
         &self,
+        req: &poem::Request,
         body: Json<TestRecord>,
     ) -> Result<Json<Envelope<String>>, ApiError> {
         let mut tx = self.db.begin().await?;
         let id = self
             .audit
-            .record_in(&mut tx, body.0.into())
+            .record_in(&mut tx, body.0.record(RequestId::of(req)))
             .await
             .map_err(unavailable)?;
         tx.commit().await?;

@@ -30,7 +30,7 @@ fn settings() -> AuditSettings {
 fn record(i: usize) -> AuditRecord {
     AuditRecord {
         trace: serde_json::json!({"i": i}),
-        ..AuditRecord::new("users.create", "users.create")
+        ..AuditRecord::new("req_test", "users.create", "users.create")
     }
 }
 

@@ -42,7 +42,7 @@ fn record(trace: Value) -> AuditRecord {
         decision: Some("deny".to_owned()),
         deny_code: Some("NO_GRANT".to_owned()),
         trace,
-        ..AuditRecord::new("authz.decision", "approve")
+        ..AuditRecord::new("req_test", "authz.decision", "approve")
     }
 }
 

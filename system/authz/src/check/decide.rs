@@ -71,6 +71,8 @@ pub struct Caller {
     pub ip: Option<String>,
     /// The client's user agent.
     pub user_agent: Option<String>,
+    /// The request the decision answers, for its trace and audit record.
+    pub request_id: String,
 }
 
 impl Caller {
@@ -78,6 +80,7 @@ impl Caller {
     pub fn of(req: &poem::Request) -> Self {
         Self {
             credential: Credential::of(req).cloned(),
+            request_id: plystra_contracts::services::RequestId::of(req).to_owned(),
             ip: req
                 .remote_addr()
                 .as_socket_addr()
@@ -257,6 +260,7 @@ mod tests {
             credential: None,
             ip: Some("192.0.2.1".into()),
             user_agent: None,
+            request_id: "req_1".into(),
         };
         let key = Credential::ApiKey { id: "ak_1".into() };
         // Context Mode: the target's group named by path only (its ID is null in the trace).
@@ -292,6 +296,8 @@ mod tests {
                 }
             }
             let columns = trace.audit_record();
+            assert_eq!(columns.request_id, "req_1");
+            assert_eq!(trace.request.request_id, "req_1");
             // What check, batch and the `Authorizer` store (moved out of the typed trace), and
             // what explain stores (poem's `ToJSON` of the same trace).
             let (result, checked) = <CheckResult as Answer>::split(trace.clone());

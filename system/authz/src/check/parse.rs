@@ -237,6 +237,7 @@ pub(super) fn managed_request(request: CheckRequest) -> Result<(Parsed, Caller),
         action,
         ip,
         user_agent,
+        request_id,
     } = request;
     let mut missing = Missing::default();
     let managed = Managed {
@@ -252,11 +253,13 @@ pub(super) fn managed_request(request: CheckRequest) -> Result<(Parsed, Caller),
     };
     let ip = ip.and_then(|ip| missing.printable("ip", ip));
     let user_agent = user_agent.and_then(|agent| missing.printable("user_agent", agent));
+    let request_id = missing.take("request_id", Some(request_id));
     missing.finish()?;
     let caller = Caller {
         credential: None,
         ip,
         user_agent,
+        request_id,
     };
     Ok((Parsed::Managed(managed), caller))
 }
@@ -347,6 +350,7 @@ mod tests {
             action: String::new(),
             ip: None,
             user_agent: None,
+            request_id: "req_notes_1".into(),
         };
         let mut body = AuthzRequest::example();
         body.actor.user_id = " ".into();
@@ -383,6 +387,7 @@ mod tests {
             action: "approve".into(),
             ip: Some("192.0.2.7".into()),
             user_agent: Some("notes".into()),
+            request_id: "req_notes_1".into(),
         };
 
         // A control character (from a path parameter, say) is refused by name, never stored.
@@ -404,6 +409,17 @@ mod tests {
             "must not hold the control character U+001B"
         );
         assert_eq!(fields.len(), 2, "{fields:?}");
+        // The request it came from is named, never left for ambient state to fill in.
+        let refused = managed_request(plystra_contracts::services::CheckRequest {
+            request_id: " ".into(),
+            ..alice()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(
+            refused.details["fields"]["request_id"], "must not be blank",
+            "{refused:?}"
+        );
 
         // A well-formed one is managed mode, with the end user's address as the caller.
         let (parsed, caller) = managed_request(alice()).unwrap();
@@ -412,6 +428,7 @@ mod tests {
         };
         assert_eq!(managed.resource_id, "invoice_001");
         assert!(caller.credential.is_none());
+        assert_eq!(caller.request_id, "req_notes_1");
         let trace = traced(trace_of(
             &finance_snapshot(),
             &caller,

@@ -180,7 +180,11 @@ impl ExplainTrace {
             deny_code: self.deny_code.map(|c| c.as_str().to_owned()),
             ip_address: self.request.ip.clone(),
             user_agent: self.request.user_agent.clone(),
-            ..AuditRecord::new("authz.decision", self.resource_registry.action.clone())
+            ..AuditRecord::new(
+                self.request.request_id.clone(),
+                "authz.decision",
+                self.resource_registry.action.clone(),
+            )
         }
     }
 }

@@ -83,7 +83,7 @@ pub(super) fn trace_of(
         },
         matched_candidates,
         request: RequestTrace {
-            request_id: plystra_contracts::current_request_id(),
+            request_id: caller.request_id.clone(),
             ip: caller.ip.clone(),
             user_agent: caller.user_agent.clone(),
         },
