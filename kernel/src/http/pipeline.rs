@@ -15,7 +15,7 @@ use plystra_contracts::metrics::Metrics;
 use poem::endpoint::BoxEndpoint;
 use poem::error::ReadBodyError;
 use poem::http::{HeaderName, HeaderValue, StatusCode, Version, header};
-use poem::middleware::{CatchPanic, Cors, PanicHandler};
+use poem::middleware::{CatchPanic, Cors, PanicHandler, SetHeader};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 
 use crate::config::KernelConfig;
@@ -49,11 +49,19 @@ pub fn wrap(
         app.with(Cors::new().allow_origins(config.cors_allowed_origins.clone()))
             .boxed()
     };
+    // `handle` answers every request with a response (never an error), so the headers reach
+    // every answer poem sends, errors, 413s and panics included.
     app.around(move |ep, req| {
         let header = header.clone();
         let requests = requests.clone();
         async move { Ok(handle(ep, req, header, requests).await) }
     })
+    .with(
+        SetHeader::new()
+            .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+            .overriding(header::X_FRAME_OPTIONS, "DENY")
+            .overriding(header::REFERRER_POLICY, "no-referrer"),
+    )
     .boxed()
 }
 
@@ -113,12 +121,6 @@ async fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(header, value);
     }
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     if path.starts_with("/api/") {
         headers.insert("cache-control", HeaderValue::from_static("no-store"));
     }

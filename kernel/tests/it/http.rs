@@ -166,12 +166,33 @@ async fn request_ids_are_echoed_when_valid_and_replaced_otherwise() {
 #[tokio::test]
 async fn security_headers_are_set() {
     let cli = TestClient::new(app().await.app);
-    let resp = cli.get("/api/v1/health").send().await;
-    let headers = resp.0.headers();
-    assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff");
-    assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
-    assert_eq!(headers.get("referrer-policy").unwrap(), "no-referrer");
-    assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+    // An answer, a refusal, an unknown route and an oversized body alike.
+    let big = "x".repeat(2 << 20);
+    for resp in [
+        cli.get("/api/v1/health").send().await,
+        cli.get("/api/v1/capabilities").send().await,
+        cli.get("/api/v1/no-such-route").send().await,
+        cli.post("/api/v1/authz/check").body(big).send().await,
+    ] {
+        let status = resp.0.status();
+        let headers = resp.0.headers();
+        assert_eq!(
+            headers.get("x-content-type-options").unwrap(),
+            "nosniff",
+            "{status}"
+        );
+        assert_eq!(headers.get("x-frame-options").unwrap(), "DENY", "{status}");
+        assert_eq!(
+            headers.get("referrer-policy").unwrap(),
+            "no-referrer",
+            "{status}"
+        );
+        assert_eq!(
+            headers.get("cache-control").unwrap(),
+            "no-store",
+            "{status}"
+        );
+    }
 }
 
 #[tokio::test]
