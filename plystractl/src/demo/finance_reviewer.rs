@@ -1,19 +1,13 @@
-//! `plystractl demo seed`: loads the Finance Reviewer fixture (`../shared/contract`'s reference
-//! scenario) into a running server through its HTTP API, as any client would. Safe to rerun:
-//! what already exists (409) is left as it is.
+//! The Finance Reviewer fixture (`../shared/contract/finance-reviewer.md`, the reference scenario
+//! for authorization) as the HTTP calls that create it, with its fixed IDs. Data only: `plystractl
+//! demo seed` sends it to a server, and plystrad's end-to-end tests include this file (`#[path]`)
+//! and send it through the in-process app, so the two cannot drift apart.
 
-use std::time::Duration;
-
-use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::Outcome;
-
-/// The password every demo user gets (they can log in with it).
-pub const DEMO_PASSWORD: &str = "correct horse battery";
-
-/// Every call the seed makes, in order: (path, body). All are POSTs.
-fn steps() -> Vec<(String, Value)> {
+/// Every call that creates the fixture, in order, as (path, body); all are POSTs, and every user
+/// gets `password`.
+pub fn steps(password: &str) -> Vec<(String, Value)> {
     let mut steps = Vec::new();
     let mut post = |path: &str, body: Value| steps.push((path.to_owned(), body));
     for (id, email) in [
@@ -22,7 +16,7 @@ fn steps() -> Vec<(String, Value)> {
     ] {
         post(
             "/api/v1/users",
-            json!({"id": id, "email": email, "password": DEMO_PASSWORD}),
+            json!({"id": id, "email": email, "password": password}),
         );
     }
     post(
@@ -122,52 +116,4 @@ fn steps() -> Vec<(String, Value)> {
         json!({"id": "mr_finance_reviewer_approver", "member_id": "member_finance_reviewer", "role_id": "role_finance_approver", "scope_anchor_group_id": "group_finance"}),
     );
     steps
-}
-
-/// Seeds the server at `base` with `key`.
-pub async fn seed(base: &str, key: Option<String>, json_out: bool) -> anyhow::Result<Outcome> {
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
-        bail!(
-            "no API key: pass --api-key or set PLYSTRA_API_KEY (it needs the management permissions, for example PLYSTRA_API_KEY_PERMISSIONS='*' on a development server)"
-        );
-    };
-    let base = base.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .context("cannot build an HTTP client")?;
-    let (mut created, mut existing) = (0, 0);
-    for (path, body) in steps() {
-        let response = client
-            .post(format!("{base}{path}"))
-            .header("X-Plystra-API-Key", &key)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {base}{path}: is the server running?"))?;
-        let status = response.status();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        match status.as_u16() {
-            200 | 201 => created += 1,
-            // Already there from an earlier run (or, for the revoke, already revoked).
-            409 => existing += 1,
-            _ => bail!(
-                "POST {path} answered {status}: {}",
-                answer["error"]["message"]
-                    .as_str()
-                    .unwrap_or("no error message")
-            ),
-        }
-    }
-    if json_out {
-        out!("{}", json!({"created": created, "already_there": existing}));
-    } else {
-        out!(
-            "seeded the Finance Reviewer fixture into {base}: {created} created, {existing} already there"
-        );
-        out!(
-            "users alice@example.com and bob@example.com log in with the password {DEMO_PASSWORD:?}"
-        );
-    }
-    Ok(Outcome::Ok)
 }
