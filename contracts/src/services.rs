@@ -495,7 +495,8 @@ pub struct NewResource {
     /// Who registers it, for the audit record.
     pub credential: Option<Credential>,
     /// The request that registers it, for the audit record: the plugin's own HTTP request's ID
-    /// ([`RequestId::of`]) or, outside one, an ID the plugin can correlate.
+    /// ([`RequestId::of`]) or, outside one, an ID the plugin can correlate (1-128 characters,
+    /// no control characters).
     pub request_id: String,
 }
 

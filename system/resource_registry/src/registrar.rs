@@ -56,11 +56,13 @@ impl ResourceRegistrar for Registry {
     }
 
     async fn create_resource(&self, resource: NewResource) -> Result<String, ApiError> {
+        // Checked like the pipeline checks an incoming one: it goes into the audit record.
+        let request_id = plystra_contracts::input::text("request_id", &resource.request_id, 128)?;
         let created = Registry::create_resource(
             self,
             Caller {
                 credential: resource.credential.as_ref(),
-                request_id: &resource.request_id,
+                request_id: &request_id,
             },
             Some(&resource.space_id),
             ResourceCreateRequest {

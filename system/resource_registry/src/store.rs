@@ -395,6 +395,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_plugin_names_its_request_and_a_bad_one_is_refused_by_name() {
+        use plystra_contracts::services::{NewResource, ResourceRegistrar};
+        let db = database().await;
+        let audit = Arc::new(Recorder::default());
+        let registry = Registry::new(Some(db.clone()), Some(audit.clone()), None);
+        for bad in ["", "  ", "req_\u{0}1", &"r".repeat(129)] {
+            let err = ResourceRegistrar::create_resource(
+                &registry,
+                NewResource {
+                    resource_type: "invoice".into(),
+                    id: None,
+                    space_id: "space_acme".into(),
+                    group_id: None,
+                    owner_member_id: None,
+                    metadata: None,
+                    credential: None,
+                    request_id: bad.to_owned(),
+                },
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code, ErrorCode::ValidationFailed, "{bad:?}");
+            assert!(
+                err.details["fields"].get("request_id").is_some(),
+                "{bad:?}: {err:?}"
+            );
+        }
+        assert!(audit.records.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn an_audit_failure_rolls_the_change_back_and_answers_503() {
         let db = database().await;
         let audit = Arc::new(Recorder {
