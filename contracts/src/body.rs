@@ -7,7 +7,9 @@
 //! - a field the schema does not define (free-form maps such as `metadata` stay free; the few
 //!   fields upstream's contract defines and Plystra ignores are listed in [`UPSTREAM_FIELDS`]);
 //! - a string holding a control character ([`limits::refused_character`]), longer than its
-//!   `maxLength` or shorter than its `minLength`; a number past `maximum`/`minimum`;
+//!   `maxLength` or shorter than its `minLength`, or blank where its pattern is
+//!   [`limits::NOT_BLANK`] (a [`NotBlank`](crate::not_blank::NotBlank) field); a number past
+//!   `maximum`/`minimum`;
 //! - free-form JSON (metadata) over [`limits::MAX_METADATA_BYTES`], nested deeper than
 //!   [`limits::MAX_METADATA_DEPTH`], or with a key over [`limits::MAX_METADATA_KEY_LENGTH`] or
 //!   holding a control character.
@@ -144,6 +146,11 @@ impl Resolved<'_> {
         self.own
             .and_then(|s| s.min_length)
             .or(self.schema.min_length)
+    }
+    fn pattern(&self) -> Option<&str> {
+        self.own
+            .and_then(|s| s.pattern.as_deref())
+            .or(self.schema.pattern.as_deref())
     }
     fn maximum(&self) -> Option<f64> {
         self.own.and_then(|s| s.maximum).or(self.schema.maximum)
@@ -298,7 +305,13 @@ impl Checker<'_> {
         }
         match value {
             Value::String(s) => {
-                if let Some(c) = limits::refused_character(s, limits::is_free_text(field)) {
+                let not_blank = matches!(
+                    resolved.pattern(),
+                    Some(limits::NOT_BLANK | limits::NOT_BLANK_FREE_TEXT)
+                );
+                if not_blank && s.trim().is_empty() {
+                    self.problem(at, "must not be blank");
+                } else if let Some(c) = limits::refused_character(s, limits::is_free_text(field)) {
                     self.problem(
                         at,
                         format!("must not hold the control character U+{:04X}", u32::from(c)),
@@ -647,6 +660,33 @@ mod tests {
             let err = check::<Sample>(body.clone()).unwrap_err();
             assert_eq!(fields(&err).len(), 1, "{body}");
         }
+    }
+
+    /// Text fields that must not be blank, and one that may be.
+    #[derive(Debug, Object)]
+    struct Labels {
+        /// Not blank.
+        label: crate::not_blank::NotBlank,
+        /// Not blank, and short.
+        #[oai(validator(max_length = 3))]
+        short: Option<crate::not_blank::NotBlank>,
+        /// May be blank.
+        note: Option<String>,
+    }
+
+    #[test]
+    fn every_blank_not_blank_field_is_named_and_other_strings_may_be_blank() {
+        let err =
+            check::<Labels>(json!({"label": " \u{3000}", "short": "", "note": " "})).unwrap_err();
+        assert_eq!(fields(&err), ["label", "short"]);
+        assert_eq!(err.details["fields"]["label"], "must not be blank");
+        let err = check::<Labels>(json!({"label": "a", "short": "abcd"})).unwrap_err();
+        assert_eq!(
+            err.details["fields"]["short"],
+            "must be at most 3 characters"
+        );
+        let labels = check::<Labels>(json!({"label": " a ", "note": " "})).unwrap();
+        assert_eq!(labels.label.as_str(), " a ");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod manifest;
 pub mod metrics;
+pub mod not_blank;
 pub mod pagination;
 pub mod registration;
 pub mod schema;

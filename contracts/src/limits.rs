@@ -81,8 +81,8 @@ pub const FREE_TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
 /// display name, a resource's `external_id`, a `source`): at least one character that is neither
 /// white space nor a control character, and no control character ([`NO_CONTROL_CHARACTERS`]).
 /// `\s` is Unicode white space in ECMA-262, Python's `re` and the Rust `regex` crate alike, as
-/// [`str::trim`] has it. poem-openapi validators take a literal, so a field writes this out:
-/// `#[oai(validator(pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"))]`.
+/// [`str::trim`] has it. A field declares it by its type,
+/// [`NotBlank`](crate::not_blank::NotBlank).
 pub const NOT_BLANK: &str =
     r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::pagination::KeyPage;
 use plystra_contracts::services::Caller;
 use plystra_contracts::storage::Metadata;
@@ -27,11 +28,8 @@ use crate::level_rules::{LevelRules, Leveled};
 #[oai(rename = "ApiKeyCreateRequest")]
 pub struct ApiKeyCreateRequest {
     /// A name for people, 1-200 characters, not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub name: String,
+    #[oai(validator(max_length = 200))]
+    pub name: NotBlank,
     /// `instance`, `space` or `group`.
     pub level: KeyLevel,
     /// The space of a space key (and, optionally, of a group key).

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, LockType, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
@@ -101,11 +102,8 @@ pub struct RoleCreateRequest {
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
     /// A name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub name: String,
+    #[oai(validator(max_length = 200))]
+    pub name: NotBlank,
     /// `active` (the default) or `disabled`.
     pub status: Option<RoleStatus>,
     /// Free-form data.
@@ -120,11 +118,8 @@ pub struct RoleUpdateRequest {
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: Option<String>,
     /// A new name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 200))]
+    pub name: Option<NotBlank>,
     /// A new status (`active` or `disabled`).
     pub status: Option<RoleStatus>,
     /// Replaces the metadata.

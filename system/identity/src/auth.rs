@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::facts::Fact;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::services::{Caller, RequestId};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode};
@@ -121,12 +122,16 @@ pub struct RegisterRequest {
     pub password: String,
     /// The token the operator configured (`PLYSTRA_AUTH_REGISTRATION_TOKEN`).
     pub registration_token: String,
-    /// A handle; the email when absent.
-    pub username: Option<String>,
-    /// A phone number.
-    pub phone: Option<String>,
-    /// The new member's display name; the username when absent.
-    pub member_display_name: Option<String>,
+    /// A handle, at most 128 characters and not blank, as on user create; the email when absent.
+    #[oai(validator(max_length = 128))]
+    pub username: Option<NotBlank>,
+    /// A phone number (not blank), as on user create.
+    #[oai(validator(max_length = 64))]
+    pub phone: Option<NotBlank>,
+    /// The new member's display name, at most 200 characters and not blank, as on member create;
+    /// the username when absent.
+    #[oai(validator(max_length = 200))]
+    pub member_display_name: Option<NotBlank>,
     /// Ignored: registration joins the configured space and never creates one.
     pub space_name: Option<String>,
     /// Ignored, like `space_name`.
@@ -448,9 +453,11 @@ impl AuthApi {
             status: None,
             metadata: body.metadata,
         })?;
-        let display_name = body
-            .member_display_name
-            .unwrap_or_else(|| new_user.username.clone());
+        let display_name = match body.member_display_name {
+            Some(name) => name,
+            // A username is never blank: `NewUser::validate` trimmed it and refused an empty one.
+            None => NotBlank::field("username", new_user.username.clone())?,
+        };
         let mut tx = self.ctx.begin().await?;
         let space = entity::require::<crate::spaces::Space>(&mut tx, space_id)
             .await

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -154,11 +155,8 @@ pub struct GroupCreateRequest {
     /// same one: 409 `CONFLICT` otherwise).
     pub parent_group_id: Option<String>,
     /// A name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: Option<String>,
+    #[oai(validator(max_length = 200))]
+    pub display_name: Option<NotBlank>,
     /// Ordering among siblings (default 0).
     pub sort_order: Option<i64>,
     /// `active` (the default) or `disabled`.
@@ -173,11 +171,8 @@ pub struct GroupCreateRequest {
 #[oai(rename = "GroupUpdateRequest")]
 pub struct GroupUpdateRequest {
     /// A new name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: Option<String>,
+    #[oai(validator(max_length = 200))]
+    pub display_name: Option<NotBlank>,
     /// A new sibling order.
     pub sort_order: Option<i64>,
     /// A new status; the move must be allowed (409 otherwise).

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -111,11 +112,8 @@ pub struct MemberCreateRequest {
     #[oai(validator(pattern = r"^member_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// A name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: String,
+    #[oai(validator(max_length = 200))]
+    pub display_name: NotBlank,
     /// The kind of member (`^[a-z][a-z0-9_]*$`); `human` when absent.
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub member_type: Option<String>,
@@ -130,11 +128,8 @@ pub struct MemberCreateRequest {
 #[oai(rename = "MemberUpdateRequest")]
 pub struct MemberUpdateRequest {
     /// A new name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: Option<String>,
+    #[oai(validator(max_length = 200))]
+    pub display_name: Option<NotBlank>,
     /// A new kind.
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub member_type: Option<String>,

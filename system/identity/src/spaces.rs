@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::entity::{self, Audited, Stored, conflict};
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -106,11 +107,8 @@ pub struct SpaceCreateRequest {
     #[oai(validator(pattern = r"^space_[a-z0-9_]{1,120}$"))]
     pub id: Option<String>,
     /// A name for people, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub name: String,
+    #[oai(validator(max_length = 200))]
+    pub name: NotBlank,
     /// A unique URL-safe name; derived from the name when absent.
     #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]*$", max_length = 64))]
     pub slug: Option<String>,
@@ -131,11 +129,8 @@ pub struct SpaceCreateRequest {
 #[oai(rename = "SpaceUpdateRequest")]
 pub struct SpaceUpdateRequest {
     /// A new name, at most 200 characters and not blank.
-    #[oai(validator(
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub name: Option<String>,
+    #[oai(validator(max_length = 200))]
+    pub name: Option<NotBlank>,
     /// A new unique slug.
     #[oai(validator(pattern = r"^[a-z0-9][a-z0-9-]*$", max_length = 64))]
     pub slug: Option<String>,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::limits::MAX_EMAIL_LENGTH;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
@@ -125,17 +126,11 @@ pub struct UserCreateRequest {
     ))]
     pub email: String,
     /// A unique handle, at most 128 characters and not blank; the email when absent.
-    #[oai(validator(
-        max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub username: Option<String>,
+    #[oai(validator(max_length = 128))]
+    pub username: Option<NotBlank>,
     /// A phone number (not blank).
-    #[oai(validator(
-        max_length = 64,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub phone: Option<String>,
+    #[oai(validator(max_length = 64))]
+    pub phone: Option<NotBlank>,
     /// The initial password, 12-1024 characters. Without one the user cannot log in yet.
     #[oai(validator(min_length = 12, max_length = 1024))]
     pub password: Option<String>,
@@ -155,17 +150,11 @@ pub struct UserUpdateRequest {
     ))]
     pub email: Option<String>,
     /// A new handle, at most 128 characters and not blank.
-    #[oai(validator(
-        max_length = 128,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub username: Option<String>,
+    #[oai(validator(max_length = 128))]
+    pub username: Option<NotBlank>,
     /// A new phone number (not blank); `null` clears it.
-    #[oai(validator(
-        max_length = 64,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub phone: MaybeUndefined<String>,
+    #[oai(validator(max_length = 64))]
+    pub phone: MaybeUndefined<NotBlank>,
     /// A new password, 12-1024 characters; setting it ends every session of the user.
     #[oai(validator(min_length = 12, max_length = 1024))]
     pub password: Option<String>,

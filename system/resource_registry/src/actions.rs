@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
@@ -57,11 +58,8 @@ pub struct ResourceActionMutationRequest {
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
     /// A name for people; defaults to the key.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: Option<String>,
+    #[oai(validator(max_length = 1024))]
+    pub display_name: Option<NotBlank>,
     /// Defaults to `normal` for a new action; kept when absent.
     pub risk_level: Option<RiskLevel>,
     /// Defaults to `true` for a new action; kept when absent.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::services::Caller;
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
@@ -122,19 +123,13 @@ pub struct ResourceMappingMutationRequest {
     #[oai(validator(pattern = r"^[a-z_][a-z0-9_]*$", max_length = 63))]
     pub metadata_field: MaybeUndefined<String>,
     /// A name for people.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: MaybeUndefined<String>,
+    #[oai(validator(max_length = 1024))]
+    pub display_name: MaybeUndefined<NotBlank>,
     /// Defaults to `active` for a new mapping; kept when absent.
     pub status: Option<RegistryEntryStatus>,
     /// Who registers it; defaults to `api`.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub source: Option<String>,
+    #[oai(validator(max_length = 1024))]
+    pub source: Option<NotBlank>,
     /// Free-form attributes; replaced when present.
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
@@ -344,12 +339,10 @@ impl ValidMapping {
             owner_member_field: field("owner_member_field", req.owner_member_field)?,
             visibility_field: field("visibility_field", req.visibility_field)?,
             metadata_field: field("metadata_field", req.metadata_field)?,
-            display_name: match req.display_name {
-                MaybeUndefined::Value(d) => {
-                    MaybeUndefined::Value(validation::text("display_name", &d)?)
-                }
-                other => other,
-            },
+            display_name: req
+                .display_name
+                .map_value(|d| validation::text("display_name", &d))
+                .transpose()?,
             source: req
                 .source
                 .as_deref()

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use plystra_contracts::ApiError;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::services::{Caller, NewResource, RegisteredResource, ResourceRegistrar};
 use poem_openapi::types::MaybeUndefined;
 
@@ -26,10 +27,10 @@ impl ResourceRegistrar for Registry {
             ResourceTypeMutationRequest {
                 id: None,
                 key: key.to_owned(),
-                display_name: Some(display_name.to_owned()),
+                display_name: Some(NotBlank::field("display_name", display_name)?),
                 description: MaybeUndefined::Undefined,
                 status: None,
-                source: Some("plugin".to_owned()),
+                source: Some(NotBlank::from_static("plugin")),
                 metadata: None,
             },
         )

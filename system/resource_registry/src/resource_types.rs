@@ -1,6 +1,7 @@
 //! Resource types: the kinds of things a space governs (`invoice`, `contract`, …), upserted by
 //! key.
 
+use plystra_contracts::not_blank::NotBlank;
 use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
@@ -54,11 +55,8 @@ pub struct ResourceTypeMutationRequest {
     #[oai(validator(pattern = r"^[a-z][a-z0-9_]*$", max_length = 64))]
     pub key: String,
     /// A name for people; defaults to the key.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: Option<String>,
+    #[oai(validator(max_length = 1024))]
+    pub display_name: Option<NotBlank>,
     /// What the type represents; `null` clears it.
     #[oai(validator(
         max_length = 1024,
@@ -68,11 +66,8 @@ pub struct ResourceTypeMutationRequest {
     /// Defaults to `active` for a new type; kept when absent.
     pub status: Option<RegistryEntryStatus>,
     /// Who registers it; defaults to `api`.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub source: Option<String>,
+    #[oai(validator(max_length = 1024))]
+    pub source: Option<NotBlank>,
     /// Free-form attributes; replaced when present.
     pub metadata: Option<BTreeMap<String, serde_json::Value>>,
 }

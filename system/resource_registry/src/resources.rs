@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use plystra_contracts::ids;
+use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::services::Caller;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
@@ -75,17 +76,11 @@ pub struct ResourceCreateRequest {
     /// must otherwise equal the path's space (409 `CONFLICT` when it does not).
     pub space_id: Option<String>,
     /// The ID the application knows it by (at most 255 characters); defaults to the ID.
-    #[oai(validator(
-        max_length = 255,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub external_id: Option<String>,
+    #[oai(validator(max_length = 255))]
+    pub external_id: Option<NotBlank>,
     /// A name for people.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: Option<String>,
+    #[oai(validator(max_length = 1024))]
+    pub display_name: Option<NotBlank>,
     /// A group of the resource's space.
     #[oai(validator(min_length = 1))]
     pub group_id: Option<String>,
@@ -179,17 +174,11 @@ pub struct ResourceUpdateRequest {
     /// Must equal the resource's space when present.
     pub space_id: Option<String>,
     /// The ID the application knows it by.
-    #[oai(validator(
-        max_length = 255,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub external_id: Option<String>,
+    #[oai(validator(max_length = 255))]
+    pub external_id: Option<NotBlank>,
     /// A name for people.
-    #[oai(validator(
-        max_length = 1024,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub display_name: MaybeUndefined<String>,
+    #[oai(validator(max_length = 1024))]
+    pub display_name: MaybeUndefined<NotBlank>,
     /// A group of the resource's space.
     #[oai(validator(min_length = 1))]
     pub group_id: MaybeUndefined<String>,
@@ -664,12 +653,10 @@ impl Registry {
         req: ResourceUpdateRequest,
     ) -> Result<Resource, ApiError> {
         let external = req.external_id.as_deref().map(external_id).transpose()?;
-        let display_name = match req.display_name {
-            MaybeUndefined::Value(d) => {
-                MaybeUndefined::Value(validation::text("display_name", &d)?)
-            }
-            other => other,
-        };
+        let display_name = req
+            .display_name
+            .map_value(|d| validation::text("display_name", &d))
+            .transpose()?;
         if let MaybeUndefined::Value(g) = &req.group_id {
             validation::reference("group_id", g)?;
         }

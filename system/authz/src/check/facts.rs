@@ -120,7 +120,7 @@ fn context_candidates<'a>(
     ctx.grants
         .iter()
         .enumerate()
-        .filter(|(_, g)| g.resource == key && g.action == ctx.action)
+        .filter(|(_, g)| *g.resource == *key && *g.action == *ctx.action)
         .map(|(i, g)| {
             let scope = g.scope;
             let grant_space: &'a str = g

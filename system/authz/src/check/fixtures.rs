@@ -2,6 +2,7 @@
 //! `AuthzRequest::example`.
 
 use plystra_contracts::ApiError;
+use plystra_contracts::not_blank::NotBlank;
 use poem_openapi::types::Example;
 
 use super::answer::ExplainTrace;
@@ -18,8 +19,8 @@ pub(super) fn inline() -> AuthzRequest {
         role_key: Some("finance_approver".into()),
         role_id: None,
         permission_id: None,
-        resource: "invoice".into(),
-        action: "approve".into(),
+        resource: NotBlank::from_static("invoice"),
+        action: NotBlank::from_static("approve"),
         scope: Scope::GroupTree,
         space_id: None,
         scope_anchor_group_id: None,
@@ -124,6 +125,6 @@ pub(super) fn traced(traced: Result<Traced, ApiError>) -> ExplainTrace {
 /// Managed mode: the example request on `resource_id`.
 pub(super) fn managed(resource_id: &str) -> Parsed {
     let mut body = AuthzRequest::example();
-    body.resource_id = Some(resource_id.into());
+    body.resource_id = Some(NotBlank::new(resource_id).unwrap());
     parse(body, None).unwrap()
 }

@@ -31,6 +31,6 @@ pub use answer::{
 pub use decide::{Caller, Decider, Decisions};
 pub use request::{
     AuthzActor, AuthzRequest, AuthzRequestBody, AuthzResource, BatchCheckRequest, Consistency,
-    InlineGrant, MAX_BATCH, NOT_BLANK,
+    InlineGrant, MAX_BATCH,
 };
 pub use routes::{CheckApi, CheckResponse, ExplainResponse};

@@ -27,7 +27,7 @@ impl Missing {
     }
 
     /// A field that may be absent, and must not be blank when present (even where another field
-    /// shadows it), as the schema's `NOT_BLANK` pattern says, nor hold a control character (the
+    /// shadows it), as the schema's `NOT_BLANK` pattern says ([`plystra_contracts::limits::NOT_BLANK`]), nor hold a control character (the
     /// route's body check refuses them first; a plugin's in-process request meets this one).
     fn present(&mut self, field: &str, value: Option<String>) -> Option<String> {
         match value {
@@ -141,9 +141,12 @@ impl Missing {
             }
             self.take(
                 &format!("grants[{i}].resource"),
-                Some(grant.resource.clone()),
+                Some(grant.resource.to_string()),
             );
-            self.take(&format!("grants[{i}].action"), Some(grant.action.clone()));
+            self.take(
+                &format!("grants[{i}].action"),
+                Some(grant.action.to_string()),
+            );
         }
     }
 }
@@ -175,21 +178,24 @@ pub(super) fn parse(
         group_path: None,
         owner_member_id: None,
     });
-    let user_member_id = missing.present("actor.user_member_id", user_member_id);
-    let binding_id = missing.present("actor.binding_id", binding_id);
+    let user_member_id = missing.present("actor.user_member_id", user_member_id.map(String::from));
+    let binding_id = missing.present("actor.binding_id", binding_id.map(String::from));
     let actor_ref = ActorRef {
-        user_id: missing.take("actor.user_id", Some(user_id)),
-        member_id: missing.take("actor.member_id", Some(member_id)),
+        user_id: missing.take("actor.user_id", Some(user_id.into())),
+        member_id: missing.take("actor.member_id", Some(member_id.into())),
         user_member_id: missing.take("actor.user_member_id", user_member_id.or(binding_id)),
-        space_id: missing.take("actor.space_id", Some(space_id)),
+        space_id: missing.take("actor.space_id", Some(space_id.into())),
     };
-    let body_type = missing.present("resource_type", body.resource_type);
-    let resource_type = missing.present("resource.type", resource.resource_type);
+    let body_type = missing.present("resource_type", body.resource_type.map(String::from));
+    let resource_type = missing.present("resource.type", resource.resource_type.map(String::from));
     let resource_type = missing.take("resource_type", body_type.or(resource_type));
-    let action = missing.take("action", Some(body.action));
-    let body_id = missing.present("resource_id", body.resource_id);
-    let resource_id = missing.present("resource.id", resource.id);
-    let external_id = missing.present("resource.external_id", resource.external_id);
+    let action = missing.take("action", Some(body.action.into()));
+    let body_id = missing.present("resource_id", body.resource_id.map(String::from));
+    let resource_id = missing.present("resource.id", resource.id.map(String::from));
+    let external_id = missing.present(
+        "resource.external_id",
+        resource.external_id.map(String::from),
+    );
     let Some(grants) = body.grants else {
         let managed = Managed {
             actor: actor_ref,
@@ -297,42 +303,49 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn every_missing_or_blank_field_is_named_at_once() {
-        let mut body = AuthzRequest::example();
-        body.actor.user_id = " ".into();
-        body.actor.member_id = String::new();
-        body.actor.user_member_id = None;
-        body.actor.space_id = "\t".into();
-        body.resource_type = None;
-        body.resource_id = None;
-        body.action = "  ".into();
-        // A blank field is refused even where another one shadows it.
-        body.resource = Some(AuthzResource {
-            resource_type: None,
-            id: None,
-            external_id: Some(" ".into()),
-            space_id: None,
-            group_id: None,
-            group_path: None,
-            owner_member_id: None,
-        });
-        let err = parse(body, None).err().unwrap();
+    /// A route's body as the body check sees it, before [`parse`].
+    fn route_body(body: serde_json::Value) -> Result<AuthzRequest, ApiError> {
+        plystra_contracts::body::check::<super::super::request::AuthzRequestBody>(body)
+            .map(|body| body.0)
+    }
+
+    fn field_names(err: &ApiError) -> Vec<&str> {
         let fields = err.details["fields"].as_object().unwrap();
-        let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
-        names.sort_unstable();
+        fields.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn every_blank_field_is_named_at_once_and_then_every_missing_one() {
+        // Blank fields are the body check's: every one is named, even one another field shadows.
+        let err = route_body(serde_json::json!({
+            "actor": {"user_id": " ", "member_id": "", "space_id": "\t"},
+            "action": "  ",
+            "resource": {"external_id": " "},
+        }))
+        .unwrap_err();
         assert_eq!(
-            names,
+            field_names(&err),
             [
                 "action",
                 "actor.member_id",
                 "actor.space_id",
                 "actor.user_id",
-                "actor.user_member_id",
-                "resource.external_id",
-                "resource_id",
-                "resource_type"
+                "resource.external_id"
             ]
+        );
+        assert_eq!(err.details["fields"]["actor.space_id"], "must not be blank");
+
+        // Fields required only as one of two are the parser's, named together.
+        let body = route_body(serde_json::json!({
+            "actor": {"user_id": "user_alice", "member_id": "member_finance_reviewer",
+                      "space_id": "space_acme"},
+            "action": "approve",
+        }))
+        .unwrap();
+        let err = parse(body, None).err().unwrap();
+        assert_eq!(
+            field_names(&err),
+            ["actor.user_member_id", "resource_id", "resource_type"]
         );
     }
 
@@ -352,20 +365,20 @@ mod tests {
             user_agent: None,
             request_id: "req_notes_1".into(),
         };
-        let mut body = AuthzRequest::example();
-        body.actor.user_id = " ".into();
-        body.actor.user_member_id = Some(String::new());
-        body.resource_type = Some("\t".into());
-        body.action = String::new();
         let refused = managed_request(plugin).err().unwrap();
-        let route = parse(body, None).err().unwrap();
+        let route = route_body(serde_json::json!({
+            "actor": {"user_id": " ", "member_id": "member_finance_reviewer",
+                      "user_member_id": "", "space_id": "space_acme"},
+            "resource_type": "\t",
+            "resource_id": "invoice_001",
+            "action": "",
+        }))
+        .unwrap_err();
         assert_eq!(refused.code, ErrorCode::ValidationFailed);
         assert_eq!(refused.message, route.message);
         assert_eq!(refused.details, route.details);
-        let fields = refused.details["fields"].as_object().unwrap();
-        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         assert_eq!(
-            names,
+            field_names(&refused),
             [
                 "action",
                 "actor.user_id",

@@ -5,44 +5,25 @@ use poem_openapi::Object;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 
-use crate::Scope;
+use plystra_contracts::limits::NOT_BLANK;
+use plystra_contracts::not_blank::NotBlank;
 
-/// Text that is not blank: at least one character that is neither white space nor a control
-/// character, and no control character (the rule [`plystra_contracts::limits::refused_character`]
-/// holds every string to). Written with `\xHH` escapes and `\s`, which ECMA-262, Python's `re`
-/// and the Rust `regex` crate read alike.
-pub const NOT_BLANK: &str =
-    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+use crate::Scope;
 
 /// Who acts. `user_id`, `member_id` and `space_id` are required, and the binding is named by
 /// `user_member_id` or by upstream's `binding_id` (the schema's `anyOf`).
 #[derive(Debug, Clone, Object)]
 pub struct AuthzActor {
     /// The user.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub user_id: String,
+    pub user_id: NotBlank,
     /// The member the user acts as.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub member_id: String,
+    pub member_id: NotBlank,
     /// The user-member binding (this or `binding_id` is required; this one wins).
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub user_member_id: Option<String>,
+    pub user_member_id: Option<NotBlank>,
     /// Upstream's name for `user_member_id`.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub binding_id: Option<String>,
+    pub binding_id: Option<NotBlank>,
     /// The space the request is made in.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub space_id: String,
+    pub space_id: NotBlank,
     /// Context Mode: the user's status (`active` when absent).
     pub user_status: Option<String>,
     /// Context Mode: the member's status (`active` when absent).
@@ -58,23 +39,12 @@ pub struct AuthzActor {
 #[derive(Debug, Clone, Object)]
 pub struct AuthzResource {
     /// The resource type (when the request has no `resource_type`).
-    #[oai(
-        rename = "type",
-        validator(
-            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-        )
-    )]
-    pub resource_type: Option<String>,
+    #[oai(rename = "type")]
+    pub resource_type: Option<NotBlank>,
     /// The resource ID (when the request has no `resource_id`).
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub id: Option<String>,
+    pub id: Option<NotBlank>,
     /// Context Mode: the ID in the calling application (used when `id` is absent).
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub external_id: Option<String>,
+    pub external_id: Option<NotBlank>,
     /// Context Mode: its space (the actor's when absent).
     pub space_id: Option<String>,
     /// Context Mode: its group, by ID; the index supplies the group's path and space.
@@ -96,15 +66,9 @@ pub struct InlineGrant {
     /// The permission's ID, kept in the trace.
     pub permission_id: Option<String>,
     /// The resource type the grant covers.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub resource: String,
+    pub resource: NotBlank,
     /// The action the grant covers.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub action: String,
+    pub action: NotBlank,
     /// `self`, `group`, `group_tree`, `space` or `global`.
     pub scope: Scope,
     /// The grant's space (the actor's when absent).
@@ -126,22 +90,13 @@ pub struct AuthzRequest {
     /// Who acts.
     pub actor: AuthzActor,
     /// The target's type (or `resource.type`).
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub resource_type: Option<String>,
+    pub resource_type: Option<NotBlank>,
     /// The target's ID (or `resource.id`).
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub resource_id: Option<String>,
+    pub resource_id: Option<NotBlank>,
     /// The target as an object.
     pub resource: Option<AuthzResource>,
     /// The action, for example `approve`.
-    #[oai(validator(
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    pub action: String,
+    pub action: NotBlank,
     /// Context Mode: the grants to decide on, instead of the stored ones.
     pub grants: Option<Vec<InlineGrant>>,
     /// Decide on facts at least as new as a revision this client saw (read-your-writes across
@@ -165,20 +120,20 @@ impl poem_openapi::types::Example for AuthzRequest {
     fn example() -> Self {
         Self {
             actor: AuthzActor {
-                user_id: "user_alice".into(),
-                member_id: "member_finance_reviewer".into(),
-                user_member_id: Some("um_alice_finance_reviewer".into()),
+                user_id: NotBlank::from_static("user_alice"),
+                member_id: NotBlank::from_static("member_finance_reviewer"),
+                user_member_id: Some(NotBlank::from_static("um_alice_finance_reviewer")),
                 binding_id: None,
-                space_id: "space_acme".into(),
+                space_id: NotBlank::from_static("space_acme"),
                 user_status: None,
                 member_status: None,
                 binding_status: None,
                 space_status: None,
             },
-            resource_type: Some("invoice".into()),
-            resource_id: Some("invoice_001".into()),
+            resource_type: Some(NotBlank::from_static("invoice")),
+            resource_id: Some(NotBlank::from_static("invoice_001")),
             resource: None,
-            action: "approve".into(),
+            action: NotBlank::from_static("approve"),
             grants: None,
             consistency: None,
         }
