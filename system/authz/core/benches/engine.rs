@@ -21,6 +21,10 @@
 //! and for moving a group subtree, and checks that both indexes still agree after the move.
 //!
 //! Without `--bench` (for example `cargo test --benches`) everything runs once on a few queries.
+//! It then times resource lookup (issue 19): the first page of 100 invoices a member may act on,
+//! against checking every invoice in ID order, after checking that both find the same page;
+//! `ENGINE_LOOKUP_ONLY=1` stops after that.
+//!
 //! `ENGINE_HEAP_BY_KIND=1` prints the dense index's heap for the data set's facts kind by kind
 //! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, and
 //! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`.
@@ -39,7 +43,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use plystra_authz_core::Fact;
 use plystra_authz_core::engine::{Facts, evaluate, path_within};
-use plystra_authz_core::index::{Request, Snapshot, snapshot_of};
+use plystra_authz_core::index::{Request, ResourceLookup, Snapshot, snapshot_of};
 
 #[path = "engine/legacy_index.rs"]
 mod legacy;
@@ -687,6 +691,108 @@ fn group_move(data: &DataSet, g: usize) -> Vec<Fact> {
         .collect()
 }
 
+/// Resource lookup (issue 19): the first page of 100 invoices a member may perform an action on,
+/// through `Snapshot::lookup_resources`, against the baseline of checking every invoice in ID
+/// order until 100 are allowed, for the same (member, action) pairs in the same run. Every
+/// brute-forced page must equal the lookup's before anything is printed.
+fn lookup_part(snapshot: &Snapshot, rng: &mut StdRng, lookups: usize, brute: usize) {
+    const PAGE: usize = 100;
+    // Zero-padded, so index order is ID order.
+    let ids: Vec<String> = (0..RESOURCES).map(resource_id).collect();
+    let asks: Vec<Query> = (0..lookups)
+        .map(|_| {
+            Query::new(
+                rng.random_range(0..MEMBERS),
+                0,
+                rng.random_range(0..ACTIONS.len()),
+            )
+        })
+        .collect();
+    let lookup = |q: &Query| {
+        snapshot
+            .lookup_resources(
+                &ResourceLookup {
+                    user_id: &q.user_id,
+                    member_id: &q.member_id,
+                    user_member_id: &q.user_member_id,
+                    space_id: SPACE,
+                    resource_type: TYPE,
+                    action: q.action,
+                    after: None,
+                    limit: PAGE,
+                },
+                NOW,
+            )
+            .unwrap()
+            .ids
+    };
+    let brute_force = |q: &Query| {
+        let mut found = Vec::new();
+        for id in &ids {
+            let request = Request {
+                resource_id: id,
+                ..q.request()
+            };
+            let facts = snapshot.resolve(&request, NOW).unwrap().facts;
+            if evaluate(&facts, false).allow() {
+                found.push(id.clone());
+                if found.len() == PAGE {
+                    break;
+                }
+            }
+        }
+        found
+    };
+    for q in &asks[..brute] {
+        assert_eq!(
+            lookup(q),
+            brute_force(q),
+            "the lookup and checking every invoice disagree for {} {}: refusing to report",
+            q.member_id,
+            q.action
+        );
+    }
+    let time = |cases: &[Query], find: &dyn Fn(&Query) -> Vec<String>| {
+        let mut found = 0;
+        let mut samples: Vec<u64> = cases
+            .iter()
+            .map(|q| {
+                let started = Instant::now();
+                found += black_box(find(q)).len();
+                started.elapsed().as_nanos() as u64
+            })
+            .collect();
+        samples.sort_unstable();
+        (samples, found as f64 / cases.len() as f64)
+    };
+    let (looked_up, per_lookup) = time(&asks, &lookup);
+    let (brute_forced, per_brute) = time(&asks[..brute], &brute_force);
+    let us = |ns: u64| ns as f64 / 1e3;
+    println!(
+        "resource lookup, first page of {PAGE} (issue 19): {lookups} lookups, {brute} of them also \
+         brute-forced, and the pages agree\n"
+    );
+    println!("| way | asks | resources per page | p50 µs | p99 µs | ratio to brute force p50 |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, sorted, per) in [
+        ("lookup_resources", &looked_up, per_lookup),
+        ("check every invoice", &brute_forced, per_brute),
+    ] {
+        println!(
+            "| {name} | {} | {per:.1} | {:.1} | {:.1} | {:.3}x |",
+            sorted.len(),
+            us(percentile(sorted, 0.5)),
+            us(percentile(sorted, 0.99)),
+            percentile(sorted, 0.5) as f64 / percentile(&brute_forced, 0.5).max(1) as f64
+        );
+    }
+    let met = percentile(&looked_up, 0.5) <= 1_000_000 && percentile(&looked_up, 0.99) <= 5_000_000;
+    println!(
+        "\ntarget (issue 19): resource lookup p50 ≤ 1 ms and p99 ≤ 5 ms: {}\n",
+        if met { "met" } else { "NOT met" }
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let timed = if full { 200_000 } else { 2_000 };
@@ -809,6 +915,16 @@ fn main() {
         queries.len(),
         queries.len() - allows
     );
+
+    lookup_part(
+        &snapshot,
+        &mut rng,
+        if full { 2_000 } else { 20 },
+        if full { 200 } else { 5 },
+    );
+    if std::env::var_os("ENGINE_LOOKUP_ONLY").is_some() {
+        return;
+    }
 
     if std::env::var_os("ENGINE_PROFILE_CHANGES").is_some() {
         // For `perf record`: only member-role changes on the dense index.

@@ -4,7 +4,8 @@
 
 use super::{
     BindingRow, Carriers, GroupRow, Key, MemberRoleRow, MemberRow, Num, PermissionRow, ResourceRow,
-    RolePermissionRow, RoleRow, Shared, Snapshot, Status, TypeRow, add_to, parse_unix, take_from,
+    ResourcesByType, RolePermissionRow, RoleRow, Shared, Snapshot, Status, TypeRow, add_to,
+    parse_unix, take_from,
 };
 use crate::{Fact, Scope};
 
@@ -160,12 +161,19 @@ impl Snapshot {
     /// A group: its space and path (moving it recomputes nothing; anchors are looked up).
     fn apply_group(&mut self, id: &str, space_id: &str, path: &str) {
         let n = self.group_names.intern(id);
+        let space = self.space_names.intern(space_id);
         let row = GroupRow {
             id: self.group_names.shared(n),
-            space_id: self.shared_space(space_id),
+            space_id: self.space_names.shared(space),
             path: path.into(),
         };
-        self.groups.set(n, row);
+        self.groups_by_path.insert((space, row.path.clone(), n));
+        if let Some(old) = self.groups.set(n, row)
+            && let Some(old_space) = self.space_names.get(&old.space_id)
+            && (old_space, &*old.path) != (space, path)
+        {
+            self.groups_by_path.remove(&(old_space, old.path, n));
+        }
     }
 
     /// A resource type: its key (a renamed type gives up its old key) and whether it is active.
@@ -203,19 +211,78 @@ impl Snapshot {
         let n = self.resource_names.intern(type_key, id);
         let external = self.external_names.intern(type_key, external_id);
         let owner = owner_member_id.map(|m| self.member_names.intern(m));
+        let space = self.space_names.intern(space_id);
+        let group = group_id.map(|g| self.group_names.intern(g));
         let row = ResourceRow {
             external,
-            space_id: self.shared_space(space_id),
-            group: group_id.map(|g| self.group_names.intern(g)),
+            space_id: self.space_names.shared(space),
+            group,
             owner_id: owner.map(|m| self.member_names.shared(m)),
         };
-        if let Some(old) = self.resources.set(n, row) {
+        let old = self.resources.set(n, row);
+        self.relist_resource(type_key, n, old.as_ref(), space, group, owner);
+        if let Some(old) = old {
             if old.external == external {
                 return;
             }
             self.unname_external(old.external, n);
         }
         self.name_external(external, n);
+    }
+
+    /// Moves resource `n` (of type key `type_key`) in the lookup indexes from where `old` put it
+    /// to its space, group and owner now.
+    fn relist_resource(
+        &mut self,
+        type_key: Num,
+        n: Num,
+        old: Option<&ResourceRow>,
+        space: Num,
+        group: Option<Num>,
+        owner: Option<Num>,
+    ) {
+        if let Some(old) = old {
+            if let Some(old_space) = self.space_names.get(&old.space_id)
+                && let Some(ids) = self.resources_in_space.get_mut(&(type_key, old_space))
+            {
+                ids.remove(n, &self.resource_names);
+                if ids.is_empty() {
+                    self.resources_in_space.remove(&(type_key, old_space));
+                }
+            }
+            if let Some(old_group) = old.group {
+                ResourcesByType::remove(&mut self.resources_in_group, old_group, type_key, n);
+            }
+            if let Some(old_owner) = old
+                .owner_id
+                .as_deref()
+                .and_then(|o| self.member_names.get(o))
+            {
+                ResourcesByType::remove(&mut self.resources_of_owner, old_owner, type_key, n);
+            }
+        }
+        self.resources_in_space
+            .entry((type_key, space))
+            .or_default()
+            .insert(n, &self.resource_names);
+        if let Some(group) = group {
+            ResourcesByType::add(
+                &mut self.resources_in_group,
+                group,
+                type_key,
+                n,
+                &self.resource_names,
+            );
+        }
+        if let Some(owner) = owner {
+            ResourcesByType::add(
+                &mut self.resources_of_owner,
+                owner,
+                type_key,
+                n,
+                &self.resource_names,
+            );
+        }
     }
 
     /// A role: its row; every member holding it is recomputed.
