@@ -1,10 +1,18 @@
-//! Resource lookup: the resources of a type an actor may perform an action on, one page at a
-//! time in ID order. Never by checking every resource: the member's precomputed grants for
+//! Lookups. Resource lookup: the resources of a type an actor may perform an action on, one
+//! page at a time in ID order. Never by checking every resource: the member's precomputed grants for
 //! (type, action) name where allowed resources can be — the space (a `space` grant), an anchor
 //! group (`group`), the groups of an anchor's subtree (`group_tree`, a range of
 //! `groups_by_path`), the member's own resources (`self`) — and the lookup indexes list the
 //! resources there. Each one found is then decided by the engine exactly as a check decides it,
 //! so a lookup answers what checking every resource would, deny precedence included.
+//!
+//! Subject lookup: the actors (binding, with its user and member) that may perform an action on
+//! one resource, by member ID then binding ID. The members holding any grant for (type, action)
+//! are listed in [`Snapshot::holders`]; each of their bindings is decided by the engine as a
+//! check by that actor, in the member's own space, would be.
+//!
+//! Action lookup: the actions of the type an actor may perform on one resource, by key; each
+//! action the registry declares for the type is decided as its check would be.
 
 use super::{Num, Request, Snapshot};
 
@@ -40,6 +48,43 @@ pub struct ResourcePage {
     /// Their IDs.
     pub ids: Vec<String>,
     /// Whether an allowed resource sorts after the last one: ask again `after` it.
+    pub more: bool,
+    /// The snapshot's revision.
+    pub revision: u64,
+}
+
+/// One page of a subject lookup: who may perform `action` on one resource.
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectLookup<'a> {
+    /// The type, by key or ID.
+    pub resource_type: &'a str,
+    /// The resource, by ID or external ID (as a check names it).
+    pub resource_id: &'a str,
+    /// The action.
+    pub action: &'a str,
+    /// Only subjects after this (member ID, binding ID): the previous page's last.
+    pub after: Option<(&'a str, &'a str)>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// An actor a subject lookup found.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Subject {
+    /// The member (the order's first key).
+    pub member_id: String,
+    /// The binding through which the user acts as the member (the order's second key).
+    pub user_member_id: String,
+    /// The user.
+    pub user_id: String,
+}
+
+/// The subjects a lookup found, by member ID then binding ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectPage {
+    /// Who.
+    pub subjects: Vec<Subject>,
+    /// Whether an allowed subject sorts after the last one: ask again `after` it.
     pub more: bool,
     /// The snapshot's revision.
     pub revision: u64,
@@ -141,6 +186,128 @@ impl Snapshot {
                 return Ok(page);
             }
         }
+    }
+
+    /// The actors that may perform `lookup.action` on `lookup.resource_id`, after
+    /// `lookup.after`, at most `lookup.limit` of them. A resource a check would not find (of a
+    /// known type and action) is `NotFound`; an unknown type or action finds nobody.
+    pub fn lookup_subjects(
+        &self,
+        lookup: &SubjectLookup<'_>,
+        now: i64,
+    ) -> Result<SubjectPage, ResolveError> {
+        let mut page = SubjectPage {
+            subjects: Vec::new(),
+            more: false,
+            revision: self.revision,
+        };
+        let (Some(type_key), Some(action)) = (
+            self.active_type(lookup.resource_type),
+            self.action_names.get(lookup.action),
+        ) else {
+            return Ok(page);
+        };
+        if !self.actions.contains(&(type_key, action)) {
+            return Ok(page);
+        }
+        if self.resource(type_key, lookup.resource_id).is_none() {
+            return Err(super::not_found("resource", lookup.resource_id));
+        }
+        let Some(holders) = self.holders.get(&(type_key, action)) else {
+            return Ok(page);
+        };
+        // The cursor's member comes first again, for its bindings after the cursor's.
+        let (after_member, after_binding) = lookup.after.unzip();
+        let resumed = lookup
+            .after
+            .and_then(|(member, _)| self.member_names.get(member));
+        let members = resumed
+            .into_iter()
+            .chain(holders.nums_after(after_member, &self.member_names));
+        for member in members {
+            let member_id = self.member_names.text(member);
+            let mut bindings: Vec<&str> = self
+                .bindings_of_member
+                .get(member)
+                .into_iter()
+                .flatten()
+                .map(|b| self.binding_names.text(*b))
+                .filter(|b| Some(member) != resumed || after_binding.is_none_or(|after| *b > after))
+                .collect();
+            bindings.sort_unstable();
+            for user_member_id in bindings {
+                let Some(binding) = self
+                    .binding_names
+                    .get(user_member_id)
+                    .and_then(|b| self.bindings.get(b))
+                else {
+                    continue;
+                };
+                let user_id = self.user_names.text(binding.user);
+                let request = Request {
+                    user_id,
+                    member_id,
+                    user_member_id,
+                    space_id: "",
+                    resource_type: lookup.resource_type,
+                    resource_id: lookup.resource_id,
+                    action: lookup.action,
+                };
+                // An actor a check cannot resolve (a user with no row yet) is nobody's answer.
+                let Ok(resolved) = self.resolve(&request, now) else {
+                    continue;
+                };
+                if !evaluate(&resolved.facts, false).allow() {
+                    continue;
+                }
+                if page.subjects.len() == lookup.limit {
+                    page.more = true;
+                    return Ok(page);
+                }
+                page.subjects.push(Subject {
+                    member_id: member_id.to_owned(),
+                    user_member_id: user_member_id.to_owned(),
+                    user_id: user_id.to_owned(),
+                });
+            }
+        }
+        Ok(page)
+    }
+
+    /// The actions declared for `request.resource_type` that `request`'s actor may perform on
+    /// `request.resource_id` (its `action` is not read), by key. Errors as the check of any of
+    /// them would: unknown actor IDs, or a resource of a known type that is not found.
+    pub fn lookup_actions(
+        &self,
+        request: &Request<'_>,
+        now: i64,
+    ) -> Result<Vec<String>, ResolveError> {
+        // The actor and the space, as every check names them (no action: no target lookup).
+        self.resolve(
+            &Request {
+                action: "",
+                ..*request
+            },
+            now,
+        )?;
+        let Some(type_key) = self.active_type(request.resource_type) else {
+            return Ok(Vec::new());
+        };
+        let mut actions: Vec<&str> = self
+            .actions
+            .iter()
+            .filter(|(t, _)| *t == type_key)
+            .map(|(_, a)| self.action_names.text(*a))
+            .collect();
+        actions.sort_unstable();
+        let mut allowed = Vec::new();
+        for action in actions {
+            let resolved = self.resolve(&Request { action, ..*request }, now)?;
+            if evaluate(&resolved.facts, false).allow() {
+                allowed.push(action.to_owned());
+            }
+        }
+        Ok(allowed)
     }
 
     /// The resource IDs after `after`, each source in ID order, where the member's grants for
