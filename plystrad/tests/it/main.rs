@@ -17,6 +17,7 @@ mod audit;
 mod audit_crash;
 mod authz_check;
 mod authz_grants;
+mod authz_lookup;
 mod documented_rules;
 mod http_protocol;
 mod identity;

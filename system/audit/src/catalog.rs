@@ -9,6 +9,11 @@ pub const EVENT_TYPES: &[(&str, &str, &str)] = &[
         "authorization",
         "An authorization check or explain was decided.",
     ),
+    (
+        "authz.lookup",
+        "authorization",
+        "A lookup of resources, subjects or actions was answered: the query and how many were found.",
+    ),
     ("users.create", "management", "A user was created."),
     ("users.update", "management", "A user was changed."),
     ("users.disable", "management", "A user was disabled."),

@@ -1,5 +1,5 @@
-//! authorization.resource: roles, permissions, authz/check and authz/explain, deny codes, scopes
-//! and traces.
+//! authorization.resource: roles, permissions, authz/check and authz/explain, the lookups
+//! (`lookup`), deny codes, scopes and traces.
 //!
 //! This crate registers the capability, serves the deny codes and scopes with their meaning, and
 //! manages grants: roles (`roles`), permissions (`permissions`), role-permissions
@@ -10,6 +10,7 @@
 pub mod boundary;
 pub mod check;
 pub mod grants;
+pub mod lookup;
 pub mod member_roles;
 pub mod permissions;
 pub mod role_permissions;
@@ -46,6 +47,9 @@ pub const ROUTES: &[RouteDecl] = &[
     RouteDecl::operation("checkAuthorizationBatch").permission("authz:check"),
     RouteDecl::operation("explainAuthorization").permission("authz:check"),
     RouteDecl::operation("listDenyCodes").permission("authz:check"),
+    RouteDecl::operation("lookupResources").permission("authz:check"),
+    RouteDecl::operation("lookupSubjects").permission("authz:check"),
+    RouteDecl::operation("lookupActions").permission("authz:check"),
     RouteDecl::operation("listRoles").permission("roles:read"),
     RouteDecl::operation("createRole").permission("roles:manage"),
     RouteDecl::operation("getRole").permission("roles:read"),
@@ -464,6 +468,7 @@ impl VocabularyApi {
 type Apis = (
     VocabularyApi,
     check::CheckApi,
+    lookup::LookupApi,
     roles::RolesApi,
     permissions::PermissionsApi,
     role_permissions::RolePermissionsApi,
@@ -493,6 +498,13 @@ impl RouteApi for AuthorizationApi {
                     audit: services.require::<dyn AuditRecorder>()?,
                     decisions: check::Decisions::in_registry(services),
                 }),
+            },
+            lookup::LookupApi {
+                service: services.require::<AuthorizationService>()?,
+                audit: services.require::<dyn AuditRecorder>()?,
+                cursors: lookup::CursorKey::from_runtime(
+                    &*services.require::<dyn plystra_contracts::services::RuntimeInfo>()?,
+                ),
             },
             roles::RolesApi { ctx: ctx.clone() },
             permissions::PermissionsApi { ctx: ctx.clone() },

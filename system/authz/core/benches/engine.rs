@@ -713,12 +713,7 @@ fn lookup_part(snapshot: &Snapshot, rng: &mut StdRng, lookups: usize, brute: usi
         snapshot
             .lookup_resources(
                 &ResourceLookup {
-                    user_id: &q.user_id,
-                    member_id: &q.member_id,
-                    user_member_id: &q.user_member_id,
-                    space_id: SPACE,
-                    resource_type: TYPE,
-                    action: q.action,
+                    request: q.request(),
                     after: None,
                     limit: PAGE,
                 },

@@ -2182,30 +2182,24 @@ mod tests {
             (out, groups)
         }
 
-        /// Pages through a lookup `limit` at a time.
-        fn every_page(
-            snapshot: &Snapshot,
-            lookup: ResourceLookup<'_>,
-        ) -> Result<Result<Vec<String>, ResolveError>, TestCaseError> {
-            let mut found: Vec<String> = Vec::new();
+        /// Pages through a lookup, `limit` at a time: `page` answers the page after the last
+        /// item found (its items and whether more follow). Every page holds at most `limit`, a
+        /// page that says more follow is full, and the items come strictly in order across pages
+        /// (a page that repeats one fails the test, rather than looping).
+        fn every_page<T: Ord + Clone + std::fmt::Debug>(
+            limit: usize,
+            mut page: impl FnMut(Option<&T>) -> Result<(Vec<T>, bool), ResolveError>,
+        ) -> Result<Result<Vec<T>, ResolveError>, TestCaseError> {
+            let mut found: Vec<T> = Vec::new();
             loop {
-                let after = found.last().cloned();
-                let page = match snapshot.lookup_resources(
-                    &ResourceLookup {
-                        after: after.as_deref(),
-                        ..lookup
-                    },
-                    1_800_000_000,
-                ) {
+                let (items, more) = match page(found.last()) {
                     Ok(page) => page,
                     Err(e) => return Ok(Err(e)),
                 };
-                prop_assert!(page.ids.len() <= lookup.limit);
-                prop_assert_eq!(page.revision, snapshot.revision());
-                prop_assert!(!page.more || page.ids.len() == lookup.limit);
-                // Strictly in ID order across pages: a page that repeats one fails, not loops.
+                prop_assert!(items.len() <= limit);
+                prop_assert!(!more || items.len() == limit);
                 let before = found.len();
-                found.extend(page.ids);
+                found.extend(items);
                 prop_assert!(
                     found[before.saturating_sub(1)..]
                         .windows(2)
@@ -2213,7 +2207,7 @@ mod tests {
                     "{:?}",
                     found
                 );
-                if !page.more {
+                if !more {
                     return Ok(Ok(found));
                 }
             }
@@ -2251,43 +2245,6 @@ mod tests {
                             }
                         }
                     }
-                }
-            }
-        }
-
-        /// Pages through a subject lookup `limit` at a time.
-        fn every_subject_page(
-            snapshot: &Snapshot,
-            lookup: SubjectLookup<'_>,
-        ) -> Result<Result<Vec<Subject>, ResolveError>, TestCaseError> {
-            let mut found: Vec<Subject> = Vec::new();
-            loop {
-                let last = found.last().cloned();
-                let page = match snapshot.lookup_subjects(
-                    &SubjectLookup {
-                        after: last
-                            .as_ref()
-                            .map(|s| (s.member_id.as_str(), s.user_member_id.as_str())),
-                        ..lookup
-                    },
-                    1_800_000_000,
-                ) {
-                    Ok(page) => page,
-                    Err(e) => return Ok(Err(e)),
-                };
-                prop_assert!(page.subjects.len() <= lookup.limit);
-                prop_assert!(!page.more || page.subjects.len() == lookup.limit);
-                let before = found.len();
-                found.extend(page.subjects);
-                prop_assert!(
-                    found[before.saturating_sub(1)..]
-                        .windows(2)
-                        .all(|w| w[0] < w[1]),
-                    "{:?}",
-                    found
-                );
-                if !page.more {
-                    return Ok(Ok(found));
                 }
             }
         }
@@ -2372,7 +2329,17 @@ mod tests {
                                     after: None,
                                     limit,
                                 };
-                                match every_subject_page(&snapshot, lookup)? {
+                                let pages = every_page(limit, |last: Option<&Subject>| {
+                                    let after = last
+                                        .map(|s| (s.member_id.as_str(), s.user_member_id.as_str()));
+                                    snapshot
+                                        .lookup_subjects(&SubjectLookup { after, ..lookup }, 1_800_000_000)
+                                        .map(|page| {
+                                            assert_eq!(page.revision, snapshot.revision());
+                                            (page.subjects, page.more)
+                                        })
+                                })?;
+                                match pages {
                                     Ok(found) => prop_assert_eq!(
                                         found,
                                         allowed,
@@ -2447,16 +2414,22 @@ mod tests {
                             }
                         }
                         let lookup = ResourceLookup {
-                            user_id: request.user_id,
-                            member_id: request.member_id,
-                            user_member_id: request.user_member_id,
-                            space_id: request.space_id,
-                            resource_type: request.resource_type,
-                            action: request.action,
+                            request: *request,
                             after: None,
                             limit,
                         };
-                        match (every_page(&snapshot, lookup)?, refused) {
+                        let pages = every_page(limit, |last: Option<&String>| {
+                            snapshot
+                                .lookup_resources(
+                                    &ResourceLookup { after: last.map(String::as_str), ..lookup },
+                                    1_800_000_000,
+                                )
+                                .map(|page| {
+                                    assert_eq!(page.revision, snapshot.revision());
+                                    (page.ids, page.more)
+                                })
+                        })?;
+                        match (pages, refused) {
                             (Ok(found), None) => prop_assert_eq!(found, allowed, "{:?}", request),
                             (Err(e), Some(refused)) => prop_assert_eq!(e, refused),
                             // No resource of the type to check: the lookup may still refuse an

@@ -206,7 +206,8 @@ fn context_facts<'a>(snapshot: &'a Snapshot, ctx: &'a Context, now: i64) -> Fact
     }
 }
 
-fn resolve_error(e: ResolveError) -> ApiError {
+/// A resolve error as the API answers it: the entity's 404, or 503 when the source is down.
+pub(crate) fn resolve_error(e: ResolveError) -> ApiError {
     match e {
         ResolveError::NotFound { entity, id } => {
             let code = match entity {

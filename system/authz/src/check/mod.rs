@@ -29,6 +29,7 @@ pub use answer::{
     TargetTrace,
 };
 pub use decide::{Caller, Decider, Decisions};
+pub(crate) use facts::resolve_error;
 pub use request::{
     AuthzActor, AuthzRequest, AuthzRequestBody, AuthzResource, BatchCheckRequest, Consistency,
     InlineGrant, MAX_BATCH,

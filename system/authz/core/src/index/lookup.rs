@@ -24,18 +24,9 @@ use crate::{ResolveError, Scope};
 /// One page of a resource lookup, asked in managed mode (by IDs, as a check is).
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceLookup<'a> {
-    /// The user.
-    pub user_id: &'a str,
-    /// The member.
-    pub member_id: &'a str,
-    /// The binding.
-    pub user_member_id: &'a str,
-    /// The space; the member's when empty.
-    pub space_id: &'a str,
-    /// The type, by key or ID.
-    pub resource_type: &'a str,
-    /// The action.
-    pub action: &'a str,
+    /// The actor, the space, the type and the action, as a check names them (its `resource_id`
+    /// is not read).
+    pub request: Request<'a>,
     /// Only resources whose ID sorts after this one (the previous page's last).
     pub after: Option<&'a str>,
     /// At most this many.
@@ -110,8 +101,8 @@ fn whatever_the_target(outcome: Outcome) -> bool {
 }
 
 impl Snapshot {
-    /// The resources of `lookup.resource_type` that `lookup`'s actor may perform
-    /// `lookup.action` on, after `lookup.after`, at most `lookup.limit` of them. Unknown actor
+    /// The resources of the request's type that its actor may perform its action on, after
+    /// `lookup.after`, at most `lookup.limit` of them. Unknown actor
     /// IDs are `NotFound`, as in a check; an actor a check would deny whatever the target
     /// (inactive, revoked, expired, an unknown type or action) finds nothing.
     pub fn lookup_resources(
@@ -125,26 +116,21 @@ impl Snapshot {
             revision: self.revision,
         };
         let request = |resource_id| Request {
-            user_id: lookup.user_id,
-            member_id: lookup.member_id,
-            user_member_id: lookup.user_member_id,
-            space_id: lookup.space_id,
-            resource_type: lookup.resource_type,
             resource_id,
-            action: lookup.action,
+            ..lookup.request
         };
         let actor = self.actor(&request(""))?;
-        let space = if lookup.space_id.is_empty() {
+        let space_id = lookup.request.space_id;
+        let space = if space_id.is_empty() {
             actor.member.space
         } else {
             self.space_names
-                .get(lookup.space_id)
-                .ok_or_else(|| super::not_found("space", lookup.space_id))?
+                .get(space_id)
+                .ok_or_else(|| super::not_found("space", space_id))?
         };
-        let (Some(type_key), Some(action)) = (
-            self.active_type(lookup.resource_type),
-            self.action_names.get(lookup.action),
-        ) else {
+        let Some((type_key, action)) =
+            self.type_and_action(lookup.request.resource_type, lookup.request.action)
+        else {
             return Ok(page);
         };
         let after = lookup.after;
@@ -201,10 +187,8 @@ impl Snapshot {
             more: false,
             revision: self.revision,
         };
-        let (Some(type_key), Some(action)) = (
-            self.active_type(lookup.resource_type),
-            self.action_names.get(lookup.action),
-        ) else {
+        let Some((type_key, action)) = self.type_and_action(lookup.resource_type, lookup.action)
+        else {
             return Ok(page);
         };
         if !self.actions.contains(&(type_key, action)) {
@@ -272,6 +256,14 @@ impl Snapshot {
             }
         }
         Ok(page)
+    }
+
+    /// The active type named by key or ID and the action, by number, when the index knows both.
+    fn type_and_action(&self, type_key_or_id: &str, action: &str) -> Option<(Num, Num)> {
+        Some((
+            self.active_type(type_key_or_id)?,
+            self.action_names.get(action)?,
+        ))
     }
 
     /// The actions declared for `request.resource_type` that `request`'s actor may perform on
