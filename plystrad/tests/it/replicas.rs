@@ -779,3 +779,74 @@ async fn a_database_restored_behind_the_process_is_reloaded() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// A lookup's cursor from one process is taken by another of the same deployment (same
+/// `PLYSTRA_SESSION_SECRET`) and refused, naming `cursor`, by one with another secret.
+#[tokio::test]
+async fn a_lookup_cursor_from_one_process_resumes_on_another_of_the_deployment() {
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
+    let a = Server::start(&t.url, &[]).await;
+    let b = Server::start(&t.url, &[]).await;
+    let other = Server::start(
+        &t.url,
+        &[(
+            "PLYSTRA_SESSION_SECRET",
+            "another-deployment-secret-0123456789abcdef",
+        )],
+    )
+    .await;
+    seed(&a);
+    let revision = a
+        .write(
+            "POST",
+            "/api/v1/resources",
+            json!({"id": "invoice_010", "resource_type": "invoice", "space_id": "space_acme", "group_id": "group_finance_apac"}),
+        )
+        .await;
+    let query = json!({
+        "actor": {"user_id": "user_alice", "member_id": "member_finance_reviewer",
+                  "user_member_id": "um_alice_finance_reviewer", "space_id": "space_acme"},
+        "resource_type": "invoice",
+        "action": "approve",
+        "limit": 1,
+    });
+    let (status, _, first) = a
+        .send(
+            "POST",
+            "/api/v1/authz/lookup/resources",
+            Some(query.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"][0]["id"], "invoice_001");
+    let mut next = query;
+    next["cursor"] = first["pagination"]["cursor"].clone();
+    let at_least = [("X-Plystra-At-Least-Revision", revision.to_string())];
+    let (status, _, second) = b
+        .send(
+            "POST",
+            "/api/v1/authz/lookup/resources",
+            Some(next.clone()),
+            &at_least,
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["data"], json!([{"id": "invoice_010"}]));
+    assert_eq!(second["pagination"]["has_more"], false);
+    let (status, _, refused) = other
+        .send(
+            "POST",
+            "/api/v1/authz/lookup/resources",
+            Some(next),
+            &at_least,
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["details"]["fields"]["cursor"].is_string(),
+        "{refused}"
+    );
+}
