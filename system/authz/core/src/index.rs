@@ -516,6 +516,13 @@ struct GrantList {
 /// one of its grants changes.
 type MemberGrants = Box<[GrantList]>;
 
+/// The list for (type key, action) among a member's `grants`.
+fn grant_list(grants: Option<&MemberGrants>, type_key: Num, action: Num) -> Option<&GrantList> {
+    grants?
+        .iter()
+        .find(|l| l.type_key == type_key && l.action == action)
+}
+
 /// The resources that carry one (type key, external ID), by ID: nearly always one.
 #[derive(Debug, Clone)]
 enum Carriers {
@@ -1088,11 +1095,7 @@ impl Snapshot {
         type_key: Num,
         action: Num,
     ) -> Vec<Candidate<'a>> {
-        let Some(list) = grants.and_then(|lists| {
-            lists
-                .iter()
-                .find(|l| l.type_key == type_key && l.action == action)
-        }) else {
+        let Some(list) = grant_list(grants.map(|g| &**g), type_key, action) else {
             return Vec::new();
         };
         list.grants

@@ -314,11 +314,7 @@ impl Snapshot {
         action: Num,
         after: Option<&'s str>,
     ) -> Vec<Source<'s>> {
-        let Some(list) = grants.and_then(|lists| {
-            lists
-                .iter()
-                .find(|l| l.type_key == type_key && l.action == action)
-        }) else {
+        let Some(list) = super::grant_list(grants, type_key, action) else {
             return Vec::new();
         };
         if list.grants.iter().any(|g| g.scope == Scope::Space) {
