@@ -1403,6 +1403,40 @@ mod tests {
     use crate::DenyCode;
     use crate::engine::evaluate;
 
+    #[test]
+    fn a_lookup_with_a_limit_of_zero_still_makes_progress() {
+        let snapshot = snapshot_of(finance());
+        let request = Request {
+            user_id: "user_alice",
+            member_id: "member_fr",
+            user_member_id: "um_alice",
+            space_id: "space_acme",
+            resource_type: "invoice",
+            resource_id: "",
+            action: "approve",
+        };
+        let lookup = ResourceLookup {
+            request,
+            after: None,
+            limit: 0,
+        };
+        let page = snapshot.lookup_resources(&lookup, 1_800_000_000).unwrap();
+        assert_eq!(
+            (page.ids.as_slice(), page.more),
+            (&["invoice_001".to_owned()][..], false)
+        );
+        let subjects = SubjectLookup {
+            resource_type: "invoice",
+            resource_id: "invoice_001",
+            action: "approve",
+            after: None,
+            limit: 0,
+        };
+        let page = snapshot.lookup_subjects(&subjects, 1_800_000_000).unwrap();
+        assert_eq!(page.subjects.len(), 1);
+        assert!(!page.more);
+    }
+
     mod sorted_ids {
         use super::*;
         use proptest::prelude::*;

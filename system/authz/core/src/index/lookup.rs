@@ -29,7 +29,7 @@ pub struct ResourceLookup<'a> {
     pub request: Request<'a>,
     /// Only resources whose ID sorts after this one (the previous page's last).
     pub after: Option<&'a str>,
-    /// At most this many.
+    /// At most this many (a limit of 0 is taken as 1, so that every page makes progress).
     pub limit: usize,
 }
 
@@ -55,7 +55,7 @@ pub struct SubjectLookup<'a> {
     pub action: &'a str,
     /// Only subjects after this (member ID, binding ID): the previous page's last.
     pub after: Option<(&'a str, &'a str)>,
-    /// At most this many.
+    /// At most this many (a limit of 0 is taken as 1, so that every page makes progress).
     pub limit: usize,
 }
 
@@ -102,9 +102,9 @@ fn whatever_the_target(outcome: Outcome) -> bool {
 
 impl Snapshot {
     /// The resources of the request's type that its actor may perform its action on, after
-    /// `lookup.after`, at most `lookup.limit` of them. Unknown actor
-    /// IDs are `NotFound`, as in a check; an actor a check would deny whatever the target
-    /// (inactive, revoked, expired, an unknown type or action) finds nothing.
+    /// `lookup.after`, at most `lookup.limit` of them. Unknown actor IDs are `NotFound`, as in
+    /// a check; an actor a check would deny whatever the target (inactive, revoked, expired, an
+    /// unknown type or action) finds nothing.
     pub fn lookup_resources(
         &self,
         lookup: &ResourceLookup<'_>,
@@ -163,7 +163,7 @@ impl Snapshot {
             let resolved = self.resolve(&request(next), now)?;
             let evaluation = evaluate(&resolved.facts, false);
             if evaluation.allow() {
-                if page.ids.len() == lookup.limit {
+                if page.ids.len() == lookup.limit.max(1) {
                     page.more = true;
                     return Ok(page);
                 }
@@ -244,7 +244,7 @@ impl Snapshot {
                 if !evaluate(&resolved.facts, false).allow() {
                     continue;
                 }
-                if page.subjects.len() == lookup.limit {
+                if page.subjects.len() == lookup.limit.max(1) {
                     page.more = true;
                     return Ok(page);
                 }
