@@ -250,6 +250,11 @@ async fn bad_cursors_unknown_ids_and_missing_credentials_are_refused() {
             "resources",
             json!({"actor": actor(ALICE), "resource_type": "invoice", "action": "approve", "cursor": altered}),
         ),
+        // Not a cursor at all.
+        (
+            "resources",
+            json!({"actor": actor(ALICE), "resource_type": "invoice", "action": "approve", "cursor": "0"}),
+        ),
         // A resource cursor for a subject lookup.
         (
             "subjects",
@@ -310,6 +315,14 @@ async fn bad_cursors_unknown_ids_and_missing_credentials_are_refused() {
         .await;
         assert_eq!((got, code(&body)), (status, expected), "{what}: {body}");
     }
+    // An empty cursor is the first page, as in every list.
+    let empty = lookup(
+        &cli,
+        "resources",
+        json!({"actor": actor(ALICE), "resource_type": "invoice", "action": "approve", "limit": 1, "cursor": ""}),
+    )
+    .await;
+    assert_eq!(empty["data"], first["data"]);
     let (status, body) = send(
         &cli,
         Auth::None,

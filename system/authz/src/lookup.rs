@@ -60,7 +60,8 @@ pub struct LookupResourcesRequest {
     /// Page size, 1–1000 (default 100).
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
     pub limit: Option<i64>,
-    /// The `pagination.cursor` of the previous page of this same query.
+    /// The `pagination.cursor` of the previous page of this same query; absent or empty for
+    /// the first page.
     pub cursor: Option<String>,
 }
 
@@ -76,7 +77,8 @@ pub struct LookupSubjectsRequest {
     /// Page size, 1–1000 (default 100).
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
     pub limit: Option<i64>,
-    /// The `pagination.cursor` of the previous page of this same query.
+    /// The `pagination.cursor` of the previous page of this same query; absent or empty for
+    /// the first page.
     pub cursor: Option<String>,
 }
 
@@ -327,7 +329,7 @@ impl LookupApi {
             &*body.resource_type,
             &*body.action,
         ];
-        let after = match &body.cursor {
+        let after = match body.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(cursor) => self.cursors.open(&query, cursor, 1)?.pop(),
             None => None,
         };
@@ -409,7 +411,7 @@ impl LookupApi {
             &*body.resource_id,
             &*body.action,
         ];
-        let after = match &body.cursor {
+        let after = match body.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(cursor) => Some(self.cursors.open(&query, cursor, 2)?),
             None => None,
         };
