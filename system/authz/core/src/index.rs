@@ -2037,6 +2037,29 @@ mod tests {
             out
         }
 
+        /// Applies `world()` and then each change, as the follower does (through a clone of the
+        /// snapshot, so shared parts are exercised), and calls `after_each` with the snapshot and
+        /// each entity's latest fact, in the order of its last change, after every change.
+        fn replay(
+            changes: Vec<Vec<Fact>>,
+            mut after_each: impl FnMut(&Snapshot, &[Fact]) -> Result<(), TestCaseError>,
+        ) -> Result<(), TestCaseError> {
+            let mut snapshot = Snapshot::default();
+            let mut latest: Vec<Fact> = Vec::new();
+            for change in std::iter::once(world()).chain(changes) {
+                for fact in &change {
+                    let key = entity(fact);
+                    latest.retain(|f| entity(f) != key);
+                    latest.push(fact.clone());
+                }
+                let mut next = snapshot.clone();
+                next.apply_all(change);
+                snapshot = next;
+                after_each(&snapshot, &latest)?;
+            }
+            Ok(())
+        }
+
         /// Which entity a fact is the state of.
         fn entity(fact: &Fact) -> String {
             match fact {
@@ -2095,22 +2118,9 @@ mod tests {
                 changes in proptest::collection::vec(proptest::collection::vec(fact(), 1..4), 1..30)
             ) {
                 let requests = requests();
-                let mut incremental = Snapshot::default();
-                // Each entity's latest state, in the order of its last change.
-                let mut latest: Vec<Fact> = Vec::new();
-                for change in std::iter::once(world()).chain(changes) {
-                    for fact in &change {
-                        let key = entity(fact);
-                        latest.retain(|f| entity(f) != key);
-                        latest.push(fact.clone());
-                    }
-                    // Through the clone the follower makes, so shared parts are exercised.
-                    let mut next = incremental.clone();
-                    next.apply_all(change);
-                    incremental = next;
-                    let rebuilt = snapshot_of(latest.clone());
-                    decide_alike(&incremental, &rebuilt, &requests)?;
-                }
+                replay(changes, |incremental, latest| {
+                    decide_alike(incremental, &snapshot_of(latest.to_vec()), &requests)
+                })?;
             }
 
             /// A full load applies its sources as they arrive: in any order, in any number of
@@ -2297,18 +2307,8 @@ mod tests {
                 changes in proptest::collection::vec(proptest::collection::vec(fact(), 1..4), 0..20),
                 limit in 1usize..4,
             ) {
-                let mut snapshot = Snapshot::default();
-                let mut latest: Vec<Fact> = Vec::new();
-                for change in std::iter::once(world()).chain(changes) {
-                    for fact in &change {
-                        let key = entity(fact);
-                        latest.retain(|f| entity(f) != key);
-                        latest.push(fact.clone());
-                    }
-                    let mut next = snapshot.clone();
-                    next.apply_all(change);
-                    snapshot = next;
-                    let rebuilt = snapshot_of(latest.clone());
+                replay(changes, |snapshot, latest| {
+                    let rebuilt = snapshot_of(latest.to_vec());
                     let holders = |s: &Snapshot| {
                         let mut out: Vec<(String, String, Vec<String>)> = s
                             .holders
@@ -2324,7 +2324,7 @@ mod tests {
                         out.sort();
                         out
                     };
-                    prop_assert_eq!(holders(&snapshot), holders(&rebuilt));
+                    prop_assert_eq!(holders(snapshot), holders(&rebuilt));
                     let bindings: Vec<(&str, &str, &str)> = latest
                         .iter()
                         .filter_map(|f| match f {
@@ -2394,7 +2394,8 @@ mod tests {
                             }
                         }
                     }
-                }
+                    Ok(())
+                })?;
             }
         }
 
@@ -2408,20 +2409,10 @@ mod tests {
                 changes in proptest::collection::vec(proptest::collection::vec(fact(), 1..4), 0..20),
                 limit in 1usize..4,
             ) {
-                let mut snapshot = Snapshot::default();
-                let mut latest: Vec<Fact> = Vec::new();
-                for change in std::iter::once(world()).chain(changes) {
-                    for fact in &change {
-                        let key = entity(fact);
-                        latest.retain(|f| entity(f) != key);
-                        latest.push(fact.clone());
-                    }
-                    let mut next = snapshot.clone();
-                    next.apply_all(change);
-                    snapshot = next;
+                replay(changes, |snapshot, latest| {
                     prop_assert_eq!(
-                        lookup_indexes(&snapshot),
-                        lookup_indexes(&snapshot_of(latest.clone()))
+                        lookup_indexes(snapshot),
+                        lookup_indexes(&snapshot_of(latest.to_vec()))
                     );
                     for request in requests().iter().filter(|r| r.resource_id == "r0") {
                         let key = match request.resource_type {
@@ -2481,7 +2472,8 @@ mod tests {
                             ),
                         }
                     }
-                }
+                    Ok(())
+                })?;
             }
         }
     }
