@@ -20,6 +20,10 @@ pub enum Fact {
         id: String,
         /// `active`, `disabled`, …
         status: String,
+        /// Its username (unique among users; it may change). Absent from facts written before
+        /// users carried it, and left out of the serialised fact when unknown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
     },
     /// A space.
     Space {
@@ -228,6 +232,12 @@ mod tests {
             Fact::User {
                 id: "user_a".into(),
                 status: "active".into(),
+                username: Some("alice@example.com".into()),
+            },
+            Fact::User {
+                id: "user_b".into(),
+                status: "disabled".into(),
+                username: None,
             },
             Fact::MemberRole {
                 id: "mr_a".into(),
@@ -240,7 +250,21 @@ mod tests {
         ];
         let payload = serde_json::json!({ FACTS_FIELD: facts_value(&facts), "id": "x" });
         assert_eq!(payload["facts"][0]["kind"], "user");
+        assert_eq!(payload["facts"][0]["username"], "alice@example.com");
+        // An unknown username is left out, not written as null.
+        assert!(payload["facts"][1].get("username").is_none());
         assert_eq!(facts_of(&payload).unwrap(), Some(facts));
+        // A user fact stored before users carried their username still reads, without one.
+        let stored =
+            serde_json::json!({"facts": [{"kind": "user", "id": "user_c", "status": "active"}]});
+        assert_eq!(
+            facts_of(&stored).unwrap(),
+            Some(vec![Fact::User {
+                id: "user_c".into(),
+                status: "active".into(),
+                username: None,
+            }])
+        );
         assert_eq!(facts_of(&serde_json::json!({"id": "x"})).unwrap(), None);
         assert!(facts_of(&serde_json::json!({"facts": [{"kind": "nope"}]})).is_err());
     }

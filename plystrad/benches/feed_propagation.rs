@@ -178,6 +178,7 @@ async fn commit_round(
             vec![Fact::User {
                 id: "user_bench".into(),
                 status: status.into(),
+                username: Some("bench".into()),
             }]
         } else {
             Vec::new()

@@ -37,6 +37,7 @@ async fn commit_elsewhere(db: &Database, id: &str) -> Change {
     let facts = vec![Fact::User {
         id: id.to_owned(),
         status: "active".to_owned(),
+        username: Some(format!("{id}@example.com")),
     }];
     let mut tx = db.begin().await.unwrap();
     let revision = feed::append(&mut tx, &facts).await.unwrap();

@@ -771,6 +771,7 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
         &[plystra_contracts::facts::Fact::User {
             id: "user_alice".into(),
             status: "disabled".into(),
+            username: Some("alice@example.com".into()),
         }],
     )
     .await

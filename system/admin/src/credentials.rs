@@ -186,7 +186,7 @@ impl State {
                     },
                 );
             }
-            Fact::User { id, status } => {
+            Fact::User { id, status, .. } => {
                 self.users.insert(id.clone(), status == "active");
             }
             Fact::Group {
@@ -400,6 +400,7 @@ mod tests {
         Fact::User {
             id: id.into(),
             status: status.into(),
+            username: Some(format!("{id}@example.com")),
         }
     }
 

@@ -11,7 +11,15 @@ use plystra_contracts::services::ResolveError;
 /// not read.
 pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
     Some(match fact {
-        Fact::User { id, status } => CoreFact::User { id, status },
+        Fact::User {
+            id,
+            status,
+            username,
+        } => CoreFact::User {
+            id,
+            status,
+            username: username.as_deref(),
+        },
         Fact::Space { id, status } => CoreFact::Space { id, status },
         Fact::Member {
             id,
@@ -172,12 +180,14 @@ mod tests {
         let user = Fact::User {
             id: "user_a".into(),
             status: "active".into(),
+            username: Some("alice@example.com".into()),
         };
         assert_eq!(
             lend(&user),
             Some(CoreFact::User {
                 id: "user_a",
-                status: "active"
+                status: "active",
+                username: Some("alice@example.com"),
             })
         );
         let binding = Fact::UserMember {

@@ -27,6 +27,7 @@ impl From<&User> for Fact {
         Fact::User {
             id: u.id.clone(),
             status: u.status.as_str().to_owned(),
+            username: Some(u.username.clone()),
         }
     }
 }
@@ -79,8 +80,8 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     // first load reads them whole). Bindings go through the entity, for their expiry's format.
     // The five tables are read at once, each on its own connection.
     let (users, spaces, members, bindings, groups) = futures_util::future::try_join5(
-        bulk::<IdStatus>(db, USERS, &["id", "status"]),
-        bulk::<IdStatus>(db, SPACES, &["id", "status"]),
+        bulk::<UserColumns>(db, USERS, USER_COLUMNS),
+        bulk::<SpaceColumns>(db, SPACES, &["id", "status"]),
         bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status"]),
         async {
             let bindings: Vec<UserMember> = db.fetch_all(&UserMember::select()).await?;
@@ -110,8 +111,8 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
 /// Every user and group, as facts (the control plane's credentials need no more), read in bulk
 /// and at once like [`all`].
 pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiError> {
-    let (users, groups): (Vec<IdStatus>, Vec<GroupColumns>) = futures_util::future::try_join(
-        bulk(db, USERS, &["id", "status"]),
+    let (users, groups): (Vec<UserColumns>, Vec<GroupColumns>) = futures_util::future::try_join(
+        bulk(db, USERS, USER_COLUMNS),
         bulk(db, GROUPS, GROUP_COLUMNS),
     )
     .await?;
@@ -121,8 +122,11 @@ pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiErro
     Ok(facts)
 }
 
-/// A user's or a space's columns a fact holds: ID, status.
-type IdStatus = (String, String);
+/// A user's columns a fact holds: ID, status, username.
+type UserColumns = (String, String, String);
+const USER_COLUMNS: &[&str] = &["id", "status", "username"];
+/// A space's columns a fact holds: ID, status.
+type SpaceColumns = (String, String);
 /// A member's columns a fact holds: ID, space, status.
 type MemberColumns = (String, String, String);
 /// A group's columns a fact holds: ID, space, path, status.
@@ -134,10 +138,11 @@ fn status(stored: &str) -> String {
     Status::parse(stored).as_str().to_owned()
 }
 
-fn user_fact((id, s): IdStatus) -> Fact {
+fn user_fact((id, s, username): UserColumns) -> Fact {
     Fact::User {
         id,
         status: status(&s),
+        username: Some(username),
     }
 }
 

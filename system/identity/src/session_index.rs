@@ -122,7 +122,7 @@ impl Table {
                     _ => self.remove(id),
                 }
             }
-            Fact::User { id, status } => {
+            Fact::User { id, status, .. } => {
                 self.users.insert(id.clone(), status.clone());
             }
             _ => {}
@@ -350,6 +350,7 @@ mod tests {
         Fact::User {
             id: id.into(),
             status: status.into(),
+            username: Some(format!("{id}@example.com")),
         }
     }
 

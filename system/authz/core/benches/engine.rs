@@ -237,6 +237,7 @@ impl DataSet {
             out.push(Fact::User {
                 id: format!("user_{m:05}"),
                 status: s("active"),
+                username: Some(format!("user{m:05}@example.com")),
             });
             out.push(Fact::Member {
                 id: member_id(m),

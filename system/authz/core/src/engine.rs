@@ -269,23 +269,34 @@ pub fn path_within(target: &str, anchor: &str) -> bool {
             && target.as_bytes()[anchor.len()] == b'.')
 }
 
+impl ActorFacts<'_> {
+    /// The actor stage at `now` (Unix seconds): the first of the actor's states that denies, in
+    /// precedence order (user, member, space, binding revoked, binding expired); `None` when a
+    /// decision goes on to the registry.
+    pub fn refusal(&self, now: i64) -> Option<Outcome> {
+        if !self.user_active {
+            return Some(Outcome::UserInactive);
+        }
+        if !self.member_active {
+            return Some(Outcome::MemberInactive);
+        }
+        if !self.space_active {
+            return Some(Outcome::SpaceInactive);
+        }
+        if self.binding_revoked {
+            return Some(Outcome::BindingRevoked);
+        }
+        if self.binding_expires_at.is_some_and(|at| at <= now) {
+            return Some(Outcome::BindingExpired);
+        }
+        None
+    }
+}
+
 /// Decides: the outcome and its deny code, without formatting anything.
 fn decide(facts: &Facts<'_>) -> Outcome {
-    let actor = &facts.actor;
-    if !actor.user_active {
-        return Outcome::UserInactive;
-    }
-    if !actor.member_active {
-        return Outcome::MemberInactive;
-    }
-    if !actor.space_active {
-        return Outcome::SpaceInactive;
-    }
-    if actor.binding_revoked {
-        return Outcome::BindingRevoked;
-    }
-    if actor.binding_expires_at.is_some_and(|at| at <= facts.now) {
-        return Outcome::BindingExpired;
+    if let Some(refusal) = facts.actor.refusal(facts.now) {
+        return refusal;
     }
     if !facts.resource_type_known {
         return Outcome::UnknownType;

@@ -25,6 +25,9 @@
 //! member-roles, roles, role-permissions and permissions is one lookup. A change to any of those
 //! recomputes only the members it reaches (found through reverse indexes), when the change is
 //! settled; the anchor group stays a lookup at check time, so moving a group recomputes nothing.
+//!
+//! Users carry their usernames (unique, renamable) both ways, so that `index/subjects.rs` maps
+//! how a client names users, bindings and resources onto the index's IDs without a database read.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,8 +44,10 @@ use imbl::shared_ptr::DefaultSharedPtr;
 
 mod apply;
 mod lookup;
+mod subjects;
 
 pub use lookup::{ResourceLookup, ResourcePage, Subject, SubjectLookup, SubjectPage};
+pub use subjects::BindingView;
 
 /// A persistent hash map with a fast (non-SipHash) hasher.
 type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
@@ -560,6 +565,10 @@ pub struct Snapshot {
     revision: u64,
     user_names: Names<Key>,
     users: Rows<Status>,
+    /// user → its username, and username → its user, sharing one text: how a client that names
+    /// users by username is mapped onto their IDs. Usernames are unique among users.
+    username_of_user: Rows<Shared>,
+    user_of_username: HashMap<Shared, Num>,
     space_names: Names<Key>,
     spaces: Rows<Status>,
     member_names: Names<Key>,
@@ -896,6 +905,35 @@ struct Actor<'s> {
     binding: &'s BindingRow,
 }
 
+impl<'s> Actor<'s> {
+    /// The actor as the engine judges it, named by the given IDs, acting in space `space_id`
+    /// (active or not as `space_active` says).
+    fn facts<'a>(
+        &self,
+        user_id: &'a str,
+        member_id: &'a str,
+        user_member_id: &'a str,
+        space_id: &'a str,
+        space_active: bool,
+    ) -> ActorFacts<'a>
+    where
+        's: 'a,
+    {
+        ActorFacts {
+            user_id: Cow::Borrowed(user_id),
+            user_active: self.user.active,
+            member_id: Cow::Borrowed(member_id),
+            member_active: self.member.status.active,
+            member_space_id: Cow::Borrowed(&self.member.space_id),
+            user_member_id: Cow::Borrowed(user_member_id),
+            binding_revoked: self.binding.revoked,
+            binding_expires_at: self.binding.expires_unix,
+            space_id: Cow::Borrowed(space_id),
+            space_active,
+        }
+    }
+}
+
 impl Snapshot {
     /// An empty snapshot at feed revision `revision`: where a full load starts. Its facts may
     /// then be applied in any order and in any number of [`Snapshot::apply_all`] calls.
@@ -1129,14 +1167,21 @@ impl Snapshot {
         }
     }
 
-    /// The active type named by key or ID: its key's number.
-    fn active_type(&self, type_key_or_id: &str) -> Option<Num> {
+    /// The type named by key or ID, whatever its status: its row.
+    fn named_type(&self, type_key_or_id: &str) -> Option<&TypeRow> {
         let n = match self.type_keys.get(type_key_or_id) {
             Some(key) => self.type_of_key.get(key).copied(),
             None => None,
         }
         .or_else(|| self.type_names.get(type_key_or_id))?;
-        self.types.get(n).filter(|t| t.active).map(|t| t.key)
+        self.types.get(n)
+    }
+
+    /// The active type named by key or ID: its key's number.
+    fn active_type(&self, type_key_or_id: &str) -> Option<Num> {
+        self.named_type(type_key_or_id)
+            .filter(|t| t.active)
+            .map(|t| t.key)
     }
 
     /// Whether `type_key` is an active type with the action `action`: (type known, action known).
@@ -1155,14 +1200,21 @@ impl Snapshot {
 
     /// The resource with ID `id`, else the first (by ID) whose external ID is `id`.
     fn resource(&self, type_key: Num, id: &str) -> Option<&ResourceRow> {
-        let n = match self.resource_names.get(type_key, id) {
-            Some(n) if self.resources.get(n).is_some() => n,
-            _ => {
+        let n = match self.resource_by_id(type_key, id) {
+            Some(n) => n,
+            None => {
                 let external = self.external_names.get(type_key, id)?;
                 self.carriers.get(external)?.first()?
             }
         };
         self.resources.get(n)
+    }
+
+    /// The number of the resource of type key `type_key` whose ID is `id`, when it is known.
+    fn resource_by_id(&self, type_key: Num, id: &str) -> Option<Num> {
+        self.resource_names
+            .get(type_key, id)
+            .filter(|n| self.resources.get(*n).is_some())
     }
 
     /// The actor's rows: from the binding when it names the request's user and member (no
@@ -1208,11 +1260,8 @@ impl Snapshot {
         req: &Request<'a>,
         now: i64,
     ) -> Result<Resolved<'a>, ResolveError> {
-        let Actor {
-            user,
-            member,
-            binding,
-        } = self.actor(req)?;
+        let actor = self.actor(req)?;
+        let (user, member, binding) = (actor.user, actor.member, actor.binding);
         let (space_id, space) = if req.space_id.is_empty() || req.space_id == &*member.space_id {
             (&*member.space_id, member.space)
         } else {
@@ -1249,18 +1298,13 @@ impl Snapshot {
             _ => Vec::new(),
         };
         let facts = Facts {
-            actor: ActorFacts {
-                user_id: Cow::Borrowed(req.user_id),
-                user_active: user.active,
-                member_id: Cow::Borrowed(req.member_id),
-                member_active: member.status.active,
-                member_space_id: Cow::Borrowed(&member.space_id),
-                user_member_id: Cow::Borrowed(req.user_member_id),
-                binding_revoked: binding.revoked,
-                binding_expires_at: binding.expires_unix,
-                space_id: Cow::Borrowed(space_id),
-                space_active: space_status.active,
-            },
+            actor: actor.facts(
+                req.user_id,
+                req.member_id,
+                req.user_member_id,
+                space_id,
+                space_status.active,
+            ),
             target: TargetFacts {
                 resource_type: Cow::Borrowed(req.resource_type),
                 resource_id: Cow::Borrowed(req.resource_id),
@@ -1500,6 +1544,7 @@ mod tests {
             Fact::User {
                 id: s("user_alice"),
                 status: s("active"),
+                username: Some(s("alice@example.com")),
             },
             Fact::Space {
                 id: s("space_acme"),
@@ -1826,6 +1871,8 @@ mod tests {
             Some("2020-01-01T00:00:00Z"),
             Some("2099-01-01T00:00:00Z"),
         ];
+        /// Usernames the users take in turn (one is the other user's ID).
+        const USERNAMES: [&str; 3] = ["ann", "bo@example.com", "u0"];
 
         fn status(active: bool, inactive: &str) -> String {
             if active { "active" } else { inactive }.to_owned()
@@ -1833,15 +1880,22 @@ mod tests {
 
         /// Any fact over a few IDs of every kind, so that changes keep hitting the same
         /// entities. What the sources guarantee holds: a type's key never changes (keys are
-        /// unique in the registry).
+        /// unique in the registry), and no two users hold one username at once (see
+        /// [`unique_usernames`]).
         fn fact() -> impl Strategy<Value = Fact> {
             let id =
                 |prefix: &'static str, n: usize| (0..n).prop_map(move |i| format!("{prefix}{i}"));
             prop_oneof![
-                (id("u", 2), any::<bool>()).prop_map(|(id, a)| Fact::User {
-                    id,
-                    status: status(a, "disabled"),
-                }),
+                (
+                    id("u", 2),
+                    any::<bool>(),
+                    proptest::option::of(0..USERNAMES.len())
+                )
+                    .prop_map(|(id, a, name)| Fact::User {
+                        id,
+                        status: status(a, "disabled"),
+                        username: name.map(|k| USERNAMES[k].to_owned()),
+                    }),
                 (id("s", 2), any::<bool>()).prop_map(|(id, a)| Fact::Space {
                     id,
                     status: status(a, "disabled"),
@@ -1951,6 +2005,7 @@ mod tests {
                 out.push(Fact::User {
                     id: format!("u{i}"),
                     status: s("active"),
+                    username: Some(s(USERNAMES[i])),
                 });
                 out.push(Fact::Space {
                     id: format!("s{i}"),
@@ -2046,7 +2101,7 @@ mod tests {
         ) -> Result<(), TestCaseError> {
             let mut snapshot = Snapshot::default();
             let mut latest: Vec<Fact> = Vec::new();
-            for change in std::iter::once(world()).chain(changes) {
+            for change in unique_usernames(std::iter::once(world()).chain(changes)) {
                 for fact in &change {
                     let key = entity(fact);
                     latest.retain(|f| entity(f) != key);
@@ -2058,6 +2113,28 @@ mod tests {
                 after_each(&snapshot, &latest)?;
             }
             Ok(())
+        }
+
+        /// The changes with what the database's unique index guarantees: a user fact that
+        /// claims a username another user holds at that point carries none instead.
+        fn unique_usernames(changes: impl IntoIterator<Item = Vec<Fact>>) -> Vec<Vec<Fact>> {
+            let mut held: std::collections::BTreeMap<String, String> = Default::default();
+            let mut out: Vec<Vec<Fact>> = changes.into_iter().collect();
+            for fact in out.iter_mut().flatten() {
+                if let Fact::User { id, username, .. } = fact {
+                    if username
+                        .as_ref()
+                        .is_some_and(|name| held.iter().any(|(u, n)| n == name && u != id))
+                    {
+                        *username = None;
+                    }
+                    match username {
+                        Some(name) => held.insert(id.clone(), name.clone()),
+                        None => held.remove(id),
+                    };
+                }
+            }
+            out
         }
 
         /// Which entity a fact is the state of.
@@ -2119,7 +2196,9 @@ mod tests {
             ) {
                 let requests = requests();
                 replay(changes, |incremental, latest| {
-                    decide_alike(incremental, &snapshot_of(latest.to_vec()), &requests)
+                    let rebuilt = snapshot_of(latest.to_vec());
+                    decide_alike(incremental, &rebuilt, &requests)?;
+                    map_alike(incremental, &rebuilt)
                 })?;
             }
 
@@ -2143,7 +2222,44 @@ mod tests {
                 }
                 prop_assert_eq!(parts.revision(), 7);
                 decide_alike(&parts, &at_once, &requests())?;
+                map_alike(&parts, &at_once)?;
             }
+        }
+
+        /// Every user, binding and resource of the universe maps alike on `a` and on `b`: users
+        /// by ID and username, bindings by user, member and ID (at two instants, either side of
+        /// an expiry), resources to their names.
+        fn map_alike(a: &Snapshot, b: &Snapshot) -> Result<(), TestCaseError> {
+            for name in ["u0", "u1", "u2", "ann", "bo@example.com", "nobody"] {
+                prop_assert_eq!(a.user_named(name), b.user_named(name), "{}", name);
+            }
+            for now in [1_500_000_000, 1_800_000_000] {
+                for user in ["u0", "u1", "u2"] {
+                    prop_assert_eq!(a.username_of(user), b.username_of(user), "{}", user);
+                    prop_assert_eq!(a.user_bindings(user, now), b.user_bindings(user, now));
+                }
+                for member in ["m0", "m1", "m2"] {
+                    prop_assert_eq!(
+                        a.member_bindings(member, now),
+                        b.member_bindings(member, now)
+                    );
+                }
+                for binding in ["b0", "b1", "b2"] {
+                    prop_assert_eq!(a.binding_view(binding, now), b.binding_view(binding, now));
+                }
+            }
+            for resource_type in ["invoice", "contract", "t0", "t1"] {
+                for id in ["r0", "r1", "r2", "e0", "e1"] {
+                    prop_assert_eq!(
+                        a.resource_name(resource_type, id),
+                        b.resource_name(resource_type, id),
+                        "{} {}",
+                        resource_type,
+                        id
+                    );
+                }
+            }
+            Ok(())
         }
 
         /// Every request resolves to the same facts, statuses and decision on `a` as on `b`.
@@ -2490,6 +2606,7 @@ mod tests {
                 vec![Fact::User {
                     id: "user_alice".into(),
                     status: "disabled".into(),
+                    username: Some("alice@example.com".into()),
                 }],
             ),
         );
@@ -2512,6 +2629,7 @@ mod tests {
                 vec![Fact::User {
                     id: "user_alice".into(),
                     status: "disabled".into(),
+                    username: Some("alice@example.com".into()),
                 }],
             ),
         );

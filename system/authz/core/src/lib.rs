@@ -136,6 +136,8 @@ pub enum Fact<S = String> {
         id: S,
         /// `active`, `disabled`, …
         status: S,
+        /// Its username (unique among users; it may change), when the fact carries it.
+        username: Option<S>,
     },
     /// A space.
     Space {
@@ -292,9 +294,14 @@ impl<S: AsRef<str>> Fact<S> {
             s.as_ref().map(AsRef::as_ref)
         }
         match self {
-            Self::User { id, status } => Fact::User {
+            Self::User {
+                id,
+                status,
+                username,
+            } => Fact::User {
                 id: text(id),
                 status: text(status),
+                username: opt(username),
             },
             Self::Space { id, status } => Fact::Space {
                 id: text(id),

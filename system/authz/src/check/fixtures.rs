@@ -53,6 +53,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
         Fact::User {
             id: s("user_alice"),
             status: s("active"),
+            username: Some(s("alice@example.com")),
         },
         Fact::Space {
             id: s("space_acme"),

@@ -280,7 +280,7 @@ impl Snapshot {
     /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
     fn apply_one(&mut self, fact: Fact) {
         match fact {
-            Fact::User { id, status } => {
+            Fact::User { id, status, .. } => {
                 self.users.insert(id, Status::of(status));
             }
             Fact::Space { id, status } => {

@@ -13,7 +13,11 @@ impl Snapshot {
     /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
     pub(super) fn apply_one<S: AsRef<str>>(&mut self, fact: Fact<S>) {
         match fact.as_deref() {
-            Fact::User { id, status } => self.apply_user(id, status),
+            Fact::User {
+                id,
+                status,
+                username,
+            } => self.apply_user(id, status, username),
             Fact::Space { id, status } => {
                 let n = self.space_names.intern(id);
                 self.spaces.set(n, Status::of(status));
@@ -95,8 +99,8 @@ impl Snapshot {
         }
     }
 
-    /// A user: its status, and the copy in each of its bindings.
-    fn apply_user(&mut self, id: &str, status: &str) {
+    /// A user: its status, the copy in each of its bindings, and its username.
+    fn apply_user(&mut self, id: &str, status: &str, username: Option<&str>) {
         let n = self.user_names.intern(id);
         let status = Status::of(status);
         self.users.set(n, status.clone());
@@ -107,6 +111,27 @@ impl Snapshot {
                 row.user_row = Some(status.clone());
             },
         );
+        self.rename_user(n, username);
+    }
+
+    /// Gives user `n` the username `username` (none: the fact carries none). The old name is
+    /// given up only while it still names this user: another user may hold it since.
+    fn rename_user(&mut self, n: Num, username: Option<&str>) {
+        let old = self.username_of_user.get(n);
+        if old.map(|o| &**o) == username {
+            return;
+        }
+        if let Some(old) = old.cloned() {
+            if self.user_of_username.get(&*old) == Some(&n) {
+                self.user_of_username.remove(&*old);
+            }
+            self.username_of_user.remove(n);
+        }
+        if let Some(username) = username {
+            let text = Shared::from(username);
+            self.user_of_username.insert(Shared::clone(&text), n);
+            self.username_of_user.set(n, text);
+        }
     }
 
     /// A member: its row, and the copy in each of its bindings.
