@@ -14,6 +14,10 @@
 //!   [`limits::MAX_METADATA_DEPTH`], or with a key over [`limits::MAX_METADATA_KEY_LENGTH`] or
 //!   holding a control character.
 //!
+//! [`OpenJsonBody`] checks a body the same way but ignores properties its objects do not declare:
+//! the input boundary of a standard's wire format (AuthZEN), whose receivers must take unknown
+//! fields for forward compatibility.
+//!
 //! Nested objects and arrays are checked the same way, named `checks[2].resource`. Every string
 //! field without a declared `maxLength` gets the cap [`limits::max_length_of`] gives its name,
 //! both in the document and in the check, and likewise `minLength` ([`limits::min_length_of`]);
@@ -74,6 +78,11 @@ pub struct JsonBody<T>(pub T);
 /// ([`limits::min_length_of`]); and on every object with declared properties that it takes no
 /// other ([`CLOSED_OBJECT_MARKER`]).
 pub fn register<T: Type>(registry: &mut Registry) {
+    register_with::<T>(registry, true);
+}
+
+/// [`register`], with objects closed to undeclared properties only when `closed`.
+fn register_with<T: Type>(registry: &mut Registry, closed: bool) {
     T::register(registry);
     let mut pending = Vec::new();
     if let MetaSchemaRef::Reference(name) = T::schema_ref() {
@@ -89,7 +98,8 @@ pub fn register<T: Type>(registry: &mut Registry) {
                 cap_strings(field, property, &mut pending);
             }
             // An object the checks hold to its declared properties says so.
-            if schema.ty == "object"
+            if closed
+                && schema.ty == "object"
                 && !schema.properties.is_empty()
                 && schema.additional_properties.is_none()
             {
@@ -235,6 +245,9 @@ fn is_free_form(schema: &MetaSchema) -> bool {
 struct Checker<'r> {
     registry: &'r Registry,
     problems: Map<String, Value>,
+    /// Whether a property an object does not declare is a problem ([`JsonBody`]) or ignored
+    /// ([`OpenJsonBody`]).
+    closed: bool,
 }
 
 impl Checker<'_> {
@@ -263,7 +276,7 @@ impl Checker<'_> {
                 self.problem(&join(field), "is required");
             }
         }
-        if !is_open_map(schema) {
+        if self.closed && !is_open_map(schema) {
             let upstream = UPSTREAM_FIELDS
                 .iter()
                 .find(|(schema_name, _)| Some(*schema_name) == name)
@@ -443,6 +456,13 @@ fn registry_of<T: Type + 'static>() -> Arc<Registry> {
 
 /// The problems of `body` against the schema of `T`, by field name.
 pub fn field_problems<T: Type + 'static>(body: &Value) -> Result<Map<String, Value>, ApiError> {
+    problems_of::<T>(body, true)
+}
+
+fn problems_of<T: Type + 'static>(
+    body: &Value,
+    closed: bool,
+) -> Result<Map<String, Value>, ApiError> {
     let registry = registry_of::<T>();
     let registry = registry.as_ref();
     let root = T::schema_ref();
@@ -452,6 +472,7 @@ pub fn field_problems<T: Type + 'static>(body: &Value) -> Result<Map<String, Val
     let mut checker = Checker {
         registry,
         problems: Map::new(),
+        closed,
     };
     if resolved.schema.ty == "object" && !is_free_form(resolved.schema) {
         let Some(object) = body.as_object() else {
@@ -469,7 +490,11 @@ pub fn field_problems<T: Type + 'static>(body: &Value) -> Result<Map<String, Val
 
 /// Parses and checks `body` as `T`.
 pub fn check<T: Type + ParseFromJSON + 'static>(body: Value) -> Result<T, ApiError> {
-    let problems = field_problems::<T>(&body)?;
+    check_with::<T>(body, true)
+}
+
+fn check_with<T: Type + ParseFromJSON + 'static>(body: Value, closed: bool) -> Result<T, ApiError> {
+    let problems = problems_of::<T>(&body, closed)?;
     if !problems.is_empty() {
         return Err(invalid_fields(problems));
     }
@@ -522,14 +547,7 @@ impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: CONTENT_TYPE,
-                schema: T::schema_ref(),
-            }],
-            required: true,
-        })
+        Some(request_meta_of::<T>())
     }
 
     async fn from_request(
@@ -537,39 +555,87 @@ impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        match request.content_type() {
-            Some(ct) if is_json(ct) => {}
-            Some(ct) => {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!("the body must be application/json, not {ct}"),
-                )
-                .into());
-            }
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "the body must be application/json; send a Content-Type header",
-                )
-                .into());
-            }
-        }
-        let data = <Vec<u8> as FromRequest>::from_request(request, body).await?;
-        if data.is_empty() {
+        let value = read_json(request, body).await?;
+        Ok(Self(check::<T>(value)?))
+    }
+}
+
+/// A JSON body of a standard's wire format (AuthZEN), checked as [`JsonBody`] checks one except
+/// that a property an object does not declare is ignored, as such a standard requires of a
+/// receiver for forward compatibility. The document leaves its objects open.
+#[derive(Debug)]
+pub struct OpenJsonBody<T>(pub T);
+
+impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for OpenJsonBody<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_with::<T>(registry, false);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(request_meta_of::<T>())
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let value = read_json(request, body).await?;
+        Ok(Self(check_with::<T>(value, false)?))
+    }
+}
+
+fn request_meta_of<T: Type>() -> MetaRequest {
+    MetaRequest {
+        description: None,
+        content: vec![MetaMediaType {
+            content_type: CONTENT_TYPE,
+            schema: T::schema_ref(),
+        }],
+        required: true,
+    }
+}
+
+/// The body as JSON: 415 unless it is declared `application/json` (or `+json`), 400 when it is
+/// empty or not JSON.
+async fn read_json(request: &Request, body: &mut RequestBody) -> Result<Value, poem::Error> {
+    match request.content_type() {
+        Some(ct) if is_json(ct) => {}
+        Some(ct) => {
             return Err(ApiError::new(
-                ErrorCode::ValidationFailed,
-                "the request body is empty; send a JSON object",
+                ErrorCode::UnsupportedMediaType,
+                format!("the body must be application/json, not {ct}"),
             )
             .into());
         }
-        let value = serde_json::from_slice::<Value>(&data).map_err(|e| {
-            ApiError::new(
-                ErrorCode::ValidationFailed,
-                format!("the request body is not valid JSON: {e}"),
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "the body must be application/json; send a Content-Type header",
             )
-        })?;
-        Ok(Self(check::<T>(value)?))
+            .into());
+        }
     }
+    let data = <Vec<u8> as FromRequest>::from_request(request, body).await?;
+    if data.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "the request body is empty; send a JSON object",
+        )
+        .into());
+    }
+    serde_json::from_slice::<Value>(&data).map_err(|e| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("the request body is not valid JSON: {e}"),
+        )
+        .into()
+    })
 }
 
 #[cfg(test)]

@@ -464,6 +464,112 @@ impl ApiResponse for ApiError {
     }
 }
 
+/// An [`ApiError`] written as its message alone (`text/plain`), for the operations that declare
+/// [`ErrorBody::Text`](crate::ErrorBody::Text): the same code, status and `X-Plystra-Error-Code`
+/// (and `Retry-After`), without the envelope.
+#[derive(Debug, Clone)]
+pub struct TextError(pub ApiError);
+
+impl From<ApiError> for TextError {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+/// The content type of a [`TextError`].
+pub const TEXT_ERROR_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+impl ApiError {
+    /// The error as a [`TextError`] response: its message as the body.
+    pub fn into_text_response(self) -> Response {
+        let text = self.text();
+        let mut response = self.into_response();
+        response.headers_mut().insert(
+            poem::http::header::CONTENT_TYPE,
+            poem::http::HeaderValue::from_static(TEXT_ERROR_CONTENT_TYPE),
+        );
+        response.set_body(text);
+        response
+    }
+
+    /// The message, with each named field's problem when `details.fields` names them.
+    pub fn text(&self) -> String {
+        message_text(&self.message, self.details.get("fields"))
+    }
+}
+
+/// The message of an enveloped error (`{error: {message, details}}`), written as
+/// [`ApiError::text`] writes it; `None` when `envelope` is not one.
+pub fn envelope_text(envelope: &serde_json::Value) -> Option<String> {
+    let error = envelope.get("error")?;
+    let message = error.get("message")?.as_str()?;
+    Some(message_text(
+        message,
+        error.get("details").and_then(|d| d.get("fields")),
+    ))
+}
+
+fn message_text(message: &str, fields: Option<&serde_json::Value>) -> String {
+    let Some(fields) = fields.and_then(|f| f.as_object()).filter(|f| !f.is_empty()) else {
+        return message.to_owned();
+    };
+    let problems: Vec<String> = fields
+        .iter()
+        .map(|(field, problem)| match problem.as_str() {
+            Some(problem) => format!("{field} {problem}"),
+            None => format!("{field} {problem}"),
+        })
+        .collect();
+    format!("invalid fields: {}", problems.join("; "))
+}
+
+impl IntoResponse for TextError {
+    fn into_response(self) -> Response {
+        self.0.into_text_response()
+    }
+}
+
+impl From<TextError> for poem::Error {
+    fn from(err: TextError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+impl ApiResponse for TextError {
+    const BAD_REQUEST_HANDLER: bool = true;
+
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED_ERRORS
+                .iter()
+                .filter(|(status, _)| *status != 409)
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: TEXT_ERROR_CONTENT_TYPE,
+                        schema: String::schema_ref(),
+                    }],
+                    headers: vec![MetaHeader {
+                        name: ERROR_CODE_HEADER.to_owned(),
+                        description: Some("The error code (the body is its message).".to_owned()),
+                        required: true,
+                        deprecated: false,
+                        schema: String::schema_ref(),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
+
+    fn from_parse_request_error(err: poem::Error) -> Self {
+        Self(ApiError::from_poem(&err))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

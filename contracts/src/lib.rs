@@ -29,8 +29,8 @@ pub use envelope::{Envelope, ListEnvelope, Pagination};
 pub use error::{ApiError, ErrorCode};
 pub use lifecycle::{Capability, CapabilityError, CapabilityState, Health};
 pub use manifest::{
-    Access, BusinessPluginSpec, CapabilityKind, CapabilityManifest, Events, Migrations, Provides,
-    Requires, RouteDecl, RouteMethod, Stability,
+    Access, BusinessPluginSpec, CapabilityKind, CapabilityManifest, ErrorBody, Events, Migrations,
+    Provides, Requires, RouteDecl, RouteMethod, Stability,
 };
 pub use registration::{Registration, RouteApi, RouteSet};
 pub use services::{Decision, DenyCode, ServiceError, ServiceRegistry};

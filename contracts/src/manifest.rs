@@ -133,6 +133,23 @@ pub struct RouteDecl {
     pub service: Option<&'static str>,
     /// Who may call it; management access unless declared otherwise.
     pub access: Access,
+    /// How its errors are written: Plystra's envelope unless declared otherwise.
+    pub errors: ErrorBody,
+}
+
+/// How an operation's error responses are written. Whatever the form, the status comes from the
+/// one mapping of error codes ([`crate::ErrorCode::status`]) and the code rides in
+/// `X-Plystra-Error-Code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorBody {
+    /// The upstream envelope, `{error: {code, message, details, request_id}, request_id}`.
+    #[default]
+    Envelope,
+    /// The message alone, as `text/plain`: for operations that speak a standard whose errors
+    /// are "an error message string" (AuthZEN). The kernel writes every error on the operation's
+    /// path this way, its own (401, 403, 413, …) included.
+    Text,
 }
 
 impl RouteDecl {
@@ -143,6 +160,7 @@ impl RouteDecl {
             operation,
             service: None,
             access: Access::Admin { permission: None },
+            errors: ErrorBody::Envelope,
         }
     }
 
@@ -157,6 +175,12 @@ impl RouteDecl {
     /// The same operation, for the caller's own user session.
     pub const fn self_service(mut self) -> Self {
         self.access = Access::SelfService;
+        self
+    }
+
+    /// The same operation, its errors written as a message string ([`ErrorBody::Text`]).
+    pub const fn text_errors(mut self) -> Self {
+        self.errors = ErrorBody::Text;
         self
     }
 

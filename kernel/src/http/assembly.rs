@@ -282,6 +282,27 @@ pub(crate) fn application(
             ),
         )))
         .collect();
+    // The paths whose operations write their errors as a message string.
+    let text_errors: std::collections::HashSet<String> = runtime
+        .entries()
+        .iter()
+        .flat_map(|e| {
+            let errors: HashMap<&str, plystra_contracts::ErrorBody> = e
+                .registration
+                .manifest
+                .provides()
+                .routes
+                .iter()
+                .map(|d| (d.operation, d.errors))
+                .collect();
+            operations::declared(e.registration)
+                .into_iter()
+                .filter(move |r| {
+                    errors.get(r.operation) == Some(&plystra_contracts::ErrorBody::Text)
+                })
+        })
+        .map(|r| r.path)
+        .collect();
     // Each operation's ID by route-table key, so metrics and logs can name the operation.
     let operations: HashMap<(Method, String), &'static str> = sets
         .iter()
@@ -383,6 +404,7 @@ pub(crate) fn application(
         route.into_endpoint().boxed(),
         runtime.config(),
         runtime.metrics().clone(),
+        Arc::new(text_errors),
     )
 }
 

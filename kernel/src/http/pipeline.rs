@@ -5,6 +5,7 @@
 //! the response's headers when it carries them).
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,11 +27,15 @@ pub const TRACE_ID_HEADER: &str = "x-plystra-trace-id";
 /// The header carrying the ID of the audit record a request wrote.
 pub const AUDIT_LOG_ID_HEADER: &str = "x-plystra-audit-log-id";
 
-/// Wraps the application in the pipeline; requests are counted and timed in `metrics`.
+/// Wraps the application in the pipeline; requests are counted and timed in `metrics`. Every
+/// error answered on a path of `text_errors` (the paths of the operations that declare
+/// [`ErrorBody::Text`](plystra_contracts::ErrorBody::Text)) is written as its message alone,
+/// whichever stage refused the request.
 pub fn wrap(
     app: BoxEndpoint<'static>,
     config: &KernelConfig,
     metrics: Arc<Metrics>,
+    text_errors: Arc<HashSet<String>>,
 ) -> BoxEndpoint<'static> {
     let requests = RequestMetrics::new(&metrics);
     let header = HeaderName::try_from(config.request_id_header.as_str())
@@ -54,7 +59,8 @@ pub fn wrap(
     app.around(move |ep, req| {
         let header = header.clone();
         let requests = requests.clone();
-        async move { Ok(handle(ep, req, header, requests).await) }
+        let text_errors = text_errors.clone();
+        async move { Ok(handle(ep, req, header, requests, &text_errors).await) }
     })
     .with(
         SetHeader::new()
@@ -70,11 +76,18 @@ async fn handle(
     mut req: Request,
     header: HeaderName,
     requests: RequestMetrics,
+    text_errors: &HashSet<String>,
 ) -> Response {
     let request_id =
         accepted_request_id(req.headers().get(&header)).unwrap_or_else(generate_request_id);
+    // On a path that speaks a standard (text errors: AuthZEN), the response carries the client's
+    // own identifier whatever it is, as that standard requires; the ID recorded is still the
+    // accepted one or a fresh one.
+    let path_is_text = text_errors.contains(req.uri().path());
+    let echoed = req.headers().get(&header).filter(|_| path_is_text).cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let as_text = path_is_text;
     let remote_ip = req
         .remote_addr()
         .as_socket_addr()
@@ -105,7 +118,12 @@ async fn handle(
                 err.into_response()
             }
         });
-        into_envelope_if_bare(response).await
+        let response = into_envelope_if_bare(response).await;
+        if as_text {
+            into_text_if_enveloped(response).await
+        } else {
+            response
+        }
     });
     let served = plystra_contracts::feed::with_revision_slot(slot_of_writes, served);
     let mut response = served.await;
@@ -118,10 +136,12 @@ async fn handle(
             HeaderValue::from(revision),
         );
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = echoed {
+        headers.insert(header, value);
+    } else if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(header, value);
     }
-    if path.starts_with("/api/") {
+    if !cacheable(&path) {
         headers.insert("cache-control", HeaderValue::from_static("no-store"));
     }
     let status = response.status().as_u16();
@@ -225,6 +245,38 @@ async fn into_envelope_if_bare(response: Response) -> Response {
         enveloped.headers_mut().insert(header::ALLOW, allow);
     }
     enveloped
+}
+
+/// Whether a response on `path` may be kept by a cache: the documents and `/.well-known/`
+/// metadata; never a decision, an API answer or an error about one.
+fn cacheable(path: &str) -> bool {
+    matches!(path, "/openapi.json" | "/openapi.yaml" | "/docs") || path.starts_with("/.well-known/")
+}
+
+/// Rewrites an enveloped error into its message alone (`text/plain`), keeping the status and the
+/// headers (`X-Plystra-Error-Code`, `Allow`, `Retry-After`, `Connection`).
+async fn into_text_if_enveloped(response: Response) -> Response {
+    let status = response.status();
+    let enveloped = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || !enveloped {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = body.into_string().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| plystra_contracts::error::envelope_text(&v))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(plystra_contracts::error::TEXT_ERROR_CONTENT_TYPE),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, message.into())
 }
 
 /// Accepts a client's request ID when it is 1–128 visible ASCII characters.
