@@ -702,6 +702,19 @@ mod tests {
     }
 
     #[test]
+    fn an_open_body_ignores_unknown_fields_and_checks_everything_else() {
+        let open = |body| check_with::<Sample>(body, false);
+        let parsed =
+            open(json!({"name": "x", "future": 1, "items": [{"key": "a", "more": {}}]})).unwrap();
+        assert_eq!(parsed.name, "x");
+        let err =
+            open(json!({"future": 1, "id": true, "items": [{"key": 1, "extra": 2}]})).unwrap_err();
+        assert_eq!(fields(&err), ["id", "items[0].key", "name"]);
+        let err = open(json!({"name": "a\u{0}b", "unknown": "a\u{0}b"})).unwrap_err();
+        assert_eq!(fields(&err), ["name"]);
+    }
+
+    #[test]
     fn nested_objects_and_arrays_are_checked_by_path() {
         let err = check::<Sample>(json!({
             "name": "x", "items": [{"key": "a"}, {"key": 1, "extra": 2}, {"key": "b", "count": 11}]

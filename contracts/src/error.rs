@@ -575,6 +575,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_text_error_is_the_message_with_each_named_fields_problem() {
+        let err = ApiError::invalid_field("subject.id", "is required");
+        assert_eq!(err.text(), "invalid fields: subject.id is required");
+        let plain = ApiError::new(ErrorCode::AuthenticationRequired, "send a key");
+        assert_eq!(plain.text(), "send a key");
+        // The pipeline reads the same text back out of an envelope.
+        let envelope =
+            serde_json::json!({"error": {"message": err.message, "details": err.details}});
+        assert_eq!(
+            envelope_text(&envelope).as_deref(),
+            Some(err.text().as_str())
+        );
+        assert_eq!(envelope_text(&serde_json::json!({"data": 1})), None);
+        let response = err.into_text_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()[poem::http::header::CONTENT_TYPE],
+            TEXT_ERROR_CONTENT_TYPE
+        );
+        assert_eq!(response.headers()[ERROR_CODE_HEADER], "VALIDATION_FAILED");
+    }
+
+    #[test]
     fn every_code_has_a_distinct_wire_name_matching_the_schema() {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {

@@ -22,6 +22,7 @@ import attrs
 from plystra_client import AuthenticatedClient, Client
 from plystra_client.api.audit import list_audit_logs
 from plystra_client.api.authorization import check_authorization, explain_authorization
+from plystra_client.api.auth_zen import authzen_evaluation
 from plystra_client.api.groups import create_group
 from plystra_client.api.member_roles import create_member_role
 from plystra_client.api.members import create_member
@@ -39,6 +40,11 @@ from plystra_client.api.system import get_readiness, list_capabilities
 from plystra_client.api.user_members import create_user_member, revoke_user_member
 from plystra_client.api.users import create_user, get_user
 from plystra_client.models import (
+    AuthzenAction,
+    AuthzenDecision,
+    AuthzenEvaluationRequest,
+    AuthzenResource,
+    AuthzenSubject,
     AuthzActor,
     AuthzRequest,
     CheckMode,
@@ -395,6 +401,27 @@ def audit(api, denied):
     print(f"python client: the audit log holds {len(every.data)} decisions, {len(found)} denies")
 
 
+def authzen(api):
+    """One AuthZEN evaluation, decided and audited as its `authz/check` row."""
+    answer = expect(
+        authzen_evaluation.sync_detailed(
+            client=api,
+            body=AuthzenEvaluationRequest(
+                subject=AuthzenSubject(type_="user_member", id=ALICE),
+                action=AuthzenAction(name="approve"),
+                resource=AuthzenResource(type_="invoice", id="invoice_002"),
+            ),
+        ),
+        200,
+        AuthzenDecision,
+        "AuthZEN evaluation",
+    )
+    assert answer.decision is False, answer
+    assert answer.context.deny_code == DenyCode.SCOPE_OUT_OF_BOUNDS, answer.context
+    assert answer.context.audit_log_id, answer.context
+    print("python client: an AuthZEN evaluation denies alice invoice_002 as the table says")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
@@ -422,6 +449,7 @@ def main():
     fixture(api)
     print("python client: Finance Reviewer fixture created")
     audit(api, decisions(api))
+    authzen(api)
     print("python client: scenario passed")
 
 

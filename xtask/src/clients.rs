@@ -212,6 +212,10 @@ pub(crate) fn with_server(
         .env("PLYSTRA_API_KEY", &key)
         // Once API keys carry permissions, the bootstrap key needs every one for the fixture.
         .env("PLYSTRA_API_KEY_PERMISSIONS", "*")
+        // The document bounds batches and pages by the most a deployment may configure; the
+        // server it is tested against runs at that bound, so every value it allows is taken.
+        .env("PLYSTRA_AUTHZ_MAX_BATCH", "10000")
+        .env("PLYSTRA_AUTHZ_MAX_PAGE", "10000")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -34,6 +34,8 @@ pub const PUBLIC_OPERATIONS: &[(RouteMethod, &str)] = &[
     (RouteMethod::Post, "/api/v1/auth/refresh"),
     (RouteMethod::Post, "/api/v1/auth/logout"),
     (RouteMethod::Post, "/api/v1/auth/register"),
+    // AuthZEN's PDP metadata: where a gateway finds the endpoints before it holds a credential.
+    (RouteMethod::Get, "/.well-known/authzen-configuration"),
 ];
 
 /// The security schemes every protected operation accepts.

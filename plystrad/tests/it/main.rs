@@ -18,6 +18,7 @@ mod audit_crash;
 mod authz_check;
 mod authz_grants;
 mod authz_lookup;
+mod authzen;
 mod documented_rules;
 mod http_protocol;
 mod identity;

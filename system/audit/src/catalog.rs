@@ -7,12 +7,12 @@ pub const EVENT_TYPES: &[(&str, &str, &str)] = &[
     (
         "authz.decision",
         "authorization",
-        "An authorization check or explain was decided.",
+        "An authorization check, explain or AuthZEN evaluation was decided.",
     ),
     (
         "authz.lookup",
         "authorization",
-        "A lookup of resources, subjects or actions was answered: the query and how many were found.",
+        "A lookup or an AuthZEN search page of resources, subjects or actions was answered: the query and how many were found.",
     ),
     ("users.create", "management", "A user was created."),
     ("users.update", "management", "A user was changed."),

@@ -7,9 +7,11 @@
 //! own transaction and announced as `authorization.grants_changed`; `grants::load_grants` reads
 //! the grants in force for the authorization index.
 
+pub mod authzen;
 pub mod boundary;
 pub mod check;
 pub mod grants;
+pub mod limits;
 pub mod lookup;
 pub mod member_roles;
 pub mod permissions;
@@ -50,6 +52,23 @@ pub const ROUTES: &[RouteDecl] = &[
     RouteDecl::operation("lookupResources").permission("authz:check"),
     RouteDecl::operation("lookupSubjects").permission("authz:check"),
     RouteDecl::operation("lookupActions").permission("authz:check"),
+    RouteDecl::operation("authzenEvaluation")
+        .permission("authz:check")
+        .text_errors(),
+    RouteDecl::operation("authzenEvaluations")
+        .permission("authz:check")
+        .text_errors(),
+    RouteDecl::operation("authzenSubjectSearch")
+        .permission("authz:check")
+        .text_errors(),
+    RouteDecl::operation("authzenResourceSearch")
+        .permission("authz:check")
+        .text_errors(),
+    RouteDecl::operation("authzenActionSearch")
+        .permission("authz:check")
+        .text_errors(),
+    // Public (the kernel's list): a gateway reads it before it holds a credential.
+    RouteDecl::operation("authzenMetadata").text_errors(),
     RouteDecl::operation("listRoles").permission("roles:read"),
     RouteDecl::operation("createRole").permission("roles:manage"),
     RouteDecl::operation("getRole").permission("roles:read"),
@@ -190,6 +209,8 @@ pub struct AuthorizationService {
     sources: Option<IndexSources>,
     /// The change feed the index follows (the kernel's follower); `None` without a database.
     feed: Option<Arc<dyn FactsFeed>>,
+    /// How much one batch or page may ask for.
+    pub limits: limits::Limits,
 }
 
 impl std::fmt::Debug for AuthorizationService {
@@ -198,6 +219,7 @@ impl std::fmt::Debug for AuthorizationService {
             .field("index", &self.index)
             .field("sources", &self.sources.is_some())
             .field("feed", &self.feed.is_some())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -390,10 +412,15 @@ impl Capability for AuthorizationCapability {
             _ => None,
         };
         let feed = services.require::<dyn FactsFeed>().ok();
+        let limits = match services.require::<dyn plystra_contracts::services::RuntimeInfo>() {
+            Ok(runtime) => limits::Limits::from_settings(|name| runtime.setting(name))?,
+            Err(_) => limits::Limits::default(),
+        };
         let service = Arc::new(AuthorizationService {
             index,
             sources,
             feed: feed.clone(),
+            limits,
         });
         if let Some(feed) = &feed {
             feed.follow(service.clone());
@@ -469,6 +496,7 @@ type Apis = (
     VocabularyApi,
     check::CheckApi,
     lookup::LookupApi,
+    authzen::AuthzenApi,
     roles::RolesApi,
     permissions::PermissionsApi,
     role_permissions::RolePermissionsApi,
@@ -488,23 +516,32 @@ impl RouteApi for AuthorizationApi {
             events: services.require::<dyn plystra_contracts::events::EventPublisher>()?,
             feed: services.require::<dyn FactsFeed>().ok(),
         });
+        let decider = Arc::new(check::Decider {
+            service: services.require::<AuthorizationService>()?,
+            audit: services.require::<dyn AuditRecorder>()?,
+            decisions: check::Decisions::in_registry(services),
+        });
+        let runtime = services.require::<dyn plystra_contracts::services::RuntimeInfo>()?;
+        let cursors = lookup::CursorKey::from_runtime(&*runtime);
         Ok(Self((
             VocabularyApi {
                 service: services.require::<AuthorizationService>()?,
             },
             check::CheckApi {
-                decider: Arc::new(check::Decider {
-                    service: services.require::<AuthorizationService>()?,
-                    audit: services.require::<dyn AuditRecorder>()?,
-                    decisions: check::Decisions::in_registry(services),
-                }),
+                decider: decider.clone(),
             },
             lookup::LookupApi {
                 service: services.require::<AuthorizationService>()?,
                 audit: services.require::<dyn AuditRecorder>()?,
-                cursors: lookup::CursorKey::from_runtime(
-                    &*services.require::<dyn plystra_contracts::services::RuntimeInfo>()?,
-                ),
+                cursors: cursors.clone(),
+            },
+            authzen::AuthzenApi {
+                decider,
+                audit: services.require::<dyn AuditRecorder>()?,
+                cursors,
+                public_url: runtime
+                    .setting("PLYSTRA_PUBLIC_URL")
+                    .filter(|u| !u.trim().is_empty()),
             },
             roles::RolesApi { ctx: ctx.clone() },
             permissions::PermissionsApi { ctx: ctx.clone() },

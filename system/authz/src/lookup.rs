@@ -24,11 +24,6 @@ use crate::AuthorizationService;
 use crate::check::Caller;
 use crate::index::{Request, ResourceLookup, SubjectLookup};
 
-/// The page size when a request names none.
-pub const DEFAULT_LIMIT: u32 = 100;
-/// The largest page a lookup answers.
-pub const MAX_LIMIT: u32 = 1000;
-
 #[derive(Tags)]
 enum LookupTag {
     /// Authorization decisions.
@@ -57,8 +52,9 @@ pub struct LookupResourcesRequest {
     pub resource_type: NotBlank,
     /// The action.
     pub action: NotBlank,
-    /// Page size, 1–1000 (default 100).
-    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+    /// Page size, from 1 to `PLYSTRA_AUTHZ_MAX_PAGE` (1000 by default; more is a 400 naming
+    /// `limit`; `maximum` is the most any deployment may set); 100 when absent.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
     pub limit: Option<i64>,
     /// The `pagination.cursor` of the previous page of this same query; absent or empty for
     /// the first page.
@@ -74,8 +70,9 @@ pub struct LookupSubjectsRequest {
     pub resource_id: NotBlank,
     /// The action.
     pub action: NotBlank,
-    /// Page size, 1–1000 (default 100).
-    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+    /// Page size, from 1 to `PLYSTRA_AUTHZ_MAX_PAGE` (1000 by default; more is a 400 naming
+    /// `limit`; `maximum` is the most any deployment may set); 100 when absent.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
     pub limit: Option<i64>,
     /// The `pagination.cursor` of the previous page of this same query; absent or empty for
     /// the first page.
@@ -185,7 +182,7 @@ impl CursorKey {
     }
 
     /// A cursor resuming `query` after `after`.
-    fn seal(&self, query: &[&str], after: &[&str]) -> String {
+    pub(crate) fn seal(&self, query: &[&str], after: &[&str]) -> String {
         let payload = serde_json::to_vec(after).unwrap_or_default();
         let tag = self.tag(query, &payload);
         format!(
@@ -197,9 +194,20 @@ impl CursorKey {
 
     /// Where `cursor` resumes `query`, or a 400 when it was altered or is another query's.
     fn open(&self, query: &[&str], cursor: &str, parts: usize) -> Result<Vec<String>, ApiError> {
+        self.open_field("cursor", query, cursor, parts)
+    }
+
+    /// [`Self::open`], the 400 naming `field`.
+    pub(crate) fn open_field(
+        &self,
+        field: &str,
+        query: &[&str],
+        cursor: &str,
+        parts: usize,
+    ) -> Result<Vec<String>, ApiError> {
         let refused = || {
             ApiError::invalid_field(
-                "cursor",
+                field,
                 "is not a cursor of this query (altered, from another query, or from before the \
                  server's secret changed): start again without one",
             )
@@ -254,18 +262,12 @@ pub struct LookupApi {
     pub cursors: CursorKey,
 }
 
-/// The page size a request asks for, within 1–[`MAX_LIMIT`] (the schema refuses others).
-fn page_size(limit: Option<i64>) -> u32 {
-    limit.map_or(DEFAULT_LIMIT, |l| {
-        u32::try_from(l.clamp(1, i64::from(MAX_LIMIT))).unwrap_or(DEFAULT_LIMIT)
-    })
-}
-
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn lookup_error(e: plystra_authz_core::ResolveError) -> ApiError {
+/// A lookup's resolve error as the check of the same IDs answers it.
+pub(crate) fn lookup_error(e: plystra_authz_core::ResolveError) -> ApiError {
     crate::check::resolve_error(crate::boundary::resolve_error(e))
 }
 
@@ -333,7 +335,7 @@ impl LookupApi {
             Some(cursor) => self.cursors.open(&query, cursor, 1)?.pop(),
             None => None,
         };
-        let limit = page_size(body.limit);
+        let limit = self.service.limits.page("limit", body.limit)?;
         let snapshot = self.service.snapshot(None).await?;
         let page = snapshot
             .lookup_resources(
@@ -415,7 +417,7 @@ impl LookupApi {
             Some(cursor) => Some(self.cursors.open(&query, cursor, 2)?),
             None => None,
         };
-        let limit = page_size(body.limit);
+        let limit = self.service.limits.page("limit", body.limit)?;
         let snapshot = self.service.snapshot(None).await?;
         let page = snapshot
             .lookup_subjects(

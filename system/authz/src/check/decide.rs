@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use plystra_contracts::metrics::{Counter, Metrics};
 use plystra_contracts::services::{
-    AuditRecorder, CheckError, CheckOutcome, CheckRequest, Credential,
+    ActorRef, AuditRecorder, CheckError, CheckOutcome, CheckRequest, Credential,
 };
 use plystra_contracts::{ApiError, Decision, DenyCode, ErrorCode, ServiceRegistry};
 use poem_openapi::types::ToJSON;
 
 use super::answer::{AuditRef, CheckResult, ExplainTrace};
-use super::parse::{Parsed, at_least_revision, managed_request, parse};
+use super::parse::{Managed, Parsed, at_least_revision, managed_request, parse};
 use super::request::AuthzRequest;
 use super::trace::{Traced, trace_of};
 
@@ -29,8 +29,8 @@ pub struct Decider {
 /// The authorization-decision counter's name, as exported.
 pub const DECISIONS_METRIC: &str = "plystra_authz_decisions_total";
 
-/// Counts decisions in the runtime's metrics (`kernel.metrics`): check, explain and batch items,
-/// by `decision` and `deny_code` (empty for an allow).
+/// Counts decisions in the runtime's metrics (`kernel.metrics`): check, explain, batch items and
+/// AuthZEN evaluations, by `decision` and `deny_code` (empty for an allow).
 #[derive(Debug, Clone)]
 pub struct Decisions(Option<Counter<2>>);
 
@@ -40,7 +40,7 @@ impl Decisions {
         Self(services.require::<Metrics>().ok().map(|metrics| {
             metrics.counter(
                 DECISIONS_METRIC,
-                "Authorization decisions (check, explain and batch items), by decision and deny code.",
+                "Authorization decisions (check, explain, batch items and AuthZEN evaluations), by decision and deny code.",
                 ["decision", "deny_code"],
             )
         }))
@@ -184,6 +184,25 @@ impl Decider {
         let at_least = at_least_revision(&body);
         let parsed = parse(body, caller.credential.as_ref())?;
         self.decide_parsed(caller, parsed, at_least).await
+    }
+
+    /// Decides a managed-mode request named by IDs (an AuthZEN evaluation, once its subject and
+    /// resource are mapped), audits once, and returns the result, as `authz/check` would.
+    pub async fn decide_managed(
+        &self,
+        caller: &Caller,
+        actor: ActorRef,
+        resource_type: String,
+        resource_id: String,
+        action: String,
+    ) -> Result<CheckResult, ApiError> {
+        let parsed = Parsed::Managed(Managed {
+            actor,
+            resource_type,
+            resource_id,
+            action,
+        });
+        self.decide_parsed(caller, parsed, None).await
     }
 
     /// Decides a validated request on a snapshot at least as new as `at_least`, makes its one

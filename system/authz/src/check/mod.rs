@@ -32,6 +32,6 @@ pub use decide::{Caller, Decider, Decisions};
 pub(crate) use facts::resolve_error;
 pub use request::{
     AuthzActor, AuthzRequest, AuthzRequestBody, AuthzResource, BatchCheckRequest, Consistency,
-    InlineGrant, MAX_BATCH,
+    InlineGrant,
 };
 pub use routes::{CheckApi, CheckResponse, ExplainResponse};

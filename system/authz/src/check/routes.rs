@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 use super::answer::{BatchCheckItem, BatchCheckResult, CheckResult, ExplainTrace};
 use super::decide::{Caller, Decider};
 use super::parse::{Parsed, at_least_revision, parse};
-use super::request::{AuthzRequestBody, BatchCheckRequest, MAX_BATCH};
+use super::request::{AuthzRequestBody, BatchCheckRequest};
 
 #[derive(Tags)]
 enum CheckTag {
@@ -101,7 +101,7 @@ impl CheckApi {
         ))
     }
 
-    /// Decides up to 100 checks in one call. Each item is decided and audited on its own, as if
+    /// Decides up to `PLYSTRA_AUTHZ_MAX_BATCH` checks (100 by default) in one call. Each item is decided and audited on its own, as if
     /// sent alone, and answered in request order: a deny is a decision, and an item that cannot
     /// be decided (an unknown ID, a missing field) carries its error instead, without failing the
     /// others.
@@ -116,12 +116,7 @@ impl CheckApi {
         body: JsonBody<BatchCheckRequest>,
     ) -> Result<Json<Envelope<BatchCheckResult>>, ApiError> {
         let checks = body.0.checks;
-        if checks.is_empty() || checks.len() > MAX_BATCH {
-            return Err(ApiError::invalid_field(
-                "checks",
-                format!("must hold 1 to {MAX_BATCH} checks, not {}", checks.len()),
-            ));
-        }
+        self.decider.service.limits.batch("checks", checks.len())?;
         let caller = Caller::of(req);
         let parsed = parse_batch(checks, &caller)?;
         // Decided concurrently so their audit records share group commits; joined in order.
