@@ -6,7 +6,7 @@
 use poem::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::app::{Auth, Client, all_pages, app, call, code, create, send};
+use crate::support::app::{Auth, Client, PASSWORD, all_pages, app, call, code, create, send};
 use crate::support::finance_reviewer::seed as fixture;
 use crate::support::processes::check;
 
@@ -124,8 +124,8 @@ async fn lookups_answer_what_checks_allow_page_by_page_with_one_audit_record_eac
     assert!(every_invoice(&cli, "read", 2, async || {}).await.is_empty());
     lookups += 1;
 
-    // Subjects: both bindings of the reviewer that are in force, by binding ID; each one's
-    // check allows, and the revoked and expired bindings' do not.
+    // Subjects: the bindings of the reviewer that are in force, by binding ID, one created between
+    // the pages included; each one's check allows, and the revoked and expired bindings' do not.
     let subjects = lookup(
         &cli,
         "subjects",
@@ -141,6 +141,20 @@ async fn lookups_answer_what_checks_allow_page_by_page_with_one_audit_record_eac
         .as_str()
         .unwrap()
         .to_owned();
+    // A write between the pages: carol bound to the reviewer sorts after the cursor, so the next
+    // page has her.
+    create(
+        &cli,
+        "/api/v1/users",
+        json!({"id": "user_carol", "email": "carol@example.com", "password": PASSWORD}),
+    )
+    .await;
+    create(
+        &cli,
+        "/api/v1/spaces/space_acme/user-members",
+        json!({"id": "um_carol_finance_reviewer", "user_id": "user_carol", "member_id": "member_finance_reviewer", "relation_type": "delegate"}),
+    )
+    .await;
     let rest = lookup(
         &cli,
         "subjects",
@@ -154,7 +168,10 @@ async fn lookups_answer_what_checks_allow_page_by_page_with_one_audit_record_eac
         .iter()
         .map(|s| s["user_member_id"].as_str().unwrap())
         .collect();
-    assert_eq!(rest, ["um_bob_finance_reviewer"]);
+    assert_eq!(
+        rest,
+        ["um_bob_finance_reviewer", "um_carol_finance_reviewer"]
+    );
     assert!(
         allowed(
             &cli,
