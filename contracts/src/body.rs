@@ -536,29 +536,37 @@ fn is_json(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+/// The extractor of a checked body type: `$closed` says whether its objects refuse properties
+/// they do not declare.
+macro_rules! checked_body_extractor {
+    ($body:ident, $closed:expr) => {
+        impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for $body<T> {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
 
-    type ParamType = ();
-    type ParamRawType = ();
+            type ParamType = ();
+            type ParamRawType = ();
 
-    fn register(registry: &mut Registry) {
-        register::<T>(registry);
-    }
+            fn register(registry: &mut Registry) {
+                register_with::<T>(registry, $closed);
+            }
 
-    fn request_meta() -> Option<MetaRequest> {
-        Some(request_meta_of::<T>())
-    }
+            fn request_meta() -> Option<MetaRequest> {
+                Some(request_meta_of::<T>())
+            }
 
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let value = read_json(request, body).await?;
-        Ok(Self(check::<T>(value)?))
-    }
+            async fn from_request(
+                request: &'a Request,
+                body: &mut RequestBody,
+                _param_opts: ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                let value = read_json(request, body).await?;
+                Ok(Self(check_with::<T>(value, $closed)?))
+            }
+        }
+    };
 }
+
+checked_body_extractor!(JsonBody, true);
 
 /// A JSON body of a standard's wire format (AuthZEN), checked as [`JsonBody`] checks one except
 /// that a property an object does not declare is ignored, as such a standard requires of a
@@ -566,29 +574,7 @@ impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for JsonBody<T> {
 #[derive(Debug)]
 pub struct OpenJsonBody<T>(pub T);
 
-impl<'a, T: Type + ParseFromJSON + 'static> ApiExtractor<'a> for OpenJsonBody<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        register_with::<T>(registry, false);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(request_meta_of::<T>())
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let value = read_json(request, body).await?;
-        Ok(Self(check_with::<T>(value, false)?))
-    }
-}
+checked_body_extractor!(OpenJsonBody, false);
 
 fn request_meta_of<T: Type>() -> MetaRequest {
     MetaRequest {

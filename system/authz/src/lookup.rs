@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::not_blank::NotBlank;
-use plystra_contracts::services::{AuditRecord, AuditRecorder, RuntimeInfo};
+use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder, RuntimeInfo};
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope, Pagination};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -271,10 +271,40 @@ pub(crate) fn lookup_error(e: plystra_authz_core::ResolveError) -> ApiError {
     crate::check::resolve_error(crate::boundary::resolve_error(e))
 }
 
+/// Makes a lookup's (or an AuthZEN search page's) one audit record durable before the answer:
+/// event `authz.lookup`, action `action` (`lookup.resources`, `search.subject`, …), the actor
+/// when the query names one, the type and resource, and `trace`: the query and how many were
+/// found. The record's ID, when the log keeps it.
+pub(crate) async fn record_lookup(
+    audit: &dyn AuditRecorder,
+    req: &poem::Request,
+    action: String,
+    actor: Option<&ActorRef>,
+    target: (&str, Option<&str>),
+    trace: serde_json::Value,
+) -> Result<Option<String>, ApiError> {
+    let caller = Caller::of(req);
+    let mut record = AuditRecord::new(&caller.request_id, "authz.lookup", action);
+    if let Some(actor) = actor {
+        record.space_id = Some(actor.space_id.clone());
+        record.actor_user_id = Some(actor.user_id.clone());
+        record.actor_member_id = Some(actor.member_id.clone());
+        record.actor_user_member_id = Some(actor.user_member_id.clone());
+    }
+    record.resource_type = Some(target.0.to_owned());
+    record.resource_id = target.1.map(str::to_owned);
+    record.ip_address = caller.ip;
+    record.user_agent = caller.user_agent;
+    record.trace = trace;
+    audit
+        .record(record)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::AuditUnavailable, e.to_string()))
+}
+
 impl LookupApi {
-    /// Makes the lookup's one audit record durable before the answer: event `authz.lookup`,
-    /// action `lookup.<what>`, the actor (when the lookup names one), the type and resource, and
-    /// `trace`, the query and how many were found.
+    /// Makes the lookup's one audit record durable (see [`record_lookup`]), action
+    /// `lookup.<what>`.
     async fn audit(
         &self,
         req: &poem::Request,
@@ -283,25 +313,16 @@ impl LookupApi {
         target: (&str, Option<&str>),
         trace: serde_json::Value,
     ) -> Result<(), ApiError> {
-        let caller = Caller::of(req);
-        let mut record =
-            AuditRecord::new(&caller.request_id, "authz.lookup", format!("lookup.{what}"));
-        if let Some(actor) = actor {
-            record.space_id = Some(actor.space_id.to_string());
-            record.actor_user_id = Some(actor.user_id.to_string());
-            record.actor_member_id = Some(actor.member_id.to_string());
-            record.actor_user_member_id = Some(actor.user_member_id.to_string());
-        }
-        record.resource_type = Some(target.0.to_owned());
-        record.resource_id = target.1.map(str::to_owned);
-        record.ip_address = caller.ip;
-        record.user_agent = caller.user_agent;
-        record.trace = trace;
-        self.audit
-            .record(record)
+        let actor = actor.map(|a| ActorRef {
+            user_id: a.user_id.to_string(),
+            member_id: a.member_id.to_string(),
+            user_member_id: a.user_member_id.to_string(),
+            space_id: a.space_id.to_string(),
+        });
+        let action = format!("lookup.{what}");
+        record_lookup(&*self.audit, req, action, actor.as_ref(), target, trace)
             .await
             .map(|_| ())
-            .map_err(|e| ApiError::new(ErrorCode::AuditUnavailable, e.to_string()))
     }
 }
 

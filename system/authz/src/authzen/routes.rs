@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use plystra_contracts::body::OpenJsonBody;
 use plystra_contracts::error::TextError;
-use plystra_contracts::services::{ActorRef, AuditRecord, AuditRecorder};
+use plystra_contracts::services::{ActorRef, AuditRecorder};
 use plystra_contracts::{ApiError, ErrorCode};
 use poem_openapi::payload::Json;
 use poem_openapi::types::ToJSON;
 use poem_openapi::{OpenApi, Tags};
 
-use super::mapping::{self, SUBJECT_TYPES, Unmapped};
+use super::mapping::{self, SUBJECT_TYPES};
 use super::wire::{
     AuthzenAction, AuthzenActionSearchRequest, AuthzenActionSearchResponse, AuthzenDecision,
     AuthzenDecisionContext, AuthzenEvaluationError, AuthzenEvaluationRequest,
@@ -229,49 +229,112 @@ impl AuthzenApi {
         }
     }
 
-    /// Makes a search page's one audit record durable: event `authz.lookup`, action
-    /// `search.<what>`, the actor when the search names one, the target, and `trace`.
-    async fn audit_search(
+    /// Runs one search page: `find` on the current snapshot, then the page's one audit record
+    /// (the query, the position and how many were found), then the page and the context.
+    async fn search<'q, T>(
         &self,
         req: &poem::Request,
         what: &str,
-        actor: Option<&ActorRef>,
-        target: (&str, Option<&str>),
-        trace: serde_json::Value,
-    ) -> Result<Option<String>, ApiError> {
-        let caller = Caller::of(req);
-        let mut record =
-            AuditRecord::new(&caller.request_id, "authz.lookup", format!("search.{what}"));
-        if let Some(actor) = actor {
-            record.space_id = Some(actor.space_id.clone());
-            record.actor_user_id = Some(actor.user_id.clone());
-            record.actor_member_id = Some(actor.member_id.clone());
-            record.actor_user_member_id = Some(actor.user_member_id.clone());
+        ask: &PageAsk,
+        find: impl FnOnce(&crate::index::Snapshot, i64) -> Result<Found<'q, T>, Unanswered>,
+    ) -> Result<(AuthzenPageResponse, AuthzenSearchContext, Vec<T>), ApiError> {
+        let snapshot = self.decider.service.snapshot(None).await?;
+        let found = match find(&snapshot, now()) {
+            Ok(found) => found,
+            Err(Unanswered::Answer(error)) => {
+                let (page, context) = search_error(error);
+                return Ok((page, context, Vec::new()));
+            }
+            Err(Unanswered::Fail(e)) => return Err(e),
+        };
+        let revision = snapshot.revision();
+        drop(snapshot);
+        let mut trace = serde_json::json!({
+            "search": what,
+            "after": ask.after,
+            "limit": ask.limit,
+            "found": found.results.len(),
+            "more": found.more,
+            "revision": revision,
+        });
+        if let (Some(trace), Some(query)) = (trace.as_object_mut(), found.query.as_object()) {
+            trace.extend(query.clone());
         }
-        record.resource_type = Some(target.0.to_owned());
-        record.resource_id = target.1.map(str::to_owned);
-        record.ip_address = caller.ip;
-        record.user_agent = caller.user_agent;
-        record.trace = trace;
-        self.audit
-            .record(record)
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::AuditUnavailable, e.to_string()))
+        let audit_log_id = crate::lookup::record_lookup(
+            &*self.audit,
+            req,
+            format!("search.{what}"),
+            found.actor.as_ref(),
+            found.target,
+            trace,
+        )
+        .await?;
+        let last: Vec<&str> = found.last.iter().map(String::as_str).collect();
+        let page = AuthzenPageResponse {
+            next_token: self.next_token(ask, found.more, Some(&last)),
+            count: found.results.len() as u64,
+        };
+        let context = AuthzenSearchContext {
+            revision: Some(revision),
+            audit_log_id,
+            error: None,
+        };
+        Ok((page, context, found.results))
     }
 }
 
-/// A lookup's error: one the caller can act on is the answer's context; the facts or the audit
-/// log unavailable fail the request.
-fn searchable(e: ApiError) -> Result<AuthzenEvaluationError, ApiError> {
-    if e.status().is_server_error() {
-        Err(e)
-    } else {
-        Ok(error_of(&e))
+/// What one search page found, before it is audited and answered.
+struct Found<'q, T> {
+    /// The results, in order.
+    results: Vec<T>,
+    /// Whether more follow.
+    more: bool,
+    /// The keys of the last result (what the next token resumes after).
+    last: Vec<String>,
+    /// The actor the search names, for the audit record.
+    actor: Option<ActorRef>,
+    /// The type and the resource, for the audit record.
+    target: (&'q str, Option<&'q str>),
+    /// What the audit record's trace says of the query beyond the page.
+    query: serde_json::Value,
+}
+
+/// Why a search found nothing to answer with.
+enum Unanswered {
+    /// An error the caller can act on: no results, the error in the context.
+    Answer(AuthzenEvaluationError),
+    /// The facts or the audit log unavailable: the request fails.
+    Fail(ApiError),
+}
+
+impl Unanswered {
+    /// A lookup's error as the check of the same IDs answers it.
+    fn of(e: plystra_authz_core::ResolveError) -> Self {
+        let e = crate::lookup::lookup_error(e);
+        if e.status().is_server_error() {
+            Self::Fail(e)
+        } else {
+            Self::Answer(error_of(&e))
+        }
     }
 }
 
-fn unmapped_error(u: Unmapped) -> AuthzenEvaluationError {
-    u.into_error()
+/// A managed-mode request of `actor`.
+fn request_of<'a>(
+    actor: &'a ActorRef,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    action: &'a str,
+) -> Request<'a> {
+    Request {
+        user_id: &actor.user_id,
+        member_id: &actor.member_id,
+        user_member_id: &actor.user_member_id,
+        space_id: &actor.space_id,
+        resource_type,
+        resource_id,
+        action,
+    }
 }
 
 /// What a subject search asks.
@@ -547,89 +610,52 @@ impl AuthzenApi {
         let kind = body.subject.kind.as_str();
         let parts = if kind == "user_member" { 2 } else { 1 };
         let ask = self.page_ask("subject", signed, body.page.as_ref(), parts)?;
-        let answer = |page, context, results| {
-            Ok(Json(AuthzenSubjectSearchResponse {
-                page,
-                context,
-                results,
-            }))
-        };
-        if !SUBJECT_TYPES.contains(&kind) {
-            let (page, context) = search_error(AuthzenEvaluationError {
-                status: 400,
-                message: format!(
-                    "subject.type {kind:?} is not one of {}",
-                    SUBJECT_TYPES.join(", ")
-                ),
-                code: ErrorCode::ValidationFailed.as_str().to_owned(),
-            });
-            return answer(page, context, Vec::new());
-        }
-        let snapshot = self.decider.service.snapshot(None).await?;
-        let now = now();
-        let (resource_type, resource_id, action) = (
-            body.resource.kind.as_str(),
-            body.resource.id.as_str(),
-            body.action.name.as_str(),
-        );
         let query = SubjectQuery {
             kind,
-            resource_type,
-            resource_id,
-            action,
+            resource_type: body.resource.kind.as_str(),
+            resource_id: body.resource.id.as_str(),
+            action: body.action.name.as_str(),
         };
-        let found =
-            subjects_page(&snapshot, &query, &ask, now).map_err(crate::lookup::lookup_error);
-        let SubjectsFound { found, more, last } = match found {
-            Ok(found) => found,
-            Err(e) => {
-                let (page, context) = search_error(searchable(e)?);
-                return answer(page, context, Vec::new());
-            }
-        };
-        let revision = snapshot.revision();
-        drop(snapshot);
-        let trace = serde_json::json!({
-            "search": "subject",
-            "subject_type": kind,
-            "action": action,
-            "after": ask.after,
-            "limit": ask.limit,
-            "found": found.len(),
-            "more": more,
-            "revision": revision,
-        });
-        let audit_log_id = self
-            .audit_search(
-                req,
-                "subject",
-                None,
-                (resource_type, Some(resource_id)),
-                trace,
-            )
-            .await?;
-        let last: Vec<&str> = last.iter().map(String::as_str).collect();
-        let page = AuthzenPageResponse {
-            next_token: self.next_token(&ask, more, Some(&last)),
-            count: found.len() as u64,
-        };
-        let results = found
-            .into_iter()
-            .map(|(_, (id, space))| AuthzenFoundSubject {
-                kind: kind.to_owned(),
-                id,
-                properties: std::collections::BTreeMap::from([(
-                    "space_id".to_owned(),
-                    serde_json::Value::String(space),
-                )]),
+        let (page, context, results) = self
+            .search(req, "subject", &ask, |snapshot, now| {
+                if !SUBJECT_TYPES.contains(&kind) {
+                    return Err(Unanswered::Answer(AuthzenEvaluationError {
+                        status: 400,
+                        message: format!(
+                            "subject.type {kind:?} is not one of {}",
+                            SUBJECT_TYPES.join(", ")
+                        ),
+                        code: ErrorCode::ValidationFailed.as_str().to_owned(),
+                    }));
+                }
+                let found = subjects_page(snapshot, &query, &ask, now).map_err(Unanswered::of)?;
+                let results = found
+                    .found
+                    .into_iter()
+                    .map(|(_, (id, space))| AuthzenFoundSubject {
+                        kind: kind.to_owned(),
+                        id,
+                        properties: std::collections::BTreeMap::from([(
+                            "space_id".to_owned(),
+                            serde_json::Value::String(space),
+                        )]),
+                    })
+                    .collect();
+                Ok(Found {
+                    results,
+                    more: found.more,
+                    last: found.last,
+                    actor: None,
+                    target: (query.resource_type, Some(query.resource_id)),
+                    query: serde_json::json!({"subject_type": kind, "action": query.action}),
+                })
             })
-            .collect();
-        let context = AuthzenSearchContext {
-            revision: Some(revision),
-            audit_log_id,
-            error: None,
-        };
-        answer(page, context, results)
+            .await?;
+        Ok(Json(AuthzenSubjectSearchResponse {
+            page,
+            context,
+            results,
+        }))
     }
 
     /// AuthZEN Resource Search: the resources of `resource.type` the subject may perform the
@@ -653,81 +679,44 @@ impl AuthzenApi {
             resource.remove("id");
         }
         let ask = self.page_ask("resource", signed, body.page.as_ref(), 1)?;
-        let answer = |page, context, results| {
-            Ok(Json(AuthzenResourceSearchResponse {
-                page,
-                context,
-                results,
-            }))
-        };
-        let snapshot = self.decider.service.snapshot(None).await?;
-        let now = now();
-        let actor = match mapping::actor(&snapshot, &body.subject, now) {
-            Ok(actor) => actor,
-            Err(u) => {
-                let (page, context) = search_error(unmapped_error(u));
-                return answer(page, context, Vec::new());
-            }
-        };
-        let resource_type = body.resource.kind.as_str();
-        let action = body.action.name.as_str();
-        let looked_up = snapshot.lookup_resources(
-            &ResourceLookup {
-                request: Request {
-                    user_id: &actor.user_id,
-                    member_id: &actor.member_id,
-                    user_member_id: &actor.user_member_id,
-                    space_id: &actor.space_id,
-                    resource_type,
-                    resource_id: "",
-                    action,
-                },
-                after: ask.after.as_ref().map(|a| a[0].as_str()),
-                limit: ask.limit as usize,
-            },
-            now,
-        );
-        let page = match looked_up.map_err(crate::lookup::lookup_error) {
-            Ok(page) => page,
-            Err(e) => {
-                let (page, context) = search_error(searchable(e)?);
-                return answer(page, context, Vec::new());
-            }
-        };
-        let results: Vec<AuthzenFoundResource> = page
-            .ids
-            .iter()
-            .map(|id| AuthzenFoundResource {
-                kind: resource_type.to_owned(),
-                id: snapshot
-                    .resource_name(resource_type, id)
-                    .map_or_else(|| id.clone(), str::to_owned),
+        let (resource_type, action) = (body.resource.kind.as_str(), body.action.name.as_str());
+        let (page, context, results) = self
+            .search(req, "resource", &ask, |snapshot, now| {
+                let actor = mapping::actor(snapshot, &body.subject, now)
+                    .map_err(|u| Unanswered::Answer(u.into_error()))?;
+                let lookup = ResourceLookup {
+                    request: request_of(&actor, resource_type, "", action),
+                    after: ask.after.as_ref().map(|a| a[0].as_str()),
+                    limit: ask.limit as usize,
+                };
+                let page = snapshot
+                    .lookup_resources(&lookup, now)
+                    .map_err(Unanswered::of)?;
+                let results = page
+                    .ids
+                    .iter()
+                    .map(|id| AuthzenFoundResource {
+                        kind: resource_type.to_owned(),
+                        id: snapshot
+                            .resource_name(resource_type, id)
+                            .map_or_else(|| id.clone(), str::to_owned),
+                    })
+                    .collect();
+                Ok(Found {
+                    results,
+                    more: page.more,
+                    last: page.ids.last().cloned().into_iter().collect(),
+                    actor: Some(actor),
+                    target: (resource_type, None),
+                    query: serde_json::json!({"action": action}),
+                })
             })
-            .collect();
-        drop(snapshot);
-        let trace = serde_json::json!({
-            "search": "resource",
-            "action": action,
-            "after": ask.after,
-            "limit": ask.limit,
-            "found": page.ids.len(),
-            "more": page.more,
-            "revision": page.revision,
-        });
-        let audit_log_id = self
-            .audit_search(req, "resource", Some(&actor), (resource_type, None), trace)
             .await?;
-        let last = page.ids.last().map(|l| vec![l.as_str()]);
-        let response_page = AuthzenPageResponse {
-            next_token: self.next_token(&ask, page.more, last.as_deref()),
-            count: results.len() as u64,
-        };
-        let context = AuthzenSearchContext {
-            revision: Some(page.revision),
-            audit_log_id,
-            error: None,
-        };
-        answer(response_page, context, results)
+        Ok(Json(AuthzenResourceSearchResponse {
+            page,
+            context,
+            results,
+        }))
     }
 
     /// AuthZEN Action Search: the actions of the resource's type that the subject may perform
@@ -746,79 +735,36 @@ impl AuthzenApi {
         let body = body.0;
         let signed = body.to_json().unwrap_or_default();
         let ask = self.page_ask("action", signed, body.page.as_ref(), 1)?;
-        let answer = |page, context, results| {
-            Ok(Json(AuthzenActionSearchResponse {
-                page,
-                context,
-                results,
-            }))
-        };
-        let snapshot = self.decider.service.snapshot(None).await?;
-        let now = now();
-        let actor = match mapping::actor(&snapshot, &body.subject, now) {
-            Ok(actor) => actor,
-            Err(u) => {
-                let (page, context) = search_error(unmapped_error(u));
-                return answer(page, context, Vec::new());
-            }
-        };
         let (resource_type, resource_id) = (body.resource.kind.as_str(), body.resource.id.as_str());
-        let looked_up = snapshot.lookup_actions(
-            &Request {
-                user_id: &actor.user_id,
-                member_id: &actor.member_id,
-                user_member_id: &actor.user_member_id,
-                space_id: &actor.space_id,
-                resource_type,
-                resource_id,
-                action: "",
-            },
-            now,
-        );
-        let actions = match looked_up.map_err(crate::lookup::lookup_error) {
-            Ok(actions) => actions,
-            Err(e) => {
-                let (page, context) = search_error(searchable(e)?);
-                return answer(page, context, Vec::new());
-            }
-        };
-        let revision = snapshot.revision();
-        drop(snapshot);
-        let sorted = actions.into_iter().map(|a| (a, ())).collect();
-        let after = ask.after.as_ref().map(|a| a[0].as_str());
-        let (found, more) = page_of(sorted, after, ask.limit);
-        let trace = serde_json::json!({
-            "search": "action",
-            "after": ask.after,
-            "limit": ask.limit,
-            "found": found.len(),
-            "more": more,
-            "revision": revision,
-        });
-        let audit_log_id = self
-            .audit_search(
-                req,
-                "action",
-                Some(&actor),
-                (resource_type, Some(resource_id)),
-                trace,
-            )
+        let (page, context, results) = self
+            .search(req, "action", &ask, |snapshot, now| {
+                let actor = mapping::actor(snapshot, &body.subject, now)
+                    .map_err(|u| Unanswered::Answer(u.into_error()))?;
+                let actions = snapshot
+                    .lookup_actions(&request_of(&actor, resource_type, resource_id, ""), now)
+                    .map_err(Unanswered::of)?;
+                let sorted = actions.into_iter().map(|a| (a, ())).collect();
+                let (found, more) =
+                    page_of(sorted, ask.after.as_ref().map(|a| a[0].as_str()), ask.limit);
+                let last = found.last().map(|(k, _)| k.clone()).into_iter().collect();
+                Ok(Found {
+                    results: found
+                        .into_iter()
+                        .map(|(name, ())| AuthzenFoundAction { name })
+                        .collect(),
+                    more,
+                    last,
+                    actor: Some(actor),
+                    target: (resource_type, Some(resource_id)),
+                    query: serde_json::json!({}),
+                })
+            })
             .await?;
-        let last = found.last().map(|(k, _)| vec![k.as_str()]);
-        let page = AuthzenPageResponse {
-            next_token: self.next_token(&ask, more, last.as_deref()),
-            count: found.len() as u64,
-        };
-        let context = AuthzenSearchContext {
-            revision: Some(revision),
-            audit_log_id,
-            error: None,
-        };
-        let results = found
-            .into_iter()
-            .map(|(name, ())| AuthzenFoundAction { name })
-            .collect();
-        answer(page, context, results)
+        Ok(Json(AuthzenActionSearchResponse {
+            page,
+            context,
+            results,
+        }))
     }
 
     /// AuthZEN PDP metadata: this PDP's identifier (`PLYSTRA_PUBLIC_URL`, else `http://` and the
