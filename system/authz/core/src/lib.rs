@@ -9,6 +9,7 @@
 //! credentials kinds, which decisions do not use, have no counterpart here), and maps this
 //! crate's [`DenyCode`] and [`ResolveError`] back to the contracts' types.
 
+pub mod condition;
 pub mod engine;
 pub mod index;
 

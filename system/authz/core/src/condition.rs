@@ -1,0 +1,490 @@
+//! Conditions on grants: CEL expressions compiled and checked once, when they are written, and
+//! evaluated on a check with a bounded cost and no I/O.
+//!
+//! A condition reads five names, and nothing else: `subject`, `resource`, `action` and
+//! `context` (maps the caller of [`Condition::evaluate`] fills from the index and the request)
+//! and `now` (the server's clock, Unix seconds). [`Condition::compile`] refuses, with the line
+//! and column:
+//! - a source that is blank, longer than [`MAX_SOURCE_CHARS`] or nested deeper than
+//!   [`MAX_NESTING`] brackets (the parser recurses on nesting);
+//! - a syntax error;
+//! - a name other than those five (a macro's own variables aside);
+//! - a macro (`all`, `exists`, `exists_one`, `map`, `filter`) inside another, whose cost would
+//!   grow with the product of two lists: with one level, the cost grows with the size of the
+//!   inputs, which their producers bound;
+//! - a result that cannot be a boolean (a literal other than `true`/`false`, a list or map
+//!   literal, arithmetic).
+//!
+//! CEL has no loops and no recursion, the build leaves out `matches` (regular expressions) and
+//! the time functions, so a compiled condition always ends. Evaluating is total: a missing
+//! attribute, a type mismatch or a non-boolean result is [`Evaluation::Failed`] with the reason,
+//! which a decision treats as not met.
+
+use std::sync::{Arc, OnceLock};
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::{Context, Env, Program, Value};
+
+/// The longest source a condition may have, in characters.
+pub const MAX_SOURCE_CHARS: usize = 1024;
+/// The deepest nesting of brackets (`(`, `[`, `{`) a condition may have.
+pub const MAX_NESTING: usize = 32;
+/// The names a condition may read.
+pub const INPUTS: [&str; 5] = ["subject", "resource", "action", "context", "now"];
+
+/// Why a condition was refused: what, and where (1-based line and column, in characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (line {line}, column {column})")]
+pub struct ConditionError {
+    /// The line.
+    pub line: u32,
+    /// The column.
+    pub column: u32,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConditionError {
+    fn at(line: u32, column: u32, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// The error at character `offset` of `source`.
+    fn at_offset(source: &str, offset: usize, message: impl Into<String>) -> Self {
+        let before: String = source.chars().take(offset).collect();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Self::at(
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(column).unwrap_or(u32::MAX),
+            message,
+        )
+    }
+}
+
+/// What a condition reads, as the caller fills it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConditionInputs {
+    /// The actor: its attributes and `properties`.
+    pub subject: serde_json::Value,
+    /// The target: its attributes and `properties`.
+    pub resource: serde_json::Value,
+    /// The action: its name and `properties`.
+    pub action: serde_json::Value,
+    /// The request's context.
+    pub context: serde_json::Value,
+    /// The server's clock, Unix seconds.
+    pub now: i64,
+}
+
+/// A condition's verdict on one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluation {
+    /// It yielded `true`.
+    Met,
+    /// It yielded `false`.
+    NotMet,
+    /// It could not yield a boolean: why. A decision takes it as not met.
+    Failed(String),
+}
+
+/// A compiled condition.
+#[derive(Debug)]
+pub struct Condition {
+    source: String,
+    program: Program,
+    /// The names of [`INPUTS`] it reads, in that order.
+    reads: Vec<&'static str>,
+}
+
+impl Condition {
+    /// Compiles and checks `source` (see the module documentation for what is refused).
+    pub fn compile(source: &str) -> Result<Self, ConditionError> {
+        if source.trim().is_empty() {
+            return Err(ConditionError::at(1, 1, "a condition must not be blank"));
+        }
+        let chars = source.chars().count();
+        if chars > MAX_SOURCE_CHARS {
+            return Err(ConditionError::at_offset(
+                source,
+                MAX_SOURCE_CHARS,
+                format!("a condition is at most {MAX_SOURCE_CHARS} characters, not {chars}"),
+            ));
+        }
+        if let Some(offset) = too_deep(source) {
+            return Err(ConditionError::at_offset(
+                source,
+                offset,
+                format!("brackets nest at most {MAX_NESTING} deep"),
+            ));
+        }
+        let program = Program::compile(source).map_err(|errors| {
+            let first = errors.errors.first();
+            let (line, column) = first.map_or((1, 1), |e| e.pos);
+            let message = first.map_or_else(|| errors.to_string(), |e| e.msg.clone());
+            ConditionError::at(
+                u32::try_from(line.max(1)).unwrap_or(1),
+                u32::try_from(column.max(1)).unwrap_or(1),
+                message,
+            )
+        })?;
+        let root = program.expression();
+        let mut check = Check {
+            program: &program,
+            source,
+            reads: Vec::new(),
+            bound: Vec::new(),
+            in_macro: false,
+        };
+        check.expr(root)?;
+        if let Some(why) = never_boolean(&root.expr) {
+            return Err(check.error(
+                root.id,
+                format!("the condition yields {why}, not a boolean"),
+            ));
+        }
+        let reads = INPUTS
+            .into_iter()
+            .filter(|name| check.reads.contains(name))
+            .collect();
+        Ok(Self {
+            source: source.to_owned(),
+            program,
+            reads,
+        })
+    }
+
+    /// The source, as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The names of [`INPUTS`] it reads.
+    pub fn reads(&self) -> &[&'static str] {
+        &self.reads
+    }
+
+    /// Evaluates the condition on `inputs` (only the names it reads are converted).
+    pub fn evaluate(&self, inputs: &ConditionInputs) -> Evaluation {
+        let mut context = Context::with_env(standard_env());
+        for name in &self.reads {
+            let value = match *name {
+                "subject" => cel::to_value(&inputs.subject),
+                "resource" => cel::to_value(&inputs.resource),
+                "action" => cel::to_value(&inputs.action),
+                "context" => cel::to_value(&inputs.context),
+                _ => Ok(Value::Int(inputs.now)),
+            };
+            match value {
+                Ok(value) => context.add_variable_from_value(*name, value),
+                Err(e) => return Evaluation::Failed(format!("{name} cannot be read: {e}")),
+            }
+        }
+        match self.program.execute(&context) {
+            Ok(Value::Bool(true)) => Evaluation::Met,
+            Ok(Value::Bool(false)) => Evaluation::NotMet,
+            Ok(other) => Evaluation::Failed(format!(
+                "the condition yielded {:?}, not a boolean",
+                other.type_of()
+            )),
+            Err(e) => Evaluation::Failed(e.to_string()),
+        }
+    }
+}
+
+/// CEL's standard functions and macros, built once: building them is most of the cost of a
+/// fresh `Context::default()` (tens of microseconds), and they never change.
+fn standard_env() -> Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+}
+
+/// The character offset where brackets first nest deeper than [`MAX_NESTING`], outside string
+/// literals.
+fn too_deep(source: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (offset, c) in source.chars().enumerate() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(offset);
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Why `expr` can never be a boolean, if it cannot.
+fn never_boolean(expr: &Expr) -> Option<&'static str> {
+    match expr {
+        Expr::Literal(LiteralValue::Boolean(_)) => None,
+        Expr::Literal(LiteralValue::String(_)) => Some("a string"),
+        Expr::Literal(LiteralValue::Null) => Some("null"),
+        Expr::Literal(_) => Some("a number or bytes"),
+        Expr::List(_) => Some("a list"),
+        Expr::Map(_) | Expr::Struct(_) => Some("a map"),
+        Expr::Call(call)
+            if matches!(
+                call.func_name.as_str(),
+                "_+_" | "_-_" | "_*_" | "_/_" | "_%_" | "-_" | "size"
+            ) =>
+        {
+            Some("a number")
+        }
+        _ => None,
+    }
+}
+
+/// The walk that checks names and macros and collects what is read.
+struct Check<'a> {
+    program: &'a Program,
+    source: &'a str,
+    reads: Vec<&'static str>,
+    /// The variables the enclosing macros bind.
+    bound: Vec<String>,
+    in_macro: bool,
+}
+
+impl Check<'_> {
+    fn error(&self, id: u64, message: String) -> ConditionError {
+        let offset = self
+            .program
+            .source_info()
+            .offset_for(id)
+            .map_or(0, |(start, _)| start as usize);
+        // The parser's offsets count bytes; positions are in characters.
+        let offset = self
+            .source
+            .char_indices()
+            .take_while(|(byte, _)| *byte < offset)
+            .count();
+        ConditionError::at_offset(self.source, offset, message)
+    }
+
+    fn expr(&mut self, e: &IdedExpr) -> Result<(), ConditionError> {
+        match &e.expr {
+            Expr::Ident(name) => {
+                if self.bound.iter().any(|b| b == name) {
+                    return Ok(());
+                }
+                match INPUTS.iter().find(|input| **input == name) {
+                    Some(input) => {
+                        if !self.reads.contains(input) {
+                            self.reads.push(input);
+                        }
+                        Ok(())
+                    }
+                    None => Err(self.error(
+                        e.id,
+                        format!(
+                            "`{name}` is not something a condition can read (it reads {})",
+                            INPUTS.join(", ")
+                        ),
+                    )),
+                }
+            }
+            Expr::Call(call) => {
+                if let Some(target) = &call.target {
+                    self.expr(target)?;
+                }
+                call.args.iter().try_for_each(|a| self.expr(a))
+            }
+            Expr::Select(select) => self.expr(&select.operand),
+            Expr::List(list) => list.elements.iter().try_for_each(|a| self.expr(a)),
+            Expr::Map(map) => map
+                .entries
+                .iter()
+                .try_for_each(|entry| self.entry(&entry.expr)),
+            Expr::Struct(s) => s
+                .entries
+                .iter()
+                .try_for_each(|entry| self.entry(&entry.expr)),
+            Expr::Comprehension(c) => {
+                if self.in_macro {
+                    return Err(self.error(
+                        e.id,
+                        "a macro (all, exists, exists_one, map, filter) inside another is not \
+                         allowed: its cost would grow with the product of the lists"
+                            .to_owned(),
+                    ));
+                }
+                self.expr(&c.iter_range)?;
+                self.expr(&c.accu_init)?;
+                let outer = self.bound.len();
+                self.bound.push(c.iter_var.clone());
+                self.bound.extend(c.iter_var2.clone());
+                self.bound.push(c.accu_var.clone());
+                self.in_macro = true;
+                let inner = [&c.loop_cond, &c.loop_step, &c.result]
+                    .into_iter()
+                    .try_for_each(|part| self.expr(part));
+                self.in_macro = false;
+                self.bound.truncate(outer);
+                inner
+            }
+            Expr::Literal(_) | Expr::Unspecified => Ok(()),
+        }
+    }
+
+    fn entry(&mut self, entry: &EntryExpr) -> Result<(), ConditionError> {
+        match entry {
+            EntryExpr::StructField(field) => self.expr(&field.value),
+            EntryExpr::MapEntry(entry) => {
+                self.expr(&entry.key)?;
+                self.expr(&entry.value)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn invoice(amount: i64, status: &str) -> ConditionInputs {
+        ConditionInputs {
+            subject: json!({"user_id": "user_alice", "properties": {"role": "admin"}}),
+            resource: json!({"type": "invoice", "status": status, "properties": {"amount": amount}}),
+            action: json!({"name": "approve"}),
+            context: json!({"ip": "192.0.2.1"}),
+            now: 1_800_000_000,
+        }
+    }
+
+    #[test]
+    fn a_typical_condition_compiles_once_and_decides_on_its_inputs() {
+        let condition = Condition::compile(
+            "resource.properties.amount <= 10000 && resource.status != 'archived'",
+        )
+        .unwrap();
+        assert_eq!(condition.reads(), ["resource"]);
+        assert_eq!(
+            condition.evaluate(&invoice(9_999, "active")),
+            Evaluation::Met
+        );
+        assert_eq!(
+            condition.evaluate(&invoice(10_000, "active")),
+            Evaluation::Met
+        );
+        assert_eq!(
+            condition.evaluate(&invoice(10_001, "active")),
+            Evaluation::NotMet
+        );
+        assert_eq!(
+            condition.evaluate(&invoice(5, "archived")),
+            Evaluation::NotMet
+        );
+        let every = Condition::compile(
+            "subject.properties.role == 'admin' && action.name == 'approve' && \
+             context.ip.startsWith('192.0.2.') && now > 0",
+        )
+        .unwrap();
+        assert_eq!(every.reads(), ["subject", "action", "context", "now"]);
+        assert_eq!(every.evaluate(&invoice(1, "active")), Evaluation::Met);
+    }
+
+    #[test]
+    fn a_macro_binds_its_own_variables_and_may_not_nest() {
+        let tags = Condition::compile("resource.properties.tags.exists(t, t == 'urgent')").unwrap();
+        let mut inputs = invoice(1, "active");
+        inputs.resource = json!({"properties": {"tags": ["late", "urgent"]}});
+        assert_eq!(tags.evaluate(&inputs), Evaluation::Met);
+        let nested = Condition::compile(
+            "resource.properties.tags.all(a, resource.properties.tags.exists(b, a == b))",
+        )
+        .unwrap_err();
+        assert!(nested.message.contains("inside another"), "{nested}");
+        // At the inner macro's call.
+        assert_eq!((nested.line, nested.column), (1, 64), "{nested}");
+    }
+
+    #[test]
+    fn what_cannot_be_a_condition_is_refused_with_its_position() {
+        for (source, line, column, says) in [
+            ("", 1, 1, "blank"),
+            ("resource.properties.amount <=", 1, 30, "mismatched input"),
+            (
+                "resource.amount > 1 &&\n  user.role == 'admin'",
+                2,
+                3,
+                "`user` is not",
+            ),
+            ("1 + 2", 1, 3, "not a boolean"),
+            ("'yes'", 1, 1, "not a boolean"),
+            ("[true]", 1, 1, "not a boolean"),
+        ] {
+            let err = Condition::compile(source).unwrap_err();
+            assert!(err.message.contains(says), "{source:?}: {err}");
+            assert_eq!((err.line, err.column), (line, column), "{source:?}: {err}");
+        }
+        let long = format!("now > 0 {}", "&& now > 0 ".repeat(100));
+        assert!(
+            Condition::compile(&long)
+                .unwrap_err()
+                .message
+                .contains("at most")
+        );
+        let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
+        let err = Condition::compile(&deep).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 33), "{err}");
+        // Brackets inside a string are text.
+        let quoted = format!("context.note == '{}'", "(".repeat(40));
+        assert!(Condition::compile(&quoted).is_ok());
+    }
+
+    #[test]
+    fn an_evaluation_that_cannot_yield_a_boolean_fails_and_says_why() {
+        let missing = Condition::compile("resource.properties.currency == 'EUR'").unwrap();
+        let Evaluation::Failed(why) = missing.evaluate(&invoice(1, "active")) else {
+            panic!("a missing attribute is not a verdict");
+        };
+        assert!(why.contains("currency"), "{why}");
+        let mistyped = Condition::compile("resource.properties.amount > 'ten'").unwrap();
+        assert!(matches!(
+            mistyped.evaluate(&invoice(1, "active")),
+            Evaluation::Failed(_)
+        ));
+        let not_boolean = Condition::compile("resource.properties.amount").unwrap();
+        assert!(matches!(
+            not_boolean.evaluate(&invoice(1, "active")),
+            Evaluation::Failed(_)
+        ));
+    }
+
+    proptest! {
+        /// A threshold condition decides exactly as the comparison computed without CEL.
+        #[test]
+        fn a_threshold_decides_as_the_comparison(amount in -1_000_000i64..1_000_000, limit in -1_000_000i64..1_000_000, archived: bool) {
+            let condition = Condition::compile(&format!(
+                "resource.properties.amount <= {limit} && resource.status != 'archived'"
+            )).unwrap();
+            let status = if archived { "archived" } else { "active" };
+            let expected = if amount <= limit && !archived { Evaluation::Met } else { Evaluation::NotMet };
+            prop_assert_eq!(condition.evaluate(&invoice(amount, status)), expected);
+        }
+    }
+}
