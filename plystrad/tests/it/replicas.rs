@@ -572,6 +572,20 @@ async fn checks_fail_closed_past_the_staleness_bound_and_recover_on_their_own() 
     }
     let refused = refused.expect("checks answer 503 during the outage");
     eprintln!("refused after {refused:?}");
+    // AuthZEN decides on the same facts: past the bound, a 503 too, never a decision.
+    let (status, _, _) = server
+        .send(
+            "POST",
+            "/access/v1/evaluation",
+            Some(json!({
+                "subject": {"type": "user_member", "id": "um_alice_finance_reviewer"},
+                "action": {"name": "approve"},
+                "resource": {"type": "invoice", "id": "invoice_001"},
+            })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 503, "an AuthZEN evaluation past the bound");
     let (status, _, ready) = server.send("GET", "/api/v1/ready", None, &[]).await;
     assert_eq!(status, 503, "{ready}");
     assert!(
@@ -849,4 +863,71 @@ async fn a_lookup_cursor_from_one_process_resumes_on_another_of_the_deployment()
         refused["error"]["details"]["fields"]["cursor"].is_string(),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn a_username_changed_through_one_process_names_the_user_in_the_others_evaluations() {
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
+    let a = Server::start(&t.url, &[]).await;
+    let b = Server::start(&t.url, &[]).await;
+    seed(&a);
+    let revision = a
+        .write(
+            "PATCH",
+            "/api/v1/users/user_bob",
+            json!({"username": "robert"}),
+        )
+        .await;
+    let at_least = [("X-Plystra-At-Least-Revision", revision.to_string())];
+    let evaluate = |id: &str| {
+        json!({
+            "subject": {"type": "user", "id": id},
+            "action": {"name": "approve"},
+            "resource": {"type": "invoice", "id": "invoice_001"},
+        })
+    };
+    let (status, _, renamed) = b
+        .send(
+            "POST",
+            "/access/v1/evaluation",
+            Some(evaluate("robert")),
+            &at_least,
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["decision"], true, "{renamed}");
+    let (status, _, old) = b
+        .send(
+            "POST",
+            "/access/v1/evaluation",
+            Some(evaluate("bob@example.com")),
+            &at_least,
+        )
+        .await;
+    assert_eq!(status, 200, "{old}");
+    assert_eq!(old["decision"], false, "{old}");
+    assert_eq!(old["context"]["error"]["status"], 404, "{old}");
+    // A subject search on the other process names him by his new username.
+    let (status, _, found) = b
+        .send(
+            "POST",
+            "/access/v1/search/subject",
+            Some(json!({
+                "subject": {"type": "user"},
+                "action": {"name": "approve"},
+                "resource": {"type": "invoice", "id": "invoice_001"},
+            })),
+            &at_least,
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<&str> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["alice@example.com", "robert"], "{found}");
 }
