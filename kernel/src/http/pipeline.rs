@@ -1,5 +1,6 @@
 //! The request pipeline around every route: request IDs, the error envelope for everything that
-//! fails (poem's plain-text errors never reach a client), panics as 500s, the body limit, security
+//! fails (poem's plain-text errors never reach a client; on the paths of operations that declare
+//! text errors, the envelope's message alone), panics as 500s, the body limit, security
 //! headers, CORS, request metrics and one log line per request (request ID, method, path,
 //! operation, status, latency, remote IP, and the error code, trace ID and audit record ID from
 //! the response's headers when it carries them).
@@ -87,7 +88,6 @@ async fn handle(
     let echoed = req.headers().get(&header).filter(|_| path_is_text).cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let as_text = path_is_text;
     let remote_ip = req
         .remote_addr()
         .as_socket_addr()
@@ -119,7 +119,7 @@ async fn handle(
             }
         });
         let response = into_envelope_if_bare(response).await;
-        if as_text {
+        if path_is_text {
             into_text_if_enveloped(response).await
         } else {
             response
