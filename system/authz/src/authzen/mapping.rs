@@ -3,56 +3,38 @@
 //! (a binding) as itself; the space from `properties.space_id` or from the binding's member.
 //!
 //! A subject that names nothing, or more than one actor, is not decided: it is a `false`
-//! decision whose context carries the error (404 unknown, 400 ambiguous or unsupported).
+//! decision whose context carries the error (404 unknown, 400 ambiguous or unsupported), the
+//! `ApiError` its own request would have had.
 
-use plystra_contracts::ErrorCode;
 use plystra_contracts::services::ActorRef;
+use plystra_contracts::{ApiError, ErrorCode};
 
-use super::wire::{AuthzenEvaluationError, AuthzenSubject, Properties};
+use super::wire::{AuthzenSubject, Properties};
 use crate::index::{BindingView, Snapshot};
-
-/// Why a subject maps onto no actor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unmapped {
-    /// The status its request would have had.
-    pub status: u16,
-    /// Plystra's error code.
-    pub code: ErrorCode,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl Unmapped {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            status: code.status().as_u16(),
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The error as a decision context carries it.
-    pub fn into_error(self) -> AuthzenEvaluationError {
-        AuthzenEvaluationError {
-            status: self.status,
-            message: self.message,
-            code: self.code.as_str().to_owned(),
-        }
-    }
-}
 
 /// The subject types a mapping knows.
 pub const SUBJECT_TYPES: [&str; 3] = ["user", "member", "user_member"];
+
+/// The error of a subject type no mapping knows.
+pub fn unsupported_type(kind: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ValidationFailed,
+        format!(
+            "subject.type {kind:?} is not one of {}",
+            SUBJECT_TYPES.join(", ")
+        ),
+    )
+}
 
 /// A text property of the subject, or a 400 when it is present and not a non-empty string.
 fn text_property<'a>(
     properties: Option<&'a Properties>,
     name: &str,
-) -> Result<Option<&'a str>, Unmapped> {
+) -> Result<Option<&'a str>, ApiError> {
     match properties.and_then(|p| p.get(name)) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.as_str())),
-        Some(_) => Err(Unmapped::new(
+        Some(_) => Err(ApiError::new(
             ErrorCode::ValidationFailed,
             format!("subject.properties.{name} must be a non-empty string"),
         )),
@@ -64,13 +46,13 @@ pub fn actor(
     snapshot: &Snapshot,
     subject: &AuthzenSubject,
     now: i64,
-) -> Result<ActorRef, Unmapped> {
+) -> Result<ActorRef, ApiError> {
     let space = text_property(subject.properties.as_ref(), "space_id")?;
     let id = subject.id.as_str();
     let binding = match subject.kind.as_str() {
         "user" => {
             let user = snapshot.user_named(id).ok_or_else(|| {
-                Unmapped::new(
+                ApiError::new(
                     ErrorCode::UserNotFound,
                     format!("no user has the ID or username {id}"),
                 )
@@ -83,12 +65,12 @@ pub fn actor(
             one_binding(&bindings).map_err(|found| {
                 let within = space.map_or_else(String::new, |s| format!(" in space {s}"));
                 if found == 0 {
-                    Unmapped::new(
+                    ApiError::new(
                         ErrorCode::UserMemberNotFound,
                         format!("user {id} has no binding to a member{within}"),
                     )
                 } else {
-                    Unmapped::new(
+                    ApiError::new(
                         ErrorCode::ValidationFailed,
                         format!(
                             "user {id} acts as {found} members{within}: name the space in \
@@ -102,27 +84,19 @@ pub fn actor(
         "member" => {
             let bindings = snapshot.member_bindings(id, now);
             first_usable(&bindings).ok_or_else(|| {
-                Unmapped::new(
+                ApiError::new(
                     ErrorCode::MemberNotFound,
                     format!("no member with ID {id} has a binding to a user"),
                 )
             })?
         }
         "user_member" => snapshot.binding_view(id, now).ok_or_else(|| {
-            Unmapped::new(
+            ApiError::new(
                 ErrorCode::UserMemberNotFound,
                 format!("no user-member binding has ID {id}"),
             )
         })?,
-        other => {
-            return Err(Unmapped::new(
-                ErrorCode::ValidationFailed,
-                format!(
-                    "subject.type {other:?} is not one of {}",
-                    SUBJECT_TYPES.join(", ")
-                ),
-            ));
-        }
+        other => return Err(unsupported_type(other)),
     };
     Ok(ActorRef {
         user_id: binding.user_id.to_owned(),

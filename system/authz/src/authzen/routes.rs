@@ -162,7 +162,7 @@ impl AuthzenApi {
             let snapshot = self.decider.service.snapshot(None).await?;
             match mapping::actor(&snapshot, e.subject, now()) {
                 Ok(actor) => actor,
-                Err(unmapped) => return Ok(undecided(unmapped.into_error())),
+                Err(unmapped) => return Ok(undecided(error_of(&unmapped))),
             }
         };
         match self
@@ -619,14 +619,9 @@ impl AuthzenApi {
         let (page, context, results) = self
             .search(req, "subject", &ask, |snapshot, now| {
                 if !SUBJECT_TYPES.contains(&kind) {
-                    return Err(Unanswered::Answer(AuthzenEvaluationError {
-                        status: 400,
-                        message: format!(
-                            "subject.type {kind:?} is not one of {}",
-                            SUBJECT_TYPES.join(", ")
-                        ),
-                        code: ErrorCode::ValidationFailed.as_str().to_owned(),
-                    }));
+                    return Err(Unanswered::Answer(error_of(&mapping::unsupported_type(
+                        kind,
+                    ))));
                 }
                 let found = subjects_page(snapshot, &query, &ask, now).map_err(Unanswered::of)?;
                 let results = found
@@ -683,7 +678,7 @@ impl AuthzenApi {
         let (page, context, results) = self
             .search(req, "resource", &ask, |snapshot, now| {
                 let actor = mapping::actor(snapshot, &body.subject, now)
-                    .map_err(|u| Unanswered::Answer(u.into_error()))?;
+                    .map_err(|u| Unanswered::Answer(error_of(&u)))?;
                 let lookup = ResourceLookup {
                     request: request_of(&actor, resource_type, "", action),
                     after: ask.after.as_ref().map(|a| a[0].as_str()),
@@ -739,7 +734,7 @@ impl AuthzenApi {
         let (page, context, results) = self
             .search(req, "action", &ask, |snapshot, now| {
                 let actor = mapping::actor(snapshot, &body.subject, now)
-                    .map_err(|u| Unanswered::Answer(u.into_error()))?;
+                    .map_err(|u| Unanswered::Answer(error_of(&u)))?;
                 let actions = snapshot
                     .lookup_actions(&request_of(&actor, resource_type, resource_id, ""), now)
                     .map_err(Unanswered::of)?;
