@@ -269,6 +269,7 @@ impl DataSet {
                 group_id: Some(group_id(res.group)),
                 owner_member_id: Some(member_id(res.owner)),
                 status: s("active"),
+                metadata: None,
             });
         }
         for action in ACTIONS {
@@ -279,6 +280,7 @@ impl DataSet {
                     action: s(action),
                     scope: s(scope.key()),
                     status: s("active"),
+                    condition: None,
                 });
             }
         }

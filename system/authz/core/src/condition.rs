@@ -81,6 +81,24 @@ pub struct ConditionInputs {
     pub now: i64,
 }
 
+impl ConditionInputs {
+    /// The value at a dotted `path` (`resource.properties.amount`), if there is one.
+    pub fn at(&self, path: &str) -> Option<serde_json::Value> {
+        let mut parts = path.split('.');
+        let root = match parts.next()? {
+            "subject" => &self.subject,
+            "resource" => &self.resource,
+            "action" => &self.action,
+            "context" => &self.context,
+            "now" => return Some(self.now.into()),
+            _ => return None,
+        };
+        parts
+            .try_fold(root, |value, part| value.get(part))
+            .cloned()
+    }
+}
+
 /// A condition's verdict on one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evaluation {
@@ -96,10 +114,23 @@ pub enum Evaluation {
 #[derive(Debug)]
 pub struct Condition {
     source: String,
-    program: Program,
+    /// The program, or why the source was refused (a stored condition this build cannot
+    /// compile: it then never holds).
+    program: Result<Program, ConditionError>,
     /// The names of [`INPUTS`] it reads, in that order.
     reads: Vec<&'static str>,
+    /// The attribute paths it reads (`resource.properties.amount`, `now`), in source order.
+    paths: Vec<String>,
 }
+
+/// Two conditions are the same when their sources are.
+impl PartialEq for Condition {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Condition {}
 
 impl Condition {
     /// Compiles and checks `source` (see the module documentation for what is refused).
@@ -137,6 +168,8 @@ impl Condition {
             program: &program,
             source,
             reads: Vec::new(),
+            paths: Vec::new(),
+            chain: None,
             bound: Vec::new(),
             in_macro: false,
         };
@@ -151,11 +184,39 @@ impl Condition {
             .into_iter()
             .filter(|name| check.reads.contains(name))
             .collect();
+        let paths = check.paths;
         Ok(Self {
             source: source.to_owned(),
-            program,
+            program: Ok(program),
             reads,
+            paths,
         })
+    }
+
+    /// A condition as stored: compiled, or (when this build refuses it, which a write through
+    /// the API never lets happen) one that never holds and says why. A grant is never widened
+    /// by a condition that cannot be read.
+    pub fn stored(source: &str) -> Self {
+        Self::compile(source).unwrap_or_else(|error| Self {
+            source: source.to_owned(),
+            program: Err(error),
+            reads: Vec::new(),
+            paths: Vec::new(),
+        })
+    }
+
+    /// The attribute paths it reads, in source order: each select chain on an input
+    /// (`resource.properties.amount`), or the input itself when it is read whole (`now`).
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// The value at each of [`Condition::paths`] in `inputs` (`None` where there is none).
+    pub fn read(&self, inputs: &ConditionInputs) -> Vec<(String, Option<serde_json::Value>)> {
+        self.paths
+            .iter()
+            .map(|path| (path.clone(), inputs.at(path)))
+            .collect()
     }
 
     /// The source, as written.
@@ -184,7 +245,13 @@ impl Condition {
                 Err(e) => return Evaluation::Failed(format!("{name} cannot be read: {e}")),
             }
         }
-        match self.program.execute(&context) {
+        let program = match &self.program {
+            Ok(program) => program,
+            Err(error) => {
+                return Evaluation::Failed(format!("the stored condition is refused: {error}"));
+            }
+        };
+        match program.execute(&context) {
             Ok(Value::Bool(true)) => Evaluation::Met,
             Ok(Value::Bool(false)) => Evaluation::NotMet,
             Ok(other) => Evaluation::Failed(format!(
@@ -256,11 +323,25 @@ fn never_boolean(expr: &Expr) -> Option<&'static str> {
     }
 }
 
+/// `a.b.c` for a chain of selects on a name, else `None`.
+fn select_chain(e: &IdedExpr) -> Option<String> {
+    match &e.expr {
+        Expr::Ident(name) => Some(name.clone()),
+        Expr::Select(select) => {
+            select_chain(&select.operand).map(|operand| format!("{operand}.{}", select.field))
+        }
+        _ => None,
+    }
+}
+
 /// The walk that checks names and macros and collects what is read.
 struct Check<'a> {
     program: &'a Program,
     source: &'a str,
     reads: Vec<&'static str>,
+    paths: Vec<String>,
+    /// The dotted path of the select chain being walked, for its name to record.
+    chain: Option<String>,
     /// The variables the enclosing macros bind.
     bound: Vec<String>,
     in_macro: bool,
@@ -293,6 +374,10 @@ impl Check<'_> {
                         if !self.reads.contains(input) {
                             self.reads.push(input);
                         }
+                        let path = self.chain.take().unwrap_or_else(|| (*input).to_owned());
+                        if !self.paths.contains(&path) {
+                            self.paths.push(path);
+                        }
                         Ok(())
                     }
                     None => Err(self.error(
@@ -310,7 +395,15 @@ impl Check<'_> {
                 }
                 call.args.iter().try_for_each(|a| self.expr(a))
             }
-            Expr::Select(select) => self.expr(&select.operand),
+            Expr::Select(select) => {
+                // The outermost select of a chain on a name names the path read.
+                if self.chain.is_none() {
+                    self.chain = select_chain(e);
+                }
+                let checked = self.expr(&select.operand);
+                self.chain = None;
+                checked
+            }
             Expr::List(list) => list.elements.iter().try_for_each(|a| self.expr(a)),
             Expr::Map(map) => map
                 .entries
@@ -405,6 +498,38 @@ mod tests {
         .unwrap();
         assert_eq!(every.reads(), ["subject", "action", "context", "now"]);
         assert_eq!(every.evaluate(&invoice(1, "active")), Evaluation::Met);
+    }
+
+    #[test]
+    fn a_condition_names_the_paths_it_reads_and_their_values() {
+        let condition = Condition::compile(
+            "resource.properties.amount <= 10000 && resource.status != 'archived' && \
+             resource.properties.tags.exists(t, t.size() > 0 && t != subject.user_id) && \
+             now > 0 && has(context.ip) && resource.properties.amount > 0",
+        )
+        .unwrap();
+        assert_eq!(
+            condition.paths(),
+            [
+                "resource.properties.amount",
+                "resource.status",
+                "resource.properties.tags",
+                "subject.user_id",
+                "now",
+                "context.ip",
+            ]
+        );
+        let read = condition.read(&invoice(12, "active"));
+        assert_eq!(read[0], ("resource.properties.amount".into(), Some(json!(12))));
+        assert_eq!(read[2], ("resource.properties.tags".into(), None));
+        assert_eq!(read[4], ("now".into(), Some(json!(1_800_000_000))));
+        // A stored source this build refuses never holds, and says why.
+        let refused = Condition::stored("user.role == 'admin'");
+        assert_eq!(refused.source(), "user.role == 'admin'");
+        let Evaluation::Failed(why) = refused.evaluate(&invoice(1, "active")) else {
+            panic!("a refused condition must not hold");
+        };
+        assert!(why.contains("refused") && why.contains("`user`"), "{why}");
     }
 
     #[test]

@@ -11,9 +11,13 @@
 //! allocates nothing but its candidate list.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use serde_json::{Map, Value};
 
 use crate::DenyCode;
 use crate::Scope;
+use crate::condition::{self, Condition, ConditionInputs};
 
 /// A string the facts either borrow or own.
 pub type Text<'a> = Cow<'a, str>;
@@ -90,6 +94,94 @@ pub struct Candidate<'a> {
     pub anchor_named: bool,
     /// The anchor group, when named and found.
     pub anchor: Option<GroupFacts<'a>>,
+    /// The permission's condition, when it has one: the grant covers the target only when its
+    /// scope does and the condition holds.
+    pub condition: Option<&'a Condition>,
+}
+
+/// The attributes a request brings for conditions to read: AuthZEN's `properties` of the
+/// subject, the resource and the action, and the request's `context`. Each overlays what the
+/// index holds (a request's `resource` property wins over the stored metadata of that name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestAttributes {
+    /// The subject's properties.
+    pub subject: Map<String, Value>,
+    /// The resource's properties.
+    pub resource: Map<String, Value>,
+    /// The action's properties.
+    pub action: Map<String, Value>,
+    /// The request's context.
+    pub context: Map<String, Value>,
+}
+
+impl RequestAttributes {
+    /// Whether the request brings nothing.
+    pub fn is_empty(&self) -> bool {
+        self.subject.is_empty()
+            && self.resource.is_empty()
+            && self.action.is_empty()
+            && self.context.is_empty()
+    }
+}
+
+/// What conditions read beyond the engine's facts: what the index holds of the target and the
+/// actor, and what the request brings. Read only when a candidate whose scope covers the target
+/// has a condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    /// The target's status, when the index knows the target.
+    pub resource_status: Option<Text<'a>>,
+    /// The target's stored metadata (a JSON object as text), when it has any.
+    pub resource_metadata: Option<Text<'a>>,
+    /// The acting user's username, when the index knows it.
+    pub username: Option<Text<'a>>,
+    /// What the request brings.
+    pub request: Option<&'a RequestAttributes>,
+}
+
+/// Where a value a condition read came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSource {
+    /// The index: the target's or the actor's stored state.
+    Storage,
+    /// The request's properties or context.
+    Request,
+    /// The server (`now`).
+    Server,
+}
+
+impl InputSource {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Storage => "storage",
+            Self::Request => "request",
+            Self::Server => "server",
+        }
+    }
+}
+
+/// One value a condition read, for the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRead {
+    /// The path read (`resource.properties.amount`).
+    pub path: String,
+    /// Its value, `None` when absent.
+    pub value: Option<Value>,
+    /// Where it came from.
+    pub source: InputSource,
+}
+
+/// How one candidate's condition judged the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionCheck {
+    /// The condition's source.
+    pub source: String,
+    /// Its verdict; `None` when it was not evaluated (the scope does not cover the target, or
+    /// an earlier grant allowed).
+    pub verdict: Option<condition::Evaluation>,
+    /// The values it read (only when evaluated).
+    pub inputs: Vec<InputRead>,
 }
 
 /// Everything one decision needs.
@@ -109,6 +201,94 @@ pub struct Facts<'a> {
     pub candidates: Vec<Candidate<'a>>,
     /// The evaluation instant, in Unix seconds.
     pub now: i64,
+    /// What conditions read beyond the facts.
+    pub attributes: Attributes<'a>,
+}
+
+impl Facts<'_> {
+    /// The inputs of conditions on these facts: the actor, the target (its stored metadata
+    /// overlaid by the request's properties), the action, the request's context and `now`.
+    pub fn condition_inputs(&self) -> ConditionInputs {
+        let request = self.attributes.request;
+        let text = |t: &str| Value::String(t.to_owned());
+        let mut subject = Map::new();
+        subject.insert("user_id".into(), text(&self.actor.user_id));
+        subject.insert("member_id".into(), text(&self.actor.member_id));
+        subject.insert("user_member_id".into(), text(&self.actor.user_member_id));
+        subject.insert("space_id".into(), text(&self.actor.space_id));
+        if let Some(username) = &self.attributes.username {
+            subject.insert("username".into(), text(username));
+        }
+        subject.insert(
+            "properties".into(),
+            Value::Object(request.map(|r| r.subject.clone()).unwrap_or_default()),
+        );
+        let target = &self.target;
+        let mut resource = Map::new();
+        resource.insert("type".into(), text(&target.resource_type));
+        resource.insert("id".into(), text(&target.resource_id));
+        resource.insert("space_id".into(), text(&target.space_id));
+        if let Some(status) = &self.attributes.resource_status {
+            resource.insert("status".into(), text(status));
+        }
+        if let Some(group) = &target.group {
+            if let Some(id) = &group.id {
+                resource.insert("group_id".into(), text(id));
+            }
+            resource.insert("group_path".into(), text(&group.path));
+        }
+        if let Some(owner) = &target.owner_member_id {
+            resource.insert("owner_member_id".into(), text(owner));
+        }
+        let mut properties = self
+            .attributes
+            .resource_metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
+            .unwrap_or_default();
+        if let Some(r) = request {
+            properties.extend(r.resource.clone());
+        }
+        resource.insert("properties".into(), Value::Object(properties));
+        let mut action = Map::new();
+        action.insert("name".into(), text(&self.action));
+        action.insert(
+            "properties".into(),
+            Value::Object(request.map(|r| r.action.clone()).unwrap_or_default()),
+        );
+        ConditionInputs {
+            subject: Value::Object(subject),
+            resource: Value::Object(resource),
+            action: Value::Object(action),
+            context: Value::Object(request.map(|r| r.context.clone()).unwrap_or_default()),
+            now: self.now,
+        }
+    }
+
+    /// Where the value at `path` of [`Facts::condition_inputs`] came from.
+    pub fn input_source(&self, path: &str) -> InputSource {
+        let mut parts = path.split('.');
+        let root = parts.next().unwrap_or_default();
+        let request = self.attributes.request;
+        let mut from_request = |map: Option<&Map<String, Value>>| match (parts.next(), parts.next()) {
+            (Some("properties"), Some(key)) => map.is_some_and(|m| m.contains_key(key)),
+            (Some("properties"), None) => map.is_some_and(|m| !m.is_empty()),
+            _ => false,
+        };
+        let requested = match root {
+            "now" => return InputSource::Server,
+            "context" => return InputSource::Request,
+            "subject" => from_request(request.map(|r| &r.subject)),
+            "resource" => from_request(request.map(|r| &r.resource)),
+            "action" => from_request(request.map(|r| &r.action)),
+            _ => false,
+        };
+        if requested {
+            InputSource::Request
+        } else {
+            InputSource::Storage
+        }
+    }
 }
 
 /// How one candidate's scope judged the target.
@@ -166,6 +346,9 @@ pub enum Outcome {
     Allowed(usize),
     /// No candidate's scope covers the target; the first candidate's check names the deny.
     OutOfScope,
+    /// Candidate `i` (the first whose scope covers the target) has a condition that was not
+    /// met, and no candidate allows.
+    ConditionNotMet(usize),
 }
 
 /// The decision.
@@ -177,6 +360,9 @@ pub struct Evaluation {
     pub outcome: Outcome,
     /// Each candidate's scope check (only with the trace on; empty otherwise).
     pub checks: Vec<(usize, ScopeCheck)>,
+    /// Each conditional candidate's condition check, when the decision got as far as the
+    /// candidates (only with the trace on; empty otherwise).
+    pub conditions: Vec<(usize, ConditionCheck)>,
 }
 
 impl Evaluation {
@@ -247,6 +433,14 @@ impl Evaluation {
                 Some(first) => scope_check(facts, first).reason,
                 None => "no scope covers the target".to_owned(),
             },
+            Outcome::ConditionNotMet(i) => {
+                let candidate = &facts.candidates[i];
+                let source = candidate.condition.map_or("", Condition::source);
+                format!(
+                    "role {} covers the target, but the condition of permission {} was not met: {source}",
+                    candidate.role_key, candidate.permission_id
+                )
+            }
         }
     }
 }
@@ -293,8 +487,12 @@ impl ActorFacts<'_> {
     }
 }
 
-/// Decides: the outcome and its deny code, without formatting anything.
-fn decide(facts: &Facts<'_>) -> Outcome {
+/// Decides: the outcome, without formatting anything. The verdict of each condition evaluated
+/// goes into `verdicts` when the trace wants it.
+fn decide(
+    facts: &Facts<'_>,
+    mut verdicts: Option<&mut Vec<(usize, condition::Evaluation)>>,
+) -> Outcome {
     if let Some(refusal) = facts.actor.refusal(facts.now) {
         return refusal;
     }
@@ -310,12 +508,27 @@ fn decide(facts: &Facts<'_>) -> Outcome {
     if facts.candidates.is_empty() {
         return Outcome::NoCandidate;
     }
-    match facts
-        .candidates
-        .iter()
-        .position(|c| covers(facts, c).is_ok())
-    {
-        Some(i) => Outcome::Allowed(i),
+    // The inputs are built once, and only when a covering candidate has a condition.
+    let inputs = OnceCell::new();
+    let mut unmet = None;
+    for (i, candidate) in facts.candidates.iter().enumerate() {
+        if covers(facts, candidate).is_err() {
+            continue;
+        }
+        let Some(condition) = candidate.condition else {
+            return Outcome::Allowed(i);
+        };
+        let verdict = condition.evaluate(inputs.get_or_init(|| facts.condition_inputs()));
+        if let Some(verdicts) = verdicts.as_deref_mut() {
+            verdicts.push((i, verdict.clone()));
+        }
+        if verdict == condition::Evaluation::Met {
+            return Outcome::Allowed(i);
+        }
+        unmet.get_or_insert(i);
+    }
+    match unmet {
+        Some(i) => Outcome::ConditionNotMet(i),
         None => Outcome::OutOfScope,
     }
 }
@@ -332,6 +545,7 @@ fn deny_code(facts: &Facts<'_>, outcome: Outcome) -> Option<DenyCode> {
         Outcome::CrossSpace(_) => DenyCode::CrossSpaceViolation,
         Outcome::NoCandidate => DenyCode::NoMatchingPermission,
         Outcome::Allowed(_) => return None,
+        Outcome::ConditionNotMet(_) => DenyCode::ConditionNotMet,
         Outcome::OutOfScope => facts
             .candidates
             .first()
@@ -343,21 +557,75 @@ fn deny_code(facts: &Facts<'_>, outcome: Outcome) -> Option<DenyCode> {
 /// Decides. With `trace`, every candidate's scope check is recorded (when the decision got as
 /// far as the candidates).
 pub fn evaluate(facts: &Facts<'_>, trace: bool) -> Evaluation {
-    let outcome = decide(facts);
-    let checks = match outcome {
-        Outcome::Allowed(_) | Outcome::OutOfScope if trace => facts
-            .candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i, scope_check(facts, c)))
-            .collect(),
-        _ => Vec::new(),
+    let mut verdicts = Vec::new();
+    let outcome = decide(facts, trace.then_some(&mut verdicts));
+    let reached = matches!(
+        outcome,
+        Outcome::Allowed(_) | Outcome::OutOfScope | Outcome::ConditionNotMet(_)
+    );
+    let (checks, conditions) = if trace && reached {
+        (
+            facts
+                .candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, scope_check(facts, c)))
+                .collect(),
+            condition_checks(facts, verdicts),
+        )
+    } else {
+        (Vec::new(), Vec::new())
     };
     Evaluation {
         deny_code: deny_code(facts, outcome),
         outcome,
         checks,
+        conditions,
     }
+}
+
+/// Each conditional candidate's check, from the verdicts the decision reached: with the values
+/// each evaluated condition read, and where they came from.
+fn condition_checks(
+    facts: &Facts<'_>,
+    mut verdicts: Vec<(usize, condition::Evaluation)>,
+) -> Vec<(usize, ConditionCheck)> {
+    let mut inputs = None;
+    facts
+        .candidates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let condition = c.condition?;
+            let verdict = verdicts
+                .iter()
+                .position(|(at, _)| *at == i)
+                .map(|at| verdicts.swap_remove(at).1);
+            let read = match verdict {
+                Some(_) => {
+                    let inputs = inputs.get_or_insert_with(|| facts.condition_inputs());
+                    condition
+                        .read(inputs)
+                        .into_iter()
+                        .map(|(path, value)| InputRead {
+                            source: facts.input_source(&path),
+                            path,
+                            value,
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            Some((
+                i,
+                ConditionCheck {
+                    source: condition.source().to_owned(),
+                    verdict,
+                    inputs: read,
+                },
+            ))
+        })
+        .collect()
 }
 
 fn cross_space(facts: &Facts<'_>) -> Option<CrossSpace> {
@@ -507,6 +775,7 @@ mod tests {
             action_known: true,
             candidates: vec![candidate(Scope::GroupTree, Some("finance"))],
             now: 1_000,
+            attributes: Attributes::default(),
         }
     }
 
@@ -521,6 +790,7 @@ mod tests {
             member_role_space_id: "space_acme".into(),
             anchor_named: anchor.is_some(),
             anchor: anchor.map(group),
+            condition: None,
         }
     }
 
@@ -796,6 +1066,93 @@ mod tests {
         e.deny_code
     }
 
+    /// A request's attributes with the invoice's amount.
+    fn amount(value: i64) -> RequestAttributes {
+        RequestAttributes {
+            resource: serde_json::json!({"amount": value})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..RequestAttributes::default()
+        }
+    }
+
+    #[test]
+    fn a_condition_narrows_a_covering_grant_and_is_traced() {
+        let limit = Condition::compile("resource.properties.amount <= 10000").unwrap();
+        let stored_status = Condition::compile("resource.status != 'archived'").unwrap();
+        // The reference engine knows no conditions: check and explain are held to each other.
+        let decided = |f: &Facts<'_>| {
+            let code = evaluate(f, false).deny_code;
+            assert_eq!(code, evaluate(f, true).deny_code, "check and explain agree");
+            code
+        };
+        let small = amount(9_000);
+        let large = amount(12_000);
+        let mut f = facts();
+        f.candidates[0].condition = Some(&limit);
+        f.attributes.request = Some(&small);
+        assert_eq!(decided(&f), None);
+        let traced = evaluate(&f, true);
+        assert_eq!(traced.reason(&f), "allowed by role finance_approver (group_tree: finance.apac within finance)");
+        let (at, check) = &traced.conditions[0];
+        assert_eq!(*at, 0);
+        assert_eq!(check.verdict, Some(condition::Evaluation::Met));
+        assert_eq!(
+            check.inputs,
+            [InputRead {
+                path: "resource.properties.amount".into(),
+                value: Some(9_000.into()),
+                source: InputSource::Request,
+            }]
+        );
+        f.attributes.request = Some(&large);
+        assert_eq!(decided(&f), Some(DenyCode::ConditionNotMet));
+        let denied = evaluate(&f, true);
+        assert!(denied.reason(&f).contains("resource.properties.amount <= 10000"), "{}", denied.reason(&f));
+        assert_eq!(denied.conditions[0].1.verdict, Some(condition::Evaluation::NotMet));
+        // A missing attribute is not met, and says why.
+        f.attributes.request = None;
+        let failed = evaluate(&f, true);
+        assert_eq!(failed.deny_code, Some(DenyCode::ConditionNotMet));
+        assert!(matches!(failed.conditions[0].1.verdict, Some(condition::Evaluation::Failed(_))));
+        assert_eq!(failed.conditions[0].1.inputs[0].value, None);
+        // The stored status and metadata are read from storage; the request's properties win.
+        f.attributes.resource_status = Some("archived".into());
+        f.attributes.resource_metadata = Some(r#"{"amount": 500}"#.into());
+        assert_eq!(decided(&f), None);
+        f.attributes.request = Some(&large);
+        assert_eq!(decided(&f), Some(DenyCode::ConditionNotMet));
+        f.attributes.request = None;
+        let mut second = candidate(Scope::Space, None);
+        second.condition = Some(&stored_status);
+        f.candidates.push(second);
+        assert_eq!(decided(&f), None, "the first grant allows on the stored amount");
+        f.attributes.resource_metadata = Some(r#"{"amount": 50000}"#.into());
+        let both = evaluate(&f, true);
+        assert_eq!(both.deny_code, Some(DenyCode::ConditionNotMet));
+        assert_eq!(both.conditions.len(), 2);
+        assert_eq!(
+            both.conditions[1].1.inputs,
+            [InputRead {
+                path: "resource.status".into(),
+                value: Some("archived".into()),
+                source: InputSource::Storage,
+            }]
+        );
+        // An unconditional grant after an unmet condition allows; a condition whose scope does
+        // not cover the target is not evaluated and the scope names the deny.
+        f.candidates.push(candidate(Scope::Space, None));
+        assert_eq!(decided(&f), None);
+        let mut out_of_scope = facts();
+        out_of_scope.candidates[0].condition = Some(&limit);
+        out_of_scope.target.group = Some(group("sales"));
+        let scoped = evaluate(&out_of_scope, true);
+        assert_eq!(scoped.deny_code, Some(DenyCode::ScopeOutOfBounds));
+        assert_eq!(scoped.conditions[0].1.verdict, None);
+        assert!(scoped.conditions[0].1.inputs.is_empty());
+    }
+
     #[test]
     fn finance_reviewer_table_at_engine_level() {
         let f = facts();
@@ -992,6 +1349,55 @@ mod tests {
             #[test]
             fn group_tree_matches_the_segment_reference(target in path(), anchor in path()) {
                 prop_assert_eq!(path_within(&target, &anchor), reference(&target, &anchor));
+            }
+
+            /// With conditions, a decision is "some candidate's scope covers the target and
+            /// its condition holds", each half computed independently: the scope by the
+            /// reference engine on that candidate alone, the condition by comparing numbers.
+            #[test]
+            fn a_conditional_decision_is_scope_and_condition(
+                grants in proptest::collection::vec((0u8..5, proptest::option::of(-50i64..50), any::<bool>()), 1..5),
+                value in -60i64..60, stored in any::<bool>(), target_path in path(), anchor_path in path(),
+                owned in any::<bool>(), grouped in any::<bool>(),
+            ) {
+                let conditions: Vec<Option<Condition>> = grants.iter().map(|(_, limit, _)| {
+                    limit.map(|l| Condition::compile(&format!("resource.properties.amount <= {l}")).unwrap())
+                }).collect();
+                let attributes = super::amount(value);
+                let mut f = super::facts();
+                f.target.group = grouped.then(|| super::group(&target_path));
+                if owned { f.target.owner_member_id = Some(f.actor.member_id.clone()); }
+                let metadata = format!(r#"{{"amount": {value}}}"#);
+                if stored {
+                    f.attributes.resource_metadata = Some(metadata.as_str().into());
+                } else {
+                    f.attributes.request = Some(&attributes);
+                }
+                f.candidates = grants.iter().zip(&conditions).map(|((s, _, anchored), condition)| {
+                    let scope = [Scope::OwnSelf, Scope::Group, Scope::GroupTree, Scope::Space, Scope::Global][*s as usize];
+                    let mut c = super::candidate(scope, anchored.then_some(anchor_path.as_str()));
+                    c.condition = condition.as_ref();
+                    c
+                }).collect();
+                let scope_covers = |c: &Candidate<'_>| {
+                    let mut alone = f.clone();
+                    alone.candidates = vec![Candidate { condition: None, ..c.clone() }];
+                    super::reference::evaluate(&alone, false).deny_code.is_none()
+                };
+                let holds = |(_, limit, _): &(u8, Option<i64>, bool)| limit.is_none_or(|l| value <= l);
+                let allowed = f.candidates.iter().zip(&grants).any(|(c, g)| scope_covers(c) && holds(g));
+                let unmet = f.candidates.iter().zip(&grants).any(|(c, g)| scope_covers(c) && g.1.is_some());
+                let mut unconditional = f.clone();
+                for c in &mut unconditional.candidates { c.condition = None; }
+                let expected = if allowed {
+                    None
+                } else if unmet {
+                    Some(DenyCode::ConditionNotMet)
+                } else {
+                    super::reference::evaluate(&unconditional, false).deny_code
+                };
+                prop_assert_eq!(evaluate(&f, false).deny_code, expected);
+                prop_assert_eq!(evaluate(&f, true).deny_code, expected);
             }
 
             #[test]

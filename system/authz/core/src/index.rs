@@ -35,7 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::borrow::Cow;
 use std::hash::Hash;
 
-use crate::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+use crate::condition::Condition;
+use crate::engine::{ActorFacts, Attributes, Candidate, Facts, GroupFacts, TargetFacts};
 use crate::{Fact, ResolveError, Scope};
 use arc_swap::ArcSwap;
 use equivalent::Equivalent;
@@ -459,6 +460,10 @@ struct ResourceRow {
     space_id: Shared,
     group: Option<Num>,
     owner_id: Option<Shared>,
+    /// Its status (a shared text) and stored metadata (JSON object text; none when empty):
+    /// what conditions read.
+    status: Shared,
+    metadata: Option<Shared>,
 }
 
 #[derive(Debug, Clone)]
@@ -475,6 +480,8 @@ struct PermissionRow {
     action: Num,
     scope: Option<Scope>,
     active: bool,
+    /// Its condition, compiled once.
+    condition: Option<Arc<Condition>>,
 }
 
 #[derive(Debug, Clone)]
@@ -506,6 +513,7 @@ struct GrantRow {
     permission_id: Shared,
     scope: Scope,
     anchor: Option<Num>,
+    condition: Option<Arc<Condition>>,
 }
 
 /// A member's grants for one (type key, action), in candidate order (member-roles by ID, then
@@ -1081,6 +1089,7 @@ impl Snapshot {
                     permission_id: self.permission_names.shared(permission),
                     scope,
                     anchor: mr.anchor,
+                    condition: p.condition.clone(),
                 };
                 match lists
                     .iter_mut()
@@ -1148,6 +1157,7 @@ impl Snapshot {
                 member_role_space_id: Cow::Borrowed(&g.member_role_space_id),
                 anchor_named: g.anchor.is_some(),
                 anchor: g.anchor.and_then(|a| self.group_facts(a)),
+                condition: g.condition.as_deref(),
             })
             .collect()
     }
@@ -1321,6 +1331,17 @@ impl Snapshot {
             action_known,
             candidates,
             now,
+            attributes: Attributes {
+                resource_status: resource.map(|r| Cow::Borrowed(&*r.status)),
+                resource_metadata: resource
+                    .and_then(|r| r.metadata.as_deref())
+                    .map(Cow::Borrowed),
+                username: self
+                    .username_of_user
+                    .get(binding.user)
+                    .map(|u| Cow::Borrowed(&**u)),
+                request: None,
+            },
         };
         Ok(Resolved {
             facts,
@@ -1591,6 +1612,7 @@ mod tests {
                 group_id: Some(s("group_apac")),
                 owner_member_id: None,
                 status: s("active"),
+                metadata: None,
             },
             Fact::Role {
                 id: s("role_fr"),
@@ -1604,6 +1626,7 @@ mod tests {
                 action: s("approve"),
                 scope: s("group_tree"),
                 status: s("active"),
+                condition: None,
             },
             Fact::RolePermission {
                 id: s("rp_1"),
@@ -1760,6 +1783,7 @@ mod tests {
                     member_role_space_id: Cow::Borrowed(&mr.space_id),
                     anchor_named: mr.anchor.is_some(),
                     anchor: mr.anchor.and_then(|a| snapshot.group_facts(a)),
+                    condition: None,
                 });
             }
         }
@@ -1814,6 +1838,7 @@ mod tests {
                         action: ACTIONS[action].into(),
                         scope: SCOPES[scope].into(),
                         status: STATUSES[status].into(),
+                        condition: None,
                     }
                 ),
                 (pick(5), pick(3), pick(4), any::<bool>()).prop_map(
@@ -1948,6 +1973,7 @@ mod tests {
                             group_id,
                             owner_member_id: owner,
                             status: "active".into(),
+                            metadata: None,
                         }
                     }),
                 (id("ro", 2), id("s", 2), 0..2usize, any::<bool>()).prop_map(
@@ -1965,6 +1991,7 @@ mod tests {
                         action: ACTIONS[a].into(),
                         scope: SCOPES[scope].into(),
                         status: status(active, "disabled"),
+                        condition: None,
                     }
                 ),
                 (id("rp", 4), id("ro", 2), id("p", 3), any::<bool>()).prop_map(
@@ -2059,6 +2086,7 @@ mod tests {
                         group_id: Some(format!("g{r}")),
                         owner_member_id: Some(format!("m{}", r % 2)),
                         status: s("active"),
+                        metadata: None,
                     });
                 }
             }
@@ -2069,6 +2097,7 @@ mod tests {
                     action: s(ACTIONS[p / 2]),
                     scope: s(SCOPES[p]),
                     status: s("active"),
+                    condition: None,
                 });
             }
             for rp in 0..4 {

@@ -61,9 +61,9 @@ impl Scope {
     }
 }
 
-/// Why the engine denied: upstream's 13 codes, in precedence order. The capability maps each
-/// to the contracts' `DenyCode`, which owns the wire names; a test there checks that the
-/// mapping is one to one and keeps the order.
+/// Why the engine denied: upstream's 13 codes, in their order, and Plystra's one more
+/// ([`DenyCode::ConditionNotMet`]). The capability maps each to the contracts' `DenyCode`, which
+/// owns the wire names; a test there checks that the mapping is one to one and keeps the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DenyCode {
     /// The acting user is not active.
@@ -92,11 +92,14 @@ pub enum DenyCode {
     InvalidResourceType,
     /// The action is not registered for the resource type.
     InvalidResourceAction,
+    /// Plystra's, not upstream's: a grant's scope covers the target but its condition was not
+    /// met (or could not be evaluated), and no other grant allows.
+    ConditionNotMet,
 }
 
 impl DenyCode {
-    /// Every code, in precedence order.
-    pub const ALL: [DenyCode; 13] = [
+    /// Every code: upstream's 13 in their order, then Plystra's.
+    pub const ALL: [DenyCode; 14] = [
         Self::ActorUserInactive,
         Self::ActorMemberInactive,
         Self::SpaceInactive,
@@ -110,6 +113,7 @@ impl DenyCode {
         Self::GlobalScopeDisabled,
         Self::InvalidResourceType,
         Self::InvalidResourceAction,
+        Self::ConditionNotMet,
     ];
 }
 
@@ -212,6 +216,9 @@ pub enum Fact<S = String> {
         owner_member_id: Option<S>,
         /// `active`, `archived`, …
         status: S,
+        /// Its stored metadata, a JSON object as text, when it has any: what a condition reads
+        /// as `resource.properties` (overlaid by the request's).
+        metadata: Option<S>,
     },
     /// A role.
     Role {
@@ -236,6 +243,9 @@ pub enum Fact<S = String> {
         scope: S,
         /// `active`, `disabled`, …
         status: S,
+        /// Its condition (CEL source), when it has one: the grant covers a request only when
+        /// its scope covers the target and the condition holds.
+        condition: Option<S>,
     },
     /// A permission held by a role.
     RolePermission {
@@ -358,6 +368,7 @@ impl<S: AsRef<str>> Fact<S> {
                 group_id,
                 owner_member_id,
                 status,
+                metadata,
             } => Fact::Resource {
                 resource_type: text(resource_type),
                 id: text(id),
@@ -366,6 +377,7 @@ impl<S: AsRef<str>> Fact<S> {
                 group_id: opt(group_id),
                 owner_member_id: opt(owner_member_id),
                 status: text(status),
+                metadata: opt(metadata),
             },
             Self::Role {
                 id,
@@ -384,12 +396,14 @@ impl<S: AsRef<str>> Fact<S> {
                 action,
                 scope,
                 status,
+                condition,
             } => Fact::Permission {
                 id: text(id),
                 resource: text(resource),
                 action: text(action),
                 scope: text(scope),
                 status: text(status),
+                condition: opt(condition),
             },
             Self::RolePermission {
                 id,
@@ -434,8 +448,9 @@ mod tests {
     }
 
     #[test]
-    fn there_are_thirteen_distinct_deny_codes() {
+    fn there_are_upstreams_thirteen_deny_codes_and_one_more() {
         let codes: std::collections::HashSet<_> = DenyCode::ALL.into_iter().collect();
-        assert_eq!(codes.len(), 13);
+        assert_eq!(codes.len(), 14);
+        assert_eq!(DenyCode::ALL[13], DenyCode::ConditionNotMet);
     }
 }

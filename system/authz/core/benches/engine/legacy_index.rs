@@ -353,6 +353,7 @@ impl Snapshot {
                 group_id,
                 owner_member_id,
                 status: _,
+                ..
             } => {
                 let key = (resource_type.clone(), id.clone());
                 if let Some(old) = self.resources.get(&key) {
@@ -400,6 +401,7 @@ impl Snapshot {
                 action,
                 scope,
                 status,
+                ..
             } => {
                 let roles: Vec<String> = self
                     .role_permissions_of_permission
@@ -544,6 +546,7 @@ impl Snapshot {
                 member_role_space_id: Cow::Borrowed(&g.member_role_space_id),
                 anchor_named: g.anchor.is_some(),
                 anchor: g.anchor.as_deref().and_then(|a| self.group(a)),
+                condition: None,
             })
             .collect()
     }
@@ -645,6 +648,7 @@ impl Snapshot {
             action_known,
             candidates,
             now,
+            attributes: Default::default(),
         };
         Ok(Resolved {
             facts,

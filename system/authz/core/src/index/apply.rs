@@ -7,6 +7,9 @@ use super::{
     ResourcesByType, RolePermissionRow, RoleRow, Shared, Snapshot, Status, TypeRow, add_to,
     parse_unix, take_from,
 };
+use std::sync::Arc;
+
+use crate::condition::Condition;
 use crate::{Fact, Scope};
 
 impl Snapshot {
@@ -53,14 +56,14 @@ impl Snapshot {
                 space_id,
                 group_id,
                 owner_member_id,
-                status: _,
+                status,
+                metadata,
             } => self.apply_resource(
-                resource_type,
-                id,
-                external_id,
+                (resource_type, id, external_id),
                 space_id,
                 group_id,
                 owner_member_id,
+                (status, metadata),
             ),
             Fact::Role {
                 id,
@@ -74,7 +77,8 @@ impl Snapshot {
                 action,
                 scope,
                 status,
-            } => self.apply_permission(id, resource, action, scope, status),
+                condition,
+            } => self.apply_permission(id, (resource, action, scope), status, condition),
             Fact::RolePermission {
                 id,
                 role_id,
@@ -222,15 +226,15 @@ impl Snapshot {
         );
     }
 
-    /// A resource: its row, and the carriers of its external name when that changed.
+    /// A resource (named by type key, ID and external ID): its row, and the carriers of its
+    /// external name when that changed. Its status and metadata are kept for conditions.
     fn apply_resource(
         &mut self,
-        resource_type: &str,
-        id: &str,
-        external_id: &str,
+        (resource_type, id, external_id): (&str, &str, &str),
         space_id: &str,
         group_id: Option<&str>,
         owner_member_id: Option<&str>,
+        (status, metadata): (&str, Option<&str>),
     ) {
         let type_key = self.type_keys.intern(resource_type);
         let n = self.resource_names.intern(type_key, id);
@@ -243,6 +247,10 @@ impl Snapshot {
             space_id: self.space_names.shared(space),
             group,
             owner_id: owner.map(|m| self.member_names.shared(m)),
+            status: super::status_text(status),
+            metadata: metadata
+                .filter(|m| !matches!(m.trim(), "" | "{}" | "null"))
+                .map(Shared::from),
         };
         let old = self.resources.set(n, row);
         self.relist_resource(type_key, n, old.as_ref(), space, group, owner);
@@ -322,16 +330,22 @@ impl Snapshot {
         self.roles.set(n, row);
     }
 
-    /// A permission: its row; every member holding a role that holds it is recomputed.
+    /// A permission (its type key, action and scope): its row, its condition compiled (kept
+    /// when the source is unchanged); every member holding a role that holds it is recomputed.
     fn apply_permission(
         &mut self,
         id: &str,
-        resource: &str,
-        action: &str,
-        scope: &str,
+        (resource, action, scope): (&str, &str, &str),
         status: &str,
+        condition: Option<&str>,
     ) {
         let n = self.permission_names.intern(id);
+        let condition = condition.filter(|c| !c.trim().is_empty()).map(|source| {
+            match self.permissions.get(n).and_then(|p| p.condition.clone()) {
+                Some(same) if same.source() == source => same,
+                _ => Arc::new(Condition::stored(source)),
+            }
+        });
         let roles: Vec<Num> = self
             .role_permissions_of_permission
             .get(n)
@@ -348,6 +362,7 @@ impl Snapshot {
             action: self.action_names.intern(action),
             scope: Scope::parse(scope),
             active: status == "active",
+            condition,
         };
         self.permissions.set(n, row);
     }

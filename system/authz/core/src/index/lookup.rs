@@ -96,7 +96,7 @@ fn whatever_the_target(outcome: Outcome) -> bool {
         Outcome::CrossSpace(which) => {
             !matches!(which, CrossSpace::Target | CrossSpace::TargetGroup)
         }
-        Outcome::Allowed(_) | Outcome::OutOfScope => false,
+        Outcome::Allowed(_) | Outcome::OutOfScope | Outcome::ConditionNotMet(_) => false,
     }
 }
 

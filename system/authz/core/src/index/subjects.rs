@@ -385,6 +385,7 @@ mod tests {
             group_id: None,
             owner_member_id: None,
             status: "active".into(),
+            metadata: None,
         }
     }
 
