@@ -97,6 +97,11 @@ pub enum Fact {
         owner_member_id: Option<String>,
         /// `active` or `archived`.
         status: String,
+        /// Its stored metadata (a JSON object as text), when it has any: what permission
+        /// conditions read as `resource.properties`. Absent from facts written before it
+        /// existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<String>,
     },
     /// A role of a space.
     Role {
@@ -121,6 +126,10 @@ pub enum Fact {
         scope: String,
         /// `active` or `disabled`.
         status: String,
+        /// Its condition (CEL source), when it has one. Absent from facts written before it
+        /// existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        condition: Option<String>,
     },
     /// A permission held by a role.
     RolePermission {

@@ -63,9 +63,10 @@ pub fn max_length_of(field: &str) -> usize {
     }
 }
 
-/// Whether a field holds free text, where tab, line feed and carriage return are allowed.
+/// Whether a field holds free text, where tab, line feed and carriage return are allowed (a
+/// permission's `condition` is source code, which may span lines).
 pub fn is_free_text(field: &str) -> bool {
-    field == "description" || field.ends_with("reason")
+    field == "description" || field == "condition" || field.ends_with("reason")
 }
 
 /// The pattern a string without a stricter one of its own declares: no control character, as

@@ -104,7 +104,11 @@ impl ServiceRegistry {
     }
 }
 
-/// Why a check denied. Upstream's 13 codes, in precedence order.
+/// Why a check denied: upstream's 13 codes, in their order, then Plystra's
+/// `CONDITION_NOT_MET` (a grant's scope covers the target, but its condition does not hold). A
+/// client that knows only upstream's codes still reads the decision from `decision`/`allow`;
+/// the 14th code is answered only where a permission carries a condition, which only a
+/// Plystra-aware operator can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, poem_openapi::Enum)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DenyCode {
@@ -134,11 +138,14 @@ pub enum DenyCode {
     InvalidResourceType,
     /// The action is not registered for the resource type.
     InvalidResourceAction,
+    /// Plystra's: a grant's scope covers the target, but its condition was not met (or could
+    /// not be evaluated), and no other grant allows.
+    ConditionNotMet,
 }
 
 impl DenyCode {
-    /// Every code, in precedence order.
-    pub const ALL: [DenyCode; 13] = [
+    /// Every code: upstream's 13 in their order, then Plystra's.
+    pub const ALL: [DenyCode; 14] = [
         Self::ActorUserInactive,
         Self::ActorMemberInactive,
         Self::SpaceInactive,
@@ -152,6 +159,7 @@ impl DenyCode {
         Self::GlobalScopeDisabled,
         Self::InvalidResourceType,
         Self::InvalidResourceAction,
+        Self::ConditionNotMet,
     ];
 
     /// The code as written on the wire.
@@ -170,6 +178,7 @@ impl DenyCode {
             Self::GlobalScopeDisabled => "GLOBAL_SCOPE_DISABLED",
             Self::InvalidResourceType => "INVALID_RESOURCE_TYPE",
             Self::InvalidResourceAction => "INVALID_RESOURCE_ACTION",
+            Self::ConditionNotMet => "CONDITION_NOT_MET",
         }
     }
 
@@ -277,6 +286,13 @@ pub trait AuditRecorder: Send + Sync {
         false
     }
 
+    /// `value` as the audit log's redaction policy would store it: for answers that show what
+    /// the log keeps (explain's condition inputs). The default keeps nothing of it.
+    fn redact(&self, value: serde_json::Value) -> serde_json::Value {
+        drop(value);
+        serde_json::Value::String("[redacted]".to_owned())
+    }
+
     /// Appends inside the caller's transaction, so a management mutation and its record commit
     /// together or not at all. Holds the chain until the caller commits or rolls back.
     async fn record_in(
@@ -382,7 +398,7 @@ pub trait ResourceLookup: Send + Sync {
 pub struct CheckOutcome {
     /// Allowed or denied.
     pub decision: Decision,
-    /// One of the 13 deny codes on a deny.
+    /// The deny code on a deny.
     pub deny_code: Option<DenyCode>,
     /// A sentence for people.
     pub reason: String,

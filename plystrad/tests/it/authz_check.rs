@@ -6,7 +6,7 @@ use poem::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::app::{Auth, Client, KEY, app, create, exchange, login};
-use crate::support::finance_reviewer::seed as fixture;
+use crate::support::finance_reviewer::{seed as fixture, seed_conditions};
 use crate::support::processes::{check, request};
 use crate::support::super_admin::bootstrap_super_admin;
 
@@ -78,7 +78,13 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
         return;
     };
     fixture(&cli).await;
+    seed_conditions(&cli).await;
     let alice = "um_alice_finance_reviewer";
+    let dana = |invoice: &str| {
+        let mut body = check("user_dana", "um_dana_junior_approver", invoice, "approve");
+        body["actor"]["member_id"] = json!("member_junior_approver");
+        body
+    };
     let table: Vec<(Value, Option<&str>)> = vec![
         (
             request(
@@ -245,6 +251,47 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
             context(|b| b["resource"]["group_path"] = json!("legal.emea")),
             Some("SCOPE_OUT_OF_BOUNDS"),
         ),
+        // The junior approver's conditional grant: approve under `finance` when the stored
+        // amount is at most 10,000 and the invoice is not archived.
+        (dana("invoice_small"), None),
+        (dana("invoice_large"), Some("CONDITION_NOT_MET")),
+        (dana("invoice_archived"), Some("CONDITION_NOT_MET")),
+        // No stored amount: the condition cannot be evaluated, which is not met.
+        (dana("invoice_001"), Some("CONDITION_NOT_MET")),
+        // Out of the grant's scope, the scope names the deny (the condition is not evaluated).
+        (dana("invoice_002"), Some("SCOPE_OUT_OF_BOUNDS")),
+        // The request's properties overlay the stored metadata, either way.
+        (
+            {
+                let mut vouched = dana("invoice_large");
+                vouched["resource"] = json!({"properties": {"amount": 5000}});
+                vouched
+            },
+            None,
+        ),
+        (
+            {
+                let mut vouched = dana("invoice_small");
+                vouched["resource"] = json!({"properties": {"amount": 10001}});
+                vouched
+            },
+            Some("CONDITION_NOT_MET"),
+        ),
+        // Context Mode: an inline grant's condition reads the request's context.
+        (
+            context(|b| {
+                b["grants"][0]["condition"] = json!("context.channel == 'web'");
+                b["context"] = json!({"channel": "web"});
+            }),
+            None,
+        ),
+        (
+            context(|b| {
+                b["grants"][0]["condition"] = json!("context.channel == 'web'");
+                b["context"] = json!({"channel": "email"});
+            }),
+            Some("CONDITION_NOT_MET"),
+        ),
     ];
     let mut expected_denies = Vec::new();
     for (i, (body, deny)) in table.iter().enumerate() {
@@ -289,7 +336,7 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
     // Bob's allow keeps who acted, as values.
     let (_, _, bob) = call(&cli, "POST", "/api/v1/authz/explain", table[2].0.clone()).await;
     let trace = &bob["data"];
-    assert_eq!(trace["trace_version"], "1.0");
+    assert_eq!(trace["trace_version"], "1.1");
     assert_eq!(trace["actor"]["user_id"], "user_bob");
     assert_eq!(trace["actor"]["member_id"], "member_finance_reviewer");
     assert_eq!(trace["target"]["group"]["path"], "finance.apac");

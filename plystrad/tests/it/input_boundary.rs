@@ -727,7 +727,7 @@ async fn a_path_parameter_the_document_refuses_is_refused() {
 }
 
 /// Every string a write body takes declares a pattern: the rule on control characters (the free
-/// text one for descriptions and reasons), or a stricter pattern of its own; formatted strings
+/// text one for descriptions, reasons and conditions), or a stricter pattern of its own; formatted strings
 /// (date-times) say it through their format.
 #[tokio::test]
 async fn every_string_in_a_write_body_declares_a_pattern() {
@@ -747,7 +747,7 @@ async fn every_string_in_a_write_body_declares_a_pattern() {
                 let pattern = own["pattern"].as_str().or(schema["pattern"].as_str());
                 let field = at.rsplit('.').next().unwrap_or_default();
                 let field = field.trim_end_matches("[]");
-                let free_text = field == "description" || field.ends_with("reason");
+                let free_text = plystra_contracts::limits::is_free_text(field);
                 match pattern {
                     None => wrong.push(format!("{at}: no pattern")),
                     Some(NO_CONTROL_CHARACTERS) if free_text => {

@@ -16,6 +16,7 @@ mod admin;
 mod audit;
 mod audit_crash;
 mod authz_check;
+mod authz_conditions;
 mod authz_grants;
 mod authz_lookup;
 mod authzen;

@@ -8,7 +8,9 @@
 //!   username kept in clear) follows the `email` rule too: the address is replaced by its hash,
 //!   or by `[redacted]` when emails are dropped. An address is `local@domain.tld` with an
 //!   alphabetic top-level label.
-//! - Keys inside `metadata` objects are kept only when allowlisted.
+//! - Keys inside `metadata` objects are kept only when allowlisted, and so are the keys of
+//!   `input_values` objects (the attribute paths a permission condition read, with their values:
+//!   free-form data as metadata is, allowlisted by path such as `resource.properties.amount`).
 //!
 //! Every path that was changed is listed, and the policy's version is recorded with the record.
 //! `redact` works on a copy, so the caller's response is never touched; `redact_owned` rewrites a
@@ -21,7 +23,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 /// Bumped whenever the rules below change meaning.
-pub const REDACTION_VERSION: i64 = 2;
+pub const REDACTION_VERSION: i64 = 3;
 
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
@@ -43,6 +45,12 @@ const SECRET_FRAGMENTS: &[&str] = &[
     "session_id",
     "refresh",
 ];
+
+/// Whether an object under this (folded) key holds free-form data whose keys are kept only when
+/// allowlisted: `metadata`, and a condition's `input_values`.
+fn is_free_form(folded: &str) -> bool {
+    folded == "metadata" || folded == "input_values"
+}
 
 /// What to do with one PII field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +267,7 @@ impl RedactionPolicy {
                 }
             }
         }
-        let child_in_metadata = folded == "metadata" && child.is_object();
+        let child_in_metadata = is_free_form(folded) && child.is_object();
         self.walk(child, path, folded, child_in_metadata, out)
     }
 
@@ -489,6 +497,39 @@ mod tests {
         assert!(out.redactions.contains(&"/metadata/ssn".to_owned()));
     }
 
+    #[test]
+    fn a_conditions_input_values_are_kept_only_when_their_path_is_allowlisted() {
+        let trace = json!({"condition": {"input_values": {
+            "resource.properties.amount": 12000,
+            "resource.status": "archived",
+            "context.api_token": "t0k",
+        }, "inputs": [{"path": "resource.status", "source": "storage"}]}});
+        let out = policy().redact(&trace);
+        let values = &out.value["condition"]["input_values"];
+        for path in [
+            "resource.properties.amount",
+            "resource.status",
+            "context.api_token",
+        ] {
+            assert_eq!(values[path], REDACTED, "{path}");
+        }
+        assert_eq!(
+            out.value["condition"]["inputs"],
+            trace["condition"]["inputs"]
+        );
+        let out = policy()
+            .metadata_allowlist([
+                "resource.properties.amount".to_owned(),
+                "context.api_token".to_owned(),
+            ])
+            .redact(&trace);
+        let values = &out.value["condition"]["input_values"];
+        assert_eq!(values["resource.properties.amount"], 12000);
+        assert_eq!(values["resource.status"], REDACTED);
+        // A secret-like name is redacted even when allowlisted.
+        assert_eq!(values["context.api_token"], REDACTED);
+    }
+
     /// The copying walk this module had before it redacted in place, kept as the reference the
     /// in-place walk must agree with.
     fn reference_walk(
@@ -535,7 +576,7 @@ mod tests {
                             }
                         }
                     }
-                    let child_in_metadata = folded == "metadata" && child.is_object();
+                    let child_in_metadata = is_free_form(&folded) && child.is_object();
                     if let Some(v) = reference_walk(p, child, &child_path, child_in_metadata, out) {
                         result.insert(key.clone(), v);
                     }

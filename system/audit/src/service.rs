@@ -158,6 +158,10 @@ impl AuditRecorder for AuditService {
         self.settings.mode == WriteMode::DenyOnly
     }
 
+    fn redact(&self, value: serde_json::Value) -> serde_json::Value {
+        self.settings.policy.redact_owned(value).value
+    }
+
     async fn record_in(
         &self,
         tx: &mut Transaction,

@@ -66,6 +66,7 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             group_id,
             owner_member_id,
             status,
+            metadata,
         } => CoreFact::Resource {
             resource_type,
             id,
@@ -74,6 +75,7 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             group_id: group_id.as_deref(),
             owner_member_id: owner_member_id.as_deref(),
             status,
+            metadata: metadata.as_deref(),
         },
         Fact::Role {
             id,
@@ -92,12 +94,14 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             action,
             scope,
             status,
+            condition,
         } => CoreFact::Permission {
             id,
             resource,
             action,
             scope,
             status,
+            condition: condition.as_deref(),
         },
         Fact::RolePermission {
             id,
@@ -146,6 +150,7 @@ pub fn deny_code(code: plystra_authz_core::DenyCode) -> DenyCode {
         Core::GlobalScopeDisabled => DenyCode::GlobalScopeDisabled,
         Core::InvalidResourceType => DenyCode::InvalidResourceType,
         Core::InvalidResourceAction => DenyCode::InvalidResourceAction,
+        Core::ConditionNotMet => DenyCode::ConditionNotMet,
     }
 }
 
@@ -168,7 +173,7 @@ mod tests {
             .into_iter()
             .map(deny_code)
             .collect();
-        // One to one (both lists hold 13 distinct codes) and in precedence order.
+        // One to one (both lists hold 14 distinct codes) and in precedence order.
         assert_eq!(mapped, DenyCode::ALL);
         for (core, wire) in plystra_authz_core::DenyCode::ALL.into_iter().zip(mapped) {
             assert_eq!(format!("{core:?}"), format!("{wire:?}"));

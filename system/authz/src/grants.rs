@@ -36,6 +36,8 @@ pub struct PermissionGrant {
     pub action: String,
     /// The scope.
     pub scope: Scope,
+    /// The condition (CEL source), if any.
+    pub condition: Option<String>,
 }
 
 /// A permission a role holds (not removed).
@@ -91,12 +93,12 @@ pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
     let roles: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
 
     let mut q = Query::select();
-    q.columns(["id", "resource", "action", "scope"].map(a))
+    q.columns(["id", "resource", "action", "scope", "condition"].map(a))
         .from(a(PERMISSIONS))
         .and_where(Expr::col(a("status")).eq("active"))
         .and_where(Expr::col(a("deleted_at")).is_null())
         .order_by(a("id"), Order::Asc);
-    let permissions: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
+    let permissions: Vec<(String, String, String, String, String)> = db.fetch_all(&q).await?;
 
     let mut q = Query::select();
     q.columns(["id", "space_id", "role_id", "permission_id"].map(a))
@@ -135,18 +137,21 @@ pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
             .collect(),
         permissions: permissions
             .into_iter()
-            .filter_map(|(id, resource, action, scope)| match Scope::parse(&scope) {
-                Some(scope) => Some(PermissionGrant {
-                    id,
-                    resource,
-                    action,
-                    scope,
-                }),
-                None => {
-                    tracing::warn!(permission = %id, scope = %scope, "unknown scope; the permission grants nothing");
-                    None
-                }
-            })
+            .filter_map(
+                |(id, resource, action, scope, condition)| match Scope::parse(&scope) {
+                    Some(scope) => Some(PermissionGrant {
+                        id,
+                        resource,
+                        action,
+                        scope,
+                        condition: crate::permissions::stored_condition(condition),
+                    }),
+                    None => {
+                        tracing::warn!(permission = %id, scope = %scope, "unknown scope; the permission grants nothing");
+                        None
+                    }
+                },
+            )
             .collect(),
         role_permissions: role_permissions
             .into_iter()
@@ -194,6 +199,7 @@ impl GrantSnapshot {
             action: p.action,
             scope: p.scope.as_str().into(),
             status: "active".into(),
+            condition: p.condition,
         }));
         facts.extend(
             self.role_permissions

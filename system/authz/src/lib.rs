@@ -26,7 +26,7 @@ use plystra_contracts::feed::{Change, FactsConsumer, FactsFeed};
 use plystra_contracts::services::AuditRecorder;
 use plystra_contracts::storage::Database;
 
-pub use plystra_authz_core::{Scope, engine, index};
+pub use plystra_authz_core::{Scope, condition, engine, index};
 pub use plystra_contracts::DenyCode;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
@@ -170,6 +170,10 @@ pub const DENY_CODES: &[(DenyCode, &str)] = &[
     (
         DenyCode::InvalidResourceAction,
         "The action is not registered for the resource type.",
+    ),
+    (
+        DenyCode::ConditionNotMet,
+        "Plystra's, not upstream's: a grant's scope covers the target, but its permission's condition was not met (or could not be evaluated), and no other grant allows.",
     ),
 ];
 
@@ -481,7 +485,8 @@ pub struct VocabularyApi {
 
 #[OpenApi(tag = "AuthorizationTag::Authorization")]
 impl VocabularyApi {
-    /// The 13 deny codes a check can answer with, and the scopes a permission can have.
+    /// The deny codes a check can answer with (upstream's 13, then Plystra's
+    /// `CONDITION_NOT_MET`), and the scopes a permission can have.
     #[oai(
         path = "/api/v1/authz/deny-codes",
         method = "get",
@@ -562,9 +567,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn there_are_thirteen_distinct_deny_codes() {
-        let codes: std::collections::HashSet<_> = DENY_CODES.iter().map(|(c, _)| *c).collect();
-        assert_eq!(codes.len(), 13);
+    fn every_deny_code_is_described_once_in_order() {
+        let described: Vec<DenyCode> = DENY_CODES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(described, DenyCode::ALL);
     }
 
     #[test]

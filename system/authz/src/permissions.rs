@@ -1,5 +1,6 @@
-//! Permissions: an action on a resource type within a scope. They are global (not space-local);
-//! roles of any space may hold them. `(resource, action, scope)` is unique.
+//! Permissions: an action on a resource type within a scope, under an optional condition (a CEL
+//! expression, compiled and checked when it is written). They are global (not space-local);
+//! roles of any space may hold them. `(resource, action, scope, condition)` is unique.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::store::{
@@ -52,6 +54,11 @@ pub struct Permission {
     pub action: String,
     /// Which targets it covers, relative to the member and the grant's anchor group.
     pub scope: Scope,
+    /// A CEL expression a request must also satisfy, when the permission has one: a grant of it
+    /// covers a request only when the scope covers the target and the condition is true. It
+    /// reads `subject`, `resource`, `action`, `context` and `now` (see the README's
+    /// "Conditions").
+    pub condition: Option<String>,
     /// `active` or `disabled`.
     pub status: PermissionStatus,
     /// Free-form data the caller attached.
@@ -72,6 +79,7 @@ from_rows!(Permission, |row| {
         action: row.try_get("action")?,
         // Only valid scopes are ever written; an unknown one reads as `global`, which denies.
         scope: Scope::parse(&scope).unwrap_or(Scope::Global),
+        condition: stored_condition(row.try_get("condition")?),
         status: PermissionStatus::parse(&row.try_get::<String, _>("status")?),
         metadata: metadata_out(row.try_get::<JsonColumn, _>("metadata")?),
         created_at: row.try_get("created_at")?,
@@ -87,6 +95,7 @@ impl Permission {
             "resource": self.resource,
             "action": self.action,
             "scope": self.scope.as_str(),
+            "condition": self.condition,
             "status": self.status.as_str(),
             "metadata": self.metadata,
         })
@@ -108,6 +117,12 @@ pub struct PermissionCreateRequest {
     pub action: String,
     /// The scope.
     pub scope: Scope,
+    /// A condition (CEL, at most 1,024 characters): the grant also needs it to be true. A
+    /// syntax error, a name other than `subject`, `resource`, `action`, `context` and `now`, a
+    /// macro inside a macro or a result that cannot be a boolean is a 400 naming the line and
+    /// column.
+    #[oai(validator(max_length = 1024))]
+    pub condition: Option<String>,
     /// `active` (the default) or `disabled`.
     pub status: Option<PermissionStatus>,
     /// Free-form data.
@@ -129,6 +144,9 @@ pub struct PermissionUpdateRequest {
     pub action: Option<String>,
     /// A new scope.
     pub scope: Option<Scope>,
+    /// A new condition (checked as on create); `null` removes it.
+    #[oai(validator(max_length = 1024))]
+    pub condition: MaybeUndefined<String>,
     /// A new status (`active` or `disabled`).
     pub status: Option<PermissionStatus>,
     /// Replaces the metadata.
@@ -149,6 +167,7 @@ impl Stored for Permission {
         "created_at",
         "updated_at",
         "deleted_at",
+        "condition",
     ];
     const ENTITY: &'static str = "permission";
     const NOT_FOUND: ErrorCode = ErrorCode::PermissionNotFound;
@@ -158,25 +177,43 @@ impl Stored for Permission {
     }
 }
 
-async fn triple_taken(
+/// A stored condition as the API and the index read it: `''` is none.
+pub(crate) fn stored_condition(stored: String) -> Option<String> {
+    (!stored.is_empty()).then_some(stored)
+}
+
+/// A condition as written: compiled and checked (400 naming the line and column otherwise), and
+/// stored as given. Blank is refused: `null` (on update) removes a condition.
+fn checked_condition(source: &str) -> Result<String, ApiError> {
+    plystra_authz_core::condition::Condition::compile(source)
+        .map(|_| source.to_owned())
+        .map_err(|e| {
+            ApiError::invalid_field("condition", e.to_string())
+                .with_detail("line", e.line)
+                .with_detail("column", e.column)
+        })
+}
+
+/// The permission other than `except` that already has this rule, if any.
+async fn rule_taken(
     conn: &mut Conn<'_>,
-    resource: &str,
-    action: &str,
-    scope: Scope,
+    (resource, action, scope): (&str, &str, Scope),
+    condition: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
     let mut q = Permission::select();
     q.and_where(Expr::col((a(PERMISSIONS), a("resource"))).eq(resource))
         .and_where(Expr::col((a(PERMISSIONS), a("action"))).eq(action))
-        .and_where(Expr::col((a(PERMISSIONS), a("scope"))).eq(scope.as_str()));
+        .and_where(Expr::col((a(PERMISSIONS), a("scope"))).eq(scope.as_str()))
+        .and_where(Expr::col((a(PERMISSIONS), a("condition"))).eq(condition.unwrap_or_default()));
     Ok(conn
         .fetch_optional::<Permission, _>(&q)
         .await?
         .map(|p| p.id))
 }
 
-fn triple_conflict(existing: &str) -> ApiError {
+fn rule_conflict(existing: &str) -> ApiError {
     conflict(
-        format!("permission {existing} already has this resource, action and scope"),
+        format!("permission {existing} already has this resource, action, scope and condition"),
         "scope",
     )
     .with_detail("existing_id", existing)
@@ -217,6 +254,11 @@ impl PermissionsApi {
             .as_deref()
             .map(|r| keyword("action", r))
             .transpose()?;
+        let condition = match &update.condition {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(source) => Some(Some(checked_condition(source)?)),
+        };
         let mut tx = self.ctx.begin().await?;
         audit_space(&mut Conn::Tx(&mut tx), update.audit_space_id.as_deref()).await?;
         let current = entity::get::<Permission>(&mut tx, permission_id)
@@ -230,21 +272,31 @@ impl PermissionsApi {
         let resource = resource.unwrap_or_else(|| current.resource.clone());
         let action = action.unwrap_or_else(|| current.action.clone());
         let scope = update.scope.unwrap_or(current.scope);
-        if (resource.as_str(), action.as_str(), scope)
-            != (
-                current.resource.as_str(),
-                current.action.as_str(),
-                current.scope,
+        let condition = condition.unwrap_or_else(|| current.condition.clone());
+        if (
+            resource.as_str(),
+            action.as_str(),
+            scope,
+            condition.as_deref(),
+        ) != (
+            current.resource.as_str(),
+            current.action.as_str(),
+            current.scope,
+            current.condition.as_deref(),
+        ) {
+            if let Some(existing) = rule_taken(
+                &mut Conn::Tx(&mut tx),
+                (&resource, &action, scope),
+                condition.as_deref(),
             )
-        {
-            if let Some(existing) =
-                triple_taken(&mut Conn::Tx(&mut tx), &resource, &action, scope).await?
+            .await?
             {
-                return Err(triple_conflict(&existing));
+                return Err(rule_conflict(&existing));
             }
             sets.push(("resource", resource.into()));
             sets.push(("action", action.into()));
             sets.push(("scope", scope.as_str().into()));
+            sets.push(("condition", condition.unwrap_or_default().into()));
         }
         if update.metadata.is_some() {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
@@ -309,8 +361,8 @@ impl PermissionsApi {
         Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
     }
 
-    /// Creates a permission. 409 when one with the same resource, action and scope (or ID)
-    /// exists.
+    /// Creates a permission. 409 when one with the same resource, action, scope and condition
+    /// (or ID) exists; 400 naming the line and column when the condition is refused.
     #[oai(
         path = "/api/v1/permissions",
         method = "post",
@@ -325,16 +377,25 @@ impl PermissionsApi {
         let id = entity_id("perm_", body.id.as_deref())?;
         let resource = keyword("resource", &body.resource)?;
         let action = keyword("action", &body.action)?;
+        let condition = body
+            .condition
+            .as_deref()
+            .map(checked_condition)
+            .transpose()?;
         let status = body.status.unwrap_or(PermissionStatus::Active);
         let mut tx = self.ctx.begin().await?;
         audit_space(&mut Conn::Tx(&mut tx), body.audit_space_id.as_deref()).await?;
         if entity::get::<Permission>(&mut tx, &id).await?.is_some() {
             return Err(conflict("a permission with this ID exists", "id"));
         }
-        if let Some(existing) =
-            triple_taken(&mut Conn::Tx(&mut tx), &resource, &action, body.scope).await?
+        if let Some(existing) = rule_taken(
+            &mut Conn::Tx(&mut tx),
+            (&resource, &action, body.scope),
+            condition.as_deref(),
+        )
+        .await?
         {
-            return Err(triple_conflict(&existing));
+            return Err(rule_conflict(&existing));
         }
         let at = now();
         entity::insert(
@@ -345,6 +406,7 @@ impl PermissionsApi {
                 ("resource", resource.into()),
                 ("action", action.into()),
                 ("scope", body.scope.as_str().into()),
+                ("condition", condition.unwrap_or_default().into()),
                 ("status", status.as_str().into()),
                 ("metadata", metadata_in(&body.metadata).into()),
                 ("created_at", at.into()),
@@ -383,8 +445,8 @@ impl PermissionsApi {
         Ok(Json(Envelope::new(permission)))
     }
 
-    /// Changes a permission's resource type, action, scope, status or metadata. Every role
-    /// holding it sees the change.
+    /// Changes a permission's resource type, action, scope, condition, status or metadata.
+    /// Every role holding it sees the change.
     #[oai(
         path = "/api/v1/permissions/:permission_id",
         method = "patch",
@@ -438,8 +500,25 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_triple_names_the_existing_permission() {
-        let err = triple_conflict("perm_invoice_approve");
+    fn a_refused_condition_names_its_field_line_and_column() {
+        let err = checked_condition("resource.amount <= 10 &&\n  user.role == 'x'").unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationFailed);
+        assert_eq!(
+            err.details["fields"]["condition"],
+            err.message["condition: ".len()..]
+        );
+        assert_eq!(
+            (err.details["line"].clone(), err.details["column"].clone()),
+            (2.into(), 3.into())
+        );
+        assert!(err.message.contains("`user` is not"), "{}", err.message);
+        assert_eq!(checked_condition("now > 0").unwrap(), "now > 0");
+        assert_eq!(stored_condition(String::new()), None);
+    }
+
+    #[test]
+    fn a_duplicate_rule_names_the_existing_permission() {
+        let err = rule_conflict("perm_invoice_approve");
         assert_eq!(err.code, ErrorCode::Conflict);
         assert_eq!(err.details["existing_id"], "perm_invoice_approve");
     }

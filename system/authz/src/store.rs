@@ -91,6 +91,7 @@ impl Change<'_> {
                 action: text("action"),
                 scope: text("scope"),
                 status: text("status"),
+                condition: s["condition"].as_str().map(str::to_owned),
             },
             GrantKind::RolePermission => Fact::RolePermission {
                 id,

@@ -200,6 +200,7 @@ async fn load_grants_returns_exactly_the_grants_in_force() {
             resource: "invoice".into(),
             action: "approve".into(),
             scope: Scope::GroupTree,
+            condition: None,
         }]
     );
     let rp = |id: &str, role: &str| RolePermissionGrant {

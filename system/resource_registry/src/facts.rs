@@ -31,13 +31,23 @@ impl From<&Resource> for Fact {
             group_id: r.group_id.clone(),
             owner_member_id: r.owner_member_id.clone(),
             status: r.status.as_str().to_owned(),
+            metadata: metadata_text(r.metadata.as_ref()),
         }
     }
 }
 
+/// Stored metadata as a fact carries it: JSON object text, none when there is none.
+fn metadata_text(
+    metadata: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+) -> Option<String> {
+    metadata
+        .filter(|m| !m.is_empty())
+        .and_then(|m| serde_json::to_string(m).ok())
+}
+
 /// Every type, action and resource.
 /// A resource as its fact needs it: type key, ID, external ID, space, group, owner, visibility,
-/// status.
+/// status, metadata (as JSON text).
 type ResourceFactRow = (
     String,
     String,
@@ -47,6 +57,7 @@ type ResourceFactRow = (
     Option<String>,
     String,
     String,
+    Option<String>,
 );
 
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
@@ -84,7 +95,7 @@ pub(crate) async fn all_in_parts(
     );
     part(facts);
     // Only the columns a fact holds (the first load reads every resource: no joins for names,
-    // no metadata or timestamps to decode), read in bulk; stored values are still checked as a
+    // no timestamps to decode), read in bulk; stored values are still checked as a
     // full read checks them.
     let r = table::RESOURCES;
     let from = Query::select()
@@ -106,6 +117,8 @@ pub(crate) async fn all_in_parts(
     ]
     .into_iter()
     .map(Expr::col)
+    // Metadata as text on both backends (PostgreSQL holds it as JSONB).
+    .chain([Expr::col(col(r, "metadata")).cast_as("TEXT")])
     .collect();
     // A stored value the registry does not know fails the load; later chunks are skipped.
     let mut refused: Option<ApiError> = None;
@@ -125,10 +138,25 @@ pub(crate) async fn all_in_parts(
 /// Resource rows as facts, each stored value checked.
 fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
     let mut facts = Vec::with_capacity(rows.len());
-    for (resource_type, id, external_id, space_id, group_id, owner_member_id, visibility, status) in
-        rows
+    for (
+        resource_type,
+        id,
+        external_id,
+        space_id,
+        group_id,
+        owner_member_id,
+        visibility,
+        status,
+        metadata,
+    ) in rows
     {
         ResourceVisibility::stored(&visibility)?;
+        // The same text a change's fact carries: parsed and written back as a map.
+        let metadata = metadata
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .and_then(|m: std::collections::BTreeMap<String, serde_json::Value>| {
+                metadata_text(Some(&m))
+            });
         facts.push(Fact::Resource {
             resource_type,
             id,
@@ -137,6 +165,7 @@ fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
             group_id,
             owner_member_id,
             status: ResourceStatus::stored(&status)?.as_str().to_owned(),
+            metadata,
         });
     }
     Ok(facts)

@@ -29,7 +29,7 @@ pub const ROLES: Table = Table {
     append_only: false,
 };
 
-/// Permissions: an action on a resource type within a scope.
+/// Permissions: an action on a resource type within a scope, under an optional condition.
 pub const PERMISSIONS: Table = Table {
     name: "sys_authz_permissions",
     columns: &[
@@ -42,10 +42,13 @@ pub const PERMISSIONS: Table = Table {
         Column::required("created_at", ColumnType::Timestamp),
         Column::required("updated_at", ColumnType::Timestamp),
         Column::optional("deleted_at", ColumnType::Timestamp),
+        // The CEL source, `''` when the permission has none (so that the rule's unique index
+        // counts "no condition" once).
+        Column::required("condition", ColumnType::Text),
     ],
     indexes: &[Index::unique(
-        "sys_authz_permissions_resource_action_scope",
-        &["resource", "action", "scope"],
+        "sys_authz_permissions_rule",
+        &["resource", "action", "scope", "condition"],
     )],
     append_only: false,
 };

@@ -80,3 +80,69 @@ pub async fn seed(cli: &Client) {
     )
     .await;
 }
+
+/// The permission condition the fixture's junior approver holds its grant under.
+pub const JUNIOR_CONDITION: &str =
+    "resource.properties.amount <= 10000 && resource.status != 'archived'";
+
+/// What the conditional rows add (after [`seed`]): the junior approver (dana, through
+/// `um_dana_junior_approver`) approves invoices under `finance` only when
+/// [`JUNIOR_CONDITION`] holds, and four invoices in `finance.apac` to try it on:
+/// `invoice_small` (9,000), `invoice_large` (25,000), `invoice_archived` (500, archived) and
+/// `invoice_001` (no amount).
+pub async fn seed_conditions(cli: &Client) {
+    create(
+        cli,
+        "/api/v1/users",
+        json!({"id": "user_dana", "email": "dana@example.com", "password": PASSWORD}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/spaces/space_acme/members",
+        json!({"id": "member_junior_approver", "display_name": "Junior approver"}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/spaces/space_acme/user-members",
+        json!({"id": "um_dana_junior_approver", "user_id": "user_dana", "member_id": "member_junior_approver", "relation_type": "login"}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/spaces/space_acme/roles",
+        json!({"id": "role_junior_approver", "key": "junior_approver", "name": "Junior approver"}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/permissions",
+        json!({"id": "perm_invoice_approve_limited", "resource": "invoice", "action": "approve", "scope": "group_tree", "condition": JUNIOR_CONDITION}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/role-permissions",
+        json!({"role_id": "role_junior_approver", "permission_id": "perm_invoice_approve_limited"}),
+    )
+    .await;
+    create(
+        cli,
+        "/api/v1/spaces/space_acme/member-roles",
+        json!({"member_id": "member_junior_approver", "role_id": "role_junior_approver", "scope_anchor_group_id": "group_finance"}),
+    )
+    .await;
+    for (id, amount, status) in [
+        ("invoice_small", 9_000, "active"),
+        ("invoice_large", 25_000, "active"),
+        ("invoice_archived", 500, "archived"),
+    ] {
+        create(
+            cli,
+            "/api/v1/spaces/space_acme/resources",
+            json!({"id": id, "resource_type": "invoice", "group_id": "group_finance_apac", "owner_member_id": "member_invoice_creator", "status": status, "metadata": {"amount": amount}}),
+        )
+        .await;
+    }
+}

@@ -5,7 +5,8 @@
 //! `context` (maps the caller of [`Condition::evaluate`] fills from the index and the request)
 //! and `now` (the server's clock, Unix seconds). [`Condition::compile`] refuses, with the line
 //! and column:
-//! - a source that is blank, longer than [`MAX_SOURCE_CHARS`] or nested deeper than
+//! - a source that is blank, longer than [`MAX_SOURCE_CHARS`] (or [`MAX_SOURCE_BYTES`]) or
+//!   nested deeper than
 //!   [`MAX_NESTING`] brackets (the parser recurses on nesting);
 //! - a syntax error;
 //! - a name other than those five (a macro's own variables aside);
@@ -27,6 +28,12 @@ use cel::{Context, Env, Program, Value};
 
 /// The longest source a condition may have, in characters.
 pub const MAX_SOURCE_CHARS: usize = 1024;
+/// The longest source a condition may have, in bytes of UTF-8 (a stored condition is part of a
+/// unique index, whose entries PostgreSQL bounds).
+pub const MAX_SOURCE_BYTES: usize = 2048;
+/// The most JSON a request's attributes (properties and context together) may hold, in bytes:
+/// conditions read them on every evaluation.
+pub const MAX_REQUEST_ATTRIBUTE_BYTES: usize = 16 * 1024;
 /// The deepest nesting of brackets (`(`, `[`, `{`) a condition may have.
 pub const MAX_NESTING: usize = 32;
 /// The names a condition may read.
@@ -93,9 +100,7 @@ impl ConditionInputs {
             "now" => return Some(self.now.into()),
             _ => return None,
         };
-        parts
-            .try_fold(root, |value, part| value.get(part))
-            .cloned()
+        parts.try_fold(root, |value, part| value.get(part)).cloned()
     }
 }
 
@@ -144,6 +149,16 @@ impl Condition {
                 source,
                 MAX_SOURCE_CHARS,
                 format!("a condition is at most {MAX_SOURCE_CHARS} characters, not {chars}"),
+            ));
+        }
+        if source.len() > MAX_SOURCE_BYTES {
+            return Err(ConditionError::at(
+                1,
+                1,
+                format!(
+                    "a condition is at most {MAX_SOURCE_BYTES} bytes of UTF-8, not {}",
+                    source.len()
+                ),
             ));
         }
         if let Some(offset) = too_deep(source) {
@@ -520,7 +535,10 @@ mod tests {
             ]
         );
         let read = condition.read(&invoice(12, "active"));
-        assert_eq!(read[0], ("resource.properties.amount".into(), Some(json!(12))));
+        assert_eq!(
+            read[0],
+            ("resource.properties.amount".into(), Some(json!(12)))
+        );
         assert_eq!(read[2], ("resource.properties.tags".into(), None));
         assert_eq!(read[4], ("now".into(), Some(json!(1_800_000_000))));
         // A stored source this build refuses never holds, and says why.

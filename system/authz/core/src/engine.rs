@@ -270,7 +270,8 @@ impl Facts<'_> {
         let mut parts = path.split('.');
         let root = parts.next().unwrap_or_default();
         let request = self.attributes.request;
-        let mut from_request = |map: Option<&Map<String, Value>>| match (parts.next(), parts.next()) {
+        let mut from_request = |map: Option<&Map<String, Value>>| match (parts.next(), parts.next())
+        {
             (Some("properties"), Some(key)) => map.is_some_and(|m| m.contains_key(key)),
             (Some("properties"), None) => map.is_some_and(|m| !m.is_empty()),
             _ => false,
@@ -1094,7 +1095,10 @@ mod tests {
         f.attributes.request = Some(&small);
         assert_eq!(decided(&f), None);
         let traced = evaluate(&f, true);
-        assert_eq!(traced.reason(&f), "allowed by role finance_approver (group_tree: finance.apac within finance)");
+        assert_eq!(
+            traced.reason(&f),
+            "allowed by role finance_approver (group_tree: finance.apac within finance)"
+        );
         let (at, check) = &traced.conditions[0];
         assert_eq!(*at, 0);
         assert_eq!(check.verdict, Some(condition::Evaluation::Met));
@@ -1109,13 +1113,25 @@ mod tests {
         f.attributes.request = Some(&large);
         assert_eq!(decided(&f), Some(DenyCode::ConditionNotMet));
         let denied = evaluate(&f, true);
-        assert!(denied.reason(&f).contains("resource.properties.amount <= 10000"), "{}", denied.reason(&f));
-        assert_eq!(denied.conditions[0].1.verdict, Some(condition::Evaluation::NotMet));
+        assert!(
+            denied
+                .reason(&f)
+                .contains("resource.properties.amount <= 10000"),
+            "{}",
+            denied.reason(&f)
+        );
+        assert_eq!(
+            denied.conditions[0].1.verdict,
+            Some(condition::Evaluation::NotMet)
+        );
         // A missing attribute is not met, and says why.
         f.attributes.request = None;
         let failed = evaluate(&f, true);
         assert_eq!(failed.deny_code, Some(DenyCode::ConditionNotMet));
-        assert!(matches!(failed.conditions[0].1.verdict, Some(condition::Evaluation::Failed(_))));
+        assert!(matches!(
+            failed.conditions[0].1.verdict,
+            Some(condition::Evaluation::Failed(_))
+        ));
         assert_eq!(failed.conditions[0].1.inputs[0].value, None);
         // The stored status and metadata are read from storage; the request's properties win.
         f.attributes.resource_status = Some("archived".into());
@@ -1127,7 +1143,11 @@ mod tests {
         let mut second = candidate(Scope::Space, None);
         second.condition = Some(&stored_status);
         f.candidates.push(second);
-        assert_eq!(decided(&f), None, "the first grant allows on the stored amount");
+        assert_eq!(
+            decided(&f),
+            None,
+            "the first grant allows on the stored amount"
+        );
         f.attributes.resource_metadata = Some(r#"{"amount": 50000}"#.into());
         let both = evaluate(&f, true);
         assert_eq!(both.deny_code, Some(DenyCode::ConditionNotMet));

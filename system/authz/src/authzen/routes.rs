@@ -23,7 +23,7 @@ use super::wire::{
     AuthzenFoundResource, AuthzenFoundSubject, AuthzenMetadata, AuthzenPageRequest,
     AuthzenPageResponse, AuthzenResource, AuthzenResourceSearchRequest,
     AuthzenResourceSearchResponse, AuthzenSearchContext, AuthzenSubject,
-    AuthzenSubjectSearchRequest, AuthzenSubjectSearchResponse, EvaluationsSemantic,
+    AuthzenSubjectSearchRequest, AuthzenSubjectSearchResponse, EvaluationsSemantic, Properties,
 };
 use crate::check::{Caller, CheckResult, Decider};
 use crate::index::{Request, ResourceLookup, SubjectLookup};
@@ -107,6 +107,27 @@ struct Evaluation<'a> {
     subject: &'a AuthzenSubject,
     action: &'a AuthzenAction,
     resource: &'a AuthzenResource,
+    context: Option<&'a Properties>,
+}
+
+impl Evaluation<'_> {
+    /// What it brings for conditions: the three entities' properties and the context.
+    fn attributes(&self) -> Result<crate::engine::RequestAttributes, ApiError> {
+        crate::check::request_attributes(
+            [
+                self.subject.properties.clone(),
+                self.resource.properties.clone(),
+                self.action.properties.clone(),
+                self.context.cloned(),
+            ],
+            [
+                "subject.properties",
+                "resource.properties",
+                "action.properties",
+                "context",
+            ],
+        )
+    }
 }
 
 /// What a search answers when it cannot: no results, the error in the context.
@@ -158,6 +179,10 @@ impl AuthzenApi {
         caller: &Caller,
         e: Evaluation<'_>,
     ) -> Result<AuthzenDecision, ApiError> {
+        let attributes = match e.attributes() {
+            Ok(attributes) => attributes,
+            Err(refused) => return Ok(undecided(error_of(&refused))),
+        };
         let actor = {
             let snapshot = self.decider.service.snapshot(None).await?;
             match mapping::actor(&snapshot, e.subject, now()) {
@@ -170,9 +195,12 @@ impl AuthzenApi {
             .decide_managed(
                 caller,
                 actor,
-                e.resource.kind.to_string(),
-                e.resource.id.to_string(),
-                e.action.name.to_string(),
+                (
+                    e.resource.kind.to_string(),
+                    e.resource.id.to_string(),
+                    e.action.name.to_string(),
+                ),
+                attributes,
             )
             .await
         {
@@ -457,6 +485,7 @@ impl AuthzenApi {
             subject: &body.subject,
             action: &body.action,
             resource: &body.resource,
+            context: body.context.as_ref(),
         };
         Ok(Json(self.evaluate(&Caller::of(req), evaluation).await?))
     }
@@ -507,6 +536,7 @@ impl AuthzenApi {
                         subject,
                         action,
                         resource,
+                        context: body.context.as_ref(),
                     },
                 )
                 .await?;
@@ -523,6 +553,7 @@ impl AuthzenApi {
             let subject = item.subject.as_ref().or(body.subject.as_ref());
             let action = item.action.as_ref().or(body.action.as_ref());
             let resource = item.resource.as_ref().or(body.resource.as_ref());
+            let context = item.context.as_ref().or(body.context.as_ref());
             for (field, present) in [
                 ("subject", subject.is_some()),
                 ("action", action.is_some()),
@@ -540,6 +571,7 @@ impl AuthzenApi {
                     subject,
                     action,
                     resource,
+                    context,
                 });
             }
         }

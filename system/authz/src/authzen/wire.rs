@@ -22,7 +22,8 @@ pub struct AuthzenSubject {
     /// ID.
     pub id: NotBlank,
     /// `space_id` picks the space the subject acts in (a `user` with bindings in several spaces;
-    /// any subject acting outside its member's space). Other properties are ignored.
+    /// any subject acting outside its member's space). All of them are what permission
+    /// conditions read as `subject.properties`.
     pub properties: Option<Properties>,
 }
 
@@ -46,7 +47,8 @@ pub struct AuthzenResource {
     pub kind: NotBlank,
     /// The resource's ID or, failing that, its external ID.
     pub id: NotBlank,
-    /// Ignored.
+    /// What permission conditions read as `resource.properties`, each over the stored metadata
+    /// entry of its name.
     pub properties: Option<Properties>,
 }
 
@@ -67,7 +69,7 @@ pub struct AuthzenSearchedResource {
 pub struct AuthzenAction {
     /// The action's key, for example `approve`.
     pub name: NotBlank,
-    /// Ignored.
+    /// What permission conditions read as `action.properties` (ignored by action searches).
     pub properties: Option<Properties>,
 }
 
@@ -80,7 +82,7 @@ pub struct AuthzenEvaluationRequest {
     pub action: AuthzenAction,
     /// What it is done to.
     pub resource: AuthzenResource,
-    /// The environment; Plystra's decisions do not read it yet.
+    /// The environment: what permission conditions read as `context`.
     pub context: Option<Properties>,
 }
 
@@ -154,7 +156,7 @@ pub struct AuthzenDecisionContext {
     /// Why the engine decided as it did.
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
-    /// A deny's code: one of the 13 of `GET /api/v1/authz/deny-codes`.
+    /// A deny's code: one of those `GET /api/v1/authz/deny-codes` lists.
     #[oai(skip_serializing_if_is_none)]
     pub deny_code: Option<DenyCode>,
     /// A deny's reason for administrators, keyed by HTTP status as the specification's example
@@ -246,7 +248,7 @@ pub struct AuthzenSubjectSearchRequest {
     pub action: AuthzenAction,
     /// What it is done to.
     pub resource: AuthzenResource,
-    /// The environment; not read yet.
+    /// The environment. Not read: a search decides conditions on stored attributes alone.
     pub context: Option<Properties>,
     /// Which page.
     pub page: Option<AuthzenPageRequest>,
@@ -261,7 +263,7 @@ pub struct AuthzenResourceSearchRequest {
     pub action: AuthzenAction,
     /// The type of resource to find.
     pub resource: AuthzenSearchedResource,
-    /// The environment; not read yet.
+    /// The environment. Not read: a search decides conditions on stored attributes alone.
     pub context: Option<Properties>,
     /// Which page.
     pub page: Option<AuthzenPageRequest>,
@@ -274,7 +276,7 @@ pub struct AuthzenActionSearchRequest {
     pub subject: AuthzenSubject,
     /// What it is done to.
     pub resource: AuthzenResource,
-    /// The environment; not read yet.
+    /// The environment. Not read: a search decides conditions on stored attributes alone.
     pub context: Option<Properties>,
     /// Which page.
     pub page: Option<AuthzenPageRequest>,

@@ -1,13 +1,15 @@
 //! The answers' wire types: a check's result, a batch's items, and the full trace of a decision
 //! that explain returns and the audit record keeps.
 
+use std::collections::BTreeMap;
+
 use plystra_contracts::{Decision, DenyCode};
 use poem_openapi::{Enum, Object};
 
 use crate::Scope;
 
-/// The trace format version.
-pub const TRACE_VERSION: &str = "1.0";
+/// The trace format version: `1.1` added each candidate's `condition`.
+pub const TRACE_VERSION: &str = "1.1";
 
 /// One item of a batch: its decision, or why it could not be decided.
 #[derive(Debug, Clone, Object)]
@@ -164,6 +166,64 @@ pub struct CandidateTrace {
     pub member_role_id: String,
     /// The member-role's space.
     pub member_role_space_id: String,
+    /// The permission's condition and its verdict, when it has one.
+    pub condition: Option<ConditionTrace>,
+}
+
+/// A condition's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ConditionResult {
+    /// It was true: the grant covers the request.
+    Met,
+    /// It was false.
+    NotMet,
+    /// It could not be evaluated to a boolean (a missing attribute, a type mismatch): taken as
+    /// not met.
+    Failed,
+    /// It was not evaluated: the grant's scope does not cover the target, or an earlier grant
+    /// allowed.
+    NotEvaluated,
+}
+
+/// Where a value a condition read came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum InputSource {
+    /// What Plystra holds: the target's or the actor's stored state and metadata.
+    Storage,
+    /// The request's properties or context.
+    Request,
+    /// The server (`now`).
+    Server,
+}
+
+/// One attribute a condition read.
+#[derive(Debug, Clone, Object)]
+pub struct ConditionInputTrace {
+    /// The path read, for example `resource.properties.amount`.
+    pub path: String,
+    /// Where its value came from.
+    pub source: InputSource,
+    /// Whether it had a value (a missing one makes the condition fail).
+    pub present: bool,
+}
+
+/// How a candidate's condition judged the request.
+#[derive(Debug, Clone, Object)]
+pub struct ConditionTrace {
+    /// The condition, as written.
+    pub expression: String,
+    /// Its verdict.
+    pub result: ConditionResult,
+    /// Why it failed or was not evaluated.
+    pub reason: Option<String>,
+    /// Each attribute it read, in the order the condition names them.
+    pub inputs: Vec<ConditionInputTrace>,
+    /// The values read, by path (a missing one is absent). They are free-form data: explain's
+    /// answer and the audit record show them as the audit redaction policy shows metadata
+    /// (only allowlisted paths in clear; secret-like names and email addresses never).
+    pub input_values: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where the request came from, as the server saw it.
@@ -190,7 +250,7 @@ pub enum CheckMode {
 /// The full trace of a decision.
 #[derive(Debug, Clone, Object)]
 pub struct ExplainTrace {
-    /// `1.0`.
+    /// The trace format (`1.1`; `1.0` traces have no candidate `condition`).
     pub trace_version: String,
     /// The trace's ID.
     pub trace_id: String,

@@ -101,6 +101,8 @@ pub(super) trait Answer: Sized {
     fn unrecorded_allow(reason: String, revision: u64) -> Option<Self>;
     /// Where the audit record went.
     fn audited(&mut self, audit: AuditRef);
+    /// Shows what it holds of the request's attributes as the audit log keeps them.
+    fn redact(&mut self, _audit: &dyn AuditRecorder) {}
 }
 
 impl Answer for ExplainTrace {
@@ -119,6 +121,28 @@ impl Answer for ExplainTrace {
 
     fn audited(&mut self, audit: AuditRef) {
         self.audit = audit;
+    }
+
+    /// The values conditions read, as the audit record keeps them (the record's copy is
+    /// redacted by the audit log itself).
+    fn redact(&mut self, audit: &dyn AuditRecorder) {
+        for candidate in &mut self.matched_candidates {
+            let Some(condition) = candidate.condition.as_mut() else {
+                continue;
+            };
+            if condition.input_values.is_empty() {
+                continue;
+            }
+            let values = std::mem::take(&mut condition.input_values);
+            let redacted = audit.redact(serde_json::json!({ "input_values": values }));
+            condition.input_values = match redacted {
+                serde_json::Value::Object(mut kept) => match kept.remove("input_values") {
+                    Some(serde_json::Value::Object(values)) => values.into_iter().collect(),
+                    _ => Default::default(),
+                },
+                _ => Default::default(),
+            };
+        }
     }
 }
 
@@ -187,20 +211,21 @@ impl Decider {
     }
 
     /// Decides a managed-mode request named by IDs (an AuthZEN evaluation, once its subject and
-    /// resource are mapped), audits once, and returns the result, as `authz/check` would.
+    /// resource are mapped), with the attributes it brings for conditions, audits once, and
+    /// returns the result, as `authz/check` would.
     pub async fn decide_managed(
         &self,
         caller: &Caller,
         actor: ActorRef,
-        resource_type: String,
-        resource_id: String,
-        action: String,
+        (resource_type, resource_id, action): (String, String, String),
+        attributes: crate::engine::RequestAttributes,
     ) -> Result<CheckResult, ApiError> {
         let parsed = Parsed::Managed(Managed {
             actor,
             resource_type,
             resource_id,
             action,
+            attributes,
         });
         self.decide_parsed(caller, parsed, None).await
     }
@@ -242,6 +267,7 @@ impl Decider {
             recorded: audit_log_id.is_some(),
             audit_log_id,
         });
+        answer.redact(&*self.audit);
         self.decisions.record(decision, deny_code);
         Ok(answer)
     }
@@ -292,6 +318,7 @@ mod tests {
             group_id: None,
             group_path: Some("finance.apac".into()),
             owner_member_id: None,
+            properties: None,
         });
         let cases = [
             (managed("invoice_001"), "allow", None),
@@ -347,7 +374,7 @@ mod tests {
             // null, enums are their names.
             assert_eq!(answer["decision"], decision, "{answer}");
             assert_eq!(answer["deny_code"], serde_json::json!(deny_code));
-            assert_eq!(answer["trace_version"], "1.0");
+            assert_eq!(answer["trace_version"], "1.1");
             assert_eq!(answer["request"]["ip"], "192.0.2.1");
             for (object, field) in [
                 (&answer["request"], "user_agent"),
@@ -376,5 +403,99 @@ mod tests {
             );
             assert_eq!(columns.ip_address.as_deref(), Some("192.0.2.1"));
         }
+    }
+
+    /// A recorder whose redaction keeps only `resource.properties.amount` of what conditions
+    /// read, as an allowlist would.
+    struct AllowAmount;
+
+    #[async_trait::async_trait]
+    impl AuditRecorder for AllowAmount {
+        async fn record(
+            &self,
+            _: plystra_contracts::services::AuditRecord,
+        ) -> Result<Option<String>, plystra_contracts::services::AuditUnavailable> {
+            Ok(None)
+        }
+
+        async fn record_in(
+            &self,
+            _: &mut plystra_contracts::storage::Transaction,
+            _: plystra_contracts::services::AuditRecord,
+        ) -> Result<String, plystra_contracts::services::AuditUnavailable> {
+            Ok(String::new())
+        }
+
+        fn redact(&self, mut value: serde_json::Value) -> serde_json::Value {
+            if let Some(values) = value["input_values"].as_object_mut() {
+                for (path, v) in values.iter_mut() {
+                    if path != "resource.properties.amount" {
+                        *v = "[redacted]".into();
+                    }
+                }
+            }
+            value
+        }
+    }
+
+    #[test]
+    fn a_conditions_trace_is_recorded_as_explain_answers_it_and_redacted_in_the_answer() {
+        let snapshot = finance_snapshot();
+        let key = Credential::ApiKey { id: "ak_1".into() };
+        let mut body = inline();
+        if let Some(grants) = body.grants.as_mut() {
+            grants[0].condition =
+                Some("resource.properties.amount <= 10000 && context.channel == 'web'".into());
+        }
+        body.resource = Some(AuthzResource {
+            resource_type: None,
+            id: None,
+            external_id: None,
+            space_id: None,
+            group_id: None,
+            group_path: Some("finance.apac".into()),
+            owner_member_id: None,
+            properties: Some([("amount".to_owned(), 20_000.into())].into()),
+        });
+        body.context = Some([("channel".to_owned(), "web".into())].into());
+        let parsed = parse(body, Some(&key)).unwrap();
+        let trace = traced(trace_of(
+            &snapshot,
+            &Caller::default(),
+            &parsed,
+            1_800_000_000,
+            false,
+        ));
+        assert_eq!(trace.deny_code, Some(DenyCode::ConditionNotMet));
+        let (_, checked) = <CheckResult as Answer>::split(trace.clone());
+        let (mut explained, record) = <ExplainTrace as Answer>::split(trace);
+        assert_eq!(checked, record);
+        let condition = &record["matched_candidates"][0]["condition"];
+        assert_eq!(condition["result"], "not_met");
+        assert_eq!(
+            condition["inputs"],
+            serde_json::json!([
+                {"path": "resource.properties.amount", "source": "request", "present": true},
+                {"path": "context.channel", "source": "request", "present": true},
+            ])
+        );
+        assert_eq!(condition["input_values"]["context.channel"], "web");
+        explained.redact(&AllowAmount);
+        let answered = explained.matched_candidates[0].condition.as_ref().unwrap();
+        assert_eq!(answered.input_values["resource.properties.amount"], 20_000);
+        assert_eq!(answered.input_values["context.channel"], "[redacted]");
+        // A condition refused at parse time names its grant, line and column.
+        let mut refused = inline();
+        if let Some(grants) = refused.grants.as_mut() {
+            grants[0].condition = Some("resource.amount >".into());
+        }
+        let Err(err) = parse(refused, Some(&key)) else {
+            panic!("a refused inline condition must be a 400");
+        };
+        assert!(
+            err.details["fields"]["grants[0].condition"].is_string(),
+            "{err:?}"
+        );
+        assert_eq!(err.details["line"], 1);
     }
 }

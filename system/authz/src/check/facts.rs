@@ -8,7 +8,7 @@ use plystra_contracts::{ApiError, ErrorCode};
 
 use super::answer::CheckMode;
 use super::parse::{Context, Managed, Parsed};
-use crate::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
+use crate::engine::{ActorFacts, Attributes, Candidate, Facts, GroupFacts, TargetFacts};
 use crate::index::{ActorStatuses, Request as IndexRequest, Snapshot};
 
 /// A request's facts, with what the trace shows beside them.
@@ -61,9 +61,11 @@ fn managed_facts<'a>(
             now,
         )
         .map_err(|e| resolve_error(crate::boundary::resolve_error(e)))?;
+    let mut facts = resolved.facts;
+    facts.attributes.request = Some(&m.attributes);
     Ok(Gathered {
         mode: CheckMode::Managed,
-        facts: resolved.facts,
+        facts,
         statuses: resolved.statuses,
         target_space_id: resolved.target_space_id,
     })
@@ -119,9 +121,10 @@ fn context_candidates<'a>(
 ) -> Vec<Candidate<'a>> {
     ctx.grants
         .iter()
+        .zip(&ctx.conditions)
         .enumerate()
-        .filter(|(_, g)| *g.resource == *key && *g.action == *ctx.action)
-        .map(|(i, g)| {
+        .filter(|(_, (g, _))| *g.resource == *key && *g.action == *ctx.action)
+        .map(|(i, (g, condition))| {
             let scope = g.scope;
             let grant_space: &'a str = g
                 .space_id
@@ -152,6 +155,7 @@ fn context_candidates<'a>(
                 member_role_space_id: Cow::Borrowed(grant_space),
                 anchor_named: anchor.is_some(),
                 anchor,
+                condition: condition.as_ref(),
             }
         })
         .collect()
@@ -203,6 +207,11 @@ fn context_facts<'a>(snapshot: &'a Snapshot, ctx: &'a Context, now: i64) -> Fact
         action_known,
         candidates,
         now,
+        // The target is the request's: nothing stored is read for it.
+        attributes: Attributes {
+            request: Some(&ctx.attributes),
+            ..Attributes::default()
+        },
     }
 }
 

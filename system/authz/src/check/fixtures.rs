@@ -25,6 +25,7 @@ pub(super) fn inline() -> AuthzRequest {
         space_id: None,
         scope_anchor_group_id: None,
         scope_anchor_group_path: Some("finance".into()),
+        condition: None,
     }]);
     body
 }
@@ -48,6 +49,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
         group_id: Some(s(group)),
         owner_member_id: None,
         status: s("active"),
+        metadata: None,
     };
     crate::index::snapshot_of([
         Fact::User {
@@ -97,6 +99,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
             action: s("approve"),
             scope: s("group_tree"),
             status: s("active"),
+            condition: None,
         },
         Fact::RolePermission {
             id: s("rp_1"),

@@ -25,11 +25,12 @@ mod trace;
 
 pub use answer::{
     ActorTrace, AuditRef, BatchCheckItem, BatchCheckResult, CandidateTrace, CheckMode, CheckResult,
-    ExplainTrace, GroupTrace, RegistryTrace, RequestTrace, ScopeCheckTrace, TRACE_VERSION,
-    TargetTrace,
+    ConditionInputTrace, ConditionResult, ConditionTrace, ExplainTrace, GroupTrace, InputSource,
+    RegistryTrace, RequestTrace, ScopeCheckTrace, TRACE_VERSION, TargetTrace,
 };
 pub use decide::{Caller, Decider, Decisions};
 pub(crate) use facts::resolve_error;
+pub(crate) use parse::request_attributes;
 pub use request::{
     AuthzActor, AuthzRequest, AuthzRequestBody, AuthzResource, BatchCheckRequest, Consistency,
     InlineGrant,

@@ -4,8 +4,12 @@
 use plystra_contracts::services::{ActorRef, CheckRequest, Credential};
 use plystra_contracts::{ApiError, ErrorCode};
 
+use std::collections::BTreeMap;
+
 use super::decide::Caller;
 use super::request::{AuthzActor, AuthzRequest, AuthzResource, InlineGrant};
+use crate::condition::{Condition, MAX_REQUEST_ATTRIBUTE_BYTES};
+use crate::engine::RequestAttributes;
 use crate::index::ActorStatuses;
 
 /// Collects missing and blank fields so one answer names all of them.
@@ -80,6 +84,8 @@ pub(super) struct Managed {
     pub(super) resource_type: String,
     pub(super) resource_id: String,
     pub(super) action: String,
+    /// What the request brings for conditions.
+    pub(super) attributes: RequestAttributes,
 }
 
 /// Context Mode: the target and the grants inline.
@@ -94,6 +100,71 @@ pub(super) struct Context {
     pub(super) owner_member_id: Option<String>,
     pub(super) action: String,
     pub(super) grants: Vec<InlineGrant>,
+    /// Each grant's condition, compiled.
+    pub(super) conditions: Vec<Option<Condition>>,
+    /// What the request brings for conditions.
+    pub(super) attributes: RequestAttributes,
+}
+
+/// Free-form attributes as conditions read them.
+type Attributes = Option<BTreeMap<String, serde_json::Value>>;
+
+/// The attributes a request brings for conditions (subject, resource and action properties, and
+/// context, which the request calls `fields`), refused past [`MAX_REQUEST_ATTRIBUTE_BYTES`] of
+/// JSON together, naming the largest.
+pub(crate) fn request_attributes(
+    [subject, resource, action, context]: [Attributes; 4],
+    fields: [&str; 4],
+) -> Result<RequestAttributes, ApiError> {
+    let map = |a: Attributes| a.map(|a| a.into_iter().collect()).unwrap_or_default();
+    let attributes = RequestAttributes {
+        subject: map(subject),
+        resource: map(resource),
+        action: map(action),
+        context: map(context),
+    };
+    if !attributes.is_empty() {
+        let sizes = [
+            &attributes.subject,
+            &attributes.resource,
+            &attributes.action,
+            &attributes.context,
+        ]
+        .map(|m| serde_json::to_vec(m).map_or(usize::MAX, |v| v.len()));
+        let size = sizes.iter().fold(0, |sum, s| s.saturating_add(sum));
+        if size > MAX_REQUEST_ATTRIBUTE_BYTES {
+            let largest = (0..4).max_by_key(|i| sizes[*i]).unwrap_or_default();
+            return Err(ApiError::invalid_field(
+                fields[largest],
+                format!(
+                    "properties and context together are at most {MAX_REQUEST_ATTRIBUTE_BYTES} bytes of JSON, not {size}"
+                ),
+            ));
+        }
+    }
+    Ok(attributes)
+}
+
+/// Each inline grant's condition, compiled (400 naming `grants[i].condition`, its line and
+/// column, for the first refused).
+fn inline_conditions(grants: &[InlineGrant]) -> Result<Vec<Option<Condition>>, ApiError> {
+    grants
+        .iter()
+        .enumerate()
+        .map(|(i, grant)| {
+            grant
+                .condition
+                .as_deref()
+                .map(|source| {
+                    Condition::compile(source).map_err(|e| {
+                        ApiError::invalid_field(&format!("grants[{i}].condition"), e.to_string())
+                            .with_detail("line", e.line)
+                            .with_detail("column", e.column)
+                    })
+                })
+                .transpose()
+        })
+        .collect()
 }
 
 fn status_or_active(value: Option<String>) -> String {
@@ -168,8 +239,9 @@ pub(super) fn parse(
         member_status,
         binding_status,
         space_status,
+        properties: subject_properties,
     } = body.actor;
-    let resource = body.resource.unwrap_or(AuthzResource {
+    let mut resource = body.resource.unwrap_or(AuthzResource {
         resource_type: None,
         id: None,
         external_id: None,
@@ -177,7 +249,22 @@ pub(super) fn parse(
         group_id: None,
         group_path: None,
         owner_member_id: None,
+        properties: None,
     });
+    let attributes = request_attributes(
+        [
+            subject_properties,
+            resource.properties.take(),
+            body.action_properties,
+            body.context,
+        ],
+        [
+            "actor.properties",
+            "resource.properties",
+            "action_properties",
+            "context",
+        ],
+    )?;
     let user_member_id = missing.present("actor.user_member_id", user_member_id.map(String::from));
     let binding_id = missing.present("actor.binding_id", binding_id.map(String::from));
     let actor_ref = ActorRef {
@@ -202,6 +289,7 @@ pub(super) fn parse(
             resource_type,
             resource_id: missing.take("resource_id", body_id.or(resource_id)),
             action,
+            attributes,
         };
         missing.finish()?;
         return Ok(Parsed::Managed(managed));
@@ -210,6 +298,7 @@ pub(super) fn parse(
     let resource_id = missing.take("resource.id", body_id.or(resource_id).or(external_id));
     missing.grants(&grants);
     missing.finish()?;
+    let conditions = inline_conditions(&grants)?;
     let space_id = resource
         .space_id
         .filter(|s| !s.trim().is_empty())
@@ -225,6 +314,8 @@ pub(super) fn parse(
         owner_member_id: resource.owner_member_id,
         action,
         grants,
+        conditions,
+        attributes,
     })))
 }
 
@@ -256,6 +347,7 @@ pub(super) fn managed_request(request: CheckRequest) -> Result<(Parsed, Caller),
         resource_type: missing.take("resource_type", Some(resource_type)),
         resource_id: missing.take("resource_id", Some(resource_id)),
         action: missing.take("action", Some(action)),
+        attributes: RequestAttributes::default(),
     };
     let ip = ip.and_then(|ip| missing.printable("ip", ip));
     let user_agent = user_agent.and_then(|agent| missing.printable("user_agent", agent));

@@ -76,6 +76,13 @@ impl CandidateTrace {
             ("scope_check", self.scope_check.into_json()),
             ("member_role_id", self.member_role_id.into()),
             ("member_role_space_id", self.member_role_space_id.into()),
+            // Rare, and its values are free-form: written as the answer writes it.
+            (
+                "condition",
+                self.condition
+                    .and_then(|c| poem_openapi::types::ToJSON::to_json(&c))
+                    .unwrap_or(serde_json::Value::Null),
+            ),
         ])
     }
 }

@@ -1,6 +1,8 @@
 //! The request's wire types: an `authz/check` or `authz/explain` body and its parts, the batch's
 //! body, and the schema of the either/or fields poem-openapi's derive cannot say.
 
+use std::collections::BTreeMap;
+
 use poem_openapi::Object;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
@@ -32,6 +34,8 @@ pub struct AuthzActor {
     pub binding_status: Option<String>,
     /// Context Mode: the space's status (`active` when absent).
     pub space_status: Option<String>,
+    /// Attributes of the actor for permission conditions (`subject.properties`).
+    pub properties: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// The target as an object. In managed mode only `type` and `id` are read; in Context Mode the
@@ -53,6 +57,9 @@ pub struct AuthzResource {
     pub group_path: Option<String>,
     /// Context Mode: the owning member, for `self` scopes.
     pub owner_member_id: Option<String>,
+    /// Attributes of the target for permission conditions (`resource.properties`); each
+    /// overlays the stored metadata entry of its name.
+    pub properties: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Context Mode: one grant the caller vouches for. `resource`, `action` and `scope` are required,
@@ -77,6 +84,10 @@ pub struct InlineGrant {
     pub scope_anchor_group_id: Option<String>,
     /// The anchor group, by dotted path (when no ID is given).
     pub scope_anchor_group_path: Option<String>,
+    /// A condition (CEL) the grant also needs, checked as a stored permission's is: a refused
+    /// one is a 400 naming `grants[i].condition`, its line and column.
+    #[oai(validator(max_length = 1024))]
+    pub condition: Option<String>,
 }
 
 /// A check or explain request. Without `grants` it is managed mode; with `grants` (even empty) it
@@ -99,6 +110,11 @@ pub struct AuthzRequest {
     pub action: NotBlank,
     /// Context Mode: the grants to decide on, instead of the stored ones.
     pub grants: Option<Vec<InlineGrant>>,
+    /// Attributes of the action for permission conditions (`action.properties`).
+    pub action_properties: Option<BTreeMap<String, serde_json::Value>>,
+    /// The request's context for permission conditions (`context`): the time, the client's
+    /// address, anything the caller vouches for.
+    pub context: Option<BTreeMap<String, serde_json::Value>>,
     /// Decide on facts at least as new as a revision this client saw (read-your-writes across
     /// processes). Absent: the process decides on the revision it has applied, and says which.
     pub consistency: Option<Consistency>,
@@ -129,12 +145,15 @@ impl poem_openapi::types::Example for AuthzRequest {
                 member_status: None,
                 binding_status: None,
                 space_status: None,
+                properties: None,
             },
             resource_type: Some(NotBlank::from_static("invoice")),
             resource_id: Some(NotBlank::from_static("invoice_001")),
             resource: None,
             action: NotBlank::from_static("approve"),
             grants: None,
+            action_properties: None,
+            context: None,
             consistency: None,
         }
     }

@@ -53,7 +53,7 @@ pub struct CheckApi {
 #[OpenApi(tag = "CheckTag::Authorization")]
 impl CheckApi {
     /// Decides whether the actor may perform the action on the resource. A deny is a 200 with
-    /// `decision: deny` and one of the 13 deny codes; the decision's audit record is durable
+    /// `decision: deny` and a deny code (see `listDenyCodes`); the decision's audit record is durable
     /// before the answer leaves.
     #[oai(
         path = "/api/v1/authz/check",

@@ -4,13 +4,15 @@
 use plystra_contracts::{ApiError, Decision};
 
 use super::answer::{
-    ActorTrace, AuditRef, CandidateTrace, ExplainTrace, GroupTrace, RegistryTrace, RequestTrace,
-    ScopeCheckTrace, TRACE_VERSION, TargetTrace,
+    ActorTrace, AuditRef, CandidateTrace, ConditionInputTrace, ConditionResult, ConditionTrace,
+    ExplainTrace, GroupTrace, InputSource, RegistryTrace, RequestTrace, ScopeCheckTrace,
+    TRACE_VERSION, TargetTrace,
 };
 use super::decide::Caller;
 use super::facts::{Gathered, gather};
 use super::parse::Parsed;
-use crate::engine::{self, ActorFacts, Candidate, Facts, GroupFacts, ScopeCheck};
+use crate::condition;
+use crate::engine::{self, ActorFacts, Candidate, ConditionCheck, Facts, GroupFacts, ScopeCheck};
 use crate::index::{ActorStatuses, Snapshot};
 
 /// What [`trace_of`] decided.
@@ -48,7 +50,10 @@ pub(super) fn trace_of(
     let evaluation = engine::evaluate(&facts, true);
     let reason = evaluation.reason(&facts);
     let engine::Evaluation {
-        deny_code, checks, ..
+        deny_code,
+        checks,
+        mut conditions,
+        ..
     } = evaluation;
     if untraced_allow && deny_code.is_none() {
         return Ok(Traced::Allowed {
@@ -58,7 +63,13 @@ pub(super) fn trace_of(
     }
     let matched_candidates = checks
         .into_iter()
-        .map(|(i, check)| candidate_trace(&facts.candidates[i], check))
+        .map(|(i, check)| {
+            let condition = conditions
+                .iter()
+                .position(|(at, _)| *at == i)
+                .map(|at| conditions.swap_remove(at).1);
+            candidate_trace(&facts.candidates[i], check, condition)
+        })
         .collect();
     let resource_type = facts.target.resource_type.to_string();
     Ok(Traced::Full(ExplainTrace {
@@ -99,8 +110,58 @@ fn group_trace(g: &GroupFacts<'_>) -> GroupTrace {
     }
 }
 
-/// One candidate grant with its scope's verdict.
-fn candidate_trace(c: &Candidate<'_>, check: ScopeCheck) -> CandidateTrace {
+/// A condition's check as the trace shows it. `covered`: whether the candidate's scope covers
+/// the target (what an unevaluated condition's reason says).
+fn condition_trace(check: ConditionCheck, covered: bool) -> ConditionTrace {
+    let (result, reason) = match check.verdict {
+        Some(condition::Evaluation::Met) => (ConditionResult::Met, None),
+        Some(condition::Evaluation::NotMet) => (ConditionResult::NotMet, None),
+        Some(condition::Evaluation::Failed(why)) => (ConditionResult::Failed, Some(why)),
+        None if covered => (
+            ConditionResult::NotEvaluated,
+            Some("an earlier grant allowed".to_owned()),
+        ),
+        None => (
+            ConditionResult::NotEvaluated,
+            Some("the scope does not cover the target".to_owned()),
+        ),
+    };
+    let mut input_values = std::collections::BTreeMap::new();
+    let inputs = check
+        .inputs
+        .into_iter()
+        .map(|read| {
+            let present = read.value.is_some();
+            if let Some(value) = read.value {
+                input_values.insert(read.path.clone(), value);
+            }
+            ConditionInputTrace {
+                path: read.path,
+                source: match read.source {
+                    engine::InputSource::Storage => InputSource::Storage,
+                    engine::InputSource::Request => InputSource::Request,
+                    engine::InputSource::Server => InputSource::Server,
+                },
+                present,
+            }
+        })
+        .collect();
+    ConditionTrace {
+        expression: check.source,
+        result,
+        reason,
+        inputs,
+        input_values,
+    }
+}
+
+/// One candidate grant with its scope's verdict and its condition's.
+fn candidate_trace(
+    c: &Candidate<'_>,
+    check: ScopeCheck,
+    condition: Option<ConditionCheck>,
+) -> CandidateTrace {
+    let covered = check.covered;
     CandidateTrace {
         role: c.role_key.to_string(),
         role_id: c.role_id.to_string(),
@@ -116,6 +177,7 @@ fn candidate_trace(c: &Candidate<'_>, check: ScopeCheck) -> CandidateTrace {
         },
         member_role_id: c.member_role_id.to_string(),
         member_role_space_id: c.member_role_space_id.to_string(),
+        condition: condition.map(|check| condition_trace(check, covered)),
     }
 }
 
