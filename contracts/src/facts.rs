@@ -24,6 +24,10 @@ pub enum Fact {
         /// users carried it, and left out of the serialised fact when unknown.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         username: Option<String>,
+        /// Its stored metadata ([`metadata_text`]), when it has any: part of what permission
+        /// conditions read as `subject.properties`. Absent from facts written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<String>,
     },
     /// A space.
     Space {
@@ -40,6 +44,11 @@ pub enum Fact {
         space_id: String,
         /// `active`, `disabled`, …
         status: String,
+        /// Its stored metadata ([`metadata_text`]), when it has any: what permission conditions
+        /// read as `subject.properties`, over the user's. Absent from facts written before it
+        /// existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<String>,
     },
     /// A binding that lets a user act as a member.
     UserMember {
@@ -231,6 +240,21 @@ pub fn facts_value(facts: &[Fact]) -> serde_json::Value {
     serde_json::to_value(facts).unwrap_or(serde_json::Value::Null)
 }
 
+/// Stored metadata as a fact carries it: the JSON object's text, `None` when there is none (or it
+/// is empty). One form for every fact, whether made from an entity or from a bulk read.
+pub fn metadata_text(metadata: Option<&crate::storage::Metadata>) -> Option<String> {
+    metadata
+        .filter(|m| !m.is_empty())
+        .and_then(|m| serde_json::to_string(m).ok())
+}
+
+/// A `metadata` column read as text (a bulk read) in [`metadata_text`]'s form; anything but a
+/// JSON object is none.
+pub fn stored_metadata_text(column: Option<String>) -> Option<String> {
+    let parsed: crate::storage::Metadata = serde_json::from_str(&column?).ok()?;
+    metadata_text(Some(&parsed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,11 +266,13 @@ mod tests {
                 id: "user_a".into(),
                 status: "active".into(),
                 username: Some("alice@example.com".into()),
+                metadata: None,
             },
             Fact::User {
                 id: "user_b".into(),
                 status: "disabled".into(),
                 username: None,
+                metadata: None,
             },
             Fact::MemberRole {
                 id: "mr_a".into(),
@@ -272,6 +298,7 @@ mod tests {
                 id: "user_c".into(),
                 status: "active".into(),
                 username: None,
+                metadata: None,
             }])
         );
         assert_eq!(facts_of(&serde_json::json!({"id": "x"})).unwrap(), None);

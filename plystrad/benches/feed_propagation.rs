@@ -179,6 +179,7 @@ async fn commit_round(
                 id: "user_bench".into(),
                 status: status.into(),
                 username: Some("bench".into()),
+                metadata: None,
             }]
         } else {
             Vec::new()

@@ -38,6 +38,7 @@ async fn commit_elsewhere(db: &Database, id: &str) -> Change {
         id: id.to_owned(),
         status: "active".to_owned(),
         username: Some(format!("{id}@example.com")),
+        metadata: None,
     }];
     let mut tx = db.begin().await.unwrap();
     let revision = feed::append(&mut tx, &facts).await.unwrap();

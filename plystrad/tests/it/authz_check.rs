@@ -819,6 +819,7 @@ async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
             id: "user_alice".into(),
             status: "disabled".into(),
             username: Some("alice@example.com".into()),
+            metadata: None,
         }],
     )
     .await

@@ -4,10 +4,10 @@
 //! record show what it read (redacted as metadata is), and lookups, AuthZEN evaluations and
 //! searches decide it as a check does.
 
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::app::{Auth, Client, app, call, expect};
+use crate::support::app::{Auth, Client, app, call, create, exchange, expect};
 use crate::support::finance_reviewer::{JUNIOR_CONDITION, seed as fixture, seed_conditions};
 use crate::support::processes::check;
 
@@ -407,4 +407,122 @@ async fn lookups_and_authzen_decide_conditions_as_a_check_does() {
         .filter_map(|r| r["id"].as_str())
         .collect();
     assert_eq!(ids, ["invoice_small"], "{found}");
+    assert!(
+        found["context"].get("undecided_conditions").is_none(),
+        "{found}"
+    );
+
+    // A condition that reads the request's context cannot be decided without one: lookups and
+    // searches leave its grant out and name it.
+    let undecided = |headers: &poem::http::HeaderMap| {
+        headers
+            .get("x-plystra-undecided-conditions")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let lookup = json!({"actor": actor, "resource_type": "invoice", "action": "approve"});
+    let before = exchange(
+        &cli,
+        Auth::Boot,
+        Method::POST,
+        "/api/v1/authz/lookup/resources",
+        Some(lookup.to_string()),
+    )
+    .await;
+    assert_eq!(undecided(&before.headers), None);
+    create(
+        &cli,
+        "/api/v1/permissions",
+        json!({"id": "perm_approve_from_the_office", "resource": "invoice", "action": "approve", "scope": "group_tree", "condition": "context.network == 'office'"}),
+    )
+    .await;
+    create(
+        &cli,
+        "/api/v1/role-permissions",
+        json!({"role_id": "role_junior_approver", "permission_id": "perm_approve_from_the_office"}),
+    )
+    .await;
+    let after = exchange(
+        &cli,
+        Auth::Boot,
+        Method::POST,
+        "/api/v1/authz/lookup/resources",
+        Some(lookup.to_string()),
+    )
+    .await;
+    assert_eq!(
+        undecided(&after.headers).as_deref(),
+        Some("perm_approve_from_the_office")
+    );
+    assert_eq!(after.body["data"], before.body["data"], "{}", after.body);
+    // A check that brings the context is allowed by it.
+    let mut from_the_office = dana("invoice_large");
+    from_the_office["context"] = json!({"network": "office"});
+    assert_eq!(deny_code(&cli, from_the_office).await, Value::Null);
+    let (_, found) = call(
+        &cli,
+        "POST",
+        "/access/v1/search/resource",
+        Some(json!({
+            "subject": {"type": "user_member", "id": "um_dana_junior_approver"},
+            "action": {"name": "approve"},
+            "resource": {"type": "invoice"},
+        })),
+    )
+    .await;
+    assert_eq!(
+        found["context"]["undecided_conditions"],
+        json!(["perm_approve_from_the_office"]),
+        "{found}"
+    );
+}
+
+#[tokio::test]
+async fn the_users_and_members_stored_metadata_are_the_subjects_properties() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    fixture(&cli).await;
+    seed_conditions(&cli).await;
+    let patch = async |path: &str, body: Value| {
+        expect(&cli, Auth::Boot, "PATCH", path, Some(body), StatusCode::OK).await;
+    };
+    patch(
+        "/api/v1/permissions/perm_invoice_approve_limited",
+        json!({"condition": "subject.properties.clearance == 'high' && subject.properties.region == 'apac'"}),
+    )
+    .await;
+    // Nothing stored yet: the condition cannot be evaluated.
+    assert_eq!(
+        deny_code(&cli, dana("invoice_large")).await,
+        "CONDITION_NOT_MET"
+    );
+    patch(
+        "/api/v1/users/user_dana",
+        json!({"metadata": {"clearance": "high", "region": "emea"}}),
+    )
+    .await;
+    assert_eq!(
+        deny_code(&cli, dana("invoice_large")).await,
+        "CONDITION_NOT_MET"
+    );
+    // The member's metadata is over the user's…
+    patch(
+        "/api/v1/spaces/space_acme/members/member_junior_approver",
+        json!({"metadata": {"region": "apac"}}),
+    )
+    .await;
+    assert_eq!(deny_code(&cli, dana("invoice_large")).await, Value::Null);
+    // …and the request's properties over both.
+    let mut elsewhere = dana("invoice_large");
+    elsewhere["actor"]["properties"] = json!({"region": "emea"});
+    assert_eq!(deny_code(&cli, elsewhere).await, "CONDITION_NOT_MET");
+    let (inputs, _) = explained_condition(&cli, dana("invoice_large")).await;
+    assert_eq!(
+        inputs["inputs"],
+        json!([
+            {"path": "subject.properties.clearance", "source": "storage", "present": true},
+            {"path": "subject.properties.region", "source": "storage", "present": true},
+        ]),
+        "{inputs}"
+    );
 }

@@ -401,6 +401,7 @@ mod tests {
             id: id.into(),
             status: status.into(),
             username: Some(format!("{id}@example.com")),
+            metadata: None,
         }
     }
 

@@ -15,20 +15,24 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             id,
             status,
             username,
+            metadata,
         } => CoreFact::User {
             id,
             status,
             username: username.as_deref(),
+            metadata: metadata.as_deref(),
         },
         Fact::Space { id, status } => CoreFact::Space { id, status },
         Fact::Member {
             id,
             space_id,
             status,
+            metadata,
         } => CoreFact::Member {
             id,
             space_id,
             status,
+            metadata: metadata.as_deref(),
         },
         Fact::UserMember {
             id,
@@ -186,6 +190,7 @@ mod tests {
             id: "user_a".into(),
             status: "active".into(),
             username: Some("alice@example.com".into()),
+            metadata: None,
         };
         assert_eq!(
             lend(&user),
@@ -193,6 +198,7 @@ mod tests {
                 id: "user_a",
                 status: "active",
                 username: Some("alice@example.com"),
+                metadata: None,
             })
         );
         let binding = Fact::UserMember {

@@ -125,6 +125,12 @@ pub enum ResourcesResponse {
     Found(
         Json<ListEnvelope<LookedUpResource>>,
         #[oai(header = "X-Plystra-Authz-Revision")] u64,
+        /// The permissions (IDs, comma-separated) whose condition reads what only a request
+        /// brings (`context`, the subject's or the action's properties): a lookup has no
+        /// request, so their grants count as not met here, and a check that brings those
+        /// attributes may allow more. Absent when there are none.
+        #[oai(header = "X-Plystra-Undecided-Conditions")]
+        Option<String>,
     ),
 }
 
@@ -136,6 +142,12 @@ pub enum SubjectsResponse {
     Found(
         Json<ListEnvelope<LookedUpSubject>>,
         #[oai(header = "X-Plystra-Authz-Revision")] u64,
+        /// The permissions (IDs, comma-separated) whose condition reads what only a request
+        /// brings (`context`, the subject's or the action's properties): a lookup has no
+        /// request, so their grants count as not met here, and a check that brings those
+        /// attributes may allow more. Absent when there are none.
+        #[oai(header = "X-Plystra-Undecided-Conditions")]
+        Option<String>,
     ),
 }
 
@@ -147,6 +159,12 @@ pub enum ActionsResponse {
     Found(
         Json<Envelope<LookedUpActions>>,
         #[oai(header = "X-Plystra-Authz-Revision")] u64,
+        /// The permissions (IDs, comma-separated) whose condition reads what only a request
+        /// brings (`context`, the subject's or the action's properties): a lookup has no
+        /// request, so their grants count as not met here, and a check that brings those
+        /// attributes may allow more. Absent when there are none.
+        #[oai(header = "X-Plystra-Undecided-Conditions")]
+        Option<String>,
     ),
 }
 
@@ -302,6 +320,17 @@ pub(crate) async fn record_lookup(
         .map_err(|e| ApiError::new(ErrorCode::AuditUnavailable, e.to_string()))
 }
 
+/// The permissions for the type and action (every action of the type when `None`) whose
+/// condition a lookup cannot decide, comma-separated; `None` when there are none.
+pub(crate) fn undecided_conditions(
+    snapshot: &crate::index::Snapshot,
+    resource_type: &str,
+    action: Option<&str>,
+) -> Option<String> {
+    let ids = snapshot.conditions_needing_request(resource_type, action);
+    (!ids.is_empty()).then(|| ids.join(","))
+}
+
 impl LookupApi {
     /// Makes the lookup's one audit record durable (see [`record_lookup`]), action
     /// `lookup.<what>`.
@@ -376,8 +405,10 @@ impl LookupApi {
                 now(),
             )
             .map_err(lookup_error)?;
+        let undecided = undecided_conditions(&snapshot, &body.resource_type, Some(&body.action));
         let trace = serde_json::json!({
             "lookup": "resources",
+            "undecided_conditions": undecided,
             "action": &*body.action,
             "after": after,
             "limit": limit,
@@ -411,6 +442,7 @@ impl LookupApi {
         Ok(ResourcesResponse::Found(
             Json(ListEnvelope::new(data, pagination)),
             page.revision,
+            undecided,
         ))
     }
 
@@ -452,8 +484,10 @@ impl LookupApi {
                 now(),
             )
             .map_err(lookup_error)?;
+        let undecided = undecided_conditions(&snapshot, &body.resource_type, Some(&body.action));
         let trace = serde_json::json!({
             "lookup": "subjects",
+            "undecided_conditions": undecided,
             "action": &*body.action,
             "after": after,
             "limit": limit,
@@ -484,6 +518,7 @@ impl LookupApi {
         Ok(SubjectsResponse::Found(
             Json(ListEnvelope::new(data, pagination)),
             page.revision,
+            undecided,
         ))
     }
 
@@ -515,8 +550,10 @@ impl LookupApi {
             .lookup_actions(&request, now())
             .map_err(lookup_error)?;
         let revision = snapshot.revision();
+        let undecided = undecided_conditions(&snapshot, &body.resource_type, None);
         let trace = serde_json::json!({
             "lookup": "actions",
+            "undecided_conditions": undecided,
             "found": actions.len(),
             "revision": revision,
         });
@@ -526,6 +563,7 @@ impl LookupApi {
         Ok(ActionsResponse::Found(
             Json(Envelope::new(LookedUpActions { actions, revision })),
             revision,
+            undecided,
         ))
     }
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use plystra_contracts::ApiError;
 use plystra_contracts::events::{Event, EventPublisher};
-use plystra_contracts::facts::{Fact, facts_value};
+use plystra_contracts::facts::{Fact, facts_value, metadata_text, stored_metadata_text};
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::time::format_description::well_known::Rfc3339;
 
-use plystra_contracts::storage::sea_query::{Expr, Query};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
 
 use crate::groups::Group;
 use crate::members::Member;
@@ -28,6 +28,7 @@ impl From<&User> for Fact {
             id: u.id.clone(),
             status: u.status.as_str().to_owned(),
             username: Some(u.username.clone()),
+            metadata: metadata_text(u.metadata.as_ref()),
         }
     }
 }
@@ -47,6 +48,7 @@ impl From<&Member> for Fact {
             id: m.id.clone(),
             space_id: m.space_id.clone(),
             status: m.status.as_str().to_owned(),
+            metadata: metadata_text(m.metadata.as_ref()),
         }
     }
 }
@@ -82,7 +84,7 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     let (users, spaces, members, bindings, groups) = futures_util::future::try_join5(
         bulk::<UserColumns>(db, USERS, USER_COLUMNS),
         bulk::<SpaceColumns>(db, SPACES, &["id", "status"]),
-        bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status"]),
+        bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status", "metadata"]),
         async {
             let bindings: Vec<UserMember> = db.fetch_all(&UserMember::select()).await?;
             Ok(bindings)
@@ -98,11 +100,16 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
         id,
         status: status(&s),
     }));
-    facts.extend(members.into_iter().map(|(id, space_id, s)| Fact::Member {
-        id,
-        space_id,
-        status: status(&s),
-    }));
+    facts.extend(
+        members
+            .into_iter()
+            .map(|(id, space_id, s, metadata)| Fact::Member {
+                id,
+                space_id,
+                status: status(&s),
+                metadata: stored_metadata_text(metadata),
+            }),
+    );
     facts.extend(bindings.iter().map(Fact::from));
     facts.extend(groups.into_iter().map(group_fact));
     Ok(facts)
@@ -122,13 +129,13 @@ pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiErro
     Ok(facts)
 }
 
-/// A user's columns a fact holds: ID, status, username.
-type UserColumns = (String, String, String);
-const USER_COLUMNS: &[&str] = &["id", "status", "username"];
+/// A user's columns a fact holds: ID, status, username, metadata.
+type UserColumns = (String, String, String, Option<String>);
+const USER_COLUMNS: &[&str] = &["id", "status", "username", "metadata"];
 /// A space's columns a fact holds: ID, status.
 type SpaceColumns = (String, String);
-/// A member's columns a fact holds: ID, space, status.
-type MemberColumns = (String, String, String);
+/// A member's columns a fact holds: ID, space, status, metadata.
+type MemberColumns = (String, String, String, Option<String>);
 /// A group's columns a fact holds: ID, space, path, status.
 type GroupColumns = (String, String, String, String);
 const GROUP_COLUMNS: &[&str] = &["id", "space_id", "path", "status"];
@@ -138,11 +145,12 @@ fn status(stored: &str) -> String {
     Status::parse(stored).as_str().to_owned()
 }
 
-fn user_fact((id, s, username): UserColumns) -> Fact {
+fn user_fact((id, s, username, metadata): UserColumns) -> Fact {
     Fact::User {
         id,
         status: status(&s),
         username: Some(username),
+        metadata: stored_metadata_text(metadata),
     }
 }
 
@@ -155,15 +163,19 @@ fn group_fact((id, space_id, path, s): GroupColumns) -> Fact {
     }
 }
 
-/// Every row of `table` as `columns`, read in bulk.
+/// Every row of `table` as `columns`, read in bulk (`metadata` as JSON text).
 async fn bulk<T>(db: &Database, table: &str, columns: &[&str]) -> Result<Vec<T>, ApiError>
 where
     T: plystra_contracts::storage::Record + serde::de::DeserializeOwned,
 {
     let from = Query::select().from(a(table)).to_owned();
+    // `metadata` is read as text on both backends (PostgreSQL holds it as JSONB).
     let columns = columns
         .iter()
-        .map(|c| Expr::col((a(table), a(c))))
+        .map(|c| match *c {
+            "metadata" => Expr::col((a(table), a(c))).cast_as("TEXT"),
+            _ => Expr::col((a(table), a(c))),
+        })
         .collect();
     Ok(db.fetch_all_bulk(table, &from, columns).await?)
 }

@@ -2,7 +2,7 @@
 //! whole set for the index's first load. Changes travel in `resource.registry_updated`.
 
 use plystra_contracts::ApiError;
-use plystra_contracts::facts::Fact;
+use plystra_contracts::facts::{Fact, metadata_text, stored_metadata_text};
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, JoinType, Query};
 
@@ -34,15 +34,6 @@ impl From<&Resource> for Fact {
             metadata: metadata_text(r.metadata.as_ref()),
         }
     }
-}
-
-/// Stored metadata as a fact carries it: JSON object text, none when there is none.
-fn metadata_text(
-    metadata: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
-) -> Option<String> {
-    metadata
-        .filter(|m| !m.is_empty())
-        .and_then(|m| serde_json::to_string(m).ok())
 }
 
 /// Every type, action and resource.
@@ -151,12 +142,8 @@ fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
     ) in rows
     {
         ResourceVisibility::stored(&visibility)?;
-        // The same text a change's fact carries: parsed and written back as a map.
-        let metadata = metadata
-            .and_then(|m| serde_json::from_str(&m).ok())
-            .and_then(|m: std::collections::BTreeMap<String, serde_json::Value>| {
-                metadata_text(Some(&m))
-            });
+        // The same text a change's fact carries.
+        let metadata = stored_metadata_text(metadata);
         facts.push(Fact::Resource {
             resource_type,
             id,

@@ -238,11 +238,13 @@ impl DataSet {
                 id: format!("user_{m:05}"),
                 status: s("active"),
                 username: Some(format!("user{m:05}@example.com")),
+                metadata: None,
             });
             out.push(Fact::Member {
                 id: member_id(m),
                 space_id: s(SPACE),
                 status: s("active"),
+                metadata: None,
             });
             out.push(Fact::UserMember {
                 id: format!("um_{m:05}"),

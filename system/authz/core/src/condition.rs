@@ -226,6 +226,28 @@ impl Condition {
         &self.paths
     }
 
+    /// Whether it reads what only a request brings: `context`, or the subject's or the action's
+    /// properties. A lookup, which has no request attributes, decides it as not met.
+    pub fn needs_request(&self) -> bool {
+        self.paths.iter().any(|path| {
+            [
+                "context",
+                "subject",
+                "action",
+                "subject.properties",
+                "action.properties",
+            ]
+            .iter()
+            .any(|root| {
+                path == root
+                    || (path.starts_with(root)
+                        && path.as_bytes().get(root.len()) == Some(&b'.')
+                        && *root != "subject"
+                        && *root != "action")
+            })
+        })
+    }
+
     /// The value at each of [`Condition::paths`] in `inputs` (`None` where there is none).
     pub fn read(&self, inputs: &ConditionInputs) -> Vec<(String, Option<serde_json::Value>)> {
         self.paths
@@ -534,6 +556,25 @@ mod tests {
                 "context.ip",
             ]
         );
+        assert!(condition.needs_request(), "it reads the context");
+        for (source, needs) in [
+            (
+                "resource.properties.amount <= 10 && resource.status == 'active'",
+                false,
+            ),
+            (
+                "subject.user_id == 'x' && now > 0 && subject.username != ''",
+                false,
+            ),
+            ("subject.properties.role == 'admin'", true),
+            ("action.properties.reason != ''", true),
+            ("action.name == 'approve'", false),
+            ("size(subject) > 0", true),
+            ("context.ip == '192.0.2.1'", true),
+        ] {
+            let condition = Condition::compile(source).unwrap();
+            assert_eq!(condition.needs_request(), needs, "{source}");
+        }
         let read = condition.read(&invoice(12, "active"));
         assert_eq!(
             read[0],

@@ -135,6 +135,8 @@ pub struct Attributes<'a> {
     pub resource_metadata: Option<Text<'a>>,
     /// The acting user's username, when the index knows it.
     pub username: Option<Text<'a>>,
+    /// The acting user's and member's stored metadata (JSON object text), when they have any.
+    pub subject_metadata: [Option<Text<'a>>; 2],
     /// What the request brings.
     pub request: Option<&'a RequestAttributes>,
 }
@@ -219,10 +221,17 @@ impl Facts<'_> {
         if let Some(username) = &self.attributes.username {
             subject.insert("username".into(), text(username));
         }
-        subject.insert(
-            "properties".into(),
-            Value::Object(request.map(|r| r.subject.clone()).unwrap_or_default()),
-        );
+        // The user's metadata, the member's over it, the request's over both.
+        let mut properties = Map::new();
+        for stored in self.attributes.subject_metadata.iter().flatten() {
+            if let Ok(map) = serde_json::from_str::<Map<String, Value>>(stored) {
+                properties.extend(map);
+            }
+        }
+        if let Some(r) = request {
+            properties.extend(r.subject.clone());
+        }
+        subject.insert("properties".into(), Value::Object(properties));
         let target = &self.target;
         let mut resource = Map::new();
         resource.insert("type".into(), text(&target.resource_type));
@@ -1171,6 +1180,39 @@ mod tests {
         assert_eq!(scoped.deny_code, Some(DenyCode::ScopeOutOfBounds));
         assert_eq!(scoped.conditions[0].1.verdict, None);
         assert!(scoped.conditions[0].1.inputs.is_empty());
+    }
+
+    #[test]
+    fn the_subjects_properties_are_the_users_then_the_members_then_the_requests() {
+        let mut f = facts();
+        f.attributes.subject_metadata = [
+            Some(r#"{"region": "emea", "clearance": "high"}"#.into()),
+            Some(r#"{"region": "apac", "team": "ap"}"#.into()),
+        ];
+        let inputs = f.condition_inputs();
+        assert_eq!(
+            inputs.subject["properties"],
+            serde_json::json!({"region": "apac", "clearance": "high", "team": "ap"})
+        );
+        let request = RequestAttributes {
+            subject: serde_json::json!({"team": "ar"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..RequestAttributes::default()
+        };
+        f.attributes.request = Some(&request);
+        assert_eq!(f.condition_inputs().subject["properties"]["team"], "ar");
+        assert_eq!(
+            f.input_source("subject.properties.team"),
+            InputSource::Request
+        );
+        assert_eq!(
+            f.input_source("subject.properties.region"),
+            InputSource::Storage
+        );
+        assert_eq!(f.input_source("context.ip"), InputSource::Request);
+        assert_eq!(f.input_source("now"), InputSource::Server);
     }
 
     #[test]

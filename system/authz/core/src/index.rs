@@ -577,6 +577,10 @@ pub struct Snapshot {
     /// users by username is mapped onto their IDs. Usernames are unique among users.
     username_of_user: Rows<Shared>,
     user_of_username: HashMap<Shared, Num>,
+    /// Users' and members' stored metadata (JSON object text), for those that have any: what
+    /// conditions read as `subject.properties`.
+    user_metadata: Rows<Shared>,
+    member_metadata: Rows<Shared>,
     space_names: Names<Key>,
     spaces: Rows<Status>,
     member_names: Names<Key>,
@@ -1340,6 +1344,11 @@ impl Snapshot {
                     .username_of_user
                     .get(binding.user)
                     .map(|u| Cow::Borrowed(&**u)),
+                subject_metadata: [
+                    self.user_metadata.get(binding.user),
+                    self.member_metadata.get(binding.member),
+                ]
+                .map(|m| m.map(|m| Cow::Borrowed(&**m))),
                 request: None,
             },
         };
@@ -1566,6 +1575,7 @@ mod tests {
                 id: s("user_alice"),
                 status: s("active"),
                 username: Some(s("alice@example.com")),
+                metadata: None,
             },
             Fact::Space {
                 id: s("space_acme"),
@@ -1575,6 +1585,7 @@ mod tests {
                 id: s("member_fr"),
                 space_id: s("space_acme"),
                 status: s("active"),
+                metadata: None,
             },
             Fact::UserMember {
                 id: s("um_alice"),
@@ -1920,6 +1931,7 @@ mod tests {
                         id,
                         status: status(a, "disabled"),
                         username: name.map(|k| USERNAMES[k].to_owned()),
+                        metadata: None,
                     }),
                 (id("s", 2), any::<bool>()).prop_map(|(id, a)| Fact::Space {
                     id,
@@ -1930,6 +1942,7 @@ mod tests {
                         id,
                         space_id,
                         status: status(a, "disabled"),
+                        metadata: None,
                     }
                 }),
                 (id("b", 2), id("u", 2), id("m", 2), any::<bool>(), 0..3usize).prop_map(
@@ -2033,6 +2046,7 @@ mod tests {
                     id: format!("u{i}"),
                     status: s("active"),
                     username: Some(s(USERNAMES[i])),
+                    metadata: None,
                 });
                 out.push(Fact::Space {
                     id: format!("s{i}"),
@@ -2042,6 +2056,7 @@ mod tests {
                     id: format!("m{i}"),
                     space_id: s("s0"),
                     status: s("active"),
+                    metadata: None,
                 });
                 out.push(Fact::UserMember {
                     id: format!("b{i}"),
@@ -2636,6 +2651,7 @@ mod tests {
                     id: "user_alice".into(),
                     status: "disabled".into(),
                     username: Some("alice@example.com".into()),
+                    metadata: None,
                 }],
             ),
         );
@@ -2659,6 +2675,7 @@ mod tests {
                     id: "user_alice".into(),
                     status: "disabled".into(),
                     username: Some("alice@example.com".into()),
+                    metadata: None,
                 }],
             ),
         );

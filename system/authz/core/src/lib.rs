@@ -143,6 +143,9 @@ pub enum Fact<S = String> {
         status: S,
         /// Its username (unique among users; it may change), when the fact carries it.
         username: Option<S>,
+        /// Its stored metadata, a JSON object as text, when it has any: part of what a
+        /// condition reads as `subject.properties`.
+        metadata: Option<S>,
     },
     /// A space.
     Space {
@@ -159,6 +162,9 @@ pub enum Fact<S = String> {
         space_id: S,
         /// `active`, `disabled`, …
         status: S,
+        /// Its stored metadata, a JSON object as text, when it has any: what a condition reads
+        /// as `subject.properties`, over the user's.
+        metadata: Option<S>,
     },
     /// A binding between a user and a member (upstream's user-member).
     UserMember {
@@ -309,10 +315,12 @@ impl<S: AsRef<str>> Fact<S> {
                 id,
                 status,
                 username,
+                metadata,
             } => Fact::User {
                 id: text(id),
                 status: text(status),
                 username: opt(username),
+                metadata: opt(metadata),
             },
             Self::Space { id, status } => Fact::Space {
                 id: text(id),
@@ -322,10 +330,12 @@ impl<S: AsRef<str>> Fact<S> {
                 id,
                 space_id,
                 status,
+                metadata,
             } => Fact::Member {
                 id: text(id),
                 space_id: text(space_id),
                 status: text(status),
+                metadata: opt(metadata),
             },
             Self::UserMember {
                 id,

@@ -276,9 +276,12 @@ impl AuthzenApi {
             Err(Unanswered::Fail(e)) => return Err(e),
         };
         let revision = snapshot.revision();
+        let undecided =
+            crate::lookup::undecided_conditions(&snapshot, found.target.0, found.action);
         drop(snapshot);
         let mut trace = serde_json::json!({
             "search": what,
+            "undecided_conditions": undecided,
             "after": ask.after,
             "limit": ask.limit,
             "found": found.results.len(),
@@ -305,6 +308,7 @@ impl AuthzenApi {
         let context = AuthzenSearchContext {
             revision: Some(revision),
             audit_log_id,
+            undecided_conditions: undecided.map(|ids| ids.split(',').map(str::to_owned).collect()),
             error: None,
         };
         Ok((page, context, found.results))
@@ -323,6 +327,9 @@ struct Found<'q, T> {
     actor: Option<ActorRef>,
     /// The type and the resource, for the audit record.
     target: (&'q str, Option<&'q str>),
+    /// The action searched for (`None`: every action of the type), for the conditions the
+    /// search cannot decide.
+    action: Option<&'q str>,
     /// What the audit record's trace says of the query beyond the page.
     query: serde_json::Value,
 }
@@ -674,6 +681,7 @@ impl AuthzenApi {
                     last: found.last,
                     actor: None,
                     target: (query.resource_type, Some(query.resource_id)),
+                    action: Some(query.action),
                     query: serde_json::json!({"subject_type": kind, "action": query.action}),
                 })
             })
@@ -735,6 +743,7 @@ impl AuthzenApi {
                     last: page.ids.last().cloned().into_iter().collect(),
                     actor: Some(actor),
                     target: (resource_type, None),
+                    action: Some(action),
                     query: serde_json::json!({"action": action}),
                 })
             })
@@ -783,6 +792,7 @@ impl AuthzenApi {
                     last,
                     actor: Some(actor),
                     target: (resource_type, Some(resource_id)),
+                    action: None,
                     query: serde_json::json!({}),
                 })
             })

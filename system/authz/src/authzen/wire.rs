@@ -234,6 +234,11 @@ pub struct AuthzenSearchContext {
     /// The search's audit record (one per page).
     #[oai(skip_serializing_if_is_none)]
     pub audit_log_id: Option<String>,
+    /// The permissions whose condition reads what only a request brings (`context`, the
+    /// subject's or the action's properties): a search decides on stored attributes alone, so
+    /// their grants count as not met here. Absent when there are none.
+    #[oai(skip_serializing_if_is_none)]
+    pub undecided_conditions: Option<Vec<String>>,
     /// Why the search could not be answered (then `results` is empty).
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<AuthzenEvaluationError>,

@@ -56,6 +56,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
             id: s("user_alice"),
             status: s("active"),
             username: Some(s("alice@example.com")),
+            metadata: None,
         },
         Fact::Space {
             id: s("space_acme"),
@@ -65,6 +66,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
             id: s("member_finance_reviewer"),
             space_id: s("space_acme"),
             status: s("active"),
+            metadata: None,
         },
         Fact::UserMember {
             id: s("um_alice_finance_reviewer"),

@@ -290,6 +290,7 @@ impl Snapshot {
                 id,
                 space_id,
                 status,
+                ..
             } => {
                 self.members.insert(
                     id,

@@ -20,7 +20,12 @@ impl Snapshot {
                 id,
                 status,
                 username,
-            } => self.apply_user(id, status, username),
+                metadata,
+            } => {
+                self.apply_user(id, status, username);
+                let n = self.user_names.intern(id);
+                Self::keep_metadata(&mut self.user_metadata, n, metadata);
+            }
             Fact::Space { id, status } => {
                 let n = self.space_names.intern(id);
                 self.spaces.set(n, Status::of(status));
@@ -29,7 +34,12 @@ impl Snapshot {
                 id,
                 space_id,
                 status,
-            } => self.apply_member(id, space_id, status),
+                metadata,
+            } => {
+                self.apply_member(id, space_id, status);
+                let n = self.member_names.intern(id);
+                Self::keep_metadata(&mut self.member_metadata, n, metadata);
+            }
             Fact::UserMember {
                 id,
                 user_id,
@@ -100,6 +110,16 @@ impl Snapshot {
                 scope_anchor_group_id,
                 status,
             ),
+        }
+    }
+
+    /// Keeps entity `n`'s stored metadata (JSON object text) in `rows`, or none when it has none.
+    fn keep_metadata(rows: &mut super::Rows<Shared>, n: Num, metadata: Option<&str>) {
+        match metadata.filter(|m| !matches!(m.trim(), "" | "{}" | "null")) {
+            Some(text) => {
+                rows.set(n, Shared::from(text));
+            }
+            None => rows.remove(n),
         }
     }
 

@@ -101,6 +101,42 @@ fn whatever_the_target(outcome: Outcome) -> bool {
 }
 
 impl Snapshot {
+    /// The active permissions for the type (by key or ID) and `action` (any action of the type
+    /// when `None`) whose condition reads what only a request brings ([`Condition::needs_request`]):
+    /// a lookup has no request attributes, so it decides their grants as not met. Their IDs, in
+    /// order.
+    ///
+    /// [`Condition::needs_request`]: crate::condition::Condition::needs_request
+    pub fn conditions_needing_request(
+        &self,
+        type_key_or_id: &str,
+        action: Option<&str>,
+    ) -> Vec<&str> {
+        let Some(type_key) = self.active_type(type_key_or_id) else {
+            return Vec::new();
+        };
+        let action = match action {
+            Some(a) => match self.action_names.get(a) {
+                Some(n) => Some(n),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let mut ids: Vec<&str> = (0..self.permissions.rows.len())
+            .filter_map(|n| {
+                let n = Num::try_from(n).ok()?;
+                let p = self.permissions.get(n)?;
+                let needs = p.active
+                    && p.type_key == type_key
+                    && action.is_none_or(|a| a == p.action)
+                    && p.condition.as_ref().is_some_and(|c| c.needs_request());
+                needs.then(|| self.permission_names.text(n))
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The resources of the request's type that its actor may perform its action on, after
     /// `lookup.after`, at most `lookup.limit` of them. Unknown actor IDs are `NotFound`, as in
     /// a check; an actor a check would deny whatever the target (inactive, revoked, expired, an

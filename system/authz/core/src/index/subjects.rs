@@ -144,6 +144,7 @@ mod tests {
             id: s(id),
             status: s(status),
             username: Some(s(username)),
+            metadata: None,
         };
         let binding = |id: &str, user: &str, member: &str, status: &str, expires: Option<&str>| {
             Fact::UserMember {
@@ -165,11 +166,13 @@ mod tests {
                 id: s("member_fr"),
                 space_id: s("space_acme"),
                 status: s("active"),
+                metadata: None,
             },
             Fact::Member {
                 id: s("member_clerk"),
                 space_id: s("space_acme"),
                 status: s("active"),
+                metadata: None,
             },
             binding("um_c_alice", "user_alice", "member_fr", "active", None),
             binding("um_a_alice", "user_alice", "member_clerk", "revoked", None),
@@ -195,6 +198,7 @@ mod tests {
             id: id.into(),
             status: status.into(),
             username: username.map(str::to_owned),
+            metadata: None,
         }
     }
 
@@ -346,6 +350,7 @@ mod tests {
             id: "member_fr".into(),
             space_id: "space_acme".into(),
             status: "disabled".into(),
+            metadata: None,
         }]);
         assert_eq!(usable(&snapshot, "um_c_alice"), Some(false));
         // The space is not judged: a disabled space leaves the binding usable.
