@@ -26,6 +26,9 @@
 //! one invoice, against checking every member, after checking that both find the same pages;
 //! `ENGINE_LOOKUP_ONLY=1` stops after that.
 //!
+//! Issue 20: then the cost of a typical permission condition, the same checks on the same facts
+//! with and without it; `ENGINE_CONDITIONS_ONLY=1` stops after that.
+//!
 //! `ENGINE_HEAP_BY_KIND=1` prints the dense index's heap for the data set's facts kind by kind
 //! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, and
 //! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`.
@@ -476,6 +479,153 @@ impl Index for legacy::Snapshot {
     fn facts<'a>(&'a self, q: &'a Query) -> Facts<'a> {
         self.resolve(&q.request(), NOW).unwrap().facts
     }
+}
+
+/// Facts as both indexes resolve them: the attributes conditions read (the target's status and
+/// metadata, the username), which only the dense index holds, left out.
+fn comparable(facts: Facts<'_>) -> Facts<'_> {
+    Facts {
+        attributes: Default::default(),
+        ..facts
+    }
+}
+
+/// The typical condition of issue 20's acceptance, put on every `approve` permission by
+/// [`condition_part`].
+const CONDITION: &str = "resource.properties.amount <= 10000 && resource.status != 'archived'";
+
+/// A resource's amount in the conditional data set: 0 to 19,999, so that about half the
+/// conditions hold.
+fn amount_of(resource_id: &str) -> u64 {
+    resource_id
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 20_000
+}
+
+/// Issue 20: what a typical condition adds to a check. The same facts, once as they are and once
+/// with [`CONDITION`] on every `approve` permission and an amount in every resource's metadata;
+/// the `approve` queries whose decision reaches a covering conditional grant, timed on both in
+/// alternating rounds. Before timing, each conditional decision must equal the unconditional one
+/// and the amount compared by hand.
+fn condition_part(data: &DataSet, plain: &Snapshot, queries: &[Query], rounds: usize) {
+    let facts: Vec<Fact> = data
+        .facts()
+        .into_iter()
+        .map(|fact| match fact {
+            Fact::Resource {
+                resource_type,
+                id,
+                external_id,
+                space_id,
+                group_id,
+                owner_member_id,
+                status,
+                metadata: _,
+            } => Fact::Resource {
+                metadata: Some(format!(r#"{{"amount": {}}}"#, amount_of(&id))),
+                resource_type,
+                id,
+                external_id,
+                space_id,
+                group_id,
+                owner_member_id,
+                status,
+            },
+            Fact::Permission {
+                id,
+                resource,
+                action,
+                scope,
+                status,
+                condition: _,
+            } if action == "approve" => Fact::Permission {
+                id,
+                resource,
+                action,
+                scope,
+                status,
+                condition: Some(CONDITION.to_owned()),
+            },
+            other => other,
+        })
+        .collect();
+    let before = live_mib();
+    let conditional = snapshot_of(facts);
+    let held = live_mib() - before;
+    let reached: Vec<Query> = queries
+        .iter()
+        .filter(|q| q.action == "approve")
+        .filter(|q| {
+            let facts = conditional.facts(q);
+            let evaluation = evaluate(&facts, true);
+            let evaluated = evaluation
+                .conditions
+                .iter()
+                .any(|(_, c)| c.verdict.is_some());
+            let expected = real_decision(plain, q, false) && amount_of(&q.resource_id) <= 10_000;
+            assert_eq!(
+                evaluation.allow(),
+                expected,
+                "a conditional decision is not scope ∧ condition: refusing to report"
+            );
+            evaluated
+        })
+        .map(|q| Query {
+            user_id: q.user_id.clone(),
+            member_id: q.member_id.clone(),
+            user_member_id: q.user_member_id.clone(),
+            resource_id: q.resource_id.clone(),
+            action: q.action,
+            allowed: q.allowed,
+        })
+        .collect();
+    let cases: [(&str, &Decide<'_>); 4] = [
+        ("unconditional: check", &|q| real_decision(plain, q, false)),
+        ("conditional: check", &|q| {
+            real_decision(&conditional, q, false)
+        }),
+        ("unconditional: explain", &|q| real_decision(plain, q, true)),
+        ("conditional: explain", &|q| {
+            real_decision(&conditional, q, true)
+        }),
+    ];
+    for (_, decide) in &cases {
+        time_each(&reached, decide);
+    }
+    let timed = time_rounds(&reached, rounds, |case, q| cases[case].1(q), cases.len());
+    println!(
+        "\nconditions (issue 20): `{CONDITION}` on every approve permission, an amount in \
+         every resource's metadata ({held:.1} MiB more held); {} approve checks that reach a \
+         covering conditional grant, {rounds} alternating round(s)\n",
+        reached.len()
+    );
+    println!("| case | outcome | decisions | p50 ns | p99 ns |");
+    println!("|---|---|---:|---:|---:|");
+    let mut p50 = HashMap::new();
+    for ((name, _), (allow, deny)) in cases.iter().zip(&timed) {
+        // The unconditional grant allows every one of them; the condition denies about half.
+        let mut all: Vec<u64> = allow.iter().chain(deny).copied().collect();
+        all.sort_unstable();
+        for (outcome, sorted) in [("allow", allow), ("deny", deny), ("all", &all)] {
+            if sorted.is_empty() {
+                continue;
+            }
+            println!(
+                "| {name} | {outcome} | {} | {} | {} |",
+                sorted.len(),
+                percentile(sorted, 0.5),
+                percentile(sorted, 0.99)
+            );
+        }
+        p50.insert(*name, percentile(&all, 0.5));
+    }
+    let added = p50["conditional: check"].saturating_sub(p50["unconditional: check"]);
+    println!(
+        "\ntarget (issue 20): a check whose candidate has a typical condition costs ≤ 2,000 ns \
+         more at p50: {added} ns more: {}",
+        if added <= 2_000 { "met" } else { "not met" }
+    );
 }
 
 fn real_decision(index: &impl Index, q: &Query, trace: bool) -> bool {
@@ -968,8 +1118,8 @@ fn main() {
     for q in &mut queries {
         let facts = snapshot.facts(q);
         assert_eq!(
-            facts,
-            old.facts(q),
+            comparable(facts.clone()),
+            comparable(old.facts(q)),
             "the dense index and the one before it resolved a query differently: refusing to report"
         );
         let evaluation = evaluate(&facts, false);
@@ -1086,6 +1236,11 @@ fn main() {
         }
     }
 
+    condition_part(&data, &snapshot, &queries, rounds);
+    if std::env::var_os("ENGINE_CONDITIONS_ONLY").is_some() {
+        return;
+    }
+
     // Changes, as the follower applies them: clone, apply, settle.
     let changes = if full { 5_000 } else { 200 };
     let dense_changes = time_member_role_changes(&data, &snapshot, changes, |s, f| s.apply_all(f));
@@ -1123,8 +1278,8 @@ fn main() {
     moved_old.apply_all(move_facts.clone());
     for q in queries.iter().take(20_000) {
         assert_eq!(
-            moved_dense.facts(q),
-            moved_old.facts(q),
+            comparable(moved_dense.facts(q)),
+            comparable(moved_old.facts(q)),
             "after the group move the indexes disagree: refusing to report"
         );
     }
