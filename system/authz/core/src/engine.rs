@@ -207,71 +207,160 @@ pub struct Facts<'a> {
     pub attributes: Attributes<'a>,
 }
 
+/// The fields of each input (`subject`, `resource`, `action`, `context`) that conditions read:
+/// the inputs are built with those alone.
+#[derive(Debug, Clone, Default)]
+pub struct Reading<'p> {
+    /// Per input: `None` when not read, `Some(None)` when read whole, `Some(Some(fields))` when
+    /// only those top-level fields are read.
+    roots: [Option<Option<Vec<&'p str>>>; 4],
+}
+
+impl<'p> Reading<'p> {
+    /// Everything.
+    pub fn everything() -> Self {
+        Self {
+            roots: [Some(None), Some(None), Some(None), Some(None)],
+        }
+    }
+
+    /// Adds what the path `path` (`resource.properties.amount`) reads.
+    pub fn add(&mut self, path: &'p str) {
+        let mut parts = path.splitn(3, '.');
+        let root = match parts.next() {
+            Some("subject") => 0,
+            Some("resource") => 1,
+            Some("action") => 2,
+            Some("context") => 3,
+            _ => return,
+        };
+        let slot = &mut self.roots[root];
+        match (parts.next(), slot) {
+            (_, Some(None)) => {}
+            (None, slot) => *slot = Some(None),
+            (Some(field), Some(Some(fields))) => {
+                if !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+            (Some(field), slot) => *slot = Some(Some(vec![field])),
+        }
+    }
+
+    fn reads_root(&self, root: usize) -> bool {
+        self.roots[root].is_some()
+    }
+
+    fn reads(&self, root: usize, field: &str) -> bool {
+        match &self.roots[root] {
+            Some(None) => true,
+            Some(Some(fields)) => fields.contains(&field),
+            None => false,
+        }
+    }
+}
+
 impl Facts<'_> {
     /// The inputs of conditions on these facts: the actor, the target (its stored metadata
     /// overlaid by the request's properties), the action, the request's context and `now`.
     pub fn condition_inputs(&self) -> ConditionInputs {
+        self.condition_inputs_reading(&Reading::everything())
+    }
+
+    /// [`Facts::condition_inputs`], holding only what `reading` names: the rest is left out, as
+    /// no condition that reads only those looks at it.
+    pub fn condition_inputs_reading(&self, reading: &Reading<'_>) -> ConditionInputs {
         let request = self.attributes.request;
         let text = |t: &str| Value::String(t.to_owned());
         let mut subject = Map::new();
-        subject.insert("user_id".into(), text(&self.actor.user_id));
-        subject.insert("member_id".into(), text(&self.actor.member_id));
-        subject.insert("user_member_id".into(), text(&self.actor.user_member_id));
-        subject.insert("space_id".into(), text(&self.actor.space_id));
-        if let Some(username) = &self.attributes.username {
-            subject.insert("username".into(), text(username));
-        }
-        // The user's metadata, the member's over it, the request's over both.
-        let mut properties = Map::new();
-        for stored in self.attributes.subject_metadata.iter().flatten() {
-            if let Ok(map) = serde_json::from_str::<Map<String, Value>>(stored) {
-                properties.extend(map);
+        if reading.reads_root(0) {
+            let mut put = |field: &str, value: Option<&str>| {
+                if let Some(value) = value.filter(|_| reading.reads(0, field)) {
+                    subject.insert(field.to_owned(), text(value));
+                }
+            };
+            put("user_id", Some(&self.actor.user_id));
+            put("member_id", Some(&self.actor.member_id));
+            put("user_member_id", Some(&self.actor.user_member_id));
+            put("space_id", Some(&self.actor.space_id));
+            put("username", self.attributes.username.as_deref());
+            if reading.reads(0, "properties") {
+                // The user's metadata, the member's over it, the request's over both.
+                let mut properties = Map::new();
+                for stored in self.attributes.subject_metadata.iter().flatten() {
+                    if let Ok(map) = serde_json::from_str::<Map<String, Value>>(stored) {
+                        properties.extend(map);
+                    }
+                }
+                if let Some(r) = request {
+                    properties.extend(r.subject.clone());
+                }
+                subject.insert("properties".into(), Value::Object(properties));
             }
         }
-        if let Some(r) = request {
-            properties.extend(r.subject.clone());
-        }
-        subject.insert("properties".into(), Value::Object(properties));
-        let target = &self.target;
         let mut resource = Map::new();
-        resource.insert("type".into(), text(&target.resource_type));
-        resource.insert("id".into(), text(&target.resource_id));
-        resource.insert("space_id".into(), text(&target.space_id));
-        if let Some(status) = &self.attributes.resource_status {
-            resource.insert("status".into(), text(status));
-        }
-        if let Some(group) = &target.group {
-            if let Some(id) = &group.id {
-                resource.insert("group_id".into(), text(id));
+        if reading.reads_root(1) {
+            let target = &self.target;
+            let group = target.group.as_ref();
+            let mut put = |field: &str, value: Option<&str>| {
+                if let Some(value) = value.filter(|_| reading.reads(1, field)) {
+                    resource.insert(field.to_owned(), text(value));
+                }
+            };
+            put("type", Some(&target.resource_type));
+            put("id", Some(&target.resource_id));
+            put("space_id", Some(&target.space_id));
+            put("status", self.attributes.resource_status.as_deref());
+            put("group_id", group.and_then(|g| g.id.as_deref()));
+            put("group_path", group.map(|g| &*g.path));
+            put("owner_member_id", target.owner_member_id.as_deref());
+            if reading.reads(1, "properties") {
+                let mut properties = self
+                    .attributes
+                    .resource_metadata
+                    .as_deref()
+                    .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
+                    .unwrap_or_default();
+                if let Some(r) = request {
+                    properties.extend(r.resource.clone());
+                }
+                resource.insert("properties".into(), Value::Object(properties));
             }
-            resource.insert("group_path".into(), text(&group.path));
         }
-        if let Some(owner) = &target.owner_member_id {
-            resource.insert("owner_member_id".into(), text(owner));
-        }
-        let mut properties = self
-            .attributes
-            .resource_metadata
-            .as_deref()
-            .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
-            .unwrap_or_default();
-        if let Some(r) = request {
-            properties.extend(r.resource.clone());
-        }
-        resource.insert("properties".into(), Value::Object(properties));
         let mut action = Map::new();
-        action.insert("name".into(), text(&self.action));
-        action.insert(
-            "properties".into(),
-            Value::Object(request.map(|r| r.action.clone()).unwrap_or_default()),
-        );
+        if reading.reads_root(2) {
+            if reading.reads(2, "name") {
+                action.insert("name".into(), text(&self.action));
+            }
+            if reading.reads(2, "properties") {
+                action.insert(
+                    "properties".into(),
+                    Value::Object(request.map(|r| r.action.clone()).unwrap_or_default()),
+                );
+            }
+        }
+        let context = match request {
+            Some(r) if reading.reads_root(3) => r.context.clone(),
+            _ => Map::new(),
+        };
         ConditionInputs {
             subject: Value::Object(subject),
             resource: Value::Object(resource),
             action: Value::Object(action),
-            context: Value::Object(request.map(|r| r.context.clone()).unwrap_or_default()),
+            context: Value::Object(context),
             now: self.now,
         }
+    }
+
+    /// What the conditions of these facts' candidates read, together.
+    fn reading(&self) -> Reading<'_> {
+        let mut reading = Reading::default();
+        for condition in self.candidates.iter().filter_map(|c| c.condition) {
+            for path in condition.paths() {
+                reading.add(path);
+            }
+        }
+        reading
     }
 
     /// Where the value at `path` of [`Facts::condition_inputs`] came from.
@@ -528,7 +617,8 @@ fn decide(
         let Some(condition) = candidate.condition else {
             return Outcome::Allowed(i);
         };
-        let verdict = condition.evaluate(inputs.get_or_init(|| facts.condition_inputs()));
+        let verdict = condition
+            .evaluate(inputs.get_or_init(|| facts.condition_inputs_reading(&facts.reading())));
         if let Some(verdicts) = verdicts.as_deref_mut() {
             verdicts.push((i, verdict.clone()));
         }

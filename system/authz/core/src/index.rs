@@ -1311,6 +1311,7 @@ impl Snapshot {
             }
             _ => Vec::new(),
         };
+        let conditional = candidates.iter().any(|c| c.condition.is_some());
         let facts = Facts {
             actor: actor.facts(
                 req.user_id,
@@ -1335,21 +1336,26 @@ impl Snapshot {
             action_known,
             candidates,
             now,
-            attributes: Attributes {
-                resource_status: resource.map(|r| Cow::Borrowed(&*r.status)),
-                resource_metadata: resource
-                    .and_then(|r| r.metadata.as_deref())
-                    .map(Cow::Borrowed),
-                username: self
-                    .username_of_user
-                    .get(binding.user)
-                    .map(|u| Cow::Borrowed(&**u)),
-                subject_metadata: [
-                    self.user_metadata.get(binding.user),
-                    self.member_metadata.get(binding.member),
-                ]
-                .map(|m| m.map(|m| Cow::Borrowed(&**m))),
-                request: None,
+            // What conditions read, looked up only when a candidate has one.
+            attributes: if conditional {
+                Attributes {
+                    resource_status: resource.map(|r| Cow::Borrowed(&*r.status)),
+                    resource_metadata: resource
+                        .and_then(|r| r.metadata.as_deref())
+                        .map(Cow::Borrowed),
+                    username: self
+                        .username_of_user
+                        .get(binding.user)
+                        .map(|u| Cow::Borrowed(&**u)),
+                    subject_metadata: [
+                        self.user_metadata.get(binding.user),
+                        self.member_metadata.get(binding.member),
+                    ]
+                    .map(|m| m.map(|m| Cow::Borrowed(&**m))),
+                    request: None,
+                }
+            } else {
+                Attributes::default()
             },
         };
         Ok(Resolved {

@@ -21,6 +21,8 @@
 //! attribute, a type mismatch or a non-boolean result is [`Evaluation::Failed`] with the reason,
 //! which a decision treats as not met.
 
+mod tree;
+
 use std::sync::{Arc, OnceLock};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
@@ -126,6 +128,9 @@ pub struct Condition {
     reads: Vec<&'static str>,
     /// The attribute paths it reads (`resource.properties.amount`, `now`), in source order.
     paths: Vec<String>,
+    /// The condition lowered into [`tree`]'s operations, when it uses only those: evaluated
+    /// without the interpreter.
+    tree: Option<tree::Node>,
 }
 
 /// Two conditions are the same when their sources are.
@@ -200,11 +205,13 @@ impl Condition {
             .filter(|name| check.reads.contains(name))
             .collect();
         let paths = check.paths;
+        let tree = tree::lower(root);
         Ok(Self {
             source: source.to_owned(),
             program: Ok(program),
             reads,
             paths,
+            tree,
         })
     }
 
@@ -217,6 +224,7 @@ impl Condition {
             program: Err(error),
             reads: Vec::new(),
             paths: Vec::new(),
+            tree: None,
         })
     }
 
@@ -266,8 +274,26 @@ impl Condition {
         &self.reads
     }
 
-    /// Evaluates the condition on `inputs` (only the names it reads are converted).
+    /// Evaluates the condition on `inputs`: on its lowered tree when it has one, else with
+    /// `cel`'s interpreter.
     pub fn evaluate(&self, inputs: &ConditionInputs) -> Evaluation {
+        match &self.tree {
+            Some(tree) => match tree::decide(tree, inputs) {
+                Ok(true) => Evaluation::Met,
+                Ok(false) => Evaluation::NotMet,
+                Err(why) => Evaluation::Failed(why),
+            },
+            None => self.interpret(inputs),
+        }
+    }
+
+    /// Whether it runs on the lowered tree (not the interpreter).
+    pub fn is_lowered(&self) -> bool {
+        self.tree.is_some()
+    }
+
+    /// Evaluates the condition with `cel`'s interpreter (only the names it reads are converted).
+    pub fn interpret(&self, inputs: &ConditionInputs) -> Evaluation {
         let mut context = Context::with_env(standard_env());
         for name in &self.reads {
             let value = match *name {
@@ -657,6 +683,163 @@ mod tests {
             not_boolean.evaluate(&invoice(1, "active")),
             Evaluation::Failed(_)
         ));
+    }
+
+    /// A leaf of a generated condition: an input path or a literal of every kind.
+    fn leaf() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "resource.properties.amount",
+            "resource.properties.ratio",
+            "resource.properties.owner",
+            "resource.properties.tags",
+            "resource.properties.flag",
+            "resource.properties.missing",
+            "resource.properties['amount']",
+            "resource.properties",
+            "resource.status",
+            "subject.user_id",
+            "subject.properties.level",
+            "action.name",
+            "context.ip",
+            "context.nothing",
+            "now",
+            "1",
+            "-3",
+            "10000",
+            "2u",
+            "0u",
+            "1.5",
+            "-0.5",
+            "'active'",
+            "'192.0.2.'",
+            "'urgent'",
+            "''",
+            "true",
+            "false",
+            "null",
+            "['urgent', 'late']",
+            "[1, 2u, 3.0]",
+            "[]",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// A generated condition over the leaves: the operations the tree lowers, nested.
+    fn expression() -> impl Strategy<Value = String> {
+        let comparison = (
+            leaf(),
+            prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">=", "in"]),
+            leaf(),
+        )
+            .prop_map(|(a, op, b)| format!("{a} {op} {b}"));
+        let call = (
+            leaf(),
+            prop::sample::select(vec!["startsWith", "endsWith", "contains"]),
+            leaf(),
+        )
+            .prop_map(|(a, f, b)| format!("{a}.{f}({b})"));
+        let tests = prop_oneof![
+            comparison,
+            call,
+            leaf().prop_map(|a| format!("size({a}) > 1")),
+            leaf().prop_map(|a| format!("{a}.size() == 0")),
+            prop::sample::select(vec!["amount", "flag", "missing", "tags"])
+                .prop_map(|f| format!("has(resource.properties.{f})")),
+            leaf(),
+        ];
+        tests.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|a| format!("!({a})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) && ({b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) || ({b})")),
+                (inner.clone(), inner.clone(), inner)
+                    .prop_map(|(a, b, c)| format!("({a}) ? ({b}) : ({c})")),
+            ]
+        })
+    }
+
+    /// Inputs whose attributes take every kind of value, or are missing.
+    fn inputs() -> impl Strategy<Value = ConditionInputs> {
+        let value = prop_oneof![
+            (-20_000i64..20_000).prop_map(serde_json::Value::from),
+            (0u64..3).prop_map(serde_json::Value::from),
+            (-2.0f64..2.0).prop_map(serde_json::Value::from),
+            prop::sample::select(vec!["active", "urgent", "192.0.2.7", ""])
+                .prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(json!(["urgent", "late"])),
+            Just(json!({"amount": 1})),
+        ];
+        let slot = prop::option::of(value);
+        (slot.clone(), slot.clone(), slot.clone(), slot.clone(), slot.clone(), slot, prop::sample::select(vec!["active", "archived"]))
+            .prop_map(|(amount, ratio, owner, tags, flag, level, status)| {
+                let mut properties = serde_json::Map::new();
+                for (key, value) in [("amount", amount), ("ratio", ratio), ("owner", owner), ("tags", tags), ("flag", flag)] {
+                    if let Some(value) = value {
+                        properties.insert(key.to_owned(), value);
+                    }
+                }
+                let mut subject = json!({"user_id": "user_alice", "properties": {}});
+                if let Some(level) = level {
+                    subject["properties"]["level"] = level;
+                }
+                ConditionInputs {
+                    subject,
+                    resource: json!({"type": "invoice", "status": status, "properties": properties}),
+                    action: json!({"name": "approve", "properties": {}}),
+                    context: json!({"ip": "192.0.2.7"}),
+                    now: 1_800_000_000,
+                }
+            })
+    }
+
+    /// The verdict's kind: a failure's reason is worded differently by the two evaluators.
+    fn kind(evaluation: &Evaluation) -> &'static str {
+        match evaluation {
+            Evaluation::Met => "met",
+            Evaluation::NotMet => "not met",
+            Evaluation::Failed(_) => "failed",
+        }
+    }
+
+    #[test]
+    fn the_typical_conditions_are_lowered_and_the_rest_interpreted() {
+        for source in [
+            "resource.properties.amount <= 10000 && resource.status != 'archived'",
+            "subject.properties.role == 'admin' || context.ip.startsWith('192.0.2.')",
+            "has(resource.properties.tags) && 'urgent' in resource.properties.tags",
+            "resource.properties['amount'] > 0 ? size(resource.properties.tags) > 1 : false",
+        ] {
+            assert!(Condition::compile(source).unwrap().is_lowered(), "{source}");
+        }
+        for source in [
+            "resource.properties.amount + 1 > 2",
+            "resource.properties.tags.exists(t, t == 'urgent')",
+            "int(resource.properties.amount) > 2",
+        ] {
+            assert!(
+                !Condition::compile(source).unwrap().is_lowered(),
+                "{source}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// The lowered tree decides every generated condition on every generated input as
+        /// `cel`'s interpreter does.
+        #[test]
+        fn the_tree_decides_every_condition_as_the_interpreter_does(source in expression(), inputs in inputs()) {
+            let Ok(condition) = Condition::compile(&source) else {
+                return Ok(());
+            };
+            prop_assume!(condition.is_lowered());
+            let lowered = condition.evaluate(&inputs);
+            let interpreted = condition.interpret(&inputs);
+            prop_assert_eq!(kind(&lowered), kind(&interpreted), "{} on {:?}: {:?} vs {:?}", source, inputs, lowered, interpreted);
+        }
     }
 
     proptest! {
