@@ -194,7 +194,7 @@ fn checked_condition(source: &str) -> Result<String, ApiError> {
         })
 }
 
-/// The permission other than `except` that already has this rule, if any.
+/// The permission that already has this rule (resource, action, scope, condition), if any.
 async fn rule_taken(
     conn: &mut Conn<'_>,
     (resource, action, scope): (&str, &str, Scope),

@@ -509,47 +509,18 @@ fn amount_of(resource_id: &str) -> u64 {
 /// alternating rounds. Before timing, each conditional decision must equal the unconditional one
 /// and the amount compared by hand.
 fn condition_part(data: &DataSet, plain: &Snapshot, queries: &[Query], rounds: usize) {
-    let facts: Vec<Fact> = data
-        .facts()
-        .into_iter()
-        .map(|fact| match fact {
-            Fact::Resource {
-                resource_type,
-                id,
-                external_id,
-                space_id,
-                group_id,
-                owner_member_id,
-                status,
-                metadata: _,
-            } => Fact::Resource {
-                metadata: Some(format!(r#"{{"amount": {}}}"#, amount_of(&id))),
-                resource_type,
-                id,
-                external_id,
-                space_id,
-                group_id,
-                owner_member_id,
-                status,
-            },
+    let mut facts = data.facts();
+    for fact in &mut facts {
+        match fact {
+            Fact::Resource { id, metadata, .. } => {
+                *metadata = Some(format!(r#"{{"amount": {}}}"#, amount_of(id)));
+            }
             Fact::Permission {
-                id,
-                resource,
-                action,
-                scope,
-                status,
-                condition: _,
-            } if action == "approve" => Fact::Permission {
-                id,
-                resource,
-                action,
-                scope,
-                status,
-                condition: Some(CONDITION.to_owned()),
-            },
-            other => other,
-        })
-        .collect();
+                action, condition, ..
+            } if action == "approve" => *condition = Some(CONDITION.to_owned()),
+            _ => {}
+        }
+    }
     let before = live_mib();
     let conditional = snapshot_of(facts);
     let held = live_mib() - before;

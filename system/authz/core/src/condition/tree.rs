@@ -66,8 +66,8 @@ pub(super) enum Node {
     Field(Box<Node>, String),
     Has(Box<Node>, String),
     Not(Box<Node>),
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
+    /// `&&` (`false`: the value that decides alone) or `||` (`true`).
+    Logic(bool, Box<Node>, Box<Node>),
     If(Box<Node>, Box<Node>, Box<Node>),
     Equal(bool, Box<Node>, Box<Node>),
     Order(Order, Box<Node>, Box<Node>),
@@ -91,7 +91,7 @@ enum Val<'a> {
 }
 
 /// Why an evaluation has no value (the message is built only when it is reported).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Failure {
     NoSuchKey,
     NoSuchOverload(&'static str),
@@ -146,8 +146,8 @@ pub(super) fn lower(expr: &IdedExpr) -> Option<Node> {
         Expr::Call(call) => {
             let arg = |i: usize| call.args.get(i).and_then(lower).map(Box::new);
             match (call.func_name.as_str(), &call.target, call.args.len()) {
-                ("_&&_", None, 2) => Node::And(arg(0)?, arg(1)?),
-                ("_||_", None, 2) => Node::Or(arg(0)?, arg(1)?),
+                ("_&&_", None, 2) => Node::Logic(false, arg(0)?, arg(1)?),
+                ("_||_", None, 2) => Node::Logic(true, arg(0)?, arg(1)?),
                 ("!_", None, 1) => Node::Not(arg(0)?),
                 ("_?_:_", None, 3) => Node::If(arg(0)?, arg(1)?, arg(2)?),
                 ("_==_", None, 2) => Node::Equal(true, arg(0)?, arg(1)?),
@@ -262,30 +262,22 @@ fn eval<'a>(node: &'a Node, inputs: &'a ConditionInputs) -> Res<'a> {
             Val::Bool(b) => Ok(Val::Bool(!b)),
             _ => fail(Failure::NoSuchOverload("!_")),
         },
-        Node::And(left, right) => {
+        // `cel`'s: the left side alone decides when it is the deciding value; else the right
+        // side's error is the answer; a deciding right side absorbs the left side's error.
+        Node::Logic(decides, left, right) => {
             let left = boolean(eval(left, inputs));
-            if matches!(left, Ok(false)) {
-                return Ok(Val::Bool(false));
+            if left == Ok(*decides) {
+                return Ok(Val::Bool(*decides));
             }
-            let right = eval(right, inputs)?;
-            match (left, right) {
-                (Ok(true), Val::Bool(r)) => Ok(Val::Bool(r)),
-                (Err(_), Val::Bool(false)) => Ok(Val::Bool(false)),
+            match (left, eval(right, inputs)?) {
+                (Ok(_), Val::Bool(r)) => Ok(Val::Bool(r)),
+                (Err(_), Val::Bool(r)) if r == *decides => Ok(Val::Bool(r)),
                 (Err(e), _) => Err(e),
-                _ => fail(Failure::NoSuchOverload("_&&_")),
-            }
-        }
-        Node::Or(left, right) => {
-            let left = boolean(eval(left, inputs));
-            if matches!(left, Ok(true)) {
-                return Ok(Val::Bool(true));
-            }
-            let right = eval(right, inputs)?;
-            match (left, right) {
-                (Ok(false), Val::Bool(r)) => Ok(Val::Bool(r)),
-                (Err(_), Val::Bool(true)) => Ok(Val::Bool(true)),
-                (Err(e), _) => Err(e),
-                _ => fail(Failure::NoSuchOverload("_||_")),
+                _ => fail(Failure::NoSuchOverload(if *decides {
+                    "_||_"
+                } else {
+                    "_&&_"
+                })),
             }
         }
         Node::If(test, then, otherwise) => {
