@@ -89,6 +89,10 @@ pub enum Fact {
         resource_type: String,
         /// The action's key.
         key: String,
+        /// `normal`, `high`, …: what permission conditions read as `action.risk_level`. Absent
+        /// from facts written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        risk_level: Option<String>,
     },
     /// A registered resource.
     Resource {
@@ -106,6 +110,10 @@ pub enum Fact {
         owner_member_id: Option<String>,
         /// `active` or `archived`.
         status: String,
+        /// `private`, `space` or `public`: what permission conditions read as
+        /// `resource.visibility`. Absent from facts written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visibility: Option<String>,
         /// Its stored metadata (a JSON object as text), when it has any: what permission
         /// conditions read as `resource.properties`. Absent from facts written before it
         /// existed.

@@ -198,6 +198,27 @@ async fn a_changed_condition_is_decided_on_by_the_next_check() {
         deny_code(&cli, dana("invoice_001")).await,
         "CONDITION_NOT_MET"
     );
+    // The registry's attributes: the action's risk level and the resource's visibility.
+    for (condition, allowed) in [
+        (
+            "action.risk_level == 'high' && resource.visibility == 'space'",
+            true,
+        ),
+        ("action.risk_level == 'normal'", false),
+        ("resource.visibility == 'public'", false),
+    ] {
+        expect(
+            &cli,
+            Auth::Boot,
+            "PATCH",
+            path,
+            Some(json!({"condition": condition})),
+            StatusCode::OK,
+        )
+        .await;
+        let code = deny_code(&cli, dana("invoice_001")).await;
+        assert_eq!(code.is_null(), allowed, "{condition}: {code}");
+    }
     // …until the condition is removed (at space scope, a rule the fixture does not hold yet).
     let removed = expect(
         &cli,

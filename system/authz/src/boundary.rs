@@ -59,9 +59,15 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             status,
         },
         Fact::ResourceType { id, key, status } => CoreFact::ResourceType { id, key, status },
-        Fact::ResourceAction { resource_type, key } => {
-            CoreFact::ResourceAction { resource_type, key }
-        }
+        Fact::ResourceAction {
+            resource_type,
+            key,
+            risk_level,
+        } => CoreFact::ResourceAction {
+            resource_type,
+            key,
+            risk_level: risk_level.as_deref(),
+        },
         Fact::Resource {
             resource_type,
             id,
@@ -70,6 +76,7 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             group_id,
             owner_member_id,
             status,
+            visibility,
             metadata,
         } => CoreFact::Resource {
             resource_type,
@@ -79,6 +86,7 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             group_id: group_id.as_deref(),
             owner_member_id: owner_member_id.as_deref(),
             status,
+            visibility: visibility.as_deref(),
             metadata: metadata.as_deref(),
         },
         Fact::Role {

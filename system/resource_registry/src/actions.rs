@@ -256,6 +256,7 @@ impl Registry {
             facts: vec![plystra_contracts::facts::Fact::ResourceAction {
                 resource_type: t.key.clone(),
                 key: saved.key.clone(),
+                risk_level: Some(saved.risk_level.as_str().to_owned()),
             }],
             snapshot: serde_json::json!({
                 "resource_action": {

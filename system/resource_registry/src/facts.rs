@@ -6,7 +6,7 @@ use plystra_contracts::facts::{Fact, metadata_text, stored_metadata_text};
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, JoinType, Query};
 
-use crate::model::{ResourceStatus, ResourceVisibility};
+use crate::model::{ResourceStatus, ResourceVisibility, RiskLevel};
 use crate::resource_types::{self, ResourceType, TypeRow};
 use crate::resources::Resource;
 use crate::store::{col, name, table};
@@ -31,6 +31,7 @@ impl From<&Resource> for Fact {
             group_id: r.group_id.clone(),
             owner_member_id: r.owner_member_id.clone(),
             status: r.status.as_str().to_owned(),
+            visibility: Some(r.visibility.as_str().to_owned()),
             metadata: metadata_text(r.metadata.as_ref()),
         }
     }
@@ -71,6 +72,7 @@ pub(crate) async fn all_in_parts(
     let actions = Query::select()
         .column(col(table::TYPES, "key"))
         .column(col(table::ACTIONS, "key"))
+        .column(col(table::ACTIONS, "risk_level"))
         .from(name(table::ACTIONS))
         .join(
             JoinType::InnerJoin,
@@ -78,12 +80,14 @@ pub(crate) async fn all_in_parts(
             Expr::col(col(table::TYPES, "id")).equals(col(table::ACTIONS, "resource_type_id")),
         )
         .to_owned();
-    let actions: Vec<(String, String)> = db.fetch_all(&actions).await?;
-    facts.extend(
-        actions
-            .into_iter()
-            .map(|(resource_type, key)| Fact::ResourceAction { resource_type, key }),
-    );
+    let actions: Vec<(String, String, String)> = db.fetch_all(&actions).await?;
+    for (resource_type, key, risk) in actions {
+        facts.push(Fact::ResourceAction {
+            resource_type,
+            key,
+            risk_level: Some(RiskLevel::stored(&risk)?.as_str().to_owned()),
+        });
+    }
     part(facts);
     // Only the columns a fact holds (the first load reads every resource: no joins for names,
     // no timestamps to decode), read in bulk; stored values are still checked as a
@@ -141,7 +145,7 @@ fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
         metadata,
     ) in rows
     {
-        ResourceVisibility::stored(&visibility)?;
+        let visibility = ResourceVisibility::stored(&visibility)?.as_str().to_owned();
         // The same text a change's fact carries.
         let metadata = stored_metadata_text(metadata);
         facts.push(Fact::Resource {
@@ -152,6 +156,7 @@ fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
             group_id,
             owner_member_id,
             status: ResourceStatus::stored(&status)?.as_str().to_owned(),
+            visibility: Some(visibility),
             metadata,
         });
     }

@@ -234,6 +234,7 @@ impl DataSet {
             out.push(Fact::ResourceAction {
                 resource_type: s(TYPE),
                 key: s(action),
+                risk_level: None,
             });
         }
         for m in 0..MEMBERS {
@@ -275,6 +276,7 @@ impl DataSet {
                 owner_member_id: Some(member_id(res.owner)),
                 status: s("active"),
                 metadata: None,
+                visibility: None,
             });
         }
         for action in ACTIONS {

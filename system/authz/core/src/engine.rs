@@ -131,6 +131,10 @@ impl RequestAttributes {
 pub struct Attributes<'a> {
     /// The target's status, when the index knows the target.
     pub resource_status: Option<Text<'a>>,
+    /// The target's visibility, when the index knows it.
+    pub resource_visibility: Option<Text<'a>>,
+    /// The action's risk level, when the index knows it.
+    pub action_risk_level: Option<Text<'a>>,
     /// The target's stored metadata (a JSON object as text), when it has any.
     pub resource_metadata: Option<Text<'a>>,
     /// The acting user's username, when the index knows it.
@@ -311,6 +315,7 @@ impl Facts<'_> {
             put("id", Some(&target.resource_id));
             put("space_id", Some(&target.space_id));
             put("status", self.attributes.resource_status.as_deref());
+            put("visibility", self.attributes.resource_visibility.as_deref());
             put("group_id", group.and_then(|g| g.id.as_deref()));
             put("group_path", group.map(|g| &*g.path));
             put("owner_member_id", target.owner_member_id.as_deref());
@@ -331,6 +336,14 @@ impl Facts<'_> {
         if reading.reads_root(2) {
             if reading.reads(2, "name") {
                 action.insert("name".into(), text(&self.action));
+            }
+            if let Some(risk) = self
+                .attributes
+                .action_risk_level
+                .as_deref()
+                .filter(|_| reading.reads(2, "risk_level"))
+            {
+                action.insert("risk_level".into(), text(risk));
             }
             if reading.reads(2, "properties") {
                 action.insert(

@@ -387,11 +387,11 @@ impl Status {
     }
 }
 
-/// One shared text per usual status, so that a hundred thousand rows do not each hold
-/// "active".
+/// One shared text per usual status, visibility and risk level, so that a hundred thousand rows
+/// do not each hold "active".
 fn status_text(text: &str) -> Shared {
     use std::sync::OnceLock;
-    static USUAL: OnceLock<[Shared; 6]> = OnceLock::new();
+    static USUAL: OnceLock<[Shared; 12]> = OnceLock::new();
     let usual = USUAL.get_or_init(|| {
         [
             "active",
@@ -400,6 +400,12 @@ fn status_text(text: &str) -> Shared {
             "archived",
             "deprecated",
             "suspended",
+            "private",
+            "space",
+            "public",
+            "normal",
+            "high",
+            "critical",
         ]
         .map(Shared::from)
     });
@@ -460,9 +466,10 @@ struct ResourceRow {
     space_id: Shared,
     group: Option<Num>,
     owner_id: Option<Shared>,
-    /// Its status (a shared text) and stored metadata (JSON object text; none when empty):
-    /// what conditions read.
+    /// Its status and visibility (shared texts) and stored metadata (JSON object text; none
+    /// when empty): what conditions read.
     status: Shared,
+    visibility: Option<Shared>,
     metadata: Option<Shared>,
 }
 
@@ -603,6 +610,8 @@ pub struct Snapshot {
     action_names: Names<Key>,
     /// (type key, action) pairs the registry declares.
     actions: HashSet<(Num, Num)>,
+    /// Their risk levels (shared texts), where the facts carry them: what conditions read.
+    action_risk: HashMap<(Num, Num), Shared>,
     /// Resources by (type key, ID).
     resource_names: Names<TypedKey>,
     resources: Rows<ResourceRow>,
@@ -1340,6 +1349,13 @@ impl Snapshot {
             attributes: if conditional {
                 Attributes {
                     resource_status: resource.map(|r| Cow::Borrowed(&*r.status)),
+                    resource_visibility: resource
+                        .and_then(|r| r.visibility.as_deref())
+                        .map(Cow::Borrowed),
+                    action_risk_level: type_key
+                        .zip(action)
+                        .and_then(|pair| self.action_risk.get(&pair))
+                        .map(|r| Cow::Borrowed(&**r)),
                     resource_metadata: resource
                         .and_then(|r| r.metadata.as_deref())
                         .map(Cow::Borrowed),
@@ -1620,6 +1636,7 @@ mod tests {
             Fact::ResourceAction {
                 resource_type: s("invoice"),
                 key: s("approve"),
+                risk_level: None,
             },
             Fact::Resource {
                 resource_type: s("invoice"),
@@ -1630,6 +1647,7 @@ mod tests {
                 owner_member_id: None,
                 status: s("active"),
                 metadata: None,
+                visibility: None,
             },
             Fact::Role {
                 id: s("role_fr"),
@@ -1974,6 +1992,7 @@ mod tests {
                 (0..2usize, 0..2usize).prop_map(|(t, a)| Fact::ResourceAction {
                     resource_type: TYPE_KEYS[t].into(),
                     key: ACTIONS[a].into(),
+                    risk_level: None,
                 }),
                 (
                     0..2usize,
@@ -1993,6 +2012,7 @@ mod tests {
                             owner_member_id: owner,
                             status: "active".into(),
                             metadata: None,
+                            visibility: None,
                         }
                     }),
                 (id("ro", 2), id("s", 2), 0..2usize, any::<bool>()).prop_map(
@@ -2086,6 +2106,7 @@ mod tests {
                     out.push(Fact::ResourceAction {
                         resource_type: s(type_key),
                         key: s(action),
+                        risk_level: None,
                     });
                 }
             }
@@ -2108,6 +2129,7 @@ mod tests {
                         owner_member_id: Some(format!("m{}", r % 2)),
                         status: s("active"),
                         metadata: None,
+                        visibility: None,
                     });
                 }
             }
@@ -2190,7 +2212,9 @@ mod tests {
         /// Which entity a fact is the state of.
         fn entity(fact: &Fact) -> String {
             match fact {
-                Fact::ResourceAction { resource_type, key } => {
+                Fact::ResourceAction {
+                    resource_type, key, ..
+                } => {
                     format!("action {resource_type} {key}")
                 }
                 Fact::Resource {

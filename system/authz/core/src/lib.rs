@@ -205,6 +205,9 @@ pub enum Fact<S = String> {
         resource_type: S,
         /// The action's key.
         key: S,
+        /// Its risk level, when the fact carries it: what a condition reads as
+        /// `action.risk_level`.
+        risk_level: Option<S>,
     },
     /// A resource.
     Resource {
@@ -222,6 +225,9 @@ pub enum Fact<S = String> {
         owner_member_id: Option<S>,
         /// `active`, `archived`, …
         status: S,
+        /// `private`, `space`, `public`, when the fact carries it: what a condition reads as
+        /// `resource.visibility`.
+        visibility: Option<S>,
         /// Its stored metadata, a JSON object as text, when it has any: what a condition reads
         /// as `resource.properties` (overlaid by the request's).
         metadata: Option<S>,
@@ -366,9 +372,14 @@ impl<S: AsRef<str>> Fact<S> {
                 key: text(key),
                 status: text(status),
             },
-            Self::ResourceAction { resource_type, key } => Fact::ResourceAction {
+            Self::ResourceAction {
+                resource_type,
+                key,
+                risk_level,
+            } => Fact::ResourceAction {
                 resource_type: text(resource_type),
                 key: text(key),
+                risk_level: opt(risk_level),
             },
             Self::Resource {
                 resource_type,
@@ -378,6 +389,7 @@ impl<S: AsRef<str>> Fact<S> {
                 group_id,
                 owner_member_id,
                 status,
+                visibility,
                 metadata,
             } => Fact::Resource {
                 resource_type: text(resource_type),
@@ -387,6 +399,7 @@ impl<S: AsRef<str>> Fact<S> {
                 group_id: opt(group_id),
                 owner_member_id: opt(owner_member_id),
                 status: text(status),
+                visibility: opt(visibility),
                 metadata: opt(metadata),
             },
             Self::Role {

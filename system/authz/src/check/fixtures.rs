@@ -50,6 +50,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
         owner_member_id: None,
         status: s("active"),
         metadata: None,
+        visibility: None,
     };
     crate::index::snapshot_of([
         Fact::User {
@@ -86,6 +87,7 @@ pub(super) fn finance_snapshot() -> Snapshot {
         Fact::ResourceAction {
             resource_type: s("invoice"),
             key: s("approve"),
+            risk_level: None,
         },
         invoice("invoice_001", "group_apac"),
         invoice("invoice_002", "group_sales"),

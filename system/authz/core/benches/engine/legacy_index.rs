@@ -343,7 +343,9 @@ impl Snapshot {
                     },
                 );
             }
-            Fact::ResourceAction { resource_type, key } => {
+            Fact::ResourceAction {
+                resource_type, key, ..
+            } => {
                 self.actions.insert((resource_type, key));
             }
             Fact::Resource {

@@ -54,10 +54,23 @@ impl Snapshot {
                 status: _,
             } => self.apply_group(id, space_id, path),
             Fact::ResourceType { id, key, status } => self.apply_resource_type(id, key, status),
-            Fact::ResourceAction { resource_type, key } => {
+            Fact::ResourceAction {
+                resource_type,
+                key,
+                risk_level,
+            } => {
                 let type_key = self.type_keys.intern(resource_type);
                 let action = self.action_names.intern(key);
                 self.actions.insert((type_key, action));
+                match risk_level {
+                    Some(risk) => {
+                        self.action_risk
+                            .insert((type_key, action), super::status_text(risk));
+                    }
+                    None => {
+                        self.action_risk.remove(&(type_key, action));
+                    }
+                }
             }
             Fact::Resource {
                 resource_type,
@@ -67,13 +80,14 @@ impl Snapshot {
                 group_id,
                 owner_member_id,
                 status,
+                visibility,
                 metadata,
             } => self.apply_resource(
                 (resource_type, id, external_id),
                 space_id,
                 group_id,
                 owner_member_id,
-                (status, metadata),
+                (status, visibility, metadata),
             ),
             Fact::Role {
                 id,
@@ -247,14 +261,15 @@ impl Snapshot {
     }
 
     /// A resource (named by type key, ID and external ID): its row, and the carriers of its
-    /// external name when that changed. Its status and metadata are kept for conditions.
+    /// external name when that changed. Its status, visibility and metadata are kept for
+    /// conditions.
     fn apply_resource(
         &mut self,
         (resource_type, id, external_id): (&str, &str, &str),
         space_id: &str,
         group_id: Option<&str>,
         owner_member_id: Option<&str>,
-        (status, metadata): (&str, Option<&str>),
+        (status, visibility, metadata): (&str, Option<&str>, Option<&str>),
     ) {
         let type_key = self.type_keys.intern(resource_type);
         let n = self.resource_names.intern(type_key, id);
@@ -268,6 +283,7 @@ impl Snapshot {
             group,
             owner_id: owner.map(|m| self.member_names.shared(m)),
             status: super::status_text(status),
+            visibility: visibility.map(super::status_text),
             metadata: metadata
                 .filter(|m| !matches!(m.trim(), "" | "{}" | "null"))
                 .map(Shared::from),

@@ -391,6 +391,7 @@ mod tests {
             owner_member_id: None,
             status: "active".into(),
             metadata: None,
+            visibility: None,
         }
     }
 
