@@ -251,6 +251,66 @@ async fn a_changed_condition_is_decided_on_by_the_next_check() {
     assert_eq!(listed[13], "CONDITION_NOT_MET");
 }
 
+#[tokio::test]
+async fn each_batch_item_brings_its_own_attributes_to_the_conditions() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    fixture(&cli).await;
+    seed_conditions(&cli).await;
+    let vouched = |invoice: &str, amount: i64| {
+        let mut body = dana(invoice);
+        body["resource"] = json!({"properties": {"amount": amount}});
+        body
+    };
+    let batch = expect(
+        &cli,
+        Auth::Boot,
+        "POST",
+        "/api/v1/authz/check/batch",
+        Some(json!({"checks": [
+            dana("invoice_small"),
+            dana("invoice_large"),
+            vouched("invoice_large", 100),
+            vouched("invoice_small", 20_000),
+        ]})),
+        StatusCode::OK,
+    )
+    .await;
+    let codes: Vec<Value> = batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["result"]["deny_code"].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Value::Null,
+            json!("CONDITION_NOT_MET"),
+            Value::Null,
+            json!("CONDITION_NOT_MET")
+        ],
+        "{batch}"
+    );
+    // Attributes past the bound are refused, naming the largest part.
+    let mut huge = dana("invoice_small");
+    huge["context"] = json!({"blob": "x".repeat(20_000)});
+    let refused = expect(
+        &cli,
+        Auth::Boot,
+        "POST",
+        "/api/v1/authz/check",
+        Some(huge),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        refused["error"]["details"]["fields"]["context"].is_string(),
+        "{refused}"
+    );
+}
+
 /// The condition of the first candidate of an explain answer.
 async fn explained_condition(cli: &Client, body: Value) -> (Value, Value) {
     let data = expect(
