@@ -24,7 +24,7 @@ const PROMISES: &[(&str, &str)] = &[
         "\"deny_code\":\"SCOPE_OUT_OF_BOUNDS\"",
         "the second check denies with SCOPE_OUT_OF_BOUNDS",
     ),
-    ("\"trace_version\":\"1.0\"", "explain returns the trace"),
+    ("\"matched_candidates\":[", "explain returns the trace"),
     ("seeded the Finance Reviewer fixture", "the demo seed ran"),
 ];
 

@@ -383,7 +383,7 @@ async fn ready_answers_503_naming_the_failed_required_capability_while_health_an
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["data"]["core_version"], "0.0.1");
     assert_eq!(json["data"]["api_version"], "v1");
-    assert_eq!(json["data"]["trace_version"], "1.0");
+    assert_eq!(json["data"]["trace_version"], "1.1");
 }
 
 #[tokio::test]

@@ -337,6 +337,12 @@ async fn the_finance_reviewer_table_holds_with_one_audit_record_per_decision() {
     let (_, _, bob) = call(&cli, "POST", "/api/v1/authz/explain", table[2].0.clone()).await;
     let trace = &bob["data"];
     assert_eq!(trace["trace_version"], "1.1");
+    // The server reports the trace format its decisions write.
+    let (_, _, version) = call(&cli, "GET", "/api/v1/version", Value::Null).await;
+    assert_eq!(
+        version["data"]["trace_version"], trace["trace_version"],
+        "{version}"
+    );
     assert_eq!(trace["actor"]["user_id"], "user_bob");
     assert_eq!(trace["actor"]["member_id"], "member_finance_reviewer");
     assert_eq!(trace["target"]["group"]["path"], "finance.apac");
