@@ -931,3 +931,57 @@ async fn a_username_changed_through_one_process_names_the_user_in_the_others_eva
         .collect();
     assert_eq!(ids, ["alice@example.com", "robert"], "{found}");
 }
+
+#[tokio::test]
+async fn a_condition_and_the_metadata_it_reads_written_through_one_process_decide_on_another() {
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
+    let a = Server::start(&t.url, &[]).await;
+    let b = Server::start(&t.url, &[]).await;
+    seed(&a);
+    let permission = "/api/v1/permissions/perm_invoice_approve_group_tree";
+    // A condition the invoice cannot meet yet: it has no stored amount.
+    let revision = a
+        .write(
+            "PATCH",
+            permission,
+            json!({"condition": "resource.properties.amount <= 10000"}),
+        )
+        .await;
+    assert_eq!(
+        b.decide(&alice_approves_001(), Some(revision)).await,
+        "CONDITION_NOT_MET"
+    );
+    // The amount, written through the first process, reaches the second one's condition.
+    let revision = a
+        .write(
+            "PATCH",
+            "/api/v1/spaces/space_acme/resources/invoice_001",
+            json!({"metadata": {"amount": 9000}}),
+        )
+        .await;
+    assert_eq!(
+        b.decide(&alice_approves_001(), Some(revision)).await,
+        Value::Null
+    );
+    let revision = a
+        .write(
+            "PATCH",
+            "/api/v1/spaces/space_acme/resources/invoice_001",
+            json!({"metadata": {"amount": 20000}}),
+        )
+        .await;
+    assert_eq!(
+        b.decide(&alice_approves_001(), Some(revision)).await,
+        "CONDITION_NOT_MET"
+    );
+    // Removed, the grant covers the invoice again there.
+    let revision = a
+        .write("PATCH", permission, json!({"condition": null}))
+        .await;
+    assert_eq!(
+        b.decide(&alice_approves_001(), Some(revision)).await,
+        Value::Null
+    );
+}
