@@ -129,6 +129,37 @@ impl RequestAttributes {
 /// has a condition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attributes<'a> {
+    /// What the index holds, looked up only when a candidate has a condition (`None` reads as
+    /// nothing stored). Boxed, so that the facts of a decision without conditions carry one
+    /// pointer for it.
+    pub stored: Option<Box<StoredAttributes<'a>>>,
+    /// What the request brings.
+    pub request: Option<&'a RequestAttributes>,
+}
+
+impl<'a> Attributes<'a> {
+    /// What the index holds (nothing when it was not looked up).
+    pub fn stored(&self) -> &StoredAttributes<'a> {
+        static NOTHING: StoredAttributes<'static> = StoredAttributes {
+            resource_status: None,
+            resource_visibility: None,
+            action_risk_level: None,
+            resource_metadata: None,
+            username: None,
+            subject_metadata: [None, None],
+        };
+        self.stored.as_deref().unwrap_or(&NOTHING)
+    }
+
+    /// What the index holds, to change.
+    pub fn stored_mut(&mut self) -> &mut StoredAttributes<'a> {
+        self.stored.get_or_insert_default()
+    }
+}
+
+/// What the index holds of the target and the actor for conditions to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredAttributes<'a> {
     /// The target's status, when the index knows the target.
     pub resource_status: Option<Text<'a>>,
     /// The target's visibility, when the index knows it.
@@ -141,8 +172,6 @@ pub struct Attributes<'a> {
     pub username: Option<Text<'a>>,
     /// The acting user's and member's stored metadata (JSON object text), when they have any.
     pub subject_metadata: [Option<Text<'a>>; 2],
-    /// What the request brings.
-    pub request: Option<&'a RequestAttributes>,
 }
 
 /// Where a value a condition read came from.
@@ -275,6 +304,7 @@ impl Facts<'_> {
     /// no condition that reads only those looks at it.
     pub fn condition_inputs_reading(&self, reading: &Reading<'_>) -> ConditionInputs {
         let request = self.attributes.request;
+        let stored = self.attributes.stored();
         let text = |t: &str| Value::String(t.to_owned());
         let mut subject = Map::new();
         if reading.reads_root(0) {
@@ -287,11 +317,11 @@ impl Facts<'_> {
             put("member_id", Some(&self.actor.member_id));
             put("user_member_id", Some(&self.actor.user_member_id));
             put("space_id", Some(&self.actor.space_id));
-            put("username", self.attributes.username.as_deref());
+            put("username", stored.username.as_deref());
             if reading.reads(0, "properties") {
                 // The user's metadata, the member's over it, the request's over both.
                 let mut properties = Map::new();
-                for stored in self.attributes.subject_metadata.iter().flatten() {
+                for stored in stored.subject_metadata.iter().flatten() {
                     if let Ok(map) = serde_json::from_str::<Map<String, Value>>(stored) {
                         properties.extend(map);
                     }
@@ -314,14 +344,13 @@ impl Facts<'_> {
             put("type", Some(&target.resource_type));
             put("id", Some(&target.resource_id));
             put("space_id", Some(&target.space_id));
-            put("status", self.attributes.resource_status.as_deref());
-            put("visibility", self.attributes.resource_visibility.as_deref());
+            put("status", stored.resource_status.as_deref());
+            put("visibility", stored.resource_visibility.as_deref());
             put("group_id", group.and_then(|g| g.id.as_deref()));
             put("group_path", group.map(|g| &*g.path));
             put("owner_member_id", target.owner_member_id.as_deref());
             if reading.reads(1, "properties") {
-                let mut properties = self
-                    .attributes
+                let mut properties = stored
                     .resource_metadata
                     .as_deref()
                     .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
@@ -337,8 +366,7 @@ impl Facts<'_> {
             if reading.reads(2, "name") {
                 action.insert("name".into(), text(&self.action));
             }
-            if let Some(risk) = self
-                .attributes
+            if let Some(risk) = stored
                 .action_risk_level
                 .as_deref()
                 .filter(|_| reading.reads(2, "risk_level"))
@@ -1246,8 +1274,8 @@ mod tests {
         ));
         assert_eq!(failed.conditions[0].1.inputs[0].value, None);
         // The stored status and metadata are read from storage; the request's properties win.
-        f.attributes.resource_status = Some("archived".into());
-        f.attributes.resource_metadata = Some(r#"{"amount": 500}"#.into());
+        f.attributes.stored_mut().resource_status = Some("archived".into());
+        f.attributes.stored_mut().resource_metadata = Some(r#"{"amount": 500}"#.into());
         assert_eq!(decided(&f), None);
         f.attributes.request = Some(&large);
         assert_eq!(decided(&f), Some(DenyCode::ConditionNotMet));
@@ -1260,7 +1288,7 @@ mod tests {
             None,
             "the first grant allows on the stored amount"
         );
-        f.attributes.resource_metadata = Some(r#"{"amount": 50000}"#.into());
+        f.attributes.stored_mut().resource_metadata = Some(r#"{"amount": 50000}"#.into());
         let both = evaluate(&f, true);
         assert_eq!(both.deny_code, Some(DenyCode::ConditionNotMet));
         assert_eq!(both.conditions.len(), 2);
@@ -1288,7 +1316,7 @@ mod tests {
     #[test]
     fn the_subjects_properties_are_the_users_then_the_members_then_the_requests() {
         let mut f = facts();
-        f.attributes.subject_metadata = [
+        f.attributes.stored_mut().subject_metadata = [
             Some(r#"{"region": "emea", "clearance": "high"}"#.into()),
             Some(r#"{"region": "apac", "team": "ap"}"#.into()),
         ];
@@ -1534,7 +1562,7 @@ mod tests {
                 if owned { f.target.owner_member_id = Some(f.actor.member_id.clone()); }
                 let metadata = format!(r#"{{"amount": {value}}}"#);
                 if stored {
-                    f.attributes.resource_metadata = Some(metadata.as_str().into());
+                    f.attributes.stored_mut().resource_metadata = Some(metadata.as_str().into());
                 } else {
                     f.attributes.request = Some(&attributes);
                 }

@@ -36,7 +36,9 @@ use std::borrow::Cow;
 use std::hash::Hash;
 
 use crate::condition::Condition;
-use crate::engine::{ActorFacts, Attributes, Candidate, Facts, GroupFacts, TargetFacts};
+use crate::engine::{
+    ActorFacts, Attributes, Candidate, Facts, GroupFacts, StoredAttributes, TargetFacts,
+};
 use crate::{Fact, ResolveError, Scope};
 use arc_swap::ArcSwap;
 use equivalent::Equivalent;
@@ -387,33 +389,66 @@ impl Status {
     }
 }
 
-/// One shared text per usual status, visibility and risk level, so that a hundred thousand rows
-/// do not each hold "active".
-fn status_text(text: &str) -> Shared {
+/// The usual statuses, visibilities and risk levels: one shared text each, so that a hundred
+/// thousand rows do not each hold "active", and a resource row holds a byte for them.
+const USUAL_TEXTS: [&str; 12] = [
+    "active",
+    "disabled",
+    "revoked",
+    "archived",
+    "deprecated",
+    "suspended",
+    "private",
+    "space",
+    "public",
+    "normal",
+    "high",
+    "critical",
+];
+
+fn usual_texts() -> &'static [Shared; USUAL_TEXTS.len()] {
     use std::sync::OnceLock;
-    static USUAL: OnceLock<[Shared; 12]> = OnceLock::new();
-    let usual = USUAL.get_or_init(|| {
-        [
-            "active",
-            "disabled",
-            "revoked",
-            "archived",
-            "deprecated",
-            "suspended",
-            "private",
-            "space",
-            "public",
-            "normal",
-            "high",
-            "critical",
-        ]
-        .map(Shared::from)
-    });
-    usual
+    static USUAL: OnceLock<[Shared; USUAL_TEXTS.len()]> = OnceLock::new();
+    USUAL.get_or_init(|| USUAL_TEXTS.map(Shared::from))
+}
+
+/// `text` as one of the usual shared texts, or a new one.
+fn status_text(text: &str) -> Shared {
+    match usual_text(text) {
+        Some(at) => Arc::clone(&usual_texts()[usize::from(at)]),
+        None => text.into(),
+    }
+}
+
+/// The place of `text` among the usual texts.
+fn usual_text(text: &str) -> Option<u8> {
+    USUAL_TEXTS
         .iter()
-        .find(|u| ***u == *text)
-        .cloned()
-        .unwrap_or_else(|| text.into())
+        .position(|u| *u == text)
+        .and_then(|at| u8::try_from(at).ok())
+}
+
+/// A resource's status or visibility in one byte: a usual text's place, [`Word::NONE`] for no
+/// text, or [`Word::ELSEWHERE`] when the text is unusual and kept in the snapshot's
+/// `resource_extras`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Word(u8);
+
+impl Word {
+    const NONE: Self = Self(u8::MAX);
+    const ELSEWHERE: Self = Self(u8::MAX - 1);
+
+    fn of(text: Option<&str>) -> Self {
+        match text {
+            None => Self::NONE,
+            Some(text) => usual_text(text).map_or(Self::ELSEWHERE, Self),
+        }
+    }
+
+    /// The usual text, when the word names one.
+    fn usual(self) -> Option<&'static str> {
+        USUAL_TEXTS.get(usize::from(self.0)).copied()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -466,9 +501,18 @@ struct ResourceRow {
     space_id: Shared,
     group: Option<Num>,
     owner_id: Option<Shared>,
-    /// Its status and visibility (shared texts) and stored metadata (JSON object text; none
-    /// when empty): what conditions read.
-    status: Shared,
+    /// Its status and visibility, what conditions read: usual texts fit in the row's padding
+    /// (the row stays 48 bytes), anything else is in the snapshot's `resource_extras`.
+    status: Word,
+    visibility: Word,
+}
+
+/// What conditions read of a resource that does not fit its row: an unusual status or
+/// visibility, and its stored metadata (JSON object text). Kept only for the resources that have
+/// one, so that an index whose resources are usual and carry no metadata pays nothing for them.
+#[derive(Debug, Clone, Default)]
+struct ResourceExtras {
+    status: Option<Shared>,
     visibility: Option<Shared>,
     metadata: Option<Shared>,
 }
@@ -615,6 +659,9 @@ pub struct Snapshot {
     /// Resources by (type key, ID).
     resource_names: Names<TypedKey>,
     resources: Rows<ResourceRow>,
+    /// The resources' unusual statuses and visibilities and their metadata, for the resources
+    /// that have any (see [`ResourceExtras`]).
+    resource_extras: HashMap<Num, ResourceExtras>,
     /// (type key, external ID) pairs any resource has carried.
     external_names: Names<TypedKey>,
     /// The resources that carry each of them now.
@@ -1222,7 +1269,7 @@ impl Snapshot {
     }
 
     /// The resource with ID `id`, else the first (by ID) whose external ID is `id`.
-    fn resource(&self, type_key: Num, id: &str) -> Option<&ResourceRow> {
+    fn resource(&self, type_key: Num, id: &str) -> Option<(Num, &ResourceRow)> {
         let n = match self.resource_by_id(type_key, id) {
             Some(n) => n,
             None => {
@@ -1230,7 +1277,27 @@ impl Snapshot {
                 self.carriers.get(external)?.first()?
             }
         };
-        self.resources.get(n)
+        Some((n, self.resources.get(n)?))
+    }
+
+    /// Resource `n`'s status, visibility and stored metadata, for conditions: from its row
+    /// where usual, else from `resource_extras`.
+    fn resource_attributes(
+        &self,
+        n: Num,
+        row: &ResourceRow,
+    ) -> (Option<&str>, Option<&str>, Option<&str>) {
+        let extras = self.resource_extras.get(&n);
+        let text = |word: Word, unusual: fn(&ResourceExtras) -> Option<&Shared>| match word {
+            Word::NONE => None,
+            Word::ELSEWHERE => extras.and_then(unusual).map(|t| &**t),
+            usual => usual.usual(),
+        };
+        (
+            text(row.status, |e| e.status.as_ref()),
+            text(row.visibility, |e| e.visibility.as_ref()),
+            extras.and_then(|e| e.metadata.as_deref()),
+        )
     }
 
     /// The number of the resource of type key `type_key` whose ID is `id`, when it is known.
@@ -1313,7 +1380,7 @@ impl Snapshot {
             },
             None => None,
         };
-        let target_space_id = resource.map(|r| &*r.space_id);
+        let target_space_id = resource.map(|(_, r)| &*r.space_id);
         let candidates = match (type_key, action) {
             (Some(key), Some(action)) if action_known => {
                 self.candidates_in(binding.grants.as_ref(), key, action)
@@ -1334,10 +1401,10 @@ impl Snapshot {
                 resource_id: Cow::Borrowed(req.resource_id),
                 space_id: Cow::Borrowed(target_space_id.unwrap_or(space_id)),
                 group: resource
-                    .and_then(|r| r.group)
+                    .and_then(|(_, r)| r.group)
                     .and_then(|g| self.group_facts(g)),
                 owner_member_id: resource
-                    .and_then(|r| r.owner_id.as_deref())
+                    .and_then(|(_, r)| r.owner_id.as_deref())
                     .map(Cow::Borrowed),
             },
             action: Cow::Borrowed(req.action),
@@ -1346,32 +1413,31 @@ impl Snapshot {
             candidates,
             now,
             // What conditions read, looked up only when a candidate has one.
-            attributes: if conditional {
-                Attributes {
-                    resource_status: resource.map(|r| Cow::Borrowed(&*r.status)),
-                    resource_visibility: resource
-                        .and_then(|r| r.visibility.as_deref())
-                        .map(Cow::Borrowed),
-                    action_risk_level: type_key
-                        .zip(action)
-                        .and_then(|pair| self.action_risk.get(&pair))
-                        .map(|r| Cow::Borrowed(&**r)),
-                    resource_metadata: resource
-                        .and_then(|r| r.metadata.as_deref())
-                        .map(Cow::Borrowed),
-                    username: self
-                        .username_of_user
-                        .get(binding.user)
-                        .map(|u| Cow::Borrowed(&**u)),
-                    subject_metadata: [
-                        self.user_metadata.get(binding.user),
-                        self.member_metadata.get(binding.member),
-                    ]
-                    .map(|m| m.map(|m| Cow::Borrowed(&**m))),
-                    request: None,
-                }
-            } else {
-                Attributes::default()
+            attributes: Attributes {
+                stored: conditional.then(|| {
+                    let (status, visibility, metadata) = resource
+                        .map(|(n, r)| self.resource_attributes(n, r))
+                        .unwrap_or_default();
+                    Box::new(StoredAttributes {
+                        resource_status: status.map(Cow::Borrowed),
+                        resource_visibility: visibility.map(Cow::Borrowed),
+                        action_risk_level: type_key
+                            .zip(action)
+                            .and_then(|pair| self.action_risk.get(&pair))
+                            .map(|r| Cow::Borrowed(&**r)),
+                        resource_metadata: metadata.map(Cow::Borrowed),
+                        username: self
+                            .username_of_user
+                            .get(binding.user)
+                            .map(|u| Cow::Borrowed(&**u)),
+                        subject_metadata: [
+                            self.user_metadata.get(binding.user),
+                            self.member_metadata.get(binding.member),
+                        ]
+                        .map(|m| m.map(|m| Cow::Borrowed(&**m))),
+                    })
+                }),
+                request: None,
             },
         };
         Ok(Resolved {
@@ -1755,6 +1821,62 @@ mod tests {
                 .candidates("member_fr", "invoice", "approve")
                 .is_empty()
         );
+    }
+
+    /// What conditions read of a resource comes back exactly as its fact said, whether it is
+    /// kept in the row (usual texts, no metadata) or beside it, and moving back to the usual
+    /// leaves nothing beside the row.
+    #[test]
+    fn a_resource_s_condition_attributes_read_back_as_written_and_the_row_stays_small() {
+        assert_eq!(std::mem::size_of::<Option<ResourceRow>>(), 48);
+        let mut facts = finance();
+        for fact in &mut facts {
+            if let Fact::Permission { condition, .. } = fact {
+                *condition = Some("resource.status != 'archived'".into());
+            }
+        }
+        let index = AuthzIndex::new();
+        index.install(facts, 1);
+        let resource = |status: &str, visibility: Option<&str>, metadata: Option<&str>| {
+            vec![Fact::Resource {
+                resource_type: "invoice".into(),
+                id: "invoice_001".into(),
+                external_id: "INV-1".into(),
+                space_id: "space_acme".into(),
+                group_id: Some("group_apac".into()),
+                owner_member_id: None,
+                status: status.into(),
+                metadata: metadata.map(str::to_owned),
+                visibility: visibility.map(str::to_owned),
+            }]
+        };
+        let cases = [
+            ("active", None, None, 0),
+            ("archived", Some("space"), None, 0),
+            ("on_hold", Some("space"), None, 1),
+            ("active", Some("partners"), Some(r#"{"amount":5}"#), 1),
+            ("active", Some("public"), Some("{}"), 0),
+        ];
+        for (revision, (status, visibility, metadata, extras)) in (2..).zip(cases) {
+            apply(
+                &index,
+                change(revision, resource(status, visibility, metadata)),
+            );
+            let snapshot = index.snapshot().unwrap();
+            let resolved = snapshot.resolve(&request("invoice_001"), 0).unwrap();
+            let read = resolved.facts.attributes.stored();
+            assert_eq!(read.resource_status.as_deref(), Some(status));
+            assert_eq!(read.resource_visibility.as_deref(), visibility);
+            assert_eq!(
+                read.resource_metadata.as_deref(),
+                metadata.filter(|m| *m != "{}")
+            );
+            assert_eq!(
+                snapshot.resource_extras.len(),
+                extras,
+                "{status} {visibility:?}"
+            );
+        }
     }
 
     /// The candidates computed at check time from the rows alone (no precomputed grants, no

@@ -3,9 +3,9 @@
 //! reaches for `Snapshot::settle` to recompute.
 
 use super::{
-    BindingRow, Carriers, GroupRow, Key, MemberRoleRow, MemberRow, Num, PermissionRow, ResourceRow,
-    ResourcesByType, RolePermissionRow, RoleRow, Shared, Snapshot, Status, TypeRow, add_to,
-    parse_unix, take_from,
+    BindingRow, Carriers, GroupRow, Key, MemberRoleRow, MemberRow, Num, PermissionRow,
+    ResourceExtras, ResourceRow, ResourcesByType, RolePermissionRow, RoleRow, Shared, Snapshot,
+    Status, TypeRow, Word, add_to, parse_unix, take_from,
 };
 use std::sync::Arc;
 
@@ -282,12 +282,26 @@ impl Snapshot {
             space_id: self.space_names.shared(space),
             group,
             owner_id: owner.map(|m| self.member_names.shared(m)),
-            status: super::status_text(status),
-            visibility: visibility.map(super::status_text),
+            status: Word::of(Some(status)),
+            visibility: Word::of(visibility),
+        };
+        let unusual = |word: Word, text: Option<&str>| {
+            (word == Word::ELSEWHERE)
+                .then(|| text.map(Shared::from))
+                .flatten()
+        };
+        let extras = ResourceExtras {
+            status: unusual(row.status, Some(status)),
+            visibility: unusual(row.visibility, visibility),
             metadata: metadata
                 .filter(|m| !matches!(m.trim(), "" | "{}" | "null"))
                 .map(Shared::from),
         };
+        if extras.status.is_some() || extras.visibility.is_some() || extras.metadata.is_some() {
+            self.resource_extras.insert(n, extras);
+        } else {
+            self.resource_extras.remove(&n);
+        }
         let old = self.resources.set(n, row);
         self.relist_resource(type_key, n, old.as_ref(), space, group, owner);
         if let Some(old) = old {

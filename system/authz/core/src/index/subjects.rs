@@ -490,7 +490,8 @@ mod tests {
             let type_key = snapshot.named_type("invoice").map(|t| t.key).unwrap();
             let name = snapshot.resource_name("invoice", id).unwrap();
             let n = snapshot.resource_by_id(type_key, id).unwrap();
-            let found = snapshot.resource(type_key, name).unwrap();
+            let (at, found) = snapshot.resource(type_key, name).unwrap();
+            assert_eq!(at, n, "{id}");
             assert!(
                 std::ptr::eq(found, snapshot.resources.get(n).unwrap()),
                 "{id}"
