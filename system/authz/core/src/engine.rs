@@ -631,7 +631,7 @@ impl ActorFacts<'_> {
 /// goes into `verdicts` when the trace wants it.
 fn decide(
     facts: &Facts<'_>,
-    mut verdicts: Option<&mut Vec<(usize, condition::Evaluation)>>,
+    verdicts: Option<&mut Vec<(usize, condition::Evaluation)>>,
 ) -> Outcome {
     if let Some(refusal) = facts.actor.refusal(facts.now) {
         return refusal;
@@ -648,10 +648,31 @@ fn decide(
     if facts.candidates.is_empty() {
         return Outcome::NoCandidate;
     }
+    for (i, candidate) in facts.candidates.iter().enumerate() {
+        if covers(facts, candidate).is_err() {
+            continue;
+        }
+        if candidate.condition.is_none() {
+            return Outcome::Allowed(i);
+        }
+        return decide_conditions(facts, i, verdicts);
+    }
+    Outcome::OutOfScope
+}
+
+/// Decides from candidate `first` on, the first whose scope covers the target, which has a
+/// condition. Apart from the loop above, so that a decision on unconditional grants carries
+/// none of the conditions' state.
+#[inline(never)]
+fn decide_conditions(
+    facts: &Facts<'_>,
+    first: usize,
+    mut verdicts: Option<&mut Vec<(usize, condition::Evaluation)>>,
+) -> Outcome {
     // The inputs are built once, and only when a covering candidate has a condition.
     let inputs = OnceCell::new();
     let mut unmet = None;
-    for (i, candidate) in facts.candidates.iter().enumerate() {
+    for (i, candidate) in facts.candidates.iter().enumerate().skip(first) {
         if covers(facts, candidate).is_err() {
             continue;
         }

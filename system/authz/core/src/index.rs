@@ -509,7 +509,7 @@ struct ResourceRow {
 
 /// What conditions read of a resource that does not fit its row: an unusual status or
 /// visibility, and its stored metadata (JSON object text). Kept only for the resources that have
-/// one, so that an index whose resources are usual and carry no metadata pays nothing for them.
+/// one, so that an index whose resources are usual and carry no metadata holds nothing for them.
 #[derive(Debug, Clone, Default)]
 struct ResourceExtras {
     status: Option<Shared>,
@@ -660,8 +660,9 @@ pub struct Snapshot {
     resource_names: Names<TypedKey>,
     resources: Rows<ResourceRow>,
     /// The resources' unusual statuses and visibilities and their metadata, for the resources
-    /// that have any (see [`ResourceExtras`]).
-    resource_extras: HashMap<Num, ResourceExtras>,
+    /// that have any (see [`ResourceExtras`]). A chunked array: a chunk is held only where a
+    /// resource numbered in it has extras.
+    resource_extras: Rows<ResourceExtras>,
     /// (type key, external ID) pairs any resource has carried.
     external_names: Names<TypedKey>,
     /// The resources that carry each of them now.
@@ -1287,7 +1288,7 @@ impl Snapshot {
         n: Num,
         row: &ResourceRow,
     ) -> (Option<&str>, Option<&str>, Option<&str>) {
-        let extras = self.resource_extras.get(&n);
+        let extras = self.resource_extras.get(n);
         let text = |word: Word, unusual: fn(&ResourceExtras) -> Option<&Shared>| match word {
             Word::NONE => None,
             Word::ELSEWHERE => extras.and_then(unusual).map(|t| &**t),
@@ -1872,8 +1873,7 @@ mod tests {
                 metadata.filter(|m| *m != "{}")
             );
             assert_eq!(
-                snapshot.resource_extras.len(),
-                extras,
+                snapshot.resource_extras.present, extras,
                 "{status} {visibility:?}"
             );
         }

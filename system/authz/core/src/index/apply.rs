@@ -298,9 +298,9 @@ impl Snapshot {
                 .map(Shared::from),
         };
         if extras.status.is_some() || extras.visibility.is_some() || extras.metadata.is_some() {
-            self.resource_extras.insert(n, extras);
+            self.resource_extras.set(n, extras);
         } else {
-            self.resource_extras.remove(&n);
+            self.resource_extras.remove(n);
         }
         let old = self.resources.set(n, row);
         self.relist_resource(type_key, n, old.as_ref(), space, group, owner);
