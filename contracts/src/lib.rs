@@ -30,7 +30,7 @@ pub use error::{ApiError, ErrorCode};
 pub use lifecycle::{Capability, CapabilityError, CapabilityState, Health};
 pub use manifest::{
     Access, BusinessPluginSpec, CapabilityKind, CapabilityManifest, ErrorBody, Events, Migrations,
-    Provides, Requires, RouteDecl, RouteMethod, Stability,
+    Provides, Requires, RouteDecl, RouteMethod, Setting, Stability,
 };
 pub use registration::{Registration, RouteApi, RouteSet};
 pub use services::{Decision, DenyCode, ServiceError, ServiceRegistry};

@@ -244,6 +244,35 @@ pub struct Provides {
     pub events: Events,
     /// The migration namespace it owns.
     pub migrations: Migrations,
+    /// The settings it reads (`RuntimeInfo::setting`), each listed in `plystrad --help`.
+    pub settings: &'static [Setting],
+}
+
+/// A setting a process reads from its environment: its name, what it does and its default.
+/// The kernel declares its own; a capability declares the ones it reads in
+/// [`Provides::settings`]. `plystrad --help` lists them all, and reading one that nobody declared
+/// is a programming error the tests catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    /// The environment name, `PLYSTRA_…`; a name ending in `_` declares a family
+    /// (`PLYSTRA_AUDIT_PII_` for `PLYSTRA_AUDIT_PII_EMAIL`, …).
+    pub name: &'static str,
+    /// What it does and what it accepts, in one line.
+    pub help: &'static str,
+    /// What applies when it is unset, in words.
+    pub default: &'static str,
+}
+
+impl Setting {
+    /// Whether this declaration covers the setting `name`.
+    pub fn covers(&self, name: &str) -> bool {
+        if self.name.ends_with('_') {
+            name.strip_prefix(self.name)
+                .is_some_and(|rest| !rest.is_empty())
+        } else {
+            name == self.name
+        }
+    }
 }
 
 /// The fields a business plugin author writes. Kind, privilege and requiredness are not among

@@ -12,6 +12,7 @@ pub mod feed;
 pub mod graph;
 pub mod http;
 pub mod runtime;
+pub mod settings;
 pub mod storage;
 pub mod validation;
 

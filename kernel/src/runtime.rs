@@ -297,15 +297,26 @@ impl plystra_contracts::services::CapabilityStates for Runtime {
     }
 }
 
-/// The kernel's configuration, offered to capabilities as `kernel.runtime`.
-struct RuntimeSettings(KernelConfig);
+/// The kernel's configuration, offered to capabilities as `kernel.runtime`, with the settings
+/// the kernel and the linked capabilities declare.
+struct RuntimeSettings {
+    config: KernelConfig,
+    declared: Vec<(&'static str, plystra_contracts::Setting)>,
+}
 
 impl RuntimeInfo for RuntimeSettings {
     fn production(&self) -> bool {
-        self.0.environment == crate::config::Environment::Production
+        self.config.environment == crate::config::Environment::Production
     }
     fn setting(&self, name: &str) -> Option<String> {
-        self.0.settings.get(name).cloned()
+        // A setting nobody declares is missing from `plystrad --help` and the README: a
+        // programming error, which every test that boots the capability reading it catches.
+        debug_assert!(
+            crate::settings::is_declared(&self.declared, name),
+            "{name} is read but not declared: add it to the reading capability's \
+             `Provides::settings` (or the kernel's `settings::KERNEL`)"
+        );
+        self.config.settings.get(name).cloned()
     }
 }
 
@@ -464,7 +475,10 @@ fn kernel_services(runtime: &Arc<Runtime>, events: &Arc<EventBus>) -> ServiceReg
     services
         .provide::<dyn RuntimeInfo>(
             "kernel.runtime",
-            Arc::new(RuntimeSettings(runtime.config.clone())),
+            Arc::new(RuntimeSettings {
+                config: runtime.config.clone(),
+                declared: crate::settings::declared(runtime.entries.iter().map(|e| e.registration)),
+            }),
         )
         .expect("kernel services are provided first");
     services

@@ -10,7 +10,13 @@ use plystra_kernel::{BuildInfo, CapabilitySource, Environment, KernelConfig};
 
 /// The Plystra governance runtime's HTTP server.
 #[derive(Debug, Parser)]
-#[command(name = "plystrad", version, about, long_about = None)]
+#[command(
+    name = "plystrad",
+    version,
+    about,
+    long_about = None,
+    after_help = "Every setting, with its default: plystrad --help"
+)]
 pub struct Cli {
     /// Address to listen on [env: PLYSTRA_SERVER_HOST, SERVER_HOST] [default: 127.0.0.1]
     #[arg(long, global = true)]
@@ -95,6 +101,26 @@ fn env_first(names: &[&str]) -> Option<String> {
 }
 
 impl Cli {
+    /// The command line as `--help` shows it: the flags, then every setting the kernel and the
+    /// linked capabilities declare.
+    pub fn command_with_settings() -> clap::Command {
+        <Self as clap::CommandFactory>::command().after_long_help(
+            plystra_kernel::settings::help_text(
+                CapabilitySource::linked().registrations().iter().copied(),
+            ),
+        )
+    }
+
+    /// Parses the process's arguments ([`Cli::command_with_settings`]); exits on `--help`,
+    /// `--version` and errors, as clap does.
+    pub fn parse_with_settings() -> Self {
+        let matches = Self::command_with_settings().get_matches();
+        match <Self as clap::FromArgMatches>::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    }
+
     /// Resolves flags, then environment, then defaults. Errors name the setting.
     pub fn settings(&self) -> Result<ServerSettings, String> {
         let host = self
@@ -307,6 +333,64 @@ fn write_stdout(text: &str) -> ExitCode {
         Err(e) => {
             eprintln!("plystrad: cannot write to stdout: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `PLYSTRA_…` names the README's configuration table lists.
+    fn readme_settings() -> Vec<String> {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("### Configuration\n")
+            .expect("the README has a Configuration section");
+        let section = &readme[start + 1..];
+        let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+        let mut names = Vec::new();
+        let mut rest = section;
+        while let Some(at) = rest.find("PLYSTRA_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.push(name);
+        }
+        names
+    }
+
+    #[test]
+    fn every_declared_setting_is_in_the_long_help_and_the_readme_table_and_nothing_else_is() {
+        let linked = CapabilitySource::linked();
+        let declared = plystra_kernel::settings::declared(linked.registrations().iter().copied());
+        assert!(
+            declared
+                .iter()
+                .any(|(owner, _)| *owner == "audit.explainable"),
+            "the system capabilities declare settings"
+        );
+        let help = Cli::command_with_settings().render_long_help().to_string();
+        let readme = readme_settings();
+        for (owner, setting) in &declared {
+            assert!(
+                help.contains(setting.name),
+                "{} ({owner}) is missing from plystrad --help",
+                setting.name
+            );
+            assert!(
+                readme.iter().any(|n| n.starts_with(setting.name)),
+                "{} ({owner}) is missing from the README's configuration table",
+                setting.name
+            );
+        }
+        for name in &readme {
+            assert!(
+                plystra_kernel::settings::is_declared(&declared, name),
+                "the README's configuration table lists {name}, which nothing declares"
+            );
         }
     }
 }

@@ -27,11 +27,9 @@ pub use serve::{ServeError, serve};
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// The entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_settings();
     let settings = match cli.settings() {
         Ok(settings) => settings,
         Err(message) => {

@@ -9,7 +9,10 @@
 //! - the bundle `system/src/lib.rs` links every crate under `system/` except `privileged` and
 //!   `schema` (not capabilities) exactly
 //!   once with `extern crate x as _;`, and `system/Cargo.toml` depends on each exactly once
-//!   (`system-bundle`).
+//!   (`system-bundle`);
+//! - every `PLYSTRA_…` setting named in non-test code (outside xtask and benches) is in the
+//!   README's configuration table (`setting-undocumented`); the table, `plystrad --help` and
+//!   the declarations are held to one list by a test in `plystrad`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -30,9 +33,10 @@ pub fn check(root: &Path) -> Result<Vec<Finding>> {
     let metadata = workspace::metadata(root, false)?;
     let root = metadata.workspace_root.as_std_path();
     let members = workspace::members(&metadata);
+    let documented = readme_settings(root)?;
     let mut findings = Vec::new();
     for member in &members {
-        findings.extend(source_findings(root, member)?);
+        findings.extend(source_findings(root, member, &documented)?);
     }
     findings.extend(workspace_dependencies(root, &members)?);
     findings.extend(bundle(root)?);
@@ -44,7 +48,54 @@ pub fn run(root: &Path) -> Result<bool> {
     Ok(finding::report("tidy", check(root)?))
 }
 
-fn source_findings(root: &Path, member: &Member) -> Result<Vec<Finding>> {
+/// The `PLYSTRA_…` names of the README's configuration table (its `### Configuration` section).
+fn readme_settings(root: &Path) -> Result<Vec<String>> {
+    let readme = fs::read_to_string(root.join("README.md")).context("reading README.md")?;
+    let section = readme
+        .split_once("### Configuration\n")
+        .map(|(_, rest)| rest.split("\n### ").next().unwrap_or(rest))
+        .unwrap_or("");
+    Ok(setting_names(section))
+}
+
+/// Every `PLYSTRA_…` name in `text` (a name ending in `_` is a family's prefix).
+pub fn setting_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("PLYSTRA_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.push(name);
+    }
+    names
+}
+
+/// Names that look like settings but are not read from a process's environment: the build
+/// script's facts (`env!` at compile time) and the test suite's own switches.
+fn is_setting(name: &str) -> bool {
+    !matches!(
+        name,
+        "PLYSTRA_GIT_COMMIT" | "PLYSTRA_BUILT_AT" | "PLYSTRA_RUSTC"
+    ) && !name.starts_with("PLYSTRA_TEST_")
+}
+
+/// The settings named in a string literal's source text that `documented` lacks (a documented
+/// name counts when it is the named one or, for a family's prefix, starts with it).
+pub fn undocumented_settings(literal: &str, documented: &[String]) -> Vec<String> {
+    if !literal.starts_with('"') && !literal.starts_with('r') {
+        return Vec::new();
+    }
+    setting_names(literal)
+        .into_iter()
+        .filter(|name| is_setting(name))
+        .filter(|name| !documented.iter().any(|d| d.starts_with(name.as_str())))
+        .collect()
+}
+
+fn source_findings(root: &Path, member: &Member, documented: &[String]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let mut parsed = Vec::new();
     for file in rust_files(&member.dir)? {
@@ -69,11 +120,14 @@ fn source_findings(root: &Path, member: &Member) -> Result<Vec<Finding>> {
             .map(|(file, _, syntax)| (file.as_path(), syntax)),
     );
     let names_tables = member.dir.ends_with("system/schema");
+    let names_settings = !member.dir.ends_with("xtask");
     let benches = member.dir.join("benches");
     for (file, path, syntax) in &parsed {
         if !tests.contains(file) {
-            let table_names = !names_tables && !file.starts_with(&benches);
-            findings.extend(non_test_findings(path, syntax, table_names));
+            let in_bench = file.starts_with(&benches);
+            let table_names = !names_tables && !in_bench;
+            let settings = (names_settings && !in_bench).then_some(documented);
+            findings.extend(non_test_findings(path, syntax, table_names, settings));
         }
     }
     Ok(findings)
@@ -95,11 +149,17 @@ pub fn module_doc(path: &Path, source: &str) -> Option<Finding> {
 
 /// Every `dbg!` and `todo!`, and with `table_names` every system table's name, outside items
 /// marked `#[cfg(test)]` or `#[test]`.
-pub fn non_test_findings(path: &Path, file: &syn::File, table_names: bool) -> Vec<Finding> {
+pub fn non_test_findings(
+    path: &Path,
+    file: &syn::File,
+    table_names: bool,
+    settings: Option<&[String]>,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut scan = Scan {
         path,
         table_names,
+        settings,
         findings: &mut findings,
     };
     for item in &file.items {
@@ -112,6 +172,8 @@ pub fn non_test_findings(path: &Path, file: &syn::File, table_names: bool) -> Ve
 struct Scan<'a> {
     path: &'a Path,
     table_names: bool,
+    /// With the README's documented settings: look for undocumented ones.
+    settings: Option<&'a [String]>,
     findings: &'a mut Vec<Finding>,
 }
 
@@ -159,8 +221,28 @@ impl Scan<'_> {
                         ));
                     }
                 }
-                TokenTree::Literal(literal) if self.table_names => {
-                    if let Some(table) = system_table_name(&literal.to_string()) {
+                TokenTree::Literal(literal) => {
+                    let text = literal.to_string();
+                    for name in self
+                        .settings
+                        .map(|documented| undocumented_settings(&text, documented))
+                        .unwrap_or_default()
+                    {
+                        self.findings.push(Finding::new(
+                            self.path,
+                            literal.span().start().line,
+                            "setting-undocumented",
+                            format!(
+                                "{name} is named here but not in the README's configuration \
+                                 table: add a row (and declare it in the reading capability's \
+                                 `Provides::settings`, or the kernel's `settings::KERNEL`)"
+                            ),
+                        ));
+                    }
+                    if !self.table_names {
+                        continue;
+                    }
+                    if let Some(table) = system_table_name(&text) {
                         self.findings.push(Finding::new(
                             self.path,
                             literal.span().start().line,
@@ -498,7 +580,7 @@ impl S {
 fn s() { let _ = "dbg!(in a string)"; }
 "#;
         let file = syn::parse_file(source).unwrap();
-        let found = non_test_findings(Path::new("a.rs"), &file, false);
+        let found = non_test_findings(Path::new("a.rs"), &file, false, None);
         assert_eq!(
             rules(&found),
             [
@@ -508,6 +590,27 @@ fn s() { let _ = "dbg!(in a string)"; }
                 (12, "forbidden-macro")
             ]
         );
+    }
+
+    #[test]
+    fn settings_named_in_non_test_code_must_be_in_the_readme_table() {
+        let source = r#"//! x
+const A: &str = "PLYSTRA_DOCUMENTED";
+fn f() -> String { format!("PLYSTRA_NEW_ONE={}: bad", 1) }
+fn g() -> String { format!("PLYSTRA_FAMILY_{}", "X") }
+fn h() -> &'static str { env!("PLYSTRA_GIT_COMMIT") }
+fn i() -> &'static str { "PLYSTRA_TEST_BACKEND" }
+// PLYSTRA_IN_A_COMMENT
+#[cfg(test)]
+mod tests { const T: &str = "PLYSTRA_ONLY_IN_TESTS"; }
+"#;
+        let file = syn::parse_file(source).unwrap();
+        let documented = setting_names("| `PLYSTRA_DOCUMENTED` | `PLYSTRA_FAMILY_ONE` |");
+        assert_eq!(documented, ["PLYSTRA_DOCUMENTED", "PLYSTRA_FAMILY_ONE"]);
+        let found = non_test_findings(Path::new("a.rs"), &file, false, Some(&documented));
+        assert_eq!(rules(&found), [(3, "setting-undocumented")]);
+        assert!(found[0].message.contains("PLYSTRA_NEW_ONE"));
+        assert!(non_test_findings(Path::new("a.rs"), &file, false, None).is_empty());
     }
 
     #[test]
@@ -521,9 +624,9 @@ fn g() -> &'static str { "sys_other_table" }
 mod tests { const T: &str = "sys_audit_audit_logs"; }
 "#;
         let file = syn::parse_file(source).unwrap();
-        let found = non_test_findings(Path::new("a.rs"), &file, true);
+        let found = non_test_findings(Path::new("a.rs"), &file, true, None);
         assert_eq!(rules(&found), [(2, "table-name"), (4, "table-name")]);
-        assert!(non_test_findings(Path::new("a.rs"), &file, false).is_empty());
+        assert!(non_test_findings(Path::new("a.rs"), &file, false, None).is_empty());
         assert_eq!(
             system_table_name("\"sys_resource_resources\""),
             Some("sys_resource_resources")

@@ -14,6 +14,7 @@ const PLUGIN: CapabilityManifest = CapabilityManifest::business_plugin(BusinessP
         routes: &[],
         events: Events::NONE,
         migrations: Migrations { namespace: None },
+        settings: &[],
     },
     stability: Stability::Experimental,
 });

@@ -19,6 +19,7 @@ const MANIFEST: CapabilityManifest = CapabilityManifest::__system_capability(
             routes: &[],
             events: Events::NONE,
             migrations: Migrations { namespace: None },
+            settings: &[],
         },
     },
 );

@@ -62,6 +62,7 @@ pub const MANIFEST: CapabilityManifest = CapabilityManifest::business_plugin(Bus
             subscribes: &[],
         },
         migrations: Migrations { namespace: None },
+        settings: &[],
     },
     stability: Stability::Experimental,
 });

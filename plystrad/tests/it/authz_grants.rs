@@ -41,6 +41,7 @@ const PROBE_MANIFEST: CapabilityManifest =
                 subscribes: &["authorization.grants_changed"],
             },
             migrations: Migrations { namespace: None },
+            settings: &[],
         },
         stability: Stability::Experimental,
     });

@@ -27,7 +27,7 @@ use plystra_contracts::services::{
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
-    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, declare_event,
+    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, Setting, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
@@ -82,6 +82,28 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         migrations: Migrations {
             namespace: Some("sys_admin"),
         },
+        settings: &[
+            Setting {
+                name: "PLYSTRA_API_KEY_SECRET",
+                help: "the key managed API keys are hashed with (required in production)",
+                default: "random per process in development",
+            },
+            Setting {
+                name: "PLYSTRA_API_KEY_SECRET_PREVIOUS",
+                help: "comma list of earlier API-key secrets still accepted during a rotation",
+                default: "none",
+            },
+            Setting {
+                name: "PLYSTRA_API_KEY_PERMISSIONS",
+                help: "comma list of the permissions the bootstrap key holds (read at start)",
+                default: "upstream's kernel list, mapped",
+            },
+            Setting {
+                name: "PLYSTRA_API_KEY_LAST_USED_FLUSH_SECONDS",
+                help: "how often a key's last use is written",
+                default: "30",
+            },
+        ],
     },
 });
 

@@ -20,7 +20,7 @@ use plystra_contracts::services::{AuditRecorder, RuntimeInfo};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     Capability, CapabilityError, CapabilityManifest, Events, Health, Migrations, Provides,
-    Requires, RouteDecl, ServiceRegistry, declare_event,
+    Requires, RouteDecl, ServiceRegistry, Setting, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 
@@ -57,6 +57,28 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         migrations: Migrations {
             namespace: Some("sys_audit"),
         },
+        settings: &[
+            Setting {
+                name: "PLYSTRA_AUDIT_WRITE_MODE",
+                help: "which decisions are recorded before the answer: `always` (every one) or `deny_only`",
+                default: "always",
+            },
+            Setting {
+                name: "PLYSTRA_AUDIT_HASH_KEY",
+                help: "the key PII hashes in audit records are made with; keep it stable, or hashes of one value stop matching",
+                default: "derived from PLYSTRA_API_KEY_SECRET; without that, random per process",
+            },
+            Setting {
+                name: "PLYSTRA_AUDIT_PII_",
+                help: "`_EMAIL`, `_PHONE`, `_USERNAME`, `_IP_ADDRESS`, `_USER_AGENT`: `keep`, `hash` or `drop` that field in audit records",
+                default: "email, phone and username hashed",
+            },
+            Setting {
+                name: "PLYSTRA_AUDIT_METADATA_ALLOWLIST",
+                help: "comma list of metadata keys audit records keep in clear (the rest is redacted)",
+                default: "none",
+            },
+        ],
     },
 });
 

@@ -30,7 +30,7 @@ pub use plystra_authz_core::{Scope, condition, engine, index};
 pub use plystra_contracts::DenyCode;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
-    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, declare_event,
+    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, Setting, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
@@ -113,6 +113,28 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         migrations: Migrations {
             namespace: Some("sys_authz"),
         },
+        settings: &[
+            Setting {
+                name: "PLYSTRA_AUTHZ_MAX_BATCH",
+                help: "the most checks of one batch or evaluations of one AuthZEN `evaluations` call (1-10000)",
+                default: "100",
+            },
+            Setting {
+                name: "PLYSTRA_AUTHZ_MAX_PAGE",
+                help: "the most results of one lookup or AuthZEN search page (1-10000)",
+                default: "1000",
+            },
+            Setting {
+                name: "PLYSTRA_PUBLIC_URL",
+                help: "the server's public URL, named as the policy decision point in AuthZEN's metadata",
+                default: "the request's own scheme and host",
+            },
+            Setting {
+                name: "PLYSTRA_SESSION_SECRET",
+                help: "also keys the lookups' page cursors, so that a cursor holds across processes",
+                default: "random per process in development",
+            },
+        ],
     },
 });
 

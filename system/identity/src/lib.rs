@@ -12,7 +12,7 @@ use plystra_contracts::services::{ActorResolver, AuditRecorder, RuntimeInfo, Ses
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, Capability, CapabilityError, CapabilityManifest, Envelope, Events, Migrations,
-    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, declare_event,
+    Provides, Requires, RouteApi, RouteDecl, ServiceError, ServiceRegistry, Setting, declare_event,
 };
 use plystra_privileged::{SystemCapabilitySpec, register_system_capability, system_manifest};
 use poem_openapi::payload::Json;
@@ -104,6 +104,48 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         migrations: Migrations {
             namespace: Some("sys_identity"),
         },
+        settings: &[
+            Setting {
+                name: "PLYSTRA_SESSION_SECRET",
+                help: "the key session tokens are signed with (at least 32 characters in production)",
+                default: "random per process in development",
+            },
+            Setting {
+                name: "PLYSTRA_SESSION_SECRET_PREVIOUS",
+                help: "an earlier session key still accepted while sessions signed with it expire",
+                default: "none",
+            },
+            Setting {
+                name: "PLYSTRA_LOGIN_ATTEMPTS_PER_MINUTE",
+                help: "login attempts one client address may make a minute; 0 turns the limit off",
+                default: "60",
+            },
+            Setting {
+                name: "PLYSTRA_PASSWORD_HASH_CONCURRENCY",
+                help: "Argon2id password hashes running at once (19 MiB each)",
+                default: "the number of cores",
+            },
+            Setting {
+                name: "PLYSTRA_PASSWORD_HASH_WAIT_MS",
+                help: "how long a request waits for a hashing turn before 503 SERVER_BUSY",
+                default: "1000",
+            },
+            Setting {
+                name: "PLYSTRA_AUTH_REGISTRATION_ENABLED",
+                help: "`true` opens self-registration (`POST /api/v1/auth/register`)",
+                default: "off",
+            },
+            Setting {
+                name: "PLYSTRA_AUTH_REGISTRATION_TOKEN",
+                help: "the token self-registration requires (at least 32 characters in production)",
+                default: "none",
+            },
+            Setting {
+                name: "PLYSTRA_AUTH_REGISTRATION_SPACE_ID",
+                help: "the space self-registered users join",
+                default: "none",
+            },
+        ],
     },
 });
 

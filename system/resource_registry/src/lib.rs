@@ -76,6 +76,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
         migrations: Migrations {
             namespace: Some(schema::NAMESPACE),
         },
+        settings: &[],
     },
 });
 

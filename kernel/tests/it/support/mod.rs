@@ -122,6 +122,7 @@ impl Spec {
                     routes: &[],
                     events: Events::NONE,
                     migrations: Migrations { namespace: None },
+                    settings: &[],
                 },
                 privileged: false,
                 required: false,

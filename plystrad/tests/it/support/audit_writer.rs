@@ -32,6 +32,7 @@ const MANIFEST: CapabilityManifest = CapabilityManifest::business_plugin(Busines
         ],
         events: Events::NONE,
         migrations: Migrations { namespace: None },
+        settings: &[],
     },
     stability: Stability::Experimental,
 });
