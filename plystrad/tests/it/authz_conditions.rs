@@ -332,6 +332,10 @@ async fn explained_condition(cli: &Client, body: Value) -> (Value, Value) {
         StatusCode::OK,
     )
     .await;
+    // The record keeps the trace without the answer's `audit` block: it is itself where the
+    // decision went.
+    assert_eq!(record["trace"]["trace_id"], data["trace_id"], "{record}");
+    assert_eq!(record["trace"].get("audit"), None, "{record}");
     (
         data["matched_candidates"][0]["condition"].clone(),
         record["trace"]["matched_candidates"][0]["condition"].clone(),

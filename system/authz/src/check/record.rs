@@ -6,7 +6,7 @@ use plystra_contracts::services::AuditRecord;
 use poem_openapi::types::ToJSON;
 
 use super::answer::{
-    ActorTrace, AuditRef, CandidateTrace, ExplainTrace, GroupTrace, RegistryTrace, RequestTrace,
+    ActorTrace, CandidateTrace, ExplainTrace, GroupTrace, RegistryTrace, RequestTrace,
     ScopeCheckTrace, TargetTrace,
 };
 
@@ -32,15 +32,6 @@ fn enum_json<T: ToJSON>(value: &T) -> serde_json::Value {
 
 fn optional_group(group: Option<GroupTrace>) -> serde_json::Value {
     group.map_or(serde_json::Value::Null, GroupTrace::into_json)
-}
-
-impl AuditRef {
-    fn into_json(self) -> serde_json::Value {
-        json_object([
-            ("recorded", self.recorded.into()),
-            ("audit_log_id", optional(self.audit_log_id)),
-        ])
-    }
 }
 
 impl GroupTrace {
@@ -143,7 +134,9 @@ impl RequestTrace {
 impl ExplainTrace {
     /// The trace as JSON, made by moving its strings: what the decision's audit record keeps.
     /// The same value, field for field (every field present, `null` where absent), as the
-    /// explain answer's `data`, which poem-openapi writes from the same struct; the unit test
+    /// explain answer's `data`, which poem-openapi writes from the same struct, less the `audit`
+    /// block: the record is where the decision went, and it is not written to yet when its trace
+    /// is made, so the block could only say what was not true once stored. The unit test
     /// `the_record_keeps_the_trace_the_explain_answer_returns` holds the two together.
     pub fn into_record_json(self) -> serde_json::Value {
         let candidates = self
@@ -164,7 +157,6 @@ impl ExplainTrace {
             ("resource_registry", self.resource_registry.into_json()),
             ("matched_candidates", serde_json::Value::Array(candidates)),
             ("request", self.request.into_json()),
-            ("audit", self.audit.into_json()),
         ])
     }
 
