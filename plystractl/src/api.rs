@@ -22,12 +22,31 @@ pub use generated::{Client, types};
 /// The error every operation returns: transport, an undocumented answer, or the error envelope.
 pub type Error = progenitor_client::Error<types::ErrorEnvelope>;
 
+/// The environment variables a key for a running server is read from, in order: plystractl's
+/// own (a managed key, `ply_ak_…`, which production accepts after the bootstrap handoff), then
+/// the bootstrap key's.
+pub const KEY_VARIABLES: [&str; 2] = ["PLYSTRACTL_API_KEY", "PLYSTRA_API_KEY"];
+
+/// The key for a running server: `flag` when given, else the first of [`KEY_VARIABLES`] set,
+/// with where it came from (for messages).
+pub fn key(flag: Option<String>) -> Option<(String, &'static str)> {
+    if let Some(key) = flag.filter(|k| !k.is_empty()) {
+        return Some((key, "--api-key"));
+    }
+    KEY_VARIABLES.iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, *name))
+    })
+}
+
 /// A client for the server at `base` (`http://host:port`), sending `key` on every request.
 pub fn client(base: &str, key: Option<&str>) -> Result<Client, String> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(key) = key {
         let mut value = reqwest::header::HeaderValue::from_str(key)
-            .map_err(|_| "PLYSTRA_API_KEY is not a valid header value".to_owned())?;
+            .map_err(|_| "the API key is not a valid header value".to_owned())?;
         value.set_sensitive(true);
         headers.insert("X-Plystra-API-Key", value);
     }
@@ -37,6 +56,15 @@ pub fn client(base: &str, key: Option<&str>) -> Result<Client, String> {
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     Ok(Client::new_with_client(base.trim_end_matches('/'), http))
+}
+
+/// The HTTP status of an error the server answered, if it answered.
+pub fn status(error: &Error) -> Option<u16> {
+    match error {
+        progenitor_client::Error::ErrorResponse(response) => Some(response.status().as_u16()),
+        progenitor_client::Error::UnexpectedResponse(response) => Some(response.status().as_u16()),
+        _ => None,
+    }
 }
 
 /// One line for an error: the status and the envelope's code and message when the server

@@ -1,19 +1,20 @@
 //! `plystractl capabilities --url`: a running server's capabilities, read through the client
-//! generated from the OpenAPI document with the key in `PLYSTRA_API_KEY`.
+//! generated from the OpenAPI document, with `--api-key` or the key in `PLYSTRACTL_API_KEY` or
+//! `PLYSTRA_API_KEY`.
 
 use crate::{Outcome, api};
 
 /// Prints one line per capability (`id state version kind`), or the list as JSON; exit 1 when
 /// the server cannot be read.
-pub async fn run(base: &str, json: bool) -> Outcome {
-    let key = std::env::var("PLYSTRA_API_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
-    if key.is_none() {
-        eprintln!("error: set PLYSTRA_API_KEY to a key with capabilities:read");
+pub async fn run(base: &str, api_key: Option<String>, json: bool) -> Outcome {
+    let Some((key, _)) = api::key(api_key) else {
+        eprintln!(
+            "error: pass --api-key or set PLYSTRACTL_API_KEY (or PLYSTRA_API_KEY) to a key with \
+             capabilities:read"
+        );
         return Outcome::Usage;
-    }
-    let client = match api::client(base, key.as_deref()) {
+    };
+    let client = match api::client(base, Some(&key)) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("error: {e}");

@@ -35,18 +35,26 @@ pub enum Command {
     /// Check the environment, configuration, database, migrations, schema and capabilities.
     Doctor {
         /// Also check a running server at this base URL (http://host:port): its readiness, and
-        /// its capabilities with the key in PLYSTRA_API_KEY.
+        /// its capabilities with the API key.
         #[arg(long)]
         url: Option<String>,
+        /// The API key for --url: a managed key (ply_ak_…) with capabilities:read, or the
+        /// bootstrap key [env: PLYSTRACTL_API_KEY, then PLYSTRA_API_KEY]
+        #[arg(long)]
+        api_key: Option<String>,
     },
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// A running server's capabilities and their states, with the key in PLYSTRA_API_KEY.
+    /// A running server's capabilities and their states.
     Capabilities {
         /// The server's base URL (http://host:port).
         #[arg(long)]
         url: String,
+        /// A managed key (ply_ak_…) with capabilities:read, or the bootstrap key
+        /// [env: PLYSTRACTL_API_KEY, then PLYSTRA_API_KEY]
+        #[arg(long)]
+        api_key: Option<String>,
     },
     /// Demo data, loaded through a running server's API.
     #[command(subcommand)]
@@ -65,7 +73,7 @@ pub enum DemoCommand {
         /// The server's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// The API key [env: PLYSTRA_API_KEY]
+        /// The API key [env: PLYSTRACTL_API_KEY, then PLYSTRA_API_KEY]
         #[arg(long)]
         api_key: Option<String>,
     },
@@ -216,7 +224,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Migrate(command) => migrate::run(command, &url, cli.json).await,
         Command::Ent(command) => ent::run(command, &url, cli.json).await,
-        Command::Doctor { url: server } => Ok(doctor::run(&url, server.as_deref(), cli.json).await),
+        Command::Doctor {
+            url: server,
+            api_key,
+        } => Ok(doctor::run(&url, server.as_deref(), api_key, cli.json).await),
         Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
         Command::Demo(DemoCommand::Seed {
             url: server,
@@ -224,15 +235,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }) => {
             crate::demo::seed(
                 &server,
-                api_key.or_else(|| std::env::var("PLYSTRA_API_KEY").ok()),
+                crate::api::key(api_key).map(|(key, _)| key),
                 cli.json,
             )
             .await
         }
         Command::Admin(command) => crate::admin::run(command, &url, cli.json).await,
-        Command::Capabilities { url: server } => {
-            Ok(crate::capabilities::run(&server, cli.json).await)
-        }
+        Command::Capabilities {
+            url: server,
+            api_key,
+        } => Ok(crate::capabilities::run(&server, api_key, cli.json).await),
     }
 }
 

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use plystra_contracts::schema::linked_models;
+use plystra_kernel::Environment;
 use plystra_kernel::config_guards::check_production;
 use plystra_kernel::storage::migrations::{
     FileState, MigrationSet, MigrationStatus, schema_version,
@@ -89,11 +90,11 @@ impl Check {
 }
 
 /// Runs every check and prints the report.
-pub async fn run(url: &str, server: Option<&str>, json: bool) -> Outcome {
+pub async fn run(url: &str, server: Option<&str>, api_key: Option<String>, json: bool) -> Outcome {
     let env = |name: &str| std::env::var(name).ok();
     let mut checks = checks(url, &env).await;
     if let Some(server) = server {
-        checks.extend(server_checks(server, env("PLYSTRA_API_KEY")).await);
+        checks.extend(server_checks(server, api::key(api_key)).await);
     }
     if json {
         let list: Vec<_> = checks
@@ -128,15 +129,20 @@ async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
 }
 
 /// `PLYSTRA_ENV` (development when unset), and whether it names production.
+/// Read as plystrad reads it: blank is unset, and `dev`/`prod` and any case are accepted.
 fn environment_check(env: &dyn Fn(&str) -> Option<String>) -> (Check, bool) {
-    let environment = env("PLYSTRA_ENV").unwrap_or_else(|| "development".to_owned());
-    match environment.as_str() {
-        "production" => (Check::ok("environment", environment), true),
-        "development" => (Check::ok("environment", environment), false),
-        other => (
+    let Some(value) = env("PLYSTRA_ENV").filter(|v| !v.trim().is_empty()) else {
+        return (Check::ok("environment", "development (unset)"), false);
+    };
+    match Environment::parse(&value) {
+        Some(environment) => (
+            Check::ok("environment", environment.as_str()),
+            environment == Environment::Production,
+        ),
+        None => (
             Check::fail(
                 "environment",
-                format!("PLYSTRA_ENV={other} is neither development nor production"),
+                format!("PLYSTRA_ENV={value} is neither development nor production"),
                 "set PLYSTRA_ENV to development or production",
             ),
             false,
@@ -319,18 +325,47 @@ async fn schema_check(db: &Database) -> Check {
     }
 }
 
+/// The fix line for a server that answers but is not ready, from the reasons it gives.
+fn ready_fix(reasons: &str) -> &'static str {
+    if reasons.contains("checksum mismatch") || reasons.contains("missing") {
+        "restore the applied migration files as they were (write changes as new migrations); \
+         `plystractl migrate status` names them"
+    } else if reasons.contains("pending") {
+        "run `plystractl migrate up` to apply the pending migrations"
+    } else if reasons.contains("DATABASE") || reasons.contains("database") {
+        "the server cannot use its database: run `plystractl doctor` with the server's \
+         PLYSTRA_DATABASE_URL, and check the database is running"
+    } else {
+        "fix the reasons it names; /api/v1/capabilities has each capability's state_reason"
+    }
+}
+
+/// The fix line for a server that refused or failed a request made with the key from `source`.
+fn answer_fix(error: &api::Error, source: &str) -> String {
+    match api::status(error) {
+        Some(401) => format!(
+            "the key from {source} is not accepted: pass a valid managed key (ply_ak_…) with \
+             --api-key or PLYSTRACTL_API_KEY (in production the bootstrap key is refused once a \
+             super admin exists)"
+        ),
+        Some(403) => format!("give the key from {source} the capabilities:read permission"),
+        Some(503) => ready_fix(&api::describe(error)).to_owned(),
+        _ => "see the server's log for this request".to_owned(),
+    }
+}
+
 /// Checks a running server through the generated client: `/api/v1/ready`, then
-/// `/api/v1/capabilities` with the API key.
-async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
+/// `/api/v1/capabilities` with the API key (`--api-key`, `PLYSTRACTL_API_KEY` or
+/// `PLYSTRA_API_KEY`, with where it came from).
+async fn server_checks(base: &str, key: Option<(String, &'static str)>) -> Vec<Check> {
     let base = base.trim_end_matches('/');
-    let key = key.filter(|k| !k.is_empty());
-    let client = match api::client(base, key.as_deref()) {
+    let client = match api::client(base, key.as_ref().map(|(k, _)| k.as_str())) {
         Ok(client) => client,
         Err(e) => {
             return vec![Check::fail(
                 "server",
                 e,
-                "check the URL and PLYSTRA_API_KEY",
+                "check the URL and the API key (--api-key, PLYSTRACTL_API_KEY or PLYSTRA_API_KEY)",
             )];
         }
     };
@@ -345,20 +380,23 @@ async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
             format!("{base} {}", api::describe(&e)),
             "start plystrad, or pass the URL it listens on (http://host:port)",
         )),
-        Err(e) => out.push(Check::fail(
-            "server ready",
-            format!("{base} {}", api::describe(&e)),
-            "fix the reasons it names; `plystractl migrate up` applies pending migrations",
-        )),
+        Err(e) => {
+            let described = api::describe(&e);
+            out.push(Check::fail(
+                "server ready",
+                format!("{base} {described}"),
+                ready_fix(&described),
+            ));
+        }
     }
-    if key.is_none() {
+    let Some((_, source)) = key else {
         out.push(Check::warn(
             "server capabilities",
-            "not checked: PLYSTRA_API_KEY is not set",
-            "export PLYSTRA_API_KEY to let doctor read /api/v1/capabilities",
+            "not checked: no API key",
+            "pass --api-key or set PLYSTRACTL_API_KEY to a managed key with capabilities:read",
         ));
         return out;
-    }
+    };
     match client.list_capabilities().await {
         Ok(list) => {
             let not_ready: Vec<String> = list
@@ -388,7 +426,7 @@ async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
         Err(e) => out.push(Check::fail(
             "server capabilities",
             format!("{base} {}", api::describe(&e)),
-            "check that PLYSTRA_API_KEY is a valid key with capabilities:read",
+            answer_fix(&e, source),
         )),
     }
     out
@@ -397,6 +435,37 @@ async fn server_checks(base: &str, key: Option<String>) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_is_read_as_plystrad_reads_it() {
+        for (value, production) in [
+            (None, false),
+            (Some(""), false),
+            (Some("dev"), false),
+            (Some("Development"), false),
+            (Some("prod"), true),
+            (Some(" production "), true),
+        ] {
+            let env = |name: &str| {
+                (name == "PLYSTRA_ENV")
+                    .then(|| value.map(str::to_owned))
+                    .flatten()
+            };
+            let (check, is_production) = environment_check(&env);
+            assert_eq!(check.level, Level::Ok, "{value:?}: {}", check.line());
+            assert_eq!(is_production, production, "{value:?}");
+        }
+        let env = |_: &str| Some("staging".to_owned());
+        assert_eq!(environment_check(&env).0.level, Level::Fail);
+    }
+
+    #[test]
+    fn a_not_ready_server_gets_the_fix_its_reasons_call_for() {
+        assert!(ready_fix("0003_x.sql: checksum mismatch: the file changed").contains("restore"));
+        assert!(ready_fix("2 pending migrations").contains("migrate up"));
+        assert!(ready_fix("answers 503: DATABASE_UNAVAILABLE cannot connect").contains("database"));
+        assert!(!ready_fix("answers 503: DATABASE_UNAVAILABLE").contains("API_KEY"));
+    }
 
     #[test]
     fn lines_follow_the_report_format() {

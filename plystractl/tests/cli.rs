@@ -459,6 +459,29 @@ fn run_with_key(url: &str, key: &str, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Runs plystractl with exactly these of its key variables set (the others removed).
+fn run_with_env(url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let mut full = vec!["--database-url", url];
+    full.extend_from_slice(args);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plystractl"));
+    command
+        .args(&full)
+        .env_remove("PLYSTRA_ENV")
+        .env_remove("PLYSTRA_API_KEY")
+        .env_remove("PLYSTRACTL_API_KEY")
+        .env_remove("PLYSTRA_API_KEY_SECRET");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().expect("run plystractl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_a_live_server_with_its_key() {
     use poem::listener::{Acceptor, Listener};
@@ -466,9 +489,11 @@ async fn doctor_checks_a_live_server_with_its_key() {
         return;
     };
     let key = "doctor-test-key-0123456789abcdef0123";
+    let secret = "doctor-test-secret-0123456789abcdef0123";
     let config = plystra_kernel::KernelConfig {
         bootstrap_api_key: Some(key.to_owned()),
         database: Some(plystra_kernel::storage::DatabaseConfig::new(t.url.clone())),
+        settings: [("PLYSTRA_API_KEY_SECRET".to_owned(), secret.to_owned())].into(),
         ..plystra_kernel::KernelConfig::default()
     };
     let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
@@ -517,6 +542,63 @@ async fn doctor_checks_a_live_server_with_its_key() {
     .unwrap();
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("server ready: fail"), "{text}");
+
+    // A managed key, as production needs once the bootstrap key is handed off: by flag, or in
+    // PLYSTRACTL_API_KEY, each over a wrong PLYSTRA_API_KEY.
+    let url = t.url.clone();
+    let server_for_managed = server.clone();
+    let texts = tokio::task::spawn_blocking(move || {
+        let (code, text) = run_with_env(
+            &url,
+            &[("PLYSTRA_API_KEY_SECRET", secret)],
+            &[
+                "admin",
+                "create-api-key",
+                "--name",
+                "doctor",
+                "--level",
+                "instance",
+                "--permission",
+                "capabilities:read",
+            ],
+        );
+        assert_eq!(code, 0, "{text}");
+        let managed = text
+            .split_whitespace()
+            .find(|w| w.starts_with("ply_ak_"))
+            .expect("the key is printed")
+            .to_owned();
+        let doctor = ["doctor", "--url", server_for_managed.as_str()];
+        let flag = [&doctor[..], &["--api-key", managed.as_str()]].concat();
+        [
+            run_with_env(&url, &[("PLYSTRA_API_KEY", "wrong-key")], &flag),
+            run_with_env(
+                &url,
+                &[
+                    ("PLYSTRA_API_KEY", "wrong-key"),
+                    ("PLYSTRACTL_API_KEY", managed.as_str()),
+                ],
+                &doctor,
+            ),
+            // A refused key names where it came from and what to do.
+            run_with_env(&url, &[("PLYSTRACTL_API_KEY", "wrong-key")], &doctor),
+        ]
+    })
+    .await
+    .unwrap();
+    for (code, text) in &texts[..2] {
+        assert_eq!(*code, 0, "{text}");
+        assert!(
+            text.contains("server capabilities: ok — 5 capabilities, all ready"),
+            "{text}"
+        );
+    }
+    let (code, text) = &texts[2];
+    assert_eq!(*code, 1, "{text}");
+    assert!(
+        text.contains("401") && text.contains("the key from PLYSTRACTL_API_KEY is not accepted"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
