@@ -327,7 +327,7 @@ async fn schema_check(db: &Database) -> Check {
 
 /// The fix line for a server that answers but is not ready, from the reasons it gives.
 fn ready_fix(reasons: &str) -> &'static str {
-    if reasons.contains("checksum mismatch") || reasons.contains("missing") {
+    if reasons.contains("checksum mismatch") || reasons.contains("no migration file provides it") {
         "restore the applied migration files as they were (write changes as new migrations); \
          `plystractl migrate status` names them"
     } else if reasons.contains("pending") {
