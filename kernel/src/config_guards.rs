@@ -12,6 +12,28 @@ pub const DATABASE_URL_VARS: [&str; 2] = ["PLYSTRA_DATABASE_URL", "DATABASE_URL"
 /// The minimum length of each secret.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The fewest distinct characters a secret may have: a random value of [`MIN_SECRET_LEN`]
+/// characters has far more (32 random hex digits: 14 to 15), one letter repeated has one.
+pub const MIN_SECRET_DISTINCT: usize = 8;
+
+/// What is wrong with `value` as a secret (too short, or too few distinct characters to be
+/// random), or `None`.
+fn weak_secret(value: &str) -> Option<String> {
+    let distinct = value
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if value.chars().count() < MIN_SECRET_LEN {
+        Some(format!("is shorter than {MIN_SECRET_LEN} characters"))
+    } else if distinct < MIN_SECRET_DISTINCT {
+        Some(format!(
+            "has {distinct} distinct character(s): it is not a random value"
+        ))
+    } else {
+        None
+    }
+}
+
 /// One setting that is not fit for production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardViolation {
@@ -75,14 +97,31 @@ pub fn check_production(env: &dyn Fn(&str) -> Option<String>) -> Vec<GuardViolat
                     "set {name} to a random value of at least {MIN_SECRET_LEN} characters"
                 ),
             }),
-            Some(v) if v.chars().count() < MIN_SECRET_LEN => violations.push(GuardViolation {
+            Some(v) => {
+                if let Some(problem) = weak_secret(&v) {
+                    violations.push(GuardViolation {
+                        setting: name,
+                        problem,
+                        fix: format!(
+                            "set {name} to a random value of at least {MIN_SECRET_LEN} characters \
+                             (for example `openssl rand -hex 32`)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    // Optional secrets: when set, as strong as the required ones.
+    for name in ["PLYSTRA_AUDIT_HASH_KEY", "PLYSTRA_API_KEY"] {
+        if let Some(problem) = get(name).as_deref().and_then(weak_secret) {
+            violations.push(GuardViolation {
                 setting: name,
-                problem: format!("is shorter than {MIN_SECRET_LEN} characters"),
+                problem,
                 fix: format!(
-                    "set {name} to a random value of at least {MIN_SECRET_LEN} characters"
+                    "set {name} to a random value of at least {MIN_SECRET_LEN} characters \
+                     (for example `openssl rand -hex 32`)"
                 ),
-            }),
-            Some(_) => {}
+            });
         }
     }
     if let (Some(a), Some(b)) = (get(secrets[0]), get(secrets[1]))
@@ -116,9 +155,37 @@ pub fn check_production(env: &dyn Fn(&str) -> Option<String>) -> Vec<GuardViolat
             problem: format!("`{url}` points at this machine"),
             fix: "set PLYSTRA_PUBLIC_URL to the server's public https:// URL".to_owned(),
         }),
+        Some(url) if !url.trim().to_ascii_lowercase().starts_with("https://") => {
+            violations.push(GuardViolation {
+                setting: "PLYSTRA_PUBLIC_URL",
+                problem: format!("`{url}` is not https://"),
+                fix: "serve the API over TLS and set PLYSTRA_PUBLIC_URL to its https:// URL"
+                    .to_owned(),
+            });
+        }
         Some(_) => {}
     }
     violations
+}
+
+/// What a production deployment should know although it may run: today, that the audit log's
+/// PII hash key is derived from `PLYSTRA_API_KEY_SECRET`, so rotating that secret changes every
+/// later hash of the same value. `plystractl doctor` prints each as a warning.
+pub fn production_advice(env: &dyn Fn(&str) -> Option<String>) -> Vec<GuardViolation> {
+    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let mut advice = Vec::new();
+    if get("PLYSTRA_AUDIT_HASH_KEY").is_none() {
+        advice.push(GuardViolation {
+            setting: "PLYSTRA_AUDIT_HASH_KEY",
+            problem: "is not set: audit PII hashes use a key derived from PLYSTRA_API_KEY_SECRET, \
+                      so rotating that secret changes the hashes of the same values"
+                .to_owned(),
+            fix: "set PLYSTRA_AUDIT_HASH_KEY to its own random value (for example `openssl rand \
+                  -hex 32`) and keep it"
+                .to_owned(),
+        });
+    }
+    advice
 }
 
 fn is_local_url(url: &str) -> bool {
@@ -225,6 +292,33 @@ mod tests {
                 "PLYSTRA_PUBLIC_URL",
             ),
             (&[("PLYSTRA_PUBLIC_URL", "")], "PLYSTRA_PUBLIC_URL"),
+            (
+                &[("PLYSTRA_PUBLIC_URL", "http://plystra.example.com")],
+                "PLYSTRA_PUBLIC_URL",
+            ),
+            // Long enough, but one letter repeated.
+            (
+                &[(
+                    "PLYSTRA_API_KEY_SECRET",
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                )],
+                "PLYSTRA_API_KEY_SECRET",
+            ),
+            (
+                &[(
+                    "PLYSTRA_SESSION_SECRET",
+                    "abababababababababababababababababab",
+                )],
+                "PLYSTRA_SESSION_SECRET",
+            ),
+            (
+                &[("PLYSTRA_AUDIT_HASH_KEY", "short")],
+                "PLYSTRA_AUDIT_HASH_KEY",
+            ),
+            (
+                &[("PLYSTRA_API_KEY", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")],
+                "PLYSTRA_API_KEY",
+            ),
         ];
         for (overrides, setting) in cases {
             let violations = with(overrides);
@@ -236,6 +330,28 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_derived_audit_hash_key_is_advice_and_an_explicit_one_silences_it() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let advice = production_advice(&env(GOOD));
+        assert_eq!(advice.len(), 1);
+        assert_eq!(advice[0].setting, "PLYSTRA_AUDIT_HASH_KEY");
+        assert!(advice[0].problem.contains("derived"), "{}", advice[0]);
+        assert_eq!(
+            production_advice(&env(&[(
+                "PLYSTRA_AUDIT_HASH_KEY",
+                "0123456789abcdef0123456789abcdef-aud"
+            )])),
+            []
+        );
     }
 
     #[test]

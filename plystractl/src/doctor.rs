@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use plystra_contracts::schema::linked_models;
 use plystra_kernel::Environment;
-use plystra_kernel::config_guards::check_production;
+use plystra_kernel::config_guards::{check_production, production_advice};
 use plystra_kernel::storage::migrations::{
     FileState, MigrationSet, MigrationStatus, schema_version,
 };
@@ -154,6 +154,27 @@ fn environment_check(env: &dyn Fn(&str) -> Option<String>) -> (Check, bool) {
 /// are one warning in development.
 fn configuration_checks(env: &dyn Fn(&str) -> Option<String>, production: bool) -> Vec<Check> {
     let violations = check_production(env);
+    let advice = production_advice(env)
+        .into_iter()
+        .filter(|_| production)
+        .map(|a| {
+            Check::warn(
+                "configuration",
+                format!("{}: {}", a.setting, a.problem),
+                a.fix,
+            )
+        });
+    let mut out = configuration_verdict(violations, production);
+    out.extend(advice);
+    out
+}
+
+/// The production guards' verdict: each violation a failure in production, all of them one
+/// warning in development.
+fn configuration_verdict(
+    violations: Vec<plystra_kernel::config_guards::GuardViolation>,
+    production: bool,
+) -> Vec<Check> {
     if violations.is_empty() {
         vec![Check::ok("configuration", "production guards pass")]
     } else if production {

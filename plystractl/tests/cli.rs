@@ -306,6 +306,75 @@ async fn doctor_fails_on_pending_migrations_and_passes_on_a_current_database() {
     );
 }
 
+#[tokio::test]
+async fn doctor_in_production_fails_weak_secrets_and_plain_http_and_warns_of_a_derived_hash_key() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let good = [
+        ("PLYSTRA_ENV", "production"),
+        (
+            "PLYSTRA_API_KEY_SECRET",
+            "doctor-api-key-secret-0123456789abcdef",
+        ),
+        (
+            "PLYSTRA_SESSION_SECRET",
+            "doctor-session-secret-0123456789abcdef",
+        ),
+        ("PLYSTRA_CORS_ALLOWED_ORIGINS", "https://admin.example.com"),
+        ("PLYSTRA_PUBLIC_URL", "https://plystra.example.com"),
+    ];
+    let with = |overrides: &[(&'static str, &'static str)]| {
+        let mut env: Vec<(&str, &str)> = good
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        env.extend_from_slice(overrides);
+        run_with_env(&t.url, &env, &["doctor"])
+    };
+    let faults: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("PLYSTRA_PUBLIC_URL", "http://plystra.example.com")],
+            "configuration: fail — PLYSTRA_PUBLIC_URL: `http://plystra.example.com` is not https://",
+        ),
+        (
+            &[(
+                "PLYSTRA_SESSION_SECRET",
+                "ssssssssssssssssssssssssssssssssssss",
+            )],
+            "configuration: fail — PLYSTRA_SESSION_SECRET: has 1 distinct character(s)",
+        ),
+        (
+            &[("PLYSTRA_AUDIT_HASH_KEY", "short")],
+            "configuration: fail — PLYSTRA_AUDIT_HASH_KEY: is shorter than 32 characters",
+        ),
+        (
+            &[("PLYSTRA_ENV", "prod")],
+            "configuration: warn — PLYSTRA_AUDIT_HASH_KEY: is not set: audit PII hashes use a key derived",
+        ),
+    ];
+    for (overrides, line) in faults {
+        let (code, text) = with(overrides);
+        assert!(text.contains(line), "{line} in {text}");
+        assert!(text.contains("environment: ok — production"), "{text}");
+        if line.contains(": fail") {
+            assert_eq!(code, 1, "{text}");
+        }
+    }
+    // The healthy production configuration: none of those lines, and no warning at all once
+    // the hash key is its own.
+    let (_, text) = with(&[(
+        "PLYSTRA_AUDIT_HASH_KEY",
+        "doctor-audit-hash-key-0123456789abcdef",
+    )]);
+    for (_, line) in faults {
+        assert!(!text.contains(line), "{line} in {text}");
+    }
+    assert!(!text.contains("PLYSTRA_AUDIT_HASH_KEY"), "{text}");
+}
+
 #[test]
 fn doctor_fails_on_an_unreachable_database() {
     let (code, text) = run("postgres://nobody@127.0.0.1:1/none", &["doctor"]);

@@ -127,7 +127,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
             Setting {
                 name: "PLYSTRA_PUBLIC_URL",
                 help: "the server's public URL, named as the policy decision point in AuthZEN's metadata",
-                default: "the request's own scheme and host",
+                default: "`http://` and the request's `Host`",
             },
             Setting {
                 name: "PLYSTRA_SESSION_SECRET",
