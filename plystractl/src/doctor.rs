@@ -2,7 +2,8 @@
 //! any check fails.
 //!
 //! Checks: environment, configuration (the production guards plystrad enforces), database
-//! connectivity, migrations (current and verified), schema drift, linked capabilities, and with
+//! connectivity, migrations (current and verified), schema drift, the audit log's hash chain
+//! (walked for a bounded time), linked capabilities, and with
 //! `--url` a live server's readiness and capabilities, read through the client generated from the
 //! OpenAPI document (plain HTTP; put TLS in front of the server's loopback address, or run doctor
 //! next to it).
@@ -253,13 +254,24 @@ async fn database_checks(url: &str) -> Vec<Check> {
             ];
         }
     };
+    let migrations = migrations_check(&db, dialect).await;
+    let chain = if migrations.level == Level::Ok {
+        audit_chain_check(&db, AUDIT_CHAIN_BUDGET).await
+    } else {
+        Check::warn(
+            "audit chain",
+            "not checked: the migrations are not current",
+            "fix the migrations check first",
+        )
+    };
     let out = vec![
         Check::ok(
             "database",
             format!("{dialect} at {} answers", redact_url(url)),
         ),
-        migrations_check(&db, dialect).await,
+        migrations,
         schema_check(&db).await,
+        chain,
     ];
     db.close().await;
     out
@@ -319,6 +331,64 @@ async fn pending_check(db: &Database, status: &[MigrationStatus], expected: &str
             ),
             "run `plystractl migrate up`",
         )
+    }
+}
+
+/// How long doctor walks the audit chain before it reports how far it got.
+const AUDIT_CHAIN_BUDGET: Duration = Duration::from_secs(20);
+
+/// The audit log's hash chain, walked as `plystractl audit verify` walks it for at most
+/// `budget`: a broken link fails, naming the record; a walk cut short by the budget warns. On a
+/// terminal, the count of records checked is shown as it goes.
+async fn audit_chain_check(db: &Database, budget: Duration) -> Check {
+    use std::io::{IsTerminal, Write};
+    let started = std::time::Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let progress = |records: u64| {
+        if terminal && started.elapsed() > Duration::from_secs(1) {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\raudit chain: {records} records checked…");
+            let _ = err.flush();
+        }
+    };
+    let verified =
+        plystra_system_audit::store::verify_until(db, Some(started + budget), progress).await;
+    if terminal && started.elapsed() > Duration::from_secs(1) {
+        eprint!("\r\x1b[K");
+    }
+    match verified {
+        Err(e) => Check::fail(
+            "audit chain",
+            format!("cannot read the audit log: {e}"),
+            "check the database",
+        ),
+        Ok(v) => match v.first_broken {
+            Some((seq, id, reason)) => {
+                let at = if id.is_empty() {
+                    format!("seq {seq}")
+                } else {
+                    format!("seq {seq} ({id})")
+                };
+                Check::fail(
+                    "audit chain",
+                    format!("broken at {at}: {reason}"),
+                    "restore the audit log from a backup taken before the change, and find who \
+                     could write to it (the append-only triggers were bypassed)",
+                )
+            }
+            None if v.complete => {
+                Check::ok("audit chain", format!("verified ({} records)", v.records))
+            }
+            None => Check::warn(
+                "audit chain",
+                format!(
+                    "the first {} records verified in {}s; the rest not checked",
+                    v.records,
+                    budget.as_secs()
+                ),
+                "run `plystractl audit verify` for the whole chain",
+            ),
+        },
     }
 }
 

@@ -424,6 +424,13 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
     service.shutdown().await;
     let (code, text) = run(&t.url, &["audit", "verify"]);
     assert_eq!((code, text.trim()), (0, "audit chain verified (3 records)"));
+    // Doctor walks the same chain.
+    let (code, text) = run(&t.url, &["doctor"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("audit chain: ok — verified (3 records)"),
+        "{text}"
+    );
 
     let untrigger = match t.db.dialect() {
         plystra_contracts::storage::Dialect::Sqlite => {
@@ -442,6 +449,14 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
     let (code, text) = run(&t.url, &["audit", "verify"]);
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with("audit chain broken at seq 2"), "{text}");
+    // Doctor names the altered row too (it used to pass an install whose chain was broken).
+    let (code, text) = run(&t.url, &["doctor"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("audit chain: fail — broken at seq 2 (audit_")
+            && text.contains("it was altered"),
+        "{text}"
+    );
     let (code, text) = run(&t.url, &["--json", "audit", "verify"]);
     assert_eq!(code, 1);
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -635,6 +635,9 @@ pub struct Verification {
     pub records: u64,
     /// The first broken link: (seq, id, what is wrong).
     pub first_broken: Option<(i64, String, String)>,
+    /// Whether the walk reached the chain head (it stops early only at a deadline, or at the
+    /// first broken link).
+    pub complete: bool,
 }
 
 /// The chain head: how many records the chain holds and the hash of the last one.
@@ -687,6 +690,17 @@ fn altered(entry: &AuditEntry) -> Option<&'static str> {
 /// a table that was already longer than the head read after it holds a row appended outside the
 /// chain.
 pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
+    verify_until(db, None, |_| {}).await
+}
+
+/// [`verify`], stopping after the first page that ends past `deadline` (then `complete` is
+/// false and nothing past the records checked is claimed), and telling `progress` how many
+/// records it has checked after each page.
+pub async fn verify_until(
+    db: &Database,
+    deadline: Option<std::time::Instant>,
+    mut progress: impl FnMut(u64),
+) -> Result<Verification, StorageError> {
     const PAGE: u64 = 1000;
     let highest = highest_seq(db).await?;
     let head = chain_head(db).await?;
@@ -724,13 +738,22 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
                 return Ok(Verification {
                     records,
                     first_broken: problem,
+                    complete: false,
                 });
             }
             expected_prev = entry.entry_hash.clone();
             expected_seq += 1;
         }
+        progress(records);
         if (page.len() as u64) < PAGE {
             break;
+        }
+        if deadline.is_some_and(|at| std::time::Instant::now() >= at) {
+            return Ok(Verification {
+                records,
+                first_broken: None,
+                complete: false,
+            });
         }
     }
     // Removing the newest records leaves a valid prefix; the head remembers how long the chain was.
@@ -746,6 +769,7 @@ pub async fn verify(db: &Database) -> Result<Verification, StorageError> {
     };
     Ok(Verification {
         records,
+        complete: reason.is_none(),
         first_broken: reason.map(|reason| (expected_seq, String::new(), reason)),
     })
 }

@@ -203,3 +203,33 @@ async fn no_event_is_published_while_nobody_listens() {
         );
     }
 }
+
+/// A walk with a deadline stops after a page and says so; it claims nothing past what it read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_cut_short_by_its_deadline_says_how_far_it_got() {
+    let Some(t) = migrated().await else { return };
+    let service = AuditService::start(t.db.clone(), settings());
+    let mut tasks = Vec::new();
+    for i in 0..1_001 {
+        let service = service.clone();
+        tasks.push(tokio::spawn(async move { service.record(record(i)).await }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    service.shutdown().await;
+    let mut seen = Vec::new();
+    let cut = store::verify_until(&t.db, Some(std::time::Instant::now()), |n| seen.push(n))
+        .await
+        .unwrap();
+    assert_eq!(
+        (cut.records, cut.first_broken.clone(), cut.complete),
+        (1_000, None, false)
+    );
+    assert_eq!(seen, [1_000]);
+    let whole = store::verify(&t.db).await.unwrap();
+    assert_eq!(
+        (whole.records, whole.first_broken, whole.complete),
+        (1_001, None, true)
+    );
+}
