@@ -2,7 +2,8 @@
 //! any check fails.
 //!
 //! Checks: environment, configuration (the production guards plystrad enforces), database
-//! connectivity, migrations (current and verified), schema drift, the audit log's hash chain
+//! connectivity (creating nothing: a SQLite file that is not there is reported), whether it takes
+//! writes, SQLite's integrity check, whether a PostgreSQL login is a superuser, migrations (current and verified), schema drift, the audit log's hash chain
 //! (walked for a bounded time), linked capabilities, and with
 //! `--url` a live server's readiness and capabilities, read through the client generated from the
 //! OpenAPI document (plain HTTP; put TLS in front of the server's loopback address, or run doctor
@@ -16,7 +17,7 @@ use plystra_kernel::config_guards::{check_production, production_advice};
 use plystra_kernel::storage::migrations::{
     FileState, MigrationSet, MigrationStatus, schema_version,
 };
-use plystra_kernel::storage::{self, Database, DatabaseConfig, Dialect, drift, redact_url};
+use plystra_kernel::storage::{self, Database, DatabaseConfig, Dialect, drift, probe, redact_url};
 use serde_json::json;
 
 use crate::cli::{dialect_of, owned_namespaces};
@@ -124,7 +125,7 @@ async fn checks(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     let (environment, production) = environment_check(env);
     let mut out = vec![environment];
     out.extend(configuration_checks(env, production));
-    out.extend(database_checks(url).await);
+    out.extend(database_checks(url, production).await);
     out.push(capabilities_check());
     out
 }
@@ -219,7 +220,7 @@ fn capabilities_check() -> Check {
 
 /// The database answers; then its migrations and schema (both skipped, as warnings, when it
 /// does not).
-async fn database_checks(url: &str) -> Vec<Check> {
+async fn database_checks(url: &str, production: bool) -> Vec<Check> {
     let dialect = match dialect_of(url) {
         Ok(d) => d,
         Err(e) => {
@@ -230,6 +231,17 @@ async fn database_checks(url: &str) -> Vec<Check> {
             )];
         }
     };
+    // Doctor creates nothing: a SQLite file that is not there is reported, not made.
+    if let Some(file) = probe::sqlite_file(url)
+        && !file.is_file()
+    {
+        return vec![Check::fail(
+            "database",
+            format!("{} does not exist", file.display()),
+            "check PLYSTRA_DATABASE_URL (a new database is made by plystrad in development, or \
+             by `plystractl migrate up`)",
+        )];
+    }
     let mut config = DatabaseConfig::new(url);
     config.acquire_timeout = Duration::from_secs(3);
     let db = match storage::connect(&config).await {
@@ -254,6 +266,9 @@ async fn database_checks(url: &str) -> Vec<Check> {
             ];
         }
     };
+    let mut state = vec![writable_check(&db).await];
+    state.extend(integrity_check(&db).await);
+    state.extend(role_check(&db, production).await);
     let migrations = migrations_check(&db, dialect).await;
     let chain = if migrations.level == Level::Ok {
         audit_chain_check(&db, AUDIT_CHAIN_BUDGET).await
@@ -264,15 +279,12 @@ async fn database_checks(url: &str) -> Vec<Check> {
             "fix the migrations check first",
         )
     };
-    let out = vec![
-        Check::ok(
-            "database",
-            format!("{dialect} at {} answers", redact_url(url)),
-        ),
-        migrations,
-        schema_check(&db).await,
-        chain,
-    ];
+    let mut out = vec![Check::ok(
+        "database",
+        format!("{dialect} at {} answers", redact_url(url)),
+    )];
+    out.extend(state);
+    out.extend([migrations, schema_check(&db).await, chain]);
     db.close().await;
     out
 }
@@ -331,6 +343,75 @@ async fn pending_check(db: &Database, status: &[MigrationStatus], expected: &str
             ),
             "run `plystractl migrate up`",
         )
+    }
+}
+
+/// Whether the database takes writes, tried without writing (`Database::check_writable`): a
+/// read-only file or a full database fails here instead of as 500s or 503s once plystrad runs.
+async fn writable_check(db: &Database) -> Check {
+    match db.check_writable().await {
+        Ok(()) => Check::ok("database writable", "takes writes"),
+        Err(e) => {
+            let fix = match e.unwritable_reason() {
+                Some(plystra_contracts::storage::Unwritable::Full) => {
+                    "free disk space (or raise the database's size limit)"
+                }
+                _ => {
+                    "make the database (for SQLite: the file and its directory) writable by the \
+                     user plystrad runs as, or point it at a primary rather than a standby"
+                }
+            };
+            Check::fail("database writable", e.to_string(), fix)
+        }
+    }
+}
+
+/// SQLite's own integrity check of its pages.
+async fn integrity_check(db: &Database) -> Option<Check> {
+    match probe::integrity_problems(db).await {
+        Ok(None) if db.dialect() == Dialect::Sqlite => {
+            Some(Check::ok("database integrity", "quick_check: ok"))
+        }
+        Ok(None) => None,
+        Ok(Some(problems)) => Some(Check::fail(
+            "database integrity",
+            format!("quick_check: {problems}"),
+            "restore the database from a backup; do not start plystrad on it",
+        )),
+        Err(e) => Some(Check::fail(
+            "database integrity",
+            format!("quick_check could not run: {e}"),
+            "restore the database from a backup; do not start plystrad on it",
+        )),
+    }
+}
+
+/// Whether the PostgreSQL login is a superuser (asked of the database, whatever the URL says):
+/// a superuser can disable the audit log's append-only triggers. A failure in production, a
+/// warning in development.
+async fn role_check(db: &Database, production: bool) -> Option<Check> {
+    match probe::login_role(db).await {
+        Ok(None) => None,
+        Ok(Some((role, false))) => Some(Check::ok(
+            "database role",
+            format!("{role} is not a superuser"),
+        )),
+        Ok(Some((role, true))) => {
+            let reason = format!(
+                "{role} is a superuser: it can disable the audit log's append-only triggers"
+            );
+            let fix = "connect as a dedicated role without SUPERUSER";
+            Some(if production {
+                Check::fail("database role", reason, fix)
+            } else {
+                Check::warn("database role", reason, fix)
+            })
+        }
+        Err(e) => Some(Check::fail(
+            "database role",
+            format!("cannot read the login's role: {e}"),
+            "check the database",
+        )),
     }
 }
 

@@ -375,6 +375,70 @@ async fn doctor_in_production_fails_weak_secrets_and_plain_http_and_warns_of_a_d
     assert!(!text.contains("PLYSTRA_AUDIT_HASH_KEY"), "{text}");
 }
 
+/// Faults in the database doctor used to pass: on SQLite a mistyped path (which it must not
+/// create) and a corrupted page; on PostgreSQL a superuser login, whatever the URL looks like.
+#[tokio::test]
+async fn doctor_names_a_missing_file_a_corrupted_page_and_a_superuser_login() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    match t.db.dialect() {
+        plystra_contracts::storage::Dialect::Sqlite => {
+            let (code, text) = run(&t.url, &["doctor"]);
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains("database writable: ok"), "{text}");
+            assert!(text.contains("database integrity: ok"), "{text}");
+
+            let dir = tempfile::tempdir().unwrap();
+            let missing = dir.path().join("typo").join("plystra.db");
+            let url = format!("sqlite://{}", missing.display());
+            let (code, text) = run(&url, &["doctor"]);
+            assert_eq!(code, 1, "{text}");
+            assert!(
+                text.contains(&format!(
+                    "database: fail — {} does not exist",
+                    missing.display()
+                )),
+                "{text}"
+            );
+            assert!(
+                std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+                "doctor created something"
+            );
+
+            execute(&t.db, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+            let file = plystra_kernel::storage::probe::sqlite_file(&t.url).unwrap();
+            let mut bytes = std::fs::read(&file).unwrap();
+            let page = 4096;
+            assert!(bytes.len() > 8 * page, "{} bytes", bytes.len());
+            bytes[3 * page..5 * page].fill(0xAB);
+            std::fs::write(&file, bytes).unwrap();
+            let (code, text) = run(&t.url, &["doctor"]);
+            assert_eq!(code, 1, "{text}");
+            assert!(
+                text.contains("database integrity: fail") || text.contains("malformed"),
+                "{text}"
+            );
+        }
+        plystra_contracts::storage::Dialect::Postgres => {
+            // The tests connect as `postgres`, a superuser.
+            let (code, text) = run(&t.url, &["doctor"]);
+            assert_eq!(code, 0, "{text}");
+            assert!(
+                text.contains("database role: warn — postgres is a superuser"),
+                "{text}"
+            );
+            let (code, text) = run_with_env(&t.url, &[("PLYSTRA_ENV", "production")], &["doctor"]);
+            assert_eq!(code, 1, "{text}");
+            assert!(
+                text.contains("database role: fail — postgres is a superuser"),
+                "{text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn doctor_fails_on_an_unreachable_database() {
     let (code, text) = run("postgres://nobody@127.0.0.1:1/none", &["doctor"]);

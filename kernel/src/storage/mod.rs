@@ -9,6 +9,7 @@ pub mod boot;
 pub mod drift;
 pub mod introspect;
 pub mod migrations;
+pub mod probe;
 #[cfg(feature = "testing")]
 pub mod testing;
 
