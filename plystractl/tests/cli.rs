@@ -439,6 +439,55 @@ async fn doctor_names_a_missing_file_a_corrupted_page_and_a_superuser_login() {
     }
 }
 
+/// The audit log's append-only triggers, present by name but stopping nothing: disabled
+/// (PostgreSQL) or with a body or function that raises nothing. Doctor and `ent check` fail it.
+#[tokio::test]
+async fn doctor_fails_an_append_only_trigger_disabled_or_made_a_no_op() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let (code, text) = run(&t.url, &["doctor"]);
+    assert_eq!(code, 0, "{text}");
+    let faults: Vec<(Vec<&str>, &str)> = match t.db.dialect() {
+        plystra_contracts::storage::Dialect::Sqlite => vec![(
+            vec![
+                "DROP TRIGGER sys_audit_audit_logs_no_update",
+                "CREATE TRIGGER sys_audit_audit_logs_no_update BEFORE UPDATE ON sys_audit_audit_logs \
+                 BEGIN SELECT 1; END",
+            ],
+            "trigger `sys_audit_audit_logs_no_update` stops nothing: its body raises no error",
+        )],
+        plystra_contracts::storage::Dialect::Postgres => vec![
+            (
+                vec![
+                    "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER sys_audit_audit_logs_no_update",
+                ],
+                "trigger `sys_audit_audit_logs_no_update` stops nothing: it is disabled",
+            ),
+            (
+                vec![
+                    "ALTER TABLE sys_audit_audit_logs ENABLE TRIGGER sys_audit_audit_logs_no_update",
+                    "CREATE OR REPLACE FUNCTION sys_audit_reject_mutation() RETURNS trigger \
+                     LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+                ],
+                "trigger `sys_audit_audit_logs_no_update` stops nothing: its function raises no error",
+            ),
+        ],
+    };
+    for (statements, drift) in faults {
+        for statement in statements {
+            execute(&t.db, statement).await;
+        }
+        let (code, text) = run(&t.url, &["doctor"]);
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("schema: fail"), "{text}");
+        let (code, text) = run(&t.url, &["ent", "check"]);
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains(drift), "{drift} in {text}");
+    }
+}
+
 #[test]
 fn doctor_fails_on_an_unreachable_database() {
     let (code, text) = run("postgres://nobody@127.0.0.1:1/none", &["doctor"]);

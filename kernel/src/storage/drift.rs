@@ -58,6 +58,8 @@ pub enum DriftKind {
     MissingTrigger(String),
     /// A trigger the model does not declare.
     ExtraTrigger(String),
+    /// A modelled trigger exists but would stop nothing (disabled, or it raises no error).
+    InertTrigger(String, String),
 }
 
 impl fmt::Display for Drift {
@@ -108,6 +110,9 @@ impl fmt::Display for Drift {
                 )
             }
             DriftKind::MissingTrigger(g) => write!(f, "{t}: trigger `{g}` is missing"),
+            DriftKind::InertTrigger(g, why) => {
+                write!(f, "{t}: trigger `{g}` stops nothing: {why}")
+            }
             DriftKind::ExtraTrigger(g) => {
                 write!(f, "{t}: extra trigger `{g}` is not in the schema model")
             }
@@ -208,6 +213,8 @@ fn compare_table(dialect: Dialect, table: &Table, live: &LiveTable, drifts: &mut
     for trigger in &expected {
         if !live.triggers.contains(trigger) {
             push(DriftKind::MissingTrigger(trigger.clone()));
+        } else if let Some((_, why)) = live.inert_triggers.iter().find(|(t, _)| t == trigger) {
+            push(DriftKind::InertTrigger(trigger.clone(), why.clone()));
         }
     }
     for trigger in &live.triggers {
@@ -261,6 +268,7 @@ mod tests {
                     unique: true,
                 }],
                 triggers: vec!["ns_t_no_delete".into(), "ns_t_no_update".into()],
+                inert_triggers: Vec::new(),
             },
         );
         schema
@@ -286,6 +294,8 @@ mod tests {
         });
         t.indexes.clear();
         t.triggers.pop();
+        t.inert_triggers
+            .push(("ns_t_no_delete".into(), "it is disabled".into()));
         schema
             .tables
             .insert("ns_other".into(), LiveTable::default());
@@ -300,6 +310,7 @@ mod tests {
                 "ns_t: extra column `extra` is not in the schema model",
                 "ns_t: index `ns_t_at` is missing",
                 "ns_t: trigger `ns_t_no_update` is missing",
+                "ns_t: trigger `ns_t_no_delete` stops nothing: it is disabled",
                 "ns_other: table is not in the schema model",
             ]
         );

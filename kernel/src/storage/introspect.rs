@@ -40,6 +40,9 @@ pub struct LiveTable {
     pub indexes: Vec<LiveIndex>,
     /// Trigger names.
     pub triggers: Vec<String>,
+    /// Triggers present that would not stop anything, with why: disabled (PostgreSQL), or a
+    /// body (SQLite) or function (PostgreSQL) that raises no error.
+    pub inert_triggers: Vec<(String, String)>,
 }
 
 /// The live schema: every table of the main schema (SQLite `main`, PostgreSQL `current_schema()`).
@@ -85,12 +88,21 @@ pub async fn read_schema(db: &Database) -> Result<LiveSchema, StorageError> {
                         unique: unique != 0,
                     });
                 }
-                let triggers: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? ORDER BY name",
+                let found: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? ORDER BY name",
                 )
                 .bind(&table)
                 .fetch_all(pool)
                 .await?;
+                let inert_triggers = found
+                    .iter()
+                    .filter(|(_, sql)| {
+                        !sql.as_deref()
+                            .is_some_and(|sql| sql.to_ascii_uppercase().contains("RAISE("))
+                    })
+                    .map(|(name, _)| (name.clone(), "its body raises no error".to_owned()))
+                    .collect();
+                let triggers = found.into_iter().map(|(name, _)| name).collect();
                 let columns = columns
                     .into_iter()
                     .map(|(name, ty, notnull)| LiveColumn {
@@ -105,6 +117,7 @@ pub async fn read_schema(db: &Database) -> Result<LiveSchema, StorageError> {
                         columns,
                         indexes,
                         triggers,
+                        inert_triggers,
                     },
                 );
             }
@@ -141,13 +154,29 @@ pub async fn read_schema(db: &Database) -> Result<LiveSchema, StorageError> {
                 .bind(&table)
                 .fetch_all(pool)
                 .await?;
-                let triggers: Vec<String> = sqlx::query_scalar(
-                    "SELECT tgname::text FROM pg_trigger \
-                     WHERE tgrelid = to_regclass(quote_ident($1)) AND NOT tgisinternal ORDER BY tgname",
+                let found: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT t.tgname::text, t.tgenabled::text, p.prosrc FROM pg_trigger t \
+                     JOIN pg_proc p ON p.oid = t.tgfoid \
+                     WHERE t.tgrelid = to_regclass(quote_ident($1)) AND NOT t.tgisinternal \
+                     ORDER BY t.tgname",
                 )
                 .bind(&table)
                 .fetch_all(pool)
                 .await?;
+                let inert_triggers = found
+                    .iter()
+                    .filter_map(|(name, enabled, source)| {
+                        let why = if enabled == "D" {
+                            "it is disabled"
+                        } else if !source.to_ascii_uppercase().contains("RAISE") {
+                            "its function raises no error"
+                        } else {
+                            return None;
+                        };
+                        Some((name.clone(), why.to_owned()))
+                    })
+                    .collect();
+                let triggers = found.into_iter().map(|(name, _, _)| name).collect();
                 let columns = columns
                     .into_iter()
                     .map(|(name, ty, nullable)| LiveColumn { name, ty, nullable })
@@ -166,6 +195,7 @@ pub async fn read_schema(db: &Database) -> Result<LiveSchema, StorageError> {
                         columns,
                         indexes,
                         triggers,
+                        inert_triggers,
                     },
                 );
             }
