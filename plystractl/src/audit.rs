@@ -1,4 +1,6 @@
-//! `plystractl audit verify`: walks the audit log's hash chain and prints the first broken link.
+//! `plystractl audit verify`: walks the audit log's hash chain and prints the first broken link;
+//! `audit export` writes a range of it as JSON lines, and `audit verify-export` checks such a
+//! file offline.
 
 use plystra_system_audit::store;
 
@@ -37,6 +39,118 @@ pub async fn verify(url: &str, json: bool) -> anyhow::Result<Outcome> {
                 out!("audit chain broken at {at}: {reason}");
             }
             Ok(Outcome::Failed)
+        }
+    }
+}
+
+/// How many records `export` reads at a time.
+const EXPORT_PAGE: u64 = 1000;
+
+/// Writes the chain from the first record created at or after `since` (else from the first) to
+/// `output` (else standard output), a JSON line per record; the count goes to standard error as
+/// it grows when that is a terminal.
+pub async fn export(
+    url: &str,
+    since: Option<&str>,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<Outcome> {
+    use std::io::{IsTerminal, Write};
+
+    use anyhow::Context;
+    let since = match since {
+        Some(text) => Some(
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("--since {text:?} is not an RFC 3339 instant"))?,
+        ),
+        None => None,
+    };
+    let db = open(url).await?;
+    let mut from = match since {
+        Some(at) => match plystra_system_audit::export::first_seq_since(&db, at).await? {
+            Some(seq) => seq,
+            None => {
+                eprintln!("no audit record was created at or after the given instant");
+                return Ok(Outcome::Ok);
+            }
+        },
+        None => 1,
+    };
+    let mut sink: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut records = 0u64;
+    loop {
+        let page = plystra_system_audit::export::page(&db, from, EXPORT_PAGE).await?;
+        for entry in &page {
+            writeln!(sink, "{}", plystra_system_audit::export::line(entry))?;
+        }
+        records += page.len() as u64;
+        if terminal {
+            eprint!("\rexported {records} records…");
+        }
+        match page.last() {
+            Some(last) if page.len() as u64 == EXPORT_PAGE => from = last.seq + 1,
+            _ => break,
+        }
+    }
+    sink.flush()?;
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    eprintln!("exported {records} audit records");
+    Ok(Outcome::Ok)
+}
+
+/// Checks an export offline and prints what it found.
+pub fn verify_export(file: &std::path::Path, json: bool) -> anyhow::Result<Outcome> {
+    use anyhow::Context;
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let check = plystra_system_audit::export::check_lines(text.lines());
+    if json {
+        out!(
+            "{}",
+            serde_json::json!({
+                "verified": check.first_broken.is_none(),
+                "records": check.records,
+                "first_seq": check.range.map(|r| r.0),
+                "last_seq": check.range.map(|r| r.1),
+                "chained_to": check.chained_to,
+                "first_broken": check.first_broken.as_ref().map(|(line, seq, id, reason)| {
+                    serde_json::json!({"line": line, "seq": seq, "audit_log_id": id, "reason": reason})
+                }),
+            })
+        );
+    }
+    match (&check.first_broken, check.range) {
+        (Some((line, seq, id, reason)), _) => {
+            if !json {
+                out!("export broken at line {line} (seq {seq}, {id}): {reason}");
+            }
+            Ok(Outcome::Failed)
+        }
+        (None, None) => {
+            if !json {
+                out!("export holds no record");
+            }
+            Ok(Outcome::Failed)
+        }
+        (None, Some((first, last))) => {
+            if !json {
+                out!(
+                    "export verified: seq {first} to {last} ({} records), chained to prev_hash {}",
+                    check.records,
+                    check.chained_to.unwrap_or_default()
+                );
+            }
+            Ok(Outcome::Ok)
         }
     }
 }

@@ -128,6 +128,33 @@ pub enum AdminCommand {
 pub enum AuditCommand {
     /// Walk the hash chain; print `audit chain verified (N records)` or the first broken link.
     Verify,
+    /// Write the chain's records, from the first one created at or after --since (else from the
+    /// first), as JSON lines with their seq, prev_hash, content_hash and entry_hash, so that a
+    /// third party can check the range offline with `audit verify-export`.
+    Export {
+        /// RFC 3339 instant: start at the first record created at or after it.
+        #[arg(long)]
+        since: Option<String>,
+        /// The format (JSON lines).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Check an export offline (no database): every record recomputes to its hashes and follows
+    /// the one before it; print the range and what it is chained to, or the first broken line.
+    VerifyExport {
+        /// The export (JSON lines); `-` for standard input.
+        file: std::path::PathBuf,
+    },
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
 }
 
 /// Where migration files come from.
@@ -229,6 +256,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             api_key,
         } => Ok(doctor::run(&url, server.as_deref(), api_key, cli.json).await),
         Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
+        Command::Audit(AuditCommand::Export {
+            since,
+            format: ExportFormat::Jsonl,
+            output,
+        }) => crate::audit::export(&url, since.as_deref(), output.as_deref()).await,
+        Command::Audit(AuditCommand::VerifyExport { file }) => {
+            crate::audit::verify_export(&file, cli.json)
+        }
         Command::Demo(DemoCommand::Seed {
             url: server,
             api_key,

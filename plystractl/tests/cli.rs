@@ -576,6 +576,114 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
     assert_eq!(report["first_broken"]["seq"], 2);
 }
 
+/// `audit export` writes a range a third party checks offline with `audit verify-export`; a row
+/// altered in the database, or a line altered in the file, fails that check, naming the row.
+#[tokio::test]
+async fn an_exported_range_verifies_offline_and_an_altered_row_fails_naming_it() {
+    use plystra_contracts::services::{AuditRecord, AuditRecorder};
+    use plystra_system_audit::redaction::RedactionPolicy;
+    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let service = AuditService::start(
+        t.db.clone(),
+        AuditSettings {
+            mode: WriteMode::Always,
+            policy: RedactionPolicy::with_key(b"k".to_vec()),
+        },
+    );
+    for i in 0..5 {
+        let record = AuditRecord {
+            trace: serde_json::json!({"i": i, "amount": 12.5}),
+            ..AuditRecord::new("req_test", "users.create", "users.create")
+        };
+        service.record(record).await.unwrap();
+    }
+    service.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let path = file.to_str().unwrap();
+
+    let (code, text) = run(
+        &t.url,
+        &["audit", "export", "--format", "jsonl", "--output", path],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("exported 5 audit records"), "{text}");
+    let (code, text) = run(&t.url, &["audit", "verify-export", path]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        text.trim(),
+        "export verified: seq 1 to 5 (5 records), chained to prev_hash genesis"
+    );
+
+    // From the third record's instant on: seq 3 to 5, chained to the second's entry_hash.
+    let exported = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let since = lines[2]["created_at"].as_str().unwrap().to_owned();
+    let first_of_since = lines
+        .iter()
+        .position(|l| l["created_at"].as_str().unwrap() >= since.as_str())
+        .unwrap();
+    let (code, text) = run(
+        &t.url,
+        &["audit", "export", "--since", &since, "--output", path],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(&t.url, &["audit", "verify-export", path]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "seq {} to 5 ({} records), chained to prev_hash {}",
+            first_of_since + 1,
+            5 - first_of_since,
+            lines[first_of_since]["prev_hash"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+
+    // A line altered in the file.
+    std::fs::write(&file, exported.replacen("\"i\":1", "\"i\":7", 1)).unwrap();
+    let (code, text) = run(&t.url, &["audit", "verify-export", path]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.starts_with("export broken at line 2 (seq 2, audit_"),
+        "{text}"
+    );
+
+    // A row altered in the database, exported as it now is.
+    let untrigger = match t.db.dialect() {
+        plystra_contracts::storage::Dialect::Sqlite => {
+            "DROP TRIGGER sys_audit_audit_logs_no_update"
+        }
+        plystra_contracts::storage::Dialect::Postgres => {
+            "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER"
+        }
+    };
+    execute(&t.db, untrigger).await;
+    execute(
+        &t.db,
+        "UPDATE sys_audit_audit_logs SET decision = 'deny' WHERE seq = 4",
+    )
+    .await;
+    let (code, text) = run(&t.url, &["audit", "export", "--output", path]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(&t.url, &["--json", "audit", "verify-export", path]);
+    assert_eq!(code, 1, "{text}");
+    let report: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(report["first_broken"]["seq"], 4, "{report}");
+    assert_eq!(report["first_broken"]["line"], 4, "{report}");
+    assert_eq!(
+        report["first_broken"]["audit_log_id"], lines[3]["id"],
+        "{report}"
+    );
+}
+
 /// `audit verify` walks the chain up to the head it read first, so records committed while it
 /// runs never make it report a broken chain (issue 15, item 6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod catalog;
 pub mod chain;
+pub mod export;
 pub mod redaction;
 pub mod schema;
 pub mod service;

@@ -47,7 +47,7 @@ const COLUMNS: [&str; 22] = [
 ];
 
 /// Timestamps are stored and hashed with microsecond precision, in UTC.
-const TIMESTAMP: &[BorrowedFormatItem<'static>] =
+pub(crate) const TIMESTAMP: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 /// One stored record.
@@ -589,7 +589,7 @@ pub struct Filter {
     pub created_to: Option<OffsetDateTime>,
 }
 
-fn select_entries() -> SelectStatement {
+pub(crate) fn select_entries() -> SelectStatement {
     let mut select = Query::select();
     select
         .columns(COLUMNS.iter().map(|c| Alias::new(*c)))
@@ -664,7 +664,7 @@ async fn highest_seq(db: &Database) -> Result<Option<i64>, StorageError> {
 /// Why `entry`'s hashes do not match its fields, if they do not. A record with a `content_hash`
 /// (the current rule) must carry the content hash of its fields and the link of its `prev_hash`,
 /// `seq` and that content hash; one without (written before migration 0040) the legacy hash.
-fn altered(entry: &AuditEntry) -> Option<&'static str> {
+pub(crate) fn altered(entry: &AuditEntry) -> Option<&'static str> {
     match &entry.content_hash {
         Some(stored) => {
             if entry.computed_content_hash() != *stored {
