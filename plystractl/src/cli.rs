@@ -46,6 +46,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Backups taken while plystrad runs, and their check.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// A running server's capabilities and their states.
     Capabilities {
         /// The server's base URL (http://host:port).
@@ -146,6 +149,25 @@ pub enum AuditCommand {
     /// the one before it; print the range and what it is chained to, or the first broken line.
     VerifyExport {
         /// The export (JSON lines); `-` for standard input.
+        file: std::path::PathBuf,
+    },
+}
+
+/// `backup` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent copy of the database (SQLite: an online copy; PostgreSQL: pg_dump's
+    /// custom format) to a new file, while plystrad keeps running.
+    Create {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Check a backup: it opens, its migrations match this build, SQLite's integrity check
+    /// passes and its audit chain verifies. A PostgreSQL dump is restored into a scratch database
+    /// on the server --database-url names, then dropped.
+    Verify {
+        /// The backup file.
         file: std::path::PathBuf,
     },
 }
@@ -256,6 +278,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             api_key,
         } => Ok(doctor::run(&url, server.as_deref(), api_key, cli.json).await),
         Command::Audit(AuditCommand::Verify) => crate::audit::verify(&url, cli.json).await,
+        Command::Backup(BackupCommand::Create { output }) => {
+            crate::backup::create(&url, &output).await
+        }
+        Command::Backup(BackupCommand::Verify { file }) => {
+            crate::backup::verify(&url, &file, cli.json).await
+        }
         Command::Audit(AuditCommand::Export {
             since,
             format: ExportFormat::Jsonl,

@@ -15,6 +15,7 @@ macro_rules! out {
 mod admin;
 mod api;
 mod audit;
+mod backup;
 mod capabilities;
 mod cli;
 mod demo;

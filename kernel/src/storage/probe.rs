@@ -1,6 +1,7 @@
 //! What `plystractl doctor` asks a database about itself beyond answering: the file a SQLite URL
 //! names (looked at before connecting, so that doctor creates nothing), SQLite's own integrity
-//! check, and whether a PostgreSQL login is a superuser.
+//! check, and whether a PostgreSQL login is a superuser; and the consistent copy of a SQLite
+//! database `plystractl backup create` makes.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -44,5 +45,66 @@ pub async fn login_role(db: &Database) -> Result<Option<(String, bool)>, Storage
             .await?;
             Ok(Some(row))
         }
+    }
+}
+
+/// Writes a consistent copy of a SQLite database to `path` while others keep writing
+/// (`VACUUM INTO`: one read transaction, so the copy is one committed state). `path` must not
+/// exist. An error on PostgreSQL, which `pg_dump` copies.
+pub async fn sqlite_copy_to(db: &Database, path: &std::path::Path) -> Result<(), StorageError> {
+    match db {
+        Database::Sqlite(pool) => {
+            sqlx::query("VACUUM INTO ?")
+                .bind(path.to_string_lossy().into_owned())
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+        Database::Postgres(_) => Err(StorageError::from_sqlx(sqlx::Error::Protocol(
+            "a PostgreSQL database is copied with pg_dump".into(),
+        ))),
+    }
+}
+
+/// Creates the PostgreSQL database `name` (a plain identifier) on the server `db` is connected
+/// to; for checking a restored backup.
+pub async fn create_database(db: &Database, name: &str) -> Result<(), StorageError> {
+    on_postgres(db, &format!("CREATE DATABASE {}", identifier(name)?)).await
+}
+
+/// Drops the PostgreSQL database `name`, closing its sessions.
+pub async fn drop_database(db: &Database, name: &str) -> Result<(), StorageError> {
+    on_postgres(
+        db,
+        &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", identifier(name)?),
+    )
+    .await
+}
+
+fn identifier(name: &str) -> Result<&str, StorageError> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(name)
+    } else {
+        Err(StorageError::from_sqlx(sqlx::Error::Protocol(format!(
+            "{name:?} is not a plain database name"
+        ))))
+    }
+}
+
+async fn on_postgres(db: &Database, statement: &str) -> Result<(), StorageError> {
+    match db {
+        Database::Postgres(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+        Database::Sqlite(_) => Err(StorageError::from_sqlx(sqlx::Error::Protocol(
+            "databases are created only on PostgreSQL".into(),
+        ))),
     }
 }
