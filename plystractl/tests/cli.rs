@@ -71,6 +71,48 @@ async fn execute(db: &Database, sql: &str) {
     .unwrap();
 }
 
+/// The audit service the tests write records through (durable, one record per call).
+fn audit_service(db: &Database) -> std::sync::Arc<plystra_system_audit::service::AuditService> {
+    use plystra_system_audit::redaction::RedactionPolicy;
+    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+    AuditService::start(
+        db.clone(),
+        AuditSettings {
+            mode: WriteMode::Always,
+            policy: RedactionPolicy::with_key(b"k".to_vec()),
+        },
+    )
+}
+
+/// Writes `n` audit records whose traces `trace` makes, and waits until they are durable.
+async fn write_audit_records(db: &Database, n: usize, trace: impl Fn(usize) -> serde_json::Value) {
+    use plystra_contracts::services::{AuditRecord, AuditRecorder};
+    let service = audit_service(db);
+    for i in 0..n {
+        let record = AuditRecord {
+            trace: trace(i),
+            ..AuditRecord::new("req_test", "users.create", "users.create")
+        };
+        service.record(record).await.unwrap();
+    }
+    service.shutdown().await;
+}
+
+/// Changes an audit row behind the append-only triggers' back, as a role owning the table could:
+/// the update trigger dropped (SQLite) or the user triggers disabled (PostgreSQL), then `update`.
+async fn alter_audit_row(db: &Database, update: &str) {
+    let untrigger = match db.dialect() {
+        plystra_contracts::storage::Dialect::Sqlite => {
+            "DROP TRIGGER sys_audit_audit_logs_no_update"
+        }
+        plystra_contracts::storage::Dialect::Postgres => {
+            "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER"
+        }
+    };
+    execute(db, untrigger).await;
+    execute(db, update).await;
+}
+
 #[test]
 fn hash_check_needs_no_database_and_catches_edits() {
     let repo = repo_migrations();
@@ -515,26 +557,11 @@ fn embedded_set() -> plystra_kernel::storage::migrations::MigrationSet {
 
 #[tokio::test]
 async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
-    use plystra_contracts::services::{AuditRecord, AuditRecorder};
-    use plystra_system_audit::redaction::RedactionPolicy;
-    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
     let Some(t) = TestDatabase::new().await else {
         return;
     };
     assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
-    let settings = AuditSettings {
-        mode: WriteMode::Always,
-        policy: RedactionPolicy::with_key(b"k".to_vec()),
-    };
-    let service = AuditService::start(t.db.clone(), settings);
-    for i in 0..3 {
-        let record = AuditRecord {
-            trace: serde_json::json!({"i": i}),
-            ..AuditRecord::new("req_test", "users.create", "users.create")
-        };
-        service.record(record).await.unwrap();
-    }
-    service.shutdown().await;
+    write_audit_records(&t.db, 3, |i| serde_json::json!({"i": i})).await;
     let (code, text) = run(&t.url, &["audit", "verify"]);
     assert_eq!((code, text.trim()), (0, "audit chain verified (3 records)"));
     // Doctor walks the same chain.
@@ -545,16 +572,7 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
         "{text}"
     );
 
-    let untrigger = match t.db.dialect() {
-        plystra_contracts::storage::Dialect::Sqlite => {
-            "DROP TRIGGER sys_audit_audit_logs_no_update"
-        }
-        plystra_contracts::storage::Dialect::Postgres => {
-            "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER"
-        }
-    };
-    execute(&t.db, untrigger).await;
-    execute(
+    alter_audit_row(
         &t.db,
         "UPDATE sys_audit_audit_logs SET trace = '{\"i\": 42}' WHERE seq = 2",
     )
@@ -580,28 +598,11 @@ async fn audit_verify_passes_on_an_intact_chain_and_names_a_tampered_row() {
 /// altered in the database, or a line altered in the file, fails that check, naming the row.
 #[tokio::test]
 async fn an_exported_range_verifies_offline_and_an_altered_row_fails_naming_it() {
-    use plystra_contracts::services::{AuditRecord, AuditRecorder};
-    use plystra_system_audit::redaction::RedactionPolicy;
-    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
     let Some(t) = TestDatabase::new().await else {
         return;
     };
     assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
-    let service = AuditService::start(
-        t.db.clone(),
-        AuditSettings {
-            mode: WriteMode::Always,
-            policy: RedactionPolicy::with_key(b"k".to_vec()),
-        },
-    );
-    for i in 0..5 {
-        let record = AuditRecord {
-            trace: serde_json::json!({"i": i, "amount": 12.5}),
-            ..AuditRecord::new("req_test", "users.create", "users.create")
-        };
-        service.record(record).await.unwrap();
-    }
-    service.shutdown().await;
+    write_audit_records(&t.db, 5, |i| serde_json::json!({"i": i, "amount": 12.5})).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
     let path = file.to_str().unwrap();
@@ -657,16 +658,7 @@ async fn an_exported_range_verifies_offline_and_an_altered_row_fails_naming_it()
     );
 
     // A row altered in the database, exported as it now is.
-    let untrigger = match t.db.dialect() {
-        plystra_contracts::storage::Dialect::Sqlite => {
-            "DROP TRIGGER sys_audit_audit_logs_no_update"
-        }
-        plystra_contracts::storage::Dialect::Postgres => {
-            "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER"
-        }
-    };
-    execute(&t.db, untrigger).await;
-    execute(
+    alter_audit_row(
         &t.db,
         "UPDATE sys_audit_audit_logs SET decision = 'deny' WHERE seq = 4",
     )
@@ -689,19 +681,11 @@ async fn an_exported_range_verifies_offline_and_an_altered_row_fails_naming_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_writing_verifies_and_restores() {
     use plystra_contracts::services::{AuditRecord, AuditRecorder};
-    use plystra_system_audit::redaction::RedactionPolicy;
-    use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
     let Some(t) = TestDatabase::new().await else {
         return;
     };
     assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
-    let service = AuditService::start(
-        t.db.clone(),
-        AuditSettings {
-            mode: WriteMode::Always,
-            policy: RedactionPolicy::with_key(b"k".to_vec()),
-        },
-    );
+    let service = audit_service(&t.db);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (service, stop) = (service.clone(), stop.clone());
@@ -766,8 +750,7 @@ async fn a_backup_taken_while_writing_verifies_and_restores() {
                 ))
                 .await
                 .unwrap();
-            execute(&db, "DROP TRIGGER sys_audit_audit_logs_no_update").await;
-            execute(
+            alter_audit_row(
                 &db,
                 "UPDATE sys_audit_audit_logs SET decision = 'deny' WHERE seq = 1",
             )
