@@ -195,8 +195,15 @@ pub enum MigrateCommand {
     Status(Source),
     /// What `up` would apply, and whether every file respects its namespace.
     Plan(Source),
-    /// Apply the pending migrations.
-    Up(Source),
+    /// Apply the pending migrations (as the owner role, on PostgreSQL).
+    Up {
+        #[command(flatten)]
+        source: Source,
+        /// PostgreSQL: then give this runtime role exactly what it needs, as `grants --apply`
+        /// does (new tables need their grants before plystrad uses them).
+        #[arg(long, value_name = "ROLE")]
+        grant_to: Option<String>,
+    },
     /// Check that applied files are unchanged and plystra.sum matches.
     Verify(Source),
     /// Write (or with --check, verify) plystra.sum for each dialect, and check that every file
@@ -208,6 +215,17 @@ pub enum MigrateCommand {
         /// The migrations directory.
         #[arg(long, default_value = "migrations")]
         dir: PathBuf,
+    },
+    /// PostgreSQL: print (or with --apply, run as the owner role) the grants that give
+    /// plystrad's runtime role exactly what it needs: read and write the tables, but only read
+    /// and insert on the audit log, and own nothing.
+    Grants {
+        /// The runtime role (the one plystrad's PLYSTRA_DATABASE_URL logs in as).
+        #[arg(long)]
+        role: String,
+        /// Run the statements in one transaction instead of printing them.
+        #[arg(long)]
+        apply: bool,
     },
     /// Create an empty migration for a namespace in every dialect.
     New {

@@ -3,8 +3,10 @@
 //!
 //! Checks: environment, configuration (the production guards plystrad enforces), database
 //! connectivity (creating nothing: a SQLite file that is not there is reported), whether it takes
-//! writes, SQLite's integrity check, whether a PostgreSQL login is a superuser, migrations (current and verified), schema drift, the audit log's hash chain
-//! (walked for a bounded time), linked capabilities, and with
+//! writes, SQLite's integrity check, whether a PostgreSQL login is a superuser and whether it is
+//! a least-privilege runtime role (owns nothing; reads and inserts only on the audit log),
+//! migrations (current and verified), schema drift, the audit log's hash chain (walked for a
+//! bounded time), linked capabilities, and with
 //! `--url` a live server's readiness and capabilities, read through the client generated from the
 //! OpenAPI document (plain HTTP; put TLS in front of the server's loopback address, or run doctor
 //! next to it).
@@ -17,7 +19,9 @@ use plystra_kernel::config_guards::{check_production, production_advice};
 use plystra_kernel::storage::migrations::{
     FileState, MigrationSet, MigrationStatus, schema_version,
 };
-use plystra_kernel::storage::{self, Database, DatabaseConfig, Dialect, drift, probe, redact_url};
+use plystra_kernel::storage::{
+    self, Database, DatabaseConfig, Dialect, drift, probe, redact_url, roles,
+};
 use serde_json::json;
 
 use crate::cli::{dialect_of, owned_namespaces};
@@ -242,6 +246,31 @@ async fn database_checks(url: &str, production: bool) -> Vec<Check> {
              by `plystractl migrate up`)",
         )];
     }
+    // Nor does it open a file it cannot write: SQLite would make -wal/-shm files beside it.
+    if let Some(file) = probe::sqlite_file(url)
+        && let Some(reason) = probe::sqlite_unwritable(&file)
+    {
+        let skipped = |name| {
+            Check::warn(
+                name,
+                "not checked: opening a database this user cannot write would make -wal and -shm \
+                 files beside it",
+                "fix the database writable check first",
+            )
+        };
+        return vec![
+            Check::ok("database", format!("{} exists", file.display())),
+            Check::fail(
+                "database writable",
+                reason,
+                "make the file and its directory writable by the user plystrad runs as, and run \
+                 doctor as that user",
+            ),
+            skipped("migrations"),
+            skipped("schema"),
+            skipped("audit chain"),
+        ];
+    }
     let mut config = DatabaseConfig::new(url);
     config.acquire_timeout = Duration::from_secs(3);
     let db = match storage::connect(&config).await {
@@ -388,14 +417,16 @@ async fn integrity_check(db: &Database) -> Option<Check> {
 
 /// Whether the PostgreSQL login is a superuser (asked of the database, whatever the URL says):
 /// a superuser can disable the audit log's append-only triggers. A failure in production, a
-/// warning in development.
-async fn role_check(db: &Database, production: bool) -> Option<Check> {
-    match probe::login_role(db).await {
+/// warning in development. For any other login, its privileges follow.
+async fn role_check(db: &Database, production: bool) -> Vec<Check> {
+    let check = match probe::login_role(db).await {
         Ok(None) => None,
-        Ok(Some((role, false))) => Some(Check::ok(
-            "database role",
-            format!("{role} is not a superuser"),
-        )),
+        Ok(Some((role, false))) => {
+            return vec![
+                Check::ok("database role", format!("{role} is not a superuser")),
+                privileges_check(db, production).await,
+            ];
+        }
         Ok(Some((role, true))) => {
             let reason = format!(
                 "{role} is a superuser: it can disable the audit log's append-only triggers"
@@ -412,7 +443,95 @@ async fn role_check(db: &Database, production: bool) -> Option<Check> {
             format!("cannot read the login's role: {e}"),
             "check the database",
         )),
+    };
+    check.into_iter().collect()
+}
+
+/// Whether a (non-superuser) PostgreSQL login is a least-privilege runtime role: it owns no
+/// table nor the schema (an owner can alter or drop the tables and disable the audit log's
+/// triggers), holds what plystrad needs, and cannot update, delete, truncate or add triggers to
+/// the audit log. Missing privileges fail anywhere (plystrad's writes would fail); ownership and
+/// forbidden privileges fail in production and warn in development, where one role often does
+/// everything.
+async fn privileges_check(db: &Database, production: bool) -> Check {
+    const NAME: &str = "database privileges";
+    let findings = match roles::runtime_role_findings(db, &linked_models()).await {
+        Ok(Some(findings)) => findings,
+        Ok(None) => return Check::ok(NAME, "no roles on this backend"),
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("cannot read the login's privileges: {e}"),
+                "check the database",
+            );
+        }
+    };
+    let role = &findings.role;
+    let grants = format!(
+        "as the owner role: `plystractl --database-url <owner URL> migrate grants --role {role} \
+         --apply` (README, \"Least privilege\")"
+    );
+    if !findings.missing.is_empty() {
+        return Check::fail(
+            NAME,
+            format!("{role} lacks {}", list(&findings.missing)),
+            grants,
+        );
     }
+    let mut excess = Vec::new();
+    if let Some(schema) = &findings.owned_schema {
+        excess.push(format!("owns the schema {schema}"));
+    }
+    if !findings.owned_tables.is_empty() {
+        excess.push(format!(
+            "owns {} of the tables ({})",
+            findings.owned_tables.len(),
+            list(&findings.owned_tables)
+        ));
+    }
+    if !findings.forbidden.is_empty() {
+        excess.push(format!("holds {}", list(&findings.forbidden)));
+    }
+    if excess.is_empty() {
+        return Check::ok(
+            NAME,
+            format!(
+                "{role} owns nothing, holds what plystrad needs, and can only read and insert on \
+                 the audit log"
+            ),
+        );
+    }
+    let reason = format!(
+        "{role} {}: it can rewrite the audit log or disable its triggers",
+        excess.join("; ")
+    );
+    let fix = if findings.owned_schema.is_some() || !findings.owned_tables.is_empty() {
+        format!(
+            "run migrations as an owner role and plystrad as a role that owns nothing; then {grants}"
+        )
+    } else {
+        grants
+    };
+    if production {
+        Check::fail(NAME, reason, fix)
+    } else {
+        Check::warn(NAME, reason, fix)
+    }
+}
+
+/// The first few of `items`, and how many more.
+fn list(items: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        text.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    text
 }
 
 /// How long doctor walks the audit chain before it reports how far it got.

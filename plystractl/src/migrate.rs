@@ -1,10 +1,11 @@
-//! `plystractl migrate`: status, plan, up, verify, hash and new.
+//! `plystractl migrate`: status, plan, up, verify, hash, new, and the runtime role's grants.
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use plystra_kernel::storage::Dialect;
+use plystra_contracts::schema::linked_models;
 use plystra_kernel::storage::migrations::{FileState, MigrationSet, parse_file_name};
+use plystra_kernel::storage::{Dialect, roles};
 use serde_json::json;
 
 use crate::Outcome;
@@ -26,7 +27,14 @@ pub async fn run(command: MigrateCommand, url: &str, json: bool) -> anyhow::Resu
     match command {
         MigrateCommand::Status(source) => status(&source, url, json).await,
         MigrateCommand::Plan(source) => plan(&source, url, json).await,
-        MigrateCommand::Up(source) => up(&source, url, json).await,
+        MigrateCommand::Up { source, grant_to } => {
+            let outcome = up(&source, url, json).await?;
+            match grant_to {
+                Some(role) if outcome == Outcome::Ok => grants(url, &role, true, json).await,
+                _ => Ok(outcome),
+            }
+        }
+        MigrateCommand::Grants { role, apply } => grants(url, &role, apply, json).await,
         MigrateCommand::Verify(source) => verify(&source, url, json).await,
         MigrateCommand::Hash { check, dir } => hash(&dir, check, json),
         MigrateCommand::New {
@@ -135,6 +143,53 @@ async fn up(source: &Source, url: &str, json: bool) -> anyhow::Result<Outcome> {
         }
         if applied.is_empty() {
             out!("no pending migrations");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Prints, or runs as the connected (owner) role, the runtime role's grants.
+async fn grants(url: &str, role: &str, apply: bool, json: bool) -> anyhow::Result<Outcome> {
+    if dialect_of(url)? != Dialect::Postgres {
+        eprintln!(
+            "error: grants are PostgreSQL's; on SQLite the database file's permissions are its \
+             access control"
+        );
+        return Ok(Outcome::Usage);
+    }
+    let db = open(url).await?;
+    let result = async {
+        if !roles::role_exists(&db, role).await? {
+            anyhow::bail!(
+                "role `{role}` does not exist: create it first (CREATE ROLE {} LOGIN PASSWORD …)",
+                roles::quote_identifier(role)
+            );
+        }
+        let schema = roles::current_schema(&db).await?;
+        let statements = roles::runtime_grants(&linked_models(), &schema, role);
+        if apply {
+            roles::apply(&db, &statements)
+                .await
+                .context("granting (run this as the role that owns the tables)")?;
+        }
+        Ok(statements)
+    }
+    .await;
+    db.close().await;
+    let statements = result?;
+    if json {
+        out!(
+            "{}",
+            json!({"role": role, "applied": apply, "statements": statements})
+        );
+    } else if apply {
+        out!(
+            "granted {role} the runtime's privileges ({} statements)",
+            statements.len()
+        );
+    } else {
+        for statement in &statements {
+            out!("{statement};");
         }
     }
     Ok(Outcome::Ok)

@@ -1090,3 +1090,318 @@ async fn capabilities_reads_a_live_server_through_the_generated_client() {
         "{text}"
     );
 }
+
+/// One HTTP/1.1 request with an API key and a JSON body; the status line and body.
+fn post_json(server: &str, path: &str, key: &str, body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let address = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nX-Plystra-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Least privilege on PostgreSQL: migrations run as an owner role, which then grants the runtime
+/// role exactly what plystrad needs (`migrate up --grant-to`). plystrad serves writes and
+/// decisions as that role in production, but the role cannot rewrite, truncate or drop the audit
+/// log nor disable its triggers; doctor passes it, and fails an owner, a role lacking a grant
+/// and one holding a forbidden one, each with the fix. On SQLite, grants are refused as usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
+    use poem::listener::{Acceptor, Listener};
+    let Some(mut t) = TestDatabase::new().await else {
+        return;
+    };
+    if t.db.dialect() == plystra_contracts::storage::Dialect::Sqlite {
+        let (code, text) = run(&t.url, &["migrate", "grants", "--role", "app"]);
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("grants are PostgreSQL's"), "{text}");
+        return;
+    }
+    let (owner, owner_url) = t.login_role("owner").await;
+    let (app, app_url) = t.login_role("app").await;
+    execute(&t.db, &format!("GRANT CREATE ON SCHEMA public TO {owner}")).await;
+    let (code, text) = run(&owner_url, &["migrate", "up", "--grant-to", &app]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("granted {app}")), "{text}");
+
+    // plystrad, in production, as the runtime role.
+    let key = "least-privilege-key-0123456789abcdef";
+    let secret = "least-privilege-secret-0123456789abcdef";
+    let config = plystra_kernel::KernelConfig {
+        environment: plystra_kernel::Environment::Production,
+        bootstrap_api_key: Some(key.to_owned()),
+        database: Some(plystra_kernel::storage::DatabaseConfig::new(
+            app_url.clone(),
+        )),
+        settings: [
+            ("PLYSTRA_API_KEY_SECRET".to_owned(), secret.to_owned()),
+            ("PLYSTRA_API_KEY_PERMISSIONS".to_owned(), "*".to_owned()),
+        ]
+        .into(),
+        ..plystra_kernel::KernelConfig::default()
+    };
+    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
+        .await
+        .unwrap();
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
+    let server = format!("http://127.0.0.1:{port}");
+    let production = [
+        ("PLYSTRA_ENV", "production"),
+        ("PLYSTRA_API_KEY_SECRET", secret),
+        (
+            "PLYSTRA_SESSION_SECRET",
+            "least-privilege-session-0123456789abcdef",
+        ),
+        (
+            "PLYSTRA_AUDIT_HASH_KEY",
+            "least-privilege-hash-key-0123456789abcdef",
+        ),
+        ("PLYSTRA_CORS_ALLOWED_ORIGINS", "https://admin.example.com"),
+        ("PLYSTRA_PUBLIC_URL", "https://plystra.example.com"),
+    ];
+    let doctor = move |url: String| {
+        let server = server.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut env = production.to_vec();
+                env.push(("PLYSTRA_DATABASE_URL", &url));
+                run_with_env(&url, &env, &["doctor", "--url", &server, "--api-key", key])
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let seeded = {
+        let (url, server) = (app_url.clone(), format!("http://127.0.0.1:{port}"));
+        tokio::task::spawn_blocking(move || {
+            let seeded = run_with_key(&url, key, &["demo", "seed", "--url", &server]);
+            let decided = post_json(
+                &server,
+                "/api/v1/authz/check",
+                key,
+                r#"{"actor": {"user_id": "user_alice", "member_id": "member_finance_reviewer",
+                    "user_member_id": "um_alice_finance_reviewer", "space_id": "space_acme"},
+                    "resource_type": "invoice", "resource_id": "invoice_001", "action": "approve"}"#,
+            );
+            (seeded, decided)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(seeded.0.0, 0, "{}", seeded.0.1);
+    assert!(seeded.1.starts_with("HTTP/1.1 200"), "{}", seeded.1);
+    assert!(seeded.1.contains(r#""decision":"allow""#), "{}", seeded.1);
+    let (code, text) = doctor(app_url.clone()).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("database privileges: ok — {app} owns nothing")),
+        "{text}"
+    );
+    assert!(text.contains("server ready: ok"), "{text}");
+
+    // What the runtime role cannot do to the audit log it writes.
+    let as_app = plystra_kernel::storage::connect(&plystra_kernel::storage::DatabaseConfig::new(
+        app_url.clone(),
+    ))
+    .await
+    .unwrap();
+    let Database::Postgres(pool) = &as_app else {
+        unreachable!()
+    };
+    let records: i64 = plystra_contracts::storage::sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sys_audit_audit_logs WHERE event_type = 'authz.decision'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(records >= 1, "{records}");
+    for (statement, refusal) in [
+        (
+            "UPDATE sys_audit_audit_logs SET action = 'x'",
+            "permission denied",
+        ),
+        ("DELETE FROM sys_audit_audit_logs", "permission denied"),
+        ("TRUNCATE sys_audit_audit_logs", "permission denied"),
+        (
+            "ALTER TABLE sys_audit_audit_logs DISABLE TRIGGER USER",
+            "must be owner",
+        ),
+        ("DROP TABLE sys_audit_audit_logs", "must be owner"),
+    ] {
+        let error = plystra_contracts::storage::sqlx::raw_sql(
+            plystra_contracts::storage::sqlx::AssertSqlSafe(statement),
+        )
+        .execute(pool)
+        .await
+        .expect_err(statement)
+        .to_string();
+        assert!(error.contains(refusal), "{statement}: {error}");
+    }
+    as_app.close().await;
+
+    // Doctor tells the runtime role from the owner, and names a missing or forbidden grant.
+    let (code, text) = doctor(owner_url.clone()).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("database privileges: fail — {owner} owns ")),
+        "{text}"
+    );
+    let as_owner = plystra_kernel::storage::connect(&plystra_kernel::storage::DatabaseConfig::new(
+        owner_url.clone(),
+    ))
+    .await
+    .unwrap();
+    let grants = format!("migrate grants --role {app} --apply");
+    for (change, line) in [
+        (
+            format!("REVOKE INSERT ON sys_audit_audit_logs FROM {app}"),
+            format!("database privileges: fail — {app} lacks INSERT on sys_audit_audit_logs"),
+        ),
+        (
+            format!("GRANT INSERT, UPDATE ON sys_audit_audit_logs TO {app}"),
+            format!("database privileges: fail — {app} holds UPDATE on sys_audit_audit_logs"),
+        ),
+    ] {
+        execute(&as_owner, &change).await;
+        let (code, text) = doctor(app_url.clone()).await;
+        assert_eq!(code, 1, "{change}: {text}");
+        assert!(text.contains(&line), "{line} in {text}");
+        assert!(text.contains(&grants), "{text}");
+    }
+    // The command the fix line names restores exactly the runtime's privileges.
+    let (code, text) = run(
+        &owner_url,
+        &["migrate", "grants", "--role", &app, "--apply"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = doctor(app_url.clone()).await;
+    assert_eq!(code, 0, "{text}");
+    as_owner.close().await;
+}
+
+/// `chattr +i` on a path for as long as it lives: the file or directory refuses writes, even to
+/// root (file modes do not bind root, and the tests run as root in CI).
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Self {
+        let status = Command::new("chattr").arg("+i").arg(path).status().unwrap();
+        assert!(status.success(), "chattr +i {}", path.display());
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A database that refuses writes fails doctor's "database writable" check. On SQLite, the file
+/// or its directory: doctor finds it without opening the file, because opening it would leave
+/// `-wal` and `-shm` files beside it (SQLite falls back to reading, and makes them where the
+/// directory allows). On PostgreSQL, a database whose transactions default to read-only.
+#[tokio::test]
+async fn doctor_fails_a_read_only_database_and_writes_nothing_beside_it() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    match t.db.dialect() {
+        plystra_contracts::storage::Dialect::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("plystra.db");
+            plystra_kernel::storage::probe::sqlite_copy_to(&t.db, &file)
+                .await
+                .unwrap();
+            let url = format!("sqlite://{}", file.display());
+            // In WAL mode, as plystrad leaves a database (the mode is kept in the file).
+            plystra_kernel::storage::connect(&plystra_kernel::storage::DatabaseConfig::new(
+                url.clone(),
+            ))
+            .await
+            .unwrap()
+            .close()
+            .await;
+            assert_eq!(listing(dir.path()), ["plystra.db"]);
+
+            let immutable = Immutable::set(&file);
+            let (code, text) = run(&url, &["doctor"]);
+            assert_eq!(code, 1, "{text}");
+            assert!(
+                text.contains(&format!(
+                    "database writable: fail — {} is not writable by this user",
+                    file.display()
+                )),
+                "{text}"
+            );
+            assert!(text.contains("migrations: warn — not checked"), "{text}");
+            assert_eq!(
+                listing(dir.path()),
+                ["plystra.db"],
+                "doctor wrote beside it"
+            );
+            drop(immutable);
+
+            let immutable = Immutable::set(dir.path());
+            let (code, text) = run(&url, &["doctor"]);
+            assert_eq!(code, 1, "{text}");
+            assert!(
+                text.contains(&format!(
+                    "database writable: fail — its directory {} is not writable",
+                    dir.path().display()
+                )),
+                "{text}"
+            );
+            drop(immutable);
+
+            let (code, text) = run(&url, &["doctor"]);
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains("database writable: ok"), "{text}");
+        }
+        plystra_contracts::storage::Dialect::Postgres => {
+            let name = t.url.rsplit('/').next().unwrap().split('?').next().unwrap();
+            execute(
+                &t.db,
+                &format!("ALTER DATABASE {name} SET default_transaction_read_only = on"),
+            )
+            .await;
+            let (code, text) = run(&t.url, &["doctor"]);
+            assert_eq!(code, 1, "{text}");
+            assert!(text.contains("database writable: fail"), "{text}");
+            execute(
+                &t.db,
+                &format!(
+                    "BEGIN READ WRITE; ALTER DATABASE {name} RESET default_transaction_read_only; \
+                     COMMIT"
+                ),
+            )
+            .await;
+            let (code, text) = run(&t.url, &["doctor"]);
+            assert_eq!(code, 0, "{text}");
+        }
+    }
+}

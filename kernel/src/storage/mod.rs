@@ -1,5 +1,6 @@
 //! The storage layer: opening the database from a URL, embedded migrations and their ledger, live
-//! schema introspection and drift detection against the declared schema model.
+//! schema introspection and drift detection against the declared schema model, and the runtime
+//! role's least privileges on PostgreSQL.
 //!
 //! The handle itself ([`Database`]), transactions and storage errors live in
 //! `plystra_contracts::storage`, because capabilities receive them; this module opens and
@@ -10,6 +11,7 @@ pub mod drift;
 pub mod introspect;
 pub mod migrations;
 pub mod probe;
+pub mod roles;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,9 +1,10 @@
 //! What `plystractl doctor` asks a database about itself beyond answering: the file a SQLite URL
-//! names (looked at before connecting, so that doctor creates nothing), SQLite's own integrity
+//! names and whether this user can write it and its directory (looked at before connecting, so
+//! that doctor creates nothing), SQLite's own integrity
 //! check, and whether a PostgreSQL login is a superuser; and the consistent copy of a SQLite
 //! database `plystractl backup create` makes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -17,6 +18,40 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     }
     let options = SqliteConnectOptions::from_str(url).ok()?;
     Some(options.get_filename().to_path_buf())
+}
+
+/// Why this process cannot write the SQLite database `file`, found without opening it: the file,
+/// or its directory (where SQLite makes its `-wal` and `-shm` files), refuses writes to this
+/// user (`access(2)`; an immutable file refuses even root). `None` when both take writes.
+/// Opening a database that cannot be written still makes `-wal` and `-shm` files beside it when
+/// the directory allows, so doctor asks this first and does not open such a file.
+pub fn sqlite_unwritable(file: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{Access, access};
+        if let Err(e) = access(file, Access::WRITE_OK) {
+            return Some(format!(
+                "{} is not writable by this user: {}",
+                file.display(),
+                std::io::Error::from(e)
+            ));
+        }
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Err(e) = access(dir, Access::WRITE_OK) {
+            return Some(format!(
+                "its directory {} is not writable by this user, and SQLite makes its -wal and \
+                 -shm files there: {}",
+                dir.display(),
+                std::io::Error::from(e)
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    None
 }
 
 /// SQLite's `PRAGMA quick_check`: `None` when it answers `ok`, else its first findings. Always

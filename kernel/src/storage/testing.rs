@@ -57,6 +57,8 @@ pub struct TestDatabase {
     /// Its URL (for tests that run `plystractl` against it).
     pub url: String,
     postgres: Option<(String, String)>,
+    /// Login roles made for this test, dropped after the database.
+    roles: Vec<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -104,6 +106,7 @@ impl TestDatabase {
             db,
             url,
             postgres: None,
+            roles: Vec::new(),
             _dir: Some(dir),
         }
     }
@@ -162,8 +165,34 @@ impl TestDatabase {
             db,
             url,
             postgres: Some((admin, name)),
+            roles: Vec::new(),
             _dir: None,
         })
+    }
+
+    /// A new PostgreSQL login role, without a password and with no privileges, named after this
+    /// database and `purpose` (lowercase letters and `_`); returns its name and a URL of this
+    /// database that logs in as it (the server must let it in without a password, as the test
+    /// server's trust authentication does). The role is dropped with the database. Panics on
+    /// SQLite.
+    pub async fn login_role(&mut self, purpose: &str) -> (String, String) {
+        let (admin, name) = self
+            .postgres
+            .as_ref()
+            .expect("login roles are PostgreSQL's");
+        assert!(purpose.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        let role = format!("{name}_{purpose}");
+        let mut conn = PgConnection::connect(admin)
+            .await
+            .expect("connect to create a role");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} LOGIN")))
+            .execute(&mut conn)
+            .await
+            .expect("create a test role");
+        let _ = conn.close().await;
+        self.roles.push(role.clone());
+        let url = replace_user(&self.url, &role);
+        (role, url)
     }
 
     /// Opens another handle on the same database (for concurrency tests).
@@ -191,11 +220,23 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// `url` logging in as `user`, without a password.
+fn replace_user(url: &str, user: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let host_start = match rest.find(['/', '?']) {
+        Some(end) => rest[..end].rfind('@').map_or(0, |at| at + 1),
+        None => rest.rfind('@').map_or(0, |at| at + 1),
+    };
+    format!("{}{user}@{}", &url[..scheme_end], &rest[host_start..])
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some((admin, name)) = self.postgres.take() else {
             return;
         };
+        let roles = std::mem::take(&mut self.roles);
         // Drop runs inside the test's runtime; use a thread with its own runtime to drop the
         // database (WITH (FORCE) ends the pool's remaining connections).
         let dropped = std::thread::spawn(move || {
@@ -211,13 +252,19 @@ impl Drop for TestDatabase {
                 .execute(&mut conn)
                 .await
                 .ok()?;
+                for role in roles {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+                        .execute(&mut conn)
+                        .await
+                        .ok()?;
+                }
                 let _ = conn.close().await;
                 Some(())
             })
         })
         .join();
         if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("WARNING: could not drop a PostgreSQL test database");
+            eprintln!("WARNING: could not drop a PostgreSQL test database or its roles");
         }
     }
 }
@@ -236,6 +283,22 @@ mod tests {
         assert_eq!(
             replace_database("postgres://u@h/db?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn replaces_the_user() {
+        assert_eq!(
+            replace_user("postgres://postgres@127.0.0.1:5432/db", "app"),
+            "postgres://app@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            replace_user("postgres://u:p@ss@h/db?sslmode=disable", "app"),
+            "postgres://app@h/db?sslmode=disable"
+        );
+        assert_eq!(
+            replace_user("postgres://h/db", "app"),
+            "postgres://app@h/db"
         );
     }
 }
