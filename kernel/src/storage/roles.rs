@@ -113,10 +113,10 @@ fn no_roles() -> StorageError {
 pub struct RoleFindings {
     /// The role (`current_user`).
     pub role: String,
-    /// The schema, when the role owns it (directly or through membership): it could drop the
+    /// The schema, when the role owns it or may become its owner (`SET ROLE`): it could drop the
     /// tables in it.
     pub owned_schema: Option<String>,
-    /// Modelled tables the role owns, directly or through membership.
+    /// Modelled tables the role owns or may become the owner of (membership, inherited or not).
     pub owned_tables: Vec<String>,
     /// Needed privileges it lacks, as `PRIVILEGE on table`.
     pub missing: Vec<String>,
@@ -146,7 +146,7 @@ pub async fn runtime_role_findings(
         return Ok(None);
     };
     let (role, schema, owns_schema): (String, String, bool) = sqlx::query_as(
-        "SELECT current_user::text, n.nspname::text, pg_has_role(current_user, n.nspowner, 'USAGE') \
+        "SELECT current_user::text, n.nspname::text, pg_has_role(current_user, n.nspowner, 'MEMBER') \
          FROM pg_namespace n WHERE n.nspname = current_schema()",
     )
     .fetch_one(pool)
@@ -161,7 +161,7 @@ pub async fn runtime_role_findings(
     names.push(LEDGER_TABLE.to_owned());
     type Row = (String, bool, bool, bool, bool, bool, bool, bool);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT t.name, pg_has_role(current_user, c.relowner, 'USAGE'), \
+        "SELECT t.name, pg_has_role(current_user, c.relowner, 'MEMBER'), \
             has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'), \
             has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'), \
             has_table_privilege(c.oid, 'TRUNCATE'), has_table_privilege(c.oid, 'TRIGGER') \
