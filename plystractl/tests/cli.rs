@@ -896,9 +896,24 @@ fn run_with_env(url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String)
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Boots the linked capabilities with `config` and serves them on a free loopback port, in this
+/// test's runtime; the server's base URL.
+async fn serve(config: plystra_kernel::KernelConfig) -> String {
+    use poem::listener::{Acceptor, Listener};
+    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
+        .await
+        .unwrap();
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
+    format!("http://127.0.0.1:{port}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_a_live_server_with_its_key() {
-    use poem::listener::{Acceptor, Listener};
     let Some(t) = TestDatabase::new().await else {
         return;
     };
@@ -910,16 +925,7 @@ async fn doctor_checks_a_live_server_with_its_key() {
         settings: [("PLYSTRA_API_KEY_SECRET".to_owned(), secret.to_owned())].into(),
         ..plystra_kernel::KernelConfig::default()
     };
-    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
-        .await
-        .unwrap();
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
-    let server = format!("http://127.0.0.1:{port}");
+    let server = serve(config).await;
 
     let url = t.url.clone();
     let server_for_ok = server.clone();
@@ -1017,7 +1023,6 @@ async fn doctor_checks_a_live_server_with_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capabilities_reads_a_live_server_through_the_generated_client() {
-    use poem::listener::{Acceptor, Listener};
     let Some(t) = TestDatabase::new().await else {
         return;
     };
@@ -1027,16 +1032,7 @@ async fn capabilities_reads_a_live_server_through_the_generated_client() {
         database: Some(plystra_kernel::storage::DatabaseConfig::new(t.url.clone())),
         ..plystra_kernel::KernelConfig::default()
     };
-    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
-        .await
-        .unwrap();
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
-    let server = format!("http://127.0.0.1:{port}");
+    let server = serve(config).await;
 
     let (url, base) = (t.url.clone(), server.clone());
     let (code, text) = tokio::task::spawn_blocking(move || {
@@ -1115,7 +1111,6 @@ fn post_json(server: &str, path: &str, key: &str, body: &str) -> String {
 /// and one holding a forbidden one, each with the fix. On SQLite, grants are refused as usage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
-    use poem::listener::{Acceptor, Listener};
     let Some(mut t) = TestDatabase::new().await else {
         return;
     };
@@ -1148,16 +1143,7 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
         .into(),
         ..plystra_kernel::KernelConfig::default()
     };
-    let booted = plystra_kernel::boot(config, plystra_kernel::CapabilitySource::linked())
-        .await
-        .unwrap();
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(booted.app));
-    let server = format!("http://127.0.0.1:{port}");
+    let server = serve(config).await;
     let production = [
         ("PLYSTRA_ENV", "production"),
         ("PLYSTRA_API_KEY_SECRET", secret),
@@ -1172,8 +1158,9 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
         ("PLYSTRA_CORS_ALLOWED_ORIGINS", "https://admin.example.com"),
         ("PLYSTRA_PUBLIC_URL", "https://plystra.example.com"),
     ];
+    let doctor_server = server.clone();
     let doctor = move |url: String| {
-        let server = server.clone();
+        let server = doctor_server.clone();
         async move {
             tokio::task::spawn_blocking(move || {
                 let mut env = production.to_vec();
@@ -1185,7 +1172,7 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
         }
     };
     let seeded = {
-        let (url, server) = (app_url.clone(), format!("http://127.0.0.1:{port}"));
+        let (url, server) = (app_url.clone(), server.clone());
         tokio::task::spawn_blocking(move || {
             let seeded = run_with_key(&url, key, &["demo", "seed", "--url", &server]);
             let decided = post_json(
