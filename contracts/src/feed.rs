@@ -55,6 +55,10 @@ pub const HEAD_TABLE: Table = Table {
         Column::required("revision", ColumnType::BigInt),
     ],
     indexes: &[],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &["id = 1"],
     append_only: false,
 };
 
@@ -70,6 +74,10 @@ pub const CHANGES_TABLE: Table = Table {
         "plystra_feed_changes_committed",
         &["committed_at"],
     )],
+    primary_key: &["revision"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };
 
@@ -85,6 +93,10 @@ pub const FOLLOWERS_TABLE: Table = Table {
         Column::required("seen_at", ColumnType::Timestamp),
     ],
     indexes: &[],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };
 

@@ -1,5 +1,6 @@
-//! The declared schema model: each capability's tables, columns, types, nullability, indexes and
-//! append-only triggers, as `const` data collected at link time.
+//! The declared schema model: each capability's tables, columns, types, nullability, indexes,
+//! primary keys, unique constraints, foreign keys, CHECK constraints and append-only triggers, as
+//! `const` data collected at link time.
 //!
 //! Migrations change the database; the model says what the database should look like after them.
 //! `plystractl ent check` compares the live database with every linked [`SchemaModel`] and reports
@@ -101,6 +102,33 @@ impl Index {
     }
 }
 
+/// One foreign key: columns of a table whose values must name a row of the referenced table.
+/// Foreign keys are identified by what they say, not by name (SQLite's have no usable name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referencing columns, in order.
+    pub columns: &'static [&'static str],
+    /// The referenced table's name.
+    pub references: &'static str,
+    /// The referenced columns, paired in order with `columns`.
+    pub referenced_columns: &'static [&'static str],
+}
+
+impl ForeignKey {
+    /// `FOREIGN KEY (columns) REFERENCES references (referenced_columns)`.
+    pub const fn new(
+        columns: &'static [&'static str],
+        references: &'static str,
+        referenced_columns: &'static [&'static str],
+    ) -> Self {
+        Self {
+            columns,
+            references,
+            referenced_columns,
+        }
+    }
+}
+
 /// One table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
@@ -110,6 +138,16 @@ pub struct Table {
     pub columns: &'static [Column],
     /// Its explicit indexes.
     pub indexes: &'static [Index],
+    /// The primary key's columns, in order; empty for a table without one.
+    pub primary_key: &'static [&'static str],
+    /// Unique constraints written in the table's definition (`UNIQUE (a, b)`), each its columns in
+    /// order. Unique keys created with `CREATE UNIQUE INDEX` are in `indexes`.
+    pub unique_constraints: &'static [&'static [&'static str]],
+    /// Its foreign keys.
+    pub foreign_keys: &'static [ForeignKey],
+    /// Its CHECK constraints, each the expression inside `CHECK (…)` as written (`id = 1`). They
+    /// are compared with the catalog's text lowercased, without whitespace and parentheses.
+    pub checks: &'static [&'static str],
     /// Whether triggers reject `UPDATE` and `DELETE` (the audit log).
     pub append_only: bool,
 }
@@ -160,7 +198,10 @@ pub fn linked_models() -> Vec<&'static SchemaModel> {
 /// Registers a namespace's tables with the schema model.
 ///
 /// ```ignore
-/// pub const USERS: Table = Table { name: "sys_identity_users", columns: &[...], indexes: &[], append_only: false };
+/// pub const USERS: Table = Table {
+///     name: "sys_identity_users", columns: &[...], indexes: &[], primary_key: &["id"],
+///     unique_constraints: &[], foreign_keys: &[], checks: &[], append_only: false,
+/// };
 /// plystra_contracts::declare_tables! { namespace: "sys_identity", tables: [USERS, SPACES] }
 /// ```
 #[macro_export]
@@ -186,6 +227,10 @@ mod tests {
             Column::optional("payload", ColumnType::Json),
         ],
         indexes: &[Index::plain("t_log_payload", &["payload"])],
+        primary_key: &["id"],
+        unique_constraints: &[],
+        foreign_keys: &[],
+        checks: &[],
         append_only: true,
     };
 

@@ -530,6 +530,91 @@ async fn doctor_fails_an_append_only_trigger_disabled_or_made_a_no_op() {
     }
 }
 
+/// Rebuilds a SQLite table from its `CREATE TABLE` text with `edit` applied, keeping its rows and
+/// indexes: SQLite cannot drop a constraint in place.
+async fn rebuild_sqlite_table(db: &Database, table: &str, edit: impl Fn(&str) -> String) {
+    let Database::Sqlite(pool) = db else {
+        unreachable!("SQLite only")
+    };
+    let sql: String = plystra_contracts::storage::sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE name = ?",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let edited = edit(&sql);
+    assert_ne!(edited, sql, "the edit changes {table}");
+    let indexes: Vec<String> = plystra_contracts::storage::sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let rebuilt = format!("{table}_rebuilt");
+    execute(
+        db,
+        &format!(
+            "PRAGMA foreign_keys = OFF;\n{};\nINSERT INTO {rebuilt} SELECT * FROM {table};\n\
+             DROP TABLE {table};\nALTER TABLE {rebuilt} RENAME TO {table};\n{};\n\
+             PRAGMA foreign_keys = ON;",
+            edited.replacen(table, &rebuilt, 1),
+            indexes.join(";\n")
+        ),
+    )
+    .await;
+}
+
+/// A same-space foreign key, then the chain head's singleton CHECK, dropped from a migrated
+/// database: doctor fails its schema check naming each, with its fix.
+#[tokio::test]
+async fn doctor_fails_a_dropped_foreign_key_or_check_constraint() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    assert_eq!(run(&t.url, &["migrate", "up"]).0, 0);
+    let foreign_key = "CONSTRAINT sys_identity_user_members_space_id_member_id_fkey \
+                       FOREIGN KEY (space_id, member_id) REFERENCES sys_identity_members (space_id, id),";
+    let faults = [
+        (
+            "sys_identity_user_members",
+            "ALTER TABLE sys_identity_user_members \
+             DROP CONSTRAINT sys_identity_user_members_space_id_member_id_fkey",
+            foreign_key,
+            "sys_identity_user_members: foreign key (space_id, member_id) REFERENCES \
+             sys_identity_members (space_id, id) is missing",
+        ),
+        // sys_audit sorts before sys_identity, so this is the first drift once both are made.
+        (
+            "sys_audit_chain_head",
+            "ALTER TABLE sys_audit_chain_head DROP CONSTRAINT sys_audit_chain_head_id_check",
+            "CHECK (id = 1)",
+            "sys_audit_chain_head: CHECK (id = 1) is missing",
+        ),
+    ];
+    for (table, postgres, sqlite_clause, drift) in faults {
+        match t.db.dialect() {
+            plystra_contracts::storage::Dialect::Postgres => execute(&t.db, postgres).await,
+            plystra_contracts::storage::Dialect::Sqlite => {
+                rebuild_sqlite_table(&t.db, table, |sql| sql.replace(sqlite_clause, "")).await;
+            }
+        }
+        let (code, text) = run(&t.url, &["doctor"]);
+        assert_eq!(code, 1, "{text}");
+        let schema = text.lines().find(|l| l.starts_with("schema: ")).unwrap();
+        assert!(schema.starts_with("schema: fail"), "{text}");
+        assert!(
+            schema.contains(&format!("first: {drift}")),
+            "{drift} in {text}"
+        );
+        assert!(
+            schema.contains("(fix: run `plystractl ent check` for the list"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn doctor_fails_on_an_unreachable_database() {
     let (code, text) = run("postgres://nobody@127.0.0.1:1/none", &["doctor"]);

@@ -216,12 +216,20 @@ mod tests {
         name: "ns_log",
         columns: &[Column::required("id", ColumnType::Text)],
         indexes: &[],
+        primary_key: &["id"],
+        unique_constraints: &[],
+        foreign_keys: &[],
+        checks: &[],
         append_only: true,
     };
     const ROWS: Table = Table {
         name: "ns_rows",
         columns: &[Column::required("id", ColumnType::Text)],
         indexes: &[],
+        primary_key: &["id"],
+        unique_constraints: &[],
+        foreign_keys: &[],
+        checks: &[],
         append_only: false,
     };
     const MODEL: SchemaModel = SchemaModel {

@@ -289,3 +289,71 @@ async fn schema_state_reports_versions_and_pending_files() {
     assert_eq!(after.schema_version, on_disk.last().cloned());
     assert!(after.is_current());
 }
+
+/// The catalog reads a composite primary key, inline unique constraints, a foreign key naming no
+/// columns (SQLite leaves them to the referenced primary key) and a CHECK beside a quoted
+/// `'check (x)'` as the model states them, on either backend.
+#[tokio::test]
+async fn keys_and_constraints_are_read_as_the_model_states_them() {
+    use plystra_contracts::schema::{Column, ColumnType, ForeignKey, SchemaModel, Table};
+    use plystra_kernel::storage::drift::compare;
+
+    const MODEL: SchemaModel = SchemaModel {
+        namespace: "sys_audit_keys",
+        tables: &[
+            Table {
+                name: "sys_audit_keys_parent",
+                columns: &[
+                    Column::required("id", ColumnType::Text),
+                    Column::required("code", ColumnType::Text),
+                ],
+                indexes: &[],
+                primary_key: &["id"],
+                unique_constraints: &[&["code"]],
+                foreign_keys: &[],
+                checks: &[],
+                append_only: false,
+            },
+            Table {
+                name: "sys_audit_keys_child",
+                columns: &[
+                    Column::required("a", ColumnType::Text),
+                    Column::required("b", ColumnType::Text),
+                    Column::optional("parent_id", ColumnType::Text),
+                ],
+                indexes: &[],
+                primary_key: &["b", "a"],
+                unique_constraints: &[&["a", "b"]],
+                foreign_keys: &[ForeignKey::new(
+                    &["parent_id"],
+                    "sys_audit_keys_parent",
+                    &["id"],
+                )],
+                checks: &["a <> b and length(b) > 0"],
+                append_only: false,
+            },
+        ],
+    };
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    with_files(&[(
+        "9001_sys_audit_keys.sql",
+        "CREATE TABLE sys_audit_keys_parent (id TEXT NOT NULL, code TEXT NOT NULL, \
+         PRIMARY KEY (id), UNIQUE (code));\n\
+         CREATE TABLE sys_audit_keys_child (a TEXT NOT NULL, b TEXT NOT NULL DEFAULT 'check (x)', \
+         parent_id TEXT, PRIMARY KEY (b, a), CONSTRAINT sys_audit_keys_child_pair UNIQUE (a, b), \
+         FOREIGN KEY (parent_id) REFERENCES sys_audit_keys_parent, \
+         CHECK (a <> b AND length(b) > 0));\n",
+    )])
+    .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+    .await
+    .unwrap();
+    let live = plystra_kernel::storage::introspect::read_schema(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(compare(t.db.dialect(), &[&MODEL], &live), []);
+    let child = &live.tables["sys_audit_keys_child"];
+    assert_eq!(child.primary_key, ["b", "a"]);
+    assert_eq!(child.foreign_keys[0].referenced_columns, ["id"]);
+}

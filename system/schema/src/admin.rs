@@ -3,7 +3,9 @@
 //! The migrations `migrations/{sqlite,postgres}/*_sys_admin_*.sql` create them; `plystractl ent check`
 //! compares this model with the live database. Keep both in step.
 
-use plystra_contracts::schema::{Column, ColumnType, Index, Table};
+use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Table};
+
+use crate::identity::{GROUPS, MEMBERS, SPACES, USERS};
 
 /// The migration namespace these tables belong to.
 pub const NAMESPACE: &str = "sys_admin";
@@ -34,6 +36,19 @@ pub const ADMIN_GRANTS: Table = Table {
         Index::plain("sys_admin_admin_grants_user", &["user_id"]),
         Index::plain("sys_admin_admin_grants_member", &["space_id", "member_id"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["user_id"], USERS.name, &["id"]),
+        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+        ForeignKey::new(
+            &["space_id", "member_id"],
+            MEMBERS.name,
+            &["space_id", "id"],
+        ),
+        ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
+    ],
+    checks: &[],
     append_only: false,
 };
 
@@ -66,5 +81,12 @@ pub const API_KEYS: Table = Table {
         Index::unique("sys_admin_api_keys_key_hmac", &["key_hmac"]),
         Index::plain("sys_admin_api_keys_prefix", &["key_prefix"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+        ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
+    ],
+    checks: &[],
     append_only: false,
 };

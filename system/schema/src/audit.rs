@@ -51,6 +51,10 @@ pub const AUDIT_LOGS: Table = Table {
             &["resource_type", "resource_id"],
         ),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: true,
 };
 
@@ -64,5 +68,9 @@ pub const CHAIN_HEAD: Table = Table {
         Column::required("entry_hash", ColumnType::Text),
     ],
     indexes: &[],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &["id = 1"],
     append_only: false,
 };

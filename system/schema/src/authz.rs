@@ -3,7 +3,9 @@
 //! The migrations `migrations/{sqlite,postgres}/*_sys_authz_*.sql` create them; `plystractl ent check`
 //! compares this model with the live database. Keep both in step.
 
-use plystra_contracts::schema::{Column, ColumnType, Index, Table};
+use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Table};
+
+use crate::identity::{GROUPS, MEMBERS, SPACES};
 
 /// The migration namespace these tables belong to.
 pub const NAMESPACE: &str = "sys_authz";
@@ -26,6 +28,10 @@ pub const ROLES: Table = Table {
         Index::unique("sys_authz_roles_space_key", &["space_id", "key"]),
         Index::unique("sys_authz_roles_space_id_id", &["space_id", "id"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[ForeignKey::new(&["space_id"], SPACES.name, &["id"])],
+    checks: &[],
     append_only: false,
 };
 
@@ -50,6 +56,10 @@ pub const PERMISSIONS: Table = Table {
         "sys_authz_permissions_rule",
         &["resource", "action", "scope", "condition"],
     )],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };
 
@@ -70,6 +80,13 @@ pub const ROLE_PERMISSIONS: Table = Table {
         "sys_authz_role_permissions_role_permission",
         &["role_id", "permission_id"],
     )],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["space_id", "role_id"], ROLES.name, &["space_id", "id"]),
+        ForeignKey::new(&["permission_id"], PERMISSIONS.name, &["id"]),
+    ],
+    checks: &[],
     append_only: false,
 };
 
@@ -92,5 +109,21 @@ pub const MEMBER_ROLES: Table = Table {
         Index::plain("sys_authz_member_roles_member", &["space_id", "member_id"]),
         Index::plain("sys_authz_member_roles_role", &["space_id", "role_id"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(
+            &["space_id", "member_id"],
+            MEMBERS.name,
+            &["space_id", "id"],
+        ),
+        ForeignKey::new(&["space_id", "role_id"], ROLES.name, &["space_id", "id"]),
+        ForeignKey::new(
+            &["space_id", "scope_anchor_group_id"],
+            GROUPS.name,
+            &["space_id", "id"],
+        ),
+    ],
+    checks: &[],
     append_only: false,
 };

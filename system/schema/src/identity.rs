@@ -3,7 +3,7 @@
 //! The migrations `migrations/{sqlite,postgres}/*_sys_identity_*.sql` create them; `plystractl ent check`
 //! compares this model with the live database. Keep both in step.
 
-use plystra_contracts::schema::{Column, ColumnType, Index, Table};
+use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Table};
 
 /// The migration namespace these tables belong to.
 pub const NAMESPACE: &str = "sys_identity";
@@ -29,6 +29,10 @@ pub const USERS: Table = Table {
         Index::unique("sys_identity_users_username", &["username"]),
         Index::unique("sys_identity_users_email", &["email"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };
 
@@ -47,6 +51,10 @@ pub const SPACES: Table = Table {
         Column::optional("deleted_at", ColumnType::Timestamp),
     ],
     indexes: &[Index::unique("sys_identity_spaces_slug", &["slug"])],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };
 
@@ -73,6 +81,18 @@ pub const GROUPS: Table = Table {
         Index::unique("sys_identity_groups_space_path", &["space_id", "path"]),
         Index::plain("sys_identity_groups_parent", &["space_id", "parent_id"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+        ForeignKey::new(
+            &["space_id", "parent_id"],
+            // The table itself: a const cannot read its own `name`.
+            "sys_identity_groups",
+            &["space_id", "id"],
+        ),
+    ],
+    checks: &[],
     append_only: false,
 };
 
@@ -94,6 +114,10 @@ pub const MEMBERS: Table = Table {
         "sys_identity_members_space_id_id",
         &["space_id", "id"],
     )],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[ForeignKey::new(&["space_id"], SPACES.name, &["id"])],
+    checks: &[],
     append_only: false,
 };
 
@@ -126,6 +150,22 @@ pub const USER_MEMBERS: Table = Table {
             &["space_id", "member_id"],
         ),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["user_id"], USERS.name, &["id"]),
+        ForeignKey::new(
+            &["space_id", "member_id"],
+            MEMBERS.name,
+            &["space_id", "id"],
+        ),
+        ForeignKey::new(
+            &["space_id", "linked_by_member_id"],
+            MEMBERS.name,
+            &["space_id", "id"],
+        ),
+    ],
+    checks: &[],
     append_only: false,
 };
 
@@ -156,6 +196,13 @@ pub const SESSIONS: Table = Table {
         ),
         Index::plain("sys_identity_sessions_user", &["user_id"]),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["user_id"], USERS.name, &["id"]),
+        ForeignKey::new(&["user_member_id"], USER_MEMBERS.name, &["id"]),
+    ],
+    checks: &[],
     append_only: false,
 };
 
@@ -173,5 +220,9 @@ pub const LOGIN_FAILURES: Table = Table {
         "sys_identity_login_failures_pair",
         &["email_key", "ip_address", "failed_at"],
     )],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };

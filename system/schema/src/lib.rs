@@ -1,7 +1,8 @@
 //! The system capabilities' tables, named and described once: one module per migration namespace
 //! (`sys_audit`, `sys_identity`, `sys_resource`, `sys_authz`, `sys_admin`), each table a typed
-//! `Table` (name, columns, indexes) that the owning capability registers with the schema model
-//! and that `plystractl ent check` compares with the live database.
+//! `Table` (name, columns, indexes, primary key, unique constraints, foreign keys, CHECK
+//! constraints) that the owning capability registers with the schema model and that
+//! `plystractl ent check` compares with the live database.
 //!
 //! The five system capabilities are one bounded context over one database. Each writes only the
 //! tables of its own namespace (the migration ownership rule), and reads another namespace's

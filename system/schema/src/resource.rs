@@ -3,7 +3,9 @@
 //! The migrations `migrations/{sqlite,postgres}/*_sys_resource_*.sql` create them; `plystractl ent check`
 //! compares this model with the live database. Keep both in step.
 
-use plystra_contracts::schema::{Column, ColumnType, Index, Table};
+use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Table};
+
+use crate::identity::{GROUPS, MEMBERS, SPACES};
 
 /// The migration namespace these tables belong to.
 pub const NAMESPACE: &str = "sys_resource";
@@ -23,6 +25,10 @@ pub const RESOURCE_TYPES: Table = Table {
         Column::optional("description", ColumnType::Text),
     ],
     indexes: &[Index::unique("sys_resource_resource_types_key", &["key"])],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[],
+    checks: &[],
     append_only: false,
 };
 
@@ -44,6 +50,14 @@ pub const RESOURCE_ACTIONS: Table = Table {
         "sys_resource_resource_actions_type_key",
         &["resource_type_id", "key"],
     )],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[ForeignKey::new(
+        &["resource_type_id"],
+        RESOURCE_TYPES.name,
+        &["id"],
+    )],
+    checks: &[],
     append_only: false,
 };
 
@@ -75,6 +89,14 @@ pub const RESOURCE_MAPPINGS: Table = Table {
             &["resource_type_id"],
         ),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[ForeignKey::new(
+        &["resource_type_id"],
+        RESOURCE_TYPES.name,
+        &["id"],
+    )],
+    checks: &[],
     append_only: false,
 };
 
@@ -107,5 +129,18 @@ pub const RESOURCES: Table = Table {
             &["space_id", "owner_member_id"],
         ),
     ],
+    primary_key: &["id"],
+    unique_constraints: &[],
+    foreign_keys: &[
+        ForeignKey::new(&["resource_type_id"], RESOURCE_TYPES.name, &["id"]),
+        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+        ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
+        ForeignKey::new(
+            &["space_id", "owner_member_id"],
+            MEMBERS.name,
+            &["space_id", "id"],
+        ),
+    ],
+    checks: &[],
     append_only: false,
 };
