@@ -1,0 +1,102 @@
+//! The export stream on the selected backend: it reads the chain a page at a time into the lines
+//! `plystractl audit export` writes and ends after the last page; a database that fails
+//! mid-stream ends it with an error, never a clean end.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use plystra_contracts::services::{AuditRecord, AuditRecorder};
+use plystra_contracts::storage::Database;
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_system_audit::export;
+use plystra_system_audit::redaction::RedactionPolicy;
+use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
+
+async fn migrated() -> Option<TestDatabase> {
+    let t = TestDatabase::new().await?;
+    MigrationSet::embedded(t.db.dialect())
+        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    Some(t)
+}
+
+/// Writes `n` records, concurrently so they share commits.
+async fn write(db: &Database, n: usize) {
+    let service = AuditService::start(
+        db.clone(),
+        AuditSettings {
+            mode: WriteMode::Always,
+            policy: RedactionPolicy::with_key(b"k".to_vec()),
+        },
+    );
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let service: Arc<AuditService> = service.clone();
+        tasks.push(tokio::spawn(async move {
+            let record = AuditRecord {
+                trace: serde_json::json!({"i": i, "amount": 12.5}),
+                ..AuditRecord::new("req_export", "users.create", "users.create")
+            };
+            service.record(record).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    service.shutdown().await;
+}
+
+/// Every record from `from_seq` on as one export file, read in one page.
+async fn whole_file(db: &Database, from_seq: i64) -> String {
+    export::page(db, from_seq, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(export::file_line)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_reads_page_by_page_into_export_lines_and_ends_after_the_last() {
+    let Some(t) = migrated().await else { return };
+    write(&t.db, 5).await;
+    for (from_seq, page_size, chunk_lines) in [
+        (1, 2, vec![2, 2, 1]),
+        // A chain that fills its last page ends on the empty page after it.
+        (2, 2, vec![2, 2]),
+        (1, 5, vec![5]),
+        (4, 1_000, vec![2]),
+        (6, 2, vec![]),
+    ] {
+        let chunks: Vec<String> = export::chunks(t.db.clone(), from_seq, page_size)
+            .map(|chunk| String::from_utf8(chunk.unwrap()).unwrap())
+            .collect()
+            .await;
+        let lines: Vec<usize> = chunks.iter().map(|c| c.lines().count()).collect();
+        assert_eq!(lines, chunk_lines, "from {from_seq}, {page_size} a page");
+        let file = chunks.concat();
+        assert_eq!(file, whole_file(&t.db, from_seq).await);
+        if from_seq <= 5 {
+            let check = export::check_lines(file.lines());
+            assert_eq!(check.first_broken, None);
+            assert_eq!(check.range, Some((from_seq, 5)));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_failing_mid_stream_ends_it_with_an_error() {
+    let Some(t) = migrated().await else { return };
+    write(&t.db, 5).await;
+    let mut chunks = Box::pin(export::chunks(t.db.clone(), 1, 2));
+    let first = chunks.next().await.unwrap().unwrap();
+    assert_eq!(String::from_utf8(first).unwrap().lines().count(), 2);
+    t.db.close().await;
+    assert!(
+        matches!(chunks.next().await, Some(Err(_))),
+        "the failed read is the stream's last item"
+    );
+    assert!(chunks.next().await.is_none());
+}
