@@ -43,12 +43,9 @@ pub async fn verify(url: &str, json: bool) -> anyhow::Result<Outcome> {
     }
 }
 
-/// How many records `export` reads at a time.
-const EXPORT_PAGE: u64 = 1000;
-
 /// Writes the chain from the first record created at or after `since` (else from the first) to
-/// `output` (else standard output), a JSON line per record; the count goes to standard error as
-/// it grows when that is a terminal.
+/// `output` (else standard output), a JSON line per record (the lines `GET /api/v1/audit/export`
+/// streams); the count goes to standard error as it grows when that is a terminal.
 pub async fn export(
     url: &str,
     since: Option<&str>,
@@ -83,17 +80,18 @@ pub async fn export(
     };
     let terminal = std::io::stderr().is_terminal();
     let mut records = 0u64;
+    let page_size = plystra_system_audit::export::PAGE_SIZE;
     loop {
-        let page = plystra_system_audit::export::page(&db, from, EXPORT_PAGE).await?;
+        let page = plystra_system_audit::export::page(&db, from, page_size).await?;
         for entry in &page {
-            writeln!(sink, "{}", plystra_system_audit::export::line(entry))?;
+            sink.write_all(plystra_system_audit::export::file_line(entry).as_bytes())?;
         }
         records += page.len() as u64;
         if terminal {
             eprint!("\rexported {records} records…");
         }
         match page.last() {
-            Some(last) if page.len() as u64 == EXPORT_PAGE => from = last.seq + 1,
+            Some(last) if page.len() as u64 == page_size => from = last.seq + 1,
             _ => break,
         }
     }

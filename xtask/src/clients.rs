@@ -77,9 +77,14 @@ pub fn run(root: &Path) -> Result<bool> {
             .with_context(|| format!("removing {}", generated.display()))?;
     }
     fs::create_dir_all(&generated)?;
-    // No post hooks: they run ruff, which is not installed, and would only reformat.
+    // No post hooks: they run ruff, which is not installed, and would only reformat. The audit
+    // export's JSON lines (`application/x-ndjson`, a type the generator does not know) are read
+    // as the bytes they are, as it reads `application/octet-stream`.
     let config = generated.join("config.yaml");
-    fs::write(&config, "post_hooks: []\n")?;
+    fs::write(
+        &config,
+        "post_hooks: []\ncontent_type_overrides:\n  application/x-ndjson: application/octet-stream\n",
+    )?;
     let mut generate = Command::new(venv.join("bin/openapi-python-client"));
     generate
         .args(["generate", "--meta", "none", "--overwrite", "--config"])

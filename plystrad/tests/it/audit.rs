@@ -1,7 +1,7 @@
 //! End-to-end tests of audit.explainable through the real router and a real database: records
 //! written through the service contract by a test plugin, every filter, real pagination, bad
-//! filters, redaction, the hash chain and its tamper detection, 405 on changes, and fail-closed
-//! callers when the store cannot commit.
+//! filters, redaction, the hash chain and its tamper detection, the streamed export, 405 on
+//! changes, and fail-closed callers when the store cannot commit.
 
 use plystra_contracts::storage::Database;
 use poem::http::StatusCode;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use plystra_kernel::storage::testing::TestDatabase;
 
-use crate::support::app::{self, Client, all_pages, call, log_to_test_output};
+use crate::support::app::{self, Auth, Client, all_pages, call, log_to_test_output};
 use crate::support::audit_writer;
 
 /// Whether a sent record should match a query.
@@ -700,5 +700,208 @@ async fn each_record_names_the_request_that_caused_it() {
             assert_eq!(found[0]["event_type"], "authz.decision");
             assert_eq!(found[0]["trace"]["request"]["request_id"], request_id);
         }
+    }
+}
+
+/// `GET /api/v1/audit/export` with the bootstrap key: (status, content type, body as sent).
+async fn export_over_http(cli: &Client, query: &str) -> (StatusCode, String, String) {
+    let resp = cli
+        .get(format!("/api/v1/audit/export{query}"))
+        .header("X-Plystra-API-Key", app::KEY)
+        .send()
+        .await;
+    let status = resp.0.status();
+    let content_type = resp
+        .0
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        content_type,
+        resp.0.into_body().into_string().await.unwrap(),
+    )
+}
+
+/// `plystractl audit export` on `database` with `args`, as the file it writes.
+fn export_with_plystractl(database: &TestDatabase, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let mut all = vec!["--database-url", &database.url, "audit", "export"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", file.to_str().unwrap()]);
+    let (code, text) = crate::support::processes::ctl(&all, &[]);
+    assert_eq!(code, 0, "{text}");
+    std::fs::read_to_string(&file).unwrap()
+}
+
+/// The HTTP export streams more than a page of records as the very file `plystractl audit
+/// export` writes for the same range, from the start, from `since_seq` and from `since`; each
+/// line reads back as a record and the file verifies offline (with `plystractl audit
+/// verify-export` too). Reading the log does not write to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_export_is_the_file_plystractl_writes_and_verifies_offline() {
+    let Some((database, cli)) = app(&[]).await else {
+        return;
+    };
+    for i in 0..3 {
+        let (status, body) = call(&cli, "POST", "/test/audit", Some(record(i))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // More than one page of the export (1,000 records), written as another process would.
+    let service = crate::support::super_admin::audit_service(&database.db);
+    let mut tasks = Vec::new();
+    for i in 0..1_001 {
+        let service = service.clone();
+        tasks.push(tokio::spawn(async move {
+            use plystra_contracts::services::{AuditRecord, AuditRecorder};
+            let record = AuditRecord {
+                trace: json!({"i": i, "amount": 12.5}),
+                ..AuditRecord::new("req_export", "users.create", "users.create")
+            };
+            service.record(record).await.unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    service.shutdown().await;
+    let (status, body) = call(&cli, "POST", "/test/audit/in-transaction", Some(record(3))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let total = 1_005;
+
+    let (status, content_type, whole) = export_over_http(&cli, "").await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    assert_eq!(content_type, "application/x-ndjson");
+    assert_eq!(whole, export_with_plystractl(&database, &[]));
+    let records: Vec<_> = whole
+        .lines()
+        .map(|l| plystra_system_audit::export::entry(&serde_json::from_str(l).unwrap()).unwrap())
+        .collect();
+    assert_eq!(records.len(), total);
+    assert!(whole.ends_with('\n'));
+    let check = plystra_system_audit::export::check_lines(whole.lines());
+    assert_eq!(check.first_broken, None);
+    assert_eq!(check.range, Some((1, total as i64)));
+    assert_eq!(check.chained_to.as_deref(), Some("genesis"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("http.jsonl");
+    std::fs::write(&file, &whole).unwrap();
+    let (code, text) =
+        crate::support::processes::ctl(&["audit", "verify-export", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("seq 1 to {total} ({total} records)")),
+        "{text}"
+    );
+
+    // A suffix by seq: the whole file's lines from that seq on, chained to the line before.
+    let (status, _, suffix) = export_over_http(&cli, "?since_seq=998").await;
+    assert_eq!(status, StatusCode::OK);
+    let expected: String = whole.lines().skip(997).map(|l| format!("{l}\n")).collect();
+    assert_eq!(suffix, expected);
+    let check = plystra_system_audit::export::check_lines(suffix.lines());
+    assert_eq!(
+        (check.first_broken, check.range),
+        (None, Some((998, total as i64)))
+    );
+    assert_eq!(
+        check.chained_to.as_deref(),
+        Some(records[996].entry_hash.as_str())
+    );
+
+    // A suffix by instant: what `plystractl audit export --since` writes.
+    let since = plystra_system_audit::store::format_timestamp(records[total - 2].created_at);
+    let (status, _, by_time) =
+        export_over_http(&cli, &format!("?since={}", since.replace('+', "%2B"))).await;
+    assert_eq!(status, StatusCode::OK, "{by_time}");
+    assert_eq!(
+        by_time,
+        export_with_plystractl(&database, &["--since", &since])
+    );
+    assert!(by_time.lines().count() >= 2, "{by_time}");
+
+    // Past the end: an empty export, not an error.
+    for query in [
+        format!("?since_seq={}", total + 1),
+        "?since=2999-01-01T00:00:00Z".to_owned(),
+    ] {
+        let (status, _, empty) = export_over_http(&cli, &query).await;
+        assert_eq!((status, empty.as_str()), (StatusCode::OK, ""), "{query}");
+    }
+
+    // Reading the log, exports included, writes nothing to it.
+    let (_, verified) = call(&cli, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(verified["data"]["records"], total, "{verified}");
+}
+
+/// Bad export parameters are a 400 envelope naming the parameter, never a 500.
+#[tokio::test]
+async fn bad_export_parameters_are_400_naming_the_parameter() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    call(&cli, "POST", "/test/audit", Some(record(0))).await;
+    for (query, field) in [
+        ("since=2026-01-01T00:00:00Z&since_seq=1", "since_seq"),
+        ("since=yesterday", "since"),
+        ("since_seq=0", "since_seq"),
+        ("since_seq=-5", "since_seq"),
+        ("since_seq=first", "since_seq"),
+    ] {
+        let (status, body) =
+            call(&cli, "GET", &format!("/api/v1/audit/export?{query}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "VALIDATION_FAILED", "{query}");
+        assert!(
+            body["error"]["details"]["fields"][field].is_string(),
+            "{query}: {body}"
+        );
+    }
+}
+
+/// The export needs a credential holding `audit:read`, instance-wide: a key without it, and a
+/// space's key with it (the export spans every space), are refused.
+#[tokio::test]
+async fn the_export_needs_audit_read_across_the_instance() {
+    let Some((_db, cli)) = app(&[]).await else {
+        return;
+    };
+    call(&cli, "POST", "/test/audit", Some(record(0))).await;
+    let (status, body) = app::send(&cli, Auth::None, "GET", "/api/v1/audit/export", None).await;
+    assert_eq!(
+        (status, app::code(&body)),
+        (StatusCode::UNAUTHORIZED, "AUTHENTICATION_REQUIRED")
+    );
+    let (status, body) = call(
+        &cli,
+        "POST",
+        "/api/v1/spaces",
+        Some(json!({"id": "space_acme", "name": "Acme"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for key in [
+        json!({"name": "metrics", "level": "instance", "permission_keys": ["metrics:read"]}),
+        json!({"name": "acme auditor", "level": "space", "space_id": "space_acme", "permission_keys": ["audit:read"]}),
+    ] {
+        let (status, created) = call(&cli, "POST", "/api/v1/api-keys", Some(key.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let plaintext = created["data"]["api_key"].as_str().unwrap();
+        let (status, body) = app::send(
+            &cli,
+            Auth::Key(plaintext),
+            "GET",
+            "/api/v1/audit/export",
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, app::code(&body)),
+            (StatusCode::FORBIDDEN, "ADMIN_PERMISSION_REQUIRED"),
+            "{key}: {body}"
+        );
+        assert_eq!(body["error"]["details"]["permission"], "audit:read");
     }
 }

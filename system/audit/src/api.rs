@@ -1,19 +1,22 @@
 //! The audit routes: the log with filters and real cursors, single records, the space-scoped
-//! views, chain verification, and the event-type catalog. There is no route that changes a
-//! record: PUT, PATCH and DELETE on these paths answer 405.
+//! views, chain verification, the streamed export, and the event-type catalog. There is no route
+//! that changes a record: PUT, PATCH and DELETE on these paths answer 405.
 
+use futures_util::StreamExt;
 use plystra_contracts::pagination::PageRequest;
 use plystra_contracts::storage::Database;
 use plystra_contracts::{
     ApiError, Decision, DenyCode, Envelope, ErrorCode, ListEnvelope, Pagination, RouteApi,
     ServiceError, ServiceRegistry,
 };
+use poem::Body;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi, Tags};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use time::OffsetDateTime;
 
 use crate::catalog::{AuditEventType, event_types};
+use crate::export;
 use crate::store::{self, AuditEntry, Filter};
 
 #[derive(Tags)]
@@ -121,6 +124,18 @@ pub struct BrokenLink {
     pub audit_log_id: String,
     /// What is wrong.
     pub reason: String,
+}
+
+/// The content type of an audit export: one JSON object a line.
+pub const EXPORT_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// The answer of `GET /api/v1/audit/export`.
+#[derive(ApiResponse)]
+pub enum AuditExport {
+    /// The records from the requested start to the newest, oldest first, one JSON object a line
+    /// (each ending in a newline), streamed; empty when no record is in the range.
+    #[oai(status = 200, content_type = "application/x-ndjson")]
+    Lines(Binary<Body>),
 }
 
 /// The audit routes.
@@ -403,6 +418,77 @@ impl AuditApi {
                 reason,
             }),
         })))
+    }
+
+    /// Streams a range of the hash chain as JSON lines, for verifying it offline.
+    ///
+    /// The body is `application/x-ndjson`: one audit record a line, oldest first, from the
+    /// start asked for to the newest record, each line ending in a newline. A line holds every
+    /// stored field of its record with its hashes: `seq`, `id`, `event_type`, `request_id`,
+    /// `space_id`, the actor fields, `action`, `resource_type`, `resource_id`, `decision`,
+    /// `deny_code`, `ip_address`, `user_agent`, `trace`, `redaction_version`, `created_at`,
+    /// `redactions`, `prev_hash`, `content_hash` and `entry_hash`. The lines are byte for byte
+    /// what `plystractl audit export --format jsonl` writes for the same range.
+    ///
+    /// It needs `audit:read` across the instance (the chain spans every space). Reading the log
+    /// writes no audit record, here as on the other audit reads.
+    ///
+    /// Start with `since` (the first record created at or after that instant) or `since_seq`
+    /// (that `seq`), or neither (the first record); both at once is a 400. A start past the
+    /// newest record answers an empty body.
+    ///
+    /// Verify the file offline with `plystractl audit verify-export FILE`: every line's content
+    /// and link are recomputed and each must follow the line before it. A range that does not
+    /// start at the first record is chained to its first line's `prev_hash`, which the file
+    /// cannot prove: compare it with the `entry_hash` of the record before it in an earlier
+    /// export.
+    ///
+    /// The records are read a page at a time while the body is sent. A database failure before
+    /// the first page answers an error as usual; one after the body has begun cannot change the
+    /// 200 already sent, so the server aborts the response instead of ending it: the client sees
+    /// a truncated body (an incomplete chunked body on HTTP/1.1, a reset stream on HTTP/2),
+    /// never a shorter file that looks whole.
+    #[oai(
+        path = "/api/v1/audit/export",
+        method = "get",
+        operation_id = "exportAuditLog"
+    )]
+    async fn export(
+        &self,
+        /// Start at the first record created at or after this instant (RFC 3339); not with
+        /// `since_seq`.
+        since: Query<Option<OffsetDateTime>>,
+        /// Start at the record with this `seq`; not with `since`.
+        #[oai(validator(minimum(value = "1")))]
+        since_seq: Query<Option<i64>>,
+    ) -> Result<AuditExport, ApiError> {
+        let from_seq = match (since.0, since_seq.0) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_field(
+                    "since_seq",
+                    "cannot be given with since",
+                ));
+            }
+            (Some(at), None) => match export::first_seq_since(&self.db, at).await? {
+                Some(seq) => seq,
+                None => return Ok(AuditExport::Lines(Binary(Body::empty()))),
+            },
+            (None, Some(seq)) => seq,
+            (None, None) => 1,
+        };
+        let mut chunks = Box::pin(export::chunks(self.db.clone(), from_seq, export::PAGE_SIZE));
+        // The first page is read before answering, so a failure there is an ordinary error.
+        let Some(first) = chunks.next().await.transpose()? else {
+            return Ok(AuditExport::Lines(Binary(Body::empty())));
+        };
+        let rest = chunks.map(|chunk| {
+            chunk.map_err(|e| {
+                tracing::error!(error = %e, "the audit export failed mid-stream; the response is aborted");
+                std::io::Error::other(e)
+            })
+        });
+        let body = futures_util::stream::once(async { Ok(first) }).chain(rest);
+        Ok(AuditExport::Lines(Binary(Body::from_bytes_stream(body))))
     }
 
     /// The catalog of audit event types that records can carry in `event_type`.

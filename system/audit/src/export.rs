@@ -4,7 +4,11 @@
 //! in `chain`), and every record must follow the one before it. A range that does not start at
 //! the first record is chained to the `prev_hash` of its first line, which the file cannot prove:
 //! the report names it, so it can be compared with an earlier export or a published head.
+//!
+//! `plystractl audit export` and `GET /api/v1/audit/export` both write [`file_line`]s read
+//! [`PAGE_SIZE`] records at a time, so a file from either is the same bytes for the same range.
 
+use futures_util::Stream;
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Order};
 use plystra_contracts::storage::{Database, StorageError};
 use serde_json::{Value, json};
@@ -38,6 +42,16 @@ pub fn line(entry: &AuditEntry) -> Value {
         "content_hash": entry.content_hash,
         "entry_hash": entry.entry_hash,
     })
+}
+
+/// How many records an export reads at a time.
+pub const PAGE_SIZE: u64 = 1000;
+
+/// One record as an export file holds it: [`line`] as compact JSON, then a newline.
+pub fn file_line(entry: &AuditEntry) -> String {
+    let mut text = line(entry).to_string();
+    text.push('\n');
+    text
 }
 
 /// An export line read back into the record it was made from.
@@ -191,6 +205,31 @@ pub async fn page(
         .order_by(Alias::new("seq"), Order::Asc)
         .limit(limit);
     db.fetch_all(&select).await
+}
+
+/// The chain from `from_seq` on as export bytes, one chunk of [`file_line`]s per `page_size`
+/// records. A page is read only when the chunk before it has been taken, so a reader that keeps
+/// up holds one page at a time however long the chain is. The stream ends after the first short
+/// page; a failed read is its last item, so a caller can tell a cut-off export from a whole one.
+pub fn chunks(
+    db: Database,
+    from_seq: i64,
+    page_size: u64,
+) -> impl Stream<Item = Result<Vec<u8>, StorageError>> + Send + 'static {
+    futures_util::stream::unfold(Some(from_seq), move |next| {
+        let db = db.clone();
+        async move {
+            let from = next?;
+            let records = match page(&db, from, page_size).await {
+                Ok(records) => records,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let last = records.last()?;
+            let more = (records.len() as u64 == page_size).then_some(last.seq + 1);
+            let chunk = records.iter().map(file_line).collect::<String>();
+            Some((Ok(chunk.into_bytes()), more))
+        }
+    })
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ pub const MANIFEST: CapabilityManifest = system_manifest(SystemCapabilitySpec {
             RouteDecl::operation("listSpaceAuditLogs").permission("audit:read"),
             RouteDecl::operation("getSpaceAuditLog").permission("audit:read"),
             RouteDecl::operation("verifyAuditChain").permission("audit:read"),
+            RouteDecl::operation("exportAuditLog").permission("audit:read"),
             RouteDecl::operation("listAuditEventTypes").permission("audit:read"),
         ],
         events: Events {

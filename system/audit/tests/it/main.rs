@@ -1,5 +1,5 @@
 //! The audit capability's integration tests in one binary: the hash chain under concurrency and
-//! at shutdown, and the content-hash rule, on the selected backend.
+//! at shutdown, the content-hash rule, and the streamed export, on the selected backend.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,3 +8,4 @@
 
 mod chain;
 mod content_hash;
+mod export;
