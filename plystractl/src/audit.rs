@@ -79,6 +79,10 @@ pub async fn export(
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let terminal = std::io::stderr().is_terminal();
+    let expected = match plystra_system_audit::export::newest_seq(&db).await? {
+        Some(newest) if terminal => (newest - from + 1).max(0) as u64,
+        _ => 0,
+    };
     let mut records = 0u64;
     let page_size = plystra_system_audit::export::PAGE_SIZE;
     loop {
@@ -88,7 +92,7 @@ pub async fn export(
         }
         records += page.len() as u64;
         if terminal {
-            eprint!("\rexported {records} records…");
+            eprint!("\r{}", progress(records, expected));
         }
         match page.last() {
             Some(last) if page.len() as u64 == page_size => from = last.seq + 1,
@@ -101,6 +105,20 @@ pub async fn export(
     }
     eprintln!("exported {records} audit records");
     Ok(Outcome::Ok)
+}
+
+/// The export's progress line: a bar and the count against the records that were there when it
+/// began (records appended since make it run past 100 %, shown as full).
+fn progress(done: u64, expected: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done.min(expected) * WIDTH)
+        .checked_div(expected)
+        .unwrap_or(WIDTH);
+    format!(
+        "[{}{}] {done}/{expected} records",
+        "#".repeat(filled as usize),
+        "-".repeat((WIDTH - filled) as usize),
+    )
 }
 
 /// Checks an export offline and prints what it found.
@@ -150,5 +168,27 @@ pub fn verify_export(file: &std::path::Path, json: bool) -> anyhow::Result<Outco
             }
             Ok(Outcome::Ok)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress;
+
+    #[test]
+    fn the_bar_fills_with_the_records_and_stays_full_past_them() {
+        assert_eq!(
+            progress(0, 100),
+            format!("[{}] 0/100 records", "-".repeat(30))
+        );
+        assert_eq!(
+            progress(50, 100),
+            format!("[{}{}] 50/100 records", "#".repeat(15), "-".repeat(15))
+        );
+        assert_eq!(
+            progress(120, 100),
+            format!("[{}] 120/100 records", "#".repeat(30))
+        );
+        assert_eq!(progress(0, 0), format!("[{}] 0/0 records", "#".repeat(30)));
     }
 }

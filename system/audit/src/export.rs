@@ -193,6 +193,12 @@ pub async fn first_seq_since(
     Ok(first.map(|e| e.seq))
 }
 
+/// The newest record's `seq`, or `None` for an empty log: where an export started now will end,
+/// for a progress display (records appended meanwhile take it further).
+pub async fn newest_seq(db: &Database) -> Result<Option<i64>, StorageError> {
+    store::highest_seq(db).await
+}
+
 /// Up to `limit` records from `from_seq` on, in `seq` order.
 pub async fn page(
     db: &Database,

@@ -650,7 +650,7 @@ async fn chain_head(db: &Database) -> Result<Option<(i64, String)>, StorageError
 }
 
 /// The highest `seq` in the table.
-async fn highest_seq(db: &Database) -> Result<Option<i64>, StorageError> {
+pub(crate) async fn highest_seq(db: &Database) -> Result<Option<i64>, StorageError> {
     let mut select = Query::select();
     select
         .expr(Func::max(Expr::col(Alias::new("seq"))))
