@@ -165,8 +165,17 @@ async fn grants(url: &str, role: &str, apply: bool, json: bool) -> anyhow::Resul
                 roles::quote_identifier(role)
             );
         }
+        let models = linked_models();
+        let owned = roles::tables_owned_by(&db, &models, role).await?;
+        if let Some(first) = owned.first() {
+            anyhow::bail!(
+                "role `{role}` owns {first} (or may become its owner): the runtime role must be \
+                 another role, which owns nothing (granting would revoke the owner's own \
+                 privileges)"
+            );
+        }
         let schema = roles::current_schema(&db).await?;
-        let statements = roles::runtime_grants(&linked_models(), &schema, role);
+        let statements = roles::runtime_grants(&models, &schema, role);
         if apply {
             roles::apply(&db, &statements)
                 .await

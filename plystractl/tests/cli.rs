@@ -1211,6 +1211,16 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
     let (code, text) = run(&owner_url, &["migrate", "up", "--grant-to", &app]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(&format!("granted {app}")), "{text}");
+    // The owner is refused as a runtime role: revoking would take its own privileges.
+    let (code, text) = run(
+        &owner_url,
+        &["migrate", "grants", "--role", &owner, "--apply"],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the runtime role must be another role"),
+        "{text}"
+    );
 
     // plystrad, in production, as the runtime role.
     let key = "least-privilege-key-0123456789abcdef";

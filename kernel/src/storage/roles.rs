@@ -85,6 +85,33 @@ pub async fn role_exists(db: &Database, role: &str) -> Result<bool, StorageError
     }
 }
 
+/// The modelled tables `role` owns or may become the owner of (membership), by name: such a
+/// role is not a runtime role, and revoking its privileges would take them from the owner.
+pub async fn tables_owned_by(
+    db: &Database,
+    models: &[&SchemaModel],
+    role: &str,
+) -> Result<Vec<String>, StorageError> {
+    match db {
+        Database::Postgres(pool) => {
+            let names: Vec<String> = models
+                .iter()
+                .flat_map(|m| m.tables.iter().map(|t| t.name.to_owned()))
+                .collect();
+            Ok(sqlx::query_scalar(
+                "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) \
+                 JOIN pg_class c ON c.oid = to_regclass(quote_ident(t.name)) \
+                 WHERE pg_has_role($2, c.relowner, 'MEMBER') ORDER BY t.ord",
+            )
+            .bind(&names)
+            .bind(role)
+            .fetch_all(pool)
+            .await?)
+        }
+        Database::Sqlite(_) => Err(no_roles()),
+    }
+}
+
 /// Runs `statements` in one transaction: all of them take effect, or none.
 pub async fn apply(db: &Database, statements: &[String]) -> Result<(), StorageError> {
     match db {
