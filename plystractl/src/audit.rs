@@ -86,7 +86,15 @@ pub async fn export(
     let mut records = 0u64;
     let page_size = plystra_system_audit::export::PAGE_SIZE;
     loop {
-        let page = plystra_system_audit::export::page(&db, from, page_size).await?;
+        let page = match plystra_system_audit::export::page(&db, from, page_size).await {
+            Ok(page) => page,
+            Err(e) => {
+                // The file says it is cut off, so that verify-export fails it.
+                sink.write_all(plystra_system_audit::export::cut_off_line().as_bytes())?;
+                sink.flush()?;
+                return Err(e).context(format!("reading the audit log after {records} records"));
+            }
+        };
         for entry in &page {
             sink.write_all(plystra_system_audit::export::file_line(entry).as_bytes())?;
         }
@@ -148,7 +156,12 @@ pub fn verify_export(file: &std::path::Path, json: bool) -> anyhow::Result<Outco
     match (&check.first_broken, check.range) {
         (Some((line, seq, id, reason)), _) => {
             if !json {
-                out!("export broken at line {line} (seq {seq}, {id}): {reason}");
+                if id.is_empty() {
+                    // A line that is no record (unreadable, or the cut-off line).
+                    out!("export broken at line {line}: {reason}");
+                } else {
+                    out!("export broken at line {line} (seq {seq}, {id}): {reason}");
+                }
             }
             Ok(Outcome::Failed)
         }

@@ -445,9 +445,9 @@ impl AuditApi {
     ///
     /// The records are read a page at a time while the body is sent. A database failure before
     /// the first page answers an error as usual; one after the body has begun cannot change the
-    /// 200 already sent, so the server aborts the response instead of ending it: the client sees
-    /// a truncated body (an incomplete chunked body on HTTP/1.1, a reset stream on HTTP/2),
-    /// never a shorter file that looks whole.
+    /// 200 already sent, so the body then ends with one line that is not a record,
+    /// `{"export_cut_off": "…"}`: `verify-export` fails at it, and a reader expecting records
+    /// stops there, instead of taking a shorter file for the whole range.
     #[oai(
         path = "/api/v1/audit/export",
         method = "get",
@@ -481,11 +481,21 @@ impl AuditApi {
         let Some(first) = chunks.next().await.transpose()? else {
             return Ok(AuditExport::Lines(Binary(Body::empty())));
         };
-        let rest = chunks.map(|chunk| {
-            chunk.map_err(|e| {
-                tracing::error!(error = %e, "the audit export failed mid-stream; the response is aborted");
-                std::io::Error::other(e)
-            })
+        // A failed read after the 200 has gone out ends the body with the cut-off line (hyper
+        // ends a chunked body normally even when its stream fails, so the file says it), then
+        // fails the stream, for a transport that does abort.
+        let rest = chunks.flat_map(|chunk| {
+            let items = match chunk {
+                Ok(bytes) => vec![Ok(bytes)],
+                Err(e) => {
+                    tracing::error!(error = %e, "the audit export failed mid-stream; it ends with its cut-off line");
+                    vec![
+                        Ok(export::cut_off_line().into_bytes()),
+                        Err(std::io::Error::other(e)),
+                    ]
+                }
+            };
+            futures_util::stream::iter(items)
         });
         let body = futures_util::stream::once(async { Ok(first) }).chain(rest);
         Ok(AuditExport::Lines(Binary(Body::from_bytes_stream(body))))

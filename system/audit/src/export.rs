@@ -117,6 +117,24 @@ pub fn entry(line: &Value) -> Result<AuditEntry, String> {
     })
 }
 
+/// The key of the line that ends an export cut off by a failed read.
+pub const CUT_OFF_KEY: &str = "export_cut_off";
+
+/// The line that ends an export a failed read cut off: `{"export_cut_off": "…"}`, which is no
+/// record, so [`check_lines`] (and any reader expecting records) stops at it instead of taking
+/// the records before it for the whole range. It names no cause: a database error is for the
+/// server's log, not for the client. (Over HTTP/1.1 the server cannot be relied on to abort a
+/// chunked body whose stream fails: hyper ends it normally, so the file must say it itself.)
+pub fn cut_off_line() -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({
+            CUT_OFF_KEY: "a read failed while the export was written: the records after this \
+                          point are missing (the server log has the cause)"
+        })
+    )
+}
+
 /// What checking an export found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportCheck {
@@ -145,9 +163,22 @@ pub fn check_lines<'l>(lines: impl IntoIterator<Item = &'l str>) -> ExportCheck 
         if text.trim().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<Value>(text)
-            .map_err(|e| e.to_string())
-            .and_then(|v| entry(&v));
+        let parsed = serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+        if let Some(reason) = parsed
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get(CUT_OFF_KEY))
+            .and_then(Value::as_str)
+        {
+            out.first_broken = Some((
+                number,
+                0,
+                String::new(),
+                format!("the export was cut off: {reason}"),
+            ));
+            return out;
+        }
+        let parsed = parsed.and_then(|v| entry(&v));
         let record = match parsed {
             Ok(record) => record,
             Err(e) => {

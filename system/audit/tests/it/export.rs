@@ -118,7 +118,7 @@ fn handler(db: &Database) -> poem::test::TestClient<impl poem::Endpoint> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_handler_streams_every_page_and_aborts_the_body_when_the_database_fails_mid_stream() {
+async fn the_handler_streams_every_page_and_ends_a_body_cut_off_by_the_database_with_its_line() {
     let Some(t) = migrated().await else { return };
     write(&t.db, PAGE_SIZE as usize + 1).await;
     let cli = handler(&t.db);
@@ -149,9 +149,22 @@ async fn the_handler_streams_every_page_and_aborts_the_body_when_the_database_fa
         PAGE_SIZE as usize
     );
     t.db.close().await;
+    let last = body.next().await.unwrap().unwrap();
+    assert_eq!(last, export::cut_off_line().as_bytes());
+    let mut cut = String::from_utf8(first.to_vec()).unwrap();
+    cut.push_str(std::str::from_utf8(&last).unwrap());
+    let check = export::check_lines(cut.lines());
+    assert_eq!(check.records, PAGE_SIZE);
+    assert!(
+        check
+            .first_broken
+            .is_some_and(|(line, _, _, why)| line == PAGE_SIZE as usize + 1
+                && why.starts_with("the export was cut off")),
+        "a cut-off file fails its check at the cut"
+    );
     assert!(
         matches!(body.next().await, Some(Err(_))),
-        "the body fails instead of ending"
+        "then the stream fails, for a transport that aborts"
     );
 
     // Before the first byte, a failure is an ordinary error answer.
