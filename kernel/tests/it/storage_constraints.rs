@@ -8,17 +8,7 @@ use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Dialect, StorageError};
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
-
-async fn migrated() -> Option<TestDatabase> {
-    let t = TestDatabase::new().await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
-    Some(t)
-}
+use plystra_kernel::storage::testing::TestDatabase;
 
 fn now() -> OffsetDateTime {
     // Whole microseconds: both backends store at least that precision.
@@ -63,7 +53,9 @@ async fn space(db: &Database, id: &str) {
 
 #[tokio::test]
 async fn cross_space_references_are_invalid_and_duplicates_conflict() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let db = &t.db;
     space(db, "s1").await;
     space(db, "s2").await;
@@ -166,7 +158,9 @@ async fn cross_space_references_are_invalid_and_duplicates_conflict() {
 
 #[tokio::test]
 async fn the_audit_log_is_append_only() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let db = &t.db;
     let mut tx = db.begin().await.unwrap();
     let mut entry = Query::insert();
@@ -227,7 +221,9 @@ async fn the_audit_log_is_append_only() {
 
 #[tokio::test]
 async fn a_dropped_transaction_rolls_back() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     {
         let mut tx = t.db.begin().await.unwrap();
         let at = now();
@@ -267,7 +263,9 @@ async fn a_dropped_transaction_rolls_back() {
 
 #[tokio::test]
 async fn a_bulk_read_returns_every_row_once_across_chunks_with_nulls_and_any_text() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let db = &t.db;
     let at = now();
     // Three SQLite chunks (20,000 rows each), odd text included.

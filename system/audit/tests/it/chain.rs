@@ -5,20 +5,10 @@
 use std::sync::Arc;
 
 use plystra_contracts::services::{AuditRecord, AuditRecorder};
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 use plystra_system_audit::redaction::RedactionPolicy;
 use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
 use plystra_system_audit::store;
-
-async fn migrated() -> Option<TestDatabase> {
-    let t = TestDatabase::new().await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
-    Some(t)
-}
 
 fn settings() -> AuditSettings {
     AuditSettings {
@@ -36,7 +26,9 @@ fn record(i: usize) -> AuditRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_group_commits_and_transactions_keep_one_chain() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let service = AuditService::start(t.db.clone(), settings());
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -83,7 +75,9 @@ async fn concurrent_group_commits_and_transactions_keep_one_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_transaction_leaves_no_record_and_no_gap() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let service = AuditService::start(t.db.clone(), settings());
     let mut tx = t.db.begin().await.unwrap();
     service.record_in(&mut tx, record(1)).await.unwrap();
@@ -96,7 +90,9 @@ async fn a_rolled_back_transaction_leaves_no_record_and_no_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_commits_everything_queued() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let service: Arc<AuditService> = AuditService::start(t.db.clone(), settings());
     let mut pending = Vec::new();
     for i in 0..300 {
@@ -144,7 +140,9 @@ async fn shutdown_commits_everything_queued() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_committed_record_is_announced() {
     use plystra_contracts::events::EventPublisher;
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let bus = Arc::new(plystra_kernel::events::EventBus::new(16));
     let mut events = bus.subscribe();
     let service = AuditService::start_with_events(t.db.clone(), settings(), Some(bus.clone()));
@@ -181,7 +179,9 @@ impl plystra_contracts::events::EventPublisher for CountingPublisher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_event_is_published_while_nobody_listens() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     for listening in [false, true] {
         let publisher = Arc::new(CountingPublisher {
             listening,
@@ -207,7 +207,9 @@ async fn no_event_is_published_while_nobody_listens() {
 /// A walk with a deadline stops after a page and says so; it claims nothing past what it read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_walk_cut_short_by_its_deadline_says_how_far_it_got() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let service = AuditService::start(t.db.clone(), settings());
     let mut tasks = Vec::new();
     for i in 0..1_001 {

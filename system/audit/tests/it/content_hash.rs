@@ -7,22 +7,12 @@ use plystra_contracts::services::{AuditRecord, AuditRecorder};
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
 use plystra_contracts::storage::sqlx::{self, AssertSqlSafe};
 use plystra_contracts::storage::{Database, Dialect};
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 use plystra_system_audit::chain::{GENESIS, legacy_entry_hash};
 use plystra_system_audit::redaction::RedactionPolicy;
 use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
 use plystra_system_audit::store::{self, AuditEntry};
 use serde_json::{Value, json};
-
-async fn migrated() -> Option<TestDatabase> {
-    let t = TestDatabase::new().await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
-    Some(t)
-}
 
 fn service(db: &Database) -> std::sync::Arc<AuditService> {
     AuditService::start(
@@ -66,7 +56,9 @@ fn awkward() -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awkward_values_verify_and_read_back_as_stored() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     let audit = service(&t.db);
     let mut ids = Vec::new();
     for trace in awkward() {
@@ -264,7 +256,9 @@ async fn mixed_chain(db: &Database) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_and_current_records_verify_in_one_chain() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     mixed_chain(&t.db).await;
     let verification = store::verify(&t.db).await.unwrap();
     assert_eq!((verification.records, verification.first_broken), (6, None));
@@ -330,7 +324,9 @@ const TAMPERINGS: &[(&str, i64, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_record_of_either_kind_is_found() {
     for (i, (sql, seq, reason)) in TAMPERINGS.iter().enumerate() {
-        let Some(t) = migrated().await else { return };
+        let Some(t) = TestDatabase::migrated().await else {
+            return;
+        };
         mixed_chain(&t.db).await;
         assert_eq!(store::verify(&t.db).await.unwrap().first_broken, None);
         allow_updates(&t.db).await;
@@ -349,7 +345,9 @@ async fn a_tampered_record_of_either_kind_is_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_value_changed_in_place_is_found() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     mixed_chain(&t.db).await;
     allow_updates(&t.db).await;
     // The stored JSON with one number changed, the rest (and every hash) left as it was.

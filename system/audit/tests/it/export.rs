@@ -11,21 +11,11 @@ use futures_util::StreamExt;
 use plystra_contracts::services::{AuditRecord, AuditRecorder};
 use plystra_contracts::storage::Database;
 use plystra_contracts::{RouteApi, ServiceRegistry};
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 use plystra_system_audit::api::AuditApi;
 use plystra_system_audit::export::{self, PAGE_SIZE};
 use plystra_system_audit::redaction::RedactionPolicy;
 use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
-
-async fn migrated() -> Option<TestDatabase> {
-    let t = TestDatabase::new().await?;
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
-    Some(t)
-}
 
 /// Writes `n` records, concurrently so they share commits.
 async fn write(db: &Database, n: usize) {
@@ -65,7 +55,9 @@ async fn whole_file(db: &Database, from_seq: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_reads_page_by_page_into_export_lines_and_ends_after_the_last() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     write(&t.db, 5).await;
     for (from_seq, page_size, chunk_lines) in [
         (1, 2, vec![2, 2, 1]),
@@ -93,7 +85,9 @@ async fn the_stream_reads_page_by_page_into_export_lines_and_ends_after_the_last
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_failing_mid_stream_ends_it_with_an_error() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     write(&t.db, 5).await;
     let mut chunks = Box::pin(export::chunks(t.db.clone(), 1, 2));
     let first = chunks.next().await.unwrap().unwrap();
@@ -119,7 +113,9 @@ fn handler(db: &Database) -> poem::test::TestClient<impl poem::Endpoint> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handler_streams_every_page_and_ends_a_body_cut_off_by_the_database_with_its_line() {
-    let Some(t) = migrated().await else { return };
+    let Some(t) = TestDatabase::migrated().await else {
+        return;
+    };
     write(&t.db, PAGE_SIZE as usize + 1).await;
     let cli = handler(&t.db);
 
