@@ -239,26 +239,23 @@ mod tests {
 
     use super::*;
 
-    const LOG: Table = Table {
-        name: "ns_log",
-        columns: &[Column::required("id", ColumnType::Text)],
-        indexes: &[],
-        primary_key: &["id"],
-        unique_constraints: &[],
-        foreign_keys: &[],
-        checks: &[],
-        append_only: true,
-    };
-    const ROWS: Table = Table {
-        name: "ns_rows",
-        columns: &[Column::required("id", ColumnType::Text)],
-        indexes: &[],
-        primary_key: &["id"],
-        unique_constraints: &[],
-        foreign_keys: &[],
-        checks: &[],
-        append_only: false,
-    };
+    const ID: &[Column] = &[Column::required("id", ColumnType::Text)];
+
+    /// A table of one `id` column, its primary key.
+    const fn table(name: &'static str, append_only: bool) -> Table {
+        Table {
+            name,
+            columns: ID,
+            indexes: &[],
+            primary_key: &["id"],
+            unique_constraints: &[],
+            foreign_keys: &[],
+            checks: &[],
+            append_only,
+        }
+    }
+    const LOG: Table = table("ns_log", true);
+    const ROWS: Table = table("ns_rows", false);
     const MODEL: SchemaModel = SchemaModel {
         namespace: "ns",
         tables: &[LOG, ROWS],
