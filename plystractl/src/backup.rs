@@ -77,7 +77,10 @@ pub async fn verify(url: &str, file: &Path, json: bool) -> anyhow::Result<Outcom
                 time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
             );
             let admin = open(url).await?;
-            probe::create_database(&admin, &scratch).await?;
+            probe::create_database(&admin, &scratch).await.context(
+                "backup verify restores the dump into a scratch database: run it as a role \
+                     that may create databases (CREATEDB), not as plystrad's runtime role",
+            )?;
             let scratch_url = with_database(url, &scratch);
             let restored = Command::new("pg_restore")
                 .args(["--no-owner", "--exit-on-error", "--dbname"])

@@ -1372,6 +1372,17 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
     let (code, text) = doctor(app_url.clone()).await;
     assert_eq!(code, 0, "{text}");
     as_owner.close().await;
+
+    // The runtime role reads every table, so it can take a backup; checking one restores it
+    // into a scratch database, which it may not create, and the error says so.
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("plystra.backup");
+    let backup = backup.to_str().unwrap();
+    let (code, text) = run(&app_url, &["backup", "create", "--output", backup]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(&app_url, &["backup", "verify", backup]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("CREATEDB"), "{text}");
 }
 
 /// `chattr +i` on a path for as long as it lives: the file or directory refuses writes, even to
