@@ -31,7 +31,8 @@
 //!
 //! `ENGINE_HEAP_BY_KIND=1` prints the dense index's heap for the data set's facts kind by kind
 //! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, and
-//! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`.
+//! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`;
+//! `ENGINE_PROFILE_CHECK=1` only checks the queries (no trace), over and over.
 
 #![allow(
     clippy::unwrap_used,
@@ -1151,6 +1152,16 @@ fn main() {
         for _ in 0..30 {
             for q in &queries {
                 resolve_only(&snapshot, q);
+            }
+        }
+        return;
+    }
+
+    if std::env::var_os("ENGINE_PROFILE_CHECK").is_some() {
+        // For `perf record`: only the dense index's check (no trace), over and over.
+        for _ in 0..30 {
+            for q in &queries {
+                black_box(real_decision(&snapshot, q, false));
             }
         }
         return;

@@ -54,8 +54,6 @@ pub use subjects::BindingView;
 
 /// A persistent hash map with a fast (non-SipHash) hasher.
 type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
-/// The set counterpart of [`HashMap`].
-type HashSet<A> = imbl::GenericHashSet<A, foldhash::fast::RandomState, DefaultSharedPtr>;
 /// A flat (not persistent) hash table: compact, shared between snapshots behind an `Arc`.
 type FlatMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -652,8 +650,10 @@ pub struct Snapshot {
     /// Type key → the type that has it.
     type_of_key: Rows<Num>,
     action_names: Names<Key>,
-    /// (type key, action) pairs the registry declares.
-    actions: HashSet<(Num, Num)>,
+    /// Type key → the actions the registry declares for it, sorted: a check asks whether one
+    /// is declared (a few numbers in a row it reaches in three loads, where a persistent hash
+    /// set walked its nodes).
+    actions: Rows<Box<[Num]>>,
     /// Their risk levels (shared texts), where the facts carry them: what conditions read.
     action_risk: HashMap<(Num, Num), Shared>,
     /// Resources by (type key, ID).
@@ -1262,7 +1262,7 @@ impl Snapshot {
                 let known = self
                     .action_names
                     .get(action)
-                    .is_some_and(|a| self.actions.contains(&(key, a)));
+                    .is_some_and(|a| self.declares(key, a));
                 (Some(self.type_keys.text(key)), known)
             }
             None => (None, false),
@@ -1302,6 +1302,13 @@ impl Snapshot {
     }
 
     /// The number of the resource of type key `type_key` whose ID is `id`, when it is known.
+    /// Whether the registry declares `action` for the type of key `type_key`.
+    fn declares(&self, type_key: Num, action: Num) -> bool {
+        self.actions
+            .get(type_key)
+            .is_some_and(|actions| actions.contains(&action))
+    }
+
     fn resource_by_id(&self, type_key: Num, id: &str) -> Option<Num> {
         self.resource_names
             .get(type_key, id)
@@ -1370,7 +1377,7 @@ impl Snapshot {
         let type_key = self.active_type(req.resource_type);
         let action = self.action_names.get(req.action);
         let action_known = match (type_key, action) {
-            (Some(key), Some(action)) => self.actions.contains(&(key, action)),
+            (Some(key), Some(action)) => self.declares(key, action),
             _ => false,
         };
         let resource = match type_key {

@@ -61,7 +61,12 @@ impl Snapshot {
             } => {
                 let type_key = self.type_keys.intern(resource_type);
                 let action = self.action_names.intern(key);
-                self.actions.insert((type_key, action));
+                let declared = self.actions.get(type_key).map_or(&[][..], |a| &a[..]);
+                if let Err(at) = declared.binary_search(&action) {
+                    let mut actions = declared.to_vec();
+                    actions.insert(at, action);
+                    self.actions.set(type_key, actions.into());
+                }
                 match risk_level {
                     Some(risk) => {
                         self.action_risk

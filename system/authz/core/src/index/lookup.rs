@@ -227,7 +227,7 @@ impl Snapshot {
         else {
             return Ok(page);
         };
-        if !self.actions.contains(&(type_key, action)) {
+        if !self.declares(type_key, action) {
             return Ok(page);
         }
         if self.resource(type_key, lookup.resource_id).is_none() {
@@ -323,9 +323,10 @@ impl Snapshot {
         };
         let mut actions: Vec<&str> = self
             .actions
+            .get(type_key)
+            .map_or(&[][..], |a| &a[..])
             .iter()
-            .filter(|(t, _)| *t == type_key)
-            .map(|(_, a)| self.action_names.text(*a))
+            .map(|a| self.action_names.text(*a))
             .collect();
         actions.sort_unstable();
         let mut allowed = Vec::new();
