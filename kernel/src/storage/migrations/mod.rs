@@ -519,10 +519,18 @@ impl MigrationSet {
         owned: &[&str],
     ) -> Result<Vec<Applied>, MigrationError> {
         let namespaces = self.check_ownership(owned)?;
-        self.verify(db).await?;
+        if self.sum.is_some() {
+            self.check_sum()?;
+        }
+        self.check_dialect(db)?;
+        // One read of the ledger for both questions: a boot on a current database asks nothing
+        // else of it.
+        let ledger = read_ledger(db).await?;
+        let nothing_pending = self.pending_of(&ledger).is_empty();
+        self.verify_ledger(ledger)?;
         // Nothing pending asks nothing of the role: a runtime role without CREATE (development
         // with least-privilege roles) boots on a current database without a refused DDL.
-        if self.pending(db).await?.is_empty() {
+        if nothing_pending {
             return Ok(Vec::new());
         }
         ensure_ledger(db).await?;
