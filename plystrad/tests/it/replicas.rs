@@ -164,6 +164,15 @@ async fn every_kind_of_change_through_one_process_is_agreed_by_the_others() {
     for other in &servers[1..] {
         assert_eq!(other.table(Some(revision)).await, before);
     }
+    // A process started now reads all of it from the database at start (the bulk reads:
+    // an active, a revoked and an expiring binding among them) and decides alike.
+    let late = Server::start(&t.url, &[]).await;
+    assert_eq!(
+        late.table(Some(revision)).await,
+        before,
+        "a process that loaded the facts at start disagrees"
+    );
+    drop(late);
     // Each change, and whether it changes a decision of the table. Group paths never change in
     // this contract, so the move is a resource's move to another group. Archiving a resource
     // changes no decision (the index does not judge a resource's status); the others agree all

@@ -14,8 +14,8 @@ use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
 use crate::groups::Group;
 use crate::members::Member;
 use crate::spaces::Space;
-use crate::store::{GROUPS, Lifecycle, MEMBERS, SPACES, Status, USERS, a};
-use crate::user_members::UserMember;
+use crate::store::{GROUPS, Lifecycle, MEMBERS, SPACES, Status, USER_MEMBERS, USERS, a};
+use crate::user_members::{BindingStatus, UserMember};
 use crate::users::User;
 use plystra_contracts::entity::Stored;
 
@@ -78,22 +78,36 @@ impl From<&Group> for Fact {
 
 /// Every identity fact, table by table.
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
-    // Users, spaces, members and groups: only the columns a fact holds, read in bulk (the
-    // first load reads them whole). Bindings go through the entity, for their expiry's format.
-    // The five tables are read at once, each on its own connection.
-    let (users, spaces, members, bindings, groups) = futures_util::future::try_join5(
+    // Only the columns a fact holds, read in bulk (the first load reads them whole). Bindings
+    // with an expiry go through the entity, so that the expiry's text is the one a change of
+    // that binding announces; the others (most) are read in bulk too. The tables are read at
+    // once, each on its own connection.
+    let (users, spaces, members, (plain, bindings), groups) = futures_util::future::try_join5(
         bulk::<UserColumns>(db, USERS, USER_COLUMNS),
         bulk::<SpaceColumns>(db, SPACES, &["id", "status"]),
         bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status", "metadata"]),
-        async {
-            let bindings: Vec<UserMember> = db.fetch_all(&UserMember::select()).await?;
-            Ok(bindings)
-        },
+        futures_util::future::try_join(
+            bulk_where::<BindingColumns>(
+                db,
+                USER_MEMBERS,
+                &["id", "user_id", "member_id", "status"],
+                Expr::col((a(USER_MEMBERS), a("expires_at"))).is_null(),
+            ),
+            async {
+                let expiring: Vec<UserMember> = db
+                    .fetch_all(
+                        UserMember::select()
+                            .and_where(Expr::col((a(USER_MEMBERS), a("expires_at"))).is_not_null()),
+                    )
+                    .await?;
+                Ok(expiring)
+            },
+        ),
         bulk::<GroupColumns>(db, GROUPS, GROUP_COLUMNS),
     )
     .await?;
     let mut facts = Vec::with_capacity(
-        users.len() + spaces.len() + members.len() + bindings.len() + groups.len(),
+        users.len() + spaces.len() + members.len() + plain.len() + bindings.len() + groups.len(),
     );
     facts.extend(users.into_iter().map(user_fact));
     facts.extend(spaces.into_iter().map(|(id, s)| Fact::Space {
@@ -108,6 +122,17 @@ pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
                 space_id,
                 status: status(&s),
                 metadata: stored_metadata_text(metadata),
+            }),
+    );
+    facts.extend(
+        plain
+            .into_iter()
+            .map(|(id, user_id, member_id, s)| Fact::UserMember {
+                id,
+                user_id,
+                member_id,
+                status: BindingStatus::parse(&s).as_str().to_owned(),
+                expires_at: None,
             }),
     );
     facts.extend(bindings.iter().map(Fact::from));
@@ -136,6 +161,8 @@ const USER_COLUMNS: &[&str] = &["id", "status", "username", "metadata"];
 type SpaceColumns = (String, String);
 /// A member's columns a fact holds: ID, space, status, metadata.
 type MemberColumns = (String, String, String, Option<String>);
+/// A binding's columns a fact holds when it has no expiry: ID, user, member, status.
+type BindingColumns = (String, String, String, String);
 /// A group's columns a fact holds: ID, space, path, status.
 type GroupColumns = (String, String, String, String);
 const GROUP_COLUMNS: &[&str] = &["id", "space_id", "path", "status"];
@@ -168,7 +195,38 @@ async fn bulk<T>(db: &Database, table: &str, columns: &[&str]) -> Result<Vec<T>,
 where
     T: plystra_contracts::storage::Record + serde::de::DeserializeOwned,
 {
-    let from = Query::select().from(a(table)).to_owned();
+    read_bulk(
+        db,
+        Query::select().from(a(table)).to_owned(),
+        table,
+        columns,
+    )
+    .await
+}
+
+/// The rows of `table` that meet `filter`, as `columns`, read in bulk.
+async fn bulk_where<T>(
+    db: &Database,
+    table: &str,
+    columns: &[&str],
+    filter: Expr,
+) -> Result<Vec<T>, ApiError>
+where
+    T: plystra_contracts::storage::Record + serde::de::DeserializeOwned,
+{
+    let from = Query::select().from(a(table)).and_where(filter).to_owned();
+    read_bulk(db, from, table, columns).await
+}
+
+async fn read_bulk<T>(
+    db: &Database,
+    from: plystra_contracts::storage::sea_query::SelectStatement,
+    table: &str,
+    columns: &[&str],
+) -> Result<Vec<T>, ApiError>
+where
+    T: plystra_contracts::storage::Record + serde::de::DeserializeOwned,
+{
     // `metadata` is read as text on both backends (PostgreSQL holds it as JSONB).
     let columns = columns
         .iter()
