@@ -557,9 +557,10 @@ impl Database {
         Ok(out)
     }
 
-    /// [`Database::fetch_all_bulk`], handing the rows to `part` as they are read: on SQLite one
-    /// call per chunk of at most `BULK_ROWS` rows (so a load can use the first chunk while
-    /// the next is read, and never holds every row at once), on PostgreSQL one call.
+    /// [`Database::fetch_all_bulk`], handing the rows to `part` as they are read, one call per
+    /// chunk of at most `BULK_ROWS` rows, none for no rows: a load uses the first chunk while
+    /// the next is read, and never holds every row at once. On PostgreSQL the chunks are cut
+    /// from the rows as they stream in.
     pub async fn fetch_bulk_in_parts<T>(
         &self,
         table: &str,
@@ -570,8 +571,21 @@ impl Database {
     where
         T: Record + serde::de::DeserializeOwned,
     {
-        if self.dialect() == Dialect::Postgres {
-            part(self.fetch_all(from.clone().exprs(columns)).await?);
+        if let Self::Postgres(pool) = self {
+            use futures_util::TryStreamExt as _;
+            note_statement();
+            let (sql, values) = self.dialect().build(from.clone().exprs(columns));
+            let mut rows = sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values).fetch(pool);
+            let mut chunk = Vec::new();
+            while let Some(row) = rows.try_next().await? {
+                chunk.push(row);
+                if chunk.len() as u64 == BULK_ROWS {
+                    part(std::mem::take(&mut chunk));
+                }
+            }
+            if !chunk.is_empty() {
+                part(chunk);
+            }
             return Ok(());
         }
         let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
