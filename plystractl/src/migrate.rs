@@ -28,11 +28,7 @@ pub async fn run(command: MigrateCommand, url: &str, json: bool) -> anyhow::Resu
         MigrateCommand::Status(source) => status(&source, url, json).await,
         MigrateCommand::Plan(source) => plan(&source, url, json).await,
         MigrateCommand::Up { source, grant_to } => {
-            let outcome = up(&source, url, json).await?;
-            match grant_to {
-                Some(role) if outcome == Outcome::Ok => grants(url, &role, true, json).await,
-                _ => Ok(outcome),
-            }
+            up(&source, url, grant_to.as_deref(), json).await
         }
         MigrateCommand::Grants { role, apply } => grants(url, &role, apply, json).await,
         MigrateCommand::Verify(source) => verify(&source, url, json).await,
@@ -125,19 +121,28 @@ async fn plan(source: &Source, url: &str, json: bool) -> anyhow::Result<Outcome>
     })
 }
 
-async fn up(source: &Source, url: &str, json: bool) -> anyhow::Result<Outcome> {
+/// Applies what is pending and, with `grant_to`, then grants that runtime role what it needs
+/// (PostgreSQL only: refused on SQLite before anything is applied). With `--json`, one object
+/// says both.
+async fn up(
+    source: &Source,
+    url: &str,
+    grant_to: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    if grant_to.is_some() && !grants_apply_to(url)? {
+        return Ok(Outcome::Usage);
+    }
     let set = load(source, dialect_of(url)?)?;
     let db = open(url).await?;
     let result = set.apply_pending(&db, &owned_namespaces()).await;
     db.close().await;
     let applied = result?;
-    if json {
-        let files: Vec<_> = applied
-            .iter()
-            .map(|a| json!({"version": a.version, "name": a.stem, "execution_ms": a.execution_ms}))
-            .collect();
-        out!("{}", json!({"applied": files}));
-    } else {
+    let files: Vec<_> = applied
+        .iter()
+        .map(|a| json!({"version": a.version, "name": a.stem, "execution_ms": a.execution_ms}))
+        .collect();
+    if !json {
         for a in &applied {
             out!("applied {} {}", a.version, a.stem);
         }
@@ -145,18 +150,62 @@ async fn up(source: &Source, url: &str, json: bool) -> anyhow::Result<Outcome> {
             out!("no pending migrations");
         }
     }
-    Ok(Outcome::Ok)
+    let Some(role) = grant_to else {
+        if json {
+            out!("{}", json!({"applied": files}));
+        }
+        return Ok(Outcome::Ok);
+    };
+    match runtime_grants(url, role, true).await {
+        Ok(statements) => {
+            if json {
+                out!(
+                    "{}",
+                    json!({"applied": files, "grants": grants_json(role, true, &statements)})
+                );
+            } else {
+                print_grants(role, true, &statements);
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(e) => {
+            // The migrations are applied; say so before the error.
+            if json {
+                out!("{}", json!({"applied": files, "grants": null}));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Whether `url` is a database whose roles take grants; says why not on standard error.
+fn grants_apply_to(url: &str) -> anyhow::Result<bool> {
+    if dialect_of(url)? == Dialect::Postgres {
+        return Ok(true);
+    }
+    eprintln!(
+        "error: grants are PostgreSQL's; on SQLite the database file's permissions are its \
+         access control"
+    );
+    Ok(false)
 }
 
 /// Prints, or runs as the connected (owner) role, the runtime role's grants.
 async fn grants(url: &str, role: &str, apply: bool, json: bool) -> anyhow::Result<Outcome> {
-    if dialect_of(url)? != Dialect::Postgres {
-        eprintln!(
-            "error: grants are PostgreSQL's; on SQLite the database file's permissions are its \
-             access control"
-        );
+    if !grants_apply_to(url)? {
         return Ok(Outcome::Usage);
     }
+    let statements = runtime_grants(url, role, apply).await?;
+    if json {
+        out!("{}", grants_json(role, apply, &statements));
+    } else {
+        print_grants(role, apply, &statements);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The runtime role's grant statements, run when `apply` (as the connected owner role).
+async fn runtime_grants(url: &str, role: &str, apply: bool) -> anyhow::Result<Vec<String>> {
     let db = open(url).await?;
     let result = async {
         if !roles::role_exists(&db, role).await? {
@@ -185,23 +234,24 @@ async fn grants(url: &str, role: &str, apply: bool, json: bool) -> anyhow::Resul
     }
     .await;
     db.close().await;
-    let statements = result?;
-    if json {
-        out!(
-            "{}",
-            json!({"role": role, "applied": apply, "statements": statements})
-        );
-    } else if apply {
+    result
+}
+
+fn grants_json(role: &str, apply: bool, statements: &[String]) -> serde_json::Value {
+    json!({"role": role, "applied": apply, "statements": statements})
+}
+
+fn print_grants(role: &str, apply: bool, statements: &[String]) {
+    if apply {
         out!(
             "granted {role} the runtime's privileges ({} statements)",
             statements.len()
         );
     } else {
-        for statement in &statements {
+        for statement in statements {
             out!("{statement};");
         }
     }
-    Ok(Outcome::Ok)
 }
 
 async fn verify(source: &Source, url: &str, json: bool) -> anyhow::Result<Outcome> {

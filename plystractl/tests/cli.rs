@@ -1203,6 +1203,21 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
         let (code, text) = run(&t.url, &["migrate", "grants", "--role", "app"]);
         assert_eq!(code, 2, "{text}");
         assert!(text.contains("grants are PostgreSQL's"), "{text}");
+        // `up --grant-to` is refused before it applies anything.
+        let (code, text) = run(&t.url, &["migrate", "up", "--grant-to", "app"]);
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("grants are PostgreSQL's"), "{text}");
+        let (code, text) = run(&t.url, &["--json", "migrate", "status"]);
+        assert_eq!(code, 0, "{text}");
+        let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            status["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["state"] == "pending"),
+            "{text}"
+        );
         return;
     }
     let (owner, owner_url) = t.login_role("owner").await;
@@ -1211,6 +1226,29 @@ async fn a_runtime_role_owns_nothing_and_cannot_rewrite_the_audit_log() {
     let (code, text) = run(&owner_url, &["migrate", "up", "--grant-to", &app]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(&format!("granted {app}")), "{text}");
+    // With --json, one object says both steps (again: nothing is pending, the grants hold).
+    let out = plystractl(&[
+        "--database-url",
+        &owner_url,
+        "--json",
+        "migrate",
+        "up",
+        "--grant-to",
+        &app,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON value ({e}): {out:?}"));
+    assert_eq!(report["applied"], serde_json::json!([]), "{report}");
+    assert_eq!(report["grants"]["role"], app.as_str(), "{report}");
+    assert_eq!(report["grants"]["applied"], true, "{report}");
+    assert!(
+        !report["grants"]["statements"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{report}"
+    );
     // The owner is refused as a runtime role: revoking would take its own privileges.
     let (code, text) = run(
         &owner_url,
