@@ -1301,7 +1301,6 @@ impl Snapshot {
         )
     }
 
-    /// The number of the resource of type key `type_key` whose ID is `id`, when it is known.
     /// Whether the registry declares `action` for the type of key `type_key`.
     fn declares(&self, type_key: Num, action: Num) -> bool {
         self.actions
@@ -1309,6 +1308,7 @@ impl Snapshot {
             .is_some_and(|actions| actions.contains(&action))
     }
 
+    /// The number of the resource of type key `type_key` whose ID is `id`, when it is known.
     fn resource_by_id(&self, type_key: Num, id: &str) -> Option<Num> {
         self.resource_names
             .get(type_key, id)
