@@ -218,6 +218,7 @@ where
     read_bulk(db, from, table, columns).await
 }
 
+/// The rows `from` selects (from `table`), as `columns`, read in bulk (`metadata` as JSON text).
 async fn read_bulk<T>(
     db: &Database,
     from: plystra_contracts::storage::sea_query::SelectStatement,
