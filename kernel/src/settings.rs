@@ -24,7 +24,7 @@ pub const KERNEL: &[Setting] = &[
     Setting {
         name: "PLYSTRA_DATABASE_MAX_CONNECTIONS",
         help: "the database pool's size (at least 1)",
-        default: "4 (SQLite), 10 (PostgreSQL)",
+        default: "10",
     },
     Setting {
         name: "PLYSTRA_DATABASE_ACQUIRE_TIMEOUT_SECS",

@@ -32,8 +32,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/plystra.db";
 pub struct DatabaseConfig {
     /// `sqlite://path`, `sqlite::memory:` or `postgres://…`.
     pub url: String,
-    /// The pool's maximum number of connections (PostgreSQL; file-backed SQLite). Default
-    /// [`SQLITE_MAX_CONNECTIONS`] or [`POSTGRES_MAX_CONNECTIONS`].
+    /// The pool's maximum number of connections (PostgreSQL; file-backed SQLite).
     pub max_connections: u32,
     /// How long to wait for a pooled connection (and for the first connection) before failing.
     pub acquire_timeout: Duration,
@@ -45,26 +44,12 @@ pub struct DatabaseConfig {
     pub sqlite_max_page_count: Option<u32>,
 }
 
-/// A file-backed SQLite pool's default size. SQLite writes one transaction at a time and the
-/// decision path reads nothing from the database, so more connections buy little; each one
-/// that read a table keeps its pages and prepared statements (about 5 MB after a start's bulk
-/// reads: a server on the benchmark's data set held 161–167 MB in use with 10, 135–139 MB with
-/// 4, and was ready as fast; BENCHMARKS.md).
-pub const SQLITE_MAX_CONNECTIONS: u32 = 4;
-/// A PostgreSQL pool's default size.
-pub const POSTGRES_MAX_CONNECTIONS: u32 = 10;
-
 impl DatabaseConfig {
-    /// The defaults for `url`: [`SQLITE_MAX_CONNECTIONS`] or [`POSTGRES_MAX_CONNECTIONS`]
-    /// connections, 5 s acquire timeout, 5 s SQLite busy timeout.
+    /// The defaults for `url`: 10 connections, 5 s acquire timeout, 5 s SQLite busy timeout.
     pub fn new(url: impl Into<String>) -> Self {
-        let url = url.into();
         Self {
-            max_connections: match Dialect::from_url(&url) {
-                Some(Dialect::Postgres) => POSTGRES_MAX_CONNECTIONS,
-                _ => SQLITE_MAX_CONNECTIONS,
-            },
-            url,
+            url: url.into(),
+            max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             sqlite_max_page_count: None,
@@ -321,10 +306,6 @@ mod tests {
         };
         let config = DatabaseConfig::from_lookup(&vars(&[])).unwrap();
         assert_eq!(config, DatabaseConfig::new(DEFAULT_DATABASE_URL));
-        assert_eq!(config.max_connections, SQLITE_MAX_CONNECTIONS);
-        let config =
-            DatabaseConfig::from_lookup(&vars(&[("DATABASE_URL", "postgres://b/db")])).unwrap();
-        assert_eq!(config.max_connections, POSTGRES_MAX_CONNECTIONS);
         let config = DatabaseConfig::from_lookup(&vars(&[
             ("DATABASE_URL", "postgres://b/db"),
             (MAX_CONNECTIONS_VAR, "32"),
