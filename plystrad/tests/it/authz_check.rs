@@ -802,8 +802,8 @@ async fn every_write_answers_its_feed_revision_in_commit_order() {
 /// A change committed behind this process's back (another plystrad, a restore script: nothing
 /// hands it over in process) reaches the index through the feed alone: at once for a check
 /// that carries its revision as a consistency token, and within the poll interval without one.
-/// A token past the feed's head is refused with 503 after the consistency wait, never decided
-/// on older facts.
+/// A token past the newest committed revision is refused at once with 409, never decided on
+/// older facts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_committed_elsewhere_reaches_the_index_through_the_feed() {
     use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
