@@ -307,6 +307,8 @@ impl AuthorizationService {
             for batch in arrived {
                 facts += batch.len();
                 next.apply_all(batch.iter().filter_map(boundary::lend));
+                // Freeing a batch's texts is a tenth of the build: another core does it.
+                drop(tokio::task::spawn_blocking(move || drop(batch)));
             }
             (next, facts)
         });

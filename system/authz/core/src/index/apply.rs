@@ -5,7 +5,7 @@
 use super::{
     BindingRow, Carriers, GroupRow, Key, MemberRoleRow, MemberRow, Num, PermissionRow,
     ResourceExtras, ResourceRow, ResourcesByType, RolePermissionRow, RoleRow, Shared, Snapshot,
-    Status, TypeRow, Word, add_to, parse_unix, take_from,
+    Status, TypeRow, Unlisted, Word, add_to, parse_unix, take_from,
 };
 use std::sync::Arc;
 
@@ -330,6 +330,9 @@ impl Snapshot {
         owner: Option<Num>,
     ) {
         if let Some(old) = old {
+            // A resource listed before: what this change has not listed yet is listed first,
+            // so that the old entries below are there to take out.
+            self.list_unlisted();
             if let Some(old_space) = self.space_names.get(&old.space_id)
                 && let Some(ids) = self.resources_in_space.get_mut(&(type_key, old_space))
             {
@@ -353,24 +356,20 @@ impl Snapshot {
             .entry((type_key, space))
             .or_default()
             .insert(n, &self.resource_names);
+        // Listed by group and owner when the change is settled, all at once (see `Unlisted`).
         if let Some(group) = group {
-            ResourcesByType::add(
-                &mut self.resources_in_group,
-                group,
-                type_key,
-                n,
-                &self.resource_names,
-            );
+            self.unlisted.in_group.push((group, type_key, n));
         }
         if let Some(owner) = owner {
-            ResourcesByType::add(
-                &mut self.resources_of_owner,
-                owner,
-                type_key,
-                n,
-                &self.resource_names,
-            );
+            self.unlisted.of_owner.push((owner, type_key, n));
         }
+    }
+
+    /// Lists the resources this change added by group and owner (see `Unlisted`).
+    pub(super) fn list_unlisted(&mut self) {
+        let Unlisted { in_group, of_owner } = std::mem::take(&mut self.unlisted);
+        ResourcesByType::add_all(&mut self.resources_in_group, in_group, &self.resource_names);
+        ResourcesByType::add_all(&mut self.resources_of_owner, of_owner, &self.resource_names);
     }
 
     /// A role: its row; every member holding it is recomputed.
