@@ -580,7 +580,11 @@ impl Database {
             while let Some(row) = rows.try_next().await? {
                 chunk.push(row);
                 if chunk.len() as u64 == BULK_ROWS {
-                    part(std::mem::take(&mut chunk));
+                    // A table that filled one chunk likely fills the next: it starts full size.
+                    part(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(BULK_ROWS as usize),
+                    ));
                 }
             }
             if !chunk.is_empty() {
@@ -629,7 +633,7 @@ impl Database {
             else {
                 break;
             };
-            let rows: Vec<T> = serde_json::from_str(&json).map_err(|e| StorageError::Database {
+            let rows: Vec<T> = parse_rows(&json, count).map_err(|e| StorageError::Database {
                 source: sqlx::Error::Decode(Box::new(e)),
             })?;
             drop(json);
@@ -687,6 +691,40 @@ impl Database {
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
     }
+}
+
+/// Parses a JSON array of `count` rows into a vector made that size at once (grown as it was
+/// parsed, a chunk's vector was copied a dozen times over).
+fn parse_rows<T: serde::de::DeserializeOwned>(
+    json: &str,
+    count: i64,
+) -> Result<Vec<T>, serde_json::Error> {
+    use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+    struct Sized<T>(usize, std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for Sized<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of rows")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut rows = Vec::with_capacity(self.0);
+            while let Some(row) = seq.next_element()? {
+                rows.push(row);
+            }
+            Ok(rows)
+        }
+    }
+    impl<'de, T: serde::Deserialize<'de>> DeserializeSeed<'de> for Sized<T> {
+        type Value = Vec<T>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    let capacity = usize::try_from(count).unwrap_or(0).min(BULK_ROWS as usize);
+    let mut parser = serde_json::Deserializer::from_str(json);
+    let rows = Sized(capacity, std::marker::PhantomData).deserialize(&mut parser)?;
+    parser.end()?;
+    Ok(rows)
 }
 
 /// A connection to read through: the pool, or an open transaction. `&Database` and
@@ -892,6 +930,17 @@ macro_rules! from_rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_rows_parse_whatever_count_was_announced_and_nothing_after_the_array() {
+        let json = r#"[["a", 1], ["b", null]]"#;
+        for count in [0, 2, 5, -1, i64::MAX] {
+            let rows: Vec<(String, Option<i64>)> = parse_rows(json, count).unwrap();
+            assert_eq!(rows, [("a".to_owned(), Some(1)), ("b".to_owned(), None)]);
+        }
+        assert!(parse_rows::<(String, i64)>(r#"[["a", 1]] ["b", 2]"#, 1).is_err());
+        assert!(parse_rows::<(String, i64)>(r#"{"a": 1}"#, 1).is_err());
+    }
 
     #[test]
     fn dialect_from_url() {
