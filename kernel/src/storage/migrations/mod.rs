@@ -474,16 +474,22 @@ impl MigrationSet {
     /// Checks `plystra.sum` (when the set has one) and that every applied file is unchanged and
     /// present. The error names the first failing file.
     pub async fn verify(&self, db: &Database) -> Result<(), MigrationError> {
+        self.verified_ledger(db).await.map(drop)
+    }
+
+    /// [`verify`](Self::verify), returning the ledger it read.
+    async fn verified_ledger(&self, db: &Database) -> Result<Vec<LedgerEntry>, MigrationError> {
         if self.sum.is_some() {
             self.check_sum()?;
         }
         self.check_dialect(db)?;
         let ledger = read_ledger(db).await?;
-        self.verify_ledger(ledger)
+        self.verify_ledger(&ledger)?;
+        Ok(ledger)
     }
 
     /// Checks that every entry of `ledger` names a file of this set, unchanged.
-    fn verify_ledger(&self, ledger: Vec<LedgerEntry>) -> Result<(), MigrationError> {
+    fn verify_ledger(&self, ledger: &[LedgerEntry]) -> Result<(), MigrationError> {
         for e in ledger {
             match self
                 .migrations
@@ -492,15 +498,15 @@ impl MigrationSet {
             {
                 None => {
                     return Err(MigrationError::MissingFile {
-                        version: e.version,
-                        namespace: e.namespace,
-                        name: e.name,
+                        version: e.version.clone(),
+                        namespace: e.namespace.clone(),
+                        name: e.name.clone(),
                     });
                 }
                 Some(m) if m.checksum != e.checksum => {
                     return Err(MigrationError::ChecksumMismatch {
                         file: m.file.clone(),
-                        recorded: e.checksum,
+                        recorded: e.checksum.clone(),
                         actual: m.checksum.clone(),
                     });
                 }
@@ -519,18 +525,12 @@ impl MigrationSet {
         owned: &[&str],
     ) -> Result<Vec<Applied>, MigrationError> {
         let namespaces = self.check_ownership(owned)?;
-        if self.sum.is_some() {
-            self.check_sum()?;
-        }
-        self.check_dialect(db)?;
         // One read of the ledger for both questions: a boot on a current database asks nothing
         // else of it.
-        let ledger = read_ledger(db).await?;
-        let nothing_pending = self.pending_of(&ledger).is_empty();
-        self.verify_ledger(ledger)?;
+        let ledger = self.verified_ledger(db).await?;
         // Nothing pending asks nothing of the role: a runtime role without CREATE (development
         // with least-privilege roles) boots on a current database without a refused DDL.
-        if nothing_pending {
+        if self.pending_of(&ledger).is_empty() {
             return Ok(Vec::new());
         }
         ensure_ledger(db).await?;
@@ -585,18 +585,13 @@ impl MigrationSet {
     /// The schema state of `db` against this set. Fails when the applied history does not verify.
     pub async fn schema_state(&self, db: &Database) -> Result<SchemaState, MigrationError> {
         // One read of the ledger for all three answers: readiness asks this on every probe.
-        if self.sum.is_some() {
-            self.check_sum()?;
-        }
-        self.check_dialect(db)?;
-        let ledger = read_ledger(db).await?;
+        let ledger = self.verified_ledger(db).await?;
         let pending = self
             .pending_of(&ledger)
             .into_iter()
             .map(|m| m.file.clone())
             .collect();
         let schema_version = highest_version(&ledger);
-        self.verify_ledger(ledger)?;
         Ok(SchemaState {
             schema_version,
             expected_schema_version: self.expected_schema_version().map(str::to_owned),
