@@ -189,7 +189,7 @@ impl Drop for Server {
 }
 
 /// The address in plystrad's `listening` log line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
+pub(crate) fn listening_address(line: &str) -> Option<SocketAddr> {
     line.split(|c: char| c.is_whitespace() || c == '"' || c == '=' || c == ',')
         .find_map(|word| word.parse().ok())
 }

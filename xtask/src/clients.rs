@@ -5,7 +5,7 @@
 //! [`PYTHON_PACKAGES`], validates `openapi/plystra.v<version>.json` as OpenAPI 3.0
 //! (openapi-spec-validator), generates a Python client with openapi-python-client (any warning
 //! fails: the generator dropped something, so the document needs fixing), builds and starts
-//! `plystrad` on a temporary SQLite database and a free loopback port, and runs
+//! `plystrad` on a temporary SQLite database and a loopback port the OS picks, and runs
 //! `xtask/clients/python_scenario.py` (the Finance Reviewer scenario through the generated client)
 //! against it. The server is stopped afterwards; on failure its log is printed.
 //!
@@ -13,14 +13,14 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{process, workspace};
+use crate::{browser, process, workspace};
 
 /// What the virtualenv holds, pinned.
 const PYTHON_PACKAGES: &[&str] = &[
@@ -187,7 +187,7 @@ impl Drop for Server {
     }
 }
 
-/// Starts plystrad on `database_url` (a fresh database) and a free loopback port, with its log in
+/// Starts plystrad on `database_url` (a fresh database) and a loopback port the OS picks, with its log in
 /// `dir`, waits until it is ready, runs `f` with its base URL and key, and stops it. Prints the
 /// server log on failure.
 pub(crate) fn with_server(
@@ -196,8 +196,6 @@ pub(crate) fn with_server(
     database_url: &str,
     f: impl FnOnce(&str, &str) -> Result<bool>,
 ) -> Result<bool> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let url = format!("http://127.0.0.1:{port}");
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -207,7 +205,9 @@ pub(crate) fn with_server(
     let log = fs::File::create(&log_path)?;
     let mut command = Command::new(binary);
     command
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        // Port 0: the OS picks the port when plystrad binds, so nothing else can take it between
+        // a pick and the bind; the port is read back from the `listening` log line.
+        .args(["--host", "127.0.0.1", "--port", "0"])
         .arg("--database-url")
         .arg(database_url)
         .arg("serve")
@@ -230,7 +230,8 @@ pub(crate) fn with_server(
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?,
     );
-    let outcome = wait_ready(&mut server.0, port).and_then(|()| {
+    let outcome = wait_ready(&mut server.0, &log_path).and_then(|port| {
+        let url = format!("http://127.0.0.1:{port}");
         println!("clients: plystrad is ready at {url}");
         f(&url, &key)
     });
@@ -252,18 +253,29 @@ pub(crate) fn with_server(
     }
 }
 
-/// Polls `/api/v1/ready` until it answers 200; fails when the server exits or time runs out.
-fn wait_ready(server: &mut Child, port: u16) -> Result<()> {
+/// Reads the port from plystrad's `listening` log line, then polls `/api/v1/ready` until it
+/// answers 200; the port. Fails when the server exits or time runs out.
+fn wait_ready(server: &mut Child, log: &Path) -> Result<u16> {
     let started = Instant::now();
-    let mut last = String::from("no answer");
+    let mut port = None;
+    let mut last = String::from("no `listening` line in the log");
     while started.elapsed() < READY_TIMEOUT {
         if let Some(status) = server.try_wait()? {
             bail!("plystrad exited before it was ready ({status})");
         }
-        match status_of(port, "/api/v1/ready") {
-            Ok(200) => return Ok(()),
-            Ok(status) => last = format!("answered {status}"),
-            Err(error) => last = error.to_string(),
+        if port.is_none() {
+            port = fs::read_to_string(log)?
+                .lines()
+                .filter(|line| line.contains("listening"))
+                .find_map(browser::listening_address)
+                .map(|address| address.port());
+        }
+        if let Some(port) = port {
+            match status_of(port, "/api/v1/ready") {
+                Ok(200) => return Ok(port),
+                Ok(status) => last = format!("answered {status}"),
+                Err(error) => last = error.to_string(),
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }

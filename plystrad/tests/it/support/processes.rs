@@ -50,21 +50,17 @@ pub fn ctl(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// One running plystrad.
 pub struct Server {
     child: Option<Child>,
-    /// Its loopback port.
+    /// Its loopback port: the one the OS gave its listener (it listens on port 0, so no other
+    /// process can take the port between a test picking it and the server binding it).
     pub port: u16,
     url: String,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// Where the running process's part of the log starts (a restart appends to the same file).
+    log_start: u64,
     _logs: Arc<tempfile::TempDir>,
     /// A client for it.
     pub http: reqwest::Client,
@@ -76,13 +72,14 @@ impl Server {
         let logs = Arc::new(tempfile::tempdir().expect("a log directory"));
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: 0,
             url: database_url.to_owned(),
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             log: logs.path().join("plystrad.log"),
+            log_start: 0,
             _logs: logs,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -100,13 +97,15 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("the server log");
+        self.log_start = log.metadata().expect("the server log's length").len();
+        self.port = 0;
         let mut command = Command::new(env!("CARGO_BIN_EXE_plystrad"));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PLYSTRA_DATABASE_URL", &self.url)
             .env("PLYSTRA_SERVER_HOST", "127.0.0.1")
-            .env("PLYSTRA_SERVER_PORT", self.port.to_string())
+            .env("PLYSTRA_SERVER_PORT", "0")
             .env("PLYSTRA_API_KEY", KEY)
             .env("PLYSTRA_API_KEY_PERMISSIONS", "*")
             .env("PLYSTRA_API_KEY_SECRET", API_KEY_SECRET)
@@ -128,26 +127,58 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub async fn wait_ready(&self) {
+    /// Waits until the process listens (learning its port from the log's `listening` line) and
+    /// `/api/v1/ready` answers 200; fails at once, with the log, when the process exits first.
+    pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(resp) = self
-                .http
-                .get(format!("{}/api/v1/ready", self.base()))
-                .send()
-                .await
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .expect("a running plystrad")
+                .try_wait()
+                .expect("the process's state")
+            {
+                panic!(
+                    "plystrad exited ({status}) before it was ready:\n{}",
+                    self.log_text()
+                );
+            }
+            if self.port == 0 {
+                self.port = self.listening_port().unwrap_or(0);
+            }
+            if self.port != 0
+                && let Ok(resp) = self
+                    .http
+                    .get(format!("{}/api/v1/ready", self.base()))
+                    .send()
+                    .await
                 && resp.status().is_success()
             {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "plystrad on port {} did not become ready:\n{}",
+                "plystrad (port {}) did not become ready:\n{}",
                 self.port,
                 self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The port in the running process's `listening` log line, once it is there.
+    fn listening_port(&self) -> Option<u16> {
+        let log = std::fs::read(&self.log).ok()?;
+        let own = log.get(usize::try_from(self.log_start).ok()?..)?;
+        String::from_utf8_lossy(own)
+            .lines()
+            .filter(|line| line.contains("listening"))
+            .find_map(|line| {
+                line.split(|c: char| c.is_whitespace() || c == '"' || c == '=')
+                    .find_map(|word| word.parse::<std::net::SocketAddr>().ok())
+            })
+            .map(|address| address.port())
     }
 
     /// The process ID (for reading `/proc/<pid>/status`).
@@ -163,7 +194,7 @@ impl Server {
         }
     }
 
-    /// Starts the process again on the same port and waits until it is ready.
+    /// Starts the process again (on a port the OS picks anew) and waits until it is ready.
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn();
