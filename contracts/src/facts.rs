@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::text_rows::TextRows;
+
 /// The state of one entity authorization cares about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -259,8 +261,168 @@ pub fn metadata_text(metadata: Option<&crate::storage::Metadata>) -> Option<Stri
 /// A `metadata` column read as text (a bulk read) in [`metadata_text`]'s form; anything but a
 /// JSON object is none.
 pub fn stored_metadata_text(column: Option<String>) -> Option<String> {
-    let parsed: crate::storage::Metadata = serde_json::from_str(&column?).ok()?;
+    stored_metadata_text_of(column.as_deref()?)
+}
+
+/// [`stored_metadata_text`] of a borrowed column.
+pub fn stored_metadata_text_of(column: &str) -> Option<String> {
+    let parsed: crate::storage::Metadata = serde_json::from_str(column).ok()?;
     metadata_text(Some(&parsed))
+}
+
+/// A part of a load's facts as a source hands it over: facts, or a chunk of resources as a bulk
+/// read packed them (100,000 resources are read at start; see [`ResourceRows`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactsPart {
+    /// Facts.
+    Facts(Vec<Fact>),
+    /// `Fact::Resource`s, packed.
+    Resources(ResourceRows),
+}
+
+impl FactsPart {
+    /// How many facts the part holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Facts(facts) => facts.len(),
+            Self::Resources(rows) => rows.len(),
+        }
+    }
+
+    /// It holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The part as facts.
+    pub fn into_facts(self) -> Vec<Fact> {
+        match self {
+            Self::Facts(facts) => facts,
+            Self::Resources(rows) => rows.iter().map(|row| row.to_fact()).collect(),
+        }
+    }
+}
+
+/// A chunk of `Fact::Resource`s as a bulk read packed them: one text buffer ([`TextRows`]) with
+/// the columns in [`ResourceRows::COLUMNS`] order, instead of nine `String`s a resource.
+/// Metadata is held apart, in [`metadata_text`]'s form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRows {
+    rows: TextRows,
+    /// Each row's metadata in the form a fact carries it.
+    metadata: Vec<Option<String>>,
+}
+
+/// One resource of [`ResourceRows`], borrowed: a `Fact::Resource`'s fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceRow<'a> {
+    /// The type's key.
+    pub resource_type: &'a str,
+    /// Its ID.
+    pub id: &'a str,
+    /// Its external ID.
+    pub external_id: &'a str,
+    /// Its space.
+    pub space_id: &'a str,
+    /// Its group.
+    pub group_id: Option<&'a str>,
+    /// The owning member.
+    pub owner_member_id: Option<&'a str>,
+    /// Its visibility.
+    pub visibility: &'a str,
+    /// Its status.
+    pub status: &'a str,
+    /// Its metadata, in [`metadata_text`]'s form.
+    pub metadata: Option<&'a str>,
+}
+
+impl ResourceRows {
+    /// The columns, in order: the type's key, ID, external ID, space, group, owner, visibility,
+    /// status and the stored metadata as text.
+    pub const COLUMNS: [&'static str; 9] = [
+        "resource_type",
+        "id",
+        "external_id",
+        "space_id",
+        "group_id",
+        "owner_member_id",
+        "visibility",
+        "status",
+        "metadata",
+    ];
+
+    /// The columns a row may lack a value in.
+    const OPTIONAL: [&'static str; 3] = ["group_id", "owner_member_id", "metadata"];
+
+    /// `rows`, read as [`ResourceRows::COLUMNS`]; the stored metadata is put in a fact's form.
+    /// Refused when a row lacks a value only group, owner and metadata may lack, or the rows
+    /// have other columns.
+    pub fn new(rows: TextRows) -> Result<Self, String> {
+        if rows.columns() != Self::COLUMNS.len() || rows.partial() != 0 {
+            return Err(format!(
+                "resource rows have {} columns ({} values over), not {}",
+                rows.columns(),
+                rows.partial(),
+                Self::COLUMNS.len()
+            ));
+        }
+        let mut metadata = Vec::with_capacity(rows.len());
+        for row in rows.iter() {
+            for (column, name) in Self::COLUMNS.iter().enumerate() {
+                if row.get(column).is_none() && !Self::OPTIONAL.contains(name) {
+                    return Err(format!("a resource row has no {name}"));
+                }
+            }
+            metadata.push(row.get(8).and_then(stored_metadata_text_of));
+        }
+        Ok(Self { rows, metadata })
+    }
+
+    /// How many resources.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// None.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The resources, in the order they were read.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = ResourceRow<'_>> {
+        self.rows
+            .iter()
+            .zip(&self.metadata)
+            .map(|(row, metadata)| ResourceRow {
+                // `new` checked that these are present.
+                resource_type: row.get(0).unwrap_or_default(),
+                id: row.get(1).unwrap_or_default(),
+                external_id: row.get(2).unwrap_or_default(),
+                space_id: row.get(3).unwrap_or_default(),
+                group_id: row.get(4),
+                owner_member_id: row.get(5),
+                visibility: row.get(6).unwrap_or_default(),
+                status: row.get(7).unwrap_or_default(),
+                metadata: metadata.as_deref(),
+            })
+    }
+}
+
+impl ResourceRow<'_> {
+    /// The resource as an owned fact.
+    pub fn to_fact(&self) -> Fact {
+        Fact::Resource {
+            resource_type: self.resource_type.to_owned(),
+            id: self.id.to_owned(),
+            external_id: self.external_id.to_owned(),
+            space_id: self.space_id.to_owned(),
+            group_id: self.group_id.map(str::to_owned),
+            owner_member_id: self.owner_member_id.map(str::to_owned),
+            status: self.status.to_owned(),
+            visibility: Some(self.visibility.to_owned()),
+            metadata: self.metadata.map(str::to_owned),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -311,5 +473,118 @@ mod tests {
         );
         assert_eq!(facts_of(&serde_json::json!({"id": "x"})).unwrap(), None);
         assert!(facts_of(&serde_json::json!({"facts": [{"kind": "nope"}]})).is_err());
+    }
+
+    fn packed(rows: &[[Option<&str>; 9]]) -> TextRows {
+        let mut packed = TextRows::new(9);
+        for row in rows {
+            for value in row {
+                packed.push(*value).unwrap();
+            }
+        }
+        packed
+    }
+
+    #[test]
+    fn resource_rows_read_as_the_facts_a_full_read_makes_with_metadata_in_one_form() {
+        let rows = ResourceRows::new(packed(&[
+            [
+                Some("invoice"),
+                Some("res_1"),
+                Some("inv-1"),
+                Some("space_1"),
+                Some("group_1"),
+                Some("member_1"),
+                Some("space"),
+                Some("active"),
+                // As PostgreSQL prints JSONB: spaces, its own key order.
+                Some(r#"{"b": 2, "a": "x"}"#),
+            ],
+            [
+                Some("invoice"),
+                Some("res_2"),
+                Some("inv-2"),
+                Some("space_1"),
+                None,
+                None,
+                Some("private"),
+                Some("archived"),
+                None,
+            ],
+            [
+                Some("invoice"),
+                Some("res_3"),
+                Some("inv-3"),
+                Some("space_1"),
+                None,
+                None,
+                Some("public"),
+                Some("active"),
+                // Not an object, or empty: no metadata, as a full read makes it.
+                Some("[1]"),
+            ],
+        ]))
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        let facts = FactsPart::Resources(rows.clone()).into_facts();
+        assert_eq!(
+            facts[0],
+            Fact::Resource {
+                resource_type: "invoice".into(),
+                id: "res_1".into(),
+                external_id: "inv-1".into(),
+                space_id: "space_1".into(),
+                group_id: Some("group_1".into()),
+                owner_member_id: Some("member_1".into()),
+                status: "active".into(),
+                visibility: Some("space".into()),
+                metadata: Some(r#"{"a":"x","b":2}"#.into()),
+            }
+        );
+        assert_eq!(
+            facts[0],
+            Fact::Resource {
+                resource_type: "invoice".into(),
+                id: "res_1".into(),
+                external_id: "inv-1".into(),
+                space_id: "space_1".into(),
+                group_id: Some("group_1".into()),
+                owner_member_id: Some("member_1".into()),
+                status: "active".into(),
+                visibility: Some("space".into()),
+                metadata: metadata_text(Some(&serde_json::from_str(r#"{"a":"x","b":2}"#).unwrap())),
+            },
+            "the same text a fact made from the entity carries"
+        );
+        let second = rows.iter().nth(1).unwrap();
+        assert_eq!(
+            (second.group_id, second.owner_member_id, second.metadata),
+            (None, None, None)
+        );
+        assert_eq!((second.status, second.visibility), ("archived", "private"));
+        assert_eq!(rows.iter().nth(2).unwrap().metadata, None);
+    }
+
+    #[test]
+    fn resource_rows_refuse_a_missing_required_value_and_other_shapes() {
+        let full = [Some("t"); 9];
+        assert!(ResourceRows::new(packed(&[full])).is_ok());
+        for (column, name) in ResourceRows::COLUMNS.iter().enumerate() {
+            let mut row = full;
+            row[column] = None;
+            let optional = ["group_id", "owner_member_id", "metadata"].contains(name);
+            assert_eq!(
+                ResourceRows::new(packed(&[full, row])).is_ok(),
+                optional,
+                "{name} missing"
+            );
+        }
+        let mut partial = packed(&[full]);
+        partial.push(Some("t")).unwrap();
+        assert!(ResourceRows::new(partial).is_err(), "a value over");
+        assert!(
+            ResourceRows::new(TextRows::new(8)).is_err(),
+            "eight columns"
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod schema;
 pub mod security;
 pub mod services;
 pub mod storage;
+pub mod text_rows;
 
 pub use envelope::{Envelope, ListEnvelope, Pagination};
 pub use error::{ApiError, ErrorCode};

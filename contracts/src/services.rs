@@ -383,12 +383,13 @@ pub trait ResourceLookup: Send + Sync {
 
     /// The same facts as [`ResourceLookup::facts`], handed to `part` as they are read, so that
     /// a load can apply the first part while the next is read and never holds them all at
-    /// once. The default hands them over in one part.
+    /// once; resources may come packed ([`crate::facts::FactsPart::Resources`]). The default
+    /// hands them over in one part.
     async fn facts_in_parts(
         &self,
-        part: &mut (dyn FnMut(Vec<crate::facts::Fact>) + Send),
+        part: &mut (dyn FnMut(crate::facts::FactsPart) + Send),
     ) -> Result<(), ResolveError> {
-        part(self.facts().await?);
+        part(crate::facts::FactsPart::Facts(self.facts().await?));
         Ok(())
     }
 }

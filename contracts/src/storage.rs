@@ -17,6 +17,7 @@ use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::text_rows::TextRows;
 
 pub use sea_query;
 pub use sea_query_sqlx;
@@ -424,6 +425,17 @@ pub enum Database {
 /// Rows per JSON array in [`Database::fetch_all_bulk`] on SQLite.
 const BULK_ROWS: u64 = 20_000;
 
+/// Text per chunk of [`Database::fetch_text_in_parts`] on PostgreSQL, at which a chunk is cut
+/// before `BULK_ROWS` (SQLite's folds are bounded by its string length limit, 1 GB at most).
+const BULK_TEXT: usize = 64 << 20;
+
+/// A bulk read's row that does not decode, as the storage error a read reports.
+fn decode_error(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::Database {
+        source: sqlx::Error::Decode(Box::new(e)),
+    }
+}
+
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
@@ -592,19 +604,85 @@ impl Database {
             }
             return Ok(());
         }
+        self.sqlite_folds(table, from, &columns, |json, count| {
+            let rows: Vec<T> = parse_rows(json, count).map_err(decode_error)?;
+            if !rows.is_empty() {
+                part(rows);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`Database::fetch_bulk_in_parts`] for columns that are all text (or NULL), handed over
+    /// as [`TextRows`]: one text buffer per chunk instead of a `String` per value. A chunk is
+    /// at most `BULK_ROWS` rows; on PostgreSQL it is also cut once it holds `BULK_TEXT` bytes.
+    pub async fn fetch_text_in_parts(
+        &self,
+        table: &str,
+        from: &SelectStatement,
+        columns: Vec<sea_query::Expr>,
+        mut part: impl FnMut(TextRows) + Send,
+    ) -> Result<(), StorageError> {
+        let width = columns.len();
+        if let Self::Postgres(pool) = self {
+            use futures_util::TryStreamExt as _;
+            use sqlx::Row as _;
+            note_statement();
+            let (sql, values) = self.dialect().build(from.clone().exprs(columns));
+            let mut rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch(pool);
+            let mut chunk = TextRows::new(width);
+            while let Some(row) = rows.try_next().await? {
+                for column in 0..width {
+                    let value: Option<&str> = row.try_get(column)?;
+                    chunk.push(value).map_err(decode_error)?;
+                }
+                if chunk.len() as u64 == BULK_ROWS || chunk.text_len() >= BULK_TEXT {
+                    // A table that filled one chunk likely fills the next: it starts that size.
+                    let next = TextRows::with_capacity(width, chunk.len(), chunk.text_len());
+                    part(std::mem::replace(&mut chunk, next));
+                }
+            }
+            if !chunk.is_empty() {
+                part(chunk);
+            }
+            return Ok(());
+        }
+        self.sqlite_folds(table, from, &columns, |json, count| {
+            let count = usize::try_from(count).unwrap_or(0).min(BULK_ROWS as usize);
+            let rows =
+                crate::text_rows::parse_json_rows(json, width, count).map_err(decode_error)?;
+            if !rows.is_empty() {
+                part(rows);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// SQLite's side of the bulk reads: reads `from` as `columns`, `BULK_ROWS` rows at a time in
+    /// `rowid` order, each chunk folded by the database into one JSON array of arrays, and hands
+    /// each (the JSON text, its row count) to `chunk`.
+    async fn sqlite_folds(
+        &self,
+        table: &str,
+        from: &SelectStatement,
+        columns: &[sea_query::Expr],
+        mut chunk: impl FnMut(&str, i64) -> Result<(), StorageError> + Send,
+    ) -> Result<(), StorageError> {
         let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
         let mut after = i64::MIN;
         loop {
-            let mut chunk = from.clone();
-            chunk.clear_order_by();
+            let mut select = from.clone();
+            select.clear_order_by();
             for (column, name) in columns.iter().zip(&names) {
-                chunk.expr_as(column.clone(), sea_query::Alias::new(name));
+                select.expr_as(column.clone(), sea_query::Alias::new(name));
             }
             let rowid = sea_query::Expr::col((
                 sea_query::Alias::new(table),
                 sea_query::Alias::new("rowid"),
             ));
-            chunk
+            select
                 .expr_as(rowid.clone(), sea_query::Alias::new("bulk_rowid"))
                 .and_where(rowid.clone().gt(after))
                 .order_by_expr(rowid, sea_query::Order::Asc)
@@ -625,7 +703,7 @@ impl Database {
                 .expr(sea_query::Func::count(sea_query::Expr::col(
                     sea_query::Alias::new("bulk_rowid"),
                 )))
-                .from_subquery(chunk, sea_query::Alias::new("bulk_chunk"))
+                .from_subquery(select, sea_query::Alias::new("bulk_chunk"))
                 .to_owned();
             let Some((json, last, count)) = self
                 .fetch_optional::<(String, Option<i64>, i64), _>(&folded)
@@ -633,13 +711,8 @@ impl Database {
             else {
                 break;
             };
-            let rows: Vec<T> = parse_rows(&json, count).map_err(|e| StorageError::Database {
-                source: sqlx::Error::Decode(Box::new(e)),
-            })?;
+            chunk(&json, count)?;
             drop(json);
-            if !rows.is_empty() {
-                part(rows);
-            }
             match last {
                 Some(last) if count >= BULK_ROWS as i64 => after = last,
                 _ => break,

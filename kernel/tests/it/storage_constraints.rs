@@ -8,6 +8,7 @@ use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
 use plystra_contracts::storage::sqlx::types::Json;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, StorageError};
+use plystra_contracts::text_rows::TextRows;
 use plystra_kernel::storage::testing::TestDatabase;
 
 fn now() -> OffsetDateTime {
@@ -356,4 +357,35 @@ async fn a_bulk_read_returns_every_row_once_across_chunks_with_nulls_and_any_tex
     parted.sort();
     assert_eq!(parted, expected);
     assert_eq!(sizes, [20_000, 20_000, 5_000]);
+    // Packed as text: the same rows in the same chunks, NULL apart from text.
+    let mut sizes = Vec::new();
+    let mut packed: Vec<(String, String, String, Option<String>)> = Vec::new();
+    db.fetch_text_in_parts(
+        "sys_authz_permissions",
+        &from("active"),
+        columns(),
+        |rows: TextRows| {
+            assert_eq!(rows.columns(), 4);
+            sizes.push(rows.len());
+            packed.extend(rows.iter().map(|row| {
+                let text = |c| row.get(c).expect("a text").to_owned();
+                (text(0), text(1), text(2), row.get(3).map(str::to_owned))
+            }));
+        },
+    )
+    .await
+    .unwrap();
+    packed.sort();
+    assert_eq!(packed, expected);
+    assert_eq!(sizes, [20_000, 20_000, 5_000]);
+    let mut none = 0;
+    db.fetch_text_in_parts(
+        "sys_authz_permissions",
+        &from("archived"),
+        columns(),
+        |_| none += 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(none, 0, "no rows, no part");
 }

@@ -974,6 +974,15 @@ async fn a_condition_and_the_metadata_it_reads_written_through_one_process_decid
         b.decide(&alice_approves_001(), Some(revision)).await,
         Value::Null
     );
+    // A process started now reads the amount with every resource in its first load (a bulk
+    // read, not the feed) and decides alike.
+    let c = Server::start(&t.url, &[]).await;
+    assert_eq!(
+        c.decide(&alice_approves_001(), Some(revision)).await,
+        Value::Null
+    );
+    assert_eq!(c.table(Some(revision)).await, b.table(Some(revision)).await);
+    drop(c);
     let revision = a
         .write(
             "PATCH",

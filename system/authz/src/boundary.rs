@@ -3,8 +3,23 @@
 
 use plystra_authz_core::Fact as CoreFact;
 use plystra_contracts::DenyCode;
-use plystra_contracts::facts::Fact;
+use plystra_contracts::facts::{Fact, ResourceRow};
 use plystra_contracts::services::ResolveError;
+
+/// A packed resource row as the index applies it: [`lend`] of the `Fact::Resource` it holds.
+pub fn lend_resource<'a>(row: ResourceRow<'a>) -> CoreFact<&'a str> {
+    CoreFact::Resource {
+        resource_type: row.resource_type,
+        id: row.id,
+        external_id: row.external_id,
+        space_id: row.space_id,
+        group_id: row.group_id,
+        owner_member_id: row.owner_member_id,
+        status: row.status,
+        visibility: Some(row.visibility),
+        metadata: row.metadata,
+    }
+}
 
 /// `fact` as the index applies it, borrowing its texts; `None` for the credentials kinds (API
 /// keys, admin grants, sessions), which the control plane and identity follow and decisions do
@@ -189,6 +204,41 @@ mod tests {
         assert_eq!(mapped, DenyCode::ALL);
         for (core, wire) in plystra_authz_core::DenyCode::ALL.into_iter().zip(mapped) {
             assert_eq!(format!("{core:?}"), format!("{wire:?}"));
+        }
+    }
+
+    #[test]
+    fn a_packed_resource_is_lent_as_its_fact_is() {
+        let mut packed = plystra_contracts::text_rows::TextRows::new(9);
+        for row in [
+            [
+                Some("invoice"),
+                Some("res_1"),
+                Some("inv-1"),
+                Some("space_1"),
+            ]
+            .into_iter()
+            .chain([Some("group_1"), None, Some("space"), Some("active")])
+            .chain([Some(r#"{"amount": 9000}"#)]),
+            [
+                Some("invoice"),
+                Some("res_2"),
+                Some("inv-2"),
+                Some("space_1"),
+            ]
+            .into_iter()
+            .chain([None, Some("member_1"), Some("private"), Some("archived")])
+            .chain([None]),
+        ] {
+            for value in row {
+                packed.push(value).unwrap();
+            }
+        }
+        let rows = plystra_contracts::facts::ResourceRows::new(packed).unwrap();
+        assert_eq!(rows.len(), 2);
+        for row in rows.iter() {
+            let fact = row.to_fact();
+            assert_eq!(Some(lend_resource(row)), lend(&fact), "{fact:?}");
         }
     }
 

@@ -22,6 +22,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use plystra_contracts::facts::FactsPart;
 use plystra_contracts::feed::{Change, FactsConsumer, FactsFeed};
 use plystra_contracts::services::AuditRecorder;
 use plystra_contracts::storage::Database;
@@ -299,16 +300,23 @@ impl AuthorizationService {
             return Err("no database, identity or registry service".to_owned());
         };
         let started = std::time::Instant::now();
-        let (to_builder, arrived) =
-            std::sync::mpsc::channel::<Vec<plystra_contracts::facts::Fact>>();
+        let (to_builder, arrived) = std::sync::mpsc::channel::<FactsPart>();
         let builder = tokio::task::spawn_blocking(move || {
             let mut next = index::Snapshot::empty_at(revision);
             let mut facts = 0;
-            for batch in arrived {
-                facts += batch.len();
-                next.apply_all(batch.iter().filter_map(boundary::lend));
-                // Freeing a batch's texts is a tenth of the build: another core does it.
-                drop(tokio::task::spawn_blocking(move || drop(batch)));
+            for part in arrived {
+                facts += part.len();
+                match part {
+                    FactsPart::Facts(batch) => {
+                        next.apply_all(batch.iter().filter_map(boundary::lend));
+                        // Freeing a batch's texts is a tenth of the build: another core does it.
+                        drop(tokio::task::spawn_blocking(move || drop(batch)));
+                    }
+                    // A few buffers: freed here.
+                    FactsPart::Resources(rows) => {
+                        next.apply_all(rows.iter().map(boundary::lend_resource));
+                    }
+                }
             }
             (next, facts)
         });
@@ -320,7 +328,7 @@ impl AuthorizationService {
                 "authorization facts read"
             );
             // The builder only stops early if it panicked, which the join below reports.
-            let _ = to_builder.send(facts);
+            let _ = to_builder.send(FactsPart::Facts(facts));
         };
         let identity = async {
             let facts = sources

@@ -2,9 +2,10 @@
 //! whole set for the index's first load. Changes travel in `resource.registry_updated`.
 
 use plystra_contracts::ApiError;
-use plystra_contracts::facts::{Fact, metadata_text, stored_metadata_text};
+use plystra_contracts::facts::{Fact, FactsPart, ResourceRows, metadata_text};
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, JoinType, Query};
+use plystra_contracts::text_rows::TextRows;
 
 use crate::model::{ResourceStatus, ResourceVisibility, RiskLevel};
 use crate::resource_types::{self, ResourceType, TypeRow};
@@ -38,31 +39,17 @@ impl From<&Resource> for Fact {
 }
 
 /// Every type, action and resource.
-/// A resource as its fact needs it: type key, ID, external ID, space, group, owner, visibility,
-/// status, metadata (as JSON text).
-type ResourceFactRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-);
-
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
     let mut facts = Vec::new();
-    all_in_parts(db, &mut |part| facts.extend(part)).await?;
+    all_in_parts(db, &mut |part| facts.extend(part.into_facts())).await?;
     Ok(facts)
 }
 
 /// [`all`], handed to `part` as it is read: the types and actions first, then the resources
-/// one bulk chunk at a time.
+/// one bulk chunk at a time, packed ([`ResourceRows`]).
 pub(crate) async fn all_in_parts(
     db: &Database,
-    part: &mut (dyn FnMut(Vec<Fact>) + Send),
+    part: &mut (dyn FnMut(FactsPart) + Send),
 ) -> Result<(), ApiError> {
     let types: Vec<TypeRow> = db.fetch_all(&resource_types::select()).await?;
     let mut facts = Vec::new();
@@ -88,9 +75,9 @@ pub(crate) async fn all_in_parts(
             risk_level: Some(RiskLevel::stored(&risk)?.as_str().to_owned()),
         });
     }
-    part(facts);
+    part(FactsPart::Facts(facts));
     // Only the columns a fact holds (the first load reads every resource: no joins for names,
-    // no timestamps to decode), read in bulk; stored values are still checked as a
+    // no timestamps to decode), read in bulk as text; stored values are still checked as a
     // full read checks them.
     let r = table::RESOURCES;
     let from = Query::select()
@@ -100,6 +87,7 @@ pub(crate) async fn all_in_parts(
             Expr::col(col(table::TYPES, "id")).equals(col(r, "resource_type_id")),
         )
         .to_owned();
+    // In `ResourceRows::COLUMNS` order.
     let columns = [
         col(table::TYPES, "key"),
         col(r, "id"),
@@ -117,12 +105,12 @@ pub(crate) async fn all_in_parts(
     .collect();
     // A stored value the registry does not know fails the load; later chunks are skipped.
     let mut refused: Option<ApiError> = None;
-    db.fetch_bulk_in_parts(r, &from, columns, |rows: Vec<ResourceFactRow>| {
+    db.fetch_text_in_parts(r, &from, columns, |rows| {
         if refused.is_some() {
             return;
         }
-        match resource_facts(rows) {
-            Ok(facts) => part(facts),
+        match resource_rows(rows) {
+            Ok(rows) => part(FactsPart::Resources(rows)),
             Err(e) => refused = Some(e),
         }
     })
@@ -130,35 +118,18 @@ pub(crate) async fn all_in_parts(
     refused.map_or(Ok(()), Err)
 }
 
-/// Resource rows as facts, each stored value checked.
-fn resource_facts(rows: Vec<ResourceFactRow>) -> Result<Vec<Fact>, ApiError> {
-    let mut facts = Vec::with_capacity(rows.len());
-    for (
-        resource_type,
-        id,
-        external_id,
-        space_id,
-        group_id,
-        owner_member_id,
-        visibility,
-        status,
-        metadata,
-    ) in rows
-    {
-        let visibility = ResourceVisibility::stored(&visibility)?.as_str().to_owned();
-        // The same text a change's fact carries.
-        let metadata = stored_metadata_text(metadata);
-        facts.push(Fact::Resource {
-            resource_type,
-            id,
-            external_id,
-            space_id,
-            group_id,
-            owner_member_id,
-            status: ResourceStatus::stored(&status)?.as_str().to_owned(),
-            visibility: Some(visibility),
-            metadata,
-        });
+/// Bulk-read resource rows as [`ResourceRows`], each stored value checked.
+fn resource_rows(rows: TextRows) -> Result<ResourceRows, ApiError> {
+    let rows = ResourceRows::new(rows).map_err(|e| {
+        tracing::error!(error = %e, "resource rows read in bulk do not decode");
+        ApiError::new(
+            plystra_contracts::ErrorCode::InternalError,
+            "internal error",
+        )
+    })?;
+    for row in rows.iter() {
+        ResourceVisibility::stored(row.visibility)?;
+        ResourceStatus::stored(row.status)?;
     }
-    Ok(facts)
+    Ok(rows)
 }

@@ -20,7 +20,7 @@ impl ResourceLookup for Registry {
 
     async fn facts_in_parts(
         &self,
-        part: &mut (dyn FnMut(Vec<plystra_contracts::facts::Fact>) + Send),
+        part: &mut (dyn FnMut(plystra_contracts::facts::FactsPart) + Send),
     ) -> Result<(), ResolveError> {
         let db = self
             .db()
