@@ -351,6 +351,9 @@ impl ResourceRows {
         "metadata",
     ];
 
+    /// The metadata's place in [`ResourceRows::COLUMNS`].
+    const METADATA: usize = 8;
+
     /// The columns a row may lack a value in.
     const OPTIONAL: [&'static str; 3] = ["group_id", "owner_member_id", "metadata"];
 
@@ -373,7 +376,7 @@ impl ResourceRows {
                     return Err(format!("a resource row has no {name}"));
                 }
             }
-            metadata.push(row.get(8).and_then(stored_metadata_text_of));
+            metadata.push(row.get(Self::METADATA).and_then(stored_metadata_text_of));
         }
         Ok(Self { rows, metadata })
     }
@@ -526,6 +529,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(rows.len(), 3);
+        assert_eq!(ResourceRows::COLUMNS[ResourceRows::METADATA], "metadata");
         let facts = FactsPart::Resources(rows.clone()).into_facts();
         assert_eq!(
             facts[0],

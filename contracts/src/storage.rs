@@ -649,9 +649,8 @@ impl Database {
             return Ok(());
         }
         self.sqlite_folds(table, from, &columns, |json, count| {
-            let count = usize::try_from(count).unwrap_or(0).min(BULK_ROWS as usize);
-            let rows =
-                crate::text_rows::parse_json_rows(json, width, count).map_err(decode_error)?;
+            let rows = crate::text_rows::parse_json_rows(json, width, chunk_capacity(count))
+                .map_err(decode_error)?;
             if !rows.is_empty() {
                 part(rows);
             }
@@ -766,6 +765,12 @@ impl Database {
     }
 }
 
+/// Room for the rows a SQLite fold announced: its count, at most a chunk (a count the database
+/// got wrong costs a grown vector, never a huge one).
+fn chunk_capacity(count: i64) -> usize {
+    usize::try_from(count).unwrap_or(0).min(BULK_ROWS as usize)
+}
+
 /// Parses a JSON array of `count` rows into a vector made that size at once (grown as it was
 /// parsed, a chunk's vector was copied a dozen times over).
 fn parse_rows<T: serde::de::DeserializeOwned>(
@@ -793,9 +798,8 @@ fn parse_rows<T: serde::de::DeserializeOwned>(
             d.deserialize_seq(self)
         }
     }
-    let capacity = usize::try_from(count).unwrap_or(0).min(BULK_ROWS as usize);
     let mut parser = serde_json::Deserializer::from_str(json);
-    let rows = Sized(capacity, std::marker::PhantomData).deserialize(&mut parser)?;
+    let rows = Sized(chunk_capacity(count), std::marker::PhantomData).deserialize(&mut parser)?;
     parser.end()?;
     Ok(rows)
 }
