@@ -3,6 +3,7 @@
 //! Each step prints its own output; the last line is `verify: N checks passed, M failed`.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -55,21 +56,34 @@ pub fn run(root: &Path) -> bool {
     steps.push(("quickstart".into(), Box::new(|| quickstart::run(root))));
 
     let mut failed = Vec::new();
+    let mut took = Vec::new();
     for (name, step) in &steps {
         println!("\n==> {name}");
-        match step() {
-            Ok(true) => println!("==> {name}: passed"),
+        let started = Instant::now();
+        let outcome = step();
+        let elapsed = started.elapsed();
+        took.push((name.as_str(), elapsed));
+        let time = seconds(elapsed);
+        match outcome {
+            Ok(true) => println!("==> {name}: passed ({time})"),
             Ok(false) => {
-                println!("==> {name}: FAILED");
+                println!("==> {name}: FAILED ({time})");
                 failed.push(name.as_str());
             }
             Err(error) => {
-                println!("==> {name}: FAILED: {error:#}");
+                println!("==> {name}: FAILED ({time}): {error:#}");
                 failed.push(name.as_str());
             }
         }
     }
+    // Where the wall time went, so that a slower verify points at its step.
     println!();
+    let total: Duration = took.iter().map(|(_, elapsed)| *elapsed).sum();
+    let spent: Vec<String> = took
+        .iter()
+        .map(|(name, elapsed)| format!("{name} {}", seconds(*elapsed)))
+        .collect();
+    println!("time: {} in all: {}", seconds(total), spent.join(", "));
     if !failed.is_empty() {
         println!("failed steps: {}", failed.join(", "));
     }
@@ -79,4 +93,9 @@ pub fn run(root: &Path) -> bool {
         failed.len()
     );
     failed.is_empty()
+}
+
+/// A step's wall time as people read it in a log: whole seconds.
+fn seconds(elapsed: Duration) -> String {
+    format!("{} s", elapsed.as_secs())
 }
