@@ -39,23 +39,14 @@ pub fn run(root: &Path) -> Result<bool> {
     std::fs::copy(root.join("xtask/browser/swagger_ui.mjs"), &script)
         .context("copying swagger_ui.mjs")?;
 
-    // Built as the test step builds it (the workspace's tests, features unified the same way), so
-    // inside `verify` this is already fresh and nothing compiles twice.
-    if !process::status(process::cargo(root, &["build", "--workspace", "--tests"]))? {
-        bail!("the workspace did not build");
-    }
+    let plystrad = workspace::built_binary(root, "plystrad")?;
     let run_dir = dir.join("run");
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let artifacts = dir.join("artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);
     let key = bootstrap_key();
-    let server = Server::start(
-        &target.join("debug").join("plystrad"),
-        &run_dir,
-        &dir.join("plystrad.log"),
-        &key,
-    )?;
+    let server = Server::start(&plystrad, &run_dir, &dir.join("plystrad.log"), &key)?;
     let mut node = Command::new("node");
     node.arg(&script)
         .current_dir(&dir)

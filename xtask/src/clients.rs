@@ -118,11 +118,7 @@ pub fn run(root: &Path) -> Result<bool> {
     }
     println!("clients: generated the Python client");
 
-    if !process::status(process::cargo(root, &["build", "-q", "-p", "plystrad"]))? {
-        println!("clients: plystrad does not build");
-        return Ok(false);
-    }
-    let binary = target.join("debug").join("plystrad");
+    let binary = workspace::built_binary(root, "plystrad")?;
     let run_dir = base.join(format!("run-{}", std::process::id()));
     fs::create_dir_all(&run_dir)?;
     let database_url = format!("sqlite://{}", run_dir.join("plystra.db").display());

@@ -84,17 +84,17 @@ pub fn run(root: &Path, options: &Options) -> Result<bool> {
     let base = target.join("xtask-fuzz");
     let venv = clients::prepare_venv(&python, &base.join("venv"), PYTHON_PACKAGES)?;
 
-    let mut build = vec!["build", "-q", "-p", "plystrad"];
-    if options.release {
-        build.push("--release");
-    }
-    if !process::status(process::cargo(root, &build))? {
-        println!("fuzz: plystrad does not build");
-        return Ok(false);
-    }
-    let binary = target
-        .join(if options.release { "release" } else { "debug" })
-        .join("plystrad");
+    // The smoke run takes the debug binary the tests built; a release run builds its own.
+    let binary = if options.release {
+        let build = process::cargo(root, &["build", "-q", "--release", "-p", "plystrad"]);
+        if !process::status(build)? {
+            println!("fuzz: plystrad does not build");
+            return Ok(false);
+        }
+        target.join("release").join("plystrad")
+    } else {
+        workspace::built_binary(root, "plystrad")?
+    };
 
     let mut clean = true;
     for backend in &options.backends {

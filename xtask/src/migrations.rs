@@ -5,18 +5,20 @@
 //! wrong and how to fix it; this step runs it and adds the xtask command to run.
 
 use std::path::Path;
+use std::process::Command;
 
 use anyhow::Result;
 
-use crate::process;
+use crate::{process, workspace};
 
 /// Rewrites the checksum files, or with `check` verifies them.
 pub fn run(root: &Path, check: bool) -> Result<bool> {
-    let mut args = vec!["run", "-q", "-p", "plystractl", "--", "migrate", "hash"];
+    let mut command = Command::new(workspace::built_binary(root, "plystractl")?);
+    command.args(["migrate", "hash"]).current_dir(root);
     if check {
-        args.push("--check");
+        command.arg("--check");
     }
-    let ok = process::status(process::cargo(root, &args))?;
+    let ok = process::status(command)?;
     if !ok {
         if check {
             println!(

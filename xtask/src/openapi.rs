@@ -6,11 +6,12 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use anyhow::{Context, Result};
 use toml::Value;
 
-use crate::{cargo_toml, process};
+use crate::{cargo_toml, process, workspace};
 
 /// The formats `plystrad openapi --format` prints, which are also the file extensions.
 const FORMATS: [&str; 2] = ["json", "yaml"];
@@ -24,16 +25,15 @@ pub fn run(root: &Path, check: bool) -> Result<bool> {
         .and_then(|p| p.get("version"))
         .and_then(Value::as_str)
         .context("no [workspace.package] version in Cargo.toml")?;
+    let plystrad = workspace::built_binary(root, "plystrad")?;
     let mut ok = true;
     for format in FORMATS {
         let relative = format!("openapi/plystra.v{version}.{format}");
         let path = root.join(&relative);
-        let command = process::cargo(
-            root,
-            &[
-                "run", "-q", "-p", "plystrad", "--", "openapi", "--format", format,
-            ],
-        );
+        let mut command = Command::new(&plystrad);
+        command
+            .args(["openapi", "--format", format])
+            .current_dir(root);
         let output = process::stdout(command)?;
         if !output.status.success() {
             println!(

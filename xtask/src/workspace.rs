@@ -21,6 +21,20 @@ pub fn metadata(root: &Path, resolve: bool) -> Result<Metadata> {
         .with_context(|| format!("cargo metadata failed in {}", root.display()))
 }
 
+/// The path of the workspace's binary `name` in the debug profile, built first as the test step
+/// builds it: `cargo build --workspace --tests`, every member with the features of its
+/// dev-dependencies unified in. Inside `verify`, after the tests, that build is already fresh.
+/// Building one package instead (`cargo run -p plystrad`) would unify the dependencies' features
+/// differently and compile much of the dependency tree a second time (over two minutes here).
+pub fn built_binary(root: &Path, name: &str) -> Result<PathBuf> {
+    let build = crate::process::cargo(root, &["build", "-q", "--workspace", "--tests"]);
+    if !crate::process::status(build)? {
+        anyhow::bail!("the workspace did not build");
+    }
+    let target = metadata(root, false)?.target_directory.into_std_path_buf();
+    Ok(target.join("debug").join(name))
+}
+
 /// A workspace member crate.
 #[derive(Debug, Clone)]
 pub struct Member {
