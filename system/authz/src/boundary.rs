@@ -1,14 +1,14 @@
 //! The boundary with the pure core (`plystra-authz-core`): the contracts' facts lent to the
 //! index without a copy, and the core's deny codes and resolve errors as the contracts' types.
 
-use plystra_authz_core::Fact as CoreFact;
+use plystra_authz_core::{Fact as CoreFact, ResourceFact};
 use plystra_contracts::DenyCode;
 use plystra_contracts::facts::{Fact, ResourceRow};
 use plystra_contracts::services::ResolveError;
 
 /// A packed resource row as the index applies it: [`lend`] of the `Fact::Resource` it holds.
 pub fn lend_resource<'a>(row: ResourceRow<'a>) -> CoreFact<&'a str> {
-    CoreFact::Resource {
+    CoreFact::Resource(ResourceFact {
         resource_type: row.resource_type,
         id: row.id,
         external_id: row.external_id,
@@ -18,7 +18,7 @@ pub fn lend_resource<'a>(row: ResourceRow<'a>) -> CoreFact<&'a str> {
         status: row.status,
         visibility: Some(row.visibility),
         metadata: row.metadata,
-    }
+    })
 }
 
 /// `fact` as the index applies it, borrowing its texts; `None` for the credentials kinds (API
@@ -93,7 +93,7 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             status,
             visibility,
             metadata,
-        } => CoreFact::Resource {
+        } => CoreFact::Resource(ResourceFact {
             resource_type,
             id,
             external_id,
@@ -103,7 +103,7 @@ pub fn lend(fact: &Fact) -> Option<CoreFact<&str>> {
             status,
             visibility: visibility.as_deref(),
             metadata: metadata.as_deref(),
-        },
+        }),
         Fact::Role {
             id,
             space_id,

@@ -46,9 +46,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use plystra_authz_core::Fact;
 use plystra_authz_core::engine::{Facts, evaluate, path_within};
 use plystra_authz_core::index::{Request, ResourceLookup, Snapshot, SubjectLookup, snapshot_of};
+use plystra_authz_core::{Fact, ResourceFact};
 
 #[path = "engine/legacy_index.rs"]
 mod legacy;
@@ -268,7 +268,7 @@ impl DataSet {
             });
         }
         for (r, res) in self.resources.iter().enumerate() {
-            out.push(Fact::Resource {
+            out.push(Fact::Resource(ResourceFact {
                 resource_type: s(TYPE),
                 id: resource_id(r),
                 external_id: format!("INV-{r}"),
@@ -278,7 +278,7 @@ impl DataSet {
                 status: s("active"),
                 metadata: None,
                 visibility: None,
-            });
+            }));
         }
         for action in ACTIONS {
             for scope in [GenScope::GroupTree, GenScope::Space, GenScope::OwnSelf] {
@@ -515,7 +515,7 @@ fn condition_part(data: &DataSet, plain: &Snapshot, queries: &[Query], rounds: u
     let mut facts = data.facts();
     for fact in &mut facts {
         match fact {
-            Fact::Resource { id, metadata, .. } => {
+            Fact::Resource(ResourceFact { id, metadata, .. }) => {
                 *metadata = Some(format!(r#"{{"amount": {}}}"#, amount_of(id)));
             }
             Fact::Permission {

@@ -1640,8 +1640,8 @@ impl AuthzIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DenyCode;
     use crate::engine::evaluate;
+    use crate::{DenyCode, ResourceFact};
 
     #[test]
     fn a_lookup_with_a_limit_of_zero_still_makes_progress() {
@@ -1782,7 +1782,7 @@ mod tests {
                 key: s("approve"),
                 risk_level: None,
             },
-            Fact::Resource {
+            Fact::Resource(ResourceFact {
                 resource_type: s("invoice"),
                 id: s("invoice_001"),
                 external_id: s("INV-1"),
@@ -1792,7 +1792,7 @@ mod tests {
                 status: s("active"),
                 metadata: None,
                 visibility: None,
-            },
+            }),
             Fact::Role {
                 id: s("role_fr"),
                 space_id: s("space_acme"),
@@ -1916,7 +1916,7 @@ mod tests {
         let index = AuthzIndex::new();
         index.install(facts, 1);
         let resource = |status: &str, visibility: Option<&str>, metadata: Option<&str>| {
-            vec![Fact::Resource {
+            vec![Fact::Resource(ResourceFact {
                 resource_type: "invoice".into(),
                 id: "invoice_001".into(),
                 external_id: "INV-1".into(),
@@ -1926,7 +1926,7 @@ mod tests {
                 status: status.into(),
                 metadata: metadata.map(str::to_owned),
                 visibility: visibility.map(str::to_owned),
-            }]
+            })]
         };
         let cases = [
             ("active", None, None, 0),
@@ -2204,7 +2204,7 @@ mod tests {
                     proptest::option::of(id("m", 2)),
                 )
                     .prop_map(|(t, id, external_id, space_id, group_id, owner)| {
-                        Fact::Resource {
+                        Fact::Resource(ResourceFact {
                             resource_type: TYPE_KEYS[t].into(),
                             id,
                             external_id,
@@ -2214,7 +2214,7 @@ mod tests {
                             status: "active".into(),
                             metadata: None,
                             visibility: None,
-                        }
+                        })
                     }),
                 (id("ro", 2), id("s", 2), 0..2usize, any::<bool>()).prop_map(
                     |(id, space_id, k, a)| Fact::Role {
@@ -2321,7 +2321,7 @@ mod tests {
             }
             for key in TYPE_KEYS {
                 for r in 0..3 {
-                    out.push(Fact::Resource {
+                    out.push(Fact::Resource(ResourceFact {
                         resource_type: s(key),
                         id: format!("r{r}"),
                         external_id: format!("e{}", r % 2),
@@ -2331,7 +2331,7 @@ mod tests {
                         status: s("active"),
                         metadata: None,
                         visibility: None,
-                    });
+                    }));
                 }
             }
             for p in 0..3 {
@@ -2418,9 +2418,9 @@ mod tests {
                 } => {
                     format!("action {resource_type} {key}")
                 }
-                Fact::Resource {
+                Fact::Resource(ResourceFact {
                     resource_type, id, ..
-                } => format!("resource {resource_type} {id}"),
+                }) => format!("resource {resource_type} {id}"),
                 Fact::User { id, .. }
                 | Fact::Space { id, .. }
                 | Fact::Member { id, .. }
@@ -2568,16 +2568,18 @@ mod tests {
         /// is listed before it moves, then taken out).
         #[test]
         fn a_resource_applied_twice_in_one_change_is_listed_only_where_its_last_fact_puts_it() {
-            let resource = |id: &str, group: &str, owner: &str| Fact::Resource {
-                resource_type: "invoice".to_owned(),
-                id: id.to_owned(),
-                external_id: format!("e_{id}"),
-                space_id: "s0".to_owned(),
-                group_id: Some(group.to_owned()),
-                owner_member_id: Some(owner.to_owned()),
-                status: "active".to_owned(),
-                metadata: None,
-                visibility: None,
+            let resource = |id: &str, group: &str, owner: &str| {
+                Fact::Resource(ResourceFact {
+                    resource_type: "invoice".to_owned(),
+                    id: id.to_owned(),
+                    external_id: format!("e_{id}"),
+                    space_id: "s0".to_owned(),
+                    group_id: Some(group.to_owned()),
+                    owner_member_id: Some(owner.to_owned()),
+                    status: "active".to_owned(),
+                    metadata: None,
+                    visibility: None,
+                })
             };
             let stays = resource("r1", "g1", "m1");
             let mut changed = Snapshot::empty_at(1);
@@ -2844,7 +2846,7 @@ mod tests {
                         let mut every: Vec<&str> = latest
                             .iter()
                             .filter_map(|f| match f {
-                                Fact::Resource { resource_type, id, .. } if resource_type == key => {
+                                Fact::Resource(ResourceFact { resource_type, id, .. }) if resource_type == key => {
                                     Some(id.as_str())
                                 }
                                 _ => None,

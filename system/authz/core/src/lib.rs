@@ -210,28 +210,7 @@ pub enum Fact<S = String> {
         risk_level: Option<S>,
     },
     /// A resource.
-    Resource {
-        /// Its type's key.
-        resource_type: S,
-        /// Its ID.
-        id: S,
-        /// The application's ID for it.
-        external_id: S,
-        /// Its space.
-        space_id: S,
-        /// Its group, if any.
-        group_id: Option<S>,
-        /// Its owner, if any.
-        owner_member_id: Option<S>,
-        /// `active`, `archived`, …
-        status: S,
-        /// `private`, `space`, `public`, when the fact carries it: what a condition reads as
-        /// `resource.visibility`.
-        visibility: Option<S>,
-        /// Its stored metadata, a JSON object as text, when it has any: what a condition reads
-        /// as `resource.properties` (overlaid by the request's).
-        metadata: Option<S>,
-    },
+    Resource(ResourceFact<S>),
     /// A role.
     Role {
         /// Its ID.
@@ -287,6 +266,52 @@ pub enum Fact<S = String> {
     },
 }
 
+/// A resource's full state, as [`Fact::Resource`] carries it: its own type, so the index applies
+/// it and the boundaries convert it as one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceFact<S = String> {
+    /// Its type's key.
+    pub resource_type: S,
+    /// Its ID.
+    pub id: S,
+    /// The application's ID for it.
+    pub external_id: S,
+    /// Its space.
+    pub space_id: S,
+    /// Its group, if any.
+    pub group_id: Option<S>,
+    /// Its owner, if any.
+    pub owner_member_id: Option<S>,
+    /// `active`, `archived`, …
+    pub status: S,
+    /// `private`, `space`, `public`, when the fact carries it: what a condition reads as
+    /// `resource.visibility`.
+    pub visibility: Option<S>,
+    /// Its stored metadata, a JSON object as text, when it has any: what a condition reads
+    /// as `resource.properties` (overlaid by the request's).
+    pub metadata: Option<S>,
+}
+
+impl<S: AsRef<str>> ResourceFact<S> {
+    /// The same resource, borrowing its texts.
+    pub fn as_deref(&self) -> ResourceFact<&str> {
+        fn opt<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+            s.as_ref().map(AsRef::as_ref)
+        }
+        ResourceFact {
+            resource_type: self.resource_type.as_ref(),
+            id: self.id.as_ref(),
+            external_id: self.external_id.as_ref(),
+            space_id: self.space_id.as_ref(),
+            group_id: opt(&self.group_id),
+            owner_member_id: opt(&self.owner_member_id),
+            status: self.status.as_ref(),
+            visibility: opt(&self.visibility),
+            metadata: opt(&self.metadata),
+        }
+    }
+}
+
 impl<S> Fact<S> {
     /// The fact's kind, as the contracts' facts name it (`user`, `member_role`, …).
     pub fn kind(&self) -> &'static str {
@@ -298,7 +323,7 @@ impl<S> Fact<S> {
             Self::Group { .. } => "group",
             Self::ResourceType { .. } => "resource_type",
             Self::ResourceAction { .. } => "resource_action",
-            Self::Resource { .. } => "resource",
+            Self::Resource(_) => "resource",
             Self::Role { .. } => "role",
             Self::Permission { .. } => "permission",
             Self::RolePermission { .. } => "role_permission",
@@ -381,27 +406,7 @@ impl<S: AsRef<str>> Fact<S> {
                 key: text(key),
                 risk_level: opt(risk_level),
             },
-            Self::Resource {
-                resource_type,
-                id,
-                external_id,
-                space_id,
-                group_id,
-                owner_member_id,
-                status,
-                visibility,
-                metadata,
-            } => Fact::Resource {
-                resource_type: text(resource_type),
-                id: text(id),
-                external_id: text(external_id),
-                space_id: text(space_id),
-                group_id: opt(group_id),
-                owner_member_id: opt(owner_member_id),
-                status: text(status),
-                visibility: opt(visibility),
-                metadata: opt(metadata),
-            },
+            Self::Resource(r) => Fact::Resource(r.as_deref()),
             Self::Role {
                 id,
                 space_id,

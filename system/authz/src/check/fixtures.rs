@@ -33,7 +33,7 @@ pub(super) fn inline() -> AuthzRequest {
 /// The Finance Reviewer data of `AuthzRequest::example`: alice approves invoices in the
 /// `finance` subtree; `invoice_001` lies in `finance.apac`, `invoice_002` in `sales`.
 pub(super) fn finance_snapshot() -> Snapshot {
-    use plystra_authz_core::Fact;
+    use plystra_authz_core::{Fact, ResourceFact};
     let s = |v: &str| v.to_owned();
     let group = |id: &str, path: &str| Fact::Group {
         id: s(id),
@@ -41,16 +41,18 @@ pub(super) fn finance_snapshot() -> Snapshot {
         path: s(path),
         status: s("active"),
     };
-    let invoice = |id: &str, group: &str| Fact::Resource {
-        resource_type: s("invoice"),
-        id: s(id),
-        external_id: s(id),
-        space_id: s("space_acme"),
-        group_id: Some(s(group)),
-        owner_member_id: None,
-        status: s("active"),
-        metadata: None,
-        visibility: None,
+    let invoice = |id: &str, group: &str| {
+        Fact::Resource(ResourceFact {
+            resource_type: s("invoice"),
+            id: s(id),
+            external_id: s(id),
+            space_id: s("space_acme"),
+            group_id: Some(s(group)),
+            owner_member_id: None,
+            status: s("active"),
+            metadata: None,
+            visibility: None,
+        })
     };
     crate::index::snapshot_of([
         Fact::User {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use equivalent::Equivalent;
 use imbl::shared_ptr::DefaultSharedPtr;
 use imbl::{OrdMap, OrdSet};
-use plystra_authz_core::Fact;
 use plystra_authz_core::ResolveError;
 use plystra_authz_core::Scope;
 use plystra_authz_core::engine::{ActorFacts, Candidate, Facts, GroupFacts, TargetFacts};
 use plystra_authz_core::index::{ActorStatuses, Request, Resolved};
+use plystra_authz_core::{Fact, ResourceFact};
 
 /// A persistent hash map with a fast (non-SipHash) hasher: a check makes a dozen lookups.
 type HashMap<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, DefaultSharedPtr>;
@@ -348,7 +348,7 @@ impl Snapshot {
             } => {
                 self.actions.insert((resource_type, key));
             }
-            Fact::Resource {
+            Fact::Resource(ResourceFact {
                 resource_type,
                 id,
                 external_id,
@@ -357,7 +357,7 @@ impl Snapshot {
                 owner_member_id,
                 status: _,
                 ..
-            } => {
+            }) => {
                 let key = (resource_type.clone(), id.clone());
                 if let Some(old) = self.resources.get(&key) {
                     let old_ext = Pair(&resource_type, &old.external_id);

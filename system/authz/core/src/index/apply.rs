@@ -10,7 +10,7 @@ use super::{
 use std::sync::Arc;
 
 use crate::condition::Condition;
-use crate::{Fact, Scope};
+use crate::{Fact, ResourceFact, Scope};
 
 impl Snapshot {
     /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
@@ -77,23 +77,7 @@ impl Snapshot {
                     }
                 }
             }
-            Fact::Resource {
-                resource_type,
-                id,
-                external_id,
-                space_id,
-                group_id,
-                owner_member_id,
-                status,
-                visibility,
-                metadata,
-            } => self.apply_resource(
-                (resource_type, id, external_id),
-                space_id,
-                group_id,
-                owner_member_id,
-                (status, visibility, metadata),
-            ),
+            Fact::Resource(resource) => self.apply_resource(resource),
             Fact::Role {
                 id,
                 space_id,
@@ -268,14 +252,18 @@ impl Snapshot {
     /// A resource (named by type key, ID and external ID): its row, and the carriers of its
     /// external name when that changed. Its status, visibility and metadata are kept for
     /// conditions.
-    fn apply_resource(
-        &mut self,
-        (resource_type, id, external_id): (&str, &str, &str),
-        space_id: &str,
-        group_id: Option<&str>,
-        owner_member_id: Option<&str>,
-        (status, visibility, metadata): (&str, Option<&str>, Option<&str>),
-    ) {
+    fn apply_resource(&mut self, resource: ResourceFact<&str>) {
+        let ResourceFact {
+            resource_type,
+            id,
+            external_id,
+            space_id,
+            group_id,
+            owner_member_id,
+            status,
+            visibility,
+            metadata,
+        } = resource;
         let type_key = self.type_keys.intern(resource_type);
         let n = self.resource_names.intern(type_key, id);
         let external = self.external_names.intern(type_key, external_id);

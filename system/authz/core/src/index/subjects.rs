@@ -133,8 +133,8 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Fact;
     use crate::index::snapshot_of;
+    use crate::{Fact, ResourceFact};
 
     /// Two users (Alice active, Bob disabled), two members of one space, and bindings: Alice's
     /// active, revoked and expiring ones, and Bob's.
@@ -382,7 +382,7 @@ mod tests {
     }
 
     fn resource(type_key: &str, id: &str, external_id: &str) -> Fact {
-        Fact::Resource {
+        Fact::Resource(ResourceFact {
             resource_type: type_key.into(),
             id: id.into(),
             external_id: external_id.into(),
@@ -392,7 +392,7 @@ mod tests {
             status: "active".into(),
             metadata: None,
             visibility: None,
-        }
+        })
     }
 
     fn registry() -> Vec<Fact> {
