@@ -48,43 +48,34 @@ pub const REVISION_HEADER: &str = "X-Plystra-Authz-Revision";
 pub const AT_LEAST_REVISION_HEADER: &str = "X-Plystra-At-Least-Revision";
 
 /// The head's model.
-pub const HEAD_TABLE: Table = Table {
-    name: HEAD,
-    columns: &[
+pub const HEAD_TABLE: Table = Table::new(
+    HEAD,
+    &[
         Column::required("id", ColumnType::BigInt),
         Column::required("revision", ColumnType::BigInt),
     ],
-    indexes: &[],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[],
-    checks: &["id = 1"],
-    append_only: false,
-};
+)
+.checks(&["id = 1"]);
 
 /// The changes' model.
-pub const CHANGES_TABLE: Table = Table {
-    name: CHANGES,
-    columns: &[
+pub const CHANGES_TABLE: Table = Table::new(
+    CHANGES,
+    &[
         Column::required("revision", ColumnType::BigInt),
         Column::required("facts", ColumnType::Text),
         Column::required("committed_at", ColumnType::Timestamp),
     ],
-    indexes: &[Index::plain(
-        "plystra_feed_changes_committed",
-        &["committed_at"],
-    )],
-    primary_key: &["revision"],
-    unique_constraints: &[],
-    foreign_keys: &[],
-    checks: &[],
-    append_only: false,
-};
+)
+.indexes(&[Index::plain(
+    "plystra_feed_changes_committed",
+    &["committed_at"],
+)])
+.primary_key(&["revision"]);
 
 /// The followers' model.
-pub const FOLLOWERS_TABLE: Table = Table {
-    name: FOLLOWERS,
-    columns: &[
+pub const FOLLOWERS_TABLE: Table = Table::new(
+    FOLLOWERS,
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("revision", ColumnType::BigInt),
         Column::required("host", ColumnType::Text),
@@ -92,13 +83,7 @@ pub const FOLLOWERS_TABLE: Table = Table {
         Column::required("started_at", ColumnType::Timestamp),
         Column::required("seen_at", ColumnType::Timestamp),
     ],
-    indexes: &[],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[],
-    checks: &[],
-    append_only: false,
-};
+);
 
 // linkme's element is a `link_section` static, which the workspace's `unsafe_code` lint flags
 // only when the macro expands inside this crate.

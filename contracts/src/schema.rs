@@ -129,13 +129,57 @@ impl ForeignKey {
     }
 }
 
-/// One table.
+/// The columns a table's rows carry after their own, the same in every table that has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamps {
+    /// None: the table declares all its columns itself.
+    None,
+    /// `metadata` (free-form JSON, nullable), `created_at` and `updated_at`.
+    Changes,
+    /// Those, and `deleted_at` (nullable): rows that are marked deleted, not removed.
+    SoftDeleted,
+}
+
+impl Stamps {
+    /// The columns, in this order after the table's own.
+    pub const fn columns(self) -> &'static [Column] {
+        const SOFT_DELETED: &[Column] = &[
+            Column::optional("metadata", ColumnType::Json),
+            Column::required("created_at", ColumnType::Timestamp),
+            Column::required("updated_at", ColumnType::Timestamp),
+            Column::optional("deleted_at", ColumnType::Timestamp),
+        ];
+        match self {
+            Self::None => &[],
+            Self::Changes => SOFT_DELETED.split_at(3).0,
+            Self::SoftDeleted => SOFT_DELETED,
+        }
+    }
+}
+
+/// One table, declared with [`Table::new`] and the builder methods after it:
+///
+/// ```
+/// # use plystra_contracts::schema::{Column, ColumnType, Index, Stamps, Table};
+/// const NOTES: Table = Table::new(
+///     "app_notes",
+///     &[
+///         Column::required("id", ColumnType::Text),
+///         Column::required("title", ColumnType::Text),
+///     ],
+/// )
+/// .stamped(Stamps::SoftDeleted)
+/// .indexes(&[Index::unique("app_notes_title", &["title"])]);
+/// assert_eq!(NOTES.all_columns().count(), 6);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
     /// The table's name, prefixed with its namespace (`sys_identity_users`).
     pub name: &'static str,
-    /// Its columns, in declaration order.
+    /// Its own columns, in declaration order; [`Table::all_columns`] adds the stamps.
     pub columns: &'static [Column],
+    /// The shared columns that follow its own.
+    pub stamps: Stamps,
     /// Its explicit indexes.
     pub indexes: &'static [Index],
     /// The primary key's columns, in order; empty for a table without one.
@@ -153,6 +197,77 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table named `name` with `columns`, keyed by `id`, with no stamps, indexes, constraints
+    /// or triggers: the methods below add them.
+    pub const fn new(name: &'static str, columns: &'static [Column]) -> Self {
+        Self {
+            name,
+            columns,
+            stamps: Stamps::None,
+            indexes: &[],
+            primary_key: &["id"],
+            unique_constraints: &[],
+            foreign_keys: &[],
+            checks: &[],
+            append_only: false,
+        }
+    }
+
+    /// The same table, its rows carrying `stamps` after their own columns.
+    pub const fn stamped(self, stamps: Stamps) -> Self {
+        Self { stamps, ..self }
+    }
+
+    /// The same table, with these indexes.
+    pub const fn indexes(self, indexes: &'static [Index]) -> Self {
+        Self { indexes, ..self }
+    }
+
+    /// The same table, keyed by these columns instead of `id`.
+    pub const fn primary_key(self, primary_key: &'static [&'static str]) -> Self {
+        Self {
+            primary_key,
+            ..self
+        }
+    }
+
+    /// The same table, with these unique constraints.
+    pub const fn unique_constraints(
+        self,
+        unique_constraints: &'static [&'static [&'static str]],
+    ) -> Self {
+        Self {
+            unique_constraints,
+            ..self
+        }
+    }
+
+    /// The same table, with these foreign keys.
+    pub const fn foreign_keys(self, foreign_keys: &'static [ForeignKey]) -> Self {
+        Self {
+            foreign_keys,
+            ..self
+        }
+    }
+
+    /// The same table, with these CHECK constraints.
+    pub const fn checks(self, checks: &'static [&'static str]) -> Self {
+        Self { checks, ..self }
+    }
+
+    /// The same table, its rows never updated or deleted (triggers refuse both).
+    pub const fn append_only(self) -> Self {
+        Self {
+            append_only: true,
+            ..self
+        }
+    }
+
+    /// Every column: its own, then its stamps.
+    pub fn all_columns(&self) -> impl Iterator<Item = &'static Column> + use<> {
+        self.columns.iter().chain(self.stamps.columns())
+    }
+
     /// The trigger names an append-only table carries: `<table>_no_update`, `<table>_no_delete`,
     /// and on PostgreSQL `<table>_no_truncate`.
     pub fn expected_triggers(&self, dialect: Dialect) -> Vec<String> {
@@ -170,8 +285,8 @@ impl Table {
     }
 
     /// The column named `name`.
-    pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
+    pub fn column(&self, name: &str) -> Option<&'static Column> {
+        self.all_columns().find(|c| c.name == name)
     }
 }
 
@@ -198,10 +313,7 @@ pub fn linked_models() -> Vec<&'static SchemaModel> {
 /// Registers a namespace's tables with the schema model.
 ///
 /// ```ignore
-/// pub const USERS: Table = Table {
-///     name: "sys_identity_users", columns: &[...], indexes: &[], primary_key: &["id"],
-///     unique_constraints: &[], foreign_keys: &[], checks: &[], append_only: false,
-/// };
+/// pub const USERS: Table = Table::new("sys_identity_users", &[...]).stamped(Stamps::SoftDeleted);
 /// plystra_contracts::declare_tables! { namespace: "sys_identity", tables: [USERS, SPACES] }
 /// ```
 #[macro_export]
@@ -220,19 +332,30 @@ macro_rules! declare_tables {
 mod tests {
     use super::*;
 
-    const LOG: Table = Table {
-        name: "t_log",
-        columns: &[
+    const LOG: Table = Table::new(
+        "t_log",
+        &[
             Column::required("id", ColumnType::Text),
             Column::optional("payload", ColumnType::Json),
         ],
-        indexes: &[Index::plain("t_log_payload", &["payload"])],
-        primary_key: &["id"],
-        unique_constraints: &[],
-        foreign_keys: &[],
-        checks: &[],
-        append_only: true,
-    };
+    )
+    .indexes(&[Index::plain("t_log_payload", &["payload"])])
+    .append_only();
+
+    #[test]
+    fn stamps_follow_a_tables_own_columns() {
+        let names = |t: Table| t.all_columns().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(names(LOG), ["id", "payload"]);
+        assert_eq!(
+            names(LOG.stamped(Stamps::Changes)),
+            ["id", "payload", "metadata", "created_at", "updated_at"]
+        );
+        let soft = LOG.stamped(Stamps::SoftDeleted);
+        assert_eq!(names(soft).last(), Some(&"deleted_at"));
+        assert!(soft.column("deleted_at").unwrap().nullable);
+        assert!(!soft.column("created_at").unwrap().nullable);
+        assert!(LOG.column("deleted_at").is_none());
+    }
 
     // linkme's element is a `link_section` static, which the workspace's `unsafe_code` lint flags
     // only when the macro expands inside this crate.

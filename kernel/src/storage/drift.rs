@@ -236,7 +236,7 @@ fn compare_table(dialect: Dialect, table: &Table, live: &LiveTable, drifts: &mut
             kind,
         })
     };
-    for column in table.columns {
+    for column in table.all_columns() {
         match live.columns.iter().find(|c| c.name == column.name) {
             None => push(DriftKind::MissingColumn(column.name.to_owned())),
             Some(found) => {
@@ -414,27 +414,26 @@ fn normalized_check(expression: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use plystra_contracts::schema::{Column, ColumnType, Index};
+    use plystra_contracts::schema::{Column, ColumnType, Index, Stamps};
 
     use super::super::introspect::{LiveColumn, LiveIndex};
     use super::*;
 
-    const T: Table = Table {
-        name: "ns_t",
-        columns: &[
+    const T: Table = Table::new(
+        "ns_t",
+        &[
             Column::required("id", ColumnType::Text),
             Column::optional("at", ColumnType::Timestamp),
         ],
-        indexes: &[Index::unique("ns_t_at", &["at"])],
-        primary_key: &["id"],
-        unique_constraints: &[&["id", "at"]],
-        foreign_keys: &[
-            ForeignKey::new(&["id"], "ns_parent", &["id"]),
-            ForeignKey::new(&["id", "at"], "ns_other", &["id", "at"]),
-        ],
-        checks: &["length(id) > 0"],
-        append_only: true,
-    };
+    )
+    .indexes(&[Index::unique("ns_t_at", &["at"])])
+    .unique_constraints(&[&["id", "at"]])
+    .foreign_keys(&[
+        ForeignKey::new(&["id"], "ns_parent", &["id"]),
+        ForeignKey::new(&["id", "at"], "ns_other", &["id", "at"]),
+    ])
+    .checks(&["length(id) > 0"])
+    .append_only();
     const MODEL: SchemaModel = SchemaModel {
         namespace: "ns",
         tables: &[T],
@@ -491,6 +490,41 @@ mod tests {
     #[test]
     fn a_matching_schema_has_no_drift() {
         assert_eq!(compare(Dialect::Sqlite, &[&MODEL], &live()), []);
+    }
+
+    #[test]
+    fn a_tables_stamps_are_compared_as_its_own_columns_are() {
+        const STAMPED: SchemaModel = SchemaModel {
+            namespace: "ns",
+            tables: &[T.stamped(Stamps::SoftDeleted)],
+        };
+        let mut schema = live();
+        let t = schema.tables.get_mut("ns_t").unwrap();
+        for (name, ty, nullable) in [
+            ("metadata", "TEXT", true),
+            ("created_at", "TEXT", false),
+            ("updated_at", "TEXT", true),
+        ] {
+            t.columns.push(LiveColumn {
+                name: name.into(),
+                ty: ty.into(),
+                nullable,
+            });
+        }
+        let drifts: Vec<String> = compare(Dialect::Sqlite, &[&STAMPED], &schema)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            drifts,
+            [
+                "ns_t: column `updated_at` is nullable, the model says NOT NULL",
+                "ns_t: column `deleted_at` is missing",
+            ]
+        );
+        // Without stamps in the model, the same columns are extra.
+        let drifts = compare(Dialect::Sqlite, &[&MODEL], &schema);
+        assert_eq!(drifts.len(), 3, "{drifts:?}");
     }
 
     #[test]
@@ -589,10 +623,7 @@ mod tests {
         );
         const UNKEYED: SchemaModel = SchemaModel {
             namespace: "ns",
-            tables: &[Table {
-                primary_key: &[],
-                ..T
-            }],
+            tables: &[T.primary_key(&[])],
         };
         let drifts: Vec<String> = compare(Dialect::Sqlite, &[&UNKEYED], &live())
             .iter()

@@ -241,21 +241,9 @@ mod tests {
 
     const ID: &[Column] = &[Column::required("id", ColumnType::Text)];
 
-    /// A table of one `id` column, its primary key.
-    const fn table(name: &'static str, append_only: bool) -> Table {
-        Table {
-            name,
-            columns: ID,
-            indexes: &[],
-            primary_key: &["id"],
-            unique_constraints: &[],
-            foreign_keys: &[],
-            checks: &[],
-            append_only,
-        }
-    }
-    const LOG: Table = table("ns_log", true);
-    const ROWS: Table = table("ns_rows", false);
+    // Tables of one `id` column, their primary key.
+    const LOG: Table = Table::new("ns_log", ID).append_only();
+    const ROWS: Table = Table::new("ns_rows", ID);
     const MODEL: SchemaModel = SchemaModel {
         namespace: "ns",
         tables: &[LOG, ROWS],

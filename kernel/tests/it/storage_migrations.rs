@@ -301,37 +301,30 @@ async fn keys_and_constraints_are_read_as_the_model_states_them() {
     const MODEL: SchemaModel = SchemaModel {
         namespace: "sys_audit_keys",
         tables: &[
-            Table {
-                name: "sys_audit_keys_parent",
-                columns: &[
+            Table::new(
+                "sys_audit_keys_parent",
+                &[
                     Column::required("id", ColumnType::Text),
                     Column::required("code", ColumnType::Text),
                 ],
-                indexes: &[],
-                primary_key: &["id"],
-                unique_constraints: &[&["code"]],
-                foreign_keys: &[],
-                checks: &[],
-                append_only: false,
-            },
-            Table {
-                name: "sys_audit_keys_child",
-                columns: &[
+            )
+            .unique_constraints(&[&["code"]]),
+            Table::new(
+                "sys_audit_keys_child",
+                &[
                     Column::required("a", ColumnType::Text),
                     Column::required("b", ColumnType::Text),
                     Column::optional("parent_id", ColumnType::Text),
                 ],
-                indexes: &[],
-                primary_key: &["b", "a"],
-                unique_constraints: &[&["a", "b"]],
-                foreign_keys: &[ForeignKey::new(
-                    &["parent_id"],
-                    "sys_audit_keys_parent",
-                    &["id"],
-                )],
-                checks: &["a <> b and length(b) > 0"],
-                append_only: false,
-            },
+            )
+            .primary_key(&["b", "a"])
+            .unique_constraints(&[&["a", "b"]])
+            .foreign_keys(&[ForeignKey::new(
+                &["parent_id"],
+                "sys_audit_keys_parent",
+                &["id"],
+            )])
+            .checks(&["a <> b and length(b) > 0"]),
         ],
     };
     let Some(t) = TestDatabase::new().await else {

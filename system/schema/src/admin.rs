@@ -3,7 +3,7 @@
 //! The migrations `migrations/{sqlite,postgres}/*_sys_admin_*.sql` create them; `plystractl ent check`
 //! compares this model with the live database. Keep both in step.
 
-use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Table};
+use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Stamps, Table};
 
 use crate::identity::{GROUPS, MEMBERS, SPACES, USERS};
 
@@ -11,9 +11,9 @@ use crate::identity::{GROUPS, MEMBERS, SPACES, USERS};
 pub const NAMESPACE: &str = "sys_admin";
 
 /// Administrative grants (super admin, space admin, group admin).
-pub const ADMIN_GRANTS: Table = Table {
-    name: "sys_admin_admin_grants",
-    columns: &[
+pub const ADMIN_GRANTS: Table = Table::new(
+    "sys_admin_admin_grants",
+    &[
         Column::required("id", ColumnType::Text),
         Column::optional("user_id", ColumnType::Text),
         Column::optional("space_id", ColumnType::Text),
@@ -27,35 +27,28 @@ pub const ADMIN_GRANTS: Table = Table {
         Column::optional("expires_at", ColumnType::Timestamp),
         Column::optional("revoked_at", ColumnType::Timestamp),
         Column::optional("revoked_reason", ColumnType::Text),
-        Column::optional("metadata", ColumnType::Json),
-        Column::required("created_at", ColumnType::Timestamp),
-        Column::required("updated_at", ColumnType::Timestamp),
-        Column::optional("deleted_at", ColumnType::Timestamp),
     ],
-    indexes: &[
-        Index::plain("sys_admin_admin_grants_user", &["user_id"]),
-        Index::plain("sys_admin_admin_grants_member", &["space_id", "member_id"]),
-    ],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[
-        ForeignKey::new(&["user_id"], USERS.name, &["id"]),
-        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
-        ForeignKey::new(
-            &["space_id", "member_id"],
-            MEMBERS.name,
-            &["space_id", "id"],
-        ),
-        ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
-    ],
-    checks: &[],
-    append_only: false,
-};
+)
+.stamped(Stamps::SoftDeleted)
+.indexes(&[
+    Index::plain("sys_admin_admin_grants_user", &["user_id"]),
+    Index::plain("sys_admin_admin_grants_member", &["space_id", "member_id"]),
+])
+.foreign_keys(&[
+    ForeignKey::new(&["user_id"], USERS.name, &["id"]),
+    ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+    ForeignKey::new(
+        &["space_id", "member_id"],
+        MEMBERS.name,
+        &["space_id", "id"],
+    ),
+    ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
+]);
 
 /// API keys; `key_hmac` is an HMAC of the key, never the key.
-pub const API_KEYS: Table = Table {
-    name: "sys_admin_api_keys",
-    columns: &[
+pub const API_KEYS: Table = Table::new(
+    "sys_admin_api_keys",
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("name", ColumnType::Text),
         Column::required("key_prefix", ColumnType::Text),
@@ -72,21 +65,14 @@ pub const API_KEYS: Table = Table {
         Column::optional("expires_at", ColumnType::Timestamp),
         Column::optional("last_used_at", ColumnType::Timestamp),
         Column::optional("revoked_at", ColumnType::Timestamp),
-        Column::optional("metadata", ColumnType::Json),
-        Column::required("created_at", ColumnType::Timestamp),
-        Column::required("updated_at", ColumnType::Timestamp),
-        Column::optional("deleted_at", ColumnType::Timestamp),
     ],
-    indexes: &[
-        Index::unique("sys_admin_api_keys_key_hmac", &["key_hmac"]),
-        Index::plain("sys_admin_api_keys_prefix", &["key_prefix"]),
-    ],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[
-        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
-        ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
-    ],
-    checks: &[],
-    append_only: false,
-};
+)
+.stamped(Stamps::SoftDeleted)
+.indexes(&[
+    Index::unique("sys_admin_api_keys_key_hmac", &["key_hmac"]),
+    Index::plain("sys_admin_api_keys_prefix", &["key_prefix"]),
+])
+.foreign_keys(&[
+    ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+    ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
+]);

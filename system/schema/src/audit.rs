@@ -9,9 +9,9 @@ use plystra_contracts::schema::{Column, ColumnType, Index, Table};
 pub const NAMESPACE: &str = "sys_audit";
 
 /// The hash-chained audit log; append-only (triggers reject UPDATE and DELETE).
-pub const AUDIT_LOGS: Table = Table {
-    name: "sys_audit_audit_logs",
-    columns: &[
+pub const AUDIT_LOGS: Table = Table::new(
+    "sys_audit_audit_logs",
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("seq", ColumnType::BigInt),
         Column::required("event_type", ColumnType::Text),
@@ -35,42 +35,33 @@ pub const AUDIT_LOGS: Table = Table {
         Column::required("redactions", ColumnType::Json),
         Column::optional("content_hash", ColumnType::Text),
     ],
-    indexes: &[
-        Index::unique("sys_audit_audit_logs_seq", &["seq"]),
-        Index::plain(
-            "sys_audit_audit_logs_space_created",
-            &["space_id", "created_at"],
-        ),
-        Index::plain("sys_audit_audit_logs_request", &["request_id"]),
-        Index::plain(
-            "sys_audit_audit_logs_actor_user",
-            &["actor_user_id", "created_at"],
-        ),
-        Index::plain(
-            "sys_audit_audit_logs_resource",
-            &["resource_type", "resource_id"],
-        ),
-    ],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[],
-    checks: &[],
-    append_only: true,
-};
+)
+.indexes(&[
+    Index::unique("sys_audit_audit_logs_seq", &["seq"]),
+    Index::plain(
+        "sys_audit_audit_logs_space_created",
+        &["space_id", "created_at"],
+    ),
+    Index::plain("sys_audit_audit_logs_request", &["request_id"]),
+    Index::plain(
+        "sys_audit_audit_logs_actor_user",
+        &["actor_user_id", "created_at"],
+    ),
+    Index::plain(
+        "sys_audit_audit_logs_resource",
+        &["resource_type", "resource_id"],
+    ),
+])
+.append_only();
 
 /// The head of the chain: one row, updated by every appending transaction before it reads the
 /// head, which serializes appends on both backends.
-pub const CHAIN_HEAD: Table = Table {
-    name: "sys_audit_chain_head",
-    columns: &[
+pub const CHAIN_HEAD: Table = Table::new(
+    "sys_audit_chain_head",
+    &[
         Column::required("id", ColumnType::BigInt),
         Column::required("seq", ColumnType::BigInt),
         Column::required("entry_hash", ColumnType::Text),
     ],
-    indexes: &[],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[],
-    checks: &["id = 1"],
-    append_only: false,
-};
+)
+.checks(&["id = 1"]);

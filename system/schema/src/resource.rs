@@ -3,7 +3,7 @@
 //! The migrations `migrations/{sqlite,postgres}/*_sys_resource_*.sql` create them; `plystractl ent check`
 //! compares this model with the live database. Keep both in step.
 
-use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Table};
+use plystra_contracts::schema::{Column, ColumnType, ForeignKey, Index, Stamps, Table};
 
 use crate::identity::{GROUPS, MEMBERS, SPACES};
 
@@ -11,60 +11,47 @@ use crate::identity::{GROUPS, MEMBERS, SPACES};
 pub const NAMESPACE: &str = "sys_resource";
 
 /// Registered resource types.
-pub const RESOURCE_TYPES: Table = Table {
-    name: "sys_resource_resource_types",
-    columns: &[
+pub const RESOURCE_TYPES: Table = Table::new(
+    "sys_resource_resource_types",
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("key", ColumnType::Text),
         Column::required("display_name", ColumnType::Text),
         Column::required("source", ColumnType::Text),
         Column::required("status", ColumnType::Text),
-        Column::optional("metadata", ColumnType::Json),
-        Column::required("created_at", ColumnType::Timestamp),
-        Column::required("updated_at", ColumnType::Timestamp),
         Column::optional("description", ColumnType::Text),
     ],
-    indexes: &[Index::unique("sys_resource_resource_types_key", &["key"])],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[],
-    checks: &[],
-    append_only: false,
-};
+)
+.stamped(Stamps::Changes)
+.indexes(&[Index::unique("sys_resource_resource_types_key", &["key"])]);
 
 /// The actions a resource type supports.
-pub const RESOURCE_ACTIONS: Table = Table {
-    name: "sys_resource_resource_actions",
-    columns: &[
+pub const RESOURCE_ACTIONS: Table = Table::new(
+    "sys_resource_resource_actions",
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("resource_type_id", ColumnType::Text),
         Column::required("key", ColumnType::Text),
         Column::required("display_name", ColumnType::Text),
         Column::required("risk_level", ColumnType::Text),
         Column::required("audit_default", ColumnType::Boolean),
-        Column::optional("metadata", ColumnType::Json),
-        Column::required("created_at", ColumnType::Timestamp),
-        Column::required("updated_at", ColumnType::Timestamp),
     ],
-    indexes: &[Index::unique(
-        "sys_resource_resource_actions_type_key",
-        &["resource_type_id", "key"],
-    )],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[ForeignKey::new(
-        &["resource_type_id"],
-        RESOURCE_TYPES.name,
-        &["id"],
-    )],
-    checks: &[],
-    append_only: false,
-};
+)
+.stamped(Stamps::Changes)
+.indexes(&[Index::unique(
+    "sys_resource_resource_actions_type_key",
+    &["resource_type_id", "key"],
+)])
+.foreign_keys(&[ForeignKey::new(
+    &["resource_type_id"],
+    RESOURCE_TYPES.name,
+    &["id"],
+)]);
 
 /// How a resource type maps onto stored records.
-pub const RESOURCE_MAPPINGS: Table = Table {
-    name: "sys_resource_resource_mappings",
-    columns: &[
+pub const RESOURCE_MAPPINGS: Table = Table::new(
+    "sys_resource_resource_mappings",
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("resource_type_id", ColumnType::Text),
         Column::required("source", ColumnType::Text),
@@ -78,32 +65,26 @@ pub const RESOURCE_MAPPINGS: Table = Table {
         Column::optional("metadata_field", ColumnType::Text),
         Column::optional("display_name", ColumnType::Text),
         Column::required("status", ColumnType::Text),
-        Column::optional("metadata", ColumnType::Json),
-        Column::required("created_at", ColumnType::Timestamp),
-        Column::required("updated_at", ColumnType::Timestamp),
     ],
-    indexes: &[
-        Index::plain("sys_resource_resource_mappings_type", &["resource_type_id"]),
-        Index::unique(
-            "sys_resource_resource_mappings_type_unique",
-            &["resource_type_id"],
-        ),
-    ],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[ForeignKey::new(
+)
+.stamped(Stamps::Changes)
+.indexes(&[
+    Index::plain("sys_resource_resource_mappings_type", &["resource_type_id"]),
+    Index::unique(
+        "sys_resource_resource_mappings_type_unique",
         &["resource_type_id"],
-        RESOURCE_TYPES.name,
-        &["id"],
-    )],
-    checks: &[],
-    append_only: false,
-};
+    ),
+])
+.foreign_keys(&[ForeignKey::new(
+    &["resource_type_id"],
+    RESOURCE_TYPES.name,
+    &["id"],
+)]);
 
 /// Registered resources; group and owner are in the resource's space.
-pub const RESOURCES: Table = Table {
-    name: "sys_resource_resources",
-    columns: &[
+pub const RESOURCES: Table = Table::new(
+    "sys_resource_resources",
+    &[
         Column::required("id", ColumnType::Text),
         Column::required("space_id", ColumnType::Text),
         Column::required("resource_type_id", ColumnType::Text),
@@ -113,34 +94,27 @@ pub const RESOURCES: Table = Table {
         Column::optional("owner_member_id", ColumnType::Text),
         Column::required("visibility", ColumnType::Text),
         Column::required("status", ColumnType::Text),
-        Column::optional("metadata", ColumnType::Json),
-        Column::required("created_at", ColumnType::Timestamp),
-        Column::required("updated_at", ColumnType::Timestamp),
-        Column::optional("deleted_at", ColumnType::Timestamp),
     ],
-    indexes: &[
-        Index::unique(
-            "sys_resource_resources_external",
-            &["space_id", "resource_type_id", "external_id"],
-        ),
-        Index::plain("sys_resource_resources_group", &["space_id", "group_id"]),
-        Index::plain(
-            "sys_resource_resources_owner",
-            &["space_id", "owner_member_id"],
-        ),
-    ],
-    primary_key: &["id"],
-    unique_constraints: &[],
-    foreign_keys: &[
-        ForeignKey::new(&["resource_type_id"], RESOURCE_TYPES.name, &["id"]),
-        ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
-        ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
-        ForeignKey::new(
-            &["space_id", "owner_member_id"],
-            MEMBERS.name,
-            &["space_id", "id"],
-        ),
-    ],
-    checks: &[],
-    append_only: false,
-};
+)
+.stamped(Stamps::SoftDeleted)
+.indexes(&[
+    Index::unique(
+        "sys_resource_resources_external",
+        &["space_id", "resource_type_id", "external_id"],
+    ),
+    Index::plain("sys_resource_resources_group", &["space_id", "group_id"]),
+    Index::plain(
+        "sys_resource_resources_owner",
+        &["space_id", "owner_member_id"],
+    ),
+])
+.foreign_keys(&[
+    ForeignKey::new(&["resource_type_id"], RESOURCE_TYPES.name, &["id"]),
+    ForeignKey::new(&["space_id"], SPACES.name, &["id"]),
+    ForeignKey::new(&["space_id", "group_id"], GROUPS.name, &["space_id", "id"]),
+    ForeignKey::new(
+        &["space_id", "owner_member_id"],
+        MEMBERS.name,
+        &["space_id", "id"],
+    ),
+]);
