@@ -2492,7 +2492,7 @@ mod tests {
                 let mut parts = Snapshot::empty_at(7);
                 let mut start = 0;
                 for end in cuts.into_iter().chain([shuffled.len()]) {
-                    parts.apply_all(shuffled[start..end].iter().map(Fact::as_deref));
+                    parts.apply_all(shuffled[start..end].iter().cloned());
                     start = end;
                 }
                 prop_assert_eq!(parts.revision(), 7);

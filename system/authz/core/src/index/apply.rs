@@ -15,20 +15,26 @@ use crate::{Fact, ResourceFact, Scope};
 impl Snapshot {
     /// Applies one fact (the entity's full new state); [`Snapshot::settle`] finishes it.
     pub(super) fn apply_one<S: AsRef<str>>(&mut self, fact: Fact<S>) {
-        match fact.as_deref() {
+        fn text<S: AsRef<str>>(s: &S) -> &str {
+            s.as_ref()
+        }
+        fn opt<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+            s.as_ref().map(AsRef::as_ref)
+        }
+        match &fact {
             Fact::User {
                 id,
                 status,
                 username,
                 metadata,
             } => {
-                self.apply_user(id, status, username);
-                let n = self.user_names.intern(id);
-                Self::keep_metadata(&mut self.user_metadata, n, metadata);
+                self.apply_user(text(id), text(status), opt(username));
+                let n = self.user_names.intern(text(id));
+                Self::keep_metadata(&mut self.user_metadata, n, opt(metadata));
             }
             Fact::Space { id, status } => {
-                let n = self.space_names.intern(id);
-                self.spaces.set(n, Status::of(status));
+                let n = self.space_names.intern(text(id));
+                self.spaces.set(n, Status::of(text(status)));
             }
             Fact::Member {
                 id,
@@ -36,9 +42,9 @@ impl Snapshot {
                 status,
                 metadata,
             } => {
-                self.apply_member(id, space_id, status);
-                let n = self.member_names.intern(id);
-                Self::keep_metadata(&mut self.member_metadata, n, metadata);
+                self.apply_member(text(id), text(space_id), text(status));
+                let n = self.member_names.intern(text(id));
+                Self::keep_metadata(&mut self.member_metadata, n, opt(metadata));
             }
             Fact::UserMember {
                 id,
@@ -46,44 +52,34 @@ impl Snapshot {
                 member_id,
                 status,
                 expires_at,
-            } => self.apply_user_member(id, user_id, member_id, status, expires_at),
+            } => self.apply_user_member(
+                text(id),
+                text(user_id),
+                text(member_id),
+                text(status),
+                opt(expires_at),
+            ),
             Fact::Group {
                 id,
                 space_id,
                 path,
                 status: _,
-            } => self.apply_group(id, space_id, path),
-            Fact::ResourceType { id, key, status } => self.apply_resource_type(id, key, status),
+            } => self.apply_group(text(id), text(space_id), text(path)),
+            Fact::ResourceType { id, key, status } => {
+                self.apply_resource_type(text(id), text(key), text(status));
+            }
             Fact::ResourceAction {
                 resource_type,
                 key,
                 risk_level,
-            } => {
-                let type_key = self.type_keys.intern(resource_type);
-                let action = self.action_names.intern(key);
-                let declared = self.actions.get(type_key).map_or(&[][..], |a| &a[..]);
-                if let Err(at) = declared.binary_search(&action) {
-                    let mut actions = declared.to_vec();
-                    actions.insert(at, action);
-                    self.actions.set(type_key, actions.into());
-                }
-                match risk_level {
-                    Some(risk) => {
-                        self.action_risk
-                            .insert((type_key, action), super::status_text(risk));
-                    }
-                    None => {
-                        self.action_risk.remove(&(type_key, action));
-                    }
-                }
-            }
-            Fact::Resource(resource) => self.apply_resource(resource),
+            } => self.apply_resource_action(text(resource_type), text(key), opt(risk_level)),
+            Fact::Resource(resource) => self.apply_resource(resource.as_deref()),
             Fact::Role {
                 id,
                 space_id,
                 key,
                 status,
-            } => self.apply_role(id, space_id, key, status),
+            } => self.apply_role(text(id), text(space_id), text(key), text(status)),
             Fact::Permission {
                 id,
                 resource,
@@ -91,13 +87,18 @@ impl Snapshot {
                 scope,
                 status,
                 condition,
-            } => self.apply_permission(id, (resource, action, scope), status, condition),
+            } => self.apply_permission(
+                text(id),
+                (text(resource), text(action), text(scope)),
+                text(status),
+                opt(condition),
+            ),
             Fact::RolePermission {
                 id,
                 role_id,
                 permission_id,
                 deleted,
-            } => self.apply_role_permission(id, role_id, permission_id, deleted),
+            } => self.apply_role_permission(text(id), text(role_id), text(permission_id), *deleted),
             Fact::MemberRole {
                 id,
                 space_id,
@@ -106,13 +107,35 @@ impl Snapshot {
                 scope_anchor_group_id,
                 status,
             } => self.apply_member_role(
-                id,
-                space_id,
-                member_id,
-                role_id,
-                scope_anchor_group_id,
-                status,
+                text(id),
+                text(space_id),
+                text(member_id),
+                text(role_id),
+                opt(scope_anchor_group_id),
+                text(status),
             ),
+        }
+    }
+
+    /// An action a resource type declares: kept sorted in the type's row, with its risk level
+    /// where the fact carries one.
+    fn apply_resource_action(&mut self, resource_type: &str, key: &str, risk_level: Option<&str>) {
+        let type_key = self.type_keys.intern(resource_type);
+        let action = self.action_names.intern(key);
+        let declared = self.actions.get(type_key).map_or(&[][..], |a| &a[..]);
+        if let Err(at) = declared.binary_search(&action) {
+            let mut actions = declared.to_vec();
+            actions.insert(at, action);
+            self.actions.set(type_key, actions.into());
+        }
+        match risk_level {
+            Some(risk) => {
+                self.action_risk
+                    .insert((type_key, action), super::status_text(risk));
+            }
+            None => {
+                self.action_risk.remove(&(type_key, action));
+            }
         }
     }
 
