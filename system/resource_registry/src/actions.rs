@@ -164,15 +164,12 @@ impl Registry {
         type_key_or_id: &str,
         req: ResourceActionMutationRequest,
     ) -> Result<(bool, ResourceAction), ApiError> {
-        validation::key("key", &req.key)?;
-        if let Some(id) = &req.id {
-            validation::supplied_id("id", ID_PREFIX, id)?;
-        }
-        let display_name = req
-            .display_name
-            .as_deref()
-            .map(|d| validation::text("display_name", d))
-            .transpose()?;
+        let display_name = validation::registration(
+            ID_PREFIX,
+            &req.key,
+            req.id.as_deref(),
+            req.display_name.as_deref(),
+        )?;
         let metadata = validation::metadata(req.metadata);
 
         let mut m = self.begin().await?;

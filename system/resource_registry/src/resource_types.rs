@@ -192,15 +192,12 @@ impl Registry {
         caller: Caller<'_>,
         req: ResourceTypeMutationRequest,
     ) -> Result<(bool, ResourceType), ApiError> {
-        validation::key("key", &req.key)?;
-        if let Some(id) = &req.id {
-            validation::supplied_id("id", ID_PREFIX, id)?;
-        }
-        let display_name = req
-            .display_name
-            .as_deref()
-            .map(|d| validation::text("display_name", d))
-            .transpose()?;
+        let display_name = validation::registration(
+            ID_PREFIX,
+            &req.key,
+            req.id.as_deref(),
+            req.display_name.as_deref(),
+        )?;
         let description = match &req.description {
             MaybeUndefined::Value(d) => MaybeUndefined::Value(validation::text("description", d)?),
             MaybeUndefined::Null => MaybeUndefined::Null,

@@ -80,6 +80,22 @@ pub fn text(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
+/// Checks what a type or action registration names it by: its `key`, the ID the caller may
+/// supply for it (`prefix` followed by `[a-z0-9_]`) and its display name. Returns the display
+/// name trimmed.
+pub fn registration(
+    prefix: &str,
+    key: &str,
+    id: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    self::key("key", key)?;
+    if let Some(id) = id {
+        supplied_id("id", prefix, id)?;
+    }
+    display_name.map(|d| text("display_name", d)).transpose()
+}
+
 /// Checks an optional reference ID (a group, a member, a space): not blank, at most 128
 /// characters, no control characters.
 pub fn reference(field: &str, value: &str) -> Result<(), ApiError> {
@@ -121,6 +137,20 @@ mod tests {
             .next()
             .unwrap()
             .clone()
+    }
+
+    #[test]
+    fn a_registration_checks_its_key_id_and_display_name_in_that_order() {
+        assert_eq!(
+            registration("rtype_", "invoice", Some("rtype_inv"), Some("  Invoice ")).unwrap(),
+            Some("Invoice".to_owned())
+        );
+        assert_eq!(registration("rtype_", "invoice", None, None).unwrap(), None);
+        let named =
+            |key, id, display| field_of(&registration("rtype_", key, id, display).unwrap_err());
+        assert_eq!(named("Bad", Some("nope"), Some(" ")), "key");
+        assert_eq!(named("invoice", Some("ract_x"), Some(" ")), "id");
+        assert_eq!(named("invoice", Some("rtype_x"), Some(" ")), "display_name");
     }
 
     #[test]
