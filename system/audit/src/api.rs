@@ -138,16 +138,28 @@ pub enum AuditExport {
     Lines(Binary<Body>),
 }
 
-/// The audit routes.
-pub struct AuditApi {
+/// The two filtered lists of the log (their routes are declared by `audit_lists!` below).
+pub struct AuditListsApi {
     db: Database,
+}
+
+/// The other audit routes: single records, verification, the export and the catalog.
+pub struct AuditRecordsApi {
+    db: Database,
+}
+
+plystra_contracts::route_set! {
+    /// Every audit route, served as one route set.
+    pub struct AuditApi((AuditListsApi, AuditRecordsApi));
 }
 
 impl RouteApi for AuditApi {
     fn build(services: &ServiceRegistry) -> Result<Self, ServiceError> {
-        Ok(Self {
-            db: (*services.require::<Database>()?).clone(),
-        })
+        let db = (*services.require::<Database>()?).clone();
+        Ok(Self((
+            AuditListsApi { db: db.clone() },
+            AuditRecordsApi { db },
+        )))
     }
 }
 
@@ -159,36 +171,99 @@ fn not_found(id: &str) -> ApiError {
     .with_detail("audit_log_id", id)
 }
 
-/// The filters both audit lists take (`/audit/logs` and `/spaces/{space_id}/audit-logs`), as
-/// their query parameters arrive; [`AuditLogQuery::filter`] is the one place they are checked and
-/// turned into a [`Filter`].
-#[derive(Debug, Clone, Default)]
-pub struct AuditLogQuery {
-    /// Only this space.
-    pub space_id: Option<String>,
+/// Declares the filters of the two audit lists once: the fields of [`AuditLogQuery`] and the
+/// query parameters of `listAuditLogs` and `listSpaceAuditLogs` (the routes this writes), in the
+/// order and with the descriptions given. `space_id`, a query parameter of the first and the
+/// path of the second, comes first in both and is not listed.
+macro_rules! audit_lists {
+    ($(#[doc = $doc:tt] $filter:ident: $ty:ty,)*) => {
+        /// The filters both audit lists take, as their parameters arrive; [`AuditLogQuery::filter`]
+        /// is the one place they are checked and turned into a [`Filter`].
+        #[derive(Debug, Clone, Default)]
+        pub struct AuditLogQuery {
+            /// Only this space.
+            pub space_id: Option<String>,
+            $(#[doc = $doc] pub $filter: Option<$ty>,)*
+        }
+
+        #[OpenApi(tag = "AuditTag::Audit")]
+        impl AuditListsApi {
+            /// Audit records, newest first, narrowed by every filter given, one page at a time.
+            #[allow(clippy::too_many_arguments)]
+            #[oai(
+                path = "/api/v1/audit/logs",
+                method = "get",
+                operation_id = "listAuditLogs"
+            )]
+            async fn list(
+                &self,
+                /// Only this space.
+                space_id: Query<Option<String>>,
+                $(#[doc = $doc] $filter: Query<Option<$ty>>,)*
+                /// Page size, 1–200 (default 50).
+                #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+                limit: Query<Option<i64>>,
+                /// The `pagination.cursor` of the previous page.
+                cursor: Query<Option<String>>,
+            ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
+                let query = AuditLogQuery {
+                    space_id: space_id.0,
+                    $($filter: $filter.0,)*
+                };
+                self.page(query.filter()?, limit.0, cursor.0).await
+            }
+
+            /// A space's audit records, newest first, narrowed by the same filters as
+            /// `GET /api/v1/audit/logs` (a space-scoped credential reads its own space's log here).
+            #[allow(clippy::too_many_arguments)]
+            #[oai(
+                path = "/api/v1/spaces/:space_id/audit-logs",
+                method = "get",
+                operation_id = "listSpaceAuditLogs"
+            )]
+            async fn list_space(
+                &self,
+                space_id: Path<String>,
+                $(#[doc = $doc] $filter: Query<Option<$ty>>,)*
+                /// Page size, 1–200 (default 50).
+                #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+                limit: Query<Option<i64>>,
+                /// The `pagination.cursor` of the previous page.
+                cursor: Query<Option<String>>,
+            ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
+                let query = AuditLogQuery {
+                    space_id: Some(space_id.0),
+                    $($filter: $filter.0,)*
+                };
+                self.page(query.filter()?, limit.0, cursor.0).await
+            }
+        }
+    };
+}
+
+audit_lists! {
     /// Only this acting user.
-    pub actor_user_id: Option<String>,
+    actor_user_id: String,
     /// Only this acting member.
-    pub actor_member_id: Option<String>,
+    actor_member_id: String,
     /// Only this binding.
-    pub actor_user_member_id: Option<String>,
+    actor_user_member_id: String,
     /// Only this target type.
-    pub resource_type: Option<String>,
+    resource_type: String,
     /// Only this target.
-    pub resource_id: Option<String>,
+    resource_id: String,
     /// Only allows or only denies.
-    pub decision: Option<Decision>,
+    decision: Decision,
     /// Only this deny code.
-    pub deny_code: Option<DenyCode>,
+    deny_code: DenyCode,
     /// Only records of this request.
-    pub request_id: Option<String>,
-    /// Only records at or after this instant (RFC 3339, parsed by the router: a bad one is a 400
-    /// naming the parameter).
-    pub created_at_from: Option<OffsetDateTime>,
+    request_id: String,
+    /// Only records at or after this instant (RFC 3339).
+    created_at_from: OffsetDateTime,
     /// Only records at or before this instant (RFC 3339).
-    pub created_at_to: Option<OffsetDateTime>,
+    created_at_to: OffsetDateTime,
     /// Only this event type.
-    pub event_type: Option<String>,
+    event_type: String,
 }
 
 impl AuditLogQuery {
@@ -230,7 +305,7 @@ impl AuditLogQuery {
     }
 }
 
-impl AuditApi {
+impl AuditListsApi {
     async fn page(
         &self,
         filter: Filter,
@@ -255,64 +330,7 @@ impl AuditApi {
 }
 
 #[OpenApi(tag = "AuditTag::Audit")]
-impl AuditApi {
-    /// Audit records, newest first, narrowed by every filter given, one page at a time.
-    #[allow(clippy::too_many_arguments)]
-    #[oai(
-        path = "/api/v1/audit/logs",
-        method = "get",
-        operation_id = "listAuditLogs"
-    )]
-    async fn list(
-        &self,
-        /// Only this space.
-        space_id: Query<Option<String>>,
-        /// Only this acting user.
-        actor_user_id: Query<Option<String>>,
-        /// Only this acting member.
-        actor_member_id: Query<Option<String>>,
-        /// Only this binding.
-        actor_user_member_id: Query<Option<String>>,
-        /// Only this target type.
-        resource_type: Query<Option<String>>,
-        /// Only this target.
-        resource_id: Query<Option<String>>,
-        /// Only allows or only denies.
-        decision: Query<Option<Decision>>,
-        /// Only this deny code.
-        deny_code: Query<Option<DenyCode>>,
-        /// Only records of this request.
-        request_id: Query<Option<String>>,
-        /// Only records at or after this instant (RFC 3339).
-        created_at_from: Query<Option<OffsetDateTime>>,
-        /// Only records at or before this instant (RFC 3339).
-        created_at_to: Query<Option<OffsetDateTime>>,
-        /// Only this event type.
-        event_type: Query<Option<String>>,
-        /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<i64>>,
-        /// The `pagination.cursor` of the previous page.
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
-        let filter = AuditLogQuery {
-            space_id: space_id.0,
-            actor_user_id: actor_user_id.0,
-            actor_member_id: actor_member_id.0,
-            actor_user_member_id: actor_user_member_id.0,
-            resource_type: resource_type.0,
-            resource_id: resource_id.0,
-            decision: decision.0,
-            deny_code: deny_code.0,
-            request_id: request_id.0,
-            created_at_from: created_at_from.0,
-            created_at_to: created_at_to.0,
-            event_type: event_type.0,
-        }
-        .filter()?;
-        self.page(filter, limit.0, cursor.0).await
-    }
-
+impl AuditRecordsApi {
     /// One audit record.
     #[oai(
         path = "/api/v1/audit/logs/:audit_log_id",
@@ -324,63 +342,6 @@ impl AuditApi {
             .await?
             .ok_or_else(|| not_found(&audit_log_id.0))?;
         Ok(Json(Envelope::new(entry.into())))
-    }
-
-    /// A space's audit records, newest first, narrowed by the same filters as
-    /// `GET /api/v1/audit/logs` (a space-scoped credential reads its own space's log here).
-    #[allow(clippy::too_many_arguments)]
-    #[oai(
-        path = "/api/v1/spaces/:space_id/audit-logs",
-        method = "get",
-        operation_id = "listSpaceAuditLogs"
-    )]
-    async fn list_space(
-        &self,
-        space_id: Path<String>,
-        /// Only this acting user.
-        actor_user_id: Query<Option<String>>,
-        /// Only this acting member.
-        actor_member_id: Query<Option<String>>,
-        /// Only this binding.
-        actor_user_member_id: Query<Option<String>>,
-        /// Only this target type.
-        resource_type: Query<Option<String>>,
-        /// Only this target.
-        resource_id: Query<Option<String>>,
-        /// Only allows or only denies.
-        decision: Query<Option<Decision>>,
-        /// Only this deny code.
-        deny_code: Query<Option<DenyCode>>,
-        /// Only records of this request.
-        request_id: Query<Option<String>>,
-        /// Only records at or after this instant (RFC 3339).
-        created_at_from: Query<Option<OffsetDateTime>>,
-        /// Only records at or before this instant (RFC 3339).
-        created_at_to: Query<Option<OffsetDateTime>>,
-        /// Only this event type.
-        event_type: Query<Option<String>>,
-        /// Page size, 1–200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<i64>>,
-        /// The `pagination.cursor` of the previous page.
-        cursor: Query<Option<String>>,
-    ) -> Result<Json<ListEnvelope<AuditLog>>, ApiError> {
-        let filter = AuditLogQuery {
-            space_id: Some(space_id.0),
-            actor_user_id: actor_user_id.0,
-            actor_member_id: actor_member_id.0,
-            actor_user_member_id: actor_user_member_id.0,
-            resource_type: resource_type.0,
-            resource_id: resource_id.0,
-            decision: decision.0,
-            deny_code: deny_code.0,
-            request_id: request_id.0,
-            created_at_from: created_at_from.0,
-            created_at_to: created_at_to.0,
-            event_type: event_type.0,
-        }
-        .filter()?;
-        self.page(filter, limit.0, cursor.0).await
     }
 
     /// One audit record of a space; a record of another space is not found here.
