@@ -348,12 +348,9 @@ impl GroupsApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        entity::update(&mut tx, GROUPS, group_id, sets).await?;
-        let group = get_in(&mut tx, space_id, group_id)
-            .await?
-            .ok_or_else(|| Group::not_found(group_id))?;
-        self.ctx.commit_change(tx, req, action, &group).await?;
-        Ok(Json(Envelope::new(group)))
+        self.ctx
+            .commit_update(tx, req, action, group_id, sets)
+            .await
     }
 
     async fn list_by(
@@ -581,10 +578,7 @@ impl GroupsApi {
         /// The group's ID.
         group_id: Path<String>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
-        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        Ok(Json(Envelope::new(
-            entity::require_in::<Group>(&self.ctx.db, &space_id.0, &group_id.0).await?,
-        )))
+        crate::spaces::get_in(&self.ctx.db, &space_id.0, &group_id.0).await
     }
 
     /// Changes a group's display name, sibling order, status or metadata.
@@ -642,9 +636,7 @@ impl GroupsApi {
         /// The group's ID.
         group_id: Path<String>,
     ) -> Result<Json<Envelope<Group>>, ApiError> {
-        let group = entity::get::<Group>(&self.ctx.db, &group_id.0)
-            .await?
-            .ok_or_else(|| Group::not_found(&group_id.0))?;
+        let group = entity::require::<Group>(&self.ctx.db, &group_id.0).await?;
         Ok(Json(Envelope::new(group)))
     }
 }

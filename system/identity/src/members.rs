@@ -5,7 +5,7 @@ use std::sync::Arc;
 use plystra_contracts::body::JsonBody;
 use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::storage::Transaction;
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
+use plystra_contracts::storage::sea_query::Value;
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
@@ -14,8 +14,8 @@ use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
-    Created, Ctx, JsonColumn, KeyPage, Lifecycle, MEMBERS, Metadata, STATUS_MOVES, Status, a,
-    entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
+    Created, Ctx, JsonColumn, Lifecycle, MEMBERS, Metadata, STATUS_MOVES, Status, entity_id,
+    from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
 };
 use plystra_contracts::entity::{self, Audited, InSpace, Stored};
 
@@ -233,12 +233,9 @@ impl MembersApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", now().into()));
-        entity::update(&mut tx, MEMBERS, member_id, sets).await?;
-        let member = entity::get::<Member>(&mut tx, member_id)
-            .await?
-            .ok_or_else(|| Member::not_found(member_id))?;
-        self.ctx.commit_change(tx, req, action, &member).await?;
-        Ok(Json(Envelope::new(member)))
+        self.ctx
+            .commit_update(tx, req, action, member_id, sets)
+            .await
     }
 }
 
@@ -260,11 +257,7 @@ impl MembersApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<Member>>, ApiError> {
-        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
-        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        let mut q = Member::select();
-        q.and_where(Expr::col((a(MEMBERS), a("space_id"))).eq(space_id.0.as_str()));
-        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
+        crate::spaces::list_in(&self.ctx.db, &space_id.0, limit.0, cursor.0.as_deref()).await
     }
 
     /// Creates a member in a space.
@@ -302,10 +295,7 @@ impl MembersApi {
         /// The member's ID.
         member_id: Path<String>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
-        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        Ok(Json(Envelope::new(
-            entity::require_in::<Member>(&self.ctx.db, &space_id.0, &member_id.0).await?,
-        )))
+        crate::spaces::get_in(&self.ctx.db, &space_id.0, &member_id.0).await
     }
 
     /// Changes a member's display name, kind, status or metadata.
@@ -370,9 +360,7 @@ impl MembersApi {
         /// The member's ID.
         member_id: Path<String>,
     ) -> Result<Json<Envelope<Member>>, ApiError> {
-        let member = entity::get::<Member>(&self.ctx.db, &member_id.0)
-            .await?
-            .ok_or_else(|| Member::not_found(&member_id.0))?;
+        let member = entity::require::<Member>(&self.ctx.db, &member_id.0).await?;
         Ok(Json(Envelope::new(member)))
     }
 }

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use plystra_contracts::ApiError;
+use plystra_contracts::entity;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, Caller, Credential};
-use plystra_contracts::storage::sea_query::{Expr, ExprTrait};
+use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::{Database, Transaction};
+use plystra_contracts::{ApiError, Envelope};
 use poem_openapi::Enum;
+use poem_openapi::payload::Json;
 
 use crate::sessions::Sessions;
 
@@ -67,6 +69,26 @@ impl Ctx {
         let record = change_of(Caller::of(req), action, entity);
         self.commit_audited(tx, record, plystra_contracts::facts::Fact::from(entity))
             .await
+    }
+
+    /// Applies `sets` to the `T` with `id`, reads it back, and commits the change `req`'s caller
+    /// made with `action` as [`Ctx::commit_change`] does: what an update route answers.
+    pub(crate) async fn commit_update<T>(
+        &self,
+        mut tx: Transaction,
+        req: &poem::Request,
+        action: &str,
+        id: &str,
+        sets: Vec<(&str, Value)>,
+    ) -> Result<Json<Envelope<T>>, ApiError>
+    where
+        T: Audited,
+        for<'a> plystra_contracts::facts::Fact: From<&'a T>,
+    {
+        entity::update(&mut tx, T::TABLE, id, sets).await?;
+        let changed: T = entity::require(&mut tx, id).await?;
+        self.commit_change(tx, req, action, &changed).await?;
+        Ok(Json(Envelope::new(changed)))
     }
 
     /// Commits `records` and `facts` with `tx` through the one commit path

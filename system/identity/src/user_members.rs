@@ -18,8 +18,8 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
-    Created, Ctx, JsonColumn, KeyPage, Lifecycle, MEMBERS, Metadata, USER_MEMBERS, USERS, a,
-    entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change,
+    Created, Ctx, JsonColumn, Lifecycle, MEMBERS, Metadata, USER_MEMBERS, USERS, a, entity_id,
+    from_rows, keyword, metadata_in, metadata_out, now, status_change,
 };
 use plystra_contracts::entity::{self, Audited, InSpace, Stored};
 
@@ -461,12 +461,7 @@ impl UserMembersApi {
             sets.push(("metadata", metadata_in(&update.metadata).into()));
         }
         sets.push(("updated_at", at.into()));
-        entity::update(&mut tx, USER_MEMBERS, um_id, sets).await?;
-        let binding = entity::get::<UserMember>(&mut tx, um_id)
-            .await?
-            .ok_or_else(|| UserMember::not_found(um_id))?;
-        self.ctx.commit_change(tx, req, action, &binding).await?;
-        Ok(Json(Envelope::new(binding)))
+        self.ctx.commit_update(tx, req, action, um_id, sets).await
     }
 }
 
@@ -488,11 +483,7 @@ impl UserMembersApi {
         /// The `pagination.cursor` of the previous page.
         cursor: QueryParam<Option<String>>,
     ) -> Result<Json<ListEnvelope<UserMember>>, ApiError> {
-        let page = KeyPage::parse(limit.0, cursor.0.as_deref())?;
-        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        let mut q = UserMember::select();
-        q.and_where(Expr::col((a(USER_MEMBERS), a("space_id"))).eq(space_id.0.as_str()));
-        Ok(Json(entity::list(&self.ctx.db, q, &page).await?))
+        crate::spaces::list_in(&self.ctx.db, &space_id.0, limit.0, cursor.0.as_deref()).await
     }
 
     /// Binds a user to a member of this space.
@@ -530,10 +521,7 @@ impl UserMembersApi {
         /// The binding's ID.
         user_member_id: Path<String>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        entity::require::<crate::spaces::Space>(&self.ctx.db, &space_id.0).await?;
-        Ok(Json(Envelope::new(
-            entity::require_in::<UserMember>(&self.ctx.db, &space_id.0, &user_member_id.0).await?,
-        )))
+        crate::spaces::get_in(&self.ctx.db, &space_id.0, &user_member_id.0).await
     }
 
     /// Changes a binding's relation, primary flag, expiry, metadata, or revokes it.
@@ -609,9 +597,7 @@ impl UserMembersApi {
         /// The binding's ID.
         user_member_id: Path<String>,
     ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        let binding = entity::get::<UserMember>(&self.ctx.db, &user_member_id.0)
-            .await?
-            .ok_or_else(|| UserMember::not_found(&user_member_id.0))?;
+        let binding = entity::require::<UserMember>(&self.ctx.db, &user_member_id.0).await?;
         Ok(Json(Envelope::new(binding)))
     }
 }
