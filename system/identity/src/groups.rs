@@ -10,11 +10,11 @@ use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
+use poem_openapi::Object;
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
-use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
@@ -353,10 +353,10 @@ impl GroupsApi {
             .await
     }
 
-    async fn list_by(
+    /// One page of a space's groups in path order: a parent right before its descendants.
+    async fn tree_page(
         &self,
         space_id: &str,
-        key: &'static str,
         limit: Option<i64>,
         cursor: Option<&str>,
     ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
@@ -364,280 +364,193 @@ impl GroupsApi {
         entity::require::<crate::spaces::Space>(&self.ctx.db, space_id).await?;
         let mut q = Group::select();
         q.and_where(Expr::col((a(GROUPS), a("space_id"))).eq(space_id));
-        page.apply(&mut q, GROUPS, key);
+        page.apply(&mut q, GROUPS, "path");
         let rows: Vec<Group> = self.ctx.db.fetch_all(&q).await?;
-        let (rows, pagination) = page.finish(rows, |g| {
-            if key == "path" {
-                g.path.clone()
-            } else {
-                g.id.clone()
-            }
-        });
+        let (rows, pagination) = page.finish(rows, |g| g.path.clone());
         Ok(Json(ListEnvelope::new(rows, pagination)))
     }
 }
 
-#[OpenApi(tag = "ApiTag::Groups")]
-impl GroupsApi {
+crate::space_scoped::space_scoped_routes! {
+    impl GroupsApi for Group, tag "ApiTag::Groups", id group_id "The group's ID.";
     /// Lists a space's groups by ID, a page at a time.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/groups",
-        method = "get",
-        operation_id = "listGroups"
-    )]
-    async fn list(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// Groups per page, 1-200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: QueryParam<Option<i64>>,
-        /// The `pagination.cursor` of the previous page.
-        cursor: QueryParam<Option<String>>,
-    ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
-        self.list_by(&space_id.0, "id", limit.0, cursor.0.as_deref())
-            .await
-    }
-
-    /// A space's group tree, flattened in path order (a parent comes right before its
-    /// descendants; `depth` gives the level), a page at a time.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/groups/tree",
-        method = "get",
-        operation_id = "getGroupTree"
-    )]
-    async fn tree(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// Groups per page, 1-200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: QueryParam<Option<i64>>,
-        /// The `pagination.cursor` of the previous page.
-        cursor: QueryParam<Option<String>>,
-    ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
-        self.list_by(&space_id.0, "path", limit.0, cursor.0.as_deref())
-            .await
-    }
-
-    /// Creates a group in a space, as a root or under a parent of the same space.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/groups",
-        method = "post",
-        operation_id = "createGroup"
-    )]
-    async fn create(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        body: JsonBody<GroupCreateBody>,
-    ) -> Result<Created<Group>, ApiError> {
-        let space_id = space_id.0;
-        let body = body.0.0;
-        let id = entity_id("group_", body.id.as_deref())?;
-        if let Some(p) = &body.path
-            && !valid_path(p)
-        {
-            return Err(ApiError::invalid_field(
-                "path",
-                r"must match ^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
-            ));
+    list "listGroups" at "/api/v1/spaces/:space_id/groups"
+        "Groups per page, 1-200 (default 50).";
+    /// Reads one group of a space.
+    get "getGroup" at "/api/v1/spaces/:space_id/groups/:group_id";
+    /// Changes a group's display name, sibling order, status or metadata.
+    update "updateGroup" with GroupUpdateRequest as "groups.update";
+    /// Reads one group by ID, whatever its space.
+    get_by_id "getGroupByID" at "/api/v1/groups/:group_id";
+    /// Disables an active group. 409 when already disabled.
+    disable "disableGroup" at "/api/v1/spaces/:space_id/groups/:group_id/disable"
+        as "groups.disable";
+    routes {
+        /// A space's group tree, flattened in path order (a parent comes right before its
+        /// descendants; `depth` gives the level), a page at a time.
+        #[oai(
+            path = "/api/v1/spaces/:space_id/groups/tree",
+            method = "get",
+            operation_id = "getGroupTree"
+        )]
+        async fn tree(
+            &self,
+            /// The space's ID.
+            space_id: Path<String>,
+            /// Groups per page, 1-200 (default 50).
+            #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+            limit: QueryParam<Option<i64>>,
+            /// The `pagination.cursor` of the previous page.
+            cursor: QueryParam<Option<String>>,
+        ) -> Result<Json<ListEnvelope<Group>>, ApiError> {
+            self.tree_page(&space_id.0, limit.0, cursor.0.as_deref())
+                .await
         }
-        let name = match (&body.name, &body.path) {
-            (Some(n), _) => keyword("name", n)?,
-            (None, Some(p)) => p.rsplit('.').next().unwrap_or(p).to_owned(),
-            (None, None) => {
+
+        /// Creates a group in a space, as a root or under a parent of the same space.
+        #[oai(
+            path = "/api/v1/spaces/:space_id/groups",
+            method = "post",
+            operation_id = "createGroup"
+        )]
+        async fn create(
+            &self,
+            req: &poem::Request,
+            /// The space's ID.
+            space_id: Path<String>,
+            body: JsonBody<GroupCreateBody>,
+        ) -> Result<Created<Group>, ApiError> {
+            let space_id = space_id.0;
+            let body = body.0.0;
+            let id = entity_id("group_", body.id.as_deref())?;
+            if let Some(p) = &body.path
+                && !valid_path(p)
+            {
                 return Err(ApiError::invalid_field(
-                    "name",
-                    "is required (or give the full path)",
+                    "path",
+                    r"must match ^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
                 ));
             }
-        };
-        let display_name = body
-            .display_name
-            .as_deref()
-            .map(|d| text("display_name", d, 200))
-            .transpose()?;
-        let mut tx = self.ctx.begin().await?;
-        entity::require::<crate::spaces::Space>(&mut tx, &space_id).await?;
-        // A parent that names nothing is a 404 before two parents can disagree.
-        for (field, named) in [
-            ("parent_id", &body.parent_id),
-            ("parent_group_id", &body.parent_group_id),
-        ] {
-            if let Some(id) = named
-                && get_in(&mut tx, &space_id, id).await?.is_none()
-            {
-                return Err(Group::not_found(id).with_detail("field", field));
+            let name = match (&body.name, &body.path) {
+                (Some(n), _) => keyword("name", n)?,
+                (None, Some(p)) => p.rsplit('.').next().unwrap_or(p).to_owned(),
+                (None, None) => {
+                    return Err(ApiError::invalid_field(
+                        "name",
+                        "is required (or give the full path)",
+                    ));
+                }
+            };
+            let display_name = body
+                .display_name
+                .as_deref()
+                .map(|d| text("display_name", d, 200))
+                .transpose()?;
+            let mut tx = self.ctx.begin().await?;
+            entity::require::<crate::spaces::Space>(&mut tx, &space_id).await?;
+            // A parent that names nothing is a 404 before two parents can disagree.
+            for (field, named) in [
+                ("parent_id", &body.parent_id),
+                ("parent_group_id", &body.parent_group_id),
+            ] {
+                if let Some(id) = named
+                    && get_in(&mut tx, &space_id, id).await?.is_none()
+                {
+                    return Err(Group::not_found(id).with_detail("field", field));
+                }
             }
-        }
-        let parent_id = parent_of(&body.parent_id, &body.parent_group_id)?;
-        let parent = match (&parent_id, &body.path) {
-            (Some(pid), _) => Some(
-                get_in(&mut tx, &space_id, pid)
-                    .await?
-                    .ok_or_else(|| Group::not_found(pid).with_detail("field", "parent_id"))?,
-            ),
-            (None, Some(p)) => match p.rsplit_once('.') {
-                Some((parent_path, _)) => Some(
-                    by_path(&mut tx, &space_id, parent_path)
+            let parent_id = parent_of(&body.parent_id, &body.parent_group_id)?;
+            let parent = match (&parent_id, &body.path) {
+                (Some(pid), _) => Some(
+                    get_in(&mut tx, &space_id, pid)
                         .await?
-                        .ok_or_else(|| {
-                            ApiError::new(
-                                ErrorCode::GroupNotFound,
-                                format!("no group of this space has the parent path {parent_path}"),
-                            )
-                            .with_detail("field", "path")
-                        })?,
+                        .ok_or_else(|| Group::not_found(pid).with_detail("field", "parent_id"))?,
                 ),
-                None => None,
-            },
-            (None, None) => None,
-        };
-        let path = match &parent {
-            Some(parent) => format!("{}.{name}", parent.path),
-            None => name.clone(),
-        };
-        if let Some(p) = &body.path
-            && *p != path
-        {
-            // Two fields of the body name different groups: a conflict, as two different
-            // parents are (the document cannot state a relation between fields).
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!("path: must be the parent's path plus the name: {path}"),
+                (None, Some(p)) => match p.rsplit_once('.') {
+                    Some((parent_path, _)) => Some(
+                        by_path(&mut tx, &space_id, parent_path)
+                            .await?
+                            .ok_or_else(|| {
+                                ApiError::new(
+                                    ErrorCode::GroupNotFound,
+                                    format!("no group of this space has the parent path {parent_path}"),
+                                )
+                                .with_detail("field", "path")
+                            })?,
+                    ),
+                    None => None,
+                },
+                (None, None) => None,
+            };
+            let path = match &parent {
+                Some(parent) => format!("{}.{name}", parent.path),
+                None => name.clone(),
+            };
+            if let Some(p) = &body.path
+                && *p != path
+            {
+                // Two fields of the body name different groups: a conflict, as two different
+                // parents are (the document cannot state a relation between fields).
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("path: must be the parent's path plus the name: {path}"),
+                )
+                .with_detail("field", "path")
+                .with_detail("expected_path", path));
+            }
+            let depth = path.split('.').count();
+            if depth > MAX_DEPTH {
+                return Err(ApiError::invalid_field(
+                    "path",
+                    format!("may have at most {MAX_DEPTH} segments"),
+                ));
+            }
+            let mut any = Group::select();
+            any.and_where(Expr::col((a(GROUPS), a("id"))).eq(id.as_str()));
+            if tx.fetch_optional::<Group, _>(&any).await?.is_some() {
+                return Err(
+                    ApiError::new(ErrorCode::Conflict, "a group with this ID exists")
+                        .with_detail("field", "id"),
+                );
+            }
+            if by_path(&mut tx, &space_id, &path).await?.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("this space already has a group at {path}"),
+                )
+                .with_detail("field", "path"));
+            }
+            let at = now();
+            entity::insert(
+                &mut tx,
+                GROUPS,
+                vec![
+                    ("id", id.clone().into()),
+                    ("space_id", space_id.clone().into()),
+                    ("parent_id", parent.map(|p| p.id).into()),
+                    ("name", name.into()),
+                    ("display_name", display_name.into()),
+                    ("path", path.into()),
+                    ("depth", (depth as i64 - 1).into()),
+                    ("sort_order", body.sort_order.unwrap_or(0).into()),
+                    (
+                        "status",
+                        body.status.unwrap_or(Status::Active).as_str().into(),
+                    ),
+                    ("metadata", metadata_in(&body.metadata).into()),
+                    ("created_at", at.into()),
+                    ("updated_at", at.into()),
+                ],
             )
-            .with_detail("field", "path")
-            .with_detail("expected_path", path));
-        }
-        let depth = path.split('.').count();
-        if depth > MAX_DEPTH {
-            return Err(ApiError::invalid_field(
-                "path",
-                format!("may have at most {MAX_DEPTH} segments"),
-            ));
-        }
-        let mut any = Group::select();
-        any.and_where(Expr::col((a(GROUPS), a("id"))).eq(id.as_str()));
-        if tx.fetch_optional::<Group, _>(&any).await?.is_some() {
-            return Err(
-                ApiError::new(ErrorCode::Conflict, "a group with this ID exists")
-                    .with_detail("field", "id"),
-            );
-        }
-        if by_path(&mut tx, &space_id, &path).await?.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!("this space already has a group at {path}"),
-            )
-            .with_detail("field", "path"));
-        }
-        let at = now();
-        entity::insert(
-            &mut tx,
-            GROUPS,
-            vec![
-                ("id", id.clone().into()),
-                ("space_id", space_id.clone().into()),
-                ("parent_id", parent.map(|p| p.id).into()),
-                ("name", name.into()),
-                ("display_name", display_name.into()),
-                ("path", path.into()),
-                ("depth", (depth as i64 - 1).into()),
-                ("sort_order", body.sort_order.unwrap_or(0).into()),
-                (
-                    "status",
-                    body.status.unwrap_or(Status::Active).as_str().into(),
-                ),
-                ("metadata", metadata_in(&body.metadata).into()),
-                ("created_at", at.into()),
-                ("updated_at", at.into()),
-            ],
-        )
-        .await?;
-        let group = get_in(&mut tx, &space_id, &id)
-            .await?
-            .ok_or_else(|| Group::not_found(&id))?;
-        self.ctx
-            .commit_change(tx, req, "groups.create", &group)
             .await?;
-        Ok(Created::new(group))
-    }
-
-    /// Reads one group of a space.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/groups/:group_id",
-        method = "get",
-        operation_id = "getGroup"
-    )]
-    async fn get_in_space(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The group's ID.
-        group_id: Path<String>,
-    ) -> Result<Json<Envelope<Group>>, ApiError> {
-        crate::spaces::get_in(&self.ctx.db, &space_id.0, &group_id.0).await
-    }
-
-    /// Changes a group's display name, sibling order, status or metadata.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/groups/:group_id",
-        method = "patch",
-        operation_id = "updateGroup"
-    )]
-    async fn update(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The group's ID.
-        group_id: Path<String>,
-        body: JsonBody<GroupUpdateRequest>,
-    ) -> Result<Json<Envelope<Group>>, ApiError> {
-        self.change(req, &space_id.0, &group_id.0, "groups.update", body.0, None)
-            .await
-    }
-
-    /// Disables an active group. 409 when already disabled.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/groups/:group_id/disable",
-        method = "post",
-        operation_id = "disableGroup"
-    )]
-    async fn disable(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The group's ID.
-        group_id: Path<String>,
-    ) -> Result<Json<Envelope<Group>>, ApiError> {
-        self.change(
-            req,
-            &space_id.0,
-            &group_id.0,
-            "groups.disable",
-            GroupUpdateRequest::default(),
-            Some(Status::Disabled),
-        )
-        .await
-    }
-
-    /// Reads one group by ID, whatever its space.
-    #[oai(
-        path = "/api/v1/groups/:group_id",
-        method = "get",
-        operation_id = "getGroupByID"
-    )]
-    async fn get_by_id(
-        &self,
-        /// The group's ID.
-        group_id: Path<String>,
-    ) -> Result<Json<Envelope<Group>>, ApiError> {
-        let group = entity::require::<Group>(&self.ctx.db, &group_id.0).await?;
-        Ok(Json(Envelope::new(group)))
+            let group = get_in(&mut tx, &space_id, &id)
+                .await?
+                .ok_or_else(|| Group::not_found(&id))?;
+            self.ctx
+                .commit_change(tx, req, "groups.create", &group)
+                .await?;
+            Ok(Created::new(group))
+        }
     }
 }
 

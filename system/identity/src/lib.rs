@@ -27,6 +27,7 @@ pub mod passwords;
 pub mod schema;
 pub mod session_index;
 pub mod sessions;
+mod space_scoped;
 pub mod spaces;
 pub mod store;
 pub mod user_members;

@@ -7,10 +7,10 @@ use plystra_contracts::not_blank::NotBlank;
 use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::Value;
 use plystra_contracts::storage::time::OffsetDateTime;
-use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
-use poem_openapi::param::{Path, Query as QueryParam};
+use plystra_contracts::{ApiError, Envelope, ErrorCode};
+use poem_openapi::Object;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
 
 use crate::ApiTag;
 use crate::store::{
@@ -239,128 +239,41 @@ impl MembersApi {
     }
 }
 
-#[OpenApi(tag = "ApiTag::Members")]
-impl MembersApi {
+crate::space_scoped::space_scoped_routes! {
+    impl MembersApi for Member, tag "ApiTag::Members", id member_id "The member's ID.";
     /// Lists a space's members by ID, a page at a time.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/members",
-        method = "get",
-        operation_id = "listMembers"
-    )]
-    async fn list(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// Members per page, 1-200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: QueryParam<Option<i64>>,
-        /// The `pagination.cursor` of the previous page.
-        cursor: QueryParam<Option<String>>,
-    ) -> Result<Json<ListEnvelope<Member>>, ApiError> {
-        crate::spaces::list_in(&self.ctx.db, &space_id.0, limit.0, cursor.0.as_deref()).await
-    }
-
-    /// Creates a member in a space.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/members",
-        method = "post",
-        operation_id = "createMember"
-    )]
-    async fn create(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        body: JsonBody<MemberCreateRequest>,
-    ) -> Result<Created<Member>, ApiError> {
-        let new = NewMember::validate(space_id.0.clone(), body.0)?;
-        let mut tx = self.ctx.begin().await?;
-        let member = new.insert(&mut tx).await?;
-        self.ctx
-            .commit_change(tx, req, "members.create", &member)
-            .await?;
-        Ok(Created::new(member))
-    }
-
+    list "listMembers" at "/api/v1/spaces/:space_id/members"
+        "Members per page, 1-200 (default 50).";
     /// Reads one member of a space.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/members/:member_id",
-        method = "get",
-        operation_id = "getMember"
-    )]
-    async fn get_in_space(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The member's ID.
-        member_id: Path<String>,
-    ) -> Result<Json<Envelope<Member>>, ApiError> {
-        crate::spaces::get_in(&self.ctx.db, &space_id.0, &member_id.0).await
-    }
-
+    get "getMember" at "/api/v1/spaces/:space_id/members/:member_id";
     /// Changes a member's display name, kind, status or metadata.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/members/:member_id",
-        method = "patch",
-        operation_id = "updateMember"
-    )]
-    async fn update(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The member's ID.
-        member_id: Path<String>,
-        body: JsonBody<MemberUpdateRequest>,
-    ) -> Result<Json<Envelope<Member>>, ApiError> {
-        self.change(
-            req,
-            &space_id.0,
-            &member_id.0,
-            "members.update",
-            body.0,
-            None,
-        )
-        .await
-    }
-
-    /// Disables an active member. 409 when already disabled.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/members/:member_id/disable",
-        method = "post",
-        operation_id = "disableMember"
-    )]
-    async fn disable(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The member's ID.
-        member_id: Path<String>,
-    ) -> Result<Json<Envelope<Member>>, ApiError> {
-        self.change(
-            req,
-            &space_id.0,
-            &member_id.0,
-            "members.disable",
-            MemberUpdateRequest::default(),
-            Some(Status::Disabled),
-        )
-        .await
-    }
-
+    update "updateMember" with MemberUpdateRequest as "members.update";
     /// Reads one member by ID, whatever its space.
-    #[oai(
-        path = "/api/v1/members/:member_id",
-        method = "get",
-        operation_id = "getMemberByID"
-    )]
-    async fn get_by_id(
-        &self,
-        /// The member's ID.
-        member_id: Path<String>,
-    ) -> Result<Json<Envelope<Member>>, ApiError> {
-        let member = entity::require::<Member>(&self.ctx.db, &member_id.0).await?;
-        Ok(Json(Envelope::new(member)))
+    get_by_id "getMemberByID" at "/api/v1/members/:member_id";
+    /// Disables an active member. 409 when already disabled.
+    disable "disableMember" at "/api/v1/spaces/:space_id/members/:member_id/disable"
+        as "members.disable";
+    routes {
+        /// Creates a member in a space.
+        #[oai(
+            path = "/api/v1/spaces/:space_id/members",
+            method = "post",
+            operation_id = "createMember"
+        )]
+        async fn create(
+            &self,
+            req: &poem::Request,
+            /// The space's ID.
+            space_id: Path<String>,
+            body: JsonBody<MemberCreateRequest>,
+        ) -> Result<Created<Member>, ApiError> {
+            let new = NewMember::validate(space_id.0.clone(), body.0)?;
+            let mut tx = self.ctx.begin().await?;
+            let member = new.insert(&mut tx).await?;
+            self.ctx
+                .commit_change(tx, req, "members.create", &member)
+                .await?;
+            Ok(Created::new(member))
+        }
     }
 }

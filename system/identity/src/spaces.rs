@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use plystra_contracts::body::JsonBody;
-use plystra_contracts::entity::{self, Audited, InSpace, Stored, conflict};
+use plystra_contracts::entity::{self, Audited, Stored, conflict};
 use plystra_contracts::not_blank::NotBlank;
+use plystra_contracts::storage::Transaction;
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
-use plystra_contracts::storage::{Database, Transaction};
 use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
 use poem_openapi::param::{Path, Query as QueryParam};
 use poem_openapi::payload::Json;
@@ -144,34 +144,6 @@ pub struct SpaceUpdateRequest {
     pub status: Option<Status>,
     /// Replaces the metadata.
     pub metadata: Option<Metadata>,
-}
-
-/// One page of a space's `T`s (members, bindings, groups) in ID order: what a space-scoped
-/// list route answers. 404 when the space does not exist.
-pub(crate) async fn list_in<T: InSpace>(
-    db: &Database,
-    space_id: &str,
-    limit: Option<i64>,
-    cursor: Option<&str>,
-) -> Result<Json<ListEnvelope<T>>, ApiError> {
-    let page = KeyPage::parse(limit, cursor)?;
-    entity::require::<Space>(db, space_id).await?;
-    let mut select = T::select();
-    select.and_where(Expr::col((a(T::TABLE), a("space_id"))).eq(space_id));
-    Ok(Json(entity::list(db, select, &page).await?))
-}
-
-/// A space's `T` with `id`: what a space-scoped read route answers. 404 when the space does not
-/// exist, or has no such `T`.
-pub(crate) async fn get_in<T: InSpace>(
-    db: &Database,
-    space_id: &str,
-    id: &str,
-) -> Result<Json<Envelope<T>>, ApiError> {
-    entity::require::<Space>(db, space_id).await?;
-    Ok(Json(Envelope::new(
-        entity::require_in::<T>(db, space_id, id).await?,
-    )))
 }
 
 fn slug(value: &str) -> Result<String, ApiError> {

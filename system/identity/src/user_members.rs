@@ -10,11 +10,11 @@ use plystra_contracts::storage::sea_query::{
 };
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::{Database, Transaction};
-use plystra_contracts::{ApiError, Envelope, ErrorCode, ListEnvelope};
-use poem_openapi::param::{Path, Query as QueryParam};
+use plystra_contracts::{ApiError, Envelope, ErrorCode};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::{Enum, Object};
 
 use crate::ApiTag;
 use crate::store::{
@@ -465,139 +465,75 @@ impl UserMembersApi {
     }
 }
 
-#[OpenApi(tag = "ApiTag::UserMembers")]
-impl UserMembersApi {
+crate::space_scoped::space_scoped_routes! {
+    impl UserMembersApi for UserMember, tag "ApiTag::UserMembers",
+        id user_member_id "The binding's ID.";
     /// Lists a space's user-member bindings by ID, a page at a time.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/user-members",
-        method = "get",
-        operation_id = "listUserMembers"
-    )]
-    async fn list(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// Bindings per page, 1-200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: QueryParam<Option<i64>>,
-        /// The `pagination.cursor` of the previous page.
-        cursor: QueryParam<Option<String>>,
-    ) -> Result<Json<ListEnvelope<UserMember>>, ApiError> {
-        crate::spaces::list_in(&self.ctx.db, &space_id.0, limit.0, cursor.0.as_deref()).await
-    }
-
-    /// Binds a user to a member of this space.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/user-members",
-        method = "post",
-        operation_id = "createUserMember"
-    )]
-    async fn create(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        body: JsonBody<UserMemberCreateRequest>,
-    ) -> Result<Created<UserMember>, ApiError> {
-        let new = NewBinding::validate(space_id.0.clone(), body.0)?;
-        let mut tx = self.ctx.begin().await?;
-        let binding = new.insert(&mut tx).await?;
-        self.ctx
-            .commit_change(tx, req, "user_members.create", &binding)
-            .await?;
-        Ok(Created::new(binding))
-    }
-
+    list "listUserMembers" at "/api/v1/spaces/:space_id/user-members"
+        "Bindings per page, 1-200 (default 50).";
     /// Reads one binding of a space.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/user-members/:user_member_id",
-        method = "get",
-        operation_id = "getUserMember"
-    )]
-    async fn get_in_space(
-        &self,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The binding's ID.
-        user_member_id: Path<String>,
-    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        crate::spaces::get_in(&self.ctx.db, &space_id.0, &user_member_id.0).await
-    }
-
+    get "getUserMember" at "/api/v1/spaces/:space_id/user-members/:user_member_id";
     /// Changes a binding's relation, primary flag, expiry, metadata, or revokes it.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/user-members/:user_member_id",
-        method = "patch",
-        operation_id = "updateUserMember"
-    )]
-    async fn update(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The binding's ID.
-        user_member_id: Path<String>,
-        body: JsonBody<UserMemberUpdateRequest>,
-    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        self.change(
-            req,
-            &space_id.0,
-            &user_member_id.0,
-            "user_members.update",
-            body.0,
-            None,
-        )
-        .await
-    }
-
-    /// Revokes an active binding for good. 409 when already revoked.
-    #[oai(
-        path = "/api/v1/spaces/:space_id/user-members/:user_member_id/revoke",
-        method = "post",
-        operation_id = "revokeUserMember"
-    )]
-    async fn revoke(
-        &self,
-        req: &poem::Request,
-        /// The space's ID.
-        space_id: Path<String>,
-        /// The binding's ID.
-        user_member_id: Path<String>,
-        body: JsonBody<UserMemberRevokeRequest>,
-    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        let update = UserMemberUpdateRequest {
-            relation_type: None,
-            is_primary: None,
-            expires_at: MaybeUndefined::Undefined,
-            status: None,
-            revoked_reason: body.0.revoked_reason,
-            metadata: None,
-            user_id: None,
-            member_id: None,
-        };
-        self.change(
-            req,
-            &space_id.0,
-            &user_member_id.0,
-            "user_members.revoke",
-            update,
-            Some(BindingStatus::Revoked),
-        )
-        .await
-    }
-
+    update "updateUserMember" with UserMemberUpdateRequest as "user_members.update";
     /// Reads one binding by ID, whatever its space.
-    #[oai(
-        path = "/api/v1/user-members/:user_member_id",
-        method = "get",
-        operation_id = "getUserMemberByID"
-    )]
-    async fn get_by_id(
-        &self,
-        /// The binding's ID.
-        user_member_id: Path<String>,
-    ) -> Result<Json<Envelope<UserMember>>, ApiError> {
-        let binding = entity::require::<UserMember>(&self.ctx.db, &user_member_id.0).await?;
-        Ok(Json(Envelope::new(binding)))
+    get_by_id "getUserMemberByID" at "/api/v1/user-members/:user_member_id";
+    routes {
+        /// Binds a user to a member of this space.
+        #[oai(
+            path = "/api/v1/spaces/:space_id/user-members",
+            method = "post",
+            operation_id = "createUserMember"
+        )]
+        async fn create(
+            &self,
+            req: &poem::Request,
+            /// The space's ID.
+            space_id: Path<String>,
+            body: JsonBody<UserMemberCreateRequest>,
+        ) -> Result<Created<UserMember>, ApiError> {
+            let new = NewBinding::validate(space_id.0.clone(), body.0)?;
+            let mut tx = self.ctx.begin().await?;
+            let binding = new.insert(&mut tx).await?;
+            self.ctx
+                .commit_change(tx, req, "user_members.create", &binding)
+                .await?;
+            Ok(Created::new(binding))
+        }
+
+        /// Revokes an active binding for good. 409 when already revoked.
+        #[oai(
+            path = "/api/v1/spaces/:space_id/user-members/:user_member_id/revoke",
+            method = "post",
+            operation_id = "revokeUserMember"
+        )]
+        async fn revoke(
+            &self,
+            req: &poem::Request,
+            /// The space's ID.
+            space_id: Path<String>,
+            /// The binding's ID.
+            user_member_id: Path<String>,
+            body: JsonBody<UserMemberRevokeRequest>,
+        ) -> Result<Json<Envelope<UserMember>>, ApiError> {
+            let update = UserMemberUpdateRequest {
+                relation_type: None,
+                is_primary: None,
+                expires_at: MaybeUndefined::Undefined,
+                status: None,
+                revoked_reason: body.0.revoked_reason,
+                metadata: None,
+                user_id: None,
+                member_id: None,
+            };
+            self.change(
+                req,
+                &space_id.0,
+                &user_member_id.0,
+                "user_members.revoke",
+                update,
+                Some(BindingStatus::Revoked),
+            )
+            .await
+        }
     }
 }
