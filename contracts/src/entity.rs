@@ -285,6 +285,29 @@ pub trait Audited: Stored {
     fn snapshot(&self) -> serde_json::Value;
 }
 
+/// An entity of a space whose changes are audited in that space. Implementing it implements
+/// [`Audited`], with the entity's own space ([`InSpace::space_id`]) as the space of every change,
+/// so a space-scoped entity cannot file its changes under another space, or under none.
+pub trait AuditedInSpace: InSpace {
+    /// The record's resource type (`member`, `group`).
+    const RESOURCE_TYPE: &'static str;
+
+    /// The entity as its change record keeps it (no secrets).
+    fn snapshot(&self) -> serde_json::Value;
+}
+
+impl<T: AuditedInSpace> Audited for T {
+    const RESOURCE_TYPE: &'static str = <T as AuditedInSpace>::RESOURCE_TYPE;
+
+    fn audit_space(&self) -> Option<&str> {
+        Some(self.space_id())
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        <T as AuditedInSpace>::snapshot(self)
+    }
+}
+
 /// The change record of `entity` after `action` by `caller` ([`change_record`] with the
 /// entity's type, ID, space and snapshot).
 pub fn change_of<T: Audited>(caller: Caller<'_>, action: &str, entity: &T) -> AuditRecord {

@@ -166,15 +166,19 @@ async fn finance_reviewer(cli: &Client) {
     .await;
 }
 
-async fn audit_rows(db: &Database) -> Vec<(String, String, Value)> {
+/// A change record as stored: action, resource ID, the space it is filed under, trace.
+type ChangeRow = (String, Option<String>, Option<String>, Json<Value>);
+
+/// The change records: action, resource ID, the space the record is filed under, trace.
+async fn audit_rows(db: &Database) -> Vec<(String, String, Option<String>, Value)> {
     let q = Query::select()
-        .columns(["action", "resource_id", "trace"].map(Alias::new))
+        .columns(["action", "resource_id", "space_id", "trace"].map(Alias::new))
         .from(Alias::new("sys_audit_audit_logs"))
         .and_where(Expr::col(Alias::new("event_type")).ne("authz.decision"))
         .to_owned();
-    let rows: Vec<(String, Option<String>, Json<Value>)> = db.fetch_all(&q).await.unwrap();
+    let rows: Vec<ChangeRow> = db.fetch_all(&q).await.unwrap();
     rows.into_iter()
-        .map(|(a, r, t)| (a, r.unwrap_or_default(), t.0))
+        .map(|(a, r, s, t)| (a, r.unwrap_or_default(), s, t.0))
         .collect()
 }
 
@@ -1398,7 +1402,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
     .await;
 
     let rows = audit_rows(&db.db).await;
-    let count = |action: &str| rows.iter().filter(|(a, _, _)| a == action).count();
+    let count = |action: &str| rows.iter().filter(|(a, _, _, _)| a == action).count();
     for (action, n) in [
         ("users.create", 2),
         ("users.update", 1),
@@ -1421,7 +1425,7 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
         assert_eq!(count(action), n, "{action}: {rows:?}");
     }
     assert_eq!(rows.len(), 27, "{rows:?}");
-    for (action, resource, trace) in &rows {
+    for (action, resource, space, trace) in &rows {
         let text = trace.to_string();
         assert!(
             !text.contains("password") && !text.contains("argon2"),
@@ -1429,9 +1433,24 @@ async fn every_mutation_writes_one_audit_record_without_secrets() {
         );
         assert_eq!(trace["after"]["id"], resource.as_str(), "{action}: {trace}");
         assert_eq!(trace["caller"]["kind"], "bootstrap_key");
+        // A space's own changes, and those of what lives in a space, are filed under that
+        // space; a user's under none.
+        let expected = match action.split('.').next() {
+            Some("users") => None,
+            Some("spaces") => Some(resource.as_str()),
+            _ => trace["after"]["space_id"].as_str(),
+        };
+        assert!(
+            action.starts_with("users.") || expected.is_some(),
+            "{action}: {trace}"
+        );
+        assert_eq!(space.as_deref(), expected, "{action}: {trace}");
     }
-    let disable = rows.iter().find(|(a, _, _)| a == "users.disable").unwrap();
-    assert_eq!(disable.2["after"]["status"], "disabled");
+    let disable = rows
+        .iter()
+        .find(|(a, _, _, _)| a == "users.disable")
+        .unwrap();
+    assert_eq!(disable.3["after"]["status"], "disabled");
 }
 
 #[tokio::test]
@@ -1518,7 +1537,7 @@ async fn registration_is_off_by_default_and_needs_the_token_when_on() {
     assert_eq!(ctx["data"]["actor"]["is_primary"], true);
     let rows = audit_rows(&db.db).await;
     for action in ["users.create", "members.create", "user_members.create"] {
-        assert!(rows.iter().any(|(a, _, _)| a == action), "{action}");
+        assert!(rows.iter().any(|(a, _, _, _)| a == action), "{action}");
     }
     // The email is taken now.
     let again = json!({"email": "new@example.com", "password": PASSWORD, "registration_token": "registration-token-0123456789abcdef"});

@@ -21,7 +21,7 @@ use crate::store::{
     Created, Ctx, GROUPS, JsonColumn, KeyPage, Lifecycle, Metadata, STATUS_MOVES, Status, a,
     entity_id, from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
 };
-use plystra_contracts::entity::{self, Audited, InSpace, Stored};
+use plystra_contracts::entity::{self, AuditedInSpace, InSpace, Stored};
 
 /// The deepest a tree may go (segments in a path).
 pub const MAX_DEPTH: usize = 32;
@@ -111,12 +111,8 @@ from_rows!(Group, |row| {
     })
 });
 
-impl Audited for Group {
+impl AuditedInSpace for Group {
     const RESOURCE_TYPE: &'static str = "group";
-
-    fn audit_space(&self) -> Option<&str> {
-        Some(&self.space_id)
-    }
 
     /// Every field but the timestamps (none of them secret).
     fn snapshot(&self) -> serde_json::Value {

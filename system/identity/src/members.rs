@@ -17,7 +17,7 @@ use crate::store::{
     Created, Ctx, JsonColumn, Lifecycle, MEMBERS, Metadata, STATUS_MOVES, Status, entity_id,
     from_rows, keyword, metadata_in, metadata_out, now, status_change, text,
 };
-use plystra_contracts::entity::{self, Audited, InSpace, Stored};
+use plystra_contracts::entity::{self, AuditedInSpace, InSpace, Stored};
 
 /// A member of a space.
 #[derive(Debug, Clone, Object)]
@@ -84,12 +84,8 @@ from_rows!(Member, |row| {
     })
 });
 
-impl Audited for Member {
+impl AuditedInSpace for Member {
     const RESOURCE_TYPE: &'static str = "member";
-
-    fn audit_space(&self) -> Option<&str> {
-        Some(&self.space_id)
-    }
 
     /// Every field but the timestamps (none of them secret).
     fn snapshot(&self) -> serde_json::Value {

@@ -21,7 +21,7 @@ use crate::store::{
     Created, Ctx, JsonColumn, Lifecycle, MEMBERS, Metadata, USER_MEMBERS, USERS, a, entity_id,
     from_rows, keyword, metadata_in, metadata_out, now, status_change,
 };
-use plystra_contracts::entity::{self, Audited, InSpace, Stored};
+use plystra_contracts::entity::{self, AuditedInSpace, InSpace, Stored};
 
 /// A binding's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -163,12 +163,8 @@ from_rows!(UserMember, |row| {
     })
 });
 
-impl Audited for UserMember {
+impl AuditedInSpace for UserMember {
     const RESOURCE_TYPE: &'static str = "user_member";
-
-    fn audit_space(&self) -> Option<&str> {
-        Some(&self.space_id)
-    }
 
     /// Every field but the timestamps (none of them secret).
     fn snapshot(&self) -> serde_json::Value {
