@@ -14,9 +14,10 @@ use poem_openapi::{Enum, Object, OpenApi};
 use crate::GrantsTag;
 use crate::roles::RoleStatus;
 use crate::store::{
-    Change, Conn, Created, Ctx, GROUPS, GrantKind, JsonColumn, KeyPage, Lifecycle, MEMBER_ROLES,
-    MEMBERS, Metadata, ROLES, a, conflict, entity_id, from_rows, group_space, member_space,
-    metadata_in, metadata_out, now, other_space, reference, referenced_not_found, require_space,
+    Change, Conn, Created, Ctx, GROUPS, Grant, GrantKind, JsonColumn, KeyPage, Lifecycle,
+    MEMBER_ROLES, MEMBERS, Metadata, ROLES, a, conflict, entity_id, from_rows, group_space,
+    member_space, metadata_in, metadata_out, now, other_space, reference, referenced_not_found,
+    require_space,
 };
 use plystra_contracts::entity::transition;
 use plystra_contracts::entity::{self, InSpace, Stored};
@@ -101,7 +102,9 @@ from_rows!(MemberRole, |row| {
     })
 });
 
-impl MemberRole {
+impl Grant for MemberRole {
+    const KIND: GrantKind = GrantKind::MemberRole;
+
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -389,16 +392,8 @@ impl MemberRolesApi {
             ],
         )
         .await?;
-        let grant = entity::get::<MemberRole>(&mut tx, &new.id)
-            .await?
-            .ok_or_else(|| MemberRole::not_found(&new.id))?;
-        let change = Change {
-            kind: GrantKind::MemberRole,
-            event_type: "member_roles.create",
-            id: &grant.id,
-            space_id: Some(&grant.space_id),
-            snapshot: grant.snapshot(),
-        };
+        let grant = entity::require::<MemberRole>(&mut tx, &new.id).await?;
+        let change = Change::of(&grant, "member_roles.create", Some(&grant.space_id));
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Created::new(grant))
     }
@@ -458,16 +453,8 @@ impl MemberRolesApi {
             ],
         )
         .await?;
-        let grant = entity::get::<MemberRole>(&mut tx, &id)
-            .await?
-            .ok_or_else(|| MemberRole::not_found(&id))?;
-        let change = Change {
-            kind: GrantKind::MemberRole,
-            event_type: "member_roles.revoke",
-            id: &grant.id,
-            space_id: Some(&grant.space_id),
-            snapshot: grant.snapshot(),
-        };
+        let grant = entity::require::<MemberRole>(&mut tx, &id).await?;
+        let change = Change::of(&grant, "member_roles.revoke", Some(&grant.space_id));
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Json(Envelope::new(grant)))
     }

@@ -14,9 +14,9 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::store::{
-    Change, Conn, Created, Ctx, GrantKind, JsonColumn, KeyPage, Lifecycle, Metadata, PERMISSIONS,
-    a, conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now, require_space,
-    status_change,
+    Change, Conn, Created, Ctx, Grant, GrantKind, JsonColumn, KeyPage, Lifecycle, Metadata,
+    PERMISSIONS, a, conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now,
+    require_space, status_change,
 };
 use crate::{GrantsTag, Scope};
 use plystra_contracts::entity::{self, Stored};
@@ -88,7 +88,9 @@ from_rows!(Permission, |row| {
     })
 });
 
-impl Permission {
+impl Grant for Permission {
+    const KIND: GrantKind = GrantKind::Permission;
+
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -261,9 +263,7 @@ impl PermissionsApi {
         };
         let mut tx = self.ctx.begin().await?;
         audit_space(&mut Conn::Tx(&mut tx), update.audit_space_id.as_deref()).await?;
-        let current = entity::get::<Permission>(&mut tx, permission_id)
-            .await?
-            .ok_or_else(|| Permission::not_found(permission_id))?;
+        let current = entity::require::<Permission>(&mut tx, permission_id).await?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
         if let Some(to) = status_change("permission", current.status, update.status, strict, MOVES)?
         {
@@ -303,16 +303,8 @@ impl PermissionsApi {
         }
         sets.push(("updated_at", now().into()));
         entity::update(&mut tx, PERMISSIONS, permission_id, sets).await?;
-        let permission = entity::get::<Permission>(&mut tx, permission_id)
-            .await?
-            .ok_or_else(|| Permission::not_found(permission_id))?;
-        let change = Change {
-            kind: GrantKind::Permission,
-            event_type,
-            id: &permission.id,
-            space_id: update.audit_space_id.as_deref(),
-            snapshot: permission.snapshot(),
-        };
+        let permission = entity::require::<Permission>(&mut tx, permission_id).await?;
+        let change = Change::of(&permission, event_type, update.audit_space_id.as_deref());
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Json(Envelope::new(permission)))
     }
@@ -414,16 +406,12 @@ impl PermissionsApi {
             ],
         )
         .await?;
-        let permission = entity::get::<Permission>(&mut tx, &id)
-            .await?
-            .ok_or_else(|| Permission::not_found(&id))?;
-        let change = Change {
-            kind: GrantKind::Permission,
-            event_type: "permissions.create",
-            id: &permission.id,
-            space_id: body.audit_space_id.as_deref(),
-            snapshot: permission.snapshot(),
-        };
+        let permission = entity::require::<Permission>(&mut tx, &id).await?;
+        let change = Change::of(
+            &permission,
+            "permissions.create",
+            body.audit_space_id.as_deref(),
+        );
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Created::new(permission))
     }
@@ -439,9 +427,8 @@ impl PermissionsApi {
         /// The permission's ID.
         permission_id: Path<String>,
     ) -> Result<Json<Envelope<Permission>>, ApiError> {
-        let permission = entity::get::<Permission>(&mut Conn::Db(&self.ctx.db), &permission_id.0)
-            .await?
-            .ok_or_else(|| Permission::not_found(&permission_id.0))?;
+        let permission =
+            entity::require::<Permission>(&mut Conn::Db(&self.ctx.db), &permission_id.0).await?;
         Ok(Json(Envelope::new(permission)))
     }
 

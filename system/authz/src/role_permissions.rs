@@ -15,7 +15,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::permissions::{Permission, PermissionStatus};
 use crate::roles::RoleStatus;
 use crate::store::{
-    Change, Conn, Created, Ctx, GrantKind, JsonColumn, KeyPage, Metadata, PERMISSIONS,
+    Change, Conn, Created, Ctx, Grant, GrantKind, JsonColumn, KeyPage, Metadata, PERMISSIONS,
     ROLE_PERMISSIONS, ROLES, a, conflict, entity_id, from_rows, metadata_in, metadata_out, now,
     other_space, reference, referenced_not_found,
 };
@@ -70,7 +70,9 @@ from_rows!(RolePermission, |row| {
     })
 });
 
-impl RolePermission {
+impl Grant for RolePermission {
+    const KIND: GrantKind = GrantKind::RolePermission;
+
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -312,16 +314,8 @@ impl RolePermissionsApi {
                 id
             }
         };
-        let grant = entity::get::<RolePermission>(&mut tx, &grant_id)
-            .await?
-            .ok_or_else(|| RolePermission::not_found(&grant_id))?;
-        let change = Change {
-            kind: GrantKind::RolePermission,
-            event_type: "role_permissions.create",
-            id: &grant.id,
-            space_id: Some(&grant.space_id),
-            snapshot: grant.snapshot(),
-        };
+        let grant = entity::require::<RolePermission>(&mut tx, &grant_id).await?;
+        let change = Change::of(&grant, "role_permissions.create", Some(&grant.space_id));
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Created::new(grant))
     }
@@ -338,9 +332,8 @@ impl RolePermissionsApi {
         role_permission_id: Path<String>,
     ) -> Result<Json<Envelope<RolePermission>>, ApiError> {
         let grant =
-            entity::get::<RolePermission>(&mut Conn::Db(&self.ctx.db), &role_permission_id.0)
-                .await?
-                .ok_or_else(|| RolePermission::not_found(&role_permission_id.0))?;
+            entity::require::<RolePermission>(&mut Conn::Db(&self.ctx.db), &role_permission_id.0)
+                .await?;
         Ok(Json(Envelope::new(grant)))
     }
 
@@ -359,9 +352,7 @@ impl RolePermissionsApi {
     ) -> Result<Json<Envelope<RolePermission>>, ApiError> {
         let id = role_permission_id.0;
         let mut tx = self.ctx.begin().await?;
-        let current = entity::get::<RolePermission>(&mut tx, &id)
-            .await?
-            .ok_or_else(|| RolePermission::not_found(&id))?;
+        let current = entity::require::<RolePermission>(&mut tx, &id).await?;
         if current.deleted_at.is_some() {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
@@ -378,16 +369,8 @@ impl RolePermissionsApi {
             ])
             .and_where(Expr::col(a("id")).eq(id.as_str()));
         tx.execute(&q).await?;
-        let grant = entity::get::<RolePermission>(&mut tx, &id)
-            .await?
-            .ok_or_else(|| RolePermission::not_found(&id))?;
-        let change = Change {
-            kind: GrantKind::RolePermission,
-            event_type: "role_permissions.delete",
-            id: &grant.id,
-            space_id: Some(&grant.space_id),
-            snapshot: grant.snapshot(),
-        };
+        let grant = entity::require::<RolePermission>(&mut tx, &id).await?;
+        let change = Change::of(&grant, "role_permissions.delete", Some(&grant.space_id));
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Json(Envelope::new(grant)))
     }

@@ -13,8 +13,8 @@ use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::GrantsTag;
 use crate::store::{
-    Change, Conn, Created, Ctx, GrantKind, JsonColumn, KeyPage, Lifecycle, Metadata, ROLES, a,
-    conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now, require_space,
+    Change, Conn, Created, Ctx, Grant, GrantKind, JsonColumn, KeyPage, Lifecycle, Metadata, ROLES,
+    a, conflict, entity_id, from_rows, keyword, metadata_in, metadata_out, now, require_space,
     status_change, text,
 };
 use plystra_contracts::entity::{self, InSpace, Stored};
@@ -78,7 +78,9 @@ from_rows!(Role, |row| {
     })
 });
 
-impl Role {
+impl Grant for Role {
+    const KIND: GrantKind = GrantKind::Role;
+
     fn snapshot(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -220,16 +222,8 @@ impl RolesApi {
         }
         sets.push(("updated_at", now().into()));
         entity::update(&mut tx, ROLES, role_id, sets).await?;
-        let role = entity::get::<Role>(&mut tx, role_id)
-            .await?
-            .ok_or_else(|| Role::not_found(role_id))?;
-        let change = Change {
-            kind: GrantKind::Role,
-            event_type,
-            id: &role.id,
-            space_id: Some(&role.space_id),
-            snapshot: role.snapshot(),
-        };
+        let role = entity::require::<Role>(&mut tx, role_id).await?;
+        let change = Change::of(&role, event_type, Some(&role.space_id));
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Json(Envelope::new(role)))
     }
@@ -311,16 +305,8 @@ impl RolesApi {
             ],
         )
         .await?;
-        let role = entity::get::<Role>(&mut tx, &id)
-            .await?
-            .ok_or_else(|| Role::not_found(&id))?;
-        let change = Change {
-            kind: GrantKind::Role,
-            event_type: "roles.create",
-            id: &role.id,
-            space_id: Some(&role.space_id),
-            snapshot: role.snapshot(),
-        };
+        let role = entity::require::<Role>(&mut tx, &id).await?;
+        let change = Change::of(&role, "roles.create", Some(&role.space_id));
         self.ctx.commit_audited(tx, req, change).await?;
         Ok(Created::new(role))
     }
@@ -400,9 +386,7 @@ impl RolesApi {
         /// The role's ID.
         role_id: Path<String>,
     ) -> Result<Json<Envelope<Role>>, ApiError> {
-        let role = entity::get::<Role>(&mut Conn::Db(&self.ctx.db), &role_id.0)
-            .await?
-            .ok_or_else(|| Role::not_found(&role_id.0))?;
+        let role = entity::require::<Role>(&mut Conn::Db(&self.ctx.db), &role_id.0).await?;
         Ok(Json(Envelope::new(role)))
     }
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use plystra_contracts::entity::Stored;
 use plystra_contracts::events::{Event, EventPublisher};
 use plystra_contracts::feed::FactsFeed;
 use plystra_contracts::services::{AuditRecord, AuditRecorder, Caller};
@@ -60,7 +61,34 @@ pub(crate) struct Change<'a> {
     pub(crate) snapshot: serde_json::Value,
 }
 
-impl Change<'_> {
+/// A grant entity (role, permission, role-permission, member-role): the kind its changes are
+/// published as, and what its change record keeps.
+pub(crate) trait Grant: Stored {
+    /// The kind its changes are published as.
+    const KIND: GrantKind;
+
+    /// The entity as its change record and fact keep it (no secrets).
+    fn snapshot(&self) -> serde_json::Value;
+}
+
+impl<'a> Change<'a> {
+    /// The change `event_type` made to `entity`, filed under `space_id` (a role, a
+    /// role-permission and a member-role: their own space; a permission: the one the caller
+    /// named, if any). Every grant write ends by reading its entity back and committing this.
+    pub(crate) fn of<T: Grant>(
+        entity: &'a T,
+        event_type: &'static str,
+        space_id: Option<&'a str>,
+    ) -> Self {
+        Self {
+            kind: T::KIND,
+            event_type,
+            id: entity.id(),
+            space_id,
+            snapshot: entity.snapshot(),
+        }
+    }
+
     /// The `authorization.grants_changed` payload, with the entity's new state as a fact.
     pub(crate) fn payload(&self) -> serde_json::Value {
         serde_json::json!({
