@@ -185,9 +185,7 @@ impl NewMember {
             ],
         )
         .await?;
-        entity::get::<Member>(&mut *tx, &self.id)
-            .await?
-            .ok_or_else(|| Member::not_found(&self.id))
+        entity::require::<Member>(&mut *tx, &self.id).await
     }
 }
 

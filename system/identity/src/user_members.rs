@@ -393,9 +393,7 @@ impl NewBinding {
             ],
         )
         .await?;
-        entity::get::<UserMember>(&mut *tx, &self.id)
-            .await?
-            .ok_or_else(|| UserMember::not_found(&self.id))
+        entity::require::<UserMember>(&mut *tx, &self.id).await
     }
 }
 

@@ -390,9 +390,7 @@ impl NewUser {
             ],
         )
         .await?;
-        entity::get::<User>(&mut *tx, &self.id)
-            .await?
-            .ok_or_else(|| User::not_found(&self.id))
+        entity::require::<User>(&mut *tx, &self.id).await
     }
 }
 
@@ -419,9 +417,7 @@ impl UsersApi {
         strict: Option<Status>,
     ) -> Result<Json<Envelope<User>>, ApiError> {
         let mut tx = self.ctx.begin().await?;
-        let current = entity::get::<User>(&mut tx, user_id)
-            .await?
-            .ok_or_else(|| User::not_found(user_id))?;
+        let current = entity::require::<User>(&mut tx, user_id).await?;
         let mut sets: Vec<(&str, Value)> = Vec::new();
         let mut end_sessions = false;
         if let Some(to) =
@@ -471,9 +467,7 @@ impl UsersApi {
         } else {
             Vec::new()
         };
-        let user = entity::get::<User>(&mut tx, user_id)
-            .await?
-            .ok_or_else(|| User::not_found(user_id))?;
+        let user = entity::require::<User>(&mut tx, user_id).await?;
         let mut record = change_of(Caller::of(req), action, &user);
         crate::store::acting_binding(&mut tx, &mut record).await?;
         let mut facts = vec![plystra_contracts::facts::Fact::from(&user)];
@@ -528,9 +522,7 @@ impl UsersApi {
         /// The user's ID.
         user_id: Path<String>,
     ) -> Result<Json<Envelope<User>>, ApiError> {
-        let user = entity::get::<User>(&self.ctx.db, &user_id.0)
-            .await?
-            .ok_or_else(|| User::not_found(&user_id.0))?;
+        let user = entity::require::<User>(&self.ctx.db, &user_id.0).await?;
         Ok(Json(Envelope::new(user)))
     }
 
