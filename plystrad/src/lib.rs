@@ -18,7 +18,9 @@ extern crate plystra_example_notes as _;
 /// allocator and about as many as jemalloc, and its C part builds in seconds where jemalloc's
 /// takes minutes. Built without transparent huge pages (the workspace's `no_thp` feature): with
 /// them a server held 25-40 MB more resident memory for the same heap, and served no more
-/// checks (BENCHMARKS.md, issue 17).
+/// checks (BENCHMARKS.md, issue 17). With the workspace's `override` feature it also answers
+/// C's `malloc`/`free`, so what SQLite allocates on its connections' threads comes from mimalloc
+/// too and goes back to the system when freed, rather than staying in glibc's arenas.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
