@@ -82,12 +82,15 @@ impl SchemaProbe {
         let (Some(db), Some(set)) = (&self.db, &self.set) else {
             return Err("no database".to_owned());
         };
-        if let Err(e) = db.ping().await {
-            return Err(format!("database unreachable: {e}"));
+        // The ledger's read shows that the database answers; the ping only tells an unreachable
+        // database from a schema problem once that read has failed.
+        match set.schema_state(db).await {
+            Ok(state) => Ok(state),
+            Err(e) => match db.ping().await {
+                Err(unreachable) => Err(format!("database unreachable: {unreachable}")),
+                Ok(()) => Err(format!("schema: {e}")),
+            },
         }
-        set.schema_state(db)
-            .await
-            .map_err(|e| format!("schema: {e}"))
     }
 
     /// Records the versions in the runtime and says what is wrong, if anything.

@@ -2,11 +2,11 @@
 //! ownership, ledger, verify, concurrent runners (`pg_advisory_xact_lock` on PostgreSQL,
 //! `BEGIN IMMEDIATE` on SQLite).
 
-use plystra_kernel::storage::Dialect;
 use plystra_kernel::storage::migrations::{
-    FileState, MigrationError, MigrationSet, read_ledger, schema_version,
+    FileState, LEDGER_TABLE, MigrationError, MigrationSet, read_ledger, schema_version,
 };
 use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase, backend};
+use plystra_kernel::storage::{Database, Dialect};
 
 fn embedded() -> MigrationSet {
     MigrationSet::embedded(backend())
@@ -288,6 +288,31 @@ async fn schema_state_reports_versions_and_pending_files() {
     let after = set.schema_state(&t.db).await.unwrap();
     assert_eq!(after.schema_version, on_disk.last().cloned());
     assert!(after.is_current());
+}
+
+/// A set reads the ledger in one statement while it expects the table; when the table is gone
+/// after all, it answers as on a new database: nothing applied, everything pending.
+#[tokio::test]
+async fn schema_state_after_the_ledger_is_dropped_reports_nothing_applied() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let set = embedded();
+    set.apply_pending(&t.db, &SYSTEM_NAMESPACES).await.unwrap();
+    assert!(set.schema_state(&t.db).await.unwrap().is_current());
+    let drop = sqlx::AssertSqlSafe(format!("DROP TABLE {LEDGER_TABLE}"));
+    match &t.db {
+        Database::Sqlite(pool) => sqlx::raw_sql(drop).execute(pool).await.map(|_| ()),
+        Database::Postgres(pool) => sqlx::raw_sql(drop).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+    let after = set.schema_state(&t.db).await.unwrap();
+    assert_eq!(after.schema_version, None);
+    assert_eq!(after.pending.len(), set.migrations().len());
+    assert_eq!(
+        set.status(&t.db).await.unwrap().len(),
+        set.migrations().len()
+    );
 }
 
 /// The catalog reads a composite primary key, inline unique constraints, a foreign key naming no

@@ -12,6 +12,8 @@ pub mod sum;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use plystra_contracts::storage::{Database, Dialect};
@@ -214,6 +216,12 @@ pub struct MigrationSet {
     dialect: Dialect,
     migrations: Vec<Migration>,
     sum: Option<String>,
+    /// Whether the ledger table is expected to exist: true until a read finds it absent (a new
+    /// database), true again once a read finds it. While true the set reads the ledger in one
+    /// statement and asks whether the table exists only when that statement fails; readiness
+    /// reads the ledger on every probe, and a new connection's first look at the catalog costs
+    /// PostgreSQL milliseconds. Shared by clones.
+    ledger_expected: Arc<AtomicBool>,
 }
 
 fn version_key(version: &str) -> (usize, &str) {
@@ -307,6 +315,7 @@ impl MigrationSet {
             dialect,
             migrations,
             sum,
+            ledger_expected: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -406,7 +415,7 @@ impl MigrationSet {
     /// means nothing is applied.
     pub async fn status(&self, db: &Database) -> Result<Vec<MigrationStatus>, MigrationError> {
         self.check_dialect(db)?;
-        let ledger = read_ledger(db).await?;
+        let ledger = self.read_ledger(db).await?;
         Ok(self.status_of(&ledger))
     }
 
@@ -454,7 +463,7 @@ impl MigrationSet {
     /// The files not applied yet, in order.
     pub async fn pending(&self, db: &Database) -> Result<Vec<&Migration>, MigrationError> {
         self.check_dialect(db)?;
-        let ledger = read_ledger(db).await?;
+        let ledger = self.read_ledger(db).await?;
         Ok(self.pending_of(&ledger))
     }
 
@@ -483,9 +492,26 @@ impl MigrationSet {
             self.check_sum()?;
         }
         self.check_dialect(db)?;
-        let ledger = read_ledger(db).await?;
+        let ledger = self.read_ledger(db).await?;
         self.verify_ledger(&ledger)?;
         Ok(ledger)
+    }
+
+    /// [`read_ledger`], in one statement while the ledger table is expected to exist. If that
+    /// statement fails (a new database, a dropped table, a database that is down), it asks as
+    /// [`read_ledger`] does, so the answer is the same either way.
+    async fn read_ledger(&self, db: &Database) -> Result<Vec<LedgerEntry>, MigrationError> {
+        if self.ledger_expected.load(Ordering::Relaxed)
+            && let Ok(entries) = select_ledger(db).await
+        {
+            return Ok(entries);
+        }
+        let exists = ledger_exists(db).await?;
+        self.ledger_expected.store(exists, Ordering::Relaxed);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        select_ledger(db).await
     }
 
     /// Checks that every entry of `ledger` names a file of this set, unchanged.
@@ -704,6 +730,11 @@ pub async fn read_ledger(db: &Database) -> Result<Vec<LedgerEntry>, MigrationErr
     if !ledger_exists(db).await? {
         return Ok(Vec::new());
     }
+    select_ledger(db).await
+}
+
+/// Every ledger row, in version order; an error when the ledger does not exist.
+async fn select_ledger(db: &Database) -> Result<Vec<LedgerEntry>, MigrationError> {
     let select = Query::select()
         .columns(["version", "namespace", "name", "checksum"].map(Alias::new))
         .expr(Expr::col(Alias::new("applied_at")).cast_as(Alias::new("TEXT")))
