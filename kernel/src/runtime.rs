@@ -386,16 +386,30 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     let mut services = kernel_services(&runtime, &events);
     let follower = database.map(|database| offer_database(&runtime, &mut services, database));
     register_capabilities(&runtime, &events, &mut services).await;
+    let services = Arc::new(services);
+    let (route_sets, tables) = build_routes(&runtime, &services);
+    // The application needs the services and the routes, not the loaded facts: it is assembled
+    // (a few milliseconds of CPU) on another thread while the feed's consumers wait on the
+    // database. Its API documents are generated later, once the load is done: they take longer
+    // than the rest of an empty start, and would take the load's CPU.
+    let assembling = {
+        let (runtime, services) = (runtime.clone(), services.clone());
+        tokio::task::spawn_blocking(move || {
+            assembly::application(runtime, &services, &route_sets, tables)
+        })
+    };
     // The change feed: every consumer registered above loads, then follows it.
     if let Some(follower) = &follower {
         follower.start().await;
         tracing::info!(step = "feed", problem = ?follower.problem(), "following the change feed");
     }
-    let services = Arc::new(services);
-    let (route_sets, tables) = build_routes(&runtime, &services);
     start_capabilities(&runtime, &events, &services).await;
     announce_readiness(&runtime, &events).await;
-    let app = assembly::application(runtime.clone(), &services, &route_sets, tables);
+    let (app, documents) = match assembling.await {
+        Ok(assembled) => assembled,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    documents.generate_in_background();
     Ok(Booted { runtime, app })
 }
 

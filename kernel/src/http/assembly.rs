@@ -237,13 +237,14 @@ fn document_sets(source: &CapabilitySource) -> Result<Vec<OwnedRouteSet>, BootEr
 
 /// Builds the application: the merged API with protection on every non-public route, the
 /// document at `/openapi.json` and `/openapi.yaml`, Swagger UI at `/docs`, all behind the
-/// request pipeline.
+/// request pipeline. The documents are generated when the caller says
+/// ([`Documents::generate_in_background`]), or on the first request for one of them.
 pub(crate) fn application(
     runtime: Arc<Runtime>,
     services: &plystra_contracts::ServiceRegistry,
     sets: &[OwnedRouteSet],
     tables: Vec<RouteTable>,
-) -> BoxEndpoint<'static> {
+) -> (BoxEndpoint<'static>, Documents) {
     let sessions = services
         .require::<dyn plystra_contracts::services::SessionVerifier>()
         .ok();
@@ -354,7 +355,7 @@ pub(crate) fn application(
         })
         .collect();
     let api = with_sets(sets, || service(tables).into_endpoint());
-    let documents = Documents::generate_in_background(sets.to_vec());
+    let documents = Documents::new(sets.to_vec());
     let document = |pick: fn(&Generated) -> poem::Response| {
         let documents = documents.clone();
         poem::endpoint::make(move |_| {
@@ -402,12 +403,13 @@ pub(crate) fn application(
         route = route.at(metrics::METRICS_PATH, metrics::tag(scrape, "metrics"));
     }
     let route = route.nest("/", with_allow(api, allowed));
-    pipeline::wrap(
+    let app = pipeline::wrap(
         route.into_endpoint().boxed(),
         runtime.config(),
         runtime.metrics().clone(),
         Arc::new(text_errors),
-    )
+    );
+    (app, documents)
 }
 
 /// The methods each route-table key serves, as an `Allow` value (HEAD wherever GET is, as poem
@@ -494,18 +496,22 @@ struct Generated {
     docs: String,
 }
 
-/// The served documents, generated once on a thread of their own when the application is
-/// assembled: generating them (about 0.9 MB of JSON, then YAML) takes longer than the rest of
-/// a start, and nothing but these three routes needs them, so the server answers everything
-/// else meanwhile. A request for one of them waits for it (or generates it, if that thread
-/// could not be started).
+/// The served documents, generated once on a thread of their own when the boot is done with
+/// the change feed's load: generating them (about 0.9 MB of JSON, then YAML) takes longer than
+/// the rest of a start on an empty database, and nothing but these three routes needs them, so
+/// the server answers everything else meanwhile. A request for one of them waits for it (or
+/// generates it, if nobody has started to).
 #[derive(Clone)]
-struct Documents(Arc<(std::sync::OnceLock<Generated>, Vec<OwnedRouteSet>)>);
+pub(crate) struct Documents(Arc<(std::sync::OnceLock<Generated>, Vec<OwnedRouteSet>)>);
 
 impl Documents {
-    fn generate_in_background(sets: Vec<OwnedRouteSet>) -> Self {
-        let documents = Self(Arc::new((std::sync::OnceLock::new(), sets)));
-        let generating = documents.clone();
+    fn new(sets: Vec<OwnedRouteSet>) -> Self {
+        Self(Arc::new((std::sync::OnceLock::new(), sets)))
+    }
+
+    /// Starts generating the documents on a thread of their own.
+    pub(crate) fn generate_in_background(&self) {
+        let generating = self.clone();
         std::thread::Builder::new()
             .name("plystra-openapi".to_owned())
             .spawn(move || {
@@ -513,7 +519,6 @@ impl Documents {
             })
             .map_err(|e| tracing::warn!(error = %e, "cannot generate the API documents ahead"))
             .ok();
-        documents
     }
 
     /// The documents, generated here if nobody has yet (waiting while another thread does).
