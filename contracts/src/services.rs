@@ -359,6 +359,17 @@ pub trait ActorResolver: Send + Sync {
     /// at start. Later changes arrive as `identity.facts_changed` events.
     async fn facts(&self) -> Result<Vec<crate::facts::Fact>, ResolveError>;
 
+    /// The same facts as [`ActorResolver::facts`], handed to `part` as they are read (a table
+    /// at a time, say), so that a load can apply the first part while the rest is read. The
+    /// default hands them over in one part.
+    async fn facts_in_parts(
+        &self,
+        part: &mut (dyn FnMut(Vec<crate::facts::Fact>) + Send),
+    ) -> Result<(), ResolveError> {
+        part(self.facts().await?);
+        Ok(())
+    }
+
     /// Every user and group, as facts: what the control plane's credentials need (user statuses
     /// for grants, group spaces and paths for scopes), without reading members and bindings.
     /// The default filters [`ActorResolver::facts`].

@@ -330,13 +330,24 @@ impl AuthorizationService {
             // The builder only stops early if it panicked, which the join below reports.
             let _ = to_builder.send(FactsPart::Facts(facts));
         };
+        // Identity's tables arrive one at a time, each as soon as it is read.
         let identity = async {
-            let facts = sources
+            let mut facts = 0;
+            sources
                 .actors
-                .facts()
+                .facts_in_parts(&mut |part| {
+                    facts += part.len();
+                    // As below: only a panicked builder stops early.
+                    let _ = to_builder.send(FactsPart::Facts(part));
+                })
                 .await
                 .map_err(|e| format!("cannot load identity facts: {e}"))?;
-            arrive("identity", facts);
+            tracing::debug!(
+                source = "identity",
+                facts,
+                ms = started.elapsed().as_millis() as u64,
+                "authorization facts read"
+            );
             Ok::<_, String>(())
         };
         // The registry's resources arrive a bulk chunk at a time.

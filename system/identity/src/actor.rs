@@ -280,6 +280,15 @@ impl ActorResolver for Resolver {
         crate::facts::all(&self.db).await.map_err(unavailable)
     }
 
+    async fn facts_in_parts(
+        &self,
+        part: &mut (dyn FnMut(Vec<plystra_contracts::facts::Fact>) + Send),
+    ) -> Result<(), ResolveError> {
+        crate::facts::all_in_parts(&self.db, part)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn user_and_group_facts(
         &self,
     ) -> Result<Vec<plystra_contracts::facts::Fact>, ResolveError> {

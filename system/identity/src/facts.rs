@@ -78,66 +78,94 @@ impl From<&Group> for Fact {
 
 /// Every identity fact, table by table.
 pub(crate) async fn all(db: &Database) -> Result<Vec<Fact>, ApiError> {
-    // Only the columns a fact holds, read in bulk (the first load reads them whole). Bindings
-    // with an expiry go through the entity, so that the expiry's text is the one a change of
-    // that binding announces; the others (most) are read in bulk too. The tables are read at
-    // once, each on its own connection.
-    let (users, spaces, members, (plain, bindings), groups) = futures_util::future::try_join5(
-        bulk::<UserColumns>(db, USERS, USER_COLUMNS),
-        bulk::<SpaceColumns>(db, SPACES, &["id", "status"]),
-        bulk::<MemberColumns>(db, MEMBERS, &["id", "space_id", "status", "metadata"]),
-        futures_util::future::try_join(
-            bulk_where::<BindingColumns>(
+    let mut facts = Vec::new();
+    all_in_parts(db, &mut |part| facts.extend(part)).await?;
+    Ok(facts)
+}
+
+/// [`all`], handed to `part` a table at a time, each as soon as it is read: a load starts
+/// applying the users while the members and bindings are still being read.
+///
+/// Only the columns a fact holds, read in bulk (the first load reads them whole). Bindings with
+/// an expiry go through the entity, so that the expiry's text is the one a change of that
+/// binding announces; the others (most) are read in bulk too. The tables are read at once, each
+/// on its own connection.
+pub(crate) async fn all_in_parts(
+    db: &Database,
+    part: &mut (dyn FnMut(Vec<Fact>) + Send),
+) -> Result<(), ApiError> {
+    use futures_util::StreamExt as _;
+    use futures_util::future::BoxFuture;
+
+    let tables: [BoxFuture<'_, Result<Vec<Fact>, ApiError>>; 6] = [
+        Box::pin(async {
+            let users: Vec<UserColumns> = bulk(db, USERS, USER_COLUMNS).await?;
+            Ok(users.into_iter().map(user_fact).collect())
+        }),
+        Box::pin(async {
+            let spaces: Vec<SpaceColumns> = bulk(db, SPACES, &["id", "status"]).await?;
+            Ok(spaces
+                .into_iter()
+                .map(|(id, s)| Fact::Space {
+                    id,
+                    status: status(&s),
+                })
+                .collect())
+        }),
+        Box::pin(async {
+            let members: Vec<MemberColumns> =
+                bulk(db, MEMBERS, &["id", "space_id", "status", "metadata"]).await?;
+            Ok(members
+                .into_iter()
+                .map(|(id, space_id, s, metadata)| Fact::Member {
+                    id,
+                    space_id,
+                    status: status(&s),
+                    metadata: stored_metadata_text(metadata),
+                })
+                .collect())
+        }),
+        Box::pin(async {
+            let plain: Vec<BindingColumns> = bulk_where(
                 db,
                 USER_MEMBERS,
                 &["id", "user_id", "member_id", "status"],
                 Expr::col((a(USER_MEMBERS), a("expires_at"))).is_null(),
-            ),
-            async {
-                let expiring: Vec<UserMember> = db
-                    .fetch_all(
-                        UserMember::select()
-                            .and_where(Expr::col((a(USER_MEMBERS), a("expires_at"))).is_not_null()),
-                    )
-                    .await?;
-                Ok(expiring)
-            },
-        ),
-        bulk::<GroupColumns>(db, GROUPS, GROUP_COLUMNS),
-    )
-    .await?;
-    let mut facts = Vec::with_capacity(
-        users.len() + spaces.len() + members.len() + plain.len() + bindings.len() + groups.len(),
-    );
-    facts.extend(users.into_iter().map(user_fact));
-    facts.extend(spaces.into_iter().map(|(id, s)| Fact::Space {
-        id,
-        status: status(&s),
-    }));
-    facts.extend(
-        members
-            .into_iter()
-            .map(|(id, space_id, s, metadata)| Fact::Member {
-                id,
-                space_id,
-                status: status(&s),
-                metadata: stored_metadata_text(metadata),
-            }),
-    );
-    facts.extend(
-        plain
-            .into_iter()
-            .map(|(id, user_id, member_id, s)| Fact::UserMember {
-                id,
-                user_id,
-                member_id,
-                status: BindingStatus::parse(&s).as_str().to_owned(),
-                expires_at: None,
-            }),
-    );
-    facts.extend(bindings.iter().map(Fact::from));
-    facts.extend(groups.into_iter().map(group_fact));
-    Ok(facts)
+            )
+            .await?;
+            Ok(plain
+                .into_iter()
+                .map(|(id, user_id, member_id, s)| Fact::UserMember {
+                    id,
+                    user_id,
+                    member_id,
+                    status: BindingStatus::parse(&s).as_str().to_owned(),
+                    expires_at: None,
+                })
+                .collect())
+        }),
+        Box::pin(async {
+            let expiring: Vec<UserMember> = db
+                .fetch_all(
+                    UserMember::select()
+                        .and_where(Expr::col((a(USER_MEMBERS), a("expires_at"))).is_not_null()),
+                )
+                .await?;
+            Ok(expiring.iter().map(Fact::from).collect())
+        }),
+        Box::pin(async {
+            let groups: Vec<GroupColumns> = bulk(db, GROUPS, GROUP_COLUMNS).await?;
+            Ok(groups.into_iter().map(group_fact).collect())
+        }),
+    ];
+    let mut read: futures_util::stream::FuturesUnordered<_> = tables.into_iter().collect();
+    while let Some(facts) = read.next().await {
+        let facts = facts?;
+        if !facts.is_empty() {
+            part(facts);
+        }
+    }
+    Ok(())
 }
 
 /// Every user and group, as facts (the control plane's credentials need no more), read in bulk
@@ -152,6 +180,11 @@ pub(crate) async fn users_and_groups(db: &Database) -> Result<Vec<Fact>, ApiErro
     facts.extend(users.into_iter().map(user_fact));
     facts.extend(groups.into_iter().map(group_fact));
     Ok(facts)
+}
+
+/// Every user's ID and stored status, read in bulk: what the session table needs of users.
+pub(crate) async fn user_statuses(db: &Database) -> Result<Vec<(String, String)>, ApiError> {
+    bulk(db, USERS, &["id", "status"]).await
 }
 
 /// A user's columns a fact holds: ID, status, username, metadata.

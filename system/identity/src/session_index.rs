@@ -29,7 +29,7 @@ use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Query};
 use plystra_contracts::storage::time::OffsetDateTime;
 use plystra_contracts::storage::time::format_description::well_known::Rfc3339;
 
-use crate::store::{SESSIONS, USERS, a, from_rows, now};
+use crate::store::{SESSIONS, a, from_rows, now};
 
 /// A live session as the table holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,13 +284,10 @@ impl FactsConsumer for FollowedSessions {
             .fetch_all::<LoadedSession, _>(&sessions)
             .await
             .map_err(|e| format!("cannot load sessions: {e}"))?;
-        let mut users = Query::select();
-        users.columns(["id", "status"].map(a)).from(a(USERS));
-        let users = self
-            .db
-            .fetch_all::<(String, String), _>(&users)
+        // Every user, in bulk (a row at a time, SQLite hands each over from its worker thread).
+        let users = crate::facts::user_statuses(&self.db)
             .await
-            .map_err(|e| format!("cannot load user statuses: {e}"))?;
+            .map_err(|e| format!("cannot load user statuses: {}", e.message))?;
         let (count, user_count) = (sessions.len(), users.len());
         self.index.install(
             sessions.into_iter().map(|s| {
