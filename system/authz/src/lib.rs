@@ -314,6 +314,7 @@ impl AuthorizationService {
                     }
                     // A few buffers: freed here.
                     FactsPart::Resources(rows) => {
+                        next.reserve_resources(rows.len());
                         next.apply_all(rows.iter().map(boundary::lend_resource));
                     }
                 }

@@ -32,7 +32,8 @@
 //! `ENGINE_HEAP_BY_KIND=1` prints the dense index's heap for the data set's facts kind by kind
 //! and stops; `ENGINE_PROFILE_RESOLVE=1` only resolves the queries, over and over, and
 //! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`;
-//! `ENGINE_PROFILE_CHECK=1` only checks the queries (no trace), over and over.
+//! `ENGINE_PROFILE_CHECK=1` only checks the queries (no trace), over and over;
+//! `ENGINE_PROFILE_LOAD=1` only builds the dense index from the data set's facts, ten times.
 
 #![allow(
     clippy::unwrap_used,
@@ -1038,6 +1039,16 @@ fn main() {
             let snap = snapshot_of(facts);
             println!("{kind}: {:.1} MiB", live_mib() - before);
             drop(snap);
+        }
+        return;
+    }
+    if std::env::var_os("ENGINE_PROFILE_LOAD").is_some() {
+        for _ in 0..10 {
+            let facts = data.facts();
+            let loading = Instant::now();
+            let snapshot = snapshot_of(facts);
+            println!("built in {:.0} ms", loading.elapsed().as_secs_f64() * 1e3);
+            drop(black_box(snapshot));
         }
         return;
     }

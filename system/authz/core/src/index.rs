@@ -301,13 +301,19 @@ impl<K: Clone + Hash + Eq> Names<K> {
         self.text.len()
     }
 
-    /// Numbers `key` (whose text is `text`) with the next number.
-    fn add(&mut self, key: K, text: Shared) -> Num {
+    /// Gives `text` the next number's text, noting whether it still sorts after every other.
+    fn number(&mut self, text: Shared) {
         let n = self.text.len() as Num;
         if self.in_order && n > 0 && *text <= *self.text(n - 1) {
             self.in_order = false;
         }
         self.text.push(text);
+    }
+
+    /// Numbers `key` (whose text is `text`) with the next number.
+    fn add(&mut self, key: K, text: Shared) -> Num {
+        let n = self.text.len() as Num;
+        self.number(text);
         if let Some(settled) = Arc::get_mut(&mut self.settled) {
             settled.insert(key, n);
             return n;
@@ -345,10 +351,34 @@ impl Names<TypedKey> {
 
     /// The number of (`type_key`, `id`), given one if it has none.
     fn intern(&mut self, type_key: Num, id: &str) -> Num {
+        // While one snapshot alone holds the flat table and nothing is recent (a load), the
+        // name is looked up and added with one hash and one probe: a load names every resource
+        // anew.
+        if self.recent.is_empty()
+            && let Some(settled) = Arc::get_mut(&mut self.settled)
+        {
+            let next = self.text.len() as Num;
+            match settled.entry(TypedKey(type_key, Key::new(id))) {
+                hashbrown::hash_map::Entry::Occupied(found) => return *found.get(),
+                hashbrown::hash_map::Entry::Vacant(vacant) => {
+                    vacant.insert(next);
+                }
+            }
+            self.number(id.into());
+            return next;
+        }
         if let Some(n) = self.get(type_key, id) {
             return n;
         }
         self.add(TypedKey(type_key, Key::new(id)), id.into())
+    }
+
+    /// Makes room for `additional` more names without growing the table on the way (a load
+    /// knows how many resources a part holds).
+    fn reserve(&mut self, additional: usize) {
+        if let Some(settled) = Arc::get_mut(&mut self.settled) {
+            settled.reserve(additional);
+        }
     }
 }
 
@@ -521,12 +551,12 @@ struct TypeRow {
 struct ResourceRow {
     /// The number of (type key, external ID) in `external_names`.
     external: Num,
-    /// Its space's and owner's IDs, shared with their names.
-    space_id: Shared,
+    /// Its space, group and owner, by number (their IDs are their names' texts).
+    space: Num,
     group: Option<Num>,
-    owner_id: Option<Shared>,
-    /// Its status and visibility, what conditions read: usual texts fit in the row's padding
-    /// (the row stays 48 bytes), anything else is in the snapshot's `resource_extras`.
+    owner: Option<Num>,
+    /// Its status and visibility, what conditions read: usual texts fit in a byte each (the
+    /// row stays 28 bytes), anything else is in the snapshot's `resource_extras`.
     status: Word,
     visibility: Word,
 }
@@ -1095,6 +1125,13 @@ impl Snapshot {
         self.revision
     }
 
+    /// Makes room for `additional` more resources, so that applying a part of a load that
+    /// holds that many does not grow the name tables on the way.
+    pub fn reserve_resources(&mut self, additional: usize) {
+        self.resource_names.reserve(additional);
+        self.external_names.reserve(additional);
+    }
+
     /// Applies facts (each the entity's full new state) as one change, then recomputes the
     /// grants of every member they reach.
     pub fn apply_all<S: AsRef<str>>(&mut self, facts: impl IntoIterator<Item = Fact<S>>) {
@@ -1458,7 +1495,7 @@ impl Snapshot {
             },
             None => None,
         };
-        let target_space_id = resource.map(|(_, r)| &*r.space_id);
+        let target_space_id = resource.map(|(_, r)| self.space_names.text(r.space));
         let candidates = match (type_key, action) {
             (Some(key), Some(action)) if action_known => {
                 self.candidates_in(binding.grants.as_ref(), key, action)
@@ -1482,8 +1519,8 @@ impl Snapshot {
                     .and_then(|(_, r)| r.group)
                     .and_then(|g| self.group_facts(g)),
                 owner_member_id: resource
-                    .and_then(|(_, r)| r.owner_id.as_deref())
-                    .map(Cow::Borrowed),
+                    .and_then(|(_, r)| r.owner)
+                    .map(|owner| Cow::Borrowed(self.member_names.text(owner))),
             },
             action: Cow::Borrowed(req.action),
             resource_type_known: type_key.is_some(),
@@ -1906,7 +1943,7 @@ mod tests {
     /// leaves nothing beside the row.
     #[test]
     fn a_resource_s_condition_attributes_read_back_as_written_and_the_row_stays_small() {
-        assert_eq!(std::mem::size_of::<Option<ResourceRow>>(), 48);
+        assert_eq!(std::mem::size_of::<Option<ResourceRow>>(), 28);
         let mut facts = finance();
         for fact in &mut facts {
             if let Fact::Permission { condition, .. } = fact {

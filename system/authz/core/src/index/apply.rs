@@ -295,9 +295,9 @@ impl Snapshot {
         let group = group_id.map(|g| self.group_names.intern(g));
         let row = ResourceRow {
             external,
-            space_id: self.space_names.shared(space),
+            space,
             group,
-            owner_id: owner.map(|m| self.member_names.shared(m)),
+            owner,
             status: Word::of(Some(status)),
             visibility: Word::of(visibility),
         };
@@ -344,22 +344,16 @@ impl Snapshot {
             // A resource listed before: what this change has not listed yet is listed first,
             // so that the old entries below are there to take out.
             self.list_unlisted();
-            if let Some(old_space) = self.space_names.get(&old.space_id)
-                && let Some(ids) = self.resources_in_space.get_mut(&(type_key, old_space))
-            {
+            if let Some(ids) = self.resources_in_space.get_mut(&(type_key, old.space)) {
                 ids.remove(n, &self.resource_names);
                 if ids.is_empty() {
-                    self.resources_in_space.remove(&(type_key, old_space));
+                    self.resources_in_space.remove(&(type_key, old.space));
                 }
             }
             if let Some(old_group) = old.group {
                 ResourcesByType::remove(&mut self.resources_in_group, old_group, type_key, n);
             }
-            if let Some(old_owner) = old
-                .owner_id
-                .as_deref()
-                .and_then(|o| self.member_names.get(o))
-            {
+            if let Some(old_owner) = old.owner {
                 ResourcesByType::remove(&mut self.resources_of_owner, old_owner, type_key, n);
             }
         }
