@@ -3,8 +3,9 @@
 //! [`load_grants`] returns every active role, every active permission, every role-permission
 //! that was not removed, and every active member-role with its anchor group. It does not join
 //! them: a role-permission of a disabled role or permission is returned, and the index drops it
-//! when it finds no active role or permission with that ID. Call it at start and again after an
-//! `authorization.grants_changed` event (or apply the event's change).
+//! when it finds no active role or permission with that ID. [`load_grant_facts_in_parts`] reads
+//! the same grants as the index's facts, the member-roles a bulk chunk at a time: what the
+//! index's load reads.
 
 use plystra_contracts::storage::sea_query::{Expr, ExprTrait, Order, Query};
 use plystra_contracts::storage::{Database, StorageError};
@@ -84,6 +85,38 @@ pub struct GrantSnapshot {
 /// Reads every grant in force. Permissions with a stored scope this build does not know are
 /// left out (and logged): a grant that cannot be understood grants nothing.
 pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
+    let mut snapshot = load_definitions(db).await?;
+    member_roles_in_parts(db, |chunk| snapshot.member_roles.extend(chunk)).await?;
+    snapshot
+        .member_roles
+        .sort_unstable_by(|x, y| x.id.cmp(&y.id));
+    Ok(snapshot)
+}
+
+/// [`load_grants`] as the index's facts, handed to `part` as they are read: the roles,
+/// permissions and role-permissions first, then the member-roles (the largest table by far) a
+/// bulk chunk at a time, in the table's order rather than by ID. A load applies each chunk while
+/// the next is read.
+pub async fn load_grant_facts_in_parts(
+    db: &Database,
+    part: &mut (dyn FnMut(Vec<plystra_contracts::facts::Fact>) + Send),
+) -> Result<(), StorageError> {
+    part(load_definitions(db).await?.into_facts());
+    member_roles_in_parts(db, |member_roles| {
+        part(
+            GrantSnapshot {
+                member_roles,
+                ..GrantSnapshot::default()
+            }
+            .into_facts(),
+        );
+    })
+    .await
+}
+
+/// Every active role and permission and every role-permission not removed, each list by ID;
+/// no member-roles.
+async fn load_definitions(db: &Database) -> Result<GrantSnapshot, StorageError> {
     let mut q = Query::select();
     q.columns(["id", "space_id", "key", "name"].map(a))
         .from(a(ROLES))
@@ -106,24 +139,6 @@ pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
         .and_where(Expr::col(a("deleted_at")).is_null())
         .order_by(a("id"), Order::Asc);
     let role_permissions: Vec<(String, String, String, String)> = db.fetch_all(&q).await?;
-
-    // The largest of the four (one row per member and role): read in bulk, then put in ID order.
-    let mut q = Query::select();
-    q.from(a(MEMBER_ROLES))
-        .and_where(Expr::col(a("status")).eq("active"))
-        .and_where(Expr::col(a("deleted_at")).is_null());
-    let columns = [
-        "id",
-        "space_id",
-        "member_id",
-        "role_id",
-        "scope_anchor_group_id",
-    ]
-    .map(|c| Expr::col(a(c)))
-    .into();
-    let mut member_roles: Vec<(String, String, String, String, Option<String>)> =
-        db.fetch_all_bulk(MEMBER_ROLES, &q, columns).await?;
-    member_roles.sort_unstable_by(|x, y| x.0.cmp(&y.0));
 
     Ok(GrantSnapshot {
         roles: roles
@@ -162,19 +177,52 @@ pub async fn load_grants(db: &Database) -> Result<GrantSnapshot, StorageError> {
                 permission_id,
             })
             .collect(),
-        member_roles: member_roles
-            .into_iter()
-            .map(
-                |(id, space_id, member_id, role_id, scope_anchor_group_id)| MemberRoleGrant {
-                    id,
-                    space_id,
-                    member_id,
-                    role_id,
-                    scope_anchor_group_id,
-                },
-            )
-            .collect(),
+        member_roles: Vec::new(),
     })
+}
+
+/// Every active member-role (one row per member and role, the largest of the four tables), read
+/// in bulk and handed to `chunk` a bulk chunk at a time, in no particular order.
+async fn member_roles_in_parts(
+    db: &Database,
+    mut chunk: impl FnMut(Vec<MemberRoleGrant>) + Send,
+) -> Result<(), StorageError> {
+    let mut q = Query::select();
+    q.from(a(MEMBER_ROLES))
+        .and_where(Expr::col(a("status")).eq("active"))
+        .and_where(Expr::col(a("deleted_at")).is_null());
+    let columns = [
+        "id",
+        "space_id",
+        "member_id",
+        "role_id",
+        "scope_anchor_group_id",
+    ]
+    .map(|c| Expr::col(a(c)))
+    .into();
+    db.fetch_bulk_in_parts(
+        MEMBER_ROLES,
+        &q,
+        columns,
+        |rows: Vec<(String, String, String, String, Option<String>)>| {
+            chunk(
+                rows.into_iter()
+                    .map(
+                        |(id, space_id, member_id, role_id, scope_anchor_group_id)| {
+                            MemberRoleGrant {
+                                id,
+                                space_id,
+                                member_id,
+                                role_id,
+                                scope_anchor_group_id,
+                            }
+                        },
+                    )
+                    .collect(),
+            );
+        },
+    )
+    .await
 }
 
 impl GrantSnapshot {

@@ -4,8 +4,8 @@
 //! This crate registers the capability, serves the deny codes and scopes with their meaning, and
 //! manages grants: roles (`roles`), permissions (`permissions`), role-permissions
 //! (`role_permissions`) and member-roles (`member_roles`). Every grant change is audited in its
-//! own transaction and announced as `authorization.grants_changed`; `grants::load_grants` reads
-//! the grants in force for the authorization index.
+//! own transaction and announced as `authorization.grants_changed`;
+//! `grants::load_grant_facts_in_parts` reads the grants in force for the authorization index.
 
 pub mod authzen;
 pub mod boundary;
@@ -321,72 +321,67 @@ impl AuthorizationService {
             }
             (next, facts)
         });
-        let arrive = |source: &'static str, facts: Vec<plystra_contracts::facts::Fact>| {
+        // Each source hands its facts over part by part, as it reads them, and says when it is
+        // done. The builder only stops early if it panicked, which the join below reports.
+        let send = |part: FactsPart| {
+            let _ = to_builder.send(part);
+        };
+        let read = |source: &'static str, facts: usize| {
             tracing::debug!(
                 source,
-                facts = facts.len(),
+                facts,
                 ms = started.elapsed().as_millis() as u64,
                 "authorization facts read"
             );
-            // The builder only stops early if it panicked, which the join below reports.
-            let _ = to_builder.send(FactsPart::Facts(facts));
         };
-        // Identity's tables arrive one at a time, each as soon as it is read.
+        // Identity's tables, one at a time, each as soon as it is read.
         let identity = async {
             let mut facts = 0;
             sources
                 .actors
                 .facts_in_parts(&mut |part| {
                     facts += part.len();
-                    // As below: only a panicked builder stops early.
-                    let _ = to_builder.send(FactsPart::Facts(part));
+                    send(FactsPart::Facts(part));
                 })
                 .await
                 .map_err(|e| format!("cannot load identity facts: {e}"))?;
-            tracing::debug!(
-                source = "identity",
-                facts,
-                ms = started.elapsed().as_millis() as u64,
-                "authorization facts read"
-            );
+            read("identity", facts);
             Ok::<_, String>(())
         };
-        // The registry's resources arrive a bulk chunk at a time.
+        // The registry's types and actions, then its resources a bulk chunk at a time.
         let registry = async {
             let mut facts = 0;
             sources
                 .lookup
                 .facts_in_parts(&mut |part| {
                     facts += part.len();
-                    // As above: only a panicked builder stops early.
-                    let _ = to_builder.send(part);
+                    send(part);
                 })
                 .await
                 .map_err(|e| format!("cannot load registry facts: {e}"))?;
-            tracing::debug!(
-                source = "registry",
-                facts,
-                ms = started.elapsed().as_millis() as u64,
-                "authorization facts read"
-            );
+            read("registry", facts);
             Ok(())
         };
+        // The roles and permissions, then the member-roles a bulk chunk at a time.
         let grants = async {
-            let facts = grants::load_grants(&sources.db)
-                .await
-                .map(grants::GrantSnapshot::into_facts)
-                .map_err(|e| format!("cannot load grants: {e}"))?;
-            arrive("grants", facts);
+            let mut facts = 0;
+            grants::load_grant_facts_in_parts(&sources.db, &mut |part| {
+                facts += part.len();
+                send(FactsPart::Facts(part));
+            })
+            .await
+            .map_err(|e| format!("cannot load grants: {e}"))?;
+            read("grants", facts);
             Ok(())
         };
-        let read = futures_util::future::try_join3(identity, registry, grants).await;
+        let loaded = futures_util::future::try_join3(identity, registry, grants).await;
         let read_ms = started.elapsed().as_millis() as u64;
         // Ends the builder's loop; after a failed read its partial snapshot is dropped.
         drop(to_builder);
         let (snapshot, facts) = builder
             .await
             .map_err(|e| format!("the index builder failed: {e}"))?;
-        read?;
+        loaded?;
         Ok(Built {
             snapshot,
             facts,

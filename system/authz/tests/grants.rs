@@ -1,6 +1,7 @@
 //! `grants::load_grants` against a migrated database on the selected backend: it returns exactly
 //! the grants in force (active roles and permissions, role-permissions not removed, active
-//! member-roles with their anchors) and leaves out a permission whose stored scope is unknown.
+//! member-roles with their anchors) and leaves out a permission whose stored scope is unknown;
+//! `grants::load_grant_facts_in_parts`, what the index loads, reads the same grants as facts.
 
 #![allow(
     clippy::unwrap_used,
@@ -234,5 +235,47 @@ async fn load_grants_returns_exactly_the_grants_in_force() {
                 scope_anchor_group_id: Some("group_finance".into()),
             },
         ]
+    );
+}
+
+/// What the index's load reads: the same grants as [`load_grants`], as facts, the roles,
+/// permissions and role-permissions in the first part and only member-roles after it.
+#[tokio::test]
+async fn the_index_s_load_reads_the_same_grants_definitions_first() {
+    use plystra_contracts::facts::Fact;
+    use plystra_system_authz::grants::load_grant_facts_in_parts;
+
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    MigrationSet::embedded(t.db.dialect())
+        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    seed(&t.db).await;
+    let mut parts: Vec<Vec<Fact>> = Vec::new();
+    load_grant_facts_in_parts(&t.db, &mut |part| parts.push(part))
+        .await
+        .unwrap();
+    let (definitions, member_roles) = parts.split_first().unwrap();
+    assert!(
+        definitions
+            .iter()
+            .all(|f| !matches!(f, Fact::MemberRole { .. }))
+    );
+    assert!(
+        member_roles
+            .iter()
+            .flatten()
+            .all(|f| matches!(f, Fact::MemberRole { .. }))
+    );
+    let sorted = |facts: Vec<Fact>| {
+        let mut shown: Vec<String> = facts.iter().map(|f| format!("{f:?}")).collect();
+        shown.sort();
+        shown
+    };
+    assert_eq!(
+        sorted(parts.concat()),
+        sorted(load_grants(&t.db).await.unwrap().into_facts())
     );
 }
