@@ -11,8 +11,7 @@
 use plystra_contracts::storage::Database;
 use plystra_contracts::storage::sea_query::{Alias, Expr, Query, Value};
 use plystra_contracts::storage::time::OffsetDateTime;
-use plystra_kernel::storage::migrations::MigrationSet;
-use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
+use plystra_kernel::storage::testing::TestDatabase;
 use plystra_system_authz::Scope;
 use plystra_system_authz::grants::{
     GrantSnapshot, MemberRoleGrant, PermissionGrant, RoleGrant, RolePermissionGrant, load_grants,
@@ -175,13 +174,9 @@ async fn seed(db: &Database) {
 
 #[tokio::test]
 async fn load_grants_returns_exactly_the_grants_in_force() {
-    let Some(t) = TestDatabase::new().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
     assert_eq!(load_grants(&t.db).await.unwrap(), GrantSnapshot::default());
     seed(&t.db).await;
     let snapshot = load_grants(&t.db).await.unwrap();
@@ -245,13 +240,9 @@ async fn the_index_s_load_reads_the_same_grants_definitions_first() {
     use plystra_contracts::facts::Fact;
     use plystra_system_authz::grants::load_grant_facts_in_parts;
 
-    let Some(t) = TestDatabase::new().await else {
+    let Some(t) = TestDatabase::migrated().await else {
         return;
     };
-    MigrationSet::embedded(t.db.dialect())
-        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
-        .await
-        .unwrap();
     seed(&t.db).await;
     let mut parts: Vec<Vec<Fact>> = Vec::new();
     load_grant_facts_in_parts(&t.db, &mut |part| parts.push(part))
