@@ -34,6 +34,8 @@
 //! `ENGINE_PROFILE_CHANGES=1` only applies member-role changes, for `perf`;
 //! `ENGINE_PROFILE_CHECK=1` only checks the queries (no trace), over and over;
 //! `ENGINE_PROFILE_LOAD=1` only builds the dense index from the data set's facts, ten times.
+//! `ENGINE_CHECK_ONLY=1` times only the bare evaluator and the check (no trace), in five
+//! alternating rounds, after the same sanity checks: a quick A/B of the check path.
 
 #![allow(
     clippy::unwrap_used,
@@ -603,6 +605,58 @@ fn condition_part(data: &DataSet, plain: &Snapshot, queries: &[Query], rounds: u
     );
 }
 
+/// `ENGINE_CHECK_ONLY`: the bare evaluator and the check (no trace) alone, five alternating
+/// rounds, p50 and the ratio to bare per round and pooled, with the load average.
+fn check_only(snapshot: &Snapshot, bare: &Bare, queries: &[Query]) {
+    let cases: [&Decide<'_>; 2] = [&|q| bare_decision(bare, q), &|q| {
+        real_decision(snapshot, q, false)
+    }];
+    let warm = &queries[..queries.len().min(20_000)];
+    for decide in cases {
+        time_each(warm, decide);
+    }
+    let mut pooled: [(Vec<u64>, Vec<u64>); 2] = Default::default();
+    println!(
+        "| round | bare allow / deny p50 ns | check allow / deny p50 ns | ratio allow / deny |"
+    );
+    println!("|---:|---:|---:|---:|");
+    for round in 1..=5 {
+        let timed = time_rounds(queries, 1, |case, q| cases[case](q), cases.len());
+        let p50 = |case: usize| {
+            (
+                percentile(&timed[case].0, 0.5),
+                percentile(&timed[case].1, 0.5),
+            )
+        };
+        let ((ba, bd), (ca, cd)) = (p50(0), p50(1));
+        println!(
+            "| {round} | {ba} / {bd} | {ca} / {cd} | {:.2}x / {:.2}x |",
+            ca as f64 / ba.max(1) as f64,
+            cd as f64 / bd.max(1) as f64
+        );
+        for (into, (allow, deny)) in pooled.iter_mut().zip(timed) {
+            into.0.extend(allow);
+            into.1.extend(deny);
+        }
+    }
+    for (allow, deny) in &mut pooled {
+        allow.sort_unstable();
+        deny.sort_unstable();
+    }
+    let p50 = |v: &[u64]| percentile(v, 0.5);
+    println!(
+        "| all | {} / {} | {} / {} | {:.2}x / {:.2}x |",
+        p50(&pooled[0].0),
+        p50(&pooled[0].1),
+        p50(&pooled[1].0),
+        p50(&pooled[1].1),
+        p50(&pooled[1].0) as f64 / p50(&pooled[0].0).max(1) as f64,
+        p50(&pooled[1].1) as f64 / p50(&pooled[0].1).max(1) as f64
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at end: {}", load.trim());
+}
+
 fn real_decision(index: &impl Index, q: &Query, trace: bool) -> bool {
     let facts = index.facts(q);
     let evaluation = evaluate(&facts, trace);
@@ -1165,6 +1219,11 @@ fn main() {
                 resolve_only(&snapshot, q);
             }
         }
+        return;
+    }
+
+    if std::env::var_os("ENGINE_CHECK_ONLY").is_some() {
+        check_only(&snapshot, &bare, &queries);
         return;
     }
 
