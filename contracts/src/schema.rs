@@ -21,6 +21,10 @@ pub enum ColumnType {
     Timestamp,
     /// A JSON document: `TEXT` on SQLite, `JSONB` on PostgreSQL.
     Json,
+    /// A JSON document kept as it was written: `TEXT` on SQLite, `JSON` on PostgreSQL, which
+    /// checks the syntax but does not convert it to `JSONB` on every insert. For a large document
+    /// written often and never searched inside by SQL (the audit log's decision traces).
+    JsonText,
 }
 
 impl ColumnType {
@@ -28,13 +32,14 @@ impl ColumnType {
     /// type (upper case), PostgreSQL's `format_type` text.
     pub const fn sql(self, dialect: Dialect) -> &'static str {
         match (dialect, self) {
-            (Dialect::Sqlite, Self::Text | Self::Timestamp | Self::Json) => "TEXT",
+            (Dialect::Sqlite, Self::Text | Self::Timestamp | Self::Json | Self::JsonText) => "TEXT",
             (Dialect::Sqlite, Self::BigInt | Self::Boolean) => "INTEGER",
             (Dialect::Postgres, Self::Text) => "text",
             (Dialect::Postgres, Self::BigInt) => "bigint",
             (Dialect::Postgres, Self::Boolean) => "boolean",
             (Dialect::Postgres, Self::Timestamp) => "timestamp with time zone",
             (Dialect::Postgres, Self::Json) => "jsonb",
+            (Dialect::Postgres, Self::JsonText) => "json",
         }
     }
 }
@@ -386,6 +391,8 @@ mod tests {
     fn types_render_per_dialect() {
         assert_eq!(ColumnType::Json.sql(Dialect::Sqlite), "TEXT");
         assert_eq!(ColumnType::Json.sql(Dialect::Postgres), "jsonb");
+        assert_eq!(ColumnType::JsonText.sql(Dialect::Sqlite), "TEXT");
+        assert_eq!(ColumnType::JsonText.sql(Dialect::Postgres), "json");
         assert_eq!(
             ColumnType::Timestamp.sql(Dialect::Postgres),
             "timestamp with time zone"

@@ -22,8 +22,11 @@
 //! `10000000000000000`, `9.223372036854776e+18` → `9223372036854776000`). The reason:
 //! PostgreSQL's JSONB keeps a number as the exact decimal it was given (`numeric`, without a
 //! negative zero) and writes it back without an exponent, which serde_json then reads as an
-//! integer when it is one in that range; SQLite gives the text back as it was. Floats read back
-//! as the same `f64` because this crate enables serde_json's `float_roundtrip`.
+//! integer when it is one in that range. Traces were JSONB on PostgreSQL until migration
+//! `0051_sys_audit_trace_as_json`, and the records converted then keep the text JSONB gave
+//! back; traces written since, like everything on SQLite, read back as the text that was
+//! written. Floats read back as the same `f64` because this crate enables serde_json's
+//! `float_roundtrip`.
 //!
 //! Records written before migration `0040_sys_audit_content_hash` have no `content_hash` and keep
 //! the **legacy** rule: `entry_hash = hex(SHA-256(prev_hash ‖ L))`, where `L` is the canonical

@@ -284,8 +284,9 @@ impl Prepared {
 /// and finite `f64` numbers; serde_json writes floats in their shortest round-trip form and, with
 /// the `float_roundtrip` feature this crate enables, parses them back to the same bits; strings
 /// and keys are escaped and unescaped losslessly; maps hold each key once. What PostgreSQL's
-/// JSONB changes (member order, whitespace, number notation, `-0`) the content hash's canonical
-/// form ignores (see `chain`). `tests/values.rs` stores awkward values on both backends.
+/// JSONB changed in the traces stored before they became `json` (member order, whitespace,
+/// number notation, `-0`) the content hash's canonical form ignores (see `chain`).
+/// `tests/values.rs` stores awkward values on both backends.
 pub fn prepare(policy: &RedactionPolicy, record: AuditRecord) -> Prepared {
     let redacted = policy.redact_owned(record.trace);
     let trace = redacted.value;
@@ -369,7 +370,7 @@ const POSTGRES_INSERT: &str = "WITH inserted AS (INSERT INTO sys_audit_audit_log
     entry_hash, redaction_version, created_at, redactions, content_hash) \
     SELECT id, seq, event_type, request_id, space_id, actor_user_id, actor_member_id, \
     actor_user_member_id, action, resource_type, resource_id, decision, deny_code, ip_address, \
-    user_agent, trace::jsonb, prev_hash, entry_hash, redaction_version, created_at, \
+    user_agent, trace::json, prev_hash, entry_hash, redaction_version, created_at, \
     redactions::jsonb, content_hash \
     FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \

@@ -27,7 +27,7 @@ pub const AUDIT_LOGS: Table = Table::new(
         Column::optional("deny_code", ColumnType::Text),
         Column::optional("ip_address", ColumnType::Text),
         Column::optional("user_agent", ColumnType::Text),
-        Column::required("trace", ColumnType::Json),
+        Column::required("trace", ColumnType::JsonText),
         Column::optional("prev_hash", ColumnType::Text),
         Column::required("entry_hash", ColumnType::Text),
         Column::required("redaction_version", ColumnType::BigInt),

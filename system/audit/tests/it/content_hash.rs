@@ -1,13 +1,15 @@
 //! The content-hash rule on the selected backend: records with awkward JSON values hash as they
 //! read back; records written before migration 0040 (no `content_hash`, the legacy rule) and
-//! records written since verify in one chain; and a tampered record of either kind, any field
-//! including `content_hash` itself, is found.
+//! records written since verify in one chain; records written while PostgreSQL held traces as
+//! JSONB verify after migration 0051 made them `json`; and a tampered record of either kind, any
+//! field including `content_hash` itself, is found.
 
 use plystra_contracts::services::{AuditRecord, AuditRecorder};
 use plystra_contracts::storage::sea_query::{Alias, Expr, ExprTrait, Query};
 use plystra_contracts::storage::sqlx::{self, AssertSqlSafe};
 use plystra_contracts::storage::{Database, Dialect};
-use plystra_kernel::storage::testing::TestDatabase;
+use plystra_kernel::storage::migrations::MigrationSet;
+use plystra_kernel::storage::testing::{SYSTEM_NAMESPACES, TestDatabase};
 use plystra_system_audit::chain::{GENESIS, legacy_entry_hash};
 use plystra_system_audit::redaction::RedactionPolicy;
 use plystra_system_audit::service::{AuditService, AuditSettings, WriteMode};
@@ -92,6 +94,74 @@ async fn awkward_values_verify_and_read_back_as_stored() {
             entry.trace
         );
     }
+}
+
+/// The first migration that stores traces as `json` on PostgreSQL (a comment on SQLite).
+const TRACE_AS_JSON: &str = "0051";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_before_traces_became_json_verify_after() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let all = MigrationSet::embedded(t.db.dialect());
+    let before: Vec<(String, String)> = all
+        .migrations()
+        .iter()
+        .filter(|m| m.version.as_str() < TRACE_AS_JSON)
+        .map(|m| (m.file.clone(), m.sql.clone()))
+        .collect();
+    assert!(
+        all.migrations()
+            .iter()
+            .any(|m| m.version == TRACE_AS_JSON && m.file.contains("trace_as_json")),
+        "the migration this test is about is embedded"
+    );
+    MigrationSet::from_files(t.db.dialect(), before, None)
+        .unwrap()
+        .apply_pending(&t.db, &SYSTEM_NAMESPACES)
+        .await
+        .unwrap();
+    if t.db.dialect() == Dialect::Postgres {
+        assert_eq!(trace_type(&t.db).await, "jsonb");
+    }
+    let audit = service(&t.db);
+    let mut ids = Vec::new();
+    for trace in awkward() {
+        ids.push(audit.record(record(trace)).await.unwrap().unwrap());
+    }
+    audit.shutdown().await;
+    all.apply_pending(&t.db, &SYSTEM_NAMESPACES).await.unwrap();
+    if t.db.dialect() == Dialect::Postgres {
+        assert_eq!(trace_type(&t.db).await, "json");
+    }
+    // Converted records and new ones, in one chain.
+    let audit = service(&t.db);
+    for trace in awkward() {
+        ids.push(audit.record(record(trace)).await.unwrap().unwrap());
+    }
+    audit.shutdown().await;
+    let verification = store::verify(&t.db).await.unwrap();
+    assert_eq!(verification.first_broken, None);
+    assert_eq!(verification.records, 2 * awkward().len() as u64);
+    for (id, trace) in ids.iter().zip(awkward().into_iter().cycle()) {
+        let entry = store::get(&t.db, id).await.unwrap().unwrap();
+        assert!(same_json(&entry.trace, &trace), "{id}: {}", entry.trace);
+    }
+}
+
+/// PostgreSQL's type of the `trace` column.
+async fn trace_type(db: &Database) -> String {
+    let Database::Postgres(pool) = db else {
+        unreachable!("asked on PostgreSQL only")
+    };
+    sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'sys_audit_audit_logs'::regclass AND attname = 'trace'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// Equal, with numbers compared by value (JSONB turns `1e16` into `10000000000000000` and `-0.0`
@@ -353,7 +423,7 @@ async fn a_trace_value_changed_in_place_is_found() {
     // The stored JSON with one number changed, the rest (and every hash) left as it was.
     let sql = match t.db.dialect() {
         Dialect::Postgres => {
-            "UPDATE sys_audit_audit_logs SET trace = jsonb_set(trace, '{candidates,0,score}', '0.75') WHERE seq = 4"
+            "UPDATE sys_audit_audit_logs SET trace = jsonb_set(trace::jsonb, '{candidates,0,score}', '0.75')::json WHERE seq = 4"
         }
         Dialect::Sqlite => {
             "UPDATE sys_audit_audit_logs SET trace = json_set(trace, '$.candidates[0].score', 0.75) WHERE seq = 4"

@@ -1,0 +1,4 @@
+-- sys_audit: decision traces stored as JSON text, not JSONB (sqlite).
+--
+-- Nothing to change: SQLite already stores the trace as the text it was given. The PostgreSQL
+-- migration of the same version stops converting it to JSONB on every insert.
