@@ -73,11 +73,7 @@ async fn awkward_values_verify_and_read_back_as_stored() {
     }
     tx.commit().await.unwrap();
     audit.shutdown().await;
-    let verification = store::verify(&t.db).await.unwrap();
-    assert_eq!(verification.first_broken, None);
-    assert_eq!(verification.records, 2 * awkward().len() as u64);
-    for (id, trace) in ids.iter().zip(awkward().into_iter().cycle()) {
-        let entry = store::get(&t.db, id).await.unwrap().unwrap();
+    for entry in verified_as_written(&t.db, &ids).await {
         assert!(
             entry.content_hash.is_some(),
             "new records store a content hash"
@@ -86,14 +82,29 @@ async fn awkward_values_verify_and_read_back_as_stored() {
             entry.computed_content_hash(),
             entry.content_hash.clone().unwrap()
         );
-        // SQLite gives the text back; PostgreSQL's JSONB the same numbers, as decimals.
+    }
+}
+
+/// Checks that the chain verifies and holds exactly the records `ids` (written with the values of
+/// [`awkward`], round after round), each trace reading back equal by value to the one written:
+/// the text as written, or, for a trace stored as JSONB, the same numbers as decimals. Returns
+/// the entries.
+async fn verified_as_written(db: &Database, ids: &[String]) -> Vec<AuditEntry> {
+    let verification = store::verify(db).await.unwrap();
+    assert_eq!(verification.first_broken, None);
+    assert_eq!(verification.records, ids.len() as u64);
+    let mut entries = Vec::new();
+    for (id, trace) in ids.iter().zip(awkward().into_iter().cycle()) {
+        let entry = store::get(db, id).await.unwrap().unwrap();
         assert!(
             same_json(&entry.trace, &trace),
             "{id}: stored {} read back as {}",
             trace,
             entry.trace
         );
+        entries.push(entry);
     }
+    entries
 }
 
 /// The first migration that stores traces as `json` on PostgreSQL (a comment on SQLite).
@@ -141,13 +152,8 @@ async fn records_written_before_traces_became_json_verify_after() {
         ids.push(audit.record(record(trace)).await.unwrap().unwrap());
     }
     audit.shutdown().await;
-    let verification = store::verify(&t.db).await.unwrap();
-    assert_eq!(verification.first_broken, None);
-    assert_eq!(verification.records, 2 * awkward().len() as u64);
-    for (id, trace) in ids.iter().zip(awkward().into_iter().cycle()) {
-        let entry = store::get(&t.db, id).await.unwrap().unwrap();
-        assert!(same_json(&entry.trace, &trace), "{id}: {}", entry.trace);
-    }
+    assert_eq!(ids.len(), 2 * awkward().len());
+    verified_as_written(&t.db, &ids).await;
 }
 
 /// PostgreSQL's type of the `trace` column.
