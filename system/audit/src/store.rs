@@ -286,7 +286,7 @@ impl Prepared {
 /// and keys are escaped and unescaped losslessly; maps hold each key once. What PostgreSQL's
 /// JSONB changed in the traces stored before they became `json` (member order, whitespace,
 /// number notation, `-0`) the content hash's canonical form ignores (see `chain`).
-/// `tests/values.rs` stores awkward values on both backends.
+/// `tests/it/content_hash.rs` stores awkward values on both backends.
 pub fn prepare(policy: &RedactionPolicy, record: AuditRecord) -> Prepared {
     let redacted = policy.redact_owned(record.trace);
     let trace = redacted.value;
