@@ -213,13 +213,24 @@ async fn limit_body(mut req: Request, max: usize) -> poem::Result<Request> {
         req.set_body(body);
         return Ok(req);
     }
-    match body.into_bytes_limit(max).await {
-        Ok(bytes) => {
-            req.set_body(bytes);
+    // Collected frame by frame under the limit: no intermediate buffer, and a body of one frame
+    // (what a client with a Content-Length usually sends) is kept as it arrived, uncopied.
+    // (poem's `into_bytes_limit` reads through a 4 KiB buffer that also sits in this future.)
+    let body: http_body_util::combinators::BoxBody<_, std::io::Error> = body.into();
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, max)).await {
+        Ok(collected) => {
+            req.set_body(collected.to_bytes());
             Ok(req)
         }
-        Err(ReadBodyError::PayloadTooLarge) => Err(refuse(too_large())),
-        Err(err) => Err(refuse(ApiError::from_poem(&poem::Error::from(err)))),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(refuse(too_large())),
+        Err(err) => {
+            let io = match err.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            };
+            let err = poem::Error::from(ReadBodyError::Io(io));
+            Err(refuse(ApiError::from_poem(&err)))
+        }
     }
 }
 

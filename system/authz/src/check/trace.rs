@@ -46,7 +46,18 @@ pub(super) fn trace_of(
         statuses,
         target_space_id,
     } = gather(snapshot, parsed, now)?;
-    // The trace is always built: the audit record keeps it, and explain returns it.
+    // An allow nobody keeps is decided without the scope checks' texts; every other decision is
+    // traced (the audit record keeps the trace, and explain returns it), a deny found untraced
+    // evaluated again with them.
+    if untraced_allow {
+        let evaluation = engine::evaluate(&facts, false);
+        if evaluation.deny_code.is_none() {
+            return Ok(Traced::Allowed {
+                reason: evaluation.reason(&facts),
+                revision: snapshot.revision(),
+            });
+        }
+    }
     let evaluation = engine::evaluate(&facts, true);
     let reason = evaluation.reason(&facts);
     let engine::Evaluation {
@@ -55,12 +66,6 @@ pub(super) fn trace_of(
         mut conditions,
         ..
     } = evaluation;
-    if untraced_allow && deny_code.is_none() {
-        return Ok(Traced::Allowed {
-            reason,
-            revision: snapshot.revision(),
-        });
-    }
     let matched_candidates = checks
         .into_iter()
         .map(|(i, check)| {
