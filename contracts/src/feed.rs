@@ -504,25 +504,6 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 mod tests {
     use super::*;
 
-    /// Every request's pipeline wraps its whole handling in this scope; as an `async fn` it held
-    /// that future twice and doubled it (the kernel's `handle` future was 9.5 KB, most of it
-    /// copies of this).
-    #[test]
-    fn the_revision_slot_holds_the_future_it_wraps_once() {
-        let inner = async {
-            let held = [1u8; 4096];
-            std::future::ready(()).await;
-            held.len()
-        };
-        let inner_size = std::mem::size_of_val(&inner);
-        let wrapped = with_revision_slot(Arc::default(), inner);
-        assert!(
-            std::mem::size_of_val(&wrapped) <= inner_size + 64,
-            "{} bytes around a future of {inner_size}",
-            std::mem::size_of_val(&wrapped)
-        );
-    }
-
     #[test]
     fn the_postgres_append_names_the_feed_and_its_channel() {
         for name in [HEAD, CHANGES] {
