@@ -653,8 +653,13 @@ fn check_only(snapshot: &Snapshot, bare: &Bare, queries: &[Query]) {
         p50(&pooled[1].0) as f64 / p50(&pooled[0].0).max(1) as f64,
         p50(&pooled[1].1) as f64 / p50(&pooled[0].1).max(1) as f64
     );
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load_average();
     println!("load average at end: {}", load.trim());
+}
+
+/// `/proc/loadavg` as it reads now (empty where there is none).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
 }
 
 fn real_decision(index: &impl Index, q: &Query, trace: bool) -> bool {
@@ -1067,7 +1072,7 @@ fn main() {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(SEED);
     let data = DataSet::generate(&mut rng);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load_average();
     println!("load average at start: {}", load.trim());
 
     if std::env::var_os("ENGINE_HEAP_BY_KIND").is_some() {
@@ -1378,6 +1383,6 @@ fn main() {
         verdict(percentile(&dense_changes, 0.99) <= 50_000),
         verdict(percentile(&dense_move, 0.99) <= 10_000_000),
     );
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load_average();
     println!("load average at end: {}", load.trim());
 }
