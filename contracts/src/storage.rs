@@ -224,6 +224,183 @@ pub async fn counting_statements<F: std::future::Future>(future: F) -> (F::Outpu
         .await
 }
 
+tokio::task_local! {
+    /// The bound on the statements the current task runs at once, and the connections they
+    /// share, while [`with_statement_limit`] holds it.
+    static STATEMENT_LIMIT: std::sync::Arc<StatementLimit>;
+}
+
+/// Runs `future` with at most `at_once` of its statements in flight at a time (at least one),
+/// sharing at most `at_once` connections.
+///
+/// A pool opens a connection for every statement that finds none idle, and sqlx puts a
+/// connection back on a task of its own, so even statements one after another can find none.
+/// A start whose loads read a dozen tables at once opened ten connections, each a process
+/// forked and initialised by PostgreSQL, on a machine whose cores were already busy with the
+/// reads. Under this bound a statement waits for a place, and runs on a connection the scope
+/// already holds (one of the same pool that the last statement left), or takes one from the
+/// pool; the scope gives them back when `future` ends. A statement that fails, or is
+/// cancelled, gives its connection back to the pool at once, where the pool's checks apply.
+///
+/// The change feed's load runs under this bound. It applies to the statements `future` runs
+/// through a [`Database`] (`execute`, the `fetch_*` reads) on its own task; a [`Transaction`],
+/// a readiness check and work handed to other tasks are not bounded. A bulk read on
+/// PostgreSQL holds its place until its last row is read.
+pub fn with_statement_limit<F: std::future::Future>(
+    at_once: usize,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    STATEMENT_LIMIT.scope(
+        std::sync::Arc::new(StatementLimit {
+            places: std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1))),
+            sqlite: std::sync::Mutex::new(Vec::new()),
+            postgres: std::sync::Mutex::new(Vec::new()),
+        }),
+        future,
+    )
+}
+
+/// A [`with_statement_limit`] scope: its places, and the connections it holds that no
+/// statement is using, each with the pool it came from (the address of the pool's options).
+struct StatementLimit {
+    places: std::sync::Arc<tokio::sync::Semaphore>,
+    sqlite: std::sync::Mutex<Vec<(usize, sqlx::pool::PoolConnection<Sqlite>)>>,
+    postgres: std::sync::Mutex<Vec<(usize, sqlx::pool::PoolConnection<Postgres>)>>,
+}
+
+/// A backend whose connections a [`StatementLimit`] holds.
+trait Leased: sqlx::Database {
+    fn held(
+        limit: &StatementLimit,
+    ) -> &std::sync::Mutex<Vec<(usize, sqlx::pool::PoolConnection<Self>)>>;
+}
+
+impl Leased for Sqlite {
+    fn held(
+        limit: &StatementLimit,
+    ) -> &std::sync::Mutex<Vec<(usize, sqlx::pool::PoolConnection<Self>)>> {
+        &limit.sqlite
+    }
+}
+
+impl Leased for Postgres {
+    fn held(
+        limit: &StatementLimit,
+    ) -> &std::sync::Mutex<Vec<(usize, sqlx::pool::PoolConnection<Self>)>> {
+        &limit.postgres
+    }
+}
+
+/// What a [`Lease`] in a scope holds besides its connection: the scope, the pool and its key,
+/// and the place.
+struct LeaseScope<DB: Leased> {
+    limit: std::sync::Arc<StatementLimit>,
+    pool: sqlx::Pool<DB>,
+    key: usize,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// The connection one statement runs on. Outside a [`with_statement_limit`] scope it is the
+/// pool's, given back when dropped, as when a statement runs on the pool itself. Inside, it
+/// holds a place, and goes back to the scope when dropped after [`Lease::keep`].
+struct Lease<DB: Leased> {
+    connection: Option<sqlx::pool::PoolConnection<DB>>,
+    scope: Option<LeaseScope<DB>>,
+    keep: bool,
+}
+
+impl<DB: Leased> Lease<DB> {
+    /// A connection of `pool` for one statement, after a place when the task is in a scope.
+    async fn of(pool: &sqlx::Pool<DB>) -> Result<Self, sqlx::Error> {
+        let Ok(limit) = STATEMENT_LIMIT.try_with(std::sync::Arc::clone) else {
+            return Ok(Self {
+                connection: Some(pool.acquire().await?),
+                scope: None,
+                keep: false,
+            });
+        };
+        let place = std::sync::Arc::clone(&limit.places)
+            .acquire_owned()
+            .await
+            .expect("a scope's places are never closed");
+        let key = std::ptr::from_ref(pool.options()) as usize;
+        let held = {
+            let mut held = DB::held(&limit).lock().unwrap_or_else(|p| p.into_inner());
+            held.iter()
+                .position(|(of, _)| *of == key)
+                .map(|at| held.swap_remove(at).1)
+        };
+        let connection = match held {
+            Some(connection) => connection,
+            None => pool.acquire().await?,
+        };
+        Ok(Self {
+            connection: Some(connection),
+            scope: Some(LeaseScope {
+                limit,
+                pool: pool.clone(),
+                key,
+                _place: place,
+            }),
+            keep: false,
+        })
+    }
+
+    /// The connection.
+    fn connection(&mut self) -> &mut DB::Connection {
+        self.connection
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+
+    /// Lets the connection go back to the scope (not the pool) when the lease is dropped: the
+    /// statement succeeded.
+    fn keep(&mut self, statement_succeeded: bool) {
+        self.keep = statement_succeeded;
+    }
+}
+
+impl<DB: Leased> Drop for Lease<DB> {
+    fn drop(&mut self) {
+        // Back to the scope before the place is freed: the next statement finds it there. Not
+        // from a pool that has opened all it may: a statement of this scope, or anyone else's,
+        // may be waiting for the pool to give one back (a one-connection pool would otherwise
+        // wait on itself). Otherwise it goes back to the pool, as any connection does.
+        if let (true, Some(scope)) = (self.keep, &self.scope)
+            && scope.pool.size() < scope.pool.options().get_max_connections()
+            && let Some(connection) = self.connection.take()
+        {
+            DB::held(&scope.limit)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((scope.key, connection));
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` (`&mut` a connection) on a [`Lease`] of `$db`'s pool; a success
+/// keeps the connection for the scope.
+macro_rules! on_lease {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite(pool) => {
+                let mut lease = Lease::of(pool).await?;
+                let $conn = lease.connection();
+                let out = $body;
+                lease.keep(out.is_ok());
+                out
+            }
+            Database::Postgres(pool) => {
+                let mut lease = Lease::of(pool).await?;
+                let $conn = lease.connection();
+                let out = $body;
+                lease.keep(out.is_ok());
+                out
+            }
+        }
+    };
+}
+
 /// Counts one statement for [`counting_statements`].
 fn note_statement() {
     let _ = STATEMENTS.try_with(|count| count.set(count.get() + 1));
@@ -518,8 +695,8 @@ impl Database {
     pub async fn execute<S: SqlxBinder>(&self, statement: &S) -> Result<u64, StorageError> {
         note_statement();
         let (sql, values) = self.dialect().build(statement);
-        let done = on_pool!(self, |pool| sqlx::query_with(AssertSqlSafe(sql), values)
-            .execute(pool)
+        let done = on_lease!(self, |conn| sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected()))?;
         if done > 0 {
@@ -535,11 +712,11 @@ impl Database {
     ) -> Result<Vec<T>, StorageError> {
         note_statement();
         let (sql, values) = self.dialect().build(statement);
-        let rows = on_pool!(self, |pool| sqlx::query_as_with::<_, T, _>(
+        let rows = on_lease!(self, |conn| sqlx::query_as_with::<_, T, _>(
             AssertSqlSafe(sql),
             values
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await)?;
         Ok(rows)
     }
@@ -587,22 +764,30 @@ impl Database {
             use futures_util::TryStreamExt as _;
             note_statement();
             let (sql, values) = self.dialect().build(from.clone().exprs(columns));
-            let mut rows = sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values).fetch(pool);
-            let mut chunk = Vec::new();
-            while let Some(row) = rows.try_next().await? {
-                chunk.push(row);
-                if chunk.len() as u64 == BULK_ROWS {
-                    // A table that filled one chunk likely fills the next: it starts full size.
-                    part(std::mem::replace(
-                        &mut chunk,
-                        Vec::with_capacity(BULK_ROWS as usize),
-                    ));
+            let mut lease = Lease::of(pool).await?;
+            let read = async {
+                let mut rows = sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values)
+                    .fetch(&mut *lease.connection());
+                let mut chunk = Vec::new();
+                while let Some(row) = rows.try_next().await? {
+                    chunk.push(row);
+                    if chunk.len() as u64 == BULK_ROWS {
+                        // A table that filled one chunk likely fills the next: it starts full
+                        // size.
+                        part(std::mem::replace(
+                            &mut chunk,
+                            Vec::with_capacity(BULK_ROWS as usize),
+                        ));
+                    }
                 }
+                if !chunk.is_empty() {
+                    part(chunk);
+                }
+                Ok::<_, StorageError>(())
             }
-            if !chunk.is_empty() {
-                part(chunk);
-            }
-            return Ok(());
+            .await;
+            lease.keep(read.is_ok());
+            return read;
         }
         self.sqlite_folds(table, from, &columns, |json, count| {
             let rows: Vec<T> = parse_rows(json, count).map_err(decode_error)?;
@@ -630,23 +815,31 @@ impl Database {
             use sqlx::Row as _;
             note_statement();
             let (sql, values) = self.dialect().build(from.clone().exprs(columns));
-            let mut rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch(pool);
-            let mut chunk = TextRows::new(width);
-            while let Some(row) = rows.try_next().await? {
-                for column in 0..width {
-                    let value: Option<&str> = row.try_get(column)?;
-                    chunk.push(value).map_err(decode_error)?;
+            let mut lease = Lease::of(pool).await?;
+            let read = async {
+                let mut rows =
+                    sqlx::query_with(AssertSqlSafe(sql), values).fetch(&mut *lease.connection());
+                let mut chunk = TextRows::new(width);
+                while let Some(row) = rows.try_next().await? {
+                    for column in 0..width {
+                        let value: Option<&str> = row.try_get(column)?;
+                        chunk.push(value).map_err(decode_error)?;
+                    }
+                    if chunk.len() as u64 == BULK_ROWS || chunk.text_len() >= BULK_TEXT {
+                        // A table that filled one chunk likely fills the next: it starts that
+                        // size.
+                        let next = TextRows::with_capacity(width, chunk.len(), chunk.text_len());
+                        part(std::mem::replace(&mut chunk, next));
+                    }
                 }
-                if chunk.len() as u64 == BULK_ROWS || chunk.text_len() >= BULK_TEXT {
-                    // A table that filled one chunk likely fills the next: it starts that size.
-                    let next = TextRows::with_capacity(width, chunk.len(), chunk.text_len());
-                    part(std::mem::replace(&mut chunk, next));
+                if !chunk.is_empty() {
+                    part(chunk);
                 }
+                Ok::<_, StorageError>(())
             }
-            if !chunk.is_empty() {
-                part(chunk);
-            }
-            return Ok(());
+            .await;
+            lease.keep(read.is_ok());
+            return read;
         }
         self.sqlite_folds(table, from, &columns, |json, count| {
             let rows = crate::text_rows::parse_json_rows(json, width, chunk_capacity(count))
@@ -727,11 +920,11 @@ impl Database {
     ) -> Result<Option<T>, StorageError> {
         note_statement();
         let (sql, values) = self.dialect().build(statement);
-        let row = on_pool!(self, |pool| sqlx::query_as_with::<_, T, _>(
+        let row = on_lease!(self, |conn| sqlx::query_as_with::<_, T, _>(
             AssertSqlSafe(sql),
             values
         )
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await)?;
         Ok(row)
     }

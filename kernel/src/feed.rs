@@ -147,6 +147,14 @@ impl std::fmt::Debug for Follower {
 /// How many changes one read takes.
 const BATCH: u64 = 1000;
 
+/// How many of a load's statements run at once: one per core, at least two. The reads and the
+/// builders need the cores, and so does a local database; more statements at once would only
+/// open more connections (on PostgreSQL a forked process each, about 5 ms of its CPU on the
+/// machine BENCHMARKS.md measures), not read faster.
+fn load_statements_at_once() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
 impl Follower {
     /// A follower of the feed in `db`; nothing runs until [`Follower::start`].
     pub fn new(db: Database, settings: FeedSettings) -> Arc<Self> {
@@ -347,11 +355,16 @@ impl Follower {
             let head = feed::head(&self.db)
                 .await
                 .map_err(|e| format!("cannot read the feed's head: {e}"))?;
-            // Every consumer reads at once (each on its own connections): a start waits for
-            // the slowest load, not for their sum. Each one either installs what it read or
-            // records why it could not; the first failure fails the whole load.
-            let results =
-                futures_util::future::join_all(consumers.iter().map(|c| c.load(head))).await;
+            // Every consumer reads at once: a start waits for the slowest load, not for their
+            // sum. Their statements run a few at a time (`load_statements_at_once`), so that
+            // they share a few connections instead of opening one each. Each consumer either
+            // installs what it read or records why it could not; the first failure fails the
+            // whole load.
+            let results = plystra_contracts::storage::with_statement_limit(
+                load_statements_at_once(),
+                futures_util::future::join_all(consumers.iter().map(|c| c.load(head))),
+            )
+            .await;
             results.into_iter().collect::<Result<Vec<()>, String>>()?;
             Ok::<_, String>(head)
         }

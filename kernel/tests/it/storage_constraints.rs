@@ -389,3 +389,85 @@ async fn a_bulk_read_returns_every_row_once_across_chunks_with_nulls_and_any_tex
     .unwrap();
     assert_eq!(none, 0, "no rows, no part");
 }
+
+/// The pool's size: how many connections it holds (in use or idle).
+fn pool_size(db: &Database) -> u32 {
+    match db {
+        Database::Sqlite(pool) => pool.size(),
+        Database::Postgres(pool) => pool.size(),
+    }
+}
+
+#[tokio::test]
+async fn statements_under_a_limit_share_that_many_connections() {
+    let Some(t) = TestDatabase::new().await else {
+        return;
+    };
+    let db = &t.db;
+    // A statement that keeps its connection for a while (tenths of a second) on each backend.
+    let slow = Query::select()
+        .expr(Expr::cust(match db.dialect() {
+            plystra_contracts::storage::Dialect::Sqlite => {
+                "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
+                 SELECT COUNT(*) FROM c)"
+            }
+            plystra_contracts::storage::Dialect::Postgres => {
+                "(SELECT CAST(300000 AS BIGINT) FROM pg_sleep(0.15))"
+            }
+        }))
+        .to_owned();
+    let burst = || futures_util::future::join_all((0..6).map(|_| db.fetch_one::<(i64,), _>(&slow)));
+    let before = pool_size(db);
+    let answers = plystra_contracts::storage::with_statement_limit(2, burst()).await;
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok((300_000,)))),
+        "{answers:?}"
+    );
+    // Two at a time, on two connections the scope kept from one statement to the next.
+    let limited = pool_size(db);
+    assert!(
+        limited <= Ord::max(before, 2),
+        "six statements two at a time opened {limited} connections (the pool had {before})"
+    );
+    // A statement that fails gives its connection back to the pool; the next one still runs.
+    let missing = Query::select()
+        .expr(Expr::col(Alias::new("id")))
+        .from(Alias::new("no_such_table"))
+        .to_owned();
+    let (failed, after) = plystra_contracts::storage::with_statement_limit(1, async {
+        let failed = db.fetch_all::<(String,), _>(&missing).await;
+        (failed, db.fetch_one::<(i64,), _>(&slow).await)
+    })
+    .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(matches!(after, Ok((300_000,))), "{after:?}");
+    // A pool of one connection: the scope gives it back after each statement (it would
+    // otherwise wait for itself until the acquire timeout).
+    let single = plystra_kernel::storage::connect(&plystra_kernel::storage::DatabaseConfig {
+        max_connections: 1,
+        ..plystra_kernel::storage::DatabaseConfig::new(t.url.clone())
+    })
+    .await
+    .expect("a second pool on the test database");
+    let answers = plystra_contracts::storage::with_statement_limit(
+        2,
+        futures_util::future::join_all((0..3).map(|_| single.fetch_one::<(i64,), _>(&slow))),
+    )
+    .await;
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok((300_000,)))),
+        "{answers:?}"
+    );
+    single.close().await;
+    // The same burst without the limit opens a connection per statement: what the limit saves.
+    let answers = burst().await;
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok((300_000,)))),
+        "{answers:?}"
+    );
+    let unlimited = pool_size(db);
+    assert!(
+        unlimited >= 6,
+        "without the limit each statement has a connection: the pool holds {unlimited}"
+    );
+}
