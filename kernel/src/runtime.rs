@@ -378,9 +378,16 @@ pub async fn boot(config: KernelConfig, source: CapabilitySource) -> Result<Boot
     );
     let events = Arc::new(EventBus::new(1024));
     tracing::info!(step = "events", "event substrate initialised");
+    // The database is opened while the manifests are validated (a few ms of CPU on this
+    // thread; PostgreSQL starts a process for the connection meanwhile). Nothing touches it
+    // before they are found valid.
+    let connecting = config
+        .database
+        .clone()
+        .map(|db| tokio::spawn(async move { crate::storage::connect(&db).await }));
     let order = resolve(&source)?;
     let runtime = new_runtime(config, &order, events.clone());
-    let database = open_database(&runtime, &order).await;
+    let database = open_database(&runtime, &order, connecting).await;
     register_migrations(&runtime, &events);
     crate::http::metrics::register_kernel_gauges(&runtime, database.as_ref());
     let mut services = kernel_services(&runtime, &events);
@@ -444,8 +451,13 @@ fn new_runtime(
 async fn open_database(
     runtime: &Arc<Runtime>,
     order: &[&'static Registration],
+    connecting: Option<tokio::task::JoinHandle<Result<Database, crate::storage::ConnectError>>>,
 ) -> Option<Database> {
-    let db_config = runtime.config.database.as_ref()?;
+    let (db_config, connecting) = runtime.config.database.as_ref().zip(connecting)?;
+    let connected = match connecting.await {
+        Ok(connected) => connected,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     let namespaces: Vec<&str> = std::iter::once(plystra_contracts::feed::NAMESPACE)
         .chain(
             order
@@ -453,9 +465,17 @@ async fn open_database(
                 .filter_map(|r| r.manifest.provides().migrations.namespace),
         )
         .collect();
-    let prepared =
-        crate::storage::boot::prepare(db_config, runtime.config.environment, &namespaces).await;
-    prepared.probe.refresh(runtime).await;
+    let prepared = crate::storage::boot::prepare(
+        db_config,
+        connected,
+        runtime.config.environment,
+        &namespaces,
+    )
+    .await;
+    match &prepared.state {
+        Some(state) => drop(crate::storage::boot::record(state, runtime)),
+        None => drop(prepared.probe.refresh(runtime).await),
+    }
     runtime.add_probe(Arc::new(crate::storage::boot::BoundProbe {
         probe: prepared.probe,
         runtime: Arc::downgrade(runtime),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::Environment;
 use crate::runtime::{ReadinessProbe, Runtime};
 use crate::storage::migrations::{MigrationSet, SchemaState};
-use crate::storage::{Database, DatabaseConfig, connect, redact_url};
+use crate::storage::{ConnectError, Database, DatabaseConfig, redact_url};
 
 /// What the boot found.
 #[derive(Debug)]
@@ -16,17 +16,21 @@ pub struct PreparedDatabase {
     pub database: Option<Database>,
     /// The readiness probe to register.
     pub probe: Arc<SchemaProbe>,
+    /// The schema state, when migrating read it (the probe need not read it again).
+    pub state: Option<SchemaState>,
 }
 
-/// Opens the database and, in development, applies what is pending for `namespaces`. Problems
-/// never stop the boot; the probe reports them.
+/// Takes the database `config` names as opened (`connected`, what [`crate::storage::connect`] returned: the
+/// boot opens it while it validates the manifests) and, in development, applies what is
+/// pending for `namespaces`. Problems never stop the boot; the probe reports them.
 pub async fn prepare(
     config: &DatabaseConfig,
+    connected: Result<Database, ConnectError>,
     environment: Environment,
     namespaces: &[&str],
 ) -> PreparedDatabase {
     let url = redact_url(&config.url);
-    let database = match connect(config).await {
+    let database = match connected {
         Ok(db) => db,
         Err(e) => {
             tracing::error!(step = "database", %url, error = %e, "database unreachable");
@@ -38,17 +42,20 @@ pub async fn prepare(
                     set: None,
                     fixed: Some(problem),
                 }),
+                state: None,
             };
         }
     };
     let set = MigrationSet::embedded(database.dialect());
     tracing::info!(step = "database", %url, dialect = %database.dialect(), "database open");
+    let mut state = None;
     if environment == Environment::Development {
-        match set.apply_pending(&database, namespaces).await {
-            Ok(applied) => {
+        match set.apply_pending_then_state(&database, namespaces).await {
+            Ok((applied, after)) => {
                 for a in &applied {
                     tracing::info!(step = "migrate", version = %a.version, name = %a.stem, ms = a.execution_ms, "applied migration");
                 }
+                state = Some(after);
             }
             Err(e) => {
                 tracing::error!(step = "migrate", error = %e, "migrations could not be applied")
@@ -62,6 +69,7 @@ pub async fn prepare(
             set: Some(set),
             fixed: None,
         }),
+        state,
     }
 }
 
@@ -96,27 +104,30 @@ impl SchemaProbe {
     /// Records the versions in the runtime and says what is wrong, if anything.
     pub async fn refresh(&self, runtime: &Runtime) -> Option<String> {
         match self.state().await {
-            Ok(state) => {
-                runtime.set_schema_versions(
-                    state
-                        .schema_version
-                        .clone()
-                        .unwrap_or_else(|| "none".to_owned()),
-                    state
-                        .expected_schema_version
-                        .clone()
-                        .unwrap_or_else(|| "none".to_owned()),
-                );
-                (!state.is_current()).then(|| {
-                    format!(
-                        "migrations pending: {}; run `plystractl migrate up`",
-                        state.pending.join(", ")
-                    )
-                })
-            }
+            Ok(state) => record(&state, runtime),
             Err(problem) => Some(problem),
         }
     }
+}
+
+/// Records `state`'s versions in the runtime and says what is pending, if anything.
+pub fn record(state: &SchemaState, runtime: &Runtime) -> Option<String> {
+    runtime.set_schema_versions(
+        state
+            .schema_version
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
+        state
+            .expected_schema_version
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
+    );
+    (!state.is_current()).then(|| {
+        format!(
+            "migrations pending: {}; run `plystractl migrate up`",
+            state.pending.join(", ")
+        )
+    })
 }
 
 /// The probe as the runtime sees it, bound to the runtime whose versions it updates.

@@ -550,6 +550,30 @@ impl MigrationSet {
         db: &Database,
         owned: &[&str],
     ) -> Result<Vec<Applied>, MigrationError> {
+        Ok(self.apply_pending_or_state(db, owned).await?.0)
+    }
+
+    /// [`MigrationSet::apply_pending`], and the schema state after it. A database with nothing
+    /// pending is read once for both (a development boot's usual case); one that had migrations
+    /// applied is read again.
+    pub async fn apply_pending_then_state(
+        &self,
+        db: &Database,
+        owned: &[&str],
+    ) -> Result<(Vec<Applied>, SchemaState), MigrationError> {
+        match self.apply_pending_or_state(db, owned).await? {
+            (applied, Some(state)) => Ok((applied, state)),
+            (applied, None) => Ok((applied, self.schema_state(db).await?)),
+        }
+    }
+
+    /// What [`MigrationSet::apply_pending`] applied, with the schema state when nothing was
+    /// pending (the ledger read to find that out shows it).
+    async fn apply_pending_or_state(
+        &self,
+        db: &Database,
+        owned: &[&str],
+    ) -> Result<(Vec<Applied>, Option<SchemaState>), MigrationError> {
         let namespaces = self.check_ownership(owned)?;
         // One read of the ledger for both questions: a boot on a current database asks nothing
         // else of it.
@@ -557,7 +581,7 @@ impl MigrationSet {
         // Nothing pending asks nothing of the role: a runtime role without CREATE (development
         // with least-privilege roles) boots on a current database without a refused DDL.
         if self.pending_of(&ledger).is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Some(self.state_of(&ledger))));
         }
         ensure_ledger(db).await?;
         let mut applied = Vec::new();
@@ -571,7 +595,7 @@ impl MigrationSet {
                 });
             }
         }
-        Ok(applied)
+        Ok((applied, None))
     }
 }
 
@@ -612,17 +636,21 @@ impl MigrationSet {
     pub async fn schema_state(&self, db: &Database) -> Result<SchemaState, MigrationError> {
         // One read of the ledger for all three answers: readiness asks this on every probe.
         let ledger = self.verified_ledger(db).await?;
+        Ok(self.state_of(&ledger))
+    }
+
+    /// The schema state a verified `ledger` shows.
+    fn state_of(&self, ledger: &[LedgerEntry]) -> SchemaState {
         let pending = self
-            .pending_of(&ledger)
+            .pending_of(ledger)
             .into_iter()
             .map(|m| m.file.clone())
             .collect();
-        let schema_version = highest_version(&ledger);
-        Ok(SchemaState {
-            schema_version,
+        SchemaState {
+            schema_version: highest_version(ledger),
             expected_schema_version: self.expected_schema_version().map(str::to_owned),
             pending,
-        })
+        }
     }
 }
 
