@@ -378,25 +378,24 @@ impl<DB: Leased> Drop for Lease<DB> {
     }
 }
 
-/// Runs `$body` with `$conn` (`&mut` a connection) on a [`Lease`] of `$db`'s pool; a success
-/// keeps the connection for the scope.
+/// Runs `$body` (a `Result`) with `$conn` bound to `&mut` the connection of a [`Lease`] of
+/// `$pool`; a success keeps the connection for the scope.
+macro_rules! leased {
+    ($pool:expr, |$conn:ident| $body:expr) => {{
+        let mut lease = Lease::of($pool).await?;
+        let $conn = lease.connection();
+        let out = $body;
+        lease.keep(out.is_ok());
+        out
+    }};
+}
+
+/// [`leased!`] on the pool of `$db`, whichever backend it is.
 macro_rules! on_lease {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
-            Database::Sqlite(pool) => {
-                let mut lease = Lease::of(pool).await?;
-                let $conn = lease.connection();
-                let out = $body;
-                lease.keep(out.is_ok());
-                out
-            }
-            Database::Postgres(pool) => {
-                let mut lease = Lease::of(pool).await?;
-                let $conn = lease.connection();
-                let out = $body;
-                lease.keep(out.is_ok());
-                out
-            }
+            Database::Sqlite(pool) => leased!(pool, |$conn| $body),
+            Database::Postgres(pool) => leased!(pool, |$conn| $body),
         }
     };
 }
@@ -764,10 +763,9 @@ impl Database {
             use futures_util::TryStreamExt as _;
             note_statement();
             let (sql, values) = self.dialect().build(from.clone().exprs(columns));
-            let mut lease = Lease::of(pool).await?;
-            let read = async {
-                let mut rows = sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values)
-                    .fetch(&mut *lease.connection());
+            return leased!(pool, |conn| async {
+                let mut rows =
+                    sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values).fetch(&mut *conn);
                 let mut chunk = Vec::new();
                 while let Some(row) = rows.try_next().await? {
                     chunk.push(row);
@@ -785,9 +783,7 @@ impl Database {
                 }
                 Ok::<_, StorageError>(())
             }
-            .await;
-            lease.keep(read.is_ok());
-            return read;
+            .await);
         }
         self.sqlite_folds(table, from, &columns, |json, count| {
             let rows: Vec<T> = parse_rows(json, count).map_err(decode_error)?;
@@ -815,10 +811,8 @@ impl Database {
             use sqlx::Row as _;
             note_statement();
             let (sql, values) = self.dialect().build(from.clone().exprs(columns));
-            let mut lease = Lease::of(pool).await?;
-            let read = async {
-                let mut rows =
-                    sqlx::query_with(AssertSqlSafe(sql), values).fetch(&mut *lease.connection());
+            return leased!(pool, |conn| async {
+                let mut rows = sqlx::query_with(AssertSqlSafe(sql), values).fetch(&mut *conn);
                 let mut chunk = TextRows::new(width);
                 while let Some(row) = rows.try_next().await? {
                     for column in 0..width {
@@ -837,9 +831,7 @@ impl Database {
                 }
                 Ok::<_, StorageError>(())
             }
-            .await;
-            lease.keep(read.is_ok());
-            return read;
+            .await);
         }
         self.sqlite_folds(table, from, &columns, |json, count| {
             let rows = crate::text_rows::parse_json_rows(json, width, chunk_capacity(count))
