@@ -20,9 +20,10 @@ pub struct PreparedDatabase {
     pub state: Option<SchemaState>,
 }
 
-/// Takes the database `config` names as opened (`connected`, what [`crate::storage::connect`] returned: the
-/// boot opens it while it validates the manifests) and, in development, applies what is
-/// pending for `namespaces`. Problems never stop the boot; the probe reports them.
+/// Takes the database `config` names as opened (`connected`, what
+/// [`crate::storage::connect`] returned: the boot opens it while it validates the manifests)
+/// and, in development, applies what is pending for `namespaces`. Problems never stop the
+/// boot; the probe reports them.
 pub async fn prepare(
     config: &DatabaseConfig,
     connected: Result<Database, ConnectError>,
