@@ -14,12 +14,12 @@
 //! follower's staleness rule, not the index's.
 //!
 //! **Layout.** Every ID is numbered once per kind when a fact first names it ([`Names`]: the
-//! text is held once, shared by every row that shows it), and rows are chunked copy-on-write
-//! arrays indexed by those numbers, holding numbers rather than strings: a binding names its
-//! user and member by number, a resource its space, group and owner. A check hashes only what
-//! the request names that has no row to reach it from (the binding, the type, the action, the
-//! resource); the user, member and space are reached from the binding's row and compared with
-//! the request's text.
+//! text is held once, inline in the names' own array or shared by every row that shows it),
+//! and rows are chunked copy-on-write arrays indexed by those numbers, holding numbers rather
+//! than strings: a binding names its user and member by number, a resource its space, group
+//! and owner. A check hashes only what the request names that has no row to reach it from
+//! (the binding, the type, the action, the resource); the user, member and space are reached
+//! from the binding's row and compared with the request's text.
 //!
 //! Each member's grants are precomputed by (type, action): what a check needs from the
 //! member-roles, roles, role-permissions and permissions is one lookup. A change to any of those
@@ -183,6 +183,40 @@ impl Key {
     }
 }
 
+/// How a [`Names`] table holds each numbered ID's text: inline where it fits ([`Key`], for
+/// the kinds whose rows name each other by number), or as a [`Shared`] text that rows of other
+/// kinds hold a count of (a member-role's grants show their role's and permission's IDs).
+trait IdText: Clone {
+    fn of(text: &str) -> Self;
+    fn as_str(&self) -> &str;
+}
+
+impl IdText for Key {
+    fn of(text: &str) -> Self {
+        Self::new(text)
+    }
+
+    /// A key's bytes are always a whole `&str`'s, so reading them back as text cannot fail.
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(text) => text,
+        }
+    }
+}
+
+impl IdText for Shared {
+    fn of(text: &str) -> Self {
+        text.into()
+    }
+
+    fn as_str(&self) -> &str {
+        self
+    }
+}
+
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         self.as_bytes() == other.as_bytes()
@@ -231,23 +265,27 @@ impl Equivalent<TypedKey> for TypedRef<'_> {
 /// indexed by it only grows; an ID named before its own fact arrives (a binding's user, a
 /// member-role's anchor) has a number and no row until then.
 ///
+/// The texts by number are held as `T`: inline by default, so numbering an ID allocates
+/// nothing and reading its text back reads the array's slot (a load names 100,000 resources);
+/// as [`Shared`] texts for the kinds whose IDs other rows hold as text.
+///
 /// Most numbers sit in a flat table that every snapshot since it was built shares; numbers
 /// given since are in a small persistent map, merged into a new flat table when it reaches an
 /// eighth of it (a persistent hash map holds a hundred thousand IDs in several times the
 /// memory). While one snapshot alone holds the flat table (a load), new numbers go straight
 /// into it.
 #[derive(Debug, Clone)]
-struct Names<K: Clone + Hash + Eq> {
+struct Names<K: Clone + Hash + Eq, T: IdText = Key> {
     settled: Arc<FlatMap<K, Num>>,
     recent: HashMap<K, Num>,
-    text: Chunked<Shared>,
+    text: Chunked<T>,
     /// Whether every ID sorts after every ID numbered before it, so that comparing numbers
     /// compares IDs. Kept while the IDs arrive in order (a load reads rows in creation order,
     /// and IDs sort by creation time); then the ID-ordered lists are kept without reading IDs.
     in_order: bool,
 }
 
-impl<K: Clone + Hash + Eq> Default for Names<K> {
+impl<K: Clone + Hash + Eq, T: IdText> Default for Names<K, T> {
     fn default() -> Self {
         Self {
             settled: Arc::default(),
@@ -258,7 +296,7 @@ impl<K: Clone + Hash + Eq> Default for Names<K> {
     }
 }
 
-impl<K: Clone + Hash + Eq> Names<K> {
+impl<K: Clone + Hash + Eq, T: IdText> Names<K, T> {
     fn lookup<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<Num> {
         match self.settled.get(key) {
             Some(n) => Some(*n),
@@ -268,7 +306,7 @@ impl<K: Clone + Hash + Eq> Names<K> {
     }
 
     fn text(&self, n: Num) -> &str {
-        self.text.get(n as usize).map_or("", |t| t)
+        self.text.get(n as usize).map_or("", T::as_str)
     }
 
     /// Whether `a`'s ID sorts before `b`'s.
@@ -289,29 +327,22 @@ impl<K: Clone + Hash + Eq> Names<K> {
         }
     }
 
-    fn shared(&self, n: Num) -> Shared {
-        self.text
-            .get(n as usize)
-            .cloned()
-            .unwrap_or_else(|| "".into())
-    }
-
     #[cfg(test)]
     fn len(&self) -> usize {
         self.text.len()
     }
 
     /// Gives `text` the next number's text, noting whether it still sorts after every other.
-    fn number(&mut self, text: Shared) {
+    fn number(&mut self, text: &str) {
         let n = self.text.len() as Num;
-        if self.in_order && n > 0 && *text <= *self.text(n - 1) {
+        if self.in_order && n > 0 && text <= self.text(n - 1) {
             self.in_order = false;
         }
-        self.text.push(text);
+        self.text.push(T::of(text));
     }
 
     /// Numbers `key` (whose text is `text`) with the next number.
-    fn add(&mut self, key: K, text: Shared) -> Num {
+    fn add(&mut self, key: K, text: &str) -> Num {
         let n = self.text.len() as Num;
         self.number(text);
         if let Some(settled) = Arc::get_mut(&mut self.settled) {
@@ -328,7 +359,17 @@ impl<K: Clone + Hash + Eq> Names<K> {
     }
 }
 
-impl Names<Key> {
+impl<K: Clone + Hash + Eq> Names<K, Shared> {
+    /// The text of number `n`, shared.
+    fn shared(&self, n: Num) -> Shared {
+        self.text
+            .get(n as usize)
+            .cloned()
+            .unwrap_or_else(|| "".into())
+    }
+}
+
+impl<T: IdText> Names<Key, T> {
     /// The number of `text`.
     fn get(&self, text: &str) -> Option<Num> {
         self.lookup(&KeyRef(text.as_bytes()))
@@ -339,7 +380,7 @@ impl Names<Key> {
         if let Some(n) = self.get(text) {
             return n;
         }
-        self.add(Key::new(text), text.into())
+        self.add(Key::new(text), text)
     }
 }
 
@@ -364,13 +405,13 @@ impl Names<TypedKey> {
                     vacant.insert(next);
                 }
             }
-            self.number(id.into());
+            self.number(id);
             return next;
         }
         if let Some(n) = self.get(type_key, id) {
             return n;
         }
-        self.add(TypedKey(type_key, Key::new(id)), id.into())
+        self.add(TypedKey(type_key, Key::new(id)), id)
     }
 
     /// Makes room for `additional` more names without growing the table on the way (a load
@@ -686,7 +727,7 @@ pub struct Snapshot {
     /// conditions read as `subject.properties`.
     user_metadata: Rows<Shared>,
     member_metadata: Rows<Shared>,
-    space_names: Names<Key>,
+    space_names: Names<Key, Shared>,
     spaces: Rows<Status>,
     member_names: Names<Key>,
     members: Rows<MemberRow>,
@@ -696,7 +737,7 @@ pub struct Snapshot {
     /// reaches.
     bindings_of_user: Rows<OrdSet<Num>>,
     bindings_of_member: Rows<OrdSet<Num>>,
-    group_names: Names<Key>,
+    group_names: Names<Key, Shared>,
     groups: Rows<GroupRow>,
     /// Types by ID.
     type_names: Names<Key>,
@@ -737,13 +778,13 @@ pub struct Snapshot {
     /// Every group as (space, path, group), in path order within its space: a `group_tree`
     /// grant's subtree is one range.
     groups_by_path: OrdSet<(Num, Shared, Num)>,
-    role_names: Names<Key>,
+    role_names: Names<Key, Shared>,
     roles: Rows<RoleRow>,
-    permission_names: Names<Key>,
+    permission_names: Names<Key, Shared>,
     permissions: Rows<PermissionRow>,
     role_permission_names: Names<Key>,
     role_permissions: Rows<RolePermissionRow>,
-    member_role_names: Names<Key>,
+    member_role_names: Names<Key, Shared>,
     member_roles: Rows<MemberRoleRow>,
     /// role → its role-permissions not removed.
     permissions_of_role: Rows<OrdSet<Num>>,
@@ -2656,16 +2697,22 @@ mod tests {
                         .collect(),
                 ));
             }
-            for (name, rows, names) in [
-                ("group", &s.resources_in_group, &s.group_names),
-                ("owner", &s.resources_of_owner, &s.member_names),
+            let group_ids: Vec<&str> = (0..s.group_names.len() as Num)
+                .map(|n| s.group_names.text(n))
+                .collect();
+            let owner_ids: Vec<&str> = (0..s.member_names.len() as Num)
+                .map(|n| s.member_names.text(n))
+                .collect();
+            for (name, rows, ids) in [
+                ("group", &s.resources_in_group, group_ids),
+                ("owner", &s.resources_of_owner, owner_ids),
             ] {
-                for n in 0..names.len() as Num {
-                    for (type_key, list) in rows.get(n).map(|r| &*r.0).unwrap_or_default() {
+                for (n, id) in ids.iter().enumerate() {
+                    for (type_key, list) in rows.get(n as Num).map(|r| &*r.0).unwrap_or_default() {
                         out.push((
                             name.to_owned(),
                             s.type_keys.text(*type_key).to_owned(),
-                            names.text(n).to_owned(),
+                            (*id).to_owned(),
                             list.iter()
                                 .map(|r| s.resource_names.text(*r).to_owned())
                                 .collect(),

@@ -520,6 +520,11 @@ impl Snapshot {
     /// Records that resource `n` carries external name `external`, keeping the list in ID
     /// order.
     fn name_external(&mut self, external: Num, n: Num) {
+        // Nearly always the first to carry it (every resource of a load).
+        if self.carriers.get(external).is_none() {
+            self.carriers.set(external, Carriers::One(n));
+            return;
+        }
         let mut list = self
             .carriers
             .get(external)
