@@ -388,6 +388,23 @@ async fn a_bulk_read_returns_every_row_once_across_chunks_with_nulls_and_any_tex
     .await
     .unwrap();
     assert_eq!(none, 0, "no rows, no part");
+    // A column that is not text fails the read, also when its first value is NULL (PostgreSQL
+    // checks the columns' types once, on the first row, and then only decodes).
+    for column in [
+        "CAST(7 AS BIGINT)",
+        "CASE WHEN id = 'p000000' THEN NULL ELSE 7 END",
+    ] {
+        let mut not_text = columns();
+        not_text[3] = Expr::cust(column);
+        let mut parts = 0;
+        let read = db
+            .fetch_text_in_parts("sys_authz_permissions", &from("active"), not_text, |_| {
+                parts += 1
+            })
+            .await;
+        assert!(read.is_err(), "{column} read as text");
+        assert_eq!(parts, 0, "{column}: no part before the error");
+    }
 }
 
 /// The pool's size: how many connections it holds (in use or idle).
