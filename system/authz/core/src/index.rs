@@ -184,8 +184,8 @@ impl Key {
 }
 
 /// How a [`Names`] table holds each numbered ID's text: inline where it fits ([`Key`], for
-/// the kinds whose rows name each other by number), or as a [`Shared`] text that rows of other
-/// kinds hold a count of (a member-role's grants show their role's and permission's IDs).
+/// the kinds that rows name only by number), or as a [`Shared`] text that rows of other kinds
+/// hold a count of (a member-role's grants show their role's and permission's IDs).
 trait IdText: Clone {
     fn of(text: &str) -> Self;
     fn as_str(&self) -> &str;
