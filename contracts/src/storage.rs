@@ -962,7 +962,7 @@ impl Database {
 /// Checks that `row` has `width` columns, each of a type that decodes as text: what
 /// [`Database::fetch_text_in_parts`] checks once per statement instead of once per value.
 fn text_columns(row: &sqlx::postgres::PgRow, width: usize) -> Result<(), StorageError> {
-    use sqlx::{Column as _, Row as _, TypeInfo as _};
+    use sqlx::{Column as _, Row as _};
     if row.columns().len() != width {
         return Err(StorageError::Database {
             source: sqlx::Error::ColumnIndexOutOfBounds {
@@ -977,11 +977,7 @@ fn text_columns(row: &sqlx::postgres::PgRow, width: usize) -> Result<(), Storage
             return Err(StorageError::Database {
                 source: sqlx::Error::ColumnDecode {
                     index: format!("{:?}", column.name()),
-                    source: format!(
-                        "mismatched types; Rust type `&str` is not compatible with SQL type `{}`",
-                        found.name()
-                    )
-                    .into(),
+                    source: sqlx::error::mismatched_types::<sqlx::Postgres, &str>(found),
                 },
             });
         }

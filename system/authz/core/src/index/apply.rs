@@ -520,16 +520,12 @@ impl Snapshot {
     /// Records that resource `n` carries external name `external`, keeping the list in ID
     /// order.
     fn name_external(&mut self, external: Num, n: Num) {
-        // Nearly always the first to carry it (every resource of a load).
-        if self.carriers.get(external).is_none() {
+        let Some(carriers) = self.carriers.get(external) else {
+            // Nearly always the first to carry it (every resource of a load).
             self.carriers.set(external, Carriers::One(n));
             return;
-        }
-        let mut list = self
-            .carriers
-            .get(external)
-            .map(Carriers::to_vec)
-            .unwrap_or_default();
+        };
+        let mut list = carriers.to_vec();
         if !list.contains(&n) {
             list.push(n);
             list.sort_by(|a, b| {
